@@ -1,0 +1,27 @@
+-- The tamper-evident audit log: one hash chain per tenant.
+CREATE TABLE audit_events (
+    tenant_id   UUID    NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    seq         BIGINT  NOT NULL,                         -- 1, 2, 3, ... per tenant
+    id          UUID    NOT NULL UNIQUE,
+    occurred_at BIGINT  NOT NULL,
+    actor       TEXT    NOT NULL,
+    action      TEXT    NOT NULL,
+    target      TEXT,
+    outcome     TEXT    NOT NULL,
+    client_addr TEXT,
+    user_agent  TEXT,
+    metadata    TEXT    NOT NULL,                         -- canonical JSON, hashed as stored
+    prev_hash   BYTEA   NOT NULL,
+    hash        BYTEA   NOT NULL,
+    PRIMARY KEY (tenant_id, seq)
+);
+
+CREATE INDEX audit_events_by_time ON audit_events (tenant_id, occurred_at);
+CREATE INDEX audit_events_by_action ON audit_events (tenant_id, action, seq);
+
+-- The newest link of each chain; appends lock this row, so a chain never forks.
+CREATE TABLE audit_chain_heads (
+    tenant_id UUID    NOT NULL PRIMARY KEY REFERENCES tenants (id) ON DELETE CASCADE,
+    seq       BIGINT  NOT NULL,
+    head_hash BYTEA   NOT NULL
+);

@@ -1,0 +1,18 @@
+//! Key material and envelope encryption.
+//!
+//! * [`SecretKey`] / [`SecretBytes`]: secrets that are zeroized on drop, redacted in `Debug`
+//!   and compared in constant time.
+//! * [`KeyProvider`]: wraps and unwraps data keys under the master key. [`LocalKeyProvider`]
+//!   loads the master key from an environment variable or a file; a host can plug a KMS.
+//! * [`envelope`]: the AES-256-GCM envelope format local providers use, binding a caller
+//!   context (tenant, key version) so a wrapped key cannot be moved.
+//!
+//! Storage (tenant data keys) and auth (signing keys) both keep their secrets wrapped this way.
+
+pub mod envelope;
+mod provider;
+mod secret;
+
+pub use envelope::WrappedKey;
+pub use provider::{KeyProvider, LocalKeyProvider, MasterKeySource};
+pub use secret::{SecretBytes, SecretKey};
