@@ -83,8 +83,10 @@ impl DbOptions {
 
 /// A connection pool for one backend. Stores match on it through [`with_pool!`] and
 /// [`with_write_tx!`](crate::with_write_tx) so each query is written once for every backend.
+///
+/// Deliberately exhaustive: adding a backend must fail to compile in every store that has
+/// not learned it yet, rather than fail at run time.
 #[derive(Debug, Clone)]
-#[non_exhaustive]
 pub enum DbPool {
     /// A SQLite pool.
     Sqlite(SqlitePool),

@@ -1,0 +1,205 @@
+//! Test backends: every conformance case runs against each of them.
+//!
+//! | backend | how |
+//! | --- | --- |
+//! | `SqliteMemory` | `sqlite::memory:`, private to the test |
+//! | `SqliteFile` | a SQLite file in a fresh temporary directory |
+//! | `Postgres` | a fresh schema in the database named by `ATE_TEST_POSTGRES_URL` (created if missing), dropped after the test |
+//!
+//! When `ATE_TEST_POSTGRES_URL` is unset, PostgreSQL cases print a notice and pass without
+//! running, except under `CI=true`, where unset or unreachable is a failure: CI must never
+//! go green on a backend it did not test.
+
+use ate_core::{Db, DbOptions, ManualClock, Principal, SqlAuditSink, SqlTenantStore};
+use ate_core::{AuditSink, TenantStore};
+use chrono::{DateTime, Utc};
+use sqlx::Connection as _;
+use std::future::Future;
+use std::str::FromStr as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The environment variable naming the PostgreSQL server for tests.
+pub const POSTGRES_URL_VAR: &str = "ATE_TEST_POSTGRES_URL";
+
+/// A metadata backend under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// In-memory SQLite.
+    SqliteMemory,
+    /// SQLite file in WAL mode.
+    SqliteFile,
+    /// PostgreSQL, one schema per test.
+    Postgres,
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// A database opened for one test, removed afterwards.
+#[derive(Debug)]
+pub struct TestDb {
+    /// The handle under test.
+    pub db: Db,
+    /// The URL it was opened with (for tests that reopen it).
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    pg_schema: Option<(String, String)>,
+}
+
+impl TestDb {
+    /// Opens a fresh database on `backend`; `None` if the backend is not configured here
+    /// (never under `CI=true`).
+    pub async fn open(backend: Backend) -> Option<TestDb> {
+        match backend {
+            Backend::SqliteMemory => Some(TestDb {
+                db: Db::open("sqlite::memory:").await.expect("open in-memory SQLite"),
+                url: "sqlite::memory:".into(),
+                _dir: None,
+                pg_schema: None,
+            }),
+            Backend::SqliteFile => {
+                let dir = tempfile::tempdir().expect("temporary directory");
+                let url = format!("sqlite://{}/ate.db", dir.path().display());
+                Some(TestDb {
+                    db: Db::open(&url).await.expect("open SQLite file"),
+                    url,
+                    _dir: Some(dir),
+                    pg_schema: None,
+                })
+            }
+            Backend::Postgres => open_postgres().await,
+        }
+    }
+
+    /// Drops the PostgreSQL schema (other backends clean up on drop).
+    pub async fn cleanup(self) {
+        self.db.close().await;
+        if let Some((admin_url, schema)) = self.pg_schema {
+            if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url).await {
+                let drop = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+                let _ = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&mut conn).await;
+                let _ = conn.close().await;
+            }
+        }
+    }
+}
+
+async fn open_postgres() -> Option<TestDb> {
+    let Ok(base) = std::env::var(POSTGRES_URL_VAR) else {
+        if in_ci() {
+            panic!("CI=true but {POSTGRES_URL_VAR} is not set: PostgreSQL tests cannot be skipped in CI");
+        }
+        eprintln!("SKIPPED: {POSTGRES_URL_VAR} is not set, so this PostgreSQL case did not run");
+        return None;
+    };
+    ensure_database(&base).await;
+    let schema = format!("t_{}", uuid::Uuid::now_v7().simple());
+    let mut admin = sqlx::PgConnection::connect(&base)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {POSTGRES_URL_VAR}: {e}"));
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\"")))
+        .execute(&mut admin)
+        .await
+        .expect("create test schema");
+    let _ = admin.close().await;
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options[search_path]={schema}");
+    let db = Db::open_with(
+        &url,
+        DbOptions::default()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(20)),
+    )
+    .await
+    .expect("open PostgreSQL test schema");
+    Some(TestDb {
+        db,
+        url,
+        _dir: None,
+        pg_schema: Some((base, schema)),
+    })
+}
+
+/// Creates the database named in `url` if it does not exist yet (tolerating a concurrent
+/// creator).
+async fn ensure_database(url: &str) {
+    let options = sqlx::postgres::PgConnectOptions::from_str(url)
+        .unwrap_or_else(|e| panic!("{POSTGRES_URL_VAR} is not a valid PostgreSQL URL: {e}"));
+    let Some(name) = options.get_database().map(str::to_owned) else {
+        return;
+    };
+    match sqlx::PgConnection::connect_with(&options).await {
+        Ok(conn) => {
+            let _ = conn.close().await;
+        }
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("3D000") => {
+            let mut conn = sqlx::PgConnection::connect_with(&options.clone().database("postgres"))
+                .await
+                .unwrap_or_else(|e| panic!("cannot reach PostgreSQL to create {name}: {e}"));
+            let create = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
+            match sqlx::query(sqlx::AssertSqlSafe(create)).execute(&mut conn).await {
+                Ok(_) => {}
+                // 42P04 duplicate_database, 23505 unique_violation: another test won the race.
+                Err(sqlx::Error::Database(e))
+                    if matches!(e.code().as_deref(), Some("42P04") | Some("23505")) => {}
+                Err(e) => panic!("cannot create database {name}: {e}"),
+            }
+            let _ = conn.close().await;
+        }
+        Err(e) => panic!("cannot reach PostgreSQL at {POSTGRES_URL_VAR}: {e}"),
+    }
+}
+
+/// Everything a conformance case needs: the stores under test, a controllable clock and a
+/// platform administrator.
+#[derive(Debug, Clone)]
+pub struct Env {
+    /// Which backend this is.
+    pub backend: Backend,
+    /// The raw database (for tampering tests).
+    pub db: Db,
+    /// The tenant store under test.
+    pub tenants: Arc<dyn TenantStore>,
+    /// The audit sink under test.
+    pub audit: Arc<dyn AuditSink>,
+    /// The clock both stores use.
+    pub clock: Arc<ManualClock>,
+    /// A platform administrator.
+    pub admin: Principal,
+}
+
+/// A fixed starting time for the manual clock.
+pub fn epoch() -> DateTime<Utc> {
+    DateTime::from_timestamp(1_767_225_600, 0).expect("valid time") // 2026-01-01T00:00:00Z
+}
+
+impl Env {
+    fn new(backend: Backend, db: Db) -> Env {
+        let clock = Arc::new(ManualClock::new(epoch()));
+        let tenants = SqlTenantStore::new(db.clone()).with_clock(clock.clone());
+        let audit = SqlAuditSink::new(db.clone()).with_clock(clock.clone());
+        Env {
+            backend,
+            db,
+            tenants: Arc::new(tenants),
+            audit: Arc::new(audit),
+            clock,
+            admin: Principal::platform_admin("system:conformance").expect("valid subject"),
+        }
+    }
+}
+
+/// Runs one conformance case against `backend`, then cleans up.
+pub async fn run<F, Fut>(backend: Backend, case: F)
+where
+    F: FnOnce(Env) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let Some(test_db) = TestDb::open(backend).await else {
+        return;
+    };
+    case(Env::new(backend, test_db.db.clone())).await;
+    test_db.cleanup().await;
+}

@@ -1,0 +1,60 @@
+//! The conformance matrix: every suite case against every metadata backend.
+//!
+//! PostgreSQL cases need `ATE_TEST_POSTGRES_URL` (see `tests::support`); under `CI=true`
+//! they fail rather than skip when it is missing or unreachable.
+
+use tests::support::{Backend, run};
+use tests::{audit_sink, tenant_store};
+
+macro_rules! matrix {
+    ($($suite:ident :: $case:ident),* $(,)?) => {
+        mod sqlite_memory {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    run(Backend::SqliteMemory, $suite::$case).await;
+                }
+            )*
+        }
+        mod sqlite_file {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    run(Backend::SqliteFile, $suite::$case).await;
+                }
+            )*
+        }
+        mod postgres {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    run(Backend::Postgres, $suite::$case).await;
+                }
+            )*
+        }
+    };
+}
+
+matrix! {
+    tenant_store::create_and_get,
+    tenant_store::duplicate_slug_is_rejected,
+    tenant_store::concurrent_duplicate_creates,
+    tenant_store::invalid_input_writes_nothing,
+    tenant_store::unknown_tenant_is_not_found,
+    tenant_store::list_paginates,
+    tenant_store::update_is_audited_and_optimistic,
+    tenant_store::suspend_and_reactivate,
+    tenant_store::delete_restore_and_purge,
+    tenant_store::authorization_is_enforced,
+    tenant_store::concurrent_updates_serialize,
+    audit_sink::append_links_events,
+    audit_sink::concurrent_appends_never_fork,
+    audit_sink::query_filters_and_pages,
+    audit_sink::tenants_are_isolated,
+    audit_sink::invalid_appends_change_nothing,
+    audit_sink::tampering_is_detected,
+    audit_sink::verify_long_chain,
+}
