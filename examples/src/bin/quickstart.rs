@@ -1,0 +1,149 @@
+//! The ATE quickstart, on the embedded defaults: a SQLite file and a data folder it creates.
+//!
+//! ```text
+//! cargo run -p examples --bin quickstart [DATA_DIR]     # default: ./quickstart-data
+//! ```
+//!
+//! It opens (or creates) the database, makes sure the tenant `acme` exists, records a few
+//! audit events, verifies the tenant's hash chain and prints a summary. Run it as often as
+//! you like: each run adds to the same log, and the chain keeps verifying.
+
+use ate_core::audit::{AuditAction, AuditQuery, NewAuditEvent, Order, Outcome, actions};
+use ate_core::keys::{KeyProvider, LocalKeyProvider, SecretKey};
+use ate_core::{
+    AuditSink, Classify, CoreError, Db, ErrorKind, NewTenant, Principal, SqlAuditSink,
+    SqlTenantStore, Tenant, TenantStore,
+};
+use std::path::PathBuf;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("quickstart failed ({}): {e}", e.kind());
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), CoreError> {
+    let dir = PathBuf::from(
+        std::env::args()
+            .nth(1)
+            .unwrap_or_else(|| "quickstart-data".into()),
+    );
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        CoreError::invalid("data directory", format!("cannot create {}: {e}", dir.display()))
+    })?;
+
+    // 1. The database: one SQLite file, migrated on open.
+    let db = Db::open(&format!("sqlite://{}/ate.db", dir.display())).await?;
+    let tenants = SqlTenantStore::new(db.clone());
+    let audit = SqlAuditSink::new(db.clone());
+    let admin = Principal::platform_admin("system:quickstart")?;
+
+    // 2. A tenant, created on the first run and found on later ones.
+    let (acme, created) = ensure_tenant(&tenants, &admin).await?;
+
+    // 3. Some audit events, as a host would record them.
+    let ip = "203.0.113.7".parse().map_err(|_| CoreError::Internal("literal address".into()))?;
+    for event in [
+        NewAuditEvent::new(acme.id, "user:alice", actions::AUTHN_LOGIN_FAIL, Outcome::Failure)
+            .client_addr(ip)
+            .user_agent("quickstart/1.0")
+            .metadata(serde_json::json!({ "reason": "bad_password" })),
+        NewAuditEvent::new(acme.id, "user:alice", actions::AUTHN_LOGIN_SUCCESS, Outcome::Success)
+            .client_addr(ip)
+            .user_agent("quickstart/1.0"),
+        NewAuditEvent::new(
+            acme.id,
+            "user:alice",
+            AuditAction::custom("app_report_exported")?,
+            Outcome::Success,
+        )
+        .target("report:q3-revenue"),
+    ] {
+        audit.append(event).await?;
+    }
+
+    // 4. The tenant's data key, wrapped under a local master key (a development key file;
+    //    production hosts load theirs from the environment or a KMS).
+    let master = LocalKeyProvider::load_or_create_file(dir.join("master.key"))?;
+    let context = format!("tenant:{}/data-key:1", acme.id);
+    let data_key = SecretKey::generate()?;
+    let wrapped = master.wrap_key(&data_key, context.as_bytes()).await?;
+    let unwrapped = master.unwrap_key(&wrapped, context.as_bytes()).await?;
+    let rebound = master.unwrap_key(&wrapped, b"tenant:someone-else/data-key:1").await;
+
+    // 5. Verify the chain and summarize.
+    let report = audit.verify_chain(&admin, acme.id).await?;
+    let recent = audit
+        .query(&admin, AuditQuery::tenant(acme.id).order(Order::NewestFirst).limit(5))
+        .await?;
+
+    println!("ATE quickstart — data in {}", dir.display());
+    println!(
+        "  tenant     {} ({}) {}, id {}",
+        acme.slug,
+        acme.name,
+        if created { "created" } else { "found" },
+        acme.id
+    );
+    println!(
+        "  audit log  {} events, chain {}, head {}…",
+        report.events_checked,
+        if report.is_intact() { "intact" } else { "BROKEN" },
+        &hex_prefix(&report.head.hash)
+    );
+    println!("  latest events:");
+    for e in &recent.items {
+        println!(
+            "    #{:<4} {}  {:<22} {:<8} {}",
+            e.seq,
+            e.occurred_at.format("%Y-%m-%d %H:%M:%S"),
+            e.action.as_str(),
+            e.outcome.as_str(),
+            e.actor
+        );
+    }
+    println!(
+        "  keys       master {}, data key wrapped ({} bytes), unwraps {}, other tenant's context: {}",
+        master.key_id(),
+        wrapped.ciphertext.len(),
+        if unwrapped == data_key { "correctly" } else { "WRONGLY" },
+        match &rebound {
+            Err(e) if e.kind() == ErrorKind::Integrity => "rejected",
+            _ => "ACCEPTED (bug)",
+        }
+    );
+    if let Some(b) = &report.first_break {
+        return Err(CoreError::Integrity(b.to_string()));
+    }
+    db.close().await;
+    Ok(())
+}
+
+async fn ensure_tenant(
+    tenants: &SqlTenantStore,
+    admin: &Principal,
+) -> Result<(Tenant, bool), CoreError> {
+    match tenants.get_by_slug(admin, "acme").await {
+        Ok(t) => Ok((t, false)),
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            match tenants.create(admin, NewTenant::new("acme", "Acme Corp")).await {
+                Ok(t) => Ok((t, true)),
+                // Another run created it between our lookup and our create.
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                    Ok((tenants.get_by_slug(admin, "acme").await?, false))
+                }
+                Err(e) => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn hex_prefix(hash: &[u8; 32]) -> String {
+    hash[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
