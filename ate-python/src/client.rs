@@ -1,0 +1,451 @@
+//! `ate.Ate` (blocking) and `ate.AsyncAte` (asyncio) over one shared async core.
+//!
+//! Every operation is written once as an async method of [`Core`]. The blocking API runs it
+//! on the shared runtime with the GIL released ([`block`]); the asyncio API hands it to the
+//! event loop as an awaitable ([`awaitable`]). Arguments are converted from Python before
+//! either, so argument errors surface the same way in both.
+
+use crate::convert::{parse_id, to_json, to_utc};
+use crate::error::Error;
+use crate::types::{AuditEvent, AuditPage, ChainHead, ChainReport, Tenant, TenantPage};
+use crate::{awaitable, block};
+use ate_core::audit::{AuditAction, AuditQuery, NewAuditEvent, Order, Outcome};
+use ate_core::{
+    AuditSink, Cursor, Db, ListTenants, NewTenant, Principal, Quotas, SqlAuditSink,
+    SqlTenantStore, TenantId, TenantSettings, TenantStatus, TenantStore, TenantUpdate,
+};
+use pyo3::prelude::*;
+use pyo3::types::PyDateTime;
+use std::sync::Arc;
+
+/// The stores behind one `Ate`/`AsyncAte`, acting as one platform-level principal.
+pub(crate) struct Core {
+    db: Db,
+    tenants: SqlTenantStore,
+    audit: SqlAuditSink,
+    actor: Principal,
+}
+
+impl Core {
+    async fn open(url: String, actor: Principal) -> Result<Arc<Core>, Error> {
+        let db = Db::open(&url).await?;
+        Ok(Arc::new(Core {
+            tenants: SqlTenantStore::new(db.clone()),
+            audit: SqlAuditSink::new(db.clone()),
+            db,
+            actor,
+        }))
+    }
+}
+
+/// The Python process is the host: it acts as an explicit platform administrator whose
+/// subject is recorded in every audit event it causes.
+fn host_principal(actor: &str) -> Result<Principal, Error> {
+    Ok(Principal::platform_admin(actor)?)
+}
+
+fn backend_name(db: &Db) -> &'static str {
+    match db.backend() {
+        ate_core::DbBackend::Sqlite => "sqlite",
+        ate_core::DbBackend::Postgres => "postgres",
+        _ => "unknown",
+    }
+}
+
+fn quotas_from(value: Option<&Bound<'_, PyAny>>) -> Result<Option<TenantSettings>, Error> {
+    value
+        .map(|v| {
+            let json = to_json(v, "quotas")?;
+            let quotas: Quotas = serde_json::from_value(json)
+                .map_err(|e| Error::invalid(format!("quotas: {e}")))?;
+            Ok(TenantSettings::with_quotas(quotas))
+        })
+        .transpose()
+}
+
+fn cursor_from(cursor: Option<String>) -> Option<Cursor> {
+    cursor.map(Cursor::from_string)
+}
+
+// ---------------------------------------------------------------------------------------
+// Operations, written once.
+
+/// Arguments of `tenants.list`, converted from Python.
+struct ListArgs(ListTenants);
+
+impl ListArgs {
+    fn new(status: Option<&str>, limit: Option<u32>, cursor: Option<String>) -> Result<Self, Error> {
+        let mut q = ListTenants::new().cursor(cursor_from(cursor));
+        if let Some(s) = status {
+            q = q.status(s.parse::<TenantStatus>()?);
+        }
+        if let Some(l) = limit {
+            q = q.limit(l);
+        }
+        Ok(ListArgs(q))
+    }
+}
+
+/// Arguments of `audit.append`, converted from Python.
+struct AppendArgs(NewAuditEvent);
+
+impl AppendArgs {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        tenant_id: &str,
+        actor: String,
+        action: &str,
+        outcome: &str,
+        target: Option<String>,
+        client_addr: Option<&str>,
+        user_agent: Option<String>,
+        metadata: Option<&Bound<'_, PyAny>>,
+    ) -> Result<Self, Error> {
+        let outcome = Outcome::parse(outcome)?;
+        let mut e = NewAuditEvent::new(parse_id(tenant_id)?, actor, AuditAction::new(action)?, outcome);
+        if let Some(t) = target {
+            e = e.target(t);
+        }
+        if let Some(a) = client_addr {
+            e = e.client_addr(
+                a.parse()
+                    .map_err(|_| Error::invalid(format!("client_addr {a:?} is not an IP address")))?,
+            );
+        }
+        if let Some(ua) = user_agent {
+            e = e.user_agent(ua);
+        }
+        if let Some(m) = metadata {
+            e = e.metadata(to_json(m, "metadata")?);
+        }
+        Ok(AppendArgs(e))
+    }
+}
+
+/// Arguments of `audit.query`, converted from Python.
+struct QueryArgs(AuditQuery);
+
+impl QueryArgs {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        tenant_id: &str,
+        since: Option<&Bound<'_, PyDateTime>>,
+        until: Option<&Bound<'_, PyDateTime>>,
+        action: Option<&str>,
+        actor: Option<String>,
+        newest_first: bool,
+        limit: Option<u32>,
+        cursor: Option<String>,
+    ) -> Result<Self, Error> {
+        let mut q = AuditQuery::tenant(parse_id(tenant_id)?).cursor(cursor_from(cursor));
+        if let Some(s) = since {
+            q = q.since(to_utc(s, "since")?);
+        }
+        if let Some(u) = until {
+            q = q.until(to_utc(u, "until")?);
+        }
+        if let Some(a) = action {
+            q = q.action(AuditAction::new(a)?);
+        }
+        if let Some(a) = actor {
+            q = q.actor(a);
+        }
+        if newest_first {
+            q = q.order(Order::NewestFirst);
+        }
+        if let Some(l) = limit {
+            q = q.limit(l);
+        }
+        Ok(QueryArgs(q))
+    }
+}
+
+impl Core {
+    async fn create(self: Arc<Self>, slug: String, name: String, settings: Option<TenantSettings>) -> Result<Tenant, Error> {
+        let new = NewTenant::new(slug, name).settings(settings.unwrap_or_default());
+        Ok(self.tenants.create(&self.actor, new).await?.into())
+    }
+    async fn get(self: Arc<Self>, id: TenantId) -> Result<Tenant, Error> {
+        Ok(self.tenants.get(&self.actor, id).await?.into())
+    }
+    async fn get_by_slug(self: Arc<Self>, slug: String) -> Result<Tenant, Error> {
+        Ok(self.tenants.get_by_slug(&self.actor, &slug).await?.into())
+    }
+    async fn list(self: Arc<Self>, args: ListArgs) -> Result<TenantPage, Error> {
+        Ok(self.tenants.list(&self.actor, args.0).await?.into())
+    }
+    async fn update(self: Arc<Self>, id: TenantId, update: TenantUpdate) -> Result<Tenant, Error> {
+        Ok(self.tenants.update(&self.actor, id, update).await?.into())
+    }
+    async fn suspend(self: Arc<Self>, id: TenantId, reason: String) -> Result<Tenant, Error> {
+        Ok(self.tenants.suspend(&self.actor, id, &reason).await?.into())
+    }
+    async fn reactivate(self: Arc<Self>, id: TenantId) -> Result<Tenant, Error> {
+        Ok(self.tenants.reactivate(&self.actor, id).await?.into())
+    }
+    async fn delete(self: Arc<Self>, id: TenantId) -> Result<Tenant, Error> {
+        Ok(self.tenants.delete(&self.actor, id).await?.into())
+    }
+    async fn purge_due(self: Arc<Self>) -> Result<Vec<String>, Error> {
+        let ids = self.tenants.purge_due(&self.actor).await?;
+        Ok(ids.iter().map(ToString::to_string).collect())
+    }
+    async fn append(self: Arc<Self>, args: AppendArgs) -> Result<AuditEvent, Error> {
+        Ok(self.audit.append(args.0).await?.into())
+    }
+    async fn query(self: Arc<Self>, args: QueryArgs) -> Result<AuditPage, Error> {
+        Ok(self.audit.query(&self.actor, args.0).await?.into())
+    }
+    async fn head(self: Arc<Self>, tenant: TenantId) -> Result<ChainHead, Error> {
+        Ok(self.audit.head(&self.actor, tenant).await?.into())
+    }
+    async fn verify_chain(self: Arc<Self>, tenant: TenantId) -> Result<ChainReport, Error> {
+        Ok(self.audit.verify_chain(&self.actor, tenant).await?.into())
+    }
+    async fn close(self: Arc<Self>) -> Result<(), Error> {
+        self.db.close().await;
+        Ok(())
+    }
+}
+
+fn update_args(
+    name: Option<String>,
+    quotas: Option<&Bound<'_, PyAny>>,
+    expected_revision: Option<i64>,
+) -> Result<TenantUpdate, Error> {
+    let mut u = TenantUpdate::new();
+    if let Some(n) = name {
+        u = u.name(n);
+    }
+    if let Some(s) = quotas_from(quotas)? {
+        u = u.settings(s);
+    }
+    if let Some(r) = expected_revision {
+        u = u.expected_revision(r);
+    }
+    Ok(u)
+}
+
+// ---------------------------------------------------------------------------------------
+// The Python classes. Each method converts its arguments, then either blocks (GIL
+// released) or returns an awaitable; `dispatch!` picks which.
+
+/// Runs `$op` the way the class `$mode` (`sync` or `async`) delivers results.
+macro_rules! dispatch {
+    (sync, $py:expr, $op:expr) => {{
+        let value = block($py, $op)?;
+        let object: Bound<'_, PyAny> = value.into_pyobject($py).map_err(Into::<PyErr>::into)?.into_any();
+        object.unbind()
+    }};
+    (async, $py:expr, $op:expr) => {
+        awaitable($py, $op)?.unbind()
+    };
+}
+
+/// Defines a tenants API class and an audit API class for one mode.
+macro_rules! api_classes {
+    ($mode:ident, $tenants:ident, $tenants_name:literal, $audit:ident, $audit_name:literal) => {
+        /// Tenant management (`a.tenants`).
+        #[pyclass(module = "ate", frozen, name = $tenants_name)]
+        pub(crate) struct $tenants {
+            core: Arc<Core>,
+        }
+
+        #[pymethods]
+        impl $tenants {
+            #[pyo3(signature = (slug, name, *, quotas = None))]
+            fn create(&self, py: Python<'_>, slug: String, name: String, quotas: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
+                let settings = quotas_from(quotas)?;
+                Ok(dispatch!($mode, py, self.core.clone().create(slug, name, settings)))
+            }
+
+            fn get(&self, py: Python<'_>, id: &str) -> PyResult<Py<PyAny>> {
+                let id = parse_id(id)?;
+                Ok(dispatch!($mode, py, self.core.clone().get(id)))
+            }
+
+            fn get_by_slug(&self, py: Python<'_>, slug: String) -> PyResult<Py<PyAny>> {
+                Ok(dispatch!($mode, py, self.core.clone().get_by_slug(slug)))
+            }
+
+            #[pyo3(signature = (*, status = None, limit = None, cursor = None))]
+            fn list(&self, py: Python<'_>, status: Option<&str>, limit: Option<u32>, cursor: Option<String>) -> PyResult<Py<PyAny>> {
+                let args = ListArgs::new(status, limit, cursor)?;
+                Ok(dispatch!($mode, py, self.core.clone().list(args)))
+            }
+
+            #[pyo3(signature = (id, *, name = None, quotas = None, expected_revision = None))]
+            fn update(&self, py: Python<'_>, id: &str, name: Option<String>, quotas: Option<&Bound<'_, PyAny>>, expected_revision: Option<i64>) -> PyResult<Py<PyAny>> {
+                let (id, update) = (parse_id(id)?, update_args(name, quotas, expected_revision)?);
+                Ok(dispatch!($mode, py, self.core.clone().update(id, update)))
+            }
+
+            fn suspend(&self, py: Python<'_>, id: &str, reason: String) -> PyResult<Py<PyAny>> {
+                let id = parse_id(id)?;
+                Ok(dispatch!($mode, py, self.core.clone().suspend(id, reason)))
+            }
+
+            fn reactivate(&self, py: Python<'_>, id: &str) -> PyResult<Py<PyAny>> {
+                let id = parse_id(id)?;
+                Ok(dispatch!($mode, py, self.core.clone().reactivate(id)))
+            }
+
+            fn delete(&self, py: Python<'_>, id: &str) -> PyResult<Py<PyAny>> {
+                let id = parse_id(id)?;
+                Ok(dispatch!($mode, py, self.core.clone().delete(id)))
+            }
+
+            fn purge_due(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+                Ok(dispatch!($mode, py, self.core.clone().purge_due()))
+            }
+        }
+
+        /// The tamper-evident audit log (`a.audit`).
+        #[pyclass(module = "ate", frozen, name = $audit_name)]
+        pub(crate) struct $audit {
+            core: Arc<Core>,
+        }
+
+        #[pymethods]
+        impl $audit {
+            #[pyo3(signature = (tenant_id, actor, action, *, outcome = "success", target = None, client_addr = None, user_agent = None, metadata = None))]
+            #[allow(clippy::too_many_arguments)]
+            fn append(&self, py: Python<'_>, tenant_id: &str, actor: String, action: &str, outcome: &str, target: Option<String>, client_addr: Option<&str>, user_agent: Option<String>, metadata: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
+                let args = AppendArgs::new(tenant_id, actor, action, outcome, target, client_addr, user_agent, metadata)?;
+                Ok(dispatch!($mode, py, self.core.clone().append(args)))
+            }
+
+            #[pyo3(signature = (tenant_id, *, since = None, until = None, action = None, actor = None, newest_first = false, limit = None, cursor = None))]
+            #[allow(clippy::too_many_arguments)]
+            fn query(&self, py: Python<'_>, tenant_id: &str, since: Option<&Bound<'_, PyDateTime>>, until: Option<&Bound<'_, PyDateTime>>, action: Option<&str>, actor: Option<String>, newest_first: bool, limit: Option<u32>, cursor: Option<String>) -> PyResult<Py<PyAny>> {
+                let args = QueryArgs::new(tenant_id, since, until, action, actor, newest_first, limit, cursor)?;
+                Ok(dispatch!($mode, py, self.core.clone().query(args)))
+            }
+
+            fn head(&self, py: Python<'_>, tenant_id: &str) -> PyResult<Py<PyAny>> {
+                let id = parse_id(tenant_id)?;
+                Ok(dispatch!($mode, py, self.core.clone().head(id)))
+            }
+
+            fn verify_chain(&self, py: Python<'_>, tenant_id: &str) -> PyResult<Py<PyAny>> {
+                let id = parse_id(tenant_id)?;
+                Ok(dispatch!($mode, py, self.core.clone().verify_chain(id)))
+            }
+        }
+    };
+}
+
+api_classes!(sync, Tenants, "Tenants", Audit, "Audit");
+api_classes!(async, AsyncTenants, "AsyncTenants", AsyncAudit, "AsyncAudit");
+
+/// The blocking client: `ate.Ate(database_url)`.
+#[pyclass(module = "ate", frozen)]
+pub(crate) struct Ate {
+    core: Arc<Core>,
+    #[pyo3(get)]
+    tenants: Py<Tenants>,
+    #[pyo3(get)]
+    audit: Py<Audit>,
+}
+
+#[pymethods]
+impl Ate {
+    #[new]
+    #[pyo3(signature = (database_url, *, actor = "system:python"))]
+    fn new(py: Python<'_>, database_url: String, actor: &str) -> PyResult<Self> {
+        let principal = host_principal(actor)?;
+        let core = block(py, Core::open(database_url, principal))?;
+        Ok(Ate {
+            tenants: Py::new(py, Tenants { core: core.clone() })?,
+            audit: Py::new(py, Audit { core: core.clone() })?,
+            core,
+        })
+    }
+
+    /// `"sqlite"` or `"postgres"`.
+    #[getter]
+    fn backend(&self) -> &'static str {
+        backend_name(&self.core.db)
+    }
+
+    /// Closes the database pool; later calls raise `UnavailableError`.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        Ok(block(py, self.core.clone().close())?)
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
+        self.close(py)?;
+        Ok(false)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Ate(backend='{}', actor='{}')", self.backend(), self.core.actor.subject())
+    }
+}
+
+/// The asyncio client: `await ate.AsyncAte.open(database_url)`.
+#[pyclass(module = "ate", frozen)]
+pub(crate) struct AsyncAte {
+    core: Arc<Core>,
+    #[pyo3(get)]
+    tenants: Py<AsyncTenants>,
+    #[pyo3(get)]
+    audit: Py<AsyncAudit>,
+}
+
+impl AsyncAte {
+    fn wrap(py: Python<'_>, core: Arc<Core>) -> PyResult<Self> {
+        Ok(AsyncAte {
+            tenants: Py::new(py, AsyncTenants { core: core.clone() })?,
+            audit: Py::new(py, AsyncAudit { core: core.clone() })?,
+            core,
+        })
+    }
+}
+
+#[pymethods]
+impl AsyncAte {
+    /// Opens the database without blocking the event loop.
+    #[staticmethod]
+    #[pyo3(signature = (database_url, *, actor = "system:python"))]
+    fn open<'py>(py: Python<'py>, database_url: String, actor: &str) -> PyResult<Bound<'py, PyAny>> {
+        let principal = host_principal(actor);
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            let core = Core::open(database_url, principal?).await?;
+            Python::attach(|py| AsyncAte::wrap(py, core))
+        })
+    }
+
+    /// `"sqlite"` or `"postgres"`.
+    #[getter]
+    fn backend(&self) -> &'static str {
+        backend_name(&self.core.db)
+    }
+
+    /// Closes the database pool.
+    fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        awaitable(py, self.core.clone().close())
+    }
+
+    fn __aenter__<'py>(slf: Py<Self>, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        pyo3_async_runtimes::tokio::future_into_py(py, async move { Ok(slf) })
+    }
+
+    #[pyo3(signature = (*_exc))]
+    fn __aexit__<'py>(&self, py: Python<'py>, _exc: &Bound<'py, pyo3::types::PyTuple>) -> PyResult<Bound<'py, PyAny>> {
+        let core = self.core.clone();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            core.close().await?;
+            Ok(false)
+        })
+    }
+
+    fn __repr__(&self) -> String {
+        format!("AsyncAte(backend='{}', actor='{}')", self.backend(), self.core.actor.subject())
+    }
+}

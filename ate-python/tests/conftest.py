@@ -1,0 +1,78 @@
+"""Backends for the Python tests, mirroring the Rust conformance matrix.
+
+Each test that takes ``db_url`` runs on a SQLite file, in-memory SQLite and PostgreSQL.
+PostgreSQL needs ATE_TEST_POSTGRES_URL (a fresh schema is made per test and dropped after);
+without it those cases are skipped with a reason, except under CI=true, where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+import ate
+
+IN_CI = os.environ.get("CI", "").lower() in ("true", "1")
+PG_URL = os.environ.get("ATE_TEST_POSTGRES_URL")
+
+
+def _postgres_url():
+    if not PG_URL:
+        if IN_CI:
+            pytest.fail("CI=true but ATE_TEST_POSTGRES_URL is not set: PostgreSQL tests cannot be skipped in CI")
+        pytest.skip("ATE_TEST_POSTGRES_URL is not set")
+    import psycopg
+
+    schema = f"py_{uuid.uuid4().hex}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in PG_URL else "?"
+    return f"{PG_URL}{sep}options[search_path]={schema}", schema
+
+
+@pytest.fixture(params=["sqlite_file", "sqlite_memory", "postgres"])
+def db_url(request, tmp_path):
+    if request.param == "sqlite_file":
+        yield f"sqlite://{tmp_path}/ate.db"
+    elif request.param == "sqlite_memory":
+        yield "sqlite::memory:"
+    else:
+        url, schema = _postgres_url()
+        yield url
+        import psycopg
+
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture
+def client(db_url):
+    with ate.Ate(db_url, actor="system:pytest") as a:
+        yield a
+
+
+def run_sql(path, *statements):
+    """Runs SQL against a SQLite file from a separate process.
+
+    Never open ATE's database with Python's own sqlite3 in the test process: that is a
+    second copy of SQLite, and POSIX file locks do not separate two copies in one process,
+    so neither would see the other's locks.
+    """
+    import subprocess
+    import sys
+
+    script = "import sqlite3,sys\nc=sqlite3.connect(sys.argv[1])\nfor s in sys.argv[2:]: c.execute(s)\nc.commit()\n"
+    subprocess.run([sys.executable, "-c", script, str(path), *statements], check=True)
+
+
+@pytest.fixture
+def sqlite_path(tmp_path):
+    return tmp_path / "ate.db"
+
+
+@pytest.fixture
+def file_client(sqlite_path):
+    with ate.Ate(f"sqlite://{sqlite_path}", actor="system:pytest") as a:
+        yield a

@@ -1,0 +1,154 @@
+//! ate-core benches: tenant lookups and audit appends on a SQLite file.
+//!
+//! * `tenant_lookup/{by_id,by_slug}` vs `tenant_lookup/baseline_raw_select`: the store's
+//!   authorization, validation and decoding overhead over a bare primary-key SELECT.
+//! * `audit_append/chained` vs `audit_append/baseline_plain_insert`: the cost of the hash
+//!   chain (head lock, SHA-256, head update) over inserting the same row in its own
+//!   transaction without one. Both use the same database file, WAL, `synchronous=FULL`.
+
+use ate_core::audit::{NewAuditEvent, Outcome, actions};
+use ate_core::{
+    AuditSink, Db, DbPool, NewTenant, Principal, SqlAuditSink, SqlTenantStore, TenantStore,
+};
+use criterion::{Criterion, criterion_group, criterion_main};
+use std::hint::black_box;
+
+fn sqlite_file() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let url = format!("sqlite://{}/bench.db", dir.path().display());
+    (dir, url)
+}
+
+fn tenant_lookup(c: &mut Criterion) {
+    let rt = benches::runtime();
+    let (_dir, url) = sqlite_file();
+    let (db, tenants, admin, ids) = rt.block_on(async {
+        let db = Db::open(&url).await.expect("open");
+        let tenants = SqlTenantStore::new(db.clone());
+        let admin = Principal::platform_admin("system:bench").expect("subject");
+        let mut ids = Vec::new();
+        for i in 0..1000 {
+            let t = tenants
+                .create(&admin, NewTenant::new(format!("tenant-{i}"), format!("Tenant {i}")))
+                .await
+                .expect("create");
+            ids.push(t.id);
+        }
+        (db, tenants, admin, ids)
+    });
+    let DbPool::Sqlite(pool) = db.pool().clone() else {
+        unreachable!("SQLite URL")
+    };
+    let mut group = c.benchmark_group("tenant_lookup");
+    let mut i = 0usize;
+    group.bench_function("baseline_raw_select", |b| {
+        b.to_async(&rt).iter(|| {
+            i = (i + 1) % ids.len();
+            let (pool, id) = (pool.clone(), ids[i]);
+            async move {
+                let row: (uuid::Uuid, String, String, String, String) = sqlx::query_as(
+                    "SELECT id, slug, name, status, settings FROM tenants WHERE id = $1",
+                )
+                .bind(id.as_uuid())
+                .fetch_one(&pool)
+                .await
+                .expect("row");
+                black_box(row)
+            }
+        })
+    });
+    group.bench_function("by_id", |b| {
+        b.to_async(&rt).iter(|| {
+            i = (i + 1) % ids.len();
+            let id = ids[i];
+            let (tenants, admin) = (&tenants, &admin);
+            async move { black_box(tenants.get(admin, id).await.expect("tenant")) }
+        })
+    });
+    group.bench_function("by_slug", |b| {
+        b.to_async(&rt).iter(|| {
+            i = (i + 1) % ids.len();
+            let slug = format!("tenant-{i}");
+            let (tenants, admin) = (&tenants, &admin);
+            async move { black_box(tenants.get_by_slug(admin, &slug).await.expect("tenant")) }
+        })
+    });
+    group.finish();
+}
+
+fn audit_append(c: &mut Criterion) {
+    let rt = benches::runtime();
+    let (_dir, url) = sqlite_file();
+    let (db, audit, tenant) = rt.block_on(async {
+        let db = Db::open(&url).await.expect("open");
+        let tenants = SqlTenantStore::new(db.clone());
+        let admin = Principal::platform_admin("system:bench").expect("subject");
+        let t = tenants
+            .create(&admin, NewTenant::new("bench", "Bench"))
+            .await
+            .expect("create");
+        let DbPool::Sqlite(pool) = db.pool() else {
+            unreachable!("SQLite URL")
+        };
+        // The baseline table: the same columns, no chain.
+        sqlx::query(
+            "CREATE TABLE plain_events (tenant_id BLOB NOT NULL, id BLOB NOT NULL PRIMARY KEY, \
+             occurred_at INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, \
+             target TEXT, outcome TEXT NOT NULL, client_addr TEXT, user_agent TEXT, \
+             metadata TEXT NOT NULL) STRICT",
+        )
+        .execute(pool)
+        .await
+        .expect("baseline table");
+        (db.clone(), SqlAuditSink::new(db), t.id)
+    });
+    let DbPool::Sqlite(pool) = db.pool().clone() else {
+        unreachable!("SQLite URL")
+    };
+    let metadata = serde_json::json!({ "reason": "bad_password", "attempt": 3 });
+    let mut group = c.benchmark_group("audit_append");
+    group.bench_function("baseline_plain_insert", |b| {
+        b.to_async(&rt).iter(|| {
+            let (pool, metadata) = (pool.clone(), metadata.to_string());
+            async move {
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.expect("tx");
+                sqlx::query(
+                    "INSERT INTO plain_events VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                )
+                .bind(tenant.as_uuid())
+                .bind(uuid::Uuid::now_v7())
+                .bind(0i64)
+                .bind("user:alice")
+                .bind("authn_login_fail")
+                .bind(None::<String>)
+                .bind("failure")
+                .bind(Some("203.0.113.7"))
+                .bind(Some("bench/1.0"))
+                .bind(metadata)
+                .execute(&mut *tx)
+                .await
+                .expect("insert");
+                tx.commit().await.expect("commit");
+            }
+        })
+    });
+    group.bench_function("chained", |b| {
+        b.to_async(&rt).iter(|| {
+            let event = NewAuditEvent::new(
+                tenant,
+                "user:alice",
+                actions::AUTHN_LOGIN_FAIL,
+                Outcome::Failure,
+            )
+            .client_addr([203, 0, 113, 7].into())
+            .user_agent("bench/1.0")
+            .metadata(metadata.clone());
+            let audit = &audit;
+            async move { black_box(audit.append(event).await.expect("append")) }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, tenant_lookup, audit_append);
+criterion_main!(benches);
