@@ -6,7 +6,23 @@ from collections.abc import Awaitable, Iterator
 from typing import Any, Optional, final
 
 __version__: str
-__all__: builtins.list[str]
+__all__ = [
+    "AsyncAte",
+    "AsyncAudit",
+    "AsyncTenants",
+    "Ate",
+    "Audit",
+    "AuditEvent",
+    "AuditPage",
+    "ChainBreak",
+    "ChainHead",
+    "ChainReport",
+    "Tenant",
+    "TenantPage",
+    "Tenants",
+    "__version__",
+    "_error_classes",
+]
 
 def _error_classes() -> list[tuple[str, str]]: ...
 
