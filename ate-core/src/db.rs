@@ -81,7 +81,7 @@ impl DbOptions {
     }
 }
 
-/// A connection pool for one backend. Stores match on it through [`with_pool!`] and
+/// A connection pool for one backend. Stores match on it through [`with_pool!`](crate::with_pool) and
 /// [`with_write_tx!`](crate::with_write_tx) so each query is written once for every backend.
 ///
 /// Deliberately exhaustive: adding a backend must fail to compile in every store that has
@@ -216,7 +216,7 @@ impl Db {
         }
     }
 
-    /// The underlying pool, for store implementations (prefer [`with_pool!`]).
+    /// The underlying pool, for store implementations (prefer [`with_pool!`](crate::with_pool)).
     pub fn pool(&self) -> &DbPool {
         &self.pool
     }
@@ -285,12 +285,13 @@ async fn open_sqlite(url: &str, options: &DbOptions) -> Result<DbPool, CoreError
         pool = pool.max_connections(options.max_connections.unwrap_or(8));
         connect.journal_mode(SqliteJournalMode::Wal)
     };
-    let pool = pool.connect_with(connect).await.map_err(|e| {
-        CoreError::Unavailable {
+    let pool = pool
+        .connect_with(connect)
+        .await
+        .map_err(|e| CoreError::Unavailable {
             message: format!("cannot open SQLite database: {e}"),
             source: Some(Box::new(e)),
-        }
-    })?;
+        })?;
     Ok(DbPool::Sqlite(pool))
 }
 
@@ -516,13 +517,13 @@ mod tests {
     fn unreachable_sqlite_path_is_unavailable() {
         rt().block_on(async {
             let dir = tempfile::tempdir().unwrap();
-            let url = format!(
-                "sqlite://{}/missing-dir/sub/ate.db",
-                dir.path().display()
-            );
-            let err = Db::open_with(&url, DbOptions::default().acquire_timeout(Duration::from_secs(2)))
-                .await
-                .unwrap_err();
+            let url = format!("sqlite://{}/missing-dir/sub/ate.db", dir.path().display());
+            let err = Db::open_with(
+                &url,
+                DbOptions::default().acquire_timeout(Duration::from_secs(2)),
+            )
+            .await
+            .unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
             assert!(err.is_retryable());
         });

@@ -182,7 +182,15 @@ mod tests {
         let bad_char = format!("{}g", &id[..35]);
         let nil = "00000000-0000-0000-0000-000000000000";
         for input in [
-            "", "not-an-id", v4, &braced, &simple, &urn, &bad_char, nil, " ",
+            "",
+            "not-an-id",
+            v4,
+            &braced,
+            &simple,
+            &urn,
+            &bad_char,
+            nil,
+            " ",
         ] {
             let err = input.parse::<TenantId>().unwrap_err();
             assert_eq!(err.kind(), ErrorKind::InvalidInput, "{input:?}");

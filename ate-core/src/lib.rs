@@ -9,7 +9,7 @@
 //! * the tamper-evident [audit log](audit): [`AuditSink`] with a per-tenant hash chain;
 //! * the database handle [`Db`] (SQLite by default, PostgreSQL to scale out) with
 //!   per-crate migrations;
-//! * [keys](keys): [`SecretKey`](keys::SecretKey), the master-key
+//! * [keys]: [`SecretKey`](keys::SecretKey), the master-key
 //!   [`KeyProvider`](keys::KeyProvider) and envelope encryption of data keys;
 //! * [`Clock`], so tests can move time.
 //!

@@ -303,7 +303,15 @@ mod tests {
         for ok in ["tenant:read", "storage:put", "a-b:c_d"] {
             assert!(Permission::new(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "tenant", "Tenant:read", "a:b:c", ":read", "tenant:", "x y:z"] {
+        for bad in [
+            "",
+            "tenant",
+            "Tenant:read",
+            "a:b:c",
+            ":read",
+            "tenant:",
+            "x y:z",
+        ] {
             let e = Permission::new(bad).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::InvalidInput, "{bad:?}");
         }

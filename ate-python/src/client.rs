@@ -11,8 +11,8 @@ use crate::types::{AuditEvent, AuditPage, ChainHead, ChainReport, Tenant, Tenant
 use crate::{awaitable, block};
 use ate_core::audit::{AuditAction, AuditQuery, NewAuditEvent, Order, Outcome};
 use ate_core::{
-    AuditSink, Cursor, Db, ListTenants, NewTenant, Principal, Quotas, SqlAuditSink,
-    SqlTenantStore, TenantId, TenantSettings, TenantStatus, TenantStore, TenantUpdate,
+    AuditSink, Cursor, Db, ListTenants, NewTenant, Principal, Quotas, SqlAuditSink, SqlTenantStore,
+    TenantId, TenantSettings, TenantStatus, TenantStore, TenantUpdate,
 };
 use pyo3::prelude::*;
 use pyo3::types::PyDateTime;
@@ -56,8 +56,8 @@ fn quotas_from(value: Option<&Bound<'_, PyAny>>) -> Result<Option<TenantSettings
     value
         .map(|v| {
             let json = to_json(v, "quotas")?;
-            let quotas: Quotas = serde_json::from_value(json)
-                .map_err(|e| Error::invalid(format!("quotas: {e}")))?;
+            let quotas: Quotas =
+                serde_json::from_value(json).map_err(|e| Error::invalid(format!("quotas: {e}")))?;
             Ok(TenantSettings::with_quotas(quotas))
         })
         .transpose()
@@ -74,7 +74,11 @@ fn cursor_from(cursor: Option<String>) -> Option<Cursor> {
 struct ListArgs(ListTenants);
 
 impl ListArgs {
-    fn new(status: Option<&str>, limit: Option<u32>, cursor: Option<String>) -> Result<Self, Error> {
+    fn new(
+        status: Option<&str>,
+        limit: Option<u32>,
+        cursor: Option<String>,
+    ) -> Result<Self, Error> {
         let mut q = ListTenants::new().cursor(cursor_from(cursor));
         if let Some(s) = status {
             q = q.status(s.parse::<TenantStatus>()?);
@@ -102,15 +106,20 @@ impl AppendArgs {
         metadata: Option<&Bound<'_, PyAny>>,
     ) -> Result<Self, Error> {
         let outcome = Outcome::parse(outcome)?;
-        let mut e = NewAuditEvent::new(parse_id(tenant_id)?, actor, AuditAction::new(action)?, outcome);
+        let mut e = NewAuditEvent::new(
+            parse_id(tenant_id)?,
+            actor,
+            AuditAction::new(action)?,
+            outcome,
+        );
         if let Some(t) = target {
             e = e.target(t);
         }
         if let Some(a) = client_addr {
-            e = e.client_addr(
-                a.parse()
-                    .map_err(|_| Error::invalid(format!("client_addr {a:?} is not an IP address")))?,
-            );
+            e =
+                e.client_addr(a.parse().map_err(|_| {
+                    Error::invalid(format!("client_addr {a:?} is not an IP address"))
+                })?);
         }
         if let Some(ua) = user_agent {
             e = e.user_agent(ua);
@@ -161,7 +170,12 @@ impl QueryArgs {
 }
 
 impl Core {
-    async fn create(self: Arc<Self>, slug: String, name: String, settings: Option<TenantSettings>) -> Result<Tenant, Error> {
+    async fn create(
+        self: Arc<Self>,
+        slug: String,
+        name: String,
+        settings: Option<TenantSettings>,
+    ) -> Result<Tenant, Error> {
         let new = NewTenant::new(slug, name).settings(settings.unwrap_or_default());
         Ok(self.tenants.create(&self.actor, new).await?.into())
     }
@@ -234,7 +248,10 @@ fn update_args(
 macro_rules! dispatch {
     (sync, $py:expr, $op:expr) => {{
         let value = block($py, $op)?;
-        let object: Bound<'_, PyAny> = value.into_pyobject($py).map_err(Into::<PyErr>::into)?.into_any();
+        let object: Bound<'_, PyAny> = value
+            .into_pyobject($py)
+            .map_err(Into::<PyErr>::into)?
+            .into_any();
         object.unbind()
     }};
     (async, $py:expr, $op:expr) => {
@@ -336,7 +353,13 @@ macro_rules! api_classes {
 }
 
 api_classes!(sync, Tenants, "Tenants", Audit, "Audit");
-api_classes!(async, AsyncTenants, "AsyncTenants", AsyncAudit, "AsyncAudit");
+api_classes!(
+    async,
+    AsyncTenants,
+    "AsyncTenants",
+    AsyncAudit,
+    "AsyncAudit"
+);
 
 /// The blocking client: `ate.Ate(database_url)`.
 #[pyclass(module = "ate", frozen)]
@@ -384,7 +407,11 @@ impl Ate {
     }
 
     fn __repr__(&self) -> String {
-        format!("Ate(backend='{}', actor='{}')", self.backend(), self.core.actor.subject())
+        format!(
+            "Ate(backend='{}', actor='{}')",
+            self.backend(),
+            self.core.actor.subject()
+        )
     }
 }
 
@@ -413,7 +440,11 @@ impl AsyncAte {
     /// Opens the database without blocking the event loop.
     #[staticmethod]
     #[pyo3(signature = (database_url, *, actor = "system:python"))]
-    fn open<'py>(py: Python<'py>, database_url: String, actor: &str) -> PyResult<Bound<'py, PyAny>> {
+    fn open<'py>(
+        py: Python<'py>,
+        database_url: String,
+        actor: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let principal = host_principal(actor);
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
             let core = Core::open(database_url, principal?).await?;
@@ -437,7 +468,11 @@ impl AsyncAte {
     }
 
     #[pyo3(signature = (*_exc))]
-    fn __aexit__<'py>(&self, py: Python<'py>, _exc: &Bound<'py, pyo3::types::PyTuple>) -> PyResult<Bound<'py, PyAny>> {
+    fn __aexit__<'py>(
+        &self,
+        py: Python<'py>,
+        _exc: &Bound<'py, pyo3::types::PyTuple>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let core = self.core.clone();
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
             core.close().await?;
@@ -446,6 +481,10 @@ impl AsyncAte {
     }
 
     fn __repr__(&self) -> String {
-        format!("AsyncAte(backend='{}', actor='{}')", self.backend(), self.core.actor.subject())
+        format!(
+            "AsyncAte(backend='{}', actor='{}')",
+            self.backend(),
+            self.core.actor.subject()
+        )
     }
 }

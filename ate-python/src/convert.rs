@@ -24,8 +24,12 @@ pub(crate) fn to_json(value: &Bound<'_, PyAny>, what: &str) -> Result<serde_json
 }
 
 /// Converts JSON to Python objects (dicts, lists, str, int, float, bool, None).
-pub(crate) fn from_json<'py>(py: Python<'py>, value: &serde_json::Value) -> PyResult<Bound<'py, PyAny>> {
-    py.import("json")?.call_method1("loads", (value.to_string(),))
+pub(crate) fn from_json<'py>(
+    py: Python<'py>,
+    value: &serde_json::Value,
+) -> PyResult<Bound<'py, PyAny>> {
+    py.import("json")?
+        .call_method1("loads", (value.to_string(),))
 }
 
 /// Converts an aware `datetime` to UTC; naive datetimes are rejected because their zone is

@@ -2,12 +2,12 @@
 //!
 //! The only ATE crate that depends on PyO3. Layout:
 //!
-//! * [`error`]: the single mapping from ATE errors to the `ate.AteError` tree;
-//! * [`convert`]: Python values ⇄ Rust types (JSON, aware datetimes, ids);
-//! * [`types`]: immutable result objects (`Tenant`, `AuditEvent`, `ChainReport`, …);
-//! * [`client`]: `Ate` (blocking) and `AsyncAte` (asyncio) over one async core.
+//! * `error`: the single mapping from ATE errors to the `ate.AteError` tree;
+//! * `convert`: Python values ⇄ Rust types (JSON, aware datetimes, ids);
+//! * `types`: immutable result objects (`Tenant`, `AuditEvent`, `ChainReport`, …);
+//! * `client`: `Ate` (blocking) and `AsyncAte` (asyncio) over one async core.
 //!
-//! Every blocking call goes through [`block`], which releases the GIL while the operation
+//! Every blocking call goes through `block`, which releases the GIL while the operation
 //! runs on the shared tokio runtime, so other Python threads keep running.
 
 mod client;

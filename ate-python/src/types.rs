@@ -92,11 +92,19 @@ impl TenantPage {
 
     fn __iter__(slf: PyRef<'_, Self>) -> PyResult<Bound<'_, PyAny>> {
         let py = slf.py();
-        slf.items.clone().into_pyobject(py)?.try_iter().map(Bound::into_any)
+        slf.items
+            .clone()
+            .into_pyobject(py)?
+            .try_iter()
+            .map(Bound::into_any)
     }
 
     fn __repr__(&self) -> String {
-        format!("TenantPage(items=<{} tenants>, next_cursor={:?})", self.items.len(), self.next_cursor)
+        format!(
+            "TenantPage(items=<{} tenants>, next_cursor={:?})",
+            self.items.len(),
+            self.next_cursor
+        )
     }
 }
 
@@ -201,11 +209,19 @@ impl AuditPage {
 
     fn __iter__(slf: PyRef<'_, Self>) -> PyResult<Bound<'_, PyAny>> {
         let py = slf.py();
-        slf.items.clone().into_pyobject(py)?.try_iter().map(Bound::into_any)
+        slf.items
+            .clone()
+            .into_pyobject(py)?
+            .try_iter()
+            .map(Bound::into_any)
     }
 
     fn __repr__(&self) -> String {
-        format!("AuditPage(items=<{} events>, next_cursor={:?})", self.items.len(), self.next_cursor)
+        format!(
+            "AuditPage(items=<{} events>, next_cursor={:?})",
+            self.items.len(),
+            self.next_cursor
+        )
     }
 }
 
@@ -318,7 +334,10 @@ impl ChainReport {
 
     fn __repr__(&self) -> String {
         match &self.first_break {
-            None => format!("ChainReport(intact, events_checked={})", self.events_checked),
+            None => format!(
+                "ChainReport(intact, events_checked={})",
+                self.events_checked
+            ),
             Some(b) => format!("ChainReport(broken: {})", b.message),
         }
     }

@@ -29,7 +29,10 @@ fn tenant_lookup(c: &mut Criterion) {
         let mut ids = Vec::new();
         for i in 0..1000 {
             let t = tenants
-                .create(&admin, NewTenant::new(format!("tenant-{i}"), format!("Tenant {i}")))
+                .create(
+                    &admin,
+                    NewTenant::new(format!("tenant-{i}"), format!("Tenant {i}")),
+                )
                 .await
                 .expect("create");
             ids.push(t.id);

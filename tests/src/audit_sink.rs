@@ -4,8 +4,8 @@
 use crate::support::Env;
 use crate::{assert_kind, exec, member};
 use ate_core::audit::{
-    AuditAction, AuditQuery, ChainProblem, GENESIS_HASH, MAX_METADATA_BYTES, NewAuditEvent,
-    Order, Outcome, actions,
+    AuditAction, AuditQuery, ChainProblem, GENESIS_HASH, MAX_METADATA_BYTES, NewAuditEvent, Order,
+    Outcome, actions,
 };
 use ate_core::{ErrorKind, NewTenant, Permission, Tenant, TenantId};
 use chrono::TimeDelta;
@@ -19,8 +19,13 @@ async fn tenant(env: &Env, slug: &str) -> Tenant {
 }
 
 fn login_fail(tenant: TenantId, n: u32) -> NewAuditEvent {
-    NewAuditEvent::new(tenant, format!("user:{n}"), actions::AUTHN_LOGIN_FAIL, Outcome::Failure)
-        .metadata(json!({ "attempt": n }))
+    NewAuditEvent::new(
+        tenant,
+        format!("user:{n}"),
+        actions::AUTHN_LOGIN_FAIL,
+        Outcome::Failure,
+    )
+    .metadata(json!({ "attempt": n }))
 }
 
 /// Appends get consecutive sequence numbers, link to their predecessor and verify.
@@ -30,11 +35,16 @@ pub async fn append_links_events(env: Env) {
     let first = env
         .audit
         .append(
-            NewAuditEvent::new(t.id, "user:alice", actions::AUTHN_LOGIN_SUCCESS, Outcome::Success)
-                .target("session:1")
-                .client_addr(ip)
-                .user_agent("Mozilla/5.0")
-                .metadata(json!({"mfa": true, "method": "password"})),
+            NewAuditEvent::new(
+                t.id,
+                "user:alice",
+                actions::AUTHN_LOGIN_SUCCESS,
+                Outcome::Success,
+            )
+            .target("session:1")
+            .client_addr(ip)
+            .user_agent("Mozilla/5.0")
+            .metadata(json!({"mfa": true, "method": "password"})),
         )
         .await
         .unwrap();
@@ -45,7 +55,11 @@ pub async fn append_links_events(env: Env) {
     assert_eq!(second.seq, 3);
     assert_eq!(second.prev_hash, first.hash);
 
-    let page = env.audit.query(&env.admin, AuditQuery::tenant(t.id)).await.unwrap();
+    let page = env
+        .audit
+        .query(&env.admin, AuditQuery::tenant(t.id))
+        .await
+        .unwrap();
     assert_eq!(page.items.len(), 3);
     assert_eq!(page.items[0].prev_hash, GENESIS_HASH);
     assert_eq!(page.items[1], first, "read back exactly as appended");
@@ -66,7 +80,10 @@ pub async fn concurrent_appends_never_fork(env: Env) {
         let audit = env.audit.clone();
         tasks.push(tokio::spawn(async move {
             for i in 0..6 {
-                audit.append(login_fail(t.id, worker * 100 + i)).await.unwrap();
+                audit
+                    .append(login_fail(t.id, worker * 100 + i))
+                    .await
+                    .unwrap();
             }
         }));
     }
@@ -96,7 +113,12 @@ pub async fn query_filters_and_pages(env: Env) {
     env.clock.advance(TimeDelta::minutes(1));
     let custom = AuditAction::custom("app_report_exported").unwrap();
     env.audit
-        .append(NewAuditEvent::new(t.id, "user:3", custom.clone(), Outcome::Success))
+        .append(NewAuditEvent::new(
+            t.id,
+            "user:3",
+            custom.clone(),
+            Outcome::Success,
+        ))
         .await
         .unwrap();
 
@@ -115,16 +137,25 @@ pub async fn query_filters_and_pages(env: Env) {
         .since(start + TimeDelta::minutes(2))
         .until(start + TimeDelta::minutes(4)))
     .await;
-    assert_eq!(window.items.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![3, 4]);
+    assert_eq!(
+        window.items.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![3, 4]
+    );
 
     let newest = q(AuditQuery::tenant(t.id).order(Order::NewestFirst).limit(2)).await;
-    assert_eq!(newest.items.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![7, 6]);
+    assert_eq!(
+        newest.items.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![7, 6]
+    );
     let older = q(AuditQuery::tenant(t.id)
         .order(Order::NewestFirst)
         .limit(2)
         .cursor(newest.next_cursor.clone()))
     .await;
-    assert_eq!(older.items.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![5, 4]);
+    assert_eq!(
+        older.items.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![5, 4]
+    );
 
     let mut all = Vec::new();
     let mut cursor = None;
@@ -140,16 +171,25 @@ pub async fn query_filters_and_pages(env: Env) {
 
     let reversed = env
         .audit
-        .query(&env.admin, AuditQuery::tenant(t.id).since(start + TimeDelta::hours(1)).until(start))
+        .query(
+            &env.admin,
+            AuditQuery::tenant(t.id)
+                .since(start + TimeDelta::hours(1))
+                .until(start),
+        )
         .await;
     assert_kind(reversed, ErrorKind::InvalidInput);
     let bad_cursor = Some(ate_core::Cursor::from_string("bm90LWEtY3Vyc29y"));
     assert_kind(
-        env.audit.query(&env.admin, AuditQuery::tenant(t.id).cursor(bad_cursor)).await,
+        env.audit
+            .query(&env.admin, AuditQuery::tenant(t.id).cursor(bad_cursor))
+            .await,
         ErrorKind::InvalidInput,
     );
     assert_kind(
-        env.audit.query(&env.admin, AuditQuery::tenant(t.id).limit(0)).await,
+        env.audit
+            .query(&env.admin, AuditQuery::tenant(t.id).limit(0))
+            .await,
         ErrorKind::InvalidInput,
     );
 }
@@ -163,23 +203,58 @@ pub async fn tenants_are_isolated(env: Env) {
     }
     env.audit.append(login_fail(b.id, 9)).await.unwrap();
     let a_reader = member(a.id, &[Permission::AUDIT_READ]);
-    let a_page = env.audit.query(&a_reader, AuditQuery::tenant(a.id)).await.unwrap();
+    let a_page = env
+        .audit
+        .query(&a_reader, AuditQuery::tenant(a.id))
+        .await
+        .unwrap();
     assert_eq!(a_page.items.len(), 4);
     assert!(a_page.items.iter().all(|e| e.tenant == a.id));
-    assert_kind(env.audit.query(&a_reader, AuditQuery::tenant(b.id)).await, ErrorKind::PermissionDenied);
-    assert_kind(env.audit.verify_chain(&a_reader, b.id).await, ErrorKind::PermissionDenied);
-    assert_kind(env.audit.head(&a_reader, b.id).await, ErrorKind::PermissionDenied);
+    assert_kind(
+        env.audit.query(&a_reader, AuditQuery::tenant(b.id)).await,
+        ErrorKind::PermissionDenied,
+    );
+    assert_kind(
+        env.audit.verify_chain(&a_reader, b.id).await,
+        ErrorKind::PermissionDenied,
+    );
+    assert_kind(
+        env.audit.head(&a_reader, b.id).await,
+        ErrorKind::PermissionDenied,
+    );
     let no_perm = member(a.id, &[Permission::TENANT_READ]);
-    assert_kind(env.audit.query(&no_perm, AuditQuery::tenant(a.id)).await, ErrorKind::PermissionDenied);
+    assert_kind(
+        env.audit.query(&no_perm, AuditQuery::tenant(a.id)).await,
+        ErrorKind::PermissionDenied,
+    );
     // Chains are independent: B's second event follows B's first, not A's last.
-    let b_page = env.audit.query(&env.admin, AuditQuery::tenant(b.id)).await.unwrap();
-    assert_eq!(b_page.items.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2]);
+    let b_page = env
+        .audit
+        .query(&env.admin, AuditQuery::tenant(b.id))
+        .await
+        .unwrap();
+    assert_eq!(
+        b_page.items.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
     assert_eq!(b_page.items[1].prev_hash, b_page.items[0].hash);
     // A suspended tenant keeps recording, but its own principals cannot read.
-    env.tenants.suspend(&env.admin, a.id, "audit").await.unwrap();
+    env.tenants
+        .suspend(&env.admin, a.id, "audit")
+        .await
+        .unwrap();
     env.audit.append(login_fail(a.id, 4)).await.unwrap();
-    assert_kind(env.audit.query(&a_reader, AuditQuery::tenant(a.id)).await, ErrorKind::PermissionDenied);
-    assert!(env.audit.verify_chain(&env.admin, a.id).await.unwrap().is_intact());
+    assert_kind(
+        env.audit.query(&a_reader, AuditQuery::tenant(a.id)).await,
+        ErrorKind::PermissionDenied,
+    );
+    assert!(
+        env.audit
+            .verify_chain(&env.admin, a.id)
+            .await
+            .unwrap()
+            .is_intact()
+    );
 }
 
 /// Bad events are rejected whole: nothing is appended and the head does not move.
@@ -197,14 +272,26 @@ pub async fn invalid_appends_change_nothing(env: Env) {
     for event in bad {
         assert_kind(env.audit.append(event).await, ErrorKind::InvalidInput);
     }
-    assert_kind(env.audit.append(login_fail(TenantId::new(), 1)).await, ErrorKind::NotFound);
+    assert_kind(
+        env.audit.append(login_fail(TenantId::new(), 1)).await,
+        ErrorKind::NotFound,
+    );
     assert_eq!(env.audit.head(&env.admin, t.id).await.unwrap(), head);
     // A deleted tenant's log is closed.
     env.tenants.delete(&env.admin, t.id).await.unwrap();
     let closed_head = env.audit.head(&env.admin, t.id).await.unwrap();
-    assert_kind(env.audit.append(login_fail(t.id, 2)).await, ErrorKind::Conflict);
+    assert_kind(
+        env.audit.append(login_fail(t.id, 2)).await,
+        ErrorKind::Conflict,
+    );
     assert_eq!(env.audit.head(&env.admin, t.id).await.unwrap(), closed_head);
-    assert!(env.audit.verify_chain(&env.admin, t.id).await.unwrap().is_intact());
+    assert!(
+        env.audit
+            .verify_chain(&env.admin, t.id)
+            .await
+            .unwrap()
+            .is_intact()
+    );
 }
 
 async fn chain_of(env: &Env, slug: &str, events: u32) -> Tenant {
@@ -225,41 +312,95 @@ async fn first_break(env: &Env, t: &Tenant) -> (u64, ChainProblem) {
 pub async fn tampering_is_detected(env: Env) {
     // Edited content (6 events: 1 creation + 5 appends).
     let t = chain_of(&env, "edited", 5).await;
-    exec(&env, "UPDATE audit_events SET metadata = '{\"attempt\":999}' WHERE tenant_id = $1 AND seq = 3", t.id).await;
-    assert_eq!(first_break(&env, &t).await, (3, ChainProblem::ContentModified));
+    exec(
+        &env,
+        "UPDATE audit_events SET metadata = '{\"attempt\":999}' WHERE tenant_id = $1 AND seq = 3",
+        t.id,
+    )
+    .await;
+    assert_eq!(
+        first_break(&env, &t).await,
+        (3, ChainProblem::ContentModified)
+    );
 
     let t = chain_of(&env, "relabelled", 5).await;
-    exec(&env, "UPDATE audit_events SET outcome = 'success' WHERE tenant_id = $1 AND seq = 4", t.id).await;
-    assert_eq!(first_break(&env, &t).await, (4, ChainProblem::ContentModified));
+    exec(
+        &env,
+        "UPDATE audit_events SET outcome = 'success' WHERE tenant_id = $1 AND seq = 4",
+        t.id,
+    )
+    .await;
+    assert_eq!(
+        first_break(&env, &t).await,
+        (4, ChainProblem::ContentModified)
+    );
 
     // A deleted event in the middle.
     let t = chain_of(&env, "gap", 5).await;
-    exec(&env, "DELETE FROM audit_events WHERE tenant_id = $1 AND seq = 3", t.id).await;
-    assert_eq!(first_break(&env, &t).await, (4, ChainProblem::Missing { expected_seq: 3 }));
+    exec(
+        &env,
+        "DELETE FROM audit_events WHERE tenant_id = $1 AND seq = 3",
+        t.id,
+    )
+    .await;
+    assert_eq!(
+        first_break(&env, &t).await,
+        (4, ChainProblem::Missing { expected_seq: 3 })
+    );
 
     // The newest events cut off.
     let t = chain_of(&env, "truncated", 5).await;
-    exec(&env, "DELETE FROM audit_events WHERE tenant_id = $1 AND seq >= 5", t.id).await;
-    assert_eq!(first_break(&env, &t).await, (4, ChainProblem::HeadMismatch { head_seq: 6 }));
+    exec(
+        &env,
+        "DELETE FROM audit_events WHERE tenant_id = $1 AND seq >= 5",
+        t.id,
+    )
+    .await;
+    assert_eq!(
+        first_break(&env, &t).await,
+        (4, ChainProblem::HeadMismatch { head_seq: 6 })
+    );
 
     // A stored hash overwritten.
     let t = chain_of(&env, "forged", 5).await;
-    exec(&env, "UPDATE audit_events SET hash = prev_hash WHERE tenant_id = $1 AND seq = 2", t.id).await;
-    assert_eq!(first_break(&env, &t).await, (2, ChainProblem::ContentModified));
+    exec(
+        &env,
+        "UPDATE audit_events SET hash = prev_hash WHERE tenant_id = $1 AND seq = 2",
+        t.id,
+    )
+    .await;
+    assert_eq!(
+        first_break(&env, &t).await,
+        (2, ChainProblem::ContentModified)
+    );
     // An event pointing at the wrong predecessor (a splice or an insertion).
     let t = chain_of(&env, "spliced", 5).await;
-    exec(&env, "UPDATE audit_events SET prev_hash = hash WHERE tenant_id = $1 AND seq = 5", t.id).await;
+    exec(
+        &env,
+        "UPDATE audit_events SET prev_hash = hash WHERE tenant_id = $1 AND seq = 5",
+        t.id,
+    )
+    .await;
     assert_eq!(first_break(&env, &t).await, (5, ChainProblem::LinkBroken));
 
     // The head rewritten.
     let t = chain_of(&env, "head", 2).await;
     exec(&env, "UPDATE audit_chain_heads SET head_hash = \
          (SELECT prev_hash FROM audit_events WHERE tenant_id = $1 AND seq = 2) WHERE tenant_id = $1", t.id).await;
-    assert_eq!(first_break(&env, &t).await, (3, ChainProblem::HeadMismatch { head_seq: 3 }));
+    assert_eq!(
+        first_break(&env, &t).await,
+        (3, ChainProblem::HeadMismatch { head_seq: 3 })
+    );
 
     // Untouched chains still verify.
     let clean = chain_of(&env, "clean", 3).await;
-    assert!(env.audit.verify_chain(&env.admin, clean.id).await.unwrap().is_intact());
+    assert!(
+        env.audit
+            .verify_chain(&env.admin, clean.id)
+            .await
+            .unwrap()
+            .is_intact()
+    );
 }
 
 /// Verification streams through logs longer than one batch.
@@ -268,6 +409,14 @@ pub async fn verify_long_chain(env: Env) {
     let report = env.audit.verify_chain(&env.admin, t.id).await.unwrap();
     assert!(report.is_intact(), "{report:?}");
     assert_eq!(report.events_checked, 1101);
-    exec(&env, "UPDATE audit_events SET actor = 'user:mallory' WHERE tenant_id = $1 AND seq = 1050", t.id).await;
-    assert_eq!(first_break(&env, &t).await, (1050, ChainProblem::ContentModified));
+    exec(
+        &env,
+        "UPDATE audit_events SET actor = 'user:mallory' WHERE tenant_id = $1 AND seq = 1050",
+        t.id,
+    )
+    .await;
+    assert_eq!(
+        first_break(&env, &t).await,
+        (1050, ChainProblem::ContentModified)
+    );
 }

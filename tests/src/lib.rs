@@ -25,10 +25,11 @@ pub fn assert_kind<T: std::fmt::Debug, E: Classify>(result: Result<T, E>, kind: 
 
 /// A principal of `tenant` holding `permissions`.
 pub fn member(tenant: TenantId, permissions: &[Permission]) -> Principal {
-    permissions.iter().fold(
-        Principal::new(tenant, "user:member").unwrap(),
-        |p, perm| p.with_permission(perm.clone()),
-    )
+    permissions
+        .iter()
+        .fold(Principal::new(tenant, "user:member").unwrap(), |p, perm| {
+            p.with_permission(perm.clone())
+        })
 }
 
 /// Counts the rows of `table` (a literal table name from the tests).

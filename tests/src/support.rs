@@ -10,8 +10,8 @@
 //! running, except under `CI=true`, where unset or unreachable is a failure: CI must never
 //! go green on a backend it did not test.
 
-use ate_core::{Db, DbOptions, ManualClock, Principal, SqlAuditSink, SqlTenantStore};
 use ate_core::{AuditSink, TenantStore};
+use ate_core::{Db, DbOptions, ManualClock, Principal, SqlAuditSink, SqlTenantStore};
 use chrono::{DateTime, Utc};
 use sqlx::Connection as _;
 use std::future::Future;
@@ -54,7 +54,9 @@ impl TestDb {
     pub async fn open(backend: Backend) -> Option<TestDb> {
         match backend {
             Backend::SqliteMemory => Some(TestDb {
-                db: Db::open("sqlite::memory:").await.expect("open in-memory SQLite"),
+                db: Db::open("sqlite::memory:")
+                    .await
+                    .expect("open in-memory SQLite"),
                 url: "sqlite::memory:".into(),
                 _dir: None,
                 pg_schema: None,
@@ -76,12 +78,14 @@ impl TestDb {
     /// Drops the PostgreSQL schema (other backends clean up on drop).
     pub async fn cleanup(self) {
         self.db.close().await;
-        if let Some((admin_url, schema)) = self.pg_schema {
-            if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url).await {
-                let drop = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
-                let _ = sqlx::query(sqlx::AssertSqlSafe(drop)).execute(&mut conn).await;
-                let _ = conn.close().await;
-            }
+        if let Some((admin_url, schema)) = self.pg_schema
+            && let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url).await
+        {
+            let drop = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+            let _ = sqlx::query(sqlx::AssertSqlSafe(drop))
+                .execute(&mut conn)
+                .await;
+            let _ = conn.close().await;
         }
     }
 }
@@ -89,7 +93,9 @@ impl TestDb {
 async fn open_postgres() -> Option<TestDb> {
     let Ok(base) = std::env::var(POSTGRES_URL_VAR) else {
         if in_ci() {
-            panic!("CI=true but {POSTGRES_URL_VAR} is not set: PostgreSQL tests cannot be skipped in CI");
+            panic!(
+                "CI=true but {POSTGRES_URL_VAR} is not set: PostgreSQL tests cannot be skipped in CI"
+            );
         }
         eprintln!("SKIPPED: {POSTGRES_URL_VAR} is not set, so this PostgreSQL case did not run");
         return None;
@@ -139,7 +145,10 @@ async fn ensure_database(url: &str) {
                 .await
                 .unwrap_or_else(|e| panic!("cannot reach PostgreSQL to create {name}: {e}"));
             let create = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
-            match sqlx::query(sqlx::AssertSqlSafe(create)).execute(&mut conn).await {
+            match sqlx::query(sqlx::AssertSqlSafe(create))
+                .execute(&mut conn)
+                .await
+            {
                 Ok(_) => {}
                 // 42P04 duplicate_database, 23505 unique_violation: another test won the race.
                 Err(sqlx::Error::Database(e))

@@ -5,8 +5,8 @@ use crate::support::Env;
 use crate::{assert_kind, count_rows, member};
 use ate_core::audit::{AuditQuery, actions};
 use ate_core::{
-    ErrorKind, ListTenants, NewTenant, Permission, Quotas, TenantId, TenantSettings,
-    TenantStatus, TenantUpdate,
+    ErrorKind, ListTenants, NewTenant, Permission, Quotas, TenantId, TenantSettings, TenantStatus,
+    TenantUpdate,
 };
 use chrono::TimeDelta;
 use std::collections::HashSet;
@@ -16,7 +16,10 @@ pub async fn create_and_get(env: Env) {
     let settings = TenantSettings::with_quotas(Quotas::default().max_objects(10));
     let created = env
         .tenants
-        .create(&env.admin, NewTenant::new("acme", "  Acme Corp ").settings(settings.clone()))
+        .create(
+            &env.admin,
+            NewTenant::new("acme", "  Acme Corp ").settings(settings.clone()),
+        )
         .await
         .unwrap();
     assert_eq!(created.slug.as_str(), "acme");
@@ -30,7 +33,10 @@ pub async fn create_and_get(env: Env) {
     assert_eq!(by_id, created);
     let by_slug = env.tenants.get_by_slug(&env.admin, "acme").await.unwrap();
     assert_eq!(by_slug, created);
-    assert_eq!(env.tenants.require_active(created.id).await.unwrap(), created);
+    assert_eq!(
+        env.tenants.require_active(created.id).await.unwrap(),
+        created
+    );
 
     let log = env
         .audit
@@ -41,7 +47,10 @@ pub async fn create_and_get(env: Env) {
     let event = &log.items[0];
     assert_eq!(event.action, actions::TENANT_CREATED);
     assert_eq!(event.actor, "system:conformance");
-    assert_eq!(event.target.as_deref(), Some(created.id.to_string().as_str()));
+    assert_eq!(
+        event.target.as_deref(),
+        Some(created.id.to_string().as_str())
+    );
     assert_eq!(event.metadata["slug"], "acme");
 }
 
@@ -77,7 +86,11 @@ pub async fn concurrent_duplicate_creates(env: Env) {
     for task in tasks {
         match task.await.unwrap() {
             Ok(_) => won += 1,
-            Err(e) => assert_eq!(ate_core::Classify::kind(&e), ErrorKind::AlreadyExists, "{e}"),
+            Err(e) => assert_eq!(
+                ate_core::Classify::kind(&e),
+                ErrorKind::AlreadyExists,
+                "{e}"
+            ),
         }
     }
     assert_eq!(won, 1);
@@ -88,16 +101,39 @@ pub async fn concurrent_duplicate_creates(env: Env) {
 /// Malformed slugs and names are `InvalidInput` and write nothing.
 pub async fn invalid_input_writes_nothing(env: Env) {
     let too_long = "a".repeat(64);
-    for slug in ["", "ab", too_long.as_str(), "Acme", "\u{430}cme", "acme_corp", "admin"] {
-        let r = env.tenants.create(&env.admin, NewTenant::new(slug, "Name")).await;
+    for slug in [
+        "",
+        "ab",
+        too_long.as_str(),
+        "Acme",
+        "\u{430}cme",
+        "acme_corp",
+        "admin",
+    ] {
+        let r = env
+            .tenants
+            .create(&env.admin, NewTenant::new(slug, "Name"))
+            .await;
         assert_kind(r, ErrorKind::InvalidInput);
     }
     let long_name = "n".repeat(201);
-    for name in ["", "   ", long_name.as_str(), "bad\u{7}name", "rtl\u{202E}name"] {
-        let r = env.tenants.create(&env.admin, NewTenant::new("fine", name)).await;
+    for name in [
+        "",
+        "   ",
+        long_name.as_str(),
+        "bad\u{7}name",
+        "rtl\u{202E}name",
+    ] {
+        let r = env
+            .tenants
+            .create(&env.admin, NewTenant::new("fine", name))
+            .await;
         assert_kind(r, ErrorKind::InvalidInput);
     }
-    assert_kind(env.tenants.get_by_slug(&env.admin, "NOPE").await, ErrorKind::InvalidInput);
+    assert_kind(
+        env.tenants.get_by_slug(&env.admin, "NOPE").await,
+        ErrorKind::InvalidInput,
+    );
     assert_eq!(count_rows(&env, "tenants").await, 0);
     assert_eq!(count_rows(&env, "audit_events").await, 0);
 }
@@ -107,13 +143,24 @@ pub async fn unknown_tenant_is_not_found(env: Env) {
     let ghost = TenantId::new();
     let admin = &env.admin;
     assert_kind(env.tenants.get(admin, ghost).await, ErrorKind::NotFound);
-    assert_kind(env.tenants.get_by_slug(admin, "ghost").await, ErrorKind::NotFound);
     assert_kind(
-        env.tenants.update(admin, ghost, TenantUpdate::new().name("x")).await,
+        env.tenants.get_by_slug(admin, "ghost").await,
         ErrorKind::NotFound,
     );
-    assert_kind(env.tenants.suspend(admin, ghost, "why").await, ErrorKind::NotFound);
-    assert_kind(env.tenants.reactivate(admin, ghost).await, ErrorKind::NotFound);
+    assert_kind(
+        env.tenants
+            .update(admin, ghost, TenantUpdate::new().name("x"))
+            .await,
+        ErrorKind::NotFound,
+    );
+    assert_kind(
+        env.tenants.suspend(admin, ghost, "why").await,
+        ErrorKind::NotFound,
+    );
+    assert_kind(
+        env.tenants.reactivate(admin, ghost).await,
+        ErrorKind::NotFound,
+    );
     assert_kind(env.tenants.delete(admin, ghost).await, ErrorKind::NotFound);
     assert_kind(env.tenants.require_active(ghost).await, ErrorKind::NotFound);
     assert_eq!(count_rows(&env, "audit_events").await, 0);
@@ -125,12 +172,18 @@ pub async fn list_paginates(env: Env) {
     for i in 0..7 {
         let t = env
             .tenants
-            .create(&env.admin, NewTenant::new(format!("tenant-{i}"), format!("T{i}")))
+            .create(
+                &env.admin,
+                NewTenant::new(format!("tenant-{i}"), format!("T{i}")),
+            )
             .await
             .unwrap();
         created.push(t.id);
     }
-    env.tenants.suspend(&env.admin, created[1], "unpaid").await.unwrap();
+    env.tenants
+        .suspend(&env.admin, created[1], "unpaid")
+        .await
+        .unwrap();
     env.tenants.delete(&env.admin, created[2]).await.unwrap();
 
     let mut seen = Vec::new();
@@ -151,33 +204,52 @@ pub async fn list_paginates(env: Env) {
         }
     }
     assert_eq!(pages, 3);
-    let expected: Vec<_> = created.iter().copied().filter(|id| *id != created[2]).collect();
-    assert_eq!(seen, expected, "default listing: active and suspended, in id order");
+    let expected: Vec<_> = created
+        .iter()
+        .copied()
+        .filter(|id| *id != created[2])
+        .collect();
+    assert_eq!(
+        seen, expected,
+        "default listing: active and suspended, in id order"
+    );
 
     let deleted = env
         .tenants
         .list(&env.admin, ListTenants::new().status(TenantStatus::Deleted))
         .await
         .unwrap();
-    assert_eq!(deleted.items.iter().map(|t| t.id).collect::<Vec<_>>(), vec![created[2]]);
+    assert_eq!(
+        deleted.items.iter().map(|t| t.id).collect::<Vec<_>>(),
+        vec![created[2]]
+    );
     let suspended = env
         .tenants
-        .list(&env.admin, ListTenants::new().status(TenantStatus::Suspended))
+        .list(
+            &env.admin,
+            ListTenants::new().status(TenantStatus::Suspended),
+        )
         .await
         .unwrap();
     assert_eq!(suspended.items.len(), 1);
 
     assert_kind(
-        env.tenants.list(&env.admin, ListTenants::new().limit(0)).await,
+        env.tenants
+            .list(&env.admin, ListTenants::new().limit(0))
+            .await,
         ErrorKind::InvalidInput,
     );
     assert_kind(
-        env.tenants.list(&env.admin, ListTenants::new().limit(1001)).await,
+        env.tenants
+            .list(&env.admin, ListTenants::new().limit(1001))
+            .await,
         ErrorKind::InvalidInput,
     );
     let bogus = Some(ate_core::Cursor::from_string("definitely-not-a-cursor"));
     assert_kind(
-        env.tenants.list(&env.admin, ListTenants::new().cursor(bogus)).await,
+        env.tenants
+            .list(&env.admin, ListTenants::new().cursor(bogus))
+            .await,
         ErrorKind::InvalidInput,
     );
 }
@@ -197,7 +269,10 @@ pub async fn update_is_audited_and_optimistic(env: Env) {
         .update(
             &env.admin,
             t.id,
-            TenantUpdate::new().name("Acme Inc").settings(quotas.clone()).expected_revision(1),
+            TenantUpdate::new()
+                .name("Acme Inc")
+                .settings(quotas.clone())
+                .expected_revision(1),
         )
         .await
         .unwrap();
@@ -209,7 +284,11 @@ pub async fn update_is_audited_and_optimistic(env: Env) {
 
     let stale = env
         .tenants
-        .update(&env.admin, t.id, TenantUpdate::new().name("Stale").expected_revision(1))
+        .update(
+            &env.admin,
+            t.id,
+            TenantUpdate::new().name("Stale").expected_revision(1),
+        )
         .await;
     assert_kind(stale, ErrorKind::Conflict);
     let same = env
@@ -219,14 +298,23 @@ pub async fn update_is_audited_and_optimistic(env: Env) {
         .unwrap();
     assert_eq!(same.revision, 2, "a no-op update changes nothing");
     assert_kind(
-        env.tenants.update(&env.admin, t.id, TenantUpdate::new().name("")).await,
+        env.tenants
+            .update(&env.admin, t.id, TenantUpdate::new().name(""))
+            .await,
         ErrorKind::InvalidInput,
     );
 
-    let log = env.audit.query(&env.admin, AuditQuery::tenant(t.id)).await.unwrap();
+    let log = env
+        .audit
+        .query(&env.admin, AuditQuery::tenant(t.id))
+        .await
+        .unwrap();
     let names: Vec<_> = log.items.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(names, ["tenant_created", "tenant_updated"]);
-    assert_eq!(log.items[1].metadata["changed"], serde_json::json!(["name", "settings"]));
+    assert_eq!(
+        log.items[1].metadata["changed"],
+        serde_json::json!(["name", "settings"])
+    );
 }
 
 /// Suspension blocks the tenant's own principals, is idempotent, and reactivation undoes it.
@@ -237,37 +325,76 @@ pub async fn suspend_and_reactivate(env: Env) {
         .await
         .unwrap();
     let owner = member(t.id, &[Permission::TENANT_READ, Permission::TENANT_UPDATE]);
-    assert_kind(env.tenants.suspend(&env.admin, t.id, "  ").await, ErrorKind::InvalidInput);
-    let s = env.tenants.suspend(&env.admin, t.id, "payment overdue").await.unwrap();
+    assert_kind(
+        env.tenants.suspend(&env.admin, t.id, "  ").await,
+        ErrorKind::InvalidInput,
+    );
+    let s = env
+        .tenants
+        .suspend(&env.admin, t.id, "payment overdue")
+        .await
+        .unwrap();
     assert_eq!(s.status, TenantStatus::Suspended);
     assert_eq!(s.status_reason.as_deref(), Some("payment overdue"));
-    let again = env.tenants.suspend(&env.admin, t.id, "again").await.unwrap();
+    let again = env
+        .tenants
+        .suspend(&env.admin, t.id, "again")
+        .await
+        .unwrap();
     assert_eq!(again.revision, s.revision, "suspending twice is a no-op");
 
     // Its principals may still see why, but may change nothing.
-    assert_eq!(env.tenants.get(&owner, t.id).await.unwrap().status, TenantStatus::Suspended);
+    assert_eq!(
+        env.tenants.get(&owner, t.id).await.unwrap().status,
+        TenantStatus::Suspended
+    );
     assert_kind(
-        env.tenants.update(&owner, t.id, TenantUpdate::new().name("Sneaky")).await,
+        env.tenants
+            .update(&owner, t.id, TenantUpdate::new().name("Sneaky"))
+            .await,
         ErrorKind::PermissionDenied,
     );
-    assert_kind(env.tenants.require_active(t.id).await, ErrorKind::PermissionDenied);
+    assert_kind(
+        env.tenants.require_active(t.id).await,
+        ErrorKind::PermissionDenied,
+    );
     // A platform administrator may still fix its settings.
     env.tenants
-        .update(&env.admin, t.id, TenantUpdate::new().name("Acme (suspended)"))
+        .update(
+            &env.admin,
+            t.id,
+            TenantUpdate::new().name("Acme (suspended)"),
+        )
         .await
         .unwrap();
 
     let r = env.tenants.reactivate(&env.admin, t.id).await.unwrap();
     assert_eq!(r.status, TenantStatus::Active);
     assert_eq!(r.status_reason, None);
-    assert_eq!(env.tenants.reactivate(&env.admin, t.id).await.unwrap().revision, r.revision);
+    assert_eq!(
+        env.tenants
+            .reactivate(&env.admin, t.id)
+            .await
+            .unwrap()
+            .revision,
+        r.revision
+    );
     env.tenants.require_active(t.id).await.unwrap();
 
-    let log = env.audit.query(&env.admin, AuditQuery::tenant(t.id)).await.unwrap();
+    let log = env
+        .audit
+        .query(&env.admin, AuditQuery::tenant(t.id))
+        .await
+        .unwrap();
     let names: Vec<_> = log.items.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(
         names,
-        ["tenant_created", "tenant_suspended", "tenant_updated", "tenant_reactivated"]
+        [
+            "tenant_created",
+            "tenant_suspended",
+            "tenant_updated",
+            "tenant_reactivated"
+        ]
     );
 }
 
@@ -287,21 +414,37 @@ pub async fn delete_restore_and_purge(env: Env) {
         d.purge_at,
         Some(env.clock_now() + ate_core::SqlTenantStore::DEFAULT_RETENTION)
     );
-    assert_eq!(env.tenants.delete(&env.admin, t.id).await.unwrap().revision, d.revision);
+    assert_eq!(
+        env.tenants.delete(&env.admin, t.id).await.unwrap().revision,
+        d.revision
+    );
 
     // Hidden from its own principals; visible to the platform.
     assert_kind(env.tenants.get(&owner, t.id).await, ErrorKind::NotFound);
-    assert_kind(env.tenants.get_by_slug(&owner, "acme").await, ErrorKind::NotFound);
+    assert_kind(
+        env.tenants.get_by_slug(&owner, "acme").await,
+        ErrorKind::NotFound,
+    );
     assert_kind(env.tenants.require_active(t.id).await, ErrorKind::NotFound);
-    assert_eq!(env.tenants.get(&env.admin, t.id).await.unwrap().status, TenantStatus::Deleted);
+    assert_eq!(
+        env.tenants.get(&env.admin, t.id).await.unwrap().status,
+        TenantStatus::Deleted
+    );
     // Frozen: no updates, no suspension, no new audit events, and the slug stays taken.
     assert_kind(
-        env.tenants.update(&env.admin, t.id, TenantUpdate::new().name("X")).await,
+        env.tenants
+            .update(&env.admin, t.id, TenantUpdate::new().name("X"))
+            .await,
         ErrorKind::Conflict,
     );
-    assert_kind(env.tenants.suspend(&env.admin, t.id, "x").await, ErrorKind::Conflict);
     assert_kind(
-        env.tenants.create(&env.admin, NewTenant::new("acme", "Impostor")).await,
+        env.tenants.suspend(&env.admin, t.id, "x").await,
+        ErrorKind::Conflict,
+    );
+    assert_kind(
+        env.tenants
+            .create(&env.admin, NewTenant::new("acme", "Impostor"))
+            .await,
         ErrorKind::AlreadyExists,
     );
     // Restorable before the purge time.
@@ -311,8 +454,12 @@ pub async fn delete_restore_and_purge(env: Env) {
 
     env.tenants.delete(&env.admin, t.id).await.unwrap();
     assert!(env.tenants.purge_due(&env.admin).await.unwrap().is_empty());
-    env.clock.advance(ate_core::SqlTenantStore::DEFAULT_RETENTION + TimeDelta::seconds(1));
-    assert_kind(env.tenants.reactivate(&env.admin, t.id).await, ErrorKind::Conflict);
+    env.clock
+        .advance(ate_core::SqlTenantStore::DEFAULT_RETENTION + TimeDelta::seconds(1));
+    assert_kind(
+        env.tenants.reactivate(&env.admin, t.id).await,
+        ErrorKind::Conflict,
+    );
     assert_eq!(env.tenants.purge_due(&env.admin).await.unwrap(), vec![t.id]);
     assert_kind(env.tenants.get(&env.admin, t.id).await, ErrorKind::NotFound);
     assert_eq!(count_rows(&env, "audit_events").await, 0);
@@ -326,14 +473,24 @@ pub async fn delete_restore_and_purge(env: Env) {
 
 /// Principals are confined to their tenant; only platform administrators manage tenants.
 pub async fn authorization_is_enforced(env: Env) {
-    let a = env.tenants.create(&env.admin, NewTenant::new("alpha", "A")).await.unwrap();
-    let b = env.tenants.create(&env.admin, NewTenant::new("beta", "B")).await.unwrap();
+    let a = env
+        .tenants
+        .create(&env.admin, NewTenant::new("alpha", "A"))
+        .await
+        .unwrap();
+    let b = env
+        .tenants
+        .create(&env.admin, NewTenant::new("beta", "B"))
+        .await
+        .unwrap();
     let a_owner = member(a.id, &[Permission::TENANT_READ, Permission::TENANT_UPDATE])
         .with_role("super_admin");
     let a_nobody = member(a.id, &[]);
 
     assert_kind(
-        env.tenants.create(&a_owner, NewTenant::new("gamma", "G")).await,
+        env.tenants
+            .create(&a_owner, NewTenant::new("gamma", "G"))
+            .await,
         ErrorKind::PermissionDenied,
     );
     for r in [
@@ -343,21 +500,51 @@ pub async fn authorization_is_enforced(env: Env) {
     ] {
         assert_kind(r, ErrorKind::PermissionDenied);
     }
-    assert_kind(env.tenants.purge_due(&a_owner).await, ErrorKind::PermissionDenied);
-    // Another tenant: denied by id without revealing existence, invisible by slug.
-    assert_kind(env.tenants.get(&a_owner, b.id).await, ErrorKind::PermissionDenied);
-    assert_kind(env.tenants.get(&a_owner, TenantId::new()).await, ErrorKind::PermissionDenied);
-    assert_kind(env.tenants.get_by_slug(&a_owner, "beta").await, ErrorKind::NotFound);
     assert_kind(
-        env.tenants.update(&a_owner, b.id, TenantUpdate::new().name("pwned")).await,
+        env.tenants.purge_due(&a_owner).await,
+        ErrorKind::PermissionDenied,
+    );
+    // Another tenant: denied by id without revealing existence, invisible by slug.
+    assert_kind(
+        env.tenants.get(&a_owner, b.id).await,
+        ErrorKind::PermissionDenied,
+    );
+    assert_kind(
+        env.tenants.get(&a_owner, TenantId::new()).await,
+        ErrorKind::PermissionDenied,
+    );
+    assert_kind(
+        env.tenants.get_by_slug(&a_owner, "beta").await,
+        ErrorKind::NotFound,
+    );
+    assert_kind(
+        env.tenants
+            .update(&a_owner, b.id, TenantUpdate::new().name("pwned"))
+            .await,
         ErrorKind::PermissionDenied,
     );
     // Own tenant: readable with the permission, not without it.
-    assert_eq!(env.tenants.get_by_slug(&a_owner, "alpha").await.unwrap().id, a.id);
-    assert_kind(env.tenants.get(&a_nobody, a.id).await, ErrorKind::PermissionDenied);
-    assert_kind(env.tenants.list(&a_nobody, ListTenants::new()).await, ErrorKind::PermissionDenied);
-    let listed = env.tenants.list(&a_owner, ListTenants::new()).await.unwrap();
-    assert_eq!(listed.items.iter().map(|t| t.id).collect::<Vec<_>>(), vec![a.id]);
+    assert_eq!(
+        env.tenants.get_by_slug(&a_owner, "alpha").await.unwrap().id,
+        a.id
+    );
+    assert_kind(
+        env.tenants.get(&a_nobody, a.id).await,
+        ErrorKind::PermissionDenied,
+    );
+    assert_kind(
+        env.tenants.list(&a_nobody, ListTenants::new()).await,
+        ErrorKind::PermissionDenied,
+    );
+    let listed = env
+        .tenants
+        .list(&a_owner, ListTenants::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        listed.items.iter().map(|t| t.id).collect::<Vec<_>>(),
+        vec![a.id]
+    );
     // Tenant principals may rename but never change their own quotas.
     env.tenants
         .update(&a_owner, a.id, TenantUpdate::new().name("Alpha"))
@@ -365,7 +552,9 @@ pub async fn authorization_is_enforced(env: Env) {
         .unwrap();
     let raise = TenantSettings::with_quotas(Quotas::default().max_storage_bytes(u64::MAX));
     assert_kind(
-        env.tenants.update(&a_owner, a.id, TenantUpdate::new().settings(raise)).await,
+        env.tenants
+            .update(&a_owner, a.id, TenantUpdate::new().settings(raise))
+            .await,
         ErrorKind::PermissionDenied,
     );
     let b_now = env.tenants.get(&env.admin, b.id).await.unwrap();
@@ -379,12 +568,19 @@ pub async fn authorization_is_enforced(env: Env) {
         .into_iter()
         .map(|t| t.slug.to_string())
         .collect();
-    assert_eq!(slugs, HashSet::from(["alpha".to_string(), "beta".to_string()]));
+    assert_eq!(
+        slugs,
+        HashSet::from(["alpha".to_string(), "beta".to_string()])
+    );
 }
 
 /// Concurrent changes to one tenant apply one after another: none is lost.
 pub async fn concurrent_updates_serialize(env: Env) {
-    let t = env.tenants.create(&env.admin, NewTenant::new("acme", "Acme")).await.unwrap();
+    let t = env
+        .tenants
+        .create(&env.admin, NewTenant::new("acme", "Acme"))
+        .await
+        .unwrap();
     let mut tasks = Vec::new();
     for i in 0..10 {
         let (tenants, admin) = (env.tenants.clone(), env.admin.clone());

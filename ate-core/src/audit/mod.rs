@@ -149,7 +149,10 @@ impl AuditAction {
     /// at most 64 bytes in all.
     pub fn custom(s: &str) -> Result<Self, CoreError> {
         let rest = s.strip_prefix("app_").ok_or_else(|| {
-            CoreError::invalid("audit action", format!("{:?} must start with \"app_\"", truncate(s, 80)))
+            CoreError::invalid(
+                "audit action",
+                format!("{:?} must start with \"app_\"", truncate(s, 80)),
+            )
         })?;
         if rest.is_empty()
             || s.len() > 64
@@ -316,22 +319,22 @@ impl NewAuditEvent {
     /// Checks and normalizes the event: the metadata becomes canonical JSON text, the user
     /// agent is truncated with control characters replaced.
     pub(crate) fn validate(&self) -> Result<ValidEvent, CoreError> {
-        if self.actor.is_empty() || self.actor.len() > 256 || self.actor.chars().any(char::is_control)
+        if self.actor.is_empty()
+            || self.actor.len() > 256
+            || self.actor.chars().any(char::is_control)
         {
             return Err(CoreError::invalid(
                 "audit actor",
                 "must be 1 to 256 bytes without control characters",
             ));
         }
-        if let Some(t) = &self.target {
-            if t.len() > MAX_TARGET_BYTES || t.chars().any(char::is_control) {
-                return Err(CoreError::invalid(
-                    "audit target",
-                    format!(
-                        "must be at most {MAX_TARGET_BYTES} bytes without control characters"
-                    ),
-                ));
-            }
+        if let Some(t) = &self.target
+            && (t.len() > MAX_TARGET_BYTES || t.chars().any(char::is_control))
+        {
+            return Err(CoreError::invalid(
+                "audit target",
+                format!("must be at most {MAX_TARGET_BYTES} bytes without control characters"),
+            ));
         }
         let metadata = match &self.metadata {
             serde_json::Value::Null => "{}".to_owned(),
@@ -650,7 +653,10 @@ mod tests {
     fn vocabulary_names_are_well_formed_and_unique() {
         let mut names: Vec<&str> = actions::ALL.iter().map(|a| a.as_str()).collect();
         for n in &names {
-            assert!(n.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{n}");
+            assert!(
+                n.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{n}"
+            );
             assert!(!n.starts_with("app_"));
             assert_eq!(AuditAction::new(n).unwrap().as_str(), *n);
         }
@@ -662,7 +668,14 @@ mod tests {
     #[test]
     fn custom_actions_need_the_app_prefix() {
         assert!(AuditAction::new("app_invoice_paid").is_ok());
-        for bad in ["invoice_paid", "app_", "app_Invoice", "app_a-b", "", &format!("app_{}", "x".repeat(61))] {
+        for bad in [
+            "invoice_paid",
+            "app_",
+            "app_Invoice",
+            "app_a-b",
+            "",
+            &format!("app_{}", "x".repeat(61)),
+        ] {
             assert!(AuditAction::new(bad).is_err(), "{bad:?}");
         }
     }
@@ -675,8 +688,18 @@ mod tests {
         let big = serde_json::json!({ "blob": "x".repeat(MAX_METADATA_BYTES) });
         let e = base.clone().metadata(big).validate().unwrap_err();
         assert!(e.to_string().contains("the limit is 16384"), "{e}");
-        assert!(base.clone().metadata(serde_json::json!([1])).validate().is_err());
-        assert!(base.clone().metadata(serde_json::json!("s")).validate().is_err());
+        assert!(
+            base.clone()
+                .metadata(serde_json::json!([1]))
+                .validate()
+                .is_err()
+        );
+        assert!(
+            base.clone()
+                .metadata(serde_json::json!("s"))
+                .validate()
+                .is_err()
+        );
         let mut bad_actor = base.clone();
         bad_actor.actor = "a\nforged line".into();
         assert!(bad_actor.validate().is_err());

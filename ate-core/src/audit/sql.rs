@@ -1,8 +1,8 @@
 //! [`AuditSink`] over SQLite and PostgreSQL.
 
 use super::{
-    AuditEvent, AuditQuery, AuditSink, ChainBreak, ChainHead, ChainProblem, ChainReport,
-    Encodable, GENESIS_HASH, NewAuditEvent, Order, Outcome, ValidEvent, link_hash,
+    AuditEvent, AuditQuery, AuditSink, ChainBreak, ChainHead, ChainProblem, ChainReport, Encodable,
+    GENESIS_HASH, NewAuditEvent, Order, Outcome, ValidEvent, link_hash,
 };
 use crate::clock::{Clock, SystemClock};
 use crate::db::{Db, from_micros, to_micros};
@@ -112,7 +112,11 @@ impl AuditRow {
                 .as_slice()
                 .try_into()
                 .map_err(|_| corrupt("previous hash"))?,
-            hash: self.hash.as_slice().try_into().map_err(|_| corrupt("hash"))?,
+            hash: self
+                .hash
+                .as_slice()
+                .try_into()
+                .map_err(|_| corrupt("hash"))?,
         })
     }
 }
@@ -316,21 +320,19 @@ impl AuditSink for SqlAuditSink {
         query: AuditQuery,
     ) -> Result<Page<AuditEvent>, CoreError> {
         let limit = page_size(query.limit)?;
-        if let (Some(since), Some(until)) = (query.since, query.until) {
-            if since > until {
-                return Err(CoreError::invalid(
-                    "audit query",
-                    format!("time range is reversed: since {since} is after until {until}"),
-                ));
-            }
+        if let (Some(since), Some(until)) = (query.since, query.until)
+            && since > until
+        {
+            return Err(CoreError::invalid(
+                "audit query",
+                format!("time range is reversed: since {since} is after until {until}"),
+            ));
         }
         let after: Option<i64> = match &query.cursor {
             None => None,
-            Some(c) => Some(
-                c.decode(CURSOR_KIND)?
-                    .parse()
-                    .map_err(|_| CoreError::invalid("cursor", "not a cursor issued by this listing"))?,
-            ),
+            Some(c) => Some(c.decode(CURSOR_KIND)?.parse().map_err(|_| {
+                CoreError::invalid("cursor", "not a cursor issued by this listing")
+            })?),
         };
         self.authorize_read(actor, query.tenant).await?;
         let sql = match query.order {

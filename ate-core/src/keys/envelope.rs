@@ -12,11 +12,11 @@
 //! master key fails to unwrap with [`CoreError::Integrity`]. A fresh random nonce per wrap is
 //! safe far beyond any realistic number of data keys (the 2^32-messages-per-key bound).
 
-use super::secret::{SecretBytes, fill_random};
 use super::SecretKey;
+use super::secret::{SecretBytes, fill_random};
 use crate::error::CoreError;
-use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::Aes256Gcm;
+use aes_gcm::aead::{Aead, KeyInit, Payload};
 
 const VERSION: u8 = 1;
 const NONCE_LEN: usize = 12;
@@ -57,7 +57,11 @@ impl std::fmt::Debug for WrappedKey {
 fn aad(key_id: &str, context: &[u8]) -> Vec<u8> {
     let mut aad = Vec::with_capacity(20 + key_id.len() + context.len());
     aad.extend_from_slice(b"ate.envelope.v1\0");
-    aad.extend_from_slice(&u32::try_from(key_id.len()).unwrap_or(u32::MAX).to_be_bytes());
+    aad.extend_from_slice(
+        &u32::try_from(key_id.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
     aad.extend_from_slice(key_id.as_bytes());
     aad.extend_from_slice(context);
     aad
@@ -102,7 +106,11 @@ pub fn seal(
 ///
 /// A wrong master key, a wrong context or any modified byte fails with
 /// [`CoreError::Integrity`]; a malformed envelope with [`CoreError::InvalidInput`].
-pub fn open(master: &SecretKey, wrapped: &WrappedKey, context: &[u8]) -> Result<SecretBytes, CoreError> {
+pub fn open(
+    master: &SecretKey,
+    wrapped: &WrappedKey,
+    context: &[u8],
+) -> Result<SecretBytes, CoreError> {
     let c = &wrapped.ciphertext;
     if c.len() < 1 + NONCE_LEN + TAG_LEN + 1 {
         return Err(CoreError::invalid(
@@ -157,17 +165,27 @@ mod tests {
         let master = SecretKey::generate().unwrap();
         let w = seal(&master, "local:1", &[9; 32], b"tenant:a/v1").unwrap();
         let kind = |r: Result<SecretBytes, CoreError>| r.unwrap_err().kind();
-        assert_eq!(kind(open(&master, &w, b"tenant:b/v1")), ErrorKind::Integrity);
+        assert_eq!(
+            kind(open(&master, &w, b"tenant:b/v1")),
+            ErrorKind::Integrity
+        );
         assert_eq!(kind(open(&master, &w, b"")), ErrorKind::Integrity);
         let other = SecretKey::generate().unwrap();
         assert_eq!(kind(open(&other, &w, b"tenant:a/v1")), ErrorKind::Integrity);
         let mut relabelled = w.clone();
         relabelled.key_id = "local:2".into();
-        assert_eq!(kind(open(&master, &relabelled, b"tenant:a/v1")), ErrorKind::Integrity);
+        assert_eq!(
+            kind(open(&master, &relabelled, b"tenant:a/v1")),
+            ErrorKind::Integrity
+        );
         for i in 1..w.ciphertext.len() {
             let mut flipped = w.clone();
             flipped.ciphertext[i] ^= 0x01;
-            assert_eq!(kind(open(&master, &flipped, b"tenant:a/v1")), ErrorKind::Integrity, "byte {i}");
+            assert_eq!(
+                kind(open(&master, &flipped, b"tenant:a/v1")),
+                ErrorKind::Integrity,
+                "byte {i}"
+            );
         }
     }
 
@@ -176,9 +194,15 @@ mod tests {
         let master = SecretKey::generate().unwrap();
         let mut w = seal(&master, "k", &[1; 32], b"").unwrap();
         w.ciphertext[0] = 2;
-        assert_eq!(open(&master, &w, b"").unwrap_err().kind(), ErrorKind::InvalidInput);
+        assert_eq!(
+            open(&master, &w, b"").unwrap_err().kind(),
+            ErrorKind::InvalidInput
+        );
         w.ciphertext.truncate(20);
-        assert_eq!(open(&master, &w, b"").unwrap_err().kind(), ErrorKind::InvalidInput);
+        assert_eq!(
+            open(&master, &w, b"").unwrap_err().kind(),
+            ErrorKind::InvalidInput
+        );
         assert!(seal(&master, "k", &[], b"").is_err());
     }
 

@@ -38,7 +38,11 @@ pub trait KeyProvider: Send + Sync + std::fmt::Debug {
     }
 
     /// Unwraps a 256-bit data key.
-    async fn unwrap_key(&self, wrapped: &WrappedKey, context: &[u8]) -> Result<SecretKey, CoreError> {
+    async fn unwrap_key(
+        &self,
+        wrapped: &WrappedKey,
+        context: &[u8],
+    ) -> Result<SecretKey, CoreError> {
         let bytes = self.unwrap(wrapped, context).await?;
         SecretKey::from_slice(bytes.expose_secret()).map_err(|_| {
             CoreError::Integrity(format!(
@@ -77,7 +81,11 @@ impl std::fmt::Debug for LocalKeyProvider {
             .field("key_id", &self.current.0)
             .field(
                 "retired_key_ids",
-                &self.retired.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
+                &self
+                    .retired
+                    .iter()
+                    .map(|(id, _)| id.as_str())
+                    .collect::<Vec<_>>(),
             )
             .finish()
     }
@@ -96,16 +104,22 @@ fn local_key_id(key: &SecretKey) -> String {
 fn decode_text_key(text: &str, source: &str) -> Result<SecretKey, CoreError> {
     let text = text.trim();
     if text.is_empty() {
-        return Err(CoreError::invalid("master key", format!("{source} is empty")));
+        return Err(CoreError::invalid(
+            "master key",
+            format!("{source} is empty"),
+        ));
     }
-    let decoded: Option<Vec<u8>> = if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        hex::decode(text).ok()
-    } else {
-        use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
-        [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
-            .iter()
-            .find_map(|engine| engine.decode(text).ok())
-    };
+    let decoded: Option<Vec<u8>> =
+        if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            hex::decode(text).ok()
+        } else {
+            use base64::engine::general_purpose::{
+                STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD,
+            };
+            [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
+                .iter()
+                .find_map(|engine| engine.decode(text).ok())
+        };
     let bytes = zeroize::Zeroizing::new(decoded.ok_or_else(|| {
         CoreError::invalid(
             "master key",
@@ -148,7 +162,10 @@ impl LocalKeyProvider {
                 },
             )
         })?);
-        Ok(Self::new(decode_text_key(&value, &format!("environment variable {var}"))?))
+        Ok(Self::new(decode_text_key(
+            &value,
+            &format!("environment variable {var}"),
+        )?))
     }
 
     /// Reads the master key from a file, which must not be accessible to group or others
@@ -174,7 +191,10 @@ impl LocalKeyProvider {
                 ),
             )
         })?;
-        Ok(Self::new(decode_text_key(text, &format!("key file {shown}"))?))
+        Ok(Self::new(decode_text_key(
+            text,
+            &format!("key file {shown}"),
+        )?))
     }
 
     /// For development: loads the key file at `path`, creating it with a fresh random key
@@ -301,7 +321,9 @@ mod tests {
     use crate::error::{Classify, ErrorKind};
 
     fn rt() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_current_thread().build().unwrap()
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
     }
 
     fn write_private(dir: &Path, name: &str, contents: &[u8]) -> PathBuf {
@@ -339,7 +361,10 @@ mod tests {
             let err = decode_text_key(&text, "ATE_MASTER_KEY").unwrap_err();
             assert_eq!(err.kind(), ErrorKind::InvalidInput);
             if n > 0 {
-                assert!(err.to_string().contains(&format!("decodes to {n} bytes")), "{err}");
+                assert!(
+                    err.to_string().contains(&format!("decodes to {n} bytes")),
+                    "{err}"
+                );
             }
         }
         assert!(decode_text_key("not a key!", "x").is_err());

@@ -295,8 +295,7 @@ pub trait TenantStore: Send + Sync + std::fmt::Debug {
     async fn get_by_slug(&self, actor: &Principal, slug: &str) -> Result<Tenant, CoreError>;
 
     /// Lists tenants in id order, one page at a time.
-    async fn list(&self, actor: &Principal, query: ListTenants)
-    -> Result<Page<Tenant>, CoreError>;
+    async fn list(&self, actor: &Principal, query: ListTenants) -> Result<Page<Tenant>, CoreError>;
 
     /// Changes name and/or settings.
     async fn update(

@@ -30,20 +30,8 @@ impl Slug {
     pub const MAX_LEN: usize = 63;
     /// Names that would collide with routes, hosts or roles a platform typically uses.
     pub const RESERVED: &'static [&'static str] = &[
-        "admin",
-        "api",
-        "app",
-        "auth",
-        "default",
-        "internal",
-        "login",
-        "platform",
-        "root",
-        "static",
-        "status",
-        "support",
-        "system",
-        "www",
+        "admin", "api", "app", "auth", "default", "internal", "login", "platform", "root",
+        "static", "status", "support", "system", "www",
     ];
 
     /// Validates `s` as a slug.

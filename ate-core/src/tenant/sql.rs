@@ -1,8 +1,8 @@
 //! [`TenantStore`] over SQLite and PostgreSQL.
 
 use super::{
-    ListTenants, NewTenant, Slug, Tenant, TenantSettings, TenantStatus, TenantStore,
-    TenantUpdate, validate_display_name,
+    ListTenants, NewTenant, Slug, Tenant, TenantSettings, TenantStatus, TenantStore, TenantUpdate,
+    validate_display_name,
 };
 use crate::audit::{AuditAction, NewAuditEvent, Outcome, actions, append_event_in_tx};
 use crate::clock::{Clock, SystemClock};
@@ -92,7 +92,11 @@ macro_rules! tenant_columns {
 }
 
 const BY_ID: &str = concat!("SELECT ", tenant_columns!(), " FROM tenants WHERE id = $1");
-const BY_SLUG: &str = concat!("SELECT ", tenant_columns!(), " FROM tenants WHERE slug = $1");
+const BY_SLUG: &str = concat!(
+    "SELECT ",
+    tenant_columns!(),
+    " FROM tenants WHERE slug = $1"
+);
 /// `$1` status filter (NULL: active and suspended), `$2` cursor, `$3` only this id, `$4` limit.
 const LIST: &str = concat!(
     "SELECT ",
@@ -117,8 +121,9 @@ impl TenantRow {
             CoreError::Integrity(format!("tenant {} has unreadable settings: {e}", self.id))
         })?;
         Ok(Tenant {
-            id: TenantId::from_uuid(self.id)
-                .map_err(|_| CoreError::Integrity(format!("stored tenant id {} is not a UUIDv7", self.id)))?,
+            id: TenantId::from_uuid(self.id).map_err(|_| {
+                CoreError::Integrity(format!("stored tenant id {} is not a UUIDv7", self.id))
+            })?,
             slug: Slug::from_stored(self.slug),
             name: self.name,
             status: TenantStatus::parse(&self.status)?,
@@ -184,8 +189,7 @@ impl SqlTenantStore {
         &self,
         actor: &Principal,
         id: TenantId,
-        decide: impl FnOnce(Tenant, DateTime<Utc>) -> Result<Result<Change, Tenant>, CoreError>
-        + Send,
+        decide: impl FnOnce(Tenant, DateTime<Utc>) -> Result<Result<Change, Tenant>, CoreError> + Send,
     ) -> Result<Tenant, CoreError> {
         let now = self.clock.now();
         let subject = actor.subject().to_owned();
@@ -325,11 +329,7 @@ impl TenantStore for SqlTenantStore {
         visible(actor, tenant).map_err(|_| not_found())
     }
 
-    async fn list(
-        &self,
-        actor: &Principal,
-        query: ListTenants,
-    ) -> Result<Page<Tenant>, CoreError> {
+    async fn list(&self, actor: &Principal, query: ListTenants) -> Result<Page<Tenant>, CoreError> {
         let limit = page_size(query.limit)?;
         let only: Option<Uuid> = if actor.is_platform_admin() {
             None
@@ -351,7 +351,9 @@ impl TenantStore for SqlTenantStore {
             Some(c) => Some(
                 c.decode(CURSOR_KIND)?
                     .parse::<TenantId>()
-                    .map_err(|_| CoreError::invalid("cursor", "not a cursor issued by this listing"))?
+                    .map_err(|_| {
+                        CoreError::invalid("cursor", "not a cursor issued by this listing")
+                    })?
                     .as_uuid(),
             ),
         };
@@ -392,7 +394,11 @@ impl TenantStore for SqlTenantStore {
                 "only platform administrators change tenant settings".into(),
             ));
         }
-        let name = update.name.as_deref().map(validate_display_name).transpose()?;
+        let name = update
+            .name
+            .as_deref()
+            .map(validate_display_name)
+            .transpose()?;
         self.change(actor, id, move |current, _now| {
             match current.status {
                 TenantStatus::Deleted if !admin => {
@@ -410,13 +416,13 @@ impl TenantStore for SqlTenantStore {
                 }
                 _ => {}
             }
-            if let Some(expected) = update.expected_revision {
-                if expected != current.revision {
-                    return Err(CoreError::Conflict(format!(
-                        "tenant {id} is at revision {}, not {expected}",
-                        current.revision
-                    )));
-                }
+            if let Some(expected) = update.expected_revision
+                && expected != current.revision
+            {
+                return Err(CoreError::Conflict(format!(
+                    "tenant {id} is at revision {}, not {expected}",
+                    current.revision
+                )));
             }
             let mut changed = Vec::new();
             let mut tenant = current.clone();

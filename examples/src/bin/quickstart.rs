@@ -34,7 +34,10 @@ async fn run() -> Result<(), CoreError> {
             .unwrap_or_else(|| "quickstart-data".into()),
     );
     std::fs::create_dir_all(&dir).map_err(|e| {
-        CoreError::invalid("data directory", format!("cannot create {}: {e}", dir.display()))
+        CoreError::invalid(
+            "data directory",
+            format!("cannot create {}: {e}", dir.display()),
+        )
     })?;
 
     // 1. The database: one SQLite file, migrated on open.
@@ -47,15 +50,27 @@ async fn run() -> Result<(), CoreError> {
     let (acme, created) = ensure_tenant(&tenants, &admin).await?;
 
     // 3. Some audit events, as a host would record them.
-    let ip = "203.0.113.7".parse().map_err(|_| CoreError::Internal("literal address".into()))?;
+    let ip = "203.0.113.7"
+        .parse()
+        .map_err(|_| CoreError::Internal("literal address".into()))?;
     for event in [
-        NewAuditEvent::new(acme.id, "user:alice", actions::AUTHN_LOGIN_FAIL, Outcome::Failure)
-            .client_addr(ip)
-            .user_agent("quickstart/1.0")
-            .metadata(serde_json::json!({ "reason": "bad_password" })),
-        NewAuditEvent::new(acme.id, "user:alice", actions::AUTHN_LOGIN_SUCCESS, Outcome::Success)
-            .client_addr(ip)
-            .user_agent("quickstart/1.0"),
+        NewAuditEvent::new(
+            acme.id,
+            "user:alice",
+            actions::AUTHN_LOGIN_FAIL,
+            Outcome::Failure,
+        )
+        .client_addr(ip)
+        .user_agent("quickstart/1.0")
+        .metadata(serde_json::json!({ "reason": "bad_password" })),
+        NewAuditEvent::new(
+            acme.id,
+            "user:alice",
+            actions::AUTHN_LOGIN_SUCCESS,
+            Outcome::Success,
+        )
+        .client_addr(ip)
+        .user_agent("quickstart/1.0"),
         NewAuditEvent::new(
             acme.id,
             "user:alice",
@@ -74,12 +89,19 @@ async fn run() -> Result<(), CoreError> {
     let data_key = SecretKey::generate()?;
     let wrapped = master.wrap_key(&data_key, context.as_bytes()).await?;
     let unwrapped = master.unwrap_key(&wrapped, context.as_bytes()).await?;
-    let rebound = master.unwrap_key(&wrapped, b"tenant:someone-else/data-key:1").await;
+    let rebound = master
+        .unwrap_key(&wrapped, b"tenant:someone-else/data-key:1")
+        .await;
 
     // 5. Verify the chain and summarize.
     let report = audit.verify_chain(&admin, acme.id).await?;
     let recent = audit
-        .query(&admin, AuditQuery::tenant(acme.id).order(Order::NewestFirst).limit(5))
+        .query(
+            &admin,
+            AuditQuery::tenant(acme.id)
+                .order(Order::NewestFirst)
+                .limit(5),
+        )
         .await?;
 
     println!("ATE quickstart — data in {}", dir.display());
@@ -93,7 +115,11 @@ async fn run() -> Result<(), CoreError> {
     println!(
         "  audit log  {} events, chain {}, head {}…",
         report.events_checked,
-        if report.is_intact() { "intact" } else { "BROKEN" },
+        if report.is_intact() {
+            "intact"
+        } else {
+            "BROKEN"
+        },
         &hex_prefix(&report.head.hash)
     );
     println!("  latest events:");
@@ -111,7 +137,11 @@ async fn run() -> Result<(), CoreError> {
         "  keys       master {}, data key wrapped ({} bytes), unwraps {}, other tenant's context: {}",
         master.key_id(),
         wrapped.ciphertext.len(),
-        if unwrapped == data_key { "correctly" } else { "WRONGLY" },
+        if unwrapped == data_key {
+            "correctly"
+        } else {
+            "WRONGLY"
+        },
         match &rebound {
             Err(e) if e.kind() == ErrorKind::Integrity => "rejected",
             _ => "ACCEPTED (bug)",
@@ -131,7 +161,10 @@ async fn ensure_tenant(
     match tenants.get_by_slug(admin, "acme").await {
         Ok(t) => Ok((t, false)),
         Err(e) if e.kind() == ErrorKind::NotFound => {
-            match tenants.create(admin, NewTenant::new("acme", "Acme Corp")).await {
+            match tenants
+                .create(admin, NewTenant::new("acme", "Acme Corp"))
+                .await
+            {
                 Ok(t) => Ok((t, true)),
                 // Another run created it between our lookup and our create.
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => {
