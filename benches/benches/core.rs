@@ -3,8 +3,8 @@
 //! * `tenant_lookup/{by_id,by_slug}` vs `tenant_lookup/baseline_raw_select`: the store's
 //!   authorization, validation and decoding overhead over a bare primary-key SELECT.
 //! * `audit_append/chained` vs `audit_append/baseline_plain_insert`: the cost of the hash
-//!   chain (head lock, SHA-256, head update) over inserting the same row in its own
-//!   transaction without one. Both use the same database file, WAL, `synchronous=FULL`.
+//!   chain (tenant status check, head upsert, SHA-256, head update) over inserting the same
+//!   row in its own transaction without one. Both use the same database file, WAL, `synchronous=FULL`.
 
 use ate_core::audit::{NewAuditEvent, Outcome, actions};
 use ate_core::{
@@ -12,6 +12,20 @@ use ate_core::{
 };
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
+
+type TenantTuple = (
+    uuid::Uuid,
+    String,
+    String,
+    String,
+    Option<String>,
+    String,
+    i64,
+    i64,
+    i64,
+    Option<i64>,
+    Option<i64>,
+);
 
 fn sqlite_file() -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().expect("temporary directory");
@@ -49,8 +63,10 @@ fn tenant_lookup(c: &mut Criterion) {
             i = (i + 1) % ids.len();
             let (pool, id) = (pool.clone(), ids[i]);
             async move {
-                let row: (uuid::Uuid, String, String, String, String) = sqlx::query_as(
-                    "SELECT id, slug, name, status, settings FROM tenants WHERE id = $1",
+                // The same row the store reads, decoded into plain values.
+                let row: TenantTuple = sqlx::query_as(
+                    "SELECT id, slug, name, status, status_reason, settings, revision, \
+                     created_at, updated_at, deleted_at, purge_at FROM tenants WHERE id = $1",
                 )
                 .bind(id.as_uuid())
                 .fetch_one(&pool)

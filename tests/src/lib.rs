@@ -60,3 +60,8 @@ impl Env {
         ate_core::Clock::now(&*self.clock)
     }
 }
+
+/// The Rust examples in the top-level README, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -177,21 +177,16 @@ macro_rules! append_event_in_tx {
     ($tx:ident, $now:expr, $event:expr) => {{
         let ev: &$crate::audit::ValidEvent = $event;
         let tenant = ev.tenant.as_uuid();
-        // Create the head on first use, then bump it: the UPDATE takes the row lock (the
-        // write lock on SQLite), so concurrent appends to one tenant serialize here.
-        sqlx::query(
-            "INSERT INTO audit_chain_heads (tenant_id, seq, head_hash) VALUES ($1, 0, $2) \
-             ON CONFLICT (tenant_id) DO NOTHING",
-        )
-        .bind(tenant)
-        .bind(&$crate::audit::GENESIS_HASH[..])
-        .execute(&mut *$tx)
-        .await?;
+        // Create the head on first use or bump it, in one statement. The upsert takes the
+        // row lock (the write lock on SQLite), so concurrent appends to one tenant serialize
+        // here; RETURNING gives the new sequence number and the previous link's hash.
         let (seq, prev): (i64, Vec<u8>) = sqlx::query_as(
-            "UPDATE audit_chain_heads SET seq = seq + 1 WHERE tenant_id = $1 \
+            "INSERT INTO audit_chain_heads (tenant_id, seq, head_hash) VALUES ($1, 1, $2) \
+             ON CONFLICT (tenant_id) DO UPDATE SET seq = audit_chain_heads.seq + 1 \
              RETURNING seq, head_hash",
         )
         .bind(tenant)
+        .bind(&$crate::audit::GENESIS_HASH[..])
         .fetch_one(&mut *$tx)
         .await?;
         let stored = $crate::audit::sql::next_event(ev, seq, &prev, $now)?;

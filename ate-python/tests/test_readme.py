@@ -1,0 +1,13 @@
+"""The Python example in the top-level README runs as written."""
+
+import pathlib
+import re
+
+README = pathlib.Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_readme_python_examples_run():
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    assert blocks, "README has no Python example"
+    for block in blocks:
+        exec(compile(block, str(README), "exec"), {})
