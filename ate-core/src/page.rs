@@ -65,6 +65,28 @@ impl std::fmt::Display for Cursor {
     }
 }
 
+/// Builds a page from rows fetched with `LIMIT limit + 1`: the extra row only signals that
+/// another page follows, and the cursor points after the last row kept.
+pub(crate) fn page_from_rows<R, T>(
+    rows: Vec<R>,
+    limit: u32,
+    convert: impl FnMut(R) -> Result<T, CoreError>,
+    cursor_kind: &str,
+    position: impl Fn(&T) -> String,
+) -> Result<Page<T>, CoreError> {
+    let more = rows.len() > limit as usize;
+    let items = rows
+        .into_iter()
+        .take(limit as usize)
+        .map(convert)
+        .collect::<Result<Vec<_>, _>>()?;
+    let next_cursor = match (more, items.last()) {
+        (true, Some(last)) => Some(Cursor::encode(cursor_kind, &position(last))),
+        _ => None,
+    };
+    Ok(Page { items, next_cursor })
+}
+
 /// Checks a requested page size; `None` means [`DEFAULT_PAGE_SIZE`].
 pub(crate) fn page_size(limit: Option<u32>) -> Result<u32, CoreError> {
     match limit {

@@ -66,47 +66,59 @@ impl Tenant {
     }
 }
 
-/// One page of tenants.
-#[pyclass(module = "ate", frozen)]
-pub(crate) struct TenantPage {
-    #[pyo3(get)]
-    items: Vec<Tenant>,
-    #[pyo3(get)]
-    next_cursor: Option<String>,
-}
-
-impl From<ate_core::Page<ate_core::Tenant>> for TenantPage {
-    fn from(p: ate_core::Page<ate_core::Tenant>) -> Self {
-        TenantPage {
-            items: p.items.into_iter().map(Tenant::from).collect(),
-            next_cursor: p.next_cursor.map(|c| c.as_str().to_owned()),
+/// Defines a page class: `items`, `next_cursor`, `len()` and iteration.
+macro_rules! page_class {
+    ($name:ident, $item:ident, $core_item:ty, $noun:literal) => {
+        #[doc = concat!("One page of ", $noun, ".")]
+        #[pyclass(module = "ate", frozen)]
+        pub(crate) struct $name {
+            #[pyo3(get)]
+            items: Vec<$item>,
+            #[pyo3(get)]
+            next_cursor: Option<String>,
         }
-    }
+
+        impl From<ate_core::Page<$core_item>> for $name {
+            fn from(p: ate_core::Page<$core_item>) -> Self {
+                $name {
+                    items: p.items.into_iter().map($item::from).collect(),
+                    next_cursor: p.next_cursor.map(|c| c.as_str().to_owned()),
+                }
+            }
+        }
+
+        #[pymethods]
+        impl $name {
+            fn __len__(&self) -> usize {
+                self.items.len()
+            }
+
+            fn __iter__(slf: PyRef<'_, Self>) -> PyResult<Bound<'_, PyAny>> {
+                let py = slf.py();
+                slf.items
+                    .clone()
+                    .into_pyobject(py)?
+                    .try_iter()
+                    .map(Bound::into_any)
+            }
+
+            fn __repr__(&self) -> String {
+                format!(
+                    concat!(
+                        stringify!($name),
+                        "(items=<{} ",
+                        $noun,
+                        ">, next_cursor={:?})"
+                    ),
+                    self.items.len(),
+                    self.next_cursor
+                )
+            }
+        }
+    };
 }
 
-#[pymethods]
-impl TenantPage {
-    fn __len__(&self) -> usize {
-        self.items.len()
-    }
-
-    fn __iter__(slf: PyRef<'_, Self>) -> PyResult<Bound<'_, PyAny>> {
-        let py = slf.py();
-        slf.items
-            .clone()
-            .into_pyobject(py)?
-            .try_iter()
-            .map(Bound::into_any)
-    }
-
-    fn __repr__(&self) -> String {
-        format!(
-            "TenantPage(items=<{} tenants>, next_cursor={:?})",
-            self.items.len(),
-            self.next_cursor
-        )
-    }
-}
+page_class!(TenantPage, Tenant, ate_core::Tenant, "tenants");
 
 /// A recorded audit event.
 #[pyclass(module = "ate", frozen, eq, from_py_object)]
@@ -183,47 +195,7 @@ impl AuditEvent {
     }
 }
 
-/// One page of audit events.
-#[pyclass(module = "ate", frozen)]
-pub(crate) struct AuditPage {
-    #[pyo3(get)]
-    items: Vec<AuditEvent>,
-    #[pyo3(get)]
-    next_cursor: Option<String>,
-}
-
-impl From<ate_core::Page<audit::AuditEvent>> for AuditPage {
-    fn from(p: ate_core::Page<audit::AuditEvent>) -> Self {
-        AuditPage {
-            items: p.items.into_iter().map(AuditEvent::from).collect(),
-            next_cursor: p.next_cursor.map(|c| c.as_str().to_owned()),
-        }
-    }
-}
-
-#[pymethods]
-impl AuditPage {
-    fn __len__(&self) -> usize {
-        self.items.len()
-    }
-
-    fn __iter__(slf: PyRef<'_, Self>) -> PyResult<Bound<'_, PyAny>> {
-        let py = slf.py();
-        slf.items
-            .clone()
-            .into_pyobject(py)?
-            .try_iter()
-            .map(Bound::into_any)
-    }
-
-    fn __repr__(&self) -> String {
-        format!(
-            "AuditPage(items=<{} events>, next_cursor={:?})",
-            self.items.len(),
-            self.next_cursor
-        )
-    }
-}
+page_class!(AuditPage, AuditEvent, audit::AuditEvent, "events");
 
 /// The newest link of a tenant's audit chain.
 #[pyclass(module = "ate", frozen, eq, from_py_object)]

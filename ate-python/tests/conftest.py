@@ -18,6 +18,26 @@ IN_CI = os.environ.get("CI", "").lower() in ("true", "1")
 PG_URL = os.environ.get("ATE_TEST_POSTGRES_URL")
 
 
+def _ensure_database(psycopg):
+    """Creates the database named in ATE_TEST_POSTGRES_URL if it does not exist yet."""
+    from psycopg import conninfo, errors, sql
+
+    try:
+        psycopg.connect(PG_URL).close()
+        return
+    except psycopg.OperationalError as e:
+        if "does not exist" not in str(e):
+            raise
+    params = conninfo.conninfo_to_dict(PG_URL)
+    name = params.get("dbname")
+    params["dbname"] = "postgres"
+    with psycopg.connect(conninfo.make_conninfo(**params), autocommit=True) as conn:
+        try:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        except (errors.DuplicateDatabase, errors.UniqueViolation):
+            pass  # created concurrently
+
+
 def _postgres_url():
     if not PG_URL:
         if IN_CI:
@@ -25,6 +45,7 @@ def _postgres_url():
         pytest.skip("ATE_TEST_POSTGRES_URL is not set")
     import psycopg
 
+    _ensure_database(psycopg)
     schema = f"py_{uuid.uuid4().hex}"
     with psycopg.connect(PG_URL, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')

@@ -8,7 +8,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::db::{Db, from_micros, to_micros};
 use crate::error::CoreError;
 use crate::id::{AuditEventId, TenantId};
-use crate::page::{Cursor, Page, page_size};
+use crate::page::{Page, page_from_rows, page_size};
 use crate::principal::{Permission, Principal};
 use crate::tenant::TenantStatus;
 use crate::{with_pool, with_write_tx};
@@ -348,17 +348,9 @@ impl AuditSink for SqlAuditSink {
                 .fetch_all(pool)
                 .await?
         });
-        let more = rows.len() > limit as usize;
-        let items = rows
-            .into_iter()
-            .take(limit as usize)
-            .map(AuditRow::into_event)
-            .collect::<Result<Vec<_>, _>>()?;
-        let next_cursor = match (more, items.last()) {
-            (true, Some(last)) => Some(Cursor::encode(CURSOR_KIND, &last.seq.to_string())),
-            _ => None,
-        };
-        Ok(Page { items, next_cursor })
+        page_from_rows(rows, limit, AuditRow::into_event, CURSOR_KIND, |e| {
+            e.seq.to_string()
+        })
     }
 
     async fn head(&self, actor: &Principal, tenant: TenantId) -> Result<ChainHead, CoreError> {

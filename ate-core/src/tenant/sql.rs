@@ -9,7 +9,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::db::{Db, from_micros, is_unique_violation, to_micros};
 use crate::error::CoreError;
 use crate::id::TenantId;
-use crate::page::{Cursor, Page, page_size};
+use crate::page::{Page, page_from_rows, page_size};
 use crate::principal::{Permission, Principal};
 use crate::{with_pool, with_write_tx};
 use chrono::{DateTime, TimeDelta, Utc};
@@ -368,17 +368,9 @@ impl TenantStore for SqlTenantStore {
                 .fetch_all(pool)
                 .await?
         });
-        let more = rows.len() > limit as usize;
-        let items = rows
-            .into_iter()
-            .take(limit as usize)
-            .map(TenantRow::into_tenant)
-            .collect::<Result<Vec<_>, _>>()?;
-        let next_cursor = match (more, items.last()) {
-            (true, Some(last)) => Some(Cursor::encode(CURSOR_KIND, &last.id.to_string())),
-            _ => None,
-        };
-        Ok(Page { items, next_cursor })
+        page_from_rows(rows, limit, TenantRow::into_tenant, CURSOR_KIND, |t| {
+            t.id.to_string()
+        })
     }
 
     async fn update(
