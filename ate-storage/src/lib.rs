@@ -1,14 +1,14 @@
 //! # ate-storage
 //!
-//! Encrypted object storage for ATE. **Not yet implemented**: this crate compiles so the
-//! workspace layout is fixed, and exports nothing until its issue lands.
+//! Encrypted object storage for ATE. Available now:
 //!
-//! It will own:
+//! * [`cobblestone`]: **Cobblestone-256** (c2sp.org/chunked-encryption with HKDF-Expand-SHA-512
+//!   and AES-256-GCM), one-shot, streaming and random access, over a pluggable
+//!   [`CryptoProvider`](cobblestone::CryptoProvider) (RustCrypto always, `ring` behind the
+//!   default `ring` feature), checked against every Wycheproof vector.
 //!
-//! * **Cobblestone-256** (c2sp.org/chunked-encryption with HKDF-Expand-SHA-512 and
-//!   AES-256-GCM): one-shot, streaming and random-access encryption, behind a pluggable cipher
-//!   provider (RustCrypto `aes-gcm` always, a faster one behind a feature), checked against
-//!   the Wycheproof vectors;
+//! Still to come (tracked in the issue for this crate):
+//!
 //! * the **tenant keyring**: per-tenant data keys wrapped under the master key from
 //!   [`ate_core::keys::KeyProvider`], with versions, rotation and crypto-shredding;
 //! * **blob backends** over Apache OpenDAL (`memory://`, `fs://`, `s3://`), with object
@@ -18,3 +18,8 @@
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+pub mod cobblestone;
+mod error;
+
+pub use error::StorageError;

@@ -1,0 +1,73 @@
+//! `ate-storage`'s error type.
+
+use ate_core::{Classify, CoreError, ErrorKind};
+
+/// Errors raised by `ate-storage`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    /// A key of the wrong size was supplied.
+    #[error("invalid key: Cobblestone-256 keys are 32 bytes, got {0}")]
+    InvalidKeySize(usize),
+    /// Input that does not meet the documented rules (ranges, sizes, paths).
+    #[error("invalid {what}: {reason}")]
+    InvalidInput {
+        /// What was being validated.
+        what: &'static str,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// A ciphertext failed authentication: wrong key or context, modified, truncated,
+    /// extended or reordered. Nothing of the failing part was released.
+    #[error("integrity check failed: {0}")]
+    Integrity(String),
+    /// An I/O error from the underlying reader or writer.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// An error from `ate-core`.
+    #[error(transparent)]
+    Core(#[from] CoreError),
+}
+
+impl StorageError {
+    pub(crate) fn invalid(what: &'static str, reason: impl Into<String>) -> Self {
+        StorageError::InvalidInput {
+            what,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl Classify for StorageError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            StorageError::InvalidKeySize(_) | StorageError::InvalidInput { .. } => {
+                ErrorKind::InvalidInput
+            }
+            StorageError::Integrity(_) => ErrorKind::Integrity,
+            StorageError::Io(_) => ErrorKind::Unavailable,
+            StorageError::Core(e) => e.kind(),
+        }
+    }
+
+    fn is_retryable(&self) -> bool {
+        match self {
+            StorageError::Core(e) => e.is_retryable(),
+            other => other.kind().is_retryable(),
+        }
+    }
+}
+
+/// A cheap copy of an error, for readers that must keep failing with the same error.
+pub(crate) fn replay(e: &StorageError) -> StorageError {
+    match e {
+        StorageError::InvalidKeySize(n) => StorageError::InvalidKeySize(*n),
+        StorageError::InvalidInput { what, reason } => StorageError::InvalidInput {
+            what,
+            reason: reason.clone(),
+        },
+        StorageError::Integrity(m) => StorageError::Integrity(m.clone()),
+        StorageError::Io(io) => StorageError::Io(std::io::Error::new(io.kind(), io.to_string())),
+        StorageError::Core(c) => StorageError::Integrity(c.to_string()),
+    }
+}
