@@ -280,16 +280,13 @@ impl Cobblestone {
         let (keys, header) = self.begin(key, context, salt)?;
         let mut out = vec![0u8; HEADER_LEN + plaintext.len() + chunks * TAG_LEN];
         out[..HEADER_LEN].copy_from_slice(&header);
-        // Lay the plaintext out in its chunk slots, then seal every slot in place.
-        let body = &mut out[HEADER_LEN..];
-        for (slot, chunk) in body
-            .chunks_mut(ENCRYPTED_CHUNK_LEN)
-            .zip(plaintext.chunks(CHUNK_LEN))
-        {
-            slot[..chunk.len()].copy_from_slice(chunk);
-        }
-        let slots: Vec<&mut [u8]> = body.chunks_mut(ENCRYPTED_CHUNK_LEN).collect();
+        // Each worker copies its chunks into their slots and seals them in place, so the copy
+        // (and the first touch of the fresh pages) is spread over the threads too.
+        let slots: Vec<&mut [u8]> = out[HEADER_LEN..].chunks_mut(ENCRYPTED_CHUNK_LEN).collect();
         self.for_each_parallel(slots, |k, slot| {
+            let start = k * CHUNK_LEN;
+            let body = slot.len() - TAG_LEN;
+            slot[..body].copy_from_slice(&plaintext[start..start + body]);
             keys.seal_slot(k as u64, slot);
             Ok(())
         })?;
