@@ -12,6 +12,7 @@
 
 mod client;
 mod convert;
+mod crypto;
 mod error;
 mod types;
 
@@ -53,6 +54,7 @@ fn _ate(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<types::ChainBreak>()?;
     m.add_class::<types::ChainReport>()?;
     m.add_function(wrap_pyfunction!(error::_error_classes, m)?)?;
+    crypto::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

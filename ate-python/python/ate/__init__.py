@@ -25,6 +25,7 @@ from ate._ate import (
     Tenants,
     __version__,
 )
+from ate import crypto
 from ate._errors import (
     AlreadyExistsError,
     AteError,
@@ -42,6 +43,7 @@ from ate._errors import (
 )
 
 __all__ = [
+    "crypto",
     "Ate",
     "AsyncAte",
     "AsyncAudit",

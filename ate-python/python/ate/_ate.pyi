@@ -22,9 +22,14 @@ __all__ = [
     "Tenants",
     "__version__",
     "_error_classes",
+    "cobblestone_open",
+    "cobblestone_seal",
 ]
 
 def _error_classes() -> list[tuple[str, str]]: ...
+
+def cobblestone_seal(key: bytes, plaintext: bytes, context: bytes = b"") -> bytes: ...
+def cobblestone_open(key: bytes, ciphertext: bytes, context: bytes = b"") -> bytes: ...
 
 @final
 class Tenant:
