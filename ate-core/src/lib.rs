@@ -46,6 +46,10 @@ pub mod page;
 pub mod principal;
 pub mod tenant;
 
+/// sqlx, re-exported so ATE's exported store macros resolve it in any crate.
+#[doc(hidden)]
+pub use sqlx as __sqlx;
+
 pub use audit::{AuditEvent, AuditSink, NewAuditEvent, SqlAuditSink};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use db::{Db, DbBackend, DbOptions, DbPool, Migrations};

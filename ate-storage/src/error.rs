@@ -21,6 +21,17 @@ pub enum StorageError {
     /// extended or reordered. Nothing of the failing part was released.
     #[error("integrity check failed: {0}")]
     Integrity(String),
+    /// The data key of this version was destroyed (crypto-shredded): what it protected is
+    /// unrecoverable.
+    #[error(
+        "tenant {tenant} key version {version} was destroyed; the data it protected is unrecoverable"
+    )]
+    KeyDestroyed {
+        /// The tenant.
+        tenant: ate_core::TenantId,
+        /// The destroyed version.
+        version: u32,
+    },
     /// An I/O error from the underlying reader or writer.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -45,6 +56,7 @@ impl Classify for StorageError {
                 ErrorKind::InvalidInput
             }
             StorageError::Integrity(_) => ErrorKind::Integrity,
+            StorageError::KeyDestroyed { .. } => ErrorKind::NotFound,
             StorageError::Io(_) => ErrorKind::Unavailable,
             StorageError::Core(e) => e.kind(),
         }
@@ -67,6 +79,10 @@ pub(crate) fn replay(e: &StorageError) -> StorageError {
             reason: reason.clone(),
         },
         StorageError::Integrity(m) => StorageError::Integrity(m.clone()),
+        StorageError::KeyDestroyed { tenant, version } => StorageError::KeyDestroyed {
+            tenant: *tenant,
+            version: *version,
+        },
         StorageError::Io(io) => StorageError::Io(std::io::Error::new(io.kind(), io.to_string())),
         StorageError::Core(c) => StorageError::Integrity(c.to_string()),
     }

@@ -7,10 +7,13 @@
 //!   [`CryptoProvider`](cobblestone::CryptoProvider) (RustCrypto always, `ring` behind the
 //!   default `ring` feature), checked against every Wycheproof vector.
 //!
-//! Still to come (tracked in the issue for this crate):
+//! * [`keyring`]: the **tenant keyring**: per-tenant data keys wrapped under the master key
+//!   from [`ate_core::keys::KeyProvider`], with versions, rotation, master-key rotation and
+//!   crypto-shredding, every change audited atomically.
 //!
-//! * the **tenant keyring**: per-tenant data keys wrapped under the master key from
-//!   [`ate_core::keys::KeyProvider`], with versions, rotation and crypto-shredding;
+//! Still to come (tracked in the issue for this crate): re-encryption of a tenant's objects
+//! to its newest key, and
+//!
 //! * **blob backends** over Apache OpenDAL (`memory://`, `fs://`, `s3://`), with object
 //!   names derived from tenant and object ids only;
 //! * the **metadata index** and the object store API scoped to an
@@ -21,5 +24,6 @@
 
 pub mod cobblestone;
 mod error;
+pub mod keyring;
 
 pub use error::StorageError;

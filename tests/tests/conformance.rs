@@ -4,7 +4,7 @@
 //! they fail rather than skip when it is missing or unreachable.
 
 use tests::support::{Backend, run};
-use tests::{audit_sink, tenant_store};
+use tests::{audit_sink, keyring, tenant_store};
 
 macro_rules! matrix {
     ($($suite:ident :: $case:ident),* $(,)?) => {
@@ -57,4 +57,10 @@ matrix! {
     audit_sink::invalid_appends_change_nothing,
     audit_sink::tampering_is_detected,
     audit_sink::verify_long_chain,
+    keyring::first_key_is_created_once,
+    keyring::rotation_keeps_old_versions_readable,
+    keyring::master_rotation_rewraps_keys,
+    keyring::destroy_crypto_shreds,
+    keyring::wrapped_keys_are_bound_to_tenant_and_version,
+    keyring::tenant_state_and_unknowns,
 }

@@ -22,7 +22,8 @@
 //! prefix ([`AuditAction::custom`]), which ATE never uses, so host and SDK names never clash.
 
 mod chain;
-pub(crate) mod sql;
+#[doc(hidden)]
+pub mod sql;
 
 pub use chain::GENESIS_HASH;
 pub use sql::SqlAuditSink;
@@ -317,8 +318,10 @@ impl NewAuditEvent {
     }
 
     /// Checks and normalizes the event: the metadata becomes canonical JSON text, the user
-    /// agent is truncated with control characters replaced.
-    pub(crate) fn validate(&self) -> Result<ValidEvent, CoreError> {
+    /// agent is truncated with control characters replaced. Implementor API: stores call it
+    /// before opening the transaction they audit in.
+    #[doc(hidden)]
+    pub fn validate(&self) -> Result<ValidEvent, CoreError> {
         if self.actor.is_empty()
             || self.actor.len() > 256
             || self.actor.chars().any(char::is_control)
@@ -374,9 +377,11 @@ impl NewAuditEvent {
     }
 }
 
-/// An event that passed validation, in stored form.
+/// An event that passed validation, in stored form (implementor API).
+#[doc(hidden)]
 #[derive(Debug, Clone)]
-pub(crate) struct ValidEvent {
+#[allow(missing_docs)]
+pub struct ValidEvent {
     pub tenant: TenantId,
     pub actor: String,
     pub action: String,

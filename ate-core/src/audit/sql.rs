@@ -123,7 +123,8 @@ impl AuditRow {
 
 /// Builds the stored form of the next event in a chain: assigns id and time, computes the
 /// link hash.
-pub(crate) fn next_event(
+#[doc(hidden)]
+pub fn next_event(
     ev: &ValidEvent,
     seq: i64,
     prev_hash: &[u8],
@@ -172,10 +173,15 @@ pub(crate) fn next_event(
 
 /// Appends a validated event inside an open write transaction `$tx`, stamping it `$now`.
 /// Evaluates to the stored [`AuditEvent`]; `?` propagates failures (rolling back the caller's
-/// transaction). Shared by the audit sink and every store that audits its own writes.
-macro_rules! append_event_in_tx {
+/// transaction). Shared by the audit sink and every store, in any ATE crate, that audits its
+/// own writes atomically; implementor API, not for hosts.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __append_audit_event_in_tx {
     ($tx:ident, $now:expr, $event:expr) => {{
         let ev: &$crate::audit::ValidEvent = $event;
+        #[allow(unused_imports)]
+        use $crate::__sqlx as sqlx;
         let tenant = ev.tenant.as_uuid();
         // Create the head on first use or bump it, in one statement. The upsert takes the
         // row lock (the write lock on SQLite), so concurrent appends to one tenant serialize
@@ -218,7 +224,7 @@ macro_rules! append_event_in_tx {
         stored
     }};
 }
-pub(crate) use append_event_in_tx;
+pub(crate) use crate::__append_audit_event_in_tx as append_event_in_tx;
 
 /// Decides whether `actor` may read `tenant`'s audit log, given the tenant's status.
 pub(crate) fn check_read_access(
