@@ -1,4 +1,4 @@
-//! The [`TenantKeyring`](ate_storage::keyring::TenantKeyring) conformance suite, run on every
+//! The [`TenantKeyring`] conformance suite, run on every
 //! metadata backend by `tests/conformance.rs`.
 
 use crate::support::Env;
