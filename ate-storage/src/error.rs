@@ -32,6 +32,16 @@ pub enum StorageError {
         /// The destroyed version.
         version: u32,
     },
+    /// A blob backend failed.
+    #[error("blob backend error: {message}")]
+    Backend {
+        /// What kind of failure it was.
+        kind: ErrorKind,
+        /// Whether retrying may succeed.
+        retryable: bool,
+        /// What failed, with the backend's message.
+        message: String,
+    },
     /// An I/O error from the underlying reader or writer.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -58,6 +68,7 @@ impl Classify for StorageError {
             StorageError::Integrity(_) => ErrorKind::Integrity,
             StorageError::KeyDestroyed { .. } => ErrorKind::NotFound,
             StorageError::Io(_) => ErrorKind::Unavailable,
+            StorageError::Backend { kind, .. } => *kind,
             StorageError::Core(e) => e.kind(),
         }
     }
@@ -65,6 +76,7 @@ impl Classify for StorageError {
     fn is_retryable(&self) -> bool {
         match self {
             StorageError::Core(e) => e.is_retryable(),
+            StorageError::Backend { retryable, .. } => *retryable,
             other => other.kind().is_retryable(),
         }
     }
@@ -82,6 +94,15 @@ pub(crate) fn replay(e: &StorageError) -> StorageError {
         StorageError::KeyDestroyed { tenant, version } => StorageError::KeyDestroyed {
             tenant: *tenant,
             version: *version,
+        },
+        StorageError::Backend {
+            kind,
+            retryable,
+            message,
+        } => StorageError::Backend {
+            kind: *kind,
+            retryable: *retryable,
+            message: message.clone(),
         },
         StorageError::Io(io) => StorageError::Io(std::io::Error::new(io.kind(), io.to_string())),
         StorageError::Core(c) => StorageError::Integrity(c.to_string()),

@@ -11,17 +11,19 @@
 //!   from [`ate_core::keys::KeyProvider`], with versions, rotation, master-key rotation and
 //!   crypto-shredding, every change audited atomically.
 //!
+//! * [`blob`]: **blob backends** over Apache OpenDAL (`memory://`, `fs://`, `s3://`), with
+//!   blob names derived from tenant and object ids only.
+//!
 //! Still to come (tracked in the issue for this crate): re-encryption of a tenant's objects
 //! to its newest key, and
 //!
-//! * **blob backends** over Apache OpenDAL (`memory://`, `fs://`, `s3://`), with object
-//!   names derived from tenant and object ids only;
 //! * the **metadata index** and the object store API scoped to an
 //!   [`ate_core::Principal`]: put, get, ranged get, stat, delete, list, copy, and quotas.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod blob;
 pub mod cobblestone;
 mod error;
 pub mod keyring;

@@ -64,3 +64,43 @@ matrix! {
     keyring::wrapped_keys_are_bound_to_tenant_and_version,
     keyring::tenant_state_and_unknowns,
 }
+
+/// The blob-store suite against every blob backend.
+macro_rules! blob_matrix {
+    ($($case:ident),* $(,)?) => {
+        mod blob_memory {
+            use tests::support::{BlobBackendKind, run_blobs};
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    run_blobs(BlobBackendKind::Memory, tests::blob_store::$case).await;
+                }
+            )*
+        }
+        mod blob_fs {
+            use tests::support::{BlobBackendKind, run_blobs};
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    run_blobs(BlobBackendKind::Fs, tests::blob_store::$case).await;
+                }
+            )*
+        }
+        mod blob_s3 {
+            use tests::support::{BlobBackendKind, run_blobs};
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    run_blobs(BlobBackendKind::S3, tests::blob_store::$case).await;
+                }
+            )*
+        }
+    };
+}
+
+blob_matrix! {
+    put_read_delete,
+    streaming_uploads,
+    tenants_are_separate,
+    bad_urls_and_unreachable_servers,
+}
