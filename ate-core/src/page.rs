@@ -35,13 +35,14 @@ impl Cursor {
         &self.0
     }
 
-    /// Encodes a position for the listing identified by `kind`.
-    pub(crate) fn encode(kind: &str, position: &str) -> Cursor {
+    /// Encodes a position for the listing identified by `kind` (for store implementations).
+    pub fn encode(kind: &str, position: &str) -> Cursor {
         Cursor(URL_SAFE_NO_PAD.encode(format!("{kind}:{position}")))
     }
 
-    /// Decodes a cursor made by [`Cursor::encode`] with the same `kind`.
-    pub(crate) fn decode(&self, kind: &str) -> Result<String, CoreError> {
+    /// Decodes a cursor made by [`Cursor::encode`] with the same `kind`; anything else is
+    /// `InvalidInput`.
+    pub fn decode(&self, kind: &str) -> Result<String, CoreError> {
         let bad = || CoreError::invalid("cursor", "not a cursor issued by this listing");
         let raw = URL_SAFE_NO_PAD.decode(&self.0).map_err(|_| bad())?;
         let raw = String::from_utf8(raw).map_err(|_| bad())?;

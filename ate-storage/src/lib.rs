@@ -27,5 +27,6 @@ pub mod blob;
 pub mod cobblestone;
 mod error;
 pub mod keyring;
+pub mod objects;
 
 pub use error::StorageError;

@@ -10,6 +10,7 @@
 pub mod audit_sink;
 pub mod blob_store;
 pub mod keyring;
+pub mod object_store;
 pub mod support;
 pub mod tenant_store;
 

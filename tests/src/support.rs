@@ -185,6 +185,11 @@ pub fn epoch() -> DateTime<Utc> {
 }
 
 impl Env {
+    /// An environment over an already opened test database.
+    pub fn for_tests(backend: Backend, db: Db) -> Env {
+        Env::new(backend, db)
+    }
+
     fn new(backend: Backend, db: Db) -> Env {
         let clock = Arc::new(ManualClock::new(epoch()));
         let tenants = SqlTenantStore::new(db.clone()).with_clock(clock.clone());

@@ -104,3 +104,46 @@ blob_matrix! {
     tenants_are_separate,
     bad_urls_and_unreachable_servers,
 }
+
+/// The object-store suite on every metadata × blob backend combination.
+macro_rules! object_matrix {
+    ($($module:ident: $db:ident + $blobs:ident),* $(,)? ; $cases:tt) => {
+        $(
+            mod $module {
+                use tests::support::{Backend, BlobBackendKind};
+                object_matrix!(@cases $db, $blobs; $cases);
+            }
+        )*
+    };
+    (@cases $db:ident, $blobs:ident; [$($case:ident),* $(,)?]) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                tests::object_store::run(Backend::$db, BlobBackendKind::$blobs, tests::object_store::$case).await;
+            }
+        )*
+    };
+}
+
+object_matrix! {
+    objects_sqlite_memory: SqliteMemory + Memory,
+    objects_sqlite_fs: SqliteFile + Fs,
+    objects_sqlite_s3: SqliteFile + S3,
+    objects_postgres_memory: Postgres + Memory,
+    objects_postgres_fs: Postgres + Fs,
+    objects_postgres_s3: Postgres + S3;
+    [
+    put_get_round_trip,
+    streaming_put_and_get,
+    overwrite_replaces,
+    list_by_prefix,
+    delete_and_copy,
+    bad_paths_write_nothing,
+    tenants_are_isolated,
+    context_binding,
+    key_rotation_and_shredding,
+    quotas_are_enforced,
+    garbage_collection,
+    tenant_state_is_enforced,
+    ]
+}

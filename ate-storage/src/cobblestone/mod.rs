@@ -82,6 +82,7 @@ impl Default for Cobblestone {
 }
 
 /// The per-message keys derived from the input key, salt and context.
+/// The per-message keys (crate-internal).
 pub(crate) struct MessageKeys {
     aead: Box<dyn AeadKey>,
     base_nonce: [u8; NONCE_LEN],
@@ -404,12 +405,88 @@ impl Layout {
         })
     }
 
+    /// The layout of the message that encrypts `plaintext_len` bytes.
+    pub(crate) fn for_plaintext(plaintext_len: u64) -> Result<Layout, StorageError> {
+        let chunks = plaintext_len / CHUNK_LEN as u64 + 1;
+        check_chunk_count(chunks)?;
+        Ok(Layout {
+            chunks,
+            plaintext_len,
+            ciphertext_len: HEADER_LEN as u64 + plaintext_len + chunks * TAG_LEN as u64,
+        })
+    }
+
     /// Ciphertext byte range of chunk `k`.
     pub(crate) fn chunk_range(&self, k: u64) -> std::ops::Range<u64> {
         let start = HEADER_LEN as u64 + k * ENCRYPTED_CHUNK_LEN as u64;
         let end = (start + ENCRYPTED_CHUNK_LEN as u64).min(self.ciphertext_len);
         start..end
     }
+
+    /// Ciphertext byte range of chunks `first..=last`.
+    pub(crate) fn span(&self, first: u64, last: u64) -> std::ops::Range<u64> {
+        self.chunk_range(first).start..self.chunk_range(last).end
+    }
+
+    /// Validates a plaintext `range` and returns the chunks it needs (`None` for an empty
+    /// range). A range that reaches the end also claims where the message ends, so it
+    /// includes the final chunk (empty when the length is a multiple of the chunk size) to
+    /// authenticate it.
+    pub(crate) fn chunks_for(
+        &self,
+        range: &std::ops::Range<u64>,
+    ) -> Result<Option<(u64, u64)>, StorageError> {
+        let len = self.plaintext_len;
+        if range.start > range.end {
+            return Err(StorageError::invalid(
+                "byte range",
+                format!("{}..{} is reversed", range.start, range.end),
+            ));
+        }
+        if range.end > len {
+            return Err(StorageError::invalid(
+                "byte range",
+                format!(
+                    "{}..{} runs past the end of the {len}-byte object",
+                    range.start, range.end
+                ),
+            ));
+        }
+        if range.start == range.end {
+            return Ok(None);
+        }
+        let first = range.start / CHUNK_LEN as u64;
+        let last = if range.end == len {
+            self.chunks - 1
+        } else {
+            (range.end - 1) / CHUNK_LEN as u64
+        };
+        Ok(Some((first, last)))
+    }
+}
+
+/// Decrypts chunks `first..=last` from `ciphertext`, which holds exactly
+/// `layout.span(first, last)`.
+pub(crate) fn open_span(
+    keys: &MessageKeys,
+    layout: &Layout,
+    first: u64,
+    last: u64,
+    ciphertext: &[u8],
+) -> Result<Vec<u8>, StorageError> {
+    let plain_start = first * CHUNK_LEN as u64;
+    let plain_end = (plain_start + (last - first + 1) * CHUNK_LEN as u64).min(layout.plaintext_len);
+    let mut plain = vec![0u8; (plain_end - plain_start) as usize];
+    let mut offset = 0usize;
+    for (i, k) in (first..=last).enumerate() {
+        let range = layout.chunk_range(k);
+        let len = (range.end - range.start) as usize;
+        let body = len - TAG_LEN;
+        let out = &mut plain[i * CHUNK_LEN..i * CHUNK_LEN + body];
+        keys.open_into(k, &ciphertext[offset..offset + len], out)?;
+        offset += len;
+    }
+    Ok(plain)
 }
 
 #[cfg(test)]

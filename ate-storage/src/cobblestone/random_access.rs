@@ -94,25 +94,15 @@ impl<'a, S: ReadAt + ?Sized> RandomAccess<'a, S> {
 
     /// Decrypts chunks `first..=last` with one contiguous read.
     fn open_chunks(&self, first: u64, last: u64) -> Result<Vec<u8>, StorageError> {
-        let start = self.layout.chunk_range(first).start;
-        let end = self.layout.chunk_range(last).end;
-        let mut ciphertext = vec![0u8; (end - start) as usize];
-        self.source.read_exact_at(&mut ciphertext, start)?;
-        let plain_start = first * CHUNK_LEN as u64;
-        let plain_end =
-            (plain_start + (last - first + 1) * CHUNK_LEN as u64).min(self.layout.plaintext_len);
-        let mut plain = vec![0u8; (plain_end - plain_start) as usize];
-        let mut offset = 0usize;
-        for (i, k) in (first..=last).enumerate() {
-            let range = self.layout.chunk_range(k);
-            let len = (range.end - range.start) as usize;
-            let body = len - super::TAG_LEN;
-            let out = &mut plain[i * CHUNK_LEN..i * CHUNK_LEN + body];
-            self.keys
-                .open_into(k, &ciphertext[offset..offset + len], out)?;
-            offset += len;
-        }
-        Ok(plain)
+        let span = self.layout.span(first, last);
+        let mut ciphertext = vec![0u8; (span.end - span.start) as usize];
+        self.source.read_exact_at(&mut ciphertext, span.start)?;
+        super::open_span(&self.keys, &self.layout, first, last, &ciphertext)
+    }
+
+    /// The chunks a plaintext `range` needs (validated against the claimed length).
+    fn chunks_for(&self, range: &Range<u64>) -> Result<Option<(u64, u64)>, StorageError> {
+        self.layout.chunks_for(range)
     }
 
     /// The plaintext bytes in `range`. A range that ends at the end of the message also
@@ -121,32 +111,8 @@ impl<'a, S: ReadAt + ?Sized> RandomAccess<'a, S> {
     /// An empty range returns nothing; a reversed range or one past the end of the message
     /// is `InvalidInput`.
     pub fn read_range(&self, range: Range<u64>) -> Result<Vec<u8>, StorageError> {
-        let len = self.layout.plaintext_len;
-        if range.start > range.end {
-            return Err(StorageError::invalid(
-                "byte range",
-                format!("{}..{} is reversed", range.start, range.end),
-            ));
-        }
-        if range.end > len {
-            return Err(StorageError::invalid(
-                "byte range",
-                format!(
-                    "{}..{} runs past the end of the {len}-byte object",
-                    range.start, range.end
-                ),
-            ));
-        }
-        if range.start == range.end {
+        let Some((first, last)) = self.chunks_for(&range)? else {
             return Ok(Vec::new());
-        }
-        let first = range.start / CHUNK_LEN as u64;
-        // A read that reaches the end also claims where the message ends: include the final
-        // chunk (empty when the length is a multiple of the chunk size) to authenticate it.
-        let last = if range.end == len {
-            self.layout.chunks - 1
-        } else {
-            (range.end - 1) / CHUNK_LEN as u64
         };
         let plain = self.open_chunks(first, last)?;
         let skip = (range.start - first * CHUNK_LEN as u64) as usize;

@@ -1,0 +1,877 @@
+//! The object store: tenant-scoped, encrypted objects addressed by logical path.
+//!
+//! Every object is one Cobblestone-256 message under the tenant's current data key, stored
+//! as the blob `t/<tenant>/o/<object id>`, and indexed in the `objects` table (path, size,
+//! SHA-256 of the plaintext, key and format version, content type, user metadata, times).
+//! The Cobblestone context binds tenant, object id, key version and format version, so a blob
+//! copied or moved anywhere else (another tenant, another object, another key version) fails
+//! to decrypt with `Integrity`.
+//!
+//! **Writes** upload the blob under a fresh object id first and commit the index row after:
+//! a crash in between leaves an orphan blob that [`ObjectStore::collect_garbage`] removes,
+//! never a visible broken object. Overwriting a path keeps the old object readable until the
+//! new one commits; the old blob is deleted after. Quotas are checked in the commit.
+//!
+//! Permissions: [`STORAGE_READ`] for get/stat/list, [`STORAGE_WRITE`] for put/copy,
+//! [`STORAGE_DELETE`] for delete, in the object's tenant; garbage collection is for platform
+//! administrators.
+
+use crate::blob::{BlobStore, BlobWriter};
+use crate::cobblestone::{Cobblestone, Encryptor, Layout, MessageKeys, open_span};
+use crate::error::StorageError;
+use crate::keyring::TenantKeyring;
+use ate_core::db::{from_micros, to_micros};
+use ate_core::keys::KeyProvider;
+use ate_core::{
+    Clock, CoreError, Cursor, Db, ObjectId, Page, Permission, Principal, SqlTenantStore,
+    SystemClock, TenantId, TenantStatus, TenantStore, with_pool, with_write_tx,
+};
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use std::ops::Range;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// Read objects of a tenant.
+pub const STORAGE_READ: Permission = Permission::from_static("storage:read");
+/// Create and overwrite objects of a tenant.
+pub const STORAGE_WRITE: Permission = Permission::from_static("storage:write");
+/// Delete objects of a tenant.
+pub const STORAGE_DELETE: Permission = Permission::from_static("storage:delete");
+
+/// The object format this build writes (Cobblestone-256, context v1).
+pub const FORMAT_VERSION: u8 = 1;
+/// Longest logical path, in bytes.
+pub const MAX_PATH_BYTES: usize = 1024;
+/// Largest user metadata, as JSON bytes.
+pub const MAX_METADATA_BYTES: usize = 8 * 1024;
+/// Chunks fetched per ranged read when streaming an object (1 MiB of plaintext).
+const CHUNKS_PER_READ: u64 = 64;
+/// Plaintext bytes encrypted per blocking task when putting from memory.
+const PUT_PART: usize = 8 << 20;
+
+/// Validates a logical path: 1 to 1024 bytes, `/`-separated segments that are not empty,
+/// `.` or `..`; no leading `/`, no backslash, no NUL or other control characters.
+pub fn validate_path(path: &str) -> Result<(), StorageError> {
+    let bad = |reason: &str| {
+        Err(StorageError::invalid(
+            "object path",
+            format!("{:?} {reason}", path.chars().take(80).collect::<String>()),
+        ))
+    };
+    if path.is_empty() || path.len() > MAX_PATH_BYTES {
+        return Err(StorageError::invalid(
+            "object path",
+            format!("must be 1 to {MAX_PATH_BYTES} bytes, got {}", path.len()),
+        ));
+    }
+    if path.starts_with('/') {
+        return bad("must not start with '/'");
+    }
+    if path.contains('\\') {
+        return bad("must not contain a backslash");
+    }
+    if path.chars().any(char::is_control) {
+        return bad("must not contain NUL or other control characters");
+    }
+    if path
+        .split('/')
+        .any(|s| s.is_empty() || s == "." || s == "..")
+    {
+        return bad("must not contain empty, '.' or '..' segments");
+    }
+    Ok(())
+}
+
+/// Options for a put.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PutOptions {
+    /// The MIME type recorded with the object (default `application/octet-stream`).
+    pub content_type: String,
+    /// User metadata: a JSON object of at most 8 KiB.
+    pub metadata: serde_json::Value,
+}
+
+impl Default for PutOptions {
+    fn default() -> Self {
+        PutOptions {
+            content_type: "application/octet-stream".into(),
+            metadata: serde_json::json!({}),
+        }
+    }
+}
+
+impl PutOptions {
+    /// Sets the content type.
+    pub fn content_type(mut self, content_type: impl Into<String>) -> Self {
+        self.content_type = content_type.into();
+        self
+    }
+
+    /// Sets the user metadata.
+    pub fn metadata(mut self, metadata: serde_json::Value) -> Self {
+        self.metadata = metadata;
+        self
+    }
+
+    fn validate(&self) -> Result<String, StorageError> {
+        let ct = &self.content_type;
+        if ct.is_empty() || ct.len() > 255 || !ct.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+        {
+            return Err(StorageError::invalid(
+                "content type",
+                "must be 1 to 255 printable ASCII characters",
+            ));
+        }
+        if !self.metadata.is_object() {
+            return Err(StorageError::invalid(
+                "object metadata",
+                "must be a JSON object",
+            ));
+        }
+        let text = self.metadata.to_string();
+        if text.len() > MAX_METADATA_BYTES {
+            return Err(StorageError::invalid(
+                "object metadata",
+                format!("is {} bytes; the limit is {MAX_METADATA_BYTES}", text.len()),
+            ));
+        }
+        Ok(text)
+    }
+}
+
+/// An object's index entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ObjectInfo {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The object id (changes when the path is overwritten).
+    pub id: ObjectId,
+    /// The logical path.
+    pub path: String,
+    /// Plaintext size in bytes.
+    pub size: u64,
+    /// SHA-256 of the plaintext.
+    pub sha256: [u8; 32],
+    /// The data-key version it is encrypted under.
+    pub key_version: u32,
+    /// The object format version.
+    pub format_version: u8,
+    /// MIME type.
+    pub content_type: String,
+    /// User metadata.
+    pub metadata: serde_json::Value,
+    /// When the path was first written.
+    pub created_at: DateTime<Utc>,
+    /// When the current content was committed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What a garbage-collection pass did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct GcReport {
+    /// Blobs with no index row, older than the grace period, that were deleted.
+    pub deleted: u64,
+    /// Orphan blobs younger than the grace period (possibly uploads in progress), kept.
+    pub kept_young: u64,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct ObjectRow {
+    id: Uuid,
+    tenant_id: Uuid,
+    logical_path: String,
+    size: i64,
+    sha256: Vec<u8>,
+    key_version: i64,
+    format_version: i64,
+    content_type: String,
+    user_metadata: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+macro_rules! object_columns {
+    () => {
+        "id, tenant_id, logical_path, size, sha256, key_version, format_version, content_type, \
+         user_metadata, created_at, updated_at"
+    };
+}
+const BY_PATH: &str = concat!(
+    "SELECT ",
+    object_columns!(),
+    " FROM objects WHERE tenant_id = $1 AND logical_path = $2"
+);
+/// `$2` prefix (bytewise), `$3` cursor (exclusive), `$4` limit.
+const LIST: &str = concat!(
+    "SELECT ",
+    object_columns!(),
+    " FROM objects WHERE tenant_id = $1 AND substr(logical_path, 1, length($2)) = $2 \
+     AND ($3 IS NULL OR logical_path > $3) ORDER BY logical_path LIMIT $4"
+);
+const CURSOR_KIND: &str = "objects";
+const LOCK_TENANT: &str = "UPDATE tenants SET revision = revision WHERE id = $1";
+
+impl ObjectRow {
+    fn info(self) -> Result<ObjectInfo, StorageError> {
+        let corrupt = |what: &str| {
+            StorageError::Integrity(format!("object index row has an unreadable {what}"))
+        };
+        Ok(ObjectInfo {
+            tenant: TenantId::from_uuid(self.tenant_id)?,
+            id: ObjectId::from_uuid(self.id)?,
+            path: self.logical_path,
+            size: u64::try_from(self.size).map_err(|_| corrupt("size"))?,
+            sha256: self
+                .sha256
+                .as_slice()
+                .try_into()
+                .map_err(|_| corrupt("checksum"))?,
+            key_version: u32::try_from(self.key_version).map_err(|_| corrupt("key version"))?,
+            format_version: u8::try_from(self.format_version)
+                .map_err(|_| corrupt("format version"))?,
+            content_type: self.content_type,
+            metadata: serde_json::from_str(&self.user_metadata).map_err(|_| corrupt("metadata"))?,
+            created_at: from_micros(self.created_at)?,
+            updated_at: from_micros(self.updated_at)?,
+        })
+    }
+}
+
+/// The Cobblestone context of an object: binds tenant, object id, key version and format.
+fn object_context(tenant: TenantId, id: ObjectId, key_version: u32, format: u8) -> Vec<u8> {
+    let mut ctx = b"ate.object.v1\0".to_vec();
+    ctx.extend_from_slice(tenant.as_bytes());
+    ctx.extend_from_slice(id.as_bytes());
+    ctx.extend_from_slice(&key_version.to_be_bytes());
+    ctx.push(format);
+    ctx
+}
+
+/// Encrypted objects of every tenant: a [`Db`] index over a [`BlobStore`].
+#[derive(Debug, Clone)]
+pub struct ObjectStore {
+    db: Db,
+    blobs: BlobStore,
+    keyring: TenantKeyring,
+    tenants: SqlTenantStore,
+    cobblestone: Cobblestone,
+    clock: Arc<dyn Clock>,
+}
+
+impl ObjectStore {
+    /// An object store over `db` (running `ate-storage`'s migrations) and `blobs`, with data
+    /// keys wrapped by `master`.
+    pub async fn open(
+        db: Db,
+        blobs: BlobStore,
+        master: Arc<dyn KeyProvider>,
+    ) -> Result<Self, StorageError> {
+        let keyring = TenantKeyring::open(db.clone(), master).await?;
+        Ok(ObjectStore {
+            tenants: SqlTenantStore::new(db.clone()),
+            db,
+            blobs,
+            keyring,
+            cobblestone: Cobblestone::default(),
+            clock: Arc::new(SystemClock),
+        })
+    }
+
+    /// Uses `clock` for object times (and the keyring's).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.keyring = self.keyring.with_clock(clock.clone());
+        self.tenants = self.tenants.with_clock(clock.clone());
+        self.clock = clock;
+        self
+    }
+
+    /// The keyring this store encrypts with.
+    pub fn keyring(&self) -> &TenantKeyring {
+        &self.keyring
+    }
+
+    /// Authorizes `actor` for `permission` in `tenant` and checks the tenant's state: writes
+    /// need an active tenant; reads are refused for a suspended tenant's own principals.
+    async fn authorize(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        permission: &Permission,
+        write: bool,
+    ) -> Result<(), StorageError> {
+        actor.require(tenant, permission)?;
+        if write || !actor.is_platform_admin() {
+            self.tenants.require_active(tenant).await?;
+        } else {
+            let t = self.tenants.get(actor, tenant).await?;
+            if t.status == TenantStatus::Deleted {
+                return Err(CoreError::not_found("tenant", tenant).into());
+            }
+        }
+        Ok(())
+    }
+
+    async fn row(&self, tenant: TenantId, path: &str) -> Result<ObjectInfo, StorageError> {
+        let row: Option<ObjectRow> = with_pool!(self.db, |pool| {
+            sqlx::query_as(BY_PATH)
+                .bind(tenant.as_uuid())
+                .bind(path)
+                .fetch_optional(pool)
+                .await
+                .map_err(CoreError::from)?
+        });
+        row.ok_or_else(|| CoreError::not_found("object", path).into())
+            .and_then(ObjectRow::info)
+    }
+
+    /// Stores `bytes` at `path`, replacing any object there once the new one is committed.
+    pub async fn put(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        path: &str,
+        bytes: Vec<u8>,
+        options: PutOptions,
+    ) -> Result<ObjectInfo, StorageError> {
+        let mut writer = self.writer(actor, tenant, path, options).await?;
+        // Encrypt and hash off the async runtime, a part at a time.
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let tail = rest.split_off(rest.len().min(PUT_PART));
+            writer.write_owned(rest).await?;
+            rest = tail;
+        }
+        writer.commit().await
+    }
+
+    /// Starts a streaming put: write the content with [`ObjectWriter::write`], then
+    /// [`ObjectWriter::commit`]. Memory stays bounded by the largest single write.
+    pub async fn writer(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        path: &str,
+        options: PutOptions,
+    ) -> Result<ObjectWriter, StorageError> {
+        validate_path(path)?;
+        let metadata = options.validate()?;
+        self.authorize(actor, tenant, &STORAGE_WRITE, true).await?;
+        let key = self.keyring.encryption_key(tenant).await?;
+        let id = ObjectId::new();
+        let context = object_context(tenant, id, key.version, FORMAT_VERSION);
+        let encryptor = Encryptor::new(&self.cobblestone, key.expose_secret(), &context)?;
+        let blob = self.blobs.writer(tenant, id).await?;
+        Ok(ObjectWriter {
+            store: self.clone(),
+            tenant,
+            id,
+            path: path.to_owned(),
+            key_version: key.version,
+            content_type: options.content_type,
+            metadata,
+            state: Some((encryptor, Sha256::new())),
+            blob: Some(blob),
+            size: 0,
+        })
+    }
+
+    /// Commits an uploaded blob as the object at `path` (quota-checked), then removes the
+    /// blob it replaced.
+    async fn commit(&self, w: &ObjectWriter, sha256: [u8; 32]) -> Result<ObjectInfo, StorageError> {
+        let now = self.clock.now();
+        let tenant = w.tenant;
+        let replaced: Result<(Option<Uuid>, DateTime<Utc>), CoreError> = async {
+            Ok(with_write_tx!(self.db, |tx| {
+                let locked = sqlx::query(LOCK_TENANT).bind(tenant.as_uuid()).execute(&mut *tx).await?;
+                if locked.rows_affected() == 0 {
+                    return Err(CoreError::not_found("tenant", tenant));
+                }
+                let existing: Option<(Uuid, i64, i64)> = sqlx::query_as(
+                    "SELECT id, size, created_at FROM objects WHERE tenant_id = $1 AND logical_path = $2",
+                )
+                .bind(tenant.as_uuid())
+                .bind(&w.path)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let (count, bytes): (i64, i64) = sqlx::query_as(
+                    "SELECT COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM objects WHERE tenant_id = $1",
+                )
+                .bind(tenant.as_uuid())
+                .fetch_one(&mut *tx)
+                .await?;
+                let settings: String = sqlx::query_scalar("SELECT settings FROM tenants WHERE id = $1")
+                    .bind(tenant.as_uuid())
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let settings: ate_core::TenantSettings = serde_json::from_str(&settings)
+                    .map_err(|e| CoreError::Integrity(format!("tenant settings: {e}")))?;
+                let (new_count, new_bytes) = match existing {
+                    Some((_, old_size, _)) => (count, bytes - old_size + w.size as i64),
+                    None => (count + 1, bytes + w.size as i64),
+                };
+                if let Some(max) = settings.quotas.max_objects
+                    && new_count as u64 > max
+                {
+                    return Err(CoreError::QuotaExceeded(format!(
+                        "tenant {tenant} may store at most {max} objects"
+                    )));
+                }
+                if let Some(max) = settings.quotas.max_storage_bytes
+                    && new_bytes as u64 > max
+                {
+                    return Err(CoreError::QuotaExceeded(format!(
+                        "tenant {tenant} may store at most {max} bytes; this put would make {new_bytes}"
+                    )));
+                }
+                let created_at = existing.map_or(now, |(_, _, c)| from_micros(c).unwrap_or(now));
+                if let Some((old, _, _)) = existing {
+                    sqlx::query("DELETE FROM objects WHERE id = $1")
+                        .bind(old)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                sqlx::query(concat!(
+                    "INSERT INTO objects (",
+                    object_columns!(),
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                ))
+                .bind(w.id.as_uuid())
+                .bind(tenant.as_uuid())
+                .bind(&w.path)
+                .bind(w.size as i64)
+                .bind(&sha256[..])
+                .bind(i64::from(w.key_version))
+                .bind(i64::from(FORMAT_VERSION))
+                .bind(&w.content_type)
+                .bind(&w.metadata)
+                .bind(to_micros(created_at))
+                .bind(to_micros(now))
+                .execute(&mut *tx)
+                .await?;
+                (existing.map(|(old, _, _)| old), created_at)
+            }))
+        }
+        .await;
+        let (old, created_at) = replaced?;
+        if let Some(old) = old.and_then(|u| ObjectId::from_uuid(u).ok()) {
+            // Best effort: if this fails the old blob is an orphan for garbage collection.
+            let _ = self.blobs.delete(tenant, old).await;
+        }
+        Ok(ObjectInfo {
+            tenant,
+            id: w.id,
+            path: w.path.clone(),
+            size: w.size,
+            sha256,
+            key_version: w.key_version,
+            format_version: FORMAT_VERSION,
+            content_type: w.content_type.clone(),
+            metadata: serde_json::from_str(&w.metadata).unwrap_or_default(),
+            created_at,
+            updated_at: now,
+        })
+    }
+
+    /// The object's index entry.
+    pub async fn stat(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        path: &str,
+    ) -> Result<ObjectInfo, StorageError> {
+        validate_path(path)?;
+        self.authorize(actor, tenant, &STORAGE_READ, false).await?;
+        self.row(tenant, path).await
+    }
+
+    async fn open_message(&self, info: &ObjectInfo) -> Result<(MessageKeys, Layout), StorageError> {
+        let key = self
+            .keyring
+            .decryption_key(info.tenant, info.key_version)
+            .await?;
+        let layout = Layout::for_plaintext(info.size)?;
+        let header = self
+            .blobs
+            .read_range(
+                info.tenant,
+                info.id,
+                0..crate::cobblestone::HEADER_LEN as u64,
+            )
+            .await?;
+        let context = object_context(info.tenant, info.id, info.key_version, info.format_version);
+        let keys = self
+            .cobblestone
+            .verify_header(key.expose_secret(), &context, &header)?;
+        Ok((keys, layout))
+    }
+
+    /// Opens the object for streaming reads.
+    pub async fn get(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        path: &str,
+    ) -> Result<ObjectReader, StorageError> {
+        let info = self.stat(actor, tenant, path).await?;
+        let (keys, layout) = self.open_message(&info).await?;
+        Ok(ObjectReader {
+            blobs: self.blobs.clone(),
+            info,
+            keys,
+            layout,
+            next_chunk: 0,
+            hasher: Sha256::new(),
+            failed: None,
+        })
+    }
+
+    /// The plaintext bytes in `range`, decrypting only the chunks it touches (fetched with
+    /// one ranged read). Empty ranges return nothing; reversed or past-the-end ranges are
+    /// `InvalidInput`.
+    pub async fn get_range(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        path: &str,
+        range: Range<u64>,
+    ) -> Result<Vec<u8>, StorageError> {
+        let info = self.stat(actor, tenant, path).await?;
+        let layout = Layout::for_plaintext(info.size)?;
+        let Some((first, last)) = layout.chunks_for(&range)? else {
+            return Ok(Vec::new());
+        };
+        let (keys, layout) = self.open_message(&info).await?;
+        let span = layout.span(first, last);
+        let ciphertext = self.blobs.read_range(tenant, info.id, span).await?;
+        let plain = open_span(&keys, &layout, first, last, &ciphertext)?;
+        let skip = (range.start - first * crate::cobblestone::CHUNK_LEN as u64) as usize;
+        Ok(plain[skip..skip + (range.end - range.start) as usize].to_vec())
+    }
+
+    /// Deletes the object at `path`: the index row first (so it disappears at once), then
+    /// the blob.
+    pub async fn delete(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        path: &str,
+    ) -> Result<(), StorageError> {
+        validate_path(path)?;
+        self.authorize(actor, tenant, &STORAGE_DELETE, true).await?;
+        let id: Option<Uuid> = with_pool!(self.db, |pool| {
+            sqlx::query_scalar(
+                "DELETE FROM objects WHERE tenant_id = $1 AND logical_path = $2 RETURNING id",
+            )
+            .bind(tenant.as_uuid())
+            .bind(path)
+            .fetch_optional(pool)
+            .await
+            .map_err(CoreError::from)?
+        });
+        let id = id.ok_or_else(|| StorageError::from(CoreError::not_found("object", path)))?;
+        let _ = self.blobs.delete(tenant, ObjectId::from_uuid(id)?).await;
+        Ok(())
+    }
+
+    /// Lists objects whose path starts with `prefix`, in bytewise path order.
+    pub async fn list(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        prefix: &str,
+        limit: Option<u32>,
+        cursor: Option<Cursor>,
+    ) -> Result<Page<ObjectInfo>, StorageError> {
+        if prefix.len() > MAX_PATH_BYTES || prefix.contains('\0') {
+            return Err(StorageError::invalid(
+                "list prefix",
+                "must be at most 1024 bytes without NUL",
+            ));
+        }
+        let limit = match limit {
+            None => ate_core::page::DEFAULT_PAGE_SIZE,
+            Some(n) if (1..=ate_core::page::MAX_PAGE_SIZE).contains(&n) => n,
+            Some(n) => {
+                return Err(StorageError::invalid(
+                    "page size",
+                    format!("must be 1 to 1000, got {n}"),
+                ));
+            }
+        };
+        let after = cursor.map(|c| c.decode(CURSOR_KIND)).transpose()?;
+        self.authorize(actor, tenant, &STORAGE_READ, false).await?;
+        let rows: Vec<ObjectRow> = with_pool!(self.db, |pool| {
+            sqlx::query_as(LIST)
+                .bind(tenant.as_uuid())
+                .bind(prefix)
+                .bind(after.clone())
+                .bind(i64::from(limit) + 1)
+                .fetch_all(pool)
+                .await
+                .map_err(CoreError::from)?
+        });
+        let more = rows.len() > limit as usize;
+        let items = rows
+            .into_iter()
+            .take(limit as usize)
+            .map(ObjectRow::info)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_cursor = match (more, items.last()) {
+            (true, Some(last)) => Some(Cursor::encode(CURSOR_KIND, &last.path)),
+            _ => None,
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    /// Copies the object at `from` to `to` within the tenant (re-encrypted under a new object
+    /// id, since the context binds it).
+    pub async fn copy(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        from: &str,
+        to: &str,
+    ) -> Result<ObjectInfo, StorageError> {
+        validate_path(to)?;
+        let mut reader = self.get(actor, tenant, from).await?;
+        let options = PutOptions::default()
+            .content_type(reader.info().content_type.clone())
+            .metadata(reader.info().metadata.clone());
+        let mut writer = self.writer(actor, tenant, to, options).await?;
+        while let Some(chunk) = reader.next_chunk().await? {
+            writer.write_owned(chunk).await?;
+        }
+        writer.commit().await
+    }
+
+    /// Deletes blobs of `tenant` that have no index row and are older than `grace` (judged by
+    /// the time inside their UUIDv7 id, so uploads in progress are left alone).
+    pub async fn collect_garbage(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        grace: chrono::TimeDelta,
+    ) -> Result<GcReport, StorageError> {
+        actor.require_platform_admin("collecting storage garbage")?;
+        let blobs = self.blobs.list(tenant).await?;
+        let indexed: Vec<Uuid> = with_pool!(self.db, |pool| {
+            sqlx::query_scalar("SELECT id FROM objects WHERE tenant_id = $1")
+                .bind(tenant.as_uuid())
+                .fetch_all(pool)
+                .await
+                .map_err(CoreError::from)?
+        });
+        let indexed: std::collections::HashSet<Uuid> = indexed.into_iter().collect();
+        let cutoff = self.clock.now() - grace;
+        let mut report = GcReport {
+            deleted: 0,
+            kept_young: 0,
+        };
+        for id in blobs {
+            if indexed.contains(&id.as_uuid()) {
+                continue;
+            }
+            let born = id
+                .as_uuid()
+                .get_timestamp()
+                .map(|ts| ts.to_unix())
+                .and_then(|(s, n)| DateTime::from_timestamp(s as i64, n));
+            match born {
+                Some(born) if born > cutoff => report.kept_young += 1,
+                _ => {
+                    self.blobs.delete(tenant, id).await?;
+                    report.deleted += 1;
+                }
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// A streaming put in progress. Nothing is visible at the path until
+/// [`commit`](ObjectWriter::commit) succeeds; dropping the writer or calling
+/// [`abort`](ObjectWriter::abort) leaves the old object (if any) in place.
+pub struct ObjectWriter {
+    store: ObjectStore,
+    tenant: TenantId,
+    id: ObjectId,
+    path: String,
+    key_version: u32,
+    content_type: String,
+    metadata: String,
+    state: Option<(Encryptor, Sha256)>,
+    blob: Option<BlobWriter>,
+    size: u64,
+}
+
+impl std::fmt::Debug for ObjectWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectWriter")
+            .field("tenant", &self.tenant)
+            .field("path", &self.path)
+            .field("written", &self.size)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ObjectWriter {
+    /// Appends `bytes` to the object.
+    pub async fn write(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
+        self.write_owned(bytes.to_vec()).await
+    }
+
+    /// Appends `bytes`, encrypting and hashing them on a blocking thread.
+    pub async fn write_owned(&mut self, bytes: Vec<u8>) -> Result<(), StorageError> {
+        let (mut encryptor, mut hasher) = self
+            .state
+            .take()
+            .ok_or_else(|| StorageError::invalid("object writer", "already failed or finished"))?;
+        let n = bytes.len() as u64;
+        let (state, out) = tokio::task::spawn_blocking(move || {
+            hasher.update(&bytes);
+            let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 1024 + 64);
+            let r = encryptor.update(&bytes, &mut out);
+            r.map(|()| ((encryptor, hasher), out))
+        })
+        .await
+        .map_err(|e| {
+            StorageError::Io(std::io::Error::other(format!(
+                "encryption task failed: {e}"
+            )))
+        })??;
+        self.state = Some(state);
+        if let Some(blob) = &mut self.blob {
+            blob.write(out).await?;
+        }
+        self.size += n;
+        Ok(())
+    }
+
+    /// Finishes the upload and commits the object.
+    pub async fn commit(mut self) -> Result<ObjectInfo, StorageError> {
+        let (encryptor, hasher) = self
+            .state
+            .take()
+            .ok_or_else(|| StorageError::invalid("object writer", "already failed or finished"))?;
+        let mut out = Vec::new();
+        encryptor.finish(&mut out)?;
+        let mut blob = self
+            .blob
+            .take()
+            .ok_or_else(|| StorageError::invalid("object writer", "already finished"))?;
+        let uploaded = async {
+            blob.write(out).await?;
+            blob.close().await
+        }
+        .await;
+        if let Err(e) = uploaded {
+            let _ = self.store.blobs.delete(self.tenant, self.id).await;
+            return Err(e);
+        }
+        let sha256: [u8; 32] = hasher.finalize().into();
+        match self.store.commit(&self, sha256).await {
+            Ok(info) => Ok(info),
+            Err(e) => {
+                // Nothing becomes visible and nothing is counted: remove the new blob.
+                let _ = self.store.blobs.delete(self.tenant, self.id).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Abandons the put.
+    pub async fn abort(mut self) -> Result<(), StorageError> {
+        if let Some(blob) = self.blob.take() {
+            let _ = blob.abort().await;
+        }
+        let _ = self.store.blobs.delete(self.tenant, self.id).await;
+        Ok(())
+    }
+}
+
+/// A streaming read of one object: authenticated plaintext, about 1 MiB at a time.
+pub struct ObjectReader {
+    blobs: BlobStore,
+    info: ObjectInfo,
+    keys: MessageKeys,
+    layout: Layout,
+    next_chunk: u64,
+    hasher: Sha256,
+    failed: Option<StorageError>,
+}
+
+impl std::fmt::Debug for ObjectReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectReader")
+            .field("info", &self.info)
+            .field("next_chunk", &self.next_chunk)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ObjectReader {
+    /// The object's index entry.
+    pub fn info(&self) -> &ObjectInfo {
+        &self.info
+    }
+
+    /// The next piece of plaintext, or `None` at the end (reached only once the final chunk
+    /// authenticated). After an error, every call returns it again.
+    pub async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, StorageError> {
+        if let Some(e) = &self.failed {
+            return Err(crate::error::replay(e));
+        }
+        if self.next_chunk >= self.layout.chunks {
+            return Ok(None);
+        }
+        let first = self.next_chunk;
+        let last = (first + CHUNKS_PER_READ - 1).min(self.layout.chunks - 1);
+        let result = async {
+            let ciphertext = self
+                .blobs
+                .read_range(
+                    self.info.tenant,
+                    self.info.id,
+                    self.layout.span(first, last),
+                )
+                .await?;
+            open_span(&self.keys, &self.layout, first, last, &ciphertext)
+        }
+        .await;
+        match result {
+            Ok(plain) => {
+                self.hasher.update(&plain);
+                self.next_chunk = last + 1;
+                Ok(Some(plain))
+            }
+            Err(e) => {
+                let copy = crate::error::replay(&e);
+                self.failed = Some(e);
+                Err(copy)
+            }
+        }
+    }
+
+    /// Reads the rest of the object. With `verify_checksum`, also compares the SHA-256 of
+    /// everything read through this reader with the one recorded at put time.
+    pub async fn read_to_end(mut self, verify_checksum: bool) -> Result<Vec<u8>, StorageError> {
+        let mut out = Vec::with_capacity(self.info.size as usize);
+        while let Some(chunk) = self.next_chunk().await? {
+            out.extend_from_slice(&chunk);
+        }
+        if verify_checksum {
+            let digest: [u8; 32] = self.hasher.finalize().into();
+            if digest != self.info.sha256 {
+                return Err(StorageError::Integrity(format!(
+                    "object {} does not match its recorded SHA-256",
+                    self.info.path
+                )));
+            }
+        }
+        Ok(out)
+    }
+}

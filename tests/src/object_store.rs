@@ -1,0 +1,676 @@
+//! The [`ObjectStore`] conformance suite, run on every combination of metadata backend
+//! (SQLite, PostgreSQL) and blob backend (memory, fs, S3) by `tests/conformance.rs`.
+
+use crate::assert_kind;
+use crate::member;
+use crate::support::{Backend, BlobBackendKind, Env, TestBlobs, TestDb};
+use ate_core::keys::{LocalKeyProvider, SecretKey};
+use ate_core::{
+    Classify, ErrorKind, NewTenant, ObjectId, Principal, Quotas, Tenant, TenantId, TenantSettings,
+};
+use ate_storage::StorageError;
+use ate_storage::blob::BlobStore;
+use ate_storage::keyring::{KEY_DESTROY, KEY_ROTATE};
+use ate_storage::objects::{ObjectStore, PutOptions, STORAGE_DELETE, STORAGE_READ, STORAGE_WRITE};
+use sha2::{Digest, Sha256};
+use std::future::Future;
+use std::sync::Arc;
+
+/// What an object-store case gets.
+#[derive(Debug, Clone)]
+pub struct ObjEnv {
+    /// Tenants, audit, clock, admin.
+    pub env: Env,
+    /// The store under test.
+    pub store: ObjectStore,
+    /// The raw blob store under it (for tampering and orphan checks).
+    pub blobs: BlobStore,
+}
+
+/// Runs `case` on the metadata `backend` with the blob backend `blobs`.
+pub async fn run<F, Fut>(backend: Backend, blobs: BlobBackendKind, case: F)
+where
+    F: FnOnce(ObjEnv) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let Some(test_db) = TestDb::open(backend).await else {
+        return;
+    };
+    let Some(test_blobs) = TestBlobs::open(blobs).await else {
+        test_db.cleanup().await;
+        return;
+    };
+    let env = Env::for_tests(backend, test_db.db.clone());
+    let master = Arc::new(LocalKeyProvider::new(SecretKey::from_bytes([9; 32])));
+    let store = ObjectStore::open(test_db.db.clone(), test_blobs.store.clone(), master)
+        .await
+        .unwrap()
+        .with_clock(env.clock.clone());
+    case(ObjEnv {
+        env,
+        store,
+        blobs: test_blobs.store.clone(),
+    })
+    .await;
+    drop(test_blobs);
+    test_db.cleanup().await;
+}
+
+fn data(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
+}
+
+fn writer(t: TenantId) -> Principal {
+    member(
+        t,
+        &[
+            STORAGE_READ,
+            STORAGE_WRITE,
+            STORAGE_DELETE,
+            KEY_ROTATE,
+            KEY_DESTROY,
+        ],
+    )
+}
+
+async fn tenant(e: &ObjEnv, slug: &str) -> Tenant {
+    e.env
+        .tenants
+        .create(&e.env.admin, NewTenant::new(slug, slug))
+        .await
+        .unwrap()
+}
+
+/// Objects of chunk-boundary sizes round-trip through put, stat, get and ranged gets.
+pub async fn put_get_round_trip(e: ObjEnv) {
+    let t = tenant(&e, "acme").await;
+    let p = writer(t.id);
+    for (i, len) in [0usize, 1, 16_383, 16_384, 16_385, 3 * 16_384, (2 << 20) + 7]
+        .into_iter()
+        .enumerate()
+    {
+        let path = format!("src/file-{i}.rs");
+        let bytes = data(len);
+        let opts = PutOptions::default()
+            .content_type("text/x-rust")
+            .metadata(serde_json::json!({ "lang": "rust" }));
+        let info = e
+            .store
+            .put(&p, t.id, &path, bytes.clone(), opts)
+            .await
+            .unwrap();
+        assert_eq!(
+            (info.size, info.key_version, info.format_version),
+            (len as u64, 1, 1)
+        );
+        assert_eq!(info.sha256, <[u8; 32]>::from(Sha256::digest(&bytes)));
+        let stat = e.store.stat(&p, t.id, &path).await.unwrap();
+        assert_eq!(stat, info);
+        assert_eq!(stat.content_type, "text/x-rust");
+        assert_eq!(stat.metadata["lang"], "rust");
+        let got = e
+            .store
+            .get(&p, t.id, &path)
+            .await
+            .unwrap()
+            .read_to_end(true)
+            .await
+            .unwrap();
+        assert!(got == bytes, "size {len}");
+        let n = len as u64;
+        for (a, b) in [
+            (0, n),
+            (n / 2, n),
+            (n.saturating_sub(1), n),
+            (0, n.min(16_385)),
+        ] {
+            let part = e.store.get_range(&p, t.id, &path, a..b).await.unwrap();
+            assert_eq!(part, &bytes[a as usize..b as usize], "{len}: {a}..{b}");
+        }
+        assert!(
+            e.store
+                .get_range(&p, t.id, &path, n..n)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_kind(
+            e.store.get_range(&p, t.id, &path, n..n + 1).await,
+            ErrorKind::InvalidInput,
+        );
+        assert_kind(
+            e.store
+                .get_range(&p, t.id, &path, std::ops::Range { start: 1, end: 0 })
+                .await,
+            ErrorKind::InvalidInput,
+        );
+    }
+}
+
+/// Streaming puts of uneven writes and streaming gets agree with the bytes.
+pub async fn streaming_put_and_get(e: ObjEnv) {
+    let t = tenant(&e, "acme").await;
+    let p = writer(t.id);
+    let bytes = data(3_000_001);
+    let mut w = e
+        .store
+        .writer(&p, t.id, "big.bin", PutOptions::default())
+        .await
+        .unwrap();
+    for piece in bytes.chunks(777_777) {
+        w.write(piece).await.unwrap();
+    }
+    let info = w.commit().await.unwrap();
+    assert_eq!(info.size, bytes.len() as u64);
+    let mut r = e.store.get(&p, t.id, "big.bin").await.unwrap();
+    let mut got = Vec::new();
+    let mut pieces = 0;
+    while let Some(chunk) = r.next_chunk().await.unwrap() {
+        assert!(chunk.len() <= 1 << 20, "reads stay bounded");
+        got.extend_from_slice(&chunk);
+        pieces += 1;
+    }
+    assert!(pieces >= 3);
+    assert!(got == bytes);
+    // An abandoned writer leaves nothing visible.
+    let mut w = e
+        .store
+        .writer(&p, t.id, "abandoned.bin", PutOptions::default())
+        .await
+        .unwrap();
+    w.write(&data(100)).await.unwrap();
+    w.abort().await.unwrap();
+    assert_kind(
+        e.store.stat(&p, t.id, "abandoned.bin").await,
+        ErrorKind::NotFound,
+    );
+}
+
+/// Overwrites replace the object only when committed and remove the old blob.
+pub async fn overwrite_replaces(e: ObjEnv) {
+    let t = tenant(&e, "acme").await;
+    let p = writer(t.id);
+    let first = e
+        .store
+        .put(&p, t.id, "a.txt", b"one".to_vec(), PutOptions::default())
+        .await
+        .unwrap();
+    e.env.clock.advance(chrono::TimeDelta::seconds(10));
+    // While a replacement is being written, readers still see the old content.
+    let mut w = e
+        .store
+        .writer(&p, t.id, "a.txt", PutOptions::default())
+        .await
+        .unwrap();
+    w.write(b"two!").await.unwrap();
+    let during = e
+        .store
+        .get(&p, t.id, "a.txt")
+        .await
+        .unwrap()
+        .read_to_end(true)
+        .await
+        .unwrap();
+    assert_eq!(during, b"one");
+    let second = w.commit().await.unwrap();
+    assert_ne!(second.id, first.id);
+    assert_eq!(second.created_at, first.created_at);
+    assert!(second.updated_at > first.updated_at);
+    let now = e
+        .store
+        .get(&p, t.id, "a.txt")
+        .await
+        .unwrap()
+        .read_to_end(true)
+        .await
+        .unwrap();
+    assert_eq!(now, b"two!");
+    assert_eq!(
+        e.blobs.list(t.id).await.unwrap(),
+        vec![second.id],
+        "old blob removed"
+    );
+}
+
+/// Listing by prefix, in bytewise order, one page at a time.
+pub async fn list_by_prefix(e: ObjEnv) {
+    let t = tenant(&e, "acme").await;
+    let p = writer(t.id);
+    for path in ["a/2", "a/1", "a/b/3", "b/1", "a", "A/1", "a/%", "a/_"] {
+        e.store
+            .put(
+                &p,
+                t.id,
+                path,
+                path.as_bytes().to_vec(),
+                PutOptions::default(),
+            )
+            .await
+            .unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = e.store.list(&p, t.id, "a/", Some(2), cursor).await.unwrap();
+        seen.extend(page.items.iter().map(|o| o.path.clone()));
+        cursor = page.next_cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(seen, ["a/%", "a/1", "a/2", "a/_", "a/b/3"]);
+    let all = e.store.list(&p, t.id, "", None, None).await.unwrap();
+    assert_eq!(all.items.len(), 8);
+    assert_eq!(all.items[0].path, "A/1", "bytewise: uppercase first");
+    let bad = Some(ate_core::Cursor::from_string("garbage"));
+    assert_kind(
+        e.store.list(&p, t.id, "a/", None, bad).await,
+        ErrorKind::InvalidInput,
+    );
+    assert_kind(
+        e.store.list(&p, t.id, "", Some(0), None).await,
+        ErrorKind::InvalidInput,
+    );
+}
+
+/// Delete and copy.
+pub async fn delete_and_copy(e: ObjEnv) {
+    let t = tenant(&e, "acme").await;
+    let p = writer(t.id);
+    let original = e
+        .store
+        .put(
+            &p,
+            t.id,
+            "x/a",
+            data(40_000),
+            PutOptions::default().content_type("text/plain"),
+        )
+        .await
+        .unwrap();
+    let copy = e.store.copy(&p, t.id, "x/a", "y/b").await.unwrap();
+    assert_ne!(copy.id, original.id);
+    assert_eq!(
+        (copy.size, copy.sha256, copy.content_type.as_str()),
+        (original.size, original.sha256, "text/plain")
+    );
+    assert_eq!(
+        e.store
+            .get(&p, t.id, "y/b")
+            .await
+            .unwrap()
+            .read_to_end(true)
+            .await
+            .unwrap(),
+        data(40_000)
+    );
+    e.store.delete(&p, t.id, "x/a").await.unwrap();
+    assert_kind(e.store.stat(&p, t.id, "x/a").await, ErrorKind::NotFound);
+    assert_kind(e.store.delete(&p, t.id, "x/a").await, ErrorKind::NotFound);
+    assert_eq!(e.blobs.list(t.id).await.unwrap(), vec![copy.id]);
+    assert_kind(
+        e.store.copy(&p, t.id, "missing", "z").await,
+        ErrorKind::NotFound,
+    );
+}
+
+/// Malformed paths are rejected and write nothing.
+pub async fn bad_paths_write_nothing(e: ObjEnv) {
+    let t = tenant(&e, "acme").await;
+    let p = writer(t.id);
+    let long = "a".repeat(1025);
+    for path in [
+        "",
+        "..",
+        "a/../b",
+        "/abs",
+        "a\\b",
+        "a\0b",
+        "a//b",
+        "./a",
+        "a/",
+        "tab\there",
+        long.as_str(),
+    ] {
+        let r = e
+            .store
+            .put(&p, t.id, path, b"x".to_vec(), PutOptions::default())
+            .await;
+        assert_kind(r, ErrorKind::InvalidInput);
+    }
+    assert!(
+        e.store
+            .put(
+                &p,
+                t.id,
+                &"a".repeat(1024),
+                b"x".to_vec(),
+                PutOptions::default()
+            )
+            .await
+            .is_ok()
+    );
+    for opts in [
+        PutOptions::default().content_type(""),
+        PutOptions::default().metadata(serde_json::json!([1])),
+        PutOptions::default().metadata(serde_json::json!({ "big": "x".repeat(9000) })),
+    ] {
+        assert_kind(
+            e.store.put(&p, t.id, "ok", b"x".to_vec(), opts).await,
+            ErrorKind::InvalidInput,
+        );
+    }
+    assert_eq!(
+        e.store
+            .list(&p, t.id, "", None, None)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        1
+    );
+    assert_eq!(e.blobs.list(t.id).await.unwrap().len(), 1);
+}
+
+/// Tenant B cannot read, stat, list, copy or delete A's objects, even knowing their ids.
+pub async fn tenants_are_isolated(e: ObjEnv) {
+    let (a, b) = (tenant(&e, "alpha").await, tenant(&e, "beta").await);
+    let (pa, pb) = (writer(a.id), writer(b.id));
+    let secret = e
+        .store
+        .put(
+            &pa,
+            a.id,
+            "secret.txt",
+            b"alpha only".to_vec(),
+            PutOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_kind(
+        e.store.get(&pb, a.id, "secret.txt").await,
+        ErrorKind::PermissionDenied,
+    );
+    assert_kind(
+        e.store.stat(&pb, a.id, "secret.txt").await,
+        ErrorKind::PermissionDenied,
+    );
+    assert_kind(
+        e.store.get_range(&pb, a.id, "secret.txt", 0..1).await,
+        ErrorKind::PermissionDenied,
+    );
+    assert_kind(
+        e.store.list(&pb, a.id, "", None, None).await,
+        ErrorKind::PermissionDenied,
+    );
+    assert_kind(
+        e.store.delete(&pb, a.id, "secret.txt").await,
+        ErrorKind::PermissionDenied,
+    );
+    assert_kind(
+        e.store.copy(&pb, a.id, "secret.txt", "mine.txt").await,
+        ErrorKind::PermissionDenied,
+    );
+    assert_kind(
+        e.store
+            .put(
+                &pb,
+                a.id,
+                "secret.txt",
+                b"pwned".to_vec(),
+                PutOptions::default(),
+            )
+            .await,
+        ErrorKind::PermissionDenied,
+    );
+    // In its own tenant, B sees nothing of A's.
+    assert_kind(
+        e.store.stat(&pb, b.id, "secret.txt").await,
+        ErrorKind::NotFound,
+    );
+    assert!(
+        e.store
+            .list(&pb, b.id, "", None, None)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    let read_only = member(a.id, &[STORAGE_READ]);
+    assert_kind(
+        e.store.delete(&read_only, a.id, "secret.txt").await,
+        ErrorKind::PermissionDenied,
+    );
+    assert_eq!(
+        e.store
+            .get(&read_only, a.id, "secret.txt")
+            .await
+            .unwrap()
+            .read_to_end(true)
+            .await
+            .unwrap(),
+        b"alpha only"
+    );
+    assert_eq!(e.blobs.list(b.id).await.unwrap(), Vec::<ObjectId>::new());
+    let _ = secret;
+}
+
+/// A blob moved on the backend into another tenant's or object's place fails with
+/// `Integrity`: the context binds tenant and object id.
+pub async fn context_binding(e: ObjEnv) {
+    let (a, b) = (tenant(&e, "alpha").await, tenant(&e, "beta").await);
+    let (pa, pb) = (writer(a.id), writer(b.id));
+    let sa = e
+        .store
+        .put(&pa, a.id, "f", data(50_000), PutOptions::default())
+        .await
+        .unwrap();
+    let sb = e
+        .store
+        .put(&pb, b.id, "f", data(50_000), PutOptions::default())
+        .await
+        .unwrap();
+    let len = e.blobs.size(a.id, sa.id).await.unwrap();
+    let a_blob = e.blobs.read_range(a.id, sa.id, 0..len).await.unwrap();
+    // Into B's place: same size, same key version, but another tenant and object.
+    e.blobs.put(b.id, sb.id, a_blob.clone()).await.unwrap();
+    let err = e.store.get(&pb, b.id, "f").await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Integrity, "{err}");
+    assert_kind(
+        e.store.get_range(&pb, b.id, "f", 0..10).await,
+        ErrorKind::Integrity,
+    );
+    // Into another object of the same tenant.
+    let other = e
+        .store
+        .put(&pa, a.id, "g", data(50_000), PutOptions::default())
+        .await
+        .unwrap();
+    e.blobs.put(a.id, other.id, a_blob).await.unwrap();
+    assert_kind(e.store.get(&pa, a.id, "g").await, ErrorKind::Integrity);
+    // A flipped byte deep inside is caught when that chunk is read.
+    let mut flipped = e.blobs.read_range(a.id, sa.id, 0..len).await.unwrap();
+    flipped[30_000] ^= 1;
+    e.blobs.put(a.id, sa.id, flipped).await.unwrap();
+    assert_kind(
+        e.store.get_range(&pa, a.id, "f", 29_000..29_100).await,
+        ErrorKind::Integrity,
+    );
+    assert!(
+        e.store.get_range(&pa, a.id, "f", 0..100).await.is_ok(),
+        "untouched chunks still read"
+    );
+    let mut r = e.store.get(&pa, a.id, "f").await.unwrap();
+    assert!(r.next_chunk().await.is_err());
+    assert!(
+        r.next_chunk().await.is_err(),
+        "a failed stream keeps failing"
+    );
+}
+
+/// Key rotation: old objects stay readable; destroyed keys make them unrecoverable.
+pub async fn key_rotation_and_shredding(e: ObjEnv) {
+    let t = tenant(&e, "acme").await;
+    let p = writer(t.id);
+    e.store
+        .put(
+            &p,
+            t.id,
+            "old",
+            b"written under v1".to_vec(),
+            PutOptions::default(),
+        )
+        .await
+        .unwrap();
+    e.store.keyring().rotate(&p, t.id).await.unwrap();
+    let new = e
+        .store
+        .put(
+            &p,
+            t.id,
+            "new",
+            b"written under v2".to_vec(),
+            PutOptions::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(new.key_version, 2);
+    assert_eq!(e.store.stat(&p, t.id, "old").await.unwrap().key_version, 1);
+    assert_eq!(
+        e.store
+            .get(&p, t.id, "old")
+            .await
+            .unwrap()
+            .read_to_end(true)
+            .await
+            .unwrap(),
+        b"written under v1"
+    );
+    e.store.keyring().destroy(&p, t.id).await.unwrap();
+    for path in ["old", "new"] {
+        let err = e.store.get(&p, t.id, path).await.unwrap_err();
+        assert!(matches!(err, StorageError::KeyDestroyed { .. }), "{err}");
+        assert_eq!(err.kind(), ErrorKind::NotFound);
+    }
+}
+
+/// Quotas are enforced at commit; a rejected put leaves nothing visible and nothing counted.
+pub async fn quotas_are_enforced(e: ObjEnv) {
+    let t = e
+        .env
+        .tenants
+        .create(
+            &e.env.admin,
+            NewTenant::new("small", "Small").settings(TenantSettings::with_quotas(
+                Quotas::default().max_objects(2).max_storage_bytes(1000),
+            )),
+        )
+        .await
+        .unwrap();
+    let p = writer(t.id);
+    e.store
+        .put(&p, t.id, "one", vec![1; 400], PutOptions::default())
+        .await
+        .unwrap();
+    e.store
+        .put(&p, t.id, "two", vec![2; 400], PutOptions::default())
+        .await
+        .unwrap();
+    assert_kind(
+        e.store
+            .put(&p, t.id, "three", vec![3; 10], PutOptions::default())
+            .await,
+        ErrorKind::QuotaExceeded,
+    );
+    assert_kind(
+        e.store
+            .put(&p, t.id, "two", vec![2; 700], PutOptions::default())
+            .await,
+        ErrorKind::QuotaExceeded,
+    );
+    // Overwriting within the limits is fine.
+    e.store
+        .put(&p, t.id, "two", vec![2; 600], PutOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        e.store
+            .list(&p, t.id, "", None, None)
+            .await
+            .unwrap()
+            .items
+            .len(),
+        2
+    );
+    assert_eq!(
+        e.blobs.list(t.id).await.unwrap().len(),
+        2,
+        "rejected uploads were removed"
+    );
+}
+
+/// Garbage collection removes orphan blobs older than the grace period, and only those.
+pub async fn garbage_collection(e: ObjEnv) {
+    let t = tenant(&e, "acme").await;
+    let p = writer(t.id);
+    let kept = e
+        .store
+        .put(&p, t.id, "kept", b"x".to_vec(), PutOptions::default())
+        .await
+        .unwrap();
+    // An upload that crashed before its index row committed.
+    let orphan = ObjectId::new();
+    e.blobs.put(t.id, orphan, b"orphan".to_vec()).await.unwrap();
+    assert_kind(
+        e.store
+            .collect_garbage(&p, t.id, chrono::TimeDelta::zero())
+            .await,
+        ErrorKind::PermissionDenied,
+    );
+    let young = e
+        .store
+        .collect_garbage(&e.env.admin, t.id, chrono::TimeDelta::days(3650))
+        .await
+        .unwrap();
+    assert_eq!((young.deleted, young.kept_young), (0, 1));
+    e.env.clock.advance(chrono::TimeDelta::days(365 * 20));
+    let report = e
+        .store
+        .collect_garbage(&e.env.admin, t.id, chrono::TimeDelta::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(report.deleted, 1);
+    assert_eq!(e.blobs.list(t.id).await.unwrap(), vec![kept.id]);
+    assert!(e.store.get(&p, t.id, "kept").await.is_ok());
+}
+
+/// Suspended tenants cannot write (or be read by their own principals); deleted ones are gone.
+pub async fn tenant_state_is_enforced(e: ObjEnv) {
+    let t = tenant(&e, "acme").await;
+    let p = writer(t.id);
+    e.store
+        .put(&p, t.id, "f", b"x".to_vec(), PutOptions::default())
+        .await
+        .unwrap();
+    e.env
+        .tenants
+        .suspend(&e.env.admin, t.id, "unpaid")
+        .await
+        .unwrap();
+    assert_kind(
+        e.store
+            .put(&p, t.id, "g", b"x".to_vec(), PutOptions::default())
+            .await,
+        ErrorKind::PermissionDenied,
+    );
+    assert_kind(
+        e.store.stat(&p, t.id, "f").await,
+        ErrorKind::PermissionDenied,
+    );
+    assert!(e.store.stat(&e.env.admin, t.id, "f").await.is_ok());
+    e.env.tenants.delete(&e.env.admin, t.id).await.unwrap();
+    assert_kind(
+        e.store.stat(&e.env.admin, t.id, "f").await,
+        ErrorKind::NotFound,
+    );
+}
