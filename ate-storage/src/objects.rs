@@ -169,6 +169,20 @@ pub struct ObjectInfo {
     pub updated_at: DateTime<Utc>,
 }
 
+/// Progress of [`ObjectStore::reencrypt`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ReencryptProgress {
+    /// Objects rewritten under the current key in this call.
+    pub reencrypted: u64,
+    /// Objects skipped because they changed meanwhile (they were rewritten anyway).
+    pub skipped: u64,
+    /// Objects still under an older key version.
+    pub remaining: u64,
+    /// The key version everything is being moved to.
+    pub key_version: u32,
+}
+
 /// What a garbage-collection pass did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -358,8 +372,18 @@ impl ObjectStore {
         options: PutOptions,
     ) -> Result<ObjectWriter, StorageError> {
         validate_path(path)?;
-        let metadata = options.validate()?;
         self.authorize(actor, tenant, &STORAGE_WRITE, true).await?;
+        self.start_writer(tenant, path, options).await
+    }
+
+    /// A writer for `path`, without authorization (callers have checked it).
+    async fn start_writer(
+        &self,
+        tenant: TenantId,
+        path: &str,
+        options: PutOptions,
+    ) -> Result<ObjectWriter, StorageError> {
+        let metadata = options.validate()?;
         let key = self.keyring.encryption_key(tenant).await?;
         let id = ObjectId::new();
         let context = object_context(tenant, id, key.version, FORMAT_VERSION);
@@ -376,6 +400,7 @@ impl ObjectStore {
             state: Some((encryptor, Sha256::new())),
             blob: Some(blob),
             size: 0,
+            replaces: None,
         })
     }
 
@@ -409,6 +434,14 @@ impl ObjectStore {
                     .await?;
                 let settings: ate_core::TenantSettings = serde_json::from_str(&settings)
                     .map_err(|e| CoreError::Integrity(format!("tenant settings: {e}")))?;
+                if let Some(expected) = w.replaces
+                    && existing.map(|(id, _, _)| id) != Some(expected.as_uuid())
+                {
+                    return Err(CoreError::Conflict(format!(
+                        "object {} changed while it was being re-encrypted",
+                        w.path
+                    )));
+                }
                 let (new_count, new_bytes) = match existing {
                     Some((_, old_size, _)) => (count, bytes - old_size + w.size as i64),
                     None => (count + 1, bytes + w.size as i64),
@@ -648,6 +681,88 @@ impl ObjectStore {
         writer.commit().await
     }
 
+    /// Re-encrypts up to `batch` of the tenant's objects that are still under an older key
+    /// version with its current key, and reports what is left. Resumable: call it again
+    /// until `remaining` is 0; an interrupted call loses nothing, because each object is
+    /// rewritten under a new id and swapped in only if it did not change meanwhile. Needs
+    /// [`KEY_ROTATE`](crate::keyring::KEY_ROTATE).
+    pub async fn reencrypt(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        batch: u32,
+    ) -> Result<ReencryptProgress, StorageError> {
+        actor.require(tenant, &crate::keyring::KEY_ROTATE)?;
+        if batch == 0 || batch > 10_000 {
+            return Err(StorageError::invalid("batch size", "must be 1 to 10000"));
+        }
+        self.tenants.require_active(tenant).await?;
+        let current = self.keyring.encryption_key(tenant).await?.version;
+        let outdated = |limit: i64| async move {
+            let rows: Vec<ObjectRow> = with_pool!(self.db, |pool| {
+                sqlx::query_as(concat!(
+                    "SELECT ",
+                    object_columns!(),
+                    " FROM objects WHERE tenant_id = $1 AND key_version < $2 ORDER BY logical_path LIMIT $3"
+                ))
+                .bind(tenant.as_uuid())
+                .bind(i64::from(current))
+                .bind(limit)
+                .fetch_all(pool)
+                .await
+                .map_err(CoreError::from)?
+            });
+            rows.into_iter()
+                .map(ObjectRow::info)
+                .collect::<Result<Vec<_>, StorageError>>()
+        };
+        let mut progress = ReencryptProgress {
+            reencrypted: 0,
+            skipped: 0,
+            remaining: 0,
+            key_version: current,
+        };
+        for info in outdated(i64::from(batch)).await? {
+            let (keys, layout) = self.open_message(&info).await?;
+            let mut reader = ObjectReader {
+                blobs: self.blobs.clone(),
+                info: info.clone(),
+                keys,
+                layout,
+                next_chunk: 0,
+                hasher: Sha256::new(),
+                failed: None,
+            };
+            let options = PutOptions::default()
+                .content_type(info.content_type.clone())
+                .metadata(info.metadata.clone());
+            let mut writer = self.start_writer(tenant, &info.path, options).await?;
+            writer.replaces = Some(info.id);
+            while let Some(chunk) = reader.next_chunk().await? {
+                writer.write_owned(chunk).await?;
+            }
+            match writer.commit().await {
+                Ok(_) => progress.reencrypted += 1,
+                Err(e) if ate_core::Classify::kind(&e) == ate_core::ErrorKind::Conflict => {
+                    progress.skipped += 1
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let count: i64 = with_pool!(self.db, |pool| {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM objects WHERE tenant_id = $1 AND key_version < $2",
+            )
+            .bind(tenant.as_uuid())
+            .bind(i64::from(current))
+            .fetch_one(pool)
+            .await
+            .map_err(CoreError::from)?
+        });
+        progress.remaining = count as u64;
+        Ok(progress)
+    }
+
     /// Deletes blobs of `tenant` that have no index row and are older than `grace` (judged by
     /// the time inside their UUIDv7 id, so uploads in progress are left alone).
     pub async fn collect_garbage(
@@ -706,6 +821,8 @@ pub struct ObjectWriter {
     state: Option<(Encryptor, Sha256)>,
     blob: Option<BlobWriter>,
     size: u64,
+    /// Commit only if the path still holds this object (re-encryption's compare-and-swap).
+    replaces: Option<ObjectId>,
 }
 
 impl std::fmt::Debug for ObjectWriter {

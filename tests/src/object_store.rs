@@ -674,3 +674,68 @@ pub async fn tenant_state_is_enforced(e: ObjEnv) {
         ErrorKind::NotFound,
     );
 }
+
+/// Re-encryption moves every object to the newest key in resumable batches; afterwards the
+/// old key versions are no longer needed.
+pub async fn reencryption_is_resumable(e: ObjEnv) {
+    let t = tenant(&e, "acme").await;
+    let p = writer(t.id);
+    for i in 0..5 {
+        e.store
+            .put(
+                &p,
+                t.id,
+                &format!("f{i}"),
+                data(20_000 + i),
+                PutOptions::default(),
+            )
+            .await
+            .unwrap();
+    }
+    e.store.keyring().rotate(&p, t.id).await.unwrap();
+    let storage_only = member(t.id, &[STORAGE_READ, STORAGE_WRITE]);
+    assert_kind(
+        e.store.reencrypt(&storage_only, t.id, 2).await,
+        ErrorKind::PermissionDenied,
+    );
+    assert_kind(
+        e.store.reencrypt(&p, t.id, 0).await,
+        ErrorKind::InvalidInput,
+    );
+    let first = e.store.reencrypt(&p, t.id, 2).await.unwrap();
+    assert_eq!(
+        (first.reencrypted, first.remaining, first.key_version),
+        (2, 3, 2)
+    );
+    let mut remaining = first.remaining;
+    while remaining > 0 {
+        remaining = e.store.reencrypt(&p, t.id, 2).await.unwrap().remaining;
+    }
+    for i in 0..5 {
+        let path = format!("f{i}");
+        assert_eq!(e.store.stat(&p, t.id, &path).await.unwrap().key_version, 2);
+    }
+    // Crypto-shred version 1 only: nothing depends on it any more.
+    ate_core::with_pool!(e.env.db, |pool| {
+        sqlx::query("UPDATE tenant_keys SET state = 'destroyed', wrapped = NULL, master_key_id = NULL, destroyed_at = 0 WHERE version = 1")
+            .execute(pool)
+            .await
+            .unwrap();
+    });
+    for i in 0..5 {
+        let got = e
+            .store
+            .get(&p, t.id, &format!("f{i}"))
+            .await
+            .unwrap()
+            .read_to_end(true)
+            .await
+            .unwrap();
+        assert!(got == data(20_000 + i));
+    }
+    assert_eq!(
+        e.blobs.list(t.id).await.unwrap().len(),
+        5,
+        "old blobs removed"
+    );
+}

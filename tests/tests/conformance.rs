@@ -145,5 +145,6 @@ object_matrix! {
     quotas_are_enforced,
     garbage_collection,
     tenant_state_is_enforced,
+    reencryption_is_resumable,
     ]
 }
