@@ -253,14 +253,7 @@ impl TenantKeyring {
     /// version 1. The tenant must be active.
     pub async fn encryption_key(&self, tenant: TenantId) -> Result<DataKey, StorageError> {
         self.tenants.require_active(tenant).await?;
-        let existing: Option<KeyRow> = with_pool!(self.db, |pool| {
-            sqlx::query_as(ACTIVE)
-                .bind(tenant.as_uuid())
-                .fetch_optional(pool)
-                .await
-                .map_err(CoreError::from)?
-        });
-        if let Some(row) = existing {
+        if let Some(row) = self.fetch_row(tenant, None).await? {
             return self.unwrap_row(&row).await;
         }
         self.new_version(None, tenant).await
@@ -274,20 +267,15 @@ impl TenantKeyring {
         tenant: TenantId,
         version: u32,
     ) -> Result<DataKey, StorageError> {
-        let row: Option<KeyRow> = with_pool!(self.db, |pool| {
-            sqlx::query_as(BY_VERSION)
-                .bind(tenant.as_uuid())
-                .bind(i64::from(version))
-                .fetch_optional(pool)
-                .await
-                .map_err(CoreError::from)?
-        });
-        let row = row.ok_or_else(|| {
-            StorageError::Core(CoreError::not_found(
-                "tenant key",
-                format!("version {version} of tenant {tenant}"),
-            ))
-        })?;
+        let row = self
+            .fetch_row(tenant, Some(version))
+            .await?
+            .ok_or_else(|| {
+                StorageError::Core(CoreError::not_found(
+                    "tenant key",
+                    format!("version {version} of tenant {tenant}"),
+                ))
+            })?;
         self.unwrap_row(&row).await
     }
 
@@ -367,13 +355,9 @@ impl TenantKeyring {
         match result? {
             // Lost the race for the first key: use the winner's.
             0 => {
-                let row: KeyRow = with_pool!(self.db, |pool| {
-                    sqlx::query_as(ACTIVE)
-                        .bind(tenant.as_uuid())
-                        .fetch_one(pool)
-                        .await
-                        .map_err(CoreError::from)?
-                });
+                let row = self.fetch_row(tenant, None).await?.ok_or_else(|| {
+                    StorageError::from(CoreError::not_found("active key of tenant", tenant))
+                })?;
                 self.unwrap_row(&row).await
             }
             version => Ok(DataKey { version, key }),
@@ -394,15 +378,35 @@ impl TenantKeyring {
     }
 
     async fn info(&self, tenant: TenantId, version: u32) -> Result<KeyInfo, StorageError> {
-        let row: KeyRow = with_pool!(self.db, |pool| {
-            sqlx::query_as(BY_VERSION)
-                .bind(tenant.as_uuid())
-                .bind(i64::from(version))
-                .fetch_one(pool)
-                .await
-                .map_err(CoreError::from)?
+        self.fetch_row(tenant, Some(version))
+            .await?
+            .ok_or_else(|| {
+                StorageError::from(CoreError::not_found(
+                    "tenant key",
+                    format!("version {version} of tenant {tenant}"),
+                ))
+            })?
+            .info()
+    }
+
+    /// The row of `version`, or of the active key when `version` is `None`.
+    async fn fetch_row(
+        &self,
+        tenant: TenantId,
+        version: Option<u32>,
+    ) -> Result<Option<KeyRow>, StorageError> {
+        let row: Option<KeyRow> = with_pool!(self.db, |pool| {
+            match version {
+                None => sqlx::query_as(ACTIVE).bind(tenant.as_uuid()),
+                Some(v) => sqlx::query_as(BY_VERSION)
+                    .bind(tenant.as_uuid())
+                    .bind(i64::from(v)),
+            }
+            .fetch_optional(pool)
+            .await
+            .map_err(CoreError::from)?
         });
-        row.info()
+        Ok(row)
     }
 
     /// The tenant's keys, oldest first (metadata only). Needs [`KEY_READ`].
