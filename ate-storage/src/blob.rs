@@ -72,7 +72,12 @@ impl S3Credentials {
 pub struct BlobStore {
     op: Operator,
     backend: BlobBackend,
+    /// The directory of an `fs` store, for the directory syncs that make uploads durable.
+    fs_root: Option<std::path::PathBuf>,
 }
+
+/// Where an `fs` store keeps uploads in progress (inside its root).
+const STAGING_DIR: &str = ".ate-staging";
 
 /// Maps an OpenDAL error to a typed one, keeping its message.
 pub(crate) fn backend_error(what: &str, e: opendal::Error) -> StorageError {
@@ -130,6 +135,7 @@ impl BlobStore {
         Ok(BlobStore {
             op,
             backend: BlobBackend::Memory,
+            fs_root: None,
         })
     }
 
@@ -143,7 +149,7 @@ impl BlobStore {
         let path = percent_decode(parsed.path())?;
         // Uploads go to a staging directory and are renamed into place on close, so a
         // half-written blob is never visible and an upload can be aborted.
-        let staging = format!("{}/.ate-staging", path.trim_end_matches('/'));
+        let staging = format!("{}/{STAGING_DIR}", path.trim_end_matches('/'));
         let op = Operator::new(
             opendal::services::Fs::default()
                 .root(&path)
@@ -153,6 +159,7 @@ impl BlobStore {
         Ok(BlobStore {
             op,
             backend: BlobBackend::Fs,
+            fs_root: Some(std::path::PathBuf::from(path)),
         })
     }
 
@@ -207,6 +214,7 @@ impl BlobStore {
         Ok(BlobStore {
             op,
             backend: BlobBackend::S3,
+            fs_root: None,
         })
     }
 
@@ -243,19 +251,39 @@ impl BlobStore {
     }
 
     /// Starts a streaming upload of the blob of `object`. Nothing is visible under that name
-    /// until [`BlobWriter::close`] succeeds.
+    /// until [`BlobWriter::close`] succeeds. On `fs`, a closed blob is durable: the file is
+    /// synced before it is renamed into place, and its directory (plus any directories the
+    /// upload created) after.
     pub async fn writer(
         &self,
         tenant: TenantId,
         object: ObjectId,
     ) -> Result<BlobWriter, StorageError> {
         let name = Self::blob_name(tenant, object);
+        let sync_dirs = match &self.fs_root {
+            Some(root) => {
+                let dir = root.join(format!("t/{tenant}/o"));
+                let new_dir = !tokio::fs::try_exists(&dir).await.unwrap_or(false);
+                let mut dirs = vec![dir];
+                if new_dir {
+                    dirs.push(root.join(format!("t/{tenant}")));
+                    dirs.push(root.join("t"));
+                    dirs.push(root.clone());
+                }
+                dirs
+            }
+            None => Vec::new(),
+        };
         let writer = self
             .op
             .writer(&name)
             .await
             .map_err(|e| backend_error("starting a blob upload", e))?;
-        Ok(BlobWriter { writer, written: 0 })
+        Ok(BlobWriter {
+            writer,
+            written: 0,
+            sync_dirs,
+        })
     }
 
     /// Reads `range` of the blob of `object` (a ranged request on every backend).
@@ -310,6 +338,47 @@ impl BlobStore {
             .map_err(|e| backend_error("deleting a blob", e))
     }
 
+    /// Deletes the leftovers of `fs` uploads that never completed (a crash between write and
+    /// rename) whose object id was minted before `cutoff`. Returns (deleted, kept). Other
+    /// backends have no staging area: an S3 bucket should carry a lifecycle rule that aborts
+    /// incomplete multipart uploads (see the crate docs).
+    pub(crate) async fn collect_staging(
+        &self,
+        cutoff: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(u64, u64), StorageError> {
+        if self.backend != BlobBackend::Fs {
+            return Ok((0, 0));
+        }
+        let prefix = format!("{STAGING_DIR}/");
+        let entries = match self.op.list(&prefix).await {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Ok((0, 0)),
+            Err(e) => return Err(backend_error("listing staged uploads", e)),
+        };
+        let (mut deleted, mut kept) = (0, 0);
+        for entry in entries {
+            // Staged files are named `<object id>.<random suffix>`.
+            let Some(born) = entry
+                .name()
+                .split_once('.')
+                .and_then(|(id, _)| id.parse::<ObjectId>().ok())
+                .and_then(crate::objects::minted_at)
+            else {
+                continue;
+            };
+            if born > cutoff {
+                kept += 1;
+            } else {
+                self.op
+                    .delete(entry.path())
+                    .await
+                    .map_err(|e| backend_error("deleting a staged upload", e))?;
+                deleted += 1;
+            }
+        }
+        Ok((deleted, kept))
+    }
+
     /// Every object id with a blob under `tenant` (for garbage collection). Names that are
     /// not ATE blob names are ignored.
     pub async fn list(&self, tenant: TenantId) -> Result<Vec<ObjectId>, StorageError> {
@@ -341,6 +410,8 @@ fn percent_decode(path: &str) -> Result<String, StorageError> {
 pub struct BlobWriter {
     writer: opendal::Writer,
     written: u64,
+    /// Directories to sync after the rename (fs only).
+    sync_dirs: Vec<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for BlobWriter {
@@ -369,6 +440,15 @@ impl BlobWriter {
             .close()
             .await
             .map_err(|e| backend_error("completing a blob upload", e))?;
+        if !self.sync_dirs.is_empty() {
+            let dirs = std::mem::take(&mut self.sync_dirs);
+            tokio::task::spawn_blocking(move || {
+                dirs.iter()
+                    .try_for_each(|d| std::fs::File::open(d).and_then(|f| f.sync_all()))
+            })
+            .await
+            .map_err(|e| StorageError::Io(std::io::Error::other(e.to_string())))??;
+        }
         Ok(self.written)
     }
 

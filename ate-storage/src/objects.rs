@@ -26,6 +26,7 @@ use ate_core::{
     Clock, CoreError, Cursor, Db, ObjectId, Page, Permission, Principal, SqlTenantStore,
     SystemClock, TenantId, TenantStatus, TenantStore, with_pool, with_write_tx,
 };
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use std::ops::Range;
@@ -191,6 +192,9 @@ pub struct GcReport {
     pub deleted: u64,
     /// Orphan blobs younger than the grace period (possibly uploads in progress), kept.
     pub kept_young: u64,
+    /// Leftovers of interrupted `fs` uploads (any tenant), older than the grace period,
+    /// that were deleted.
+    pub staging_deleted: u64,
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -263,6 +267,14 @@ fn object_context(tenant: TenantId, id: ObjectId, key_version: u32, format: u8) 
     ctx.extend_from_slice(&key_version.to_be_bytes());
     ctx.push(format);
     ctx
+}
+
+/// When an object id was minted (the time inside its UUIDv7).
+pub(crate) fn minted_at(id: ObjectId) -> Option<DateTime<Utc>> {
+    id.as_uuid()
+        .get_timestamp()
+        .map(|ts| ts.to_unix())
+        .and_then(|(s, n)| DateTime::from_timestamp(s as i64, n))
 }
 
 /// Encrypted objects of every tenant: a [`Db`] index over a [`BlobStore`].
@@ -352,12 +364,10 @@ impl ObjectStore {
         options: PutOptions,
     ) -> Result<ObjectInfo, StorageError> {
         let mut writer = self.writer(actor, tenant, path, options).await?;
-        // Encrypt and hash off the async runtime, a part at a time.
-        let mut rest = bytes;
+        let mut rest = Bytes::from(bytes);
         while !rest.is_empty() {
-            let tail = rest.split_off(rest.len().min(PUT_PART));
-            writer.write_owned(rest).await?;
-            rest = tail;
+            let part = rest.split_to(rest.len().min(PUT_PART));
+            writer.write_bytes(part).await?;
         }
         writer.commit().await
     }
@@ -399,6 +409,7 @@ impl ObjectStore {
             metadata,
             state: Some((encryptor, Sha256::new())),
             blob: Some(blob),
+            pending: Vec::new(),
             size: 0,
             replaces: None,
         })
@@ -764,7 +775,14 @@ impl ObjectStore {
     }
 
     /// Deletes blobs of `tenant` that have no index row and are older than `grace` (judged by
-    /// the time inside their UUIDv7 id, so uploads in progress are left alone).
+    /// the time inside their UUIDv7 id, so uploads in progress are left alone). On `fs` it
+    /// also deletes staged files of uploads that never completed and are older than `grace`
+    /// (a crash between write and rename), whatever their tenant.
+    ///
+    /// For a tenant that no longer exists (purged by
+    /// [`TenantStore::purge_due`](ate_core::TenantStore::purge_due), which drops its keys and
+    /// index rows with it), every remaining blob is garbage whatever its age: run this for
+    /// each purged id to reclaim the space.
     pub async fn collect_garbage(
         &self,
         actor: &Principal,
@@ -781,21 +799,29 @@ impl ObjectStore {
                 .map_err(CoreError::from)?
         });
         let indexed: std::collections::HashSet<Uuid> = indexed.into_iter().collect();
-        let cutoff = self.clock.now() - grace;
+        let exists: Option<i32> = with_pool!(self.db, |pool| {
+            sqlx::query_scalar("SELECT 1 FROM tenants WHERE id = $1")
+                .bind(tenant.as_uuid())
+                .fetch_optional(pool)
+                .await
+                .map_err(CoreError::from)?
+        });
+        // A purged tenant can have no upload in progress worth keeping: its keys are gone.
+        let cutoff = if exists.is_some() {
+            self.clock.now() - grace
+        } else {
+            DateTime::<Utc>::MAX_UTC
+        };
         let mut report = GcReport {
             deleted: 0,
             kept_young: 0,
+            staging_deleted: self.blobs.collect_staging(cutoff).await?.0,
         };
         for id in blobs {
             if indexed.contains(&id.as_uuid()) {
                 continue;
             }
-            let born = id
-                .as_uuid()
-                .get_timestamp()
-                .map(|ts| ts.to_unix())
-                .and_then(|(s, n)| DateTime::from_timestamp(s as i64, n));
-            match born {
+            match minted_at(id) {
                 Some(born) if born > cutoff => report.kept_young += 1,
                 _ => {
                     self.blobs.delete(tenant, id).await?;
@@ -808,8 +834,12 @@ impl ObjectStore {
 }
 
 /// A streaming put in progress. Nothing is visible at the path until
-/// [`commit`](ObjectWriter::commit) succeeds; dropping the writer or calling
-/// [`abort`](ObjectWriter::abort) leaves the old object (if any) in place.
+/// [`commit`](ObjectWriter::commit) succeeds; [`abort`](ObjectWriter::abort) or dropping the
+/// writer leaves the old object (if any) in place and releases the partial upload.
+///
+/// Each write is pipelined: the part is hashed (SHA-256) and encrypted on two blocking
+/// threads at once while the previous part's ciphertext is uploaded, so a put keeps both
+/// cores and the backend busy. Memory stays bounded by about two parts.
 pub struct ObjectWriter {
     store: ObjectStore,
     tenant: TenantId,
@@ -820,10 +850,16 @@ pub struct ObjectWriter {
     metadata: String,
     state: Option<(Encryptor, Sha256)>,
     blob: Option<BlobWriter>,
+    /// Ciphertext of the previous part, uploaded while the next part is encrypted.
+    pending: Vec<u8>,
     size: u64,
     /// Commit only if the path still holds this object (re-encryption's compare-and-swap).
     replaces: Option<ObjectId>,
 }
+
+/// Parts up to this size are hashed and encrypted on the calling task: handing them to
+/// blocking threads would cost more than it saves.
+const INLINE_PART: usize = 64 * 1024;
 
 impl std::fmt::Debug for ObjectWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -835,35 +871,71 @@ impl std::fmt::Debug for ObjectWriter {
     }
 }
 
+fn task_failed(e: tokio::task::JoinError) -> StorageError {
+    StorageError::Io(std::io::Error::other(format!(
+        "an encryption task failed: {e}"
+    )))
+}
+
 impl ObjectWriter {
     /// Appends `bytes` to the object.
     pub async fn write(&mut self, bytes: &[u8]) -> Result<(), StorageError> {
-        self.write_owned(bytes.to_vec()).await
+        self.write_bytes(Bytes::copy_from_slice(bytes)).await
     }
 
-    /// Appends `bytes`, encrypting and hashing them on a blocking thread.
+    /// Appends `bytes` without copying them.
     pub async fn write_owned(&mut self, bytes: Vec<u8>) -> Result<(), StorageError> {
-        let (mut encryptor, mut hasher) = self
+        self.write_bytes(Bytes::from(bytes)).await
+    }
+
+    /// Appends `bytes` (a cheap, shareable buffer) without copying them. After an error the
+    /// writer is failed: later writes and `commit` return `InvalidInput`.
+    pub async fn write_bytes(&mut self, bytes: Bytes) -> Result<(), StorageError> {
+        let (encryptor, mut hasher) = self
             .state
             .take()
             .ok_or_else(|| StorageError::invalid("object writer", "already failed or finished"))?;
+        let mut blob = self
+            .blob
+            .take()
+            .ok_or_else(|| StorageError::invalid("object writer", "already failed or finished"))?;
+        let pending = std::mem::take(&mut self.pending);
         let n = bytes.len() as u64;
-        let (state, out) = tokio::task::spawn_blocking(move || {
-            hasher.update(&bytes);
+        let upload = async move {
+            let r = if pending.is_empty() {
+                Ok(())
+            } else {
+                blob.write(pending).await
+            };
+            (blob, r)
+        };
+        let seal = move |mut encryptor: Encryptor, bytes: Bytes| {
             let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 1024 + 64);
-            let r = encryptor.update(&bytes, &mut out);
-            r.map(|()| ((encryptor, hasher), out))
-        })
-        .await
-        .map_err(|e| {
-            StorageError::Io(std::io::Error::other(format!(
-                "encryption task failed: {e}"
-            )))
-        })??;
-        self.state = Some(state);
-        if let Some(blob) = &mut self.blob {
-            blob.write(out).await?;
-        }
+            encryptor
+                .update(&bytes, &mut out)
+                .map(|()| (encryptor, out))
+        };
+        let (sealed, hashed, (blob, uploaded)) = if bytes.len() <= INLINE_PART {
+            hasher.update(&bytes);
+            let sealed = seal(encryptor, bytes);
+            (sealed, Ok(hasher), upload.await)
+        } else {
+            let shared = bytes.clone();
+            let hash = tokio::task::spawn_blocking(move || {
+                hasher.update(&shared);
+                hasher
+            });
+            let encrypt = tokio::task::spawn_blocking(move || seal(encryptor, bytes));
+            let (sealed, hashed, uploaded) = tokio::join!(encrypt, hash, upload);
+            let sealed = sealed.map_err(task_failed).and_then(|r| r);
+            (sealed, hashed.map_err(task_failed), uploaded)
+        };
+        // Keep the upload so a failed writer can still be aborted.
+        self.blob = Some(blob);
+        uploaded?;
+        let (encryptor, out) = sealed?;
+        self.state = Some((encryptor, hashed?));
+        self.pending = out;
         self.size += n;
         Ok(())
     }
@@ -874,7 +946,7 @@ impl ObjectWriter {
             .state
             .take()
             .ok_or_else(|| StorageError::invalid("object writer", "already failed or finished"))?;
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.pending);
         encryptor.finish(&mut out)?;
         let mut blob = self
             .blob
@@ -900,13 +972,27 @@ impl ObjectWriter {
         }
     }
 
-    /// Abandons the put.
+    /// Abandons the put and releases the partial upload now.
     pub async fn abort(mut self) -> Result<(), StorageError> {
         if let Some(blob) = self.blob.take() {
             let _ = blob.abort().await;
         }
         let _ = self.store.blobs.delete(self.tenant, self.id).await;
         Ok(())
+    }
+}
+
+impl Drop for ObjectWriter {
+    /// A writer dropped mid-upload releases its partial upload in the background when a
+    /// tokio runtime is at hand; otherwise garbage collection removes what is left.
+    fn drop(&mut self) {
+        if let Some(blob) = self.blob.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move {
+                let _ = blob.abort().await;
+            });
+        }
     }
 }
 

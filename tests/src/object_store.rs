@@ -25,6 +25,8 @@ pub struct ObjEnv {
     pub store: ObjectStore,
     /// The raw blob store under it (for tampering and orphan checks).
     pub blobs: BlobStore,
+    /// The directory of an `fs` blob store.
+    pub fs_root: Option<std::path::PathBuf>,
 }
 
 /// Runs `case` on the metadata `backend` with the blob backend `blobs`.
@@ -50,6 +52,7 @@ where
         env,
         store,
         blobs: test_blobs.store.clone(),
+        fs_root: test_blobs.url.strip_prefix("fs://").map(Into::into),
     })
     .await;
     drop(test_blobs);
@@ -627,12 +630,24 @@ pub async fn garbage_collection(e: ObjEnv) {
             .await,
         ErrorKind::PermissionDenied,
     );
+    // On fs, an upload that crashed before its rename leaves a staged file.
+    let staged = e.fs_root.as_ref().map(|root| {
+        let dir = root.join(".ate-staging");
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join(format!("{}.k3Jq9", ObjectId::new()));
+        std::fs::write(&file, b"half an upload").unwrap();
+        file
+    });
     let young = e
         .store
         .collect_garbage(&e.env.admin, t.id, chrono::TimeDelta::days(3650))
         .await
         .unwrap();
-    assert_eq!((young.deleted, young.kept_young), (0, 1));
+    assert_eq!(
+        (young.deleted, young.kept_young, young.staging_deleted),
+        (0, 1, 0)
+    );
+    assert!(staged.as_ref().is_none_or(|f| f.exists()));
     e.env.clock.advance(chrono::TimeDelta::days(365 * 20));
     let report = e
         .store
@@ -640,8 +655,76 @@ pub async fn garbage_collection(e: ObjEnv) {
         .await
         .unwrap();
     assert_eq!(report.deleted, 1);
+    assert_eq!(report.staging_deleted, u64::from(staged.is_some()));
+    assert!(staged.is_none_or(|f| !f.exists()));
     assert_eq!(e.blobs.list(t.id).await.unwrap(), vec![kept.id]);
     assert!(e.store.get(&p, t.id, "kept").await.is_ok());
+}
+
+/// A writer dropped (or aborted) mid-upload leaves nothing: no object, no blob, no staged
+/// file, nothing counted; a failed writer refuses further use.
+pub async fn abandoned_uploads_leave_nothing(e: ObjEnv) {
+    let t = tenant(&e, "acme").await;
+    let p = writer(t.id);
+    let staged = |e: &ObjEnv| {
+        e.fs_root.as_ref().map_or(0, |root| {
+            std::fs::read_dir(root.join(".ate-staging")).map_or(0, |d| d.count())
+        })
+    };
+    // Parts above and below the inline threshold, so both write paths run.
+    let mut w = e
+        .store
+        .writer(&p, t.id, "dropped", PutOptions::default())
+        .await
+        .unwrap();
+    w.write_owned(data(300_000)).await.unwrap();
+    w.write(b"small").await.unwrap();
+    w.write_owned(data(200_000)).await.unwrap();
+    drop(w);
+    let mut w = e
+        .store
+        .writer(&p, t.id, "aborted", PutOptions::default())
+        .await
+        .unwrap();
+    w.write_owned(data(300_000)).await.unwrap();
+    w.abort().await.unwrap();
+    // The dropped writer's cleanup runs in the background; give it a moment.
+    for _ in 0..200 {
+        if staged(&e) == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(staged(&e), 0, "partial uploads were released");
+    assert!(e.blobs.list(t.id).await.unwrap().is_empty());
+    for path in ["dropped", "aborted"] {
+        assert_kind(e.store.stat(&p, t.id, path).await, ErrorKind::NotFound);
+    }
+    assert!(
+        e.store
+            .list(&p, t.id, "", None, None)
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    // A put whose content is all there commits normally after all that.
+    let info = e
+        .store
+        .put(&p, t.id, "dropped", data(500_005), PutOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(info.size, 500_005);
+    assert_eq!(
+        e.store
+            .get(&p, t.id, "dropped")
+            .await
+            .unwrap()
+            .read_to_end(true)
+            .await
+            .unwrap(),
+        data(500_005)
+    );
 }
 
 /// Suspended tenants cannot write (or be read by their own principals); deleted ones are gone.
@@ -737,5 +820,61 @@ pub async fn reencryption_is_resumable(e: ObjEnv) {
         e.blobs.list(t.id).await.unwrap().len(),
         5,
         "old blobs removed"
+    );
+}
+
+/// Purging a tenant drops its keys and index; garbage collection then removes all of its
+/// blobs at once, whatever their age, and nothing of any other tenant.
+pub async fn purged_tenants_leave_nothing(e: ObjEnv) {
+    let gone = tenant(&e, "gone").await;
+    let stays = tenant(&e, "stays").await;
+    for t in [&gone, &stays] {
+        for path in ["a", "b/c"] {
+            e.store
+                .put(
+                    &writer(t.id),
+                    t.id,
+                    path,
+                    data(40_000),
+                    PutOptions::default(),
+                )
+                .await
+                .unwrap();
+        }
+    }
+    e.env.tenants.delete(&e.env.admin, gone.id).await.unwrap();
+    e.env.clock.advance(chrono::TimeDelta::days(31));
+    let purged = e.env.tenants.purge_due(&e.env.admin).await.unwrap();
+    assert_eq!(purged, vec![gone.id]);
+    assert_eq!(
+        e.blobs.list(gone.id).await.unwrap().len(),
+        2,
+        "blobs outlive the purge"
+    );
+    let report = e
+        .store
+        .collect_garbage(&e.env.admin, gone.id, chrono::TimeDelta::days(36500))
+        .await
+        .unwrap();
+    assert_eq!(report.deleted, 2);
+    assert!(e.blobs.list(gone.id).await.unwrap().is_empty());
+    assert_kind(
+        e.store.keyring().decryption_key(gone.id, 1).await,
+        ErrorKind::NotFound,
+    );
+    // The other tenant is untouched, and a long grace keeps its (indexed) blobs anyway.
+    let kept = e
+        .store
+        .collect_garbage(&e.env.admin, stays.id, chrono::TimeDelta::days(36500))
+        .await
+        .unwrap();
+    assert_eq!(kept.deleted, 0);
+    assert_eq!(e.blobs.list(stays.id).await.unwrap().len(), 2);
+    assert_eq!(
+        e.store
+            .get_range(&writer(stays.id), stays.id, "b/c", 100..200)
+            .await
+            .unwrap(),
+        data(40_000)[100..200]
     );
 }

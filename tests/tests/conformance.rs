@@ -146,5 +146,7 @@ object_matrix! {
     garbage_collection,
     tenant_state_is_enforced,
     reencryption_is_resumable,
+    abandoned_uploads_leave_nothing,
+    purged_tenants_leave_nothing,
     ]
 }
