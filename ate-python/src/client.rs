@@ -7,15 +7,19 @@
 
 use crate::convert::{parse_id, to_json, to_utc};
 use crate::error::Error;
+use crate::storage::{AsyncStorage, Storage};
 use crate::types::{AuditEvent, AuditPage, ChainHead, ChainReport, Tenant, TenantPage};
 use crate::{awaitable, block};
 use ate_core::audit::{AuditAction, AuditQuery, NewAuditEvent, Order, Outcome};
+use ate_core::keys::{KeyProvider, LocalKeyProvider, SecretKey};
 use ate_core::{
     AuditSink, Cursor, Db, ListTenants, NewTenant, Principal, Quotas, SqlAuditSink, SqlTenantStore,
     TenantId, TenantSettings, TenantStatus, TenantStore, TenantUpdate,
 };
+use ate_storage::blob::{BlobBackend, BlobStore};
+use ate_storage::objects::ObjectStore;
 use pyo3::prelude::*;
-use pyo3::types::PyDateTime;
+use pyo3::types::{PyBytes, PyDateTime};
 use std::sync::Arc;
 
 /// The stores behind one `Ate`/`AsyncAte`, acting as one platform-level principal.
@@ -23,18 +27,111 @@ pub(crate) struct Core {
     db: Db,
     tenants: SqlTenantStore,
     audit: SqlAuditSink,
-    actor: Principal,
+    pub(crate) storage: Option<ObjectStore>,
+    pub(crate) actor: Principal,
+}
+
+/// Where encrypted objects go, from the constructor's keyword arguments.
+pub(crate) struct StorageConfig {
+    url: String,
+    master: Arc<dyn KeyProvider>,
+}
+
+/// A master key argument: 32 raw bytes, or the path of a key file (`str` or `os.PathLike`;
+/// raw, hex or base64, readable by its owner only).
+fn master_key_from(value: &Bound<'_, PyAny>, what: &str) -> Result<LocalKeyProvider, Error> {
+    if let Ok(bytes) = value.cast::<PyBytes>() {
+        let key = SecretKey::from_slice(bytes.as_bytes()).map_err(|_| {
+            Error::invalid(format!(
+                "{what} is {} bytes; a master key is 32 bytes (or the path of a key file)",
+                bytes.as_bytes().len()
+            ))
+        })?;
+        return Ok(LocalKeyProvider::new(key));
+    }
+    let path: std::path::PathBuf = value.extract().map_err(|_| {
+        Error::invalid(format!(
+            "{what} must be 32 bytes or a key file path, not {}",
+            value
+                .get_type()
+                .name()
+                .map(|n| n.to_string())
+                .unwrap_or_default()
+        ))
+    })?;
+    Ok(LocalKeyProvider::from_file(path)?)
+}
+
+impl StorageConfig {
+    pub(crate) fn new(
+        storage_url: Option<String>,
+        master_key: Option<&Bound<'_, PyAny>>,
+        retired_master_keys: Option<&Bound<'_, PyAny>>,
+    ) -> Result<Option<Self>, Error> {
+        let (url, master_key) = match (storage_url, master_key) {
+            (None, None) if retired_master_keys.is_none() => return Ok(None),
+            (Some(url), Some(key)) => (url, key),
+            (Some(_), None) => {
+                return Err(Error::invalid(
+                    "storage_url needs master_key (32 bytes or a key file path)",
+                ));
+            }
+            _ => {
+                return Err(Error::invalid(
+                    "master_key and retired_master_keys are only used with storage_url",
+                ));
+            }
+        };
+        let mut master = master_key_from(master_key, "master_key")?;
+        if let Some(retired) = retired_master_keys {
+            let items = retired
+                .try_iter()
+                .map_err(|_| Error::invalid("retired_master_keys must be a sequence"))?;
+            for item in items {
+                let item = item.map_err(|e| Error::invalid(format!("retired_master_keys: {e}")))?;
+                let old = master_key_from(&item, "a retired master key")?;
+                master = master.with_retired_from(old);
+            }
+        }
+        Ok(Some(StorageConfig {
+            url,
+            master: Arc::new(master),
+        }))
+    }
 }
 
 impl Core {
-    async fn open(url: String, actor: Principal) -> Result<Arc<Core>, Error> {
+    async fn open(
+        url: String,
+        actor: Principal,
+        storage: Option<StorageConfig>,
+    ) -> Result<Arc<Core>, Error> {
         let db = Db::open(&url).await?;
+        let storage = match storage {
+            Some(cfg) => {
+                let blobs = BlobStore::open(&cfg.url)?;
+                Some(ObjectStore::open(db.clone(), blobs, cfg.master).await?)
+            }
+            None => None,
+        };
         Ok(Arc::new(Core {
             tenants: SqlTenantStore::new(db.clone()),
             audit: SqlAuditSink::new(db.clone()),
+            storage,
             db,
             actor,
         }))
+    }
+
+    /// `"memory"`, `"fs"`, `"s3"` or `None`.
+    pub(crate) fn storage_backend(&self) -> &'static str {
+        match self.storage.as_ref().map(|s| s.blobs().backend()) {
+            Some(BlobBackend::Memory) => "memory",
+            Some(BlobBackend::Fs) => "fs",
+            Some(BlobBackend::S3) => "s3",
+            Some(_) => "unknown",
+            None => "none",
+        }
     }
 }
 
@@ -244,21 +341,6 @@ fn update_args(
 // The Python classes. Each method converts its arguments, then either blocks (GIL
 // released) or returns an awaitable; `dispatch!` picks which.
 
-/// Runs `$op` the way the class `$mode` (`sync` or `async`) delivers results.
-macro_rules! dispatch {
-    (sync, $py:expr, $op:expr) => {{
-        let value = block($py, $op)?;
-        let object: Bound<'_, PyAny> = value
-            .into_pyobject($py)
-            .map_err(Into::<PyErr>::into)?
-            .into_any();
-        object.unbind()
-    }};
-    (async, $py:expr, $op:expr) => {
-        awaitable($py, $op)?.unbind()
-    };
-}
-
 /// Defines a tenants API class and an audit API class for one mode.
 macro_rules! api_classes {
     ($mode:ident, $tenants:ident, $tenants_name:literal, $audit:ident, $audit_name:literal) => {
@@ -369,20 +451,38 @@ pub(crate) struct Ate {
     tenants: Py<Tenants>,
     #[pyo3(get)]
     audit: Py<Audit>,
+    storage: Py<Storage>,
 }
 
 #[pymethods]
 impl Ate {
     #[new]
-    #[pyo3(signature = (database_url, *, actor = "system:python"))]
-    fn new(py: Python<'_>, database_url: String, actor: &str) -> PyResult<Self> {
+    #[pyo3(signature = (database_url, *, storage_url = None, master_key = None, retired_master_keys = None, actor = "system:python"))]
+    fn new(
+        py: Python<'_>,
+        database_url: String,
+        storage_url: Option<String>,
+        master_key: Option<&Bound<'_, PyAny>>,
+        retired_master_keys: Option<&Bound<'_, PyAny>>,
+        actor: &str,
+    ) -> PyResult<Self> {
         let principal = host_principal(actor)?;
-        let core = block(py, Core::open(database_url, principal))?;
+        let storage = StorageConfig::new(storage_url, master_key, retired_master_keys)?;
+        let core = block(py, Core::open(database_url, principal, storage))?;
         Ok(Ate {
             tenants: Py::new(py, Tenants { core: core.clone() })?,
             audit: Py::new(py, Audit { core: core.clone() })?,
+            storage: Py::new(py, Storage { core: core.clone() })?,
             core,
         })
+    }
+
+    /// Encrypted object storage; raises `InvalidInputError` unless the client was opened
+    /// with `storage_url` and `master_key`.
+    #[getter]
+    fn storage(&self, py: Python<'_>) -> PyResult<Py<Storage>> {
+        self.core.objects()?;
+        Ok(self.storage.clone_ref(py))
     }
 
     /// `"sqlite"` or `"postgres"`.
@@ -423,6 +523,7 @@ pub(crate) struct AsyncAte {
     tenants: Py<AsyncTenants>,
     #[pyo3(get)]
     audit: Py<AsyncAudit>,
+    storage: Py<AsyncStorage>,
 }
 
 impl AsyncAte {
@@ -430,6 +531,7 @@ impl AsyncAte {
         Ok(AsyncAte {
             tenants: Py::new(py, AsyncTenants { core: core.clone() })?,
             audit: Py::new(py, AsyncAudit { core: core.clone() })?,
+            storage: Py::new(py, AsyncStorage { core: core.clone() })?,
             core,
         })
     }
@@ -439,17 +541,29 @@ impl AsyncAte {
 impl AsyncAte {
     /// Opens the database without blocking the event loop.
     #[staticmethod]
-    #[pyo3(signature = (database_url, *, actor = "system:python"))]
+    #[pyo3(signature = (database_url, *, storage_url = None, master_key = None, retired_master_keys = None, actor = "system:python"))]
     fn open<'py>(
         py: Python<'py>,
         database_url: String,
+        storage_url: Option<String>,
+        master_key: Option<&Bound<'py, PyAny>>,
+        retired_master_keys: Option<&Bound<'py, PyAny>>,
         actor: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let principal = host_principal(actor);
+        let principal = host_principal(actor)?;
+        let storage = StorageConfig::new(storage_url, master_key, retired_master_keys)?;
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            let core = Core::open(database_url, principal?).await?;
+            let core = Core::open(database_url, principal, storage).await?;
             Python::attach(|py| AsyncAte::wrap(py, core))
         })
+    }
+
+    /// Encrypted object storage (asyncio); raises `InvalidInputError` unless opened with
+    /// `storage_url` and `master_key`.
+    #[getter]
+    fn storage(&self, py: Python<'_>) -> PyResult<Py<AsyncStorage>> {
+        self.core.objects()?;
+        Ok(self.storage.clone_ref(py))
     }
 
     /// `"sqlite"` or `"postgres"`.

@@ -15,6 +15,9 @@ pub(crate) struct Error {
     kind: ErrorKind,
     retryable: bool,
     message: String,
+    /// An exception raised by the caller's own Python code (a file object's `read`, say),
+    /// re-raised as it was.
+    python: Option<PyErr>,
 }
 
 impl Error {
@@ -24,6 +27,29 @@ impl Error {
             kind: ErrorKind::InvalidInput,
             retryable: false,
             message: message.into(),
+            python: None,
+        }
+    }
+}
+
+impl Error {
+    /// An `InternalError`: a bug or a failed runtime task, never the caller's fault.
+    pub(crate) fn internal(message: impl Into<String>) -> Self {
+        Error {
+            kind: ErrorKind::Internal,
+            retryable: false,
+            message: message.into(),
+            python: None,
+        }
+    }
+
+    /// Carries an exception raised by the caller's Python code back to the caller unchanged.
+    pub(crate) fn python(e: PyErr) -> Self {
+        Error {
+            kind: ErrorKind::InvalidInput,
+            retryable: false,
+            message: e.to_string(),
+            python: Some(e),
         }
     }
 }
@@ -34,6 +60,7 @@ impl<E: Classify> From<E> for Error {
             kind: e.kind(),
             retryable: e.is_retryable(),
             message: e.to_string(),
+            python: None,
         }
     }
 }
@@ -59,6 +86,9 @@ fn class_name(kind: ErrorKind) -> &'static str {
 
 impl From<Error> for PyErr {
     fn from(e: Error) -> PyErr {
+        if let Some(original) = e.python {
+            return original;
+        }
         Python::attach(|py| {
             let class = py
                 .import("ate._errors")

@@ -5,15 +5,33 @@
 //! * `error`: the single mapping from ATE errors to the `ate.AteError` tree;
 //! * `convert`: Python values ⇄ Rust types (JSON, aware datetimes, ids);
 //! * `types`: immutable result objects (`Tenant`, `AuditEvent`, `ChainReport`, …);
-//! * `client`: `Ate` (blocking) and `AsyncAte` (asyncio) over one async core.
+//! * `client`: `Ate` (blocking) and `AsyncAte` (asyncio) over one async core;
+//! * `storage`: `a.storage`, encrypted objects (bytes or streamed file objects);
+//! * `crypto`: `ate.crypto`, Cobblestone-256 one-shot.
 //!
 //! Every blocking call goes through `block`, which releases the GIL while the operation
 //! runs on the shared tokio runtime, so other Python threads keep running.
+
+/// Runs `$op` the way the class `$mode` (`sync` or `async`) delivers results.
+macro_rules! dispatch {
+    (sync, $py:expr, $op:expr) => {{
+        let value = block($py, $op)?;
+        let object: Bound<'_, PyAny> = value
+            .into_pyobject($py)
+            .map_err(Into::<PyErr>::into)?
+            .into_any();
+        object.unbind()
+    }};
+    (async, $py:expr, $op:expr) => {
+        awaitable($py, $op)?.unbind()
+    };
+}
 
 mod client;
 mod convert;
 mod crypto;
 mod error;
+mod storage;
 mod types;
 
 use error::Error;
@@ -53,6 +71,15 @@ fn _ate(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<types::ChainHead>()?;
     m.add_class::<types::ChainBreak>()?;
     m.add_class::<types::ChainReport>()?;
+    m.add_class::<storage::Storage>()?;
+    m.add_class::<storage::AsyncStorage>()?;
+    m.add_class::<storage::ObjectReader>()?;
+    m.add_class::<storage::AsyncObjectReader>()?;
+    m.add_class::<types::ObjectInfo>()?;
+    m.add_class::<types::ObjectPage>()?;
+    m.add_class::<types::KeyInfo>()?;
+    m.add_class::<types::ReencryptProgress>()?;
+    m.add_class::<types::GcReport>()?;
     m.add_function(wrap_pyfunction!(error::_error_classes, m)?)?;
     crypto::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -11,3 +11,12 @@ def test_readme_python_examples_run():
     assert blocks, "README has no Python example"
     for block in blocks:
         exec(compile(block, str(README), "exec"), {})
+
+
+def test_package_docstring_examples_run():
+    import doctest
+
+    import ate
+
+    failures, tried = doctest.testmod(ate, verbose=False)
+    assert tried > 0 and failures == 0

@@ -315,6 +315,11 @@ impl ObjectStore {
         self
     }
 
+    /// The blob backend under this store.
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+
     /// The keyring this store encrypts with.
     pub fn keyring(&self) -> &TenantKeyring {
         &self.keyring
@@ -1067,15 +1072,29 @@ impl ObjectReader {
             out.extend_from_slice(&chunk);
         }
         if verify_checksum {
-            let digest: [u8; 32] = self.hasher.finalize().into();
-            if digest != self.info.sha256 {
-                return Err(StorageError::Integrity(format!(
-                    "object {} does not match its recorded SHA-256",
-                    self.info.path
-                )));
-            }
+            self.verify_checksum()?;
         }
         Ok(out)
+    }
+
+    /// Once every chunk has been read, compares the SHA-256 of the plaintext read with the
+    /// one recorded at put time (`Integrity` on a mismatch). The AEAD already authenticates
+    /// every byte; this also catches a wrong index entry. `InvalidInput` before the end.
+    pub fn verify_checksum(&self) -> Result<(), StorageError> {
+        if self.next_chunk < self.layout.chunks || self.failed.is_some() {
+            return Err(StorageError::invalid(
+                "checksum verification",
+                "needs the whole object to have been read",
+            ));
+        }
+        let digest: [u8; 32] = self.hasher.clone().finalize().into();
+        if digest != self.info.sha256 {
+            return Err(StorageError::Integrity(format!(
+                "object {} does not match its recorded SHA-256",
+                self.info.path
+            )));
+        }
+        Ok(())
     }
 }
 

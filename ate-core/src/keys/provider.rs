@@ -223,6 +223,16 @@ impl LocalKeyProvider {
         self
     }
 
+    /// Keeps every key of `old` (its current and retired ones) for unwrapping, as after a
+    /// master-key rotation away from `old`.
+    pub fn with_retired_from(mut self, old: LocalKeyProvider) -> Self {
+        let LocalKeyProvider { current, retired } = old;
+        for (_, key) in std::iter::once(current).chain(retired) {
+            self = self.with_retired(key);
+        }
+        self
+    }
+
     fn key_for(&self, id: &str) -> Result<&SecretKey, CoreError> {
         if self.current.0 == id {
             return Ok(&self.current.1);
@@ -426,6 +436,35 @@ mod tests {
             assert_ne!(after.key_id(), before.key_id());
             let rewrapped = after.wrap(back.expose_secret(), b"ctx").await.unwrap();
             assert_eq!(rewrapped.key_id, after.key_id());
+        });
+    }
+
+    #[test]
+    fn retiring_a_whole_provider_keeps_all_its_keys() {
+        rt().block_on(async {
+            let (k1, k2, k3) = (
+                SecretKey::from_bytes([1; 32]),
+                SecretKey::from_bytes([2; 32]),
+                SecretKey::from_bytes([3; 32]),
+            );
+            let first = LocalKeyProvider::new(k1.clone());
+            let under_k1 = first.wrap(b"one", b"c").await.unwrap();
+            let second = LocalKeyProvider::new(k2.clone()).with_retired(k1.clone());
+            let under_k2 = second.wrap(b"two", b"c").await.unwrap();
+            // The third generation inherits the second's current and retired keys.
+            let third = LocalKeyProvider::new(k3).with_retired_from(second);
+            assert_eq!(
+                third.unwrap(&under_k1, b"c").await.unwrap().expose_secret(),
+                b"one"
+            );
+            assert_eq!(
+                third.unwrap(&under_k2, b"c").await.unwrap().expose_secret(),
+                b"two"
+            );
+            // Retiring the current key itself is a no-op, not a duplicate.
+            let same =
+                LocalKeyProvider::new(k2.clone()).with_retired_from(LocalKeyProvider::new(k2));
+            assert!(same.retired.is_empty(), "{same:?}");
         });
     }
 

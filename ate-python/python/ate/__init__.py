@@ -1,10 +1,15 @@
-"""ATE for Python: multi-tenancy and a tamper-evident audit log, on SQLite or PostgreSQL.
+"""ATE for Python: multi-tenancy, a tamper-evident audit log and encrypted object storage,
+on SQLite or PostgreSQL with local files or S3.
 
->>> import ate
->>> a = ate.Ate("sqlite::memory:")
+>>> import ate, os
+>>> a = ate.Ate("sqlite::memory:", storage_url="memory://", master_key=os.urandom(32))
 >>> acme = a.tenants.create(slug="acme", name="Acme Corp")
 >>> a.audit.verify_chain(acme.id).intact
 True
+>>> a.storage.put(acme.id, "reports/q3.csv", b"region,total").size
+12
+>>> a.storage.get_range(acme.id, "reports/q3.csv", 0, 6)
+b'region'
 
 Every blocking call releases the GIL. ``ate.AsyncAte`` offers the same surface for asyncio.
 """
@@ -20,6 +25,15 @@ from ate._ate import (
     ChainBreak,
     ChainHead,
     ChainReport,
+    AsyncObjectReader,
+    AsyncStorage,
+    GcReport,
+    KeyInfo,
+    ObjectInfo,
+    ObjectPage,
+    ObjectReader,
+    ReencryptProgress,
+    Storage,
     Tenant,
     TenantPage,
     Tenants,
@@ -54,6 +68,15 @@ __all__ = [
     "ChainBreak",
     "ChainHead",
     "ChainReport",
+    "AsyncObjectReader",
+    "AsyncStorage",
+    "GcReport",
+    "KeyInfo",
+    "ObjectInfo",
+    "ObjectPage",
+    "ObjectReader",
+    "ReencryptProgress",
+    "Storage",
     "Tenant",
     "TenantPage",
     "Tenants",

@@ -1,0 +1,397 @@
+"""a.storage: encrypted objects from Python, with bytes and with streamed file objects.
+
+Runs on SQLite file + fs, in-memory SQLite + memory and PostgreSQL + S3 (the loopback test
+server); the Rust conformance suite runs every combination.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import hashlib
+import io
+import os
+import pathlib
+import stat
+
+import pytest
+
+import ate
+from conftest import MASTER_KEY
+
+
+def blob(n: int, seed: int = 0) -> bytes:
+    """Deterministic, incompressible-looking bytes."""
+    out = bytearray()
+    block = hashlib.sha256(seed.to_bytes(8, "big")).digest()
+    while len(out) < n:
+        block = hashlib.sha256(block).digest()
+        out += block
+    return bytes(out[:n])
+
+
+@pytest.fixture
+def acme(store):
+    return store.tenants.create("acme", "Acme").id
+
+
+def test_bytes_round_trip(store, acme):
+    data = blob(100_000)
+    info = store.storage.put(acme, "reports/q3.csv", data, content_type="text/csv", metadata={"owner": "ana"})
+    assert isinstance(info, ate.ObjectInfo)
+    assert (info.path, info.size, info.content_type, info.key_version, info.format_version) == (
+        "reports/q3.csv",
+        100_000,
+        "text/csv",
+        1,
+        1,
+    )
+    assert info.sha256 == hashlib.sha256(data).hexdigest()
+    assert info.metadata == {"owner": "ana"}
+    assert info.tenant_id == acme
+    assert store.storage.stat(acme, "reports/q3.csv") == info
+    assert store.storage.get(acme, "reports/q3.csv") == data
+    assert store.storage.get(acme, "reports/q3.csv", verify_checksum=True) == data
+    # Other bytes-like inputs are accepted as they are.
+    for i, value in enumerate([bytearray(b"abc"), memoryview(b"xabcx")[1:4], b""]):
+        store.storage.put(acme, f"like/{i}", value)
+        assert store.storage.get(acme, f"like/{i}") == bytes(value)
+
+
+@pytest.mark.parametrize("size", [0, 1, 16 * 1024, 16 * 1024 * 3, 16 * 1024 * 3 + 1, 9 * 1024 * 1024 + 5])
+def test_streamed_file_objects(store, acme, tmp_path, size):
+    """Files go in and out a part at a time; exact multiples of the chunk size included."""
+    data = blob(size, seed=size)
+    src = tmp_path / "in.bin"
+    src.write_bytes(data)
+    with open(src, "rb") as f:
+        info = store.storage.put(acme, "big", f)
+    assert info.size == size and info.sha256 == hashlib.sha256(data).hexdigest()
+    dst = tmp_path / "out.bin"
+    with open(dst, "wb") as f:
+        got = store.storage.download(acme, "big", f, verify_checksum=True)
+    assert got == info
+    assert dst.read_bytes() == data
+    sink = io.BytesIO()
+    store.storage.download(acme, "big", sink)
+    assert sink.getvalue() == data
+
+
+def test_file_objects_are_streamed_in_parts(store, acme):
+    """A put reads bounded parts and a download writes pieces: never the whole object."""
+    data = blob(9 * 1024 * 1024 + 1)
+
+    class Recorder(io.RawIOBase):
+        def __init__(self):
+            self.src = io.BytesIO(data)
+            self.reads: list[int] = []
+            self.writes: list[int] = []
+            self.out = bytearray()
+
+        def read(self, n=-1):
+            self.reads.append(n)
+            return self.src.read(n)
+
+        def write(self, b):
+            self.writes.append(len(b))
+            self.out += b
+            return len(b)
+
+    rec = Recorder()
+    store.storage.put(acme, "f", rec)
+    assert len(rec.reads) >= 3 and all(0 < n <= 8 * 1024 * 1024 for n in rec.reads), rec.reads
+    store.storage.download(acme, "f", rec)
+    assert bytes(rec.out) == data
+    assert len(rec.writes) >= 9 and max(rec.writes) <= 1024 * 1024, rec.writes
+
+
+def test_streaming_reader(store, acme):
+    data = blob(3 * 1024 * 1024 + 17)
+    store.storage.put(acme, "r", io.BytesIO(data))
+    with store.storage.open(acme, "r") as reader:
+        assert isinstance(reader, ate.ObjectReader)
+        assert reader.info.size == len(data)
+        pieces = list(reader)
+    assert all(0 < len(p) <= 1024 * 1024 for p in pieces) and len(pieces) >= 4
+    assert b"".join(pieces) == data
+    reader = store.storage.open(acme, "r")
+    assert reader.read(10) == data[:10]
+    assert reader.read(0) == b""
+    assert reader.read(2 * 1024 * 1024) == data[10 : 10 + 2 * 1024 * 1024]
+    assert reader.read() == data[10 + 2 * 1024 * 1024 :]
+    assert reader.read() == b""
+    assert next(reader, None) is None
+
+
+def test_ranges(store, acme):
+    data = blob(70_000)
+    store.storage.put(acme, "f", data)
+    for start, end in [(0, 1), (16383, 16385), (5, 70_000), (69_999, 70_000), (40_000, 40_000)]:
+        assert store.storage.get_range(acme, "f", start, end) == data[start:end]
+    for start, end in [(10, 5), (0, 70_001), (70_001, 70_002), (-1, 5), (0, -1)]:
+        with pytest.raises(ate.InvalidInputError):
+            store.storage.get_range(acme, "f", start, end)
+    store.storage.put(acme, "empty", b"")
+    assert store.storage.get_range(acme, "empty", 0, 0) == b""
+    with pytest.raises(ate.InvalidInputError):
+        store.storage.get_range(acme, "empty", 0, 1)
+
+
+def test_list_copy_delete(store, acme):
+    for path in ["a/1", "a/2", "a/3", "b/1", "a"]:
+        store.storage.put(acme, path, path.encode())
+    page = store.storage.list(acme, "a/", limit=2)
+    assert [o.path for o in page] == ["a/1", "a/2"] and page.next_cursor
+    rest = store.storage.list(acme, "a/", limit=2, cursor=page.next_cursor)
+    assert [o.path for o in rest] == ["a/3"] and rest.next_cursor is None
+    assert len(store.storage.list(acme)) == 5
+    copied = store.storage.copy(acme, "a/1", "c/1")
+    assert store.storage.get(acme, "c/1") == b"a/1"
+    assert copied.id != store.storage.stat(acme, "a/1").id
+    store.storage.delete(acme, "a/1")
+    with pytest.raises(ate.NotFoundError):
+        store.storage.get(acme, "a/1")
+    with pytest.raises(ate.NotFoundError):
+        store.storage.delete(acme, "a/1")
+    with pytest.raises(ate.InvalidInputError):
+        store.storage.list(acme, limit=0)
+    with pytest.raises(ate.InvalidInputError):
+        store.storage.list(acme, cursor="garbage")
+
+
+@pytest.mark.parametrize("path", ["", "../x", "a/../b", "/lead", "a\\b", "nul\0", "x" * 1025, "a//b", "trail/"])
+def test_bad_paths_store_nothing(store, acme, path):
+    with pytest.raises(ate.InvalidInputError):
+        store.storage.put(acme, path, b"x")
+    assert len(store.storage.list(acme)) == 0
+
+
+def test_bad_data_and_files_store_nothing(store, acme, tmp_path):
+    with pytest.raises(ate.InvalidInputError, match="bytes-like or a binary file"):
+        store.storage.put(acme, "f", "text is not bytes")  # type: ignore[arg-type]
+    with pytest.raises(ate.InvalidInputError, match="bytes-like or a binary file"):
+        store.storage.put(acme, "f", 12)  # type: ignore[arg-type]
+    (tmp_path / "t.txt").write_text("hello")
+    with open(tmp_path / "t.txt") as text_mode, pytest.raises(ate.InvalidInputError, match="binary mode"):
+        store.storage.put(acme, "f", text_mode)  # type: ignore[arg-type]
+
+    class Failing(io.RawIOBase):
+        """Yields two parts, then the disk fails."""
+
+        def __init__(self):
+            self.calls = 0
+
+        def readable(self):
+            return True
+
+        def read(self, n=-1):
+            self.calls += 1
+            if self.calls > 2:
+                raise OSError("disk on fire")
+            return b"x" * n
+
+    with pytest.raises(OSError, match="disk on fire"):
+        store.storage.put(acme, "f", Failing())
+    with pytest.raises(ate.InvalidInputError):
+        store.storage.put(acme, "f", b"x", metadata={"not": object()})
+    with pytest.raises(ate.InvalidInputError):
+        store.storage.put(acme, "f", b"x", content_type="")
+    with pytest.raises(ate.NotFoundError):
+        store.storage.stat(acme, "f")
+    assert len(store.storage.list(acme)) == 0
+
+    class Full(io.RawIOBase):
+        def writable(self):
+            return True
+
+        def write(self, b):
+            raise OSError("no space left")
+
+    store.storage.put(acme, "g", b"data")
+    with pytest.raises(OSError, match="no space left"):
+        store.storage.download(acme, "g", Full())
+
+
+def test_tenants_are_isolated(store, acme):
+    other = store.tenants.create("other", "Other").id
+    store.storage.put(acme, "secret", b"acme only")
+    for call in (
+        lambda: store.storage.get(other, "secret"),
+        lambda: store.storage.stat(other, "secret"),
+        lambda: store.storage.copy(other, "secret", "mine"),
+        lambda: store.storage.delete(other, "secret"),
+    ):
+        with pytest.raises(ate.NotFoundError):
+            call()
+    assert len(store.storage.list(other)) == 0
+    assert store.storage.get(acme, "secret") == b"acme only"
+    with pytest.raises(ate.InvalidInputError):
+        store.storage.get("not-an-id", "secret")
+
+
+def test_key_rotation_reencryption_and_shredding(store, acme):
+    store.storage.put(acme, "old", b"under v1")
+    assert store.storage.rotate_key(acme).version == 2
+    store.storage.put(acme, "new", b"under v2")
+    assert store.storage.stat(acme, "old").key_version == 1
+    assert store.storage.stat(acme, "new").key_version == 2
+    assert [(k.version, k.state) for k in store.storage.keys(acme)] == [(1, "decrypt_only"), (2, "active")]
+    assert store.storage.get(acme, "old") == b"under v1"
+    progress = store.storage.reencrypt(acme, batch=1)
+    assert isinstance(progress, ate.ReencryptProgress)
+    assert (progress.reencrypted, progress.remaining, progress.key_version, progress.done) == (1, 0, 2, True)
+    assert store.storage.stat(acme, "old").key_version == 2
+    with pytest.raises(ate.InvalidInputError):
+        store.storage.reencrypt(acme, batch=0)
+    assert store.storage.destroy_keys(acme) == 2
+    assert {k.state for k in store.storage.keys(acme)} == {"destroyed"}
+    with pytest.raises(ate.NotFoundError, match="destroyed"):
+        store.storage.get(acme, "old")
+    with pytest.raises(ate.NotFoundError):
+        store.storage.get_range(acme, "new", 0, 1)
+
+
+def test_master_key_rotation(storage_urls):
+    database_url, storage_url = storage_urls
+    if database_url == "sqlite::memory:":
+        pytest.skip("an in-memory database does not outlive its client")
+    new_key = bytes(reversed(range(32)))
+    with ate.Ate(database_url, storage_url=storage_url, master_key=MASTER_KEY) as a:
+        t = a.tenants.create("acme", "Acme").id
+        a.storage.put(t, "f", b"survives")
+        a.storage.rotate_key(t)
+    with ate.Ate(database_url, storage_url=storage_url, master_key=new_key) as a:
+        with pytest.raises(ate.AteError):
+            a.storage.get(t, "f")  # wrapped under a key this client does not hold
+    with ate.Ate(database_url, storage_url=storage_url, master_key=new_key, retired_master_keys=[MASTER_KEY]) as a:
+        assert a.storage.rotate_master_key() == 2
+        assert a.storage.rotate_master_key() == 0
+    with ate.Ate(database_url, storage_url=storage_url, master_key=new_key) as a:
+        assert a.storage.get(t, "f") == b"survives"
+
+
+def test_garbage_collection(store, acme):
+    store.storage.put(acme, "kept", b"x")
+    report = store.storage.collect_garbage(acme, grace=datetime.timedelta(0))
+    assert isinstance(report, ate.GcReport) and report.deleted == 0
+    with pytest.raises(ate.InvalidInputError):
+        store.storage.collect_garbage(acme, grace=datetime.timedelta(seconds=-1))
+    assert store.storage.get(acme, "kept") == b"x"
+
+
+def test_tampered_blob_fails_integrity(tmp_path):
+    root = tmp_path / "blobs"
+    with ate.Ate(f"sqlite://{tmp_path}/ate.db", storage_url=f"fs://{root}", master_key=MASTER_KEY) as a:
+        t = a.tenants.create("acme", "Acme").id
+        data = blob(3 * 1024 * 1024)
+        info = a.storage.put(t, "f", data)
+        path = root / "t" / t / "o" / info.id
+        raw = bytearray(path.read_bytes())
+        raw[2 * 1024 * 1024] ^= 1
+        path.write_bytes(bytes(raw))
+        with pytest.raises(ate.IntegrityError):
+            a.storage.get(t, "f")
+        reader = a.storage.open(t, "f")
+        assert next(reader) == data[: 1024 * 1024]  # pieces before the damage authenticate
+        with pytest.raises(ate.IntegrityError):
+            list(reader)
+        with pytest.raises(ate.IntegrityError):
+            reader.read()  # a failed stream keeps failing
+        assert a.storage.get_range(t, "f", 0, 100) == data[:100]
+        with pytest.raises(ate.IntegrityError):  # the damaged chunk (ciphertext is offset by tags)
+            a.storage.get_range(t, "f", 2 * 1024 * 1024 - 32 * 1024, 2 * 1024 * 1024)
+
+
+def test_configuration_errors(tmp_path):
+    with pytest.raises(ate.InvalidInputError, match="needs master_key"):
+        ate.Ate("sqlite::memory:", storage_url="memory://")
+    with pytest.raises(ate.InvalidInputError, match="only used with storage_url"):
+        ate.Ate("sqlite::memory:", master_key=MASTER_KEY)
+    with pytest.raises(ate.InvalidInputError, match="31 bytes"):
+        ate.Ate("sqlite::memory:", storage_url="memory://", master_key=b"k" * 31)
+    with pytest.raises(ate.InvalidInputError, match="32 bytes or a key file path"):
+        ate.Ate("sqlite::memory:", storage_url="memory://", master_key=1234)  # type: ignore[arg-type]
+    with pytest.raises(ate.InvalidInputError, match="unknown scheme"):
+        ate.Ate("sqlite::memory:", storage_url="ftp://x", master_key=MASTER_KEY)
+    with pytest.raises(ate.InvalidInputError):
+        ate.Ate("sqlite::memory:", storage_url="fs://relative", master_key=MASTER_KEY)
+    with ate.Ate("sqlite::memory:") as plain:
+        with pytest.raises(ate.InvalidInputError, match="storage is not configured"):
+            plain.storage
+    # A key file must be private to its owner; then a path (str or PathLike) works.
+    key_file = tmp_path / "master.key"
+    key_file.write_bytes(MASTER_KEY.hex().encode())
+    key_file.chmod(0o644)
+    with pytest.raises(ate.InvalidInputError, match="chmod 600"):
+        ate.Ate("sqlite::memory:", storage_url="memory://", master_key=key_file)
+    key_file.chmod(stat.S_IRUSR | stat.S_IWUSR)
+    for key in (key_file, str(key_file)):
+        with ate.Ate("sqlite::memory:", storage_url="memory://", master_key=key) as a:
+            t = a.tenants.create("acme", "Acme").id
+            assert a.storage.get(t, a.storage.put(t, "f", b"ok").path) == b"ok"
+    assert "memory" in repr(ate.Ate("sqlite::memory:", storage_url="memory://", master_key=MASTER_KEY).storage)
+
+
+def test_s3_server_down(tmp_path):
+    """An unreachable S3 endpoint is Unavailable and retryable, and nothing is recorded."""
+    url = "s3://bucket/p/?endpoint=http://127.0.0.1:9&region=us-east-1"
+    with ate.Ate(f"sqlite://{tmp_path}/ate.db", storage_url=url, master_key=MASTER_KEY) as a:
+        t = a.tenants.create("acme", "Acme").id
+        with pytest.raises(ate.UnavailableError) as e:
+            a.storage.put(t, "f", b"x")
+        assert e.value.retryable
+        assert len(a.storage.list(t)) == 0
+
+
+async def test_async_storage(storage_urls, tmp_path):
+    database_url, storage_url = storage_urls
+    async with await ate.AsyncAte.open(database_url, storage_url=storage_url, master_key=MASTER_KEY) as a:
+        t = (await a.tenants.create("acme", "Acme")).id
+        data = blob(2 * 1024 * 1024 + 3)
+        infos = await asyncio.gather(*(a.storage.put(t, f"f{i}", data[i:]) for i in range(4)))
+        assert [i.size for i in infos] == [len(data) - i for i in range(4)]
+        assert await a.storage.get(t, "f0", verify_checksum=True) == data
+        assert await a.storage.get_range(t, "f1", 0, 5) == data[1:6]
+        src = tmp_path / "src.bin"
+        src.write_bytes(data)
+        with open(src, "rb") as f:
+            await a.storage.put(t, "file", f)
+        out = io.BytesIO()
+        await a.storage.download(t, "file", out, verify_checksum=True)
+        assert out.getvalue() == data
+        reader = await a.storage.open(t, "file")
+        assert isinstance(reader, ate.AsyncObjectReader)
+        assert await reader.read(3) == data[:3]
+        pieces = [p async for p in reader]
+        assert data[:3] + b"".join(pieces) == data
+        assert [o.path for o in await a.storage.list(t, "f")] == ["f0", "f1", "f2", "f3", "file"]
+        await a.storage.copy(t, "f0", "g")
+        await a.storage.delete(t, "f0")
+        with pytest.raises(ate.NotFoundError):
+            await a.storage.stat(t, "f0")
+        assert (await a.storage.rotate_key(t)).version == 2
+        assert (await a.storage.reencrypt(t)).done
+        assert len(await a.storage.keys(t)) == 2
+        assert (await a.storage.collect_garbage(t)).deleted == 0
+        assert await a.storage.destroy_keys(t) == 2
+        with pytest.raises(ate.NotFoundError):
+            await a.storage.get(t, "g")
+
+
+async def test_async_storage_keeps_the_loop_responsive(tmp_path):
+    a = await ate.AsyncAte.open(f"sqlite://{tmp_path}/ate.db", storage_url=f"fs://{tmp_path}/b", master_key=MASTER_KEY)
+    t = (await a.tenants.create("acme", "Acme")).id
+    ticks = 0
+
+    async def ticker():
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(ticker())
+    await a.storage.put(t, "big", blob(32 * 1024 * 1024))
+    await a.storage.get(t, "big")
+    task.cancel()
+    assert ticks > 10
+    await a.close()
