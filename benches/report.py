@@ -23,7 +23,8 @@ for group in sorted(p for p in root.iterdir() if p.is_dir() and p.name != "repor
             data = json.loads(est.read_text())
             results[bench.name] = (data["median"]["point_estimate"], data["median"]["standard_error"])
     base = next((v for k, v in results.items() if k.startswith("baseline")), None)
+    width = max([24, *map(len, results)])
     print(f"{group.name}")
     for name, (ns, err) in results.items():
         ratio = f"{ns / base[0]:6.2f}x" if base else "   n/a"
-        print(f"  {name:<24} {ns / 1000:10.1f} µs  (±{err / 1000:.1f})  {ratio}")
+        print(f"  {name:<{width}} {ns / 1000:10.1f} µs  (±{err / 1000:.1f})  {ratio}")

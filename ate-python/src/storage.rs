@@ -244,6 +244,9 @@ impl Core {
         verify: bool,
     ) -> Result<ObjectInfo, Error> {
         let mut reader = self.objects()?.get(&self.actor, tenant, &path).await?;
+        if verify {
+            reader = reader.with_checksum();
+        }
         let file = Arc::new(file);
         // Decrypt the next piece while the previous one is written to the file.
         let mut writing: Option<tokio::task::JoinHandle<Result<(), Error>>> = None;

@@ -175,6 +175,22 @@ pub async fn streaming_put_and_get(e: ObjEnv) {
     }
     assert!(pieces >= 3);
     assert!(got == bytes);
+    // Checksums are computed only when asked for, before reading.
+    assert_kind(r.verify_checksum(), ErrorKind::InvalidInput);
+    let mut r = e
+        .store
+        .get(&p, t.id, "big.bin")
+        .await
+        .unwrap()
+        .with_checksum();
+    r.next_chunk().await.unwrap();
+    assert_kind(r.verify_checksum(), ErrorKind::InvalidInput); // not at the end yet
+    while r.next_chunk().await.unwrap().is_some() {}
+    r.verify_checksum().unwrap();
+    // A reader dropped mid-stream (with a read-ahead in flight) just stops.
+    let mut r = e.store.get(&p, t.id, "big.bin").await.unwrap();
+    assert_eq!(r.next_chunk().await.unwrap().unwrap(), bytes[..1 << 20]);
+    drop(r);
     // An abandoned writer leaves nothing visible.
     let mut w = e
         .store
@@ -509,6 +525,32 @@ pub async fn context_binding(e: ObjEnv) {
         r.next_chunk().await.is_err(),
         "a failed stream keeps failing"
     );
+    // A wrong checksum in the index is caught by a verified read (the AEAD cannot see it).
+    e.store
+        .put(&pa, a.id, "h", data(70_000), PutOptions::default())
+        .await
+        .unwrap();
+    ate_core::with_pool!(e.env.db, |pool| {
+        sqlx::query("UPDATE objects SET sha256 = $2 WHERE tenant_id = $1 AND logical_path = 'h'")
+            .bind(a.id.as_uuid())
+            .bind(vec![0u8; 32])
+            .execute(pool)
+            .await
+            .unwrap();
+    });
+    let read = |verify| {
+        let (store, pa) = (e.store.clone(), pa.clone());
+        async move {
+            store
+                .get(&pa, a.id, "h")
+                .await
+                .unwrap()
+                .read_to_end(verify)
+                .await
+        }
+    };
+    assert_eq!(read(false).await.unwrap(), data(70_000));
+    assert_kind(read(true).await, ErrorKind::Integrity);
 }
 
 /// Key rotation: old objects stay readable; destroyed keys make them unrecoverable.

@@ -81,8 +81,7 @@ impl Default for Cobblestone {
     }
 }
 
-/// The per-message keys derived from the input key, salt and context.
-/// The per-message keys (crate-internal).
+/// The per-message keys derived from the input key, salt and context (crate-internal).
 pub(crate) struct MessageKeys {
     aead: Box<dyn AeadKey>,
     base_nonce: [u8; NONCE_LEN],
@@ -474,19 +473,49 @@ pub(crate) fn open_span(
     last: u64,
     ciphertext: &[u8],
 ) -> Result<Vec<u8>, StorageError> {
-    let plain_start = first * CHUNK_LEN as u64;
-    let plain_end = (plain_start + (last - first + 1) * CHUNK_LEN as u64).min(layout.plaintext_len);
-    let mut plain = vec![0u8; (plain_end - plain_start) as usize];
-    let mut offset = 0usize;
-    for (i, k) in (first..=last).enumerate() {
-        let range = layout.chunk_range(k);
-        let len = (range.end - range.start) as usize;
-        let body = len - TAG_LEN;
-        let out = &mut plain[i * CHUNK_LEN..i * CHUNK_LEN + body];
-        keys.open_into(k, &ciphertext[offset..offset + len], out)?;
-        offset += len;
+    Cobblestone::default()
+        .with_max_threads(1)
+        .open_span(keys, layout, first, last, ciphertext)
+}
+
+impl Cobblestone {
+    /// Decrypts chunks `first..=last` from their contiguous ciphertext (see
+    /// [`Layout::span`]), spreading them over this instance's threads when there are enough.
+    pub(crate) fn open_span(
+        &self,
+        keys: &MessageKeys,
+        layout: &Layout,
+        first: u64,
+        last: u64,
+        ciphertext: &[u8],
+    ) -> Result<Vec<u8>, StorageError> {
+        let plain_start = first * CHUNK_LEN as u64;
+        let plain_end =
+            (plain_start + (last - first + 1) * CHUNK_LEN as u64).min(layout.plaintext_len);
+        let expected = layout.span(first, last);
+        if ciphertext.len() as u64 != expected.end - expected.start {
+            return Err(StorageError::Integrity(format!(
+                "chunks {first}..={last} need {} bytes of ciphertext, got {}",
+                expected.end - expected.start,
+                ciphertext.len()
+            )));
+        }
+        let mut plain = vec![0u8; (plain_end - plain_start) as usize];
+        let mut slots: Vec<&mut [u8]> = plain.chunks_mut(CHUNK_LEN).collect();
+        if (slots.len() as u64) < last - first + 1 {
+            slots.push(&mut []); // the empty final chunk
+        }
+        self.for_each_parallel(slots, |i, slot| {
+            // Every chunk but the final one is full, so chunk i starts at i full chunks.
+            let start = i * ENCRYPTED_CHUNK_LEN;
+            keys.open_into(
+                first + i as u64,
+                &ciphertext[start..start + slot.len() + TAG_LEN],
+                slot,
+            )
+        })?;
+        Ok(plain)
     }
-    Ok(plain)
 }
 
 #[cfg(test)]
