@@ -1,19 +1,20 @@
 //! # ate-auth
 //!
-//! Authentication and authorization for ATE. **Not yet implemented**: this crate compiles so
-//! the workspace layout is fixed, and exports nothing until its issue lands.
+//! Authentication and authorization for ATE. **Under construction** (issue 4): the modules
+//! below are real and tested; users, sessions, refresh-token families, lockout, the tower
+//! layer and the Python surface are not here yet.
 //!
-//! It will own:
-//!
-//! * **users** of a tenant, roles (`user`, `admin`, and the explicit platform-level
-//!   `super_admin`, which maps to [`ate_core::Principal::platform_admin`]) and permissions;
-//! * **passwords**: Argon2id at the OWASP minimum or stronger, hashed off the async runtime
-//!   with bounded concurrency, a dummy hash for unknown users, an ASVS 5 password policy;
-//! * **access tokens**: JWTs (EdDSA by default) whose `kid` resolves only to ATE's own keys,
-//!   signing keys stored wrapped under the master key, rotated, and exported as a JWKS;
-//! * **refresh tokens**: opaque, stored hashed, single-use, in families revoked on reuse;
-//! * **lockout and rate limits** with atomic counters, and every auth event recorded in the
-//!   [`ate_core::AuditSink`] with OWASP's vocabulary.
+//! * [`password`]: Argon2id hashing (OWASP minimum or stronger, PHC strings, rehash on
+//!   login), bcrypt import, a dummy hash for unknown users, bounded concurrency off the async
+//!   runtime, and the ASVS 5 password policy;
+//! * [`jwt`]: signing keys (EdDSA by default, ES256, RS256), JWKS export, and strict token
+//!   verification for ATE's own tokens and for external OIDC issuers.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+pub mod error;
+pub mod jwt;
+pub mod password;
+
+pub use error::AuthError;

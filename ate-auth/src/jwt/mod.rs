@@ -1,0 +1,1 @@
+//! JWT signing keys and verification (being written).
