@@ -88,8 +88,8 @@ pub(crate) fn page_from_rows<R, T>(
     Ok(Page { items, next_cursor })
 }
 
-/// Checks a requested page size; `None` means [`DEFAULT_PAGE_SIZE`].
-pub(crate) fn page_size(limit: Option<u32>) -> Result<u32, CoreError> {
+/// Validates a requested page size (1 to [`MAX_PAGE_SIZE`], default [`DEFAULT_PAGE_SIZE`]).
+pub fn page_size(limit: Option<u32>) -> Result<u32, CoreError> {
     match limit {
         None => Ok(DEFAULT_PAGE_SIZE),
         Some(n) if (1..=MAX_PAGE_SIZE).contains(&n) => Ok(n),

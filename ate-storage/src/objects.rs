@@ -804,7 +804,7 @@ impl ObjectStore {
     /// (a crash between write and rename), whatever their tenant.
     ///
     /// For a tenant that no longer exists (purged by
-    /// [`TenantStore::purge_due`](ate_core::TenantStore::purge_due), which drops its keys and
+    /// [`TenantStore::purge_due`], which drops its keys and
     /// index rows with it), every remaining blob is garbage whatever its age: run this for
     /// each purged id to reclaim the space.
     pub async fn collect_garbage(

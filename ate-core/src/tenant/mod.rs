@@ -16,7 +16,8 @@
 //! purge time; [`TenantStore::purge_due`] then removes it for good.
 
 mod slug;
-mod sql;
+#[doc(hidden)]
+pub mod sql;
 
 pub use slug::Slug;
 pub use sql::SqlTenantStore;

@@ -6,7 +6,7 @@ use super::{
 };
 use crate::audit::{AuditAction, NewAuditEvent, Outcome, actions, append_event_in_tx};
 use crate::clock::{Clock, SystemClock};
-use crate::db::{Db, from_micros, is_unique_violation, to_micros};
+use crate::db::{Db, from_micros, to_micros};
 use crate::error::CoreError;
 use crate::id::TenantId;
 use crate::page::{Page, page_from_rows, page_size};
@@ -104,7 +104,8 @@ const LIST: &str = concat!(
     " FROM tenants WHERE (($1 IS NULL AND status <> 'deleted') OR status = $1) \
      AND ($2 IS NULL OR id > $2) AND ($3 IS NULL OR id = $3) ORDER BY id LIMIT $4"
 );
-const INSERT: &str = concat!(
+#[doc(hidden)]
+pub const INSERT_TENANT: &str = concat!(
     "INSERT INTO tenants (",
     tenant_columns!(),
     ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
@@ -245,14 +246,34 @@ enum Key<'a> {
     Slug(&'a Slug),
 }
 
-#[async_trait::async_trait]
-impl TenantStore for SqlTenantStore {
-    async fn create(&self, actor: &Principal, new: NewTenant) -> Result<Tenant, CoreError> {
+/// A validated, authorized tenant creation, ready to be inserted in a caller's transaction
+/// with [`__insert_tenant_in_tx!`](crate::__insert_tenant_in_tx) (for stores in other ATE
+/// crates that create a tenant together with their own rows, such as registering a user with
+/// a new organization). Implementor API, not for hosts.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct PreparedTenant {
+    /// The tenant as it will be stored.
+    pub tenant: Tenant,
+    /// Its settings, serialized.
+    pub settings_json: String,
+    /// Its `tenant_created` audit event.
+    pub event: crate::audit::ValidEvent,
+}
+
+impl SqlTenantStore {
+    /// Authorizes and validates a creation at `now` without writing anything.
+    #[doc(hidden)]
+    pub fn prepare_create(
+        &self,
+        actor: &Principal,
+        new: NewTenant,
+        now: DateTime<Utc>,
+    ) -> Result<PreparedTenant, CoreError> {
         actor.require_platform_admin("creating a tenant")?;
         let slug = Slug::new(&new.slug)?;
         let name = validate_display_name(&new.name)?;
-        let settings = settings_json(&new.settings)?;
-        let now = self.clock.now();
+        let settings_json = settings_json(&new.settings)?;
         let tenant = Tenant {
             id: TenantId::new(),
             slug,
@@ -275,34 +296,61 @@ impl TenantStore for SqlTenantStore {
         .target(tenant.id.to_string())
         .metadata(json!({ "slug": tenant.slug.as_str(), "name": tenant.name }))
         .validate()?;
-        with_write_tx!(self.db, |tx| {
-            let inserted = sqlx::query(INSERT)
-                .bind(tenant.id.as_uuid())
-                .bind(tenant.slug.as_str())
-                .bind(&tenant.name)
-                .bind(tenant.status.as_str())
-                .bind(None::<String>)
-                .bind(&settings)
-                .bind(tenant.revision)
-                .bind(to_micros(now))
-                .bind(to_micros(now))
-                .bind(None::<i64>)
-                .bind(None::<i64>)
-                .execute(&mut *tx)
-                .await;
-            match inserted {
-                Ok(_) => {}
-                Err(e) if is_unique_violation(&e) => {
-                    return Err(CoreError::AlreadyExists {
-                        what: "tenant with slug",
-                        key: tenant.slug.to_string(),
-                    });
+        Ok(PreparedTenant {
+            tenant,
+            settings_json,
+            event,
+        })
+    }
+}
+
+/// Inserts a [`PreparedTenant`] and its audit event in the transaction `$tx` (from
+/// `with_write_tx!`); a taken slug returns `AlreadyExists` from the enclosing closure.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __insert_tenant_in_tx {
+    ($tx:ident, $now:expr, $prepared:expr) => {{
+        let p: &$crate::tenant::sql::PreparedTenant = $prepared;
+        #[allow(unused_imports)]
+        use $crate::__sqlx as sqlx;
+        let inserted = sqlx::query($crate::tenant::sql::INSERT_TENANT)
+            .bind(p.tenant.id.as_uuid())
+            .bind(p.tenant.slug.as_str())
+            .bind(&p.tenant.name)
+            .bind(p.tenant.status.as_str())
+            .bind(None::<String>)
+            .bind(&p.settings_json)
+            .bind(p.tenant.revision)
+            .bind($crate::db::to_micros($now))
+            .bind($crate::db::to_micros($now))
+            .bind(None::<i64>)
+            .bind(None::<i64>)
+            .execute(&mut *$tx)
+            .await;
+        match inserted {
+            Ok(_) => {}
+            Err(e) if $crate::db::is_unique_violation(&e) => {
+                return Err($crate::CoreError::AlreadyExists {
+                    what: "tenant with slug",
+                    key: p.tenant.slug.to_string(),
                 }
-                Err(e) => return Err(e.into()),
+                .into());
             }
-            append_event_in_tx!(tx, now, &event);
+            Err(e) => return Err($crate::CoreError::from(e).into()),
+        }
+        $crate::__append_audit_event_in_tx!($tx, $now, &p.event);
+    }};
+}
+
+#[async_trait::async_trait]
+impl TenantStore for SqlTenantStore {
+    async fn create(&self, actor: &Principal, new: NewTenant) -> Result<Tenant, CoreError> {
+        let now = self.clock.now();
+        let prepared = self.prepare_create(actor, new, now)?;
+        with_write_tx!(self.db, |tx| {
+            crate::__insert_tenant_in_tx!(tx, now, &prepared);
         });
-        Ok(tenant)
+        Ok(prepared.tenant)
     }
 
     async fn get(&self, actor: &Principal, id: TenantId) -> Result<Tenant, CoreError> {
