@@ -1,0 +1,181 @@
+//! Test helpers: a fixed RSA key, base64url, hand-forged tokens.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use super::pkcs8::push_header;
+use super::{Claims, KeySet, SigningKey};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde_json::Value;
+
+pub(crate) const ISS: &str = "https://ate.test";
+pub(crate) const AUD: &str = "ate-api";
+
+// The 2048-bit RSA key "kid-rsa-sign" from Wycheproof's json_web_signature_test.json (a
+// published test key; never use it for anything real).
+pub(crate) const TEST_RSA_N: &str = "kqGboBfAWttWPCA-0cGRgsY6SaYoIARt0B_PkaEcIq9HPYNdu9n6UuWHuuTHrjF_ZoQW97r5HaAorNvrMEGT\
+    GdxCHZdEtkHvNVVmrtxTBLiQCbCozXhFoIrVcr3qUBrdGnNn_M3jJi7Wg7p_-x62nS5gNG875oyheRkutHsQ\
+    XikFZwsN3q_TsPNOVlCiHy8mxzaFTUQGm-X8UYexFyAivlDSjgDJLAZSWfxd7k9Gxuwa3AUfQqQcVcegmgKG\
+    CaErQ3qQbh1x7WB6iopE3_-GZ8HMAVtR9AmrVscqYsnjhaCehfAI0iKKs8zXr8tISc0ORbaalrkk03H1ZrsE\
+    nDKEWQ";
+pub(crate) const TEST_RSA_E: &str = "AQAB";
+pub(crate) const TEST_RSA_D: &str = "YsfIRYN6rDqSz5KRf1E9q7HK1o6-_UK-j7S-asb0Y1FdVs1GuiRQhMPoOjmhY3Io93EI3_7vj8uzWzAUMsAa\
+    TxOY3sJnIbktYuqTcD0xGD8VmdGPBkx963db8B6M2UYfqZARf7dbzP9EuB1N1miMcTsqyGgfHGOk7CXQ1vkI\
+    v8Uww38KMtEdJ3iB8r-f3qcu-UJjE7Egw9CxKOMjArOXxZEr4VnoIXrImrcTxBfjdY8GbzXGATiPQLur5GT9\
+    9ZDW78falsir-b5Ean6HNyOeuaJuceT-yjgCXn57Rd3oIHD94CrjNtjBusoLdjbr489L8K9ksCh1gynzLGke\
+    eWgVGQ";
+pub(crate) const TEST_RSA_P: &str = "0xalbl1PJbSBGD4XOjIYJLwMYyHMiM06SBauMGzBfCask5DN5jH68Kw1yPS4wkLpx4ltGLuy0X5mMaZzrSOk\
+    BGb27-NizBgB2-L279XotznWeh2jbF05Kqzkoz3VaX_7dRhCHEhOopMQh619hA1bwaJyW1k8aNlLPTl3Botk\
+    P4M";
+pub(crate) const TEST_RSA_Q: &str = "sdQsQVz3tI7hmisAgiIjppOssEnZaZO0ONeRRDxBHGLe3BCo1FJoMMQryOAlglayjQnnWjQ-BpwUpa0r9YQh\
+    VLweoNEIig6Beph7iYRZgOHEiiTTgUIGgXAL6xhsby1PueUfT0xsN1Y7qt5f5EwOfu7tnFqNyJXIp9W1NQgU\
+    6fM";
+pub(crate) const TEST_RSA_DP: &str = "kEpEnuJNfdqa-_VFb1RayJF6bjDmXQTcN_a47wUIZVMSWHR9KkMz41v0D_-oY7HVl73Kw0NagnVCaeH75Hge\
+    X5v6ZBQsrpIigynr3hl8T_LLNwIXebVnpFI2n5de0BTZ0DraxfZvOhYJEJV43NE8zWm7fdHLx2fxVFJ5mBGk\
+    Xv0";
+pub(crate) const TEST_RSA_DQ: &str = "U_xJCnXF51iz5AP7MXq-K6YDIR8_t0UzEMV-riNm_OkVKAoWMnDZFG8R3sU98djQaxwKT-fsg2KjvbuTz1ig\
+    BUzzijAvQESpkiUB82i2fNAj6rqJybpNKESq3FWkoL1dsgYsS19knJ31gDWWRFRHZFujjPyXiexz4BBmjK1M\
+    c1E";
+pub(crate) const TEST_RSA_QI: &str = "Uvb84tWiJF3fB-U9wZSPi7juGgrzeXS_LYtf5fcdV0fZg_h_5nSVpXyYyQ-PK218qEC5MlDkaHKRD9wBOe_e\
+    U_zJTNoXzB2oAcgl2MapBWUMytbiF84ghP_2K9UD63ZVsyrorSZhmsJIBBuqQjrmk0tIdpMdlMxLYhrbYwFx\
+    Uqc";
+
+pub(crate) fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+pub(crate) fn b64d(text: &str) -> Vec<u8> {
+    URL_SAFE_NO_PAD.decode(text).unwrap()
+}
+
+/// A DER INTEGER holding the unsigned big-endian `magnitude`.
+fn der_uint(out: &mut Vec<u8>, magnitude: &[u8]) {
+    let first = magnitude
+        .iter()
+        .position(|&b| b != 0)
+        .unwrap_or(magnitude.len());
+    let trimmed = &magnitude[first..];
+    let pad = trimmed.first().is_none_or(|&b| b & 0x80 != 0);
+    push_header(out, 0x02, trimmed.len() + usize::from(pad));
+    if pad {
+        out.push(0);
+    }
+    out.extend_from_slice(trimmed);
+}
+
+fn der_sequence(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    push_header(&mut out, 0x30, body.len());
+    out.extend_from_slice(body);
+    out
+}
+
+/// The test RSA key as a PKCS#1 `RSAPrivateKey`.
+pub(crate) fn rsa_test_pkcs1() -> Vec<u8> {
+    let mut body = Vec::new();
+    der_uint(&mut body, &[0]);
+    for part in [
+        TEST_RSA_N,
+        TEST_RSA_E,
+        TEST_RSA_D,
+        TEST_RSA_P,
+        TEST_RSA_Q,
+        TEST_RSA_DP,
+        TEST_RSA_DQ,
+        TEST_RSA_QI,
+    ] {
+        der_uint(&mut body, &b64d(part));
+    }
+    der_sequence(&body)
+}
+
+/// The test RSA key as a signing key (kid "kid-rsa-sign").
+pub(crate) fn rsa_test_key() -> SigningKey {
+    SigningKey::from_rsa_pkcs1("kid-rsa-sign", &rsa_test_pkcs1()).unwrap()
+}
+
+/// A key set holding the public halves of `keys`.
+pub(crate) fn keys_of(keys: &[&SigningKey]) -> KeySet {
+    let mut set = KeySet::new();
+    for key in keys {
+        set.insert(key.verification_key().clone()).unwrap();
+    }
+    set
+}
+
+/// A compact JWS with any header, signed by `key` with its own algorithm.
+pub(crate) fn forge(key: &SigningKey, header: &Value, payload: &[u8]) -> String {
+    key.sign_with_header(header.to_string().as_bytes(), payload)
+        .unwrap()
+}
+
+/// A compact JWS with any header, "signed" with HMAC-SHA-256 under `secret`.
+pub(crate) fn forge_hs256(secret: &[u8], header: &Value, payload: &[u8]) -> String {
+    let input = format!("{}.{}", b64(header.to_string().as_bytes()), b64(payload));
+    let tag = ring::hmac::sign(
+        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret),
+        input.as_bytes(),
+    );
+    format!("{input}.{}", b64(tag.as_ref()))
+}
+
+/// The decoded header of a compact token.
+pub(crate) fn header_of(token: &str) -> Value {
+    serde_json::from_slice(&b64d(token.split('.').next().unwrap())).unwrap()
+}
+
+/// The public key as a PEM SubjectPublicKeyInfo, as an attacker would download it.
+pub(crate) fn public_key_pem(key: &SigningKey) -> String {
+    let jwk = key.public_jwk();
+    let field = |name: &str| b64d(jwk[name].as_str().unwrap());
+    let (algorithm, key_bits): (Vec<u8>, Vec<u8>) = match jwk["kty"].as_str().unwrap() {
+        "OKP" => (vec![0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70], field("x")),
+        "EC" => (
+            vec![
+                0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+                0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07,
+            ],
+            [vec![4], field("x"), field("y")].concat(),
+        ),
+        _ => {
+            let mut body = Vec::new();
+            der_uint(&mut body, &field("n"));
+            der_uint(&mut body, &field("e"));
+            (
+                vec![
+                    0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01,
+                    0x05, 0x00,
+                ],
+                der_sequence(&body),
+            )
+        }
+    };
+    let mut spki = algorithm;
+    push_header(&mut spki, 0x03, key_bits.len() + 1);
+    spki.push(0); // no unused bits
+    spki.extend_from_slice(&key_bits);
+    let der = der_sequence(&spki);
+    let body = STANDARD.encode(der);
+    let lines: Vec<&str> = body
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+        lines.join("\n")
+    )
+}
+
+/// ATE claims from `ISS` for `AUD`, issued at `now`, valid for 600 s.
+pub(crate) fn claims(now: i64) -> Claims {
+    Claims::new(
+        ISS,
+        AUD,
+        "user-1",
+        "tenant-1",
+        now,
+        now + 600,
+        Claims::random_jti().unwrap(),
+    )
+}

@@ -1,1 +1,0 @@
-//! Password hashing and policy (being written).
