@@ -1,20 +1,41 @@
 //! # ate-auth
 //!
-//! Authentication and authorization for ATE. **Under construction** (issue 4): the modules
-//! below are real and tested; users, sessions, refresh-token families, lockout, the tower
-//! layer and the Python surface are not here yet.
+//! Authentication and authorization for ATE, as a library: the host brings the transport.
 //!
-//! * [`password`]: Argon2id hashing (OWASP minimum or stronger, PHC strings, rehash on
-//!   login), bcrypt import, a dummy hash for unknown users, bounded concurrency off the async
-//!   runtime, and the ASVS 5 password policy;
-//! * [`jwt`]: signing keys (EdDSA by default, ES256, RS256), JWKS export, and strict token
-//!   verification for ATE's own tokens and for external OIDC issuers.
+//! * [`Auth`]: register a user with a new organization (one transaction), create users,
+//!   log in (Argon2id, uniform failures, exact lockout, rate limits), refresh (rotating
+//!   refresh-token families with reuse detection and a retry grace), log out (one session
+//!   or everywhere), verify access tokens into a [`Principal`](ate_core::Principal), change
+//!   and reset passwords. Every event is audited with OWASP's vocabulary.
+//! * [`users`] and [`store`]: users, roles (`user` < `admin` < `super_admin`), grants that
+//!   never exceed the granter's, the lockout policy.
+//! * [`sessions`]: login sessions and their refresh tokens.
+//! * [`tokens`]: signing keys in the database (wrapped under the master key, rotated,
+//!   published as a JWKS) and the denylist for single logout.
+//! * [`jwt`]: EdDSA/ES256/RS256 keys, strict JWS/JWT verification for ATE's tokens and for
+//!   external OIDC issuers (`ExternalVerifier`), checked against Wycheproof.
+//! * [`password`]: Argon2id hashing off the async runtime with bounded concurrency, bcrypt
+//!   import, the dummy hash, the ASVS 5 password policy.
+//! * [`ratelimit`]: keyed fixed-window limits shared through the database.
+//!
+//! **Not yet** (issue 4 is open): the tower `Layer` and its axum example, the Python
+//! `a.auth` surface and `ate.auth.JwtVerifier`, the auth benches, the quickstart steps, and
+//! RS256 key *generation* (RS256 keys can be imported, used and verified).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod auth;
 pub mod error;
 pub mod jwt;
 pub mod password;
+pub mod ratelimit;
+pub mod sessions;
+pub mod store;
+pub mod tokens;
+pub mod users;
 
+pub use auth::{Auth, AuthConfig, ClientInfo, Tokens};
 pub use error::AuthError;
+pub use store::{LockoutPolicy, NewUser, UserStore, UserUpdate};
+pub use users::{Role, User, UserStatus};

@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 pub mod audit_sink;
+pub mod auth;
 pub mod blob_store;
 pub mod keyring;
 pub mod object_store;

@@ -150,3 +150,33 @@ object_matrix! {
     purged_tenants_leave_nothing,
     ]
 }
+
+/// The ate-auth suite on every metadata backend.
+macro_rules! auth_matrix {
+    ($($case:ident),* $(,)?) => {
+        mod auth_sqlite_memory { use tests::support::Backend; auth_matrix!(@cases SqliteMemory; $($case),*); }
+        mod auth_sqlite_file { use tests::support::Backend; auth_matrix!(@cases SqliteFile; $($case),*); }
+        mod auth_postgres { use tests::support::Backend; auth_matrix!(@cases Postgres; $($case),*); }
+    };
+    (@cases $db:ident; $($case:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                tests::support::run(Backend::$db, tests::auth::$case).await;
+            }
+        )*
+    };
+}
+
+auth_matrix! {
+    register_login_refresh_logout,
+    failures_look_alike,
+    lockout_is_exact_under_parallel_attempts,
+    refresh_token_reuse_revokes_the_family,
+    sessions_expire_and_can_be_ended,
+    disabled_users_lose_access_at_once,
+    admins_stay_in_their_tenant,
+    password_changes,
+    rate_limits_apply,
+    signing_keys_rotate,
+}

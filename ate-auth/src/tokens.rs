@@ -1,0 +1,489 @@
+//! Access tokens: issuing and verifying ATE's JWTs with signing keys kept in the database.
+//!
+//! Signing keys are platform-wide. Their private halves are stored wrapped under the master
+//! key (`KeyProvider::wrap`, bound to the key id); one key is **active** (signs), older ones
+//! are **verify-only** until every token they signed has expired, then **retired** (the
+//! wrapped private half is erased). [`TokenService::rotate`] makes a new key active;
+//! [`TokenService::jwks`] publishes the public halves of every key that still verifies.
+//!
+//! Single logout puts a token's `jti` on a denylist until the token would have expired. The
+//! list is cached in memory and refreshed from the database at most once a second, so a
+//! denial made by another process takes effect there within a second, and verification
+//! costs no database round trip.
+
+use crate::error::AuthError;
+use crate::jwt::{Claims, KeySet, SigningAlgorithm, SigningKey, SigningKeyRing, Verifier};
+use crate::users::User;
+use ate_core::db::{from_micros, to_micros};
+use ate_core::keys::{KeyProvider, WrappedKey};
+use ate_core::{Clock, Db, Principal, with_pool, with_write_tx};
+use chrono::{DateTime, TimeDelta, Utc};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use uuid::Uuid;
+
+/// Access-token settings.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct TokenConfig {
+    /// `iss` of every token, and the only issuer accepted.
+    pub issuer: String,
+    /// `aud` of every token, and the audience required.
+    pub audience: String,
+    /// Lifetime of an access token (default 15 minutes).
+    pub lifetime: TimeDelta,
+    /// Algorithm of new signing keys (default EdDSA).
+    pub algorithm: SigningAlgorithm,
+    /// Clock skew tolerated on `exp`/`nbf`/`iat` (default 30 s, at most 5 minutes).
+    pub leeway: TimeDelta,
+    /// Tokens longer than this are rejected before parsing (default 8 KiB).
+    pub max_token_bytes: usize,
+}
+
+impl TokenConfig {
+    /// Defaults with this issuer and audience.
+    pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Self {
+        TokenConfig {
+            issuer: issuer.into(),
+            audience: audience.into(),
+            lifetime: TimeDelta::minutes(15),
+            algorithm: SigningAlgorithm::EdDSA,
+            leeway: TimeDelta::seconds(30),
+            max_token_bytes: 8 * 1024,
+        }
+    }
+
+    fn validate(&self) -> Result<(), AuthError> {
+        let bad = |r: &str| AuthError::invalid("token config", r.to_string());
+        if self.issuer.is_empty() || self.issuer.len() > 512 {
+            return Err(bad("issuer must be 1 to 512 bytes"));
+        }
+        if self.audience.is_empty() || self.audience.len() > 512 {
+            return Err(bad("audience must be 1 to 512 bytes"));
+        }
+        if self.lifetime < TimeDelta::seconds(30) || self.lifetime > TimeDelta::hours(24) {
+            return Err(bad("lifetime must be 30 s to 24 h"));
+        }
+        if self.leeway < TimeDelta::zero() || self.leeway > TimeDelta::minutes(5) {
+            return Err(bad("leeway must be 0 to 5 minutes"));
+        }
+        if !(1024..=64 * 1024).contains(&self.max_token_bytes) {
+            return Err(bad("max_token_bytes must be 1 KiB to 64 KiB"));
+        }
+        Ok(())
+    }
+}
+
+/// An issued access token.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AccessToken {
+    /// The compact JWT. Never log it.
+    pub token: String,
+    /// When it expires.
+    pub expires_at: DateTime<Utc>,
+    /// Its `jti`.
+    pub jti: String,
+}
+
+impl std::fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("jti", &self.jti)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A signing key's metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SigningKeyInfo {
+    /// Key id.
+    pub kid: String,
+    /// Algorithm.
+    pub algorithm: SigningAlgorithm,
+    /// `active`, `verify_only` or `retired`.
+    pub state: String,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Until when a verify-only key still verifies.
+    pub verify_until: Option<DateTime<Utc>>,
+}
+
+#[derive(sqlx::FromRow)]
+struct KeyRow {
+    kid: String,
+    algorithm: String,
+    state: String,
+    master_key_id: Option<String>,
+    wrapped: Option<Vec<u8>>,
+    created_at: i64,
+    verify_until: Option<i64>,
+}
+
+impl KeyRow {
+    fn info(&self) -> Result<SigningKeyInfo, AuthError> {
+        Ok(SigningKeyInfo {
+            kid: self.kid.clone(),
+            algorithm: SigningAlgorithm::from_jose_name(&self.algorithm).ok_or_else(|| {
+                AuthError::Crypto(format!(
+                    "stored key algorithm {:?} is unknown",
+                    self.algorithm
+                ))
+            })?,
+            state: self.state.clone(),
+            created_at: from_micros(self.created_at)?,
+            verify_until: self.verify_until.map(from_micros).transpose()?,
+        })
+    }
+}
+
+fn wrap_context(kid: &str) -> Vec<u8> {
+    let mut ctx = b"ate.jwt-signing-key.v1\0".to_vec();
+    ctx.extend_from_slice(kid.as_bytes());
+    ctx
+}
+
+/// Keys and denylist as cached in memory.
+#[derive(Debug)]
+struct Cache {
+    ring: SigningKeyRing,
+    verifier: Verifier,
+    /// Denied jti → expiry (seconds).
+    denied: HashMap<String, i64>,
+    denied_seen_until: i64,
+    refreshed_at: DateTime<Utc>,
+}
+
+/// Issues and verifies ATE's access tokens.
+#[derive(Debug, Clone)]
+pub struct TokenService {
+    db: Db,
+    master: Arc<dyn KeyProvider>,
+    config: TokenConfig,
+    clock: Arc<dyn Clock>,
+    cache: Arc<RwLock<Cache>>,
+}
+
+macro_rules! key_columns {
+    () => {
+        "kid, algorithm, state, master_key_id, wrapped, created_at, verify_until"
+    };
+}
+
+impl TokenService {
+    /// Opens the service over `db` (migrated by [`UserStore::open`](crate::UserStore::open)),
+    /// creating the first signing key if there is none.
+    pub async fn open(
+        db: Db,
+        master: Arc<dyn KeyProvider>,
+        config: TokenConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, AuthError> {
+        config.validate()?;
+        let (ring, verifier) = Self::load_keys(&db, &*master, &config, &*clock).await?;
+        let cache = Cache {
+            ring,
+            verifier,
+            denied: HashMap::new(),
+            denied_seen_until: 0,
+            refreshed_at: DateTime::<Utc>::MIN_UTC,
+        };
+        let service = TokenService {
+            db,
+            master,
+            config,
+            clock,
+            cache: Arc::new(RwLock::new(cache)),
+        };
+        service.refresh_cache(true).await?;
+        Ok(service)
+    }
+
+    fn verifier_for(config: &TokenConfig, keys: KeySet) -> Result<Verifier, AuthError> {
+        Verifier::new(keys, &config.issuer, &config.audience)?
+            .with_leeway(config.leeway)?
+            .with_max_token_bytes(config.max_token_bytes)
+    }
+
+    async fn rows(db: &Db) -> Result<Vec<KeyRow>, AuthError> {
+        Ok(with_pool!(db, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                key_columns!(),
+                " FROM auth_signing_keys WHERE state <> 'retired' ORDER BY created_at"
+            ))
+            .fetch_all(pool)
+            .await?
+        }))
+    }
+
+    /// Loads every key that still verifies, creating the first one if needed.
+    async fn load_keys(
+        db: &Db,
+        master: &dyn KeyProvider,
+        config: &TokenConfig,
+        clock: &dyn Clock,
+    ) -> Result<(SigningKeyRing, Verifier), AuthError> {
+        let mut rows = Self::rows(db).await?;
+        if !rows.iter().any(|r| r.state == "active") {
+            let key = SigningKey::generate(config.algorithm)?;
+            Self::insert_active(db, master, &key, clock.now()).await?;
+            rows = Self::rows(db).await?;
+        }
+        let mut keys = Vec::new();
+        // The active key last: the ring signs with its newest key.
+        rows.sort_by_key(|r| (r.state == "active", r.created_at));
+        let now = to_micros(clock.now());
+        for row in &rows {
+            if row.state == "verify_only" && row.verify_until.is_some_and(|v| v < now) {
+                continue; // every token it signed has expired
+            }
+            let (Some(id), Some(ct)) = (&row.master_key_id, &row.wrapped) else {
+                continue;
+            };
+            let der = master
+                .unwrap(
+                    &WrappedKey {
+                        key_id: id.clone(),
+                        ciphertext: ct.clone(),
+                    },
+                    &wrap_context(&row.kid),
+                )
+                .await?;
+            keys.push(SigningKey::from_pkcs8(
+                row.info()?.algorithm,
+                row.kid.clone(),
+                der.expose_secret(),
+            )?);
+        }
+        let ring = SigningKeyRing::from_keys(keys)?;
+        let verifier = Self::verifier_for(config, ring.key_set())?;
+        Ok((ring, verifier))
+    }
+
+    /// Inserts `key` as the active key; if another process made one meanwhile, keeps theirs.
+    async fn insert_active(
+        db: &Db,
+        master: &dyn KeyProvider,
+        key: &SigningKey,
+        now: DateTime<Utc>,
+    ) -> Result<(), AuthError> {
+        let wrapped = master
+            .wrap(key.to_pkcs8().expose_secret(), &wrap_context(key.kid()))
+            .await?;
+        let inserted: Result<(), AuthError> = async {
+            with_pool!(db, |pool| {
+                sqlx::query(
+                    "INSERT INTO auth_signing_keys (kid, algorithm, state, public_jwk, \
+                     master_key_id, wrapped, created_at) VALUES ($1, $2, 'active', $3, $4, $5, $6)",
+                )
+                .bind(key.kid())
+                .bind(key.algorithm().as_str())
+                .bind(key.public_jwk().to_string())
+                .bind(&wrapped.key_id)
+                .bind(&wrapped.ciphertext)
+                .bind(to_micros(now))
+                .execute(pool)
+                .await?
+                .rows_affected()
+            });
+            Ok(())
+        }
+        .await;
+        match inserted {
+            Err(AuthError::Core(ate_core::CoreError::AlreadyExists { .. })) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Reloads keys (when `keys`) and the denylist if the cache is older than a second.
+    async fn refresh_cache(&self, keys: bool) -> Result<(), AuthError> {
+        let now = self.clock.now();
+        let since = {
+            let cache = self.cache.read().map_err(|_| poisoned())?;
+            if !keys && now - cache.refreshed_at < TimeDelta::seconds(1) {
+                return Ok(());
+            }
+            cache.denied_seen_until
+        };
+        let denied: Vec<(String, i64, i64)> = with_pool!(self.db, |pool| {
+            sqlx::query_as(
+                "SELECT jti, expires_at, denied_at FROM auth_denied_tokens \
+                 WHERE issuer = $1 AND denied_at >= $2",
+            )
+            .bind(&self.config.issuer)
+            .bind(since)
+            .fetch_all(pool)
+            .await?
+        });
+        let reloaded = if keys {
+            Some(Self::load_keys(&self.db, &*self.master, &self.config, &*self.clock).await?)
+        } else {
+            None
+        };
+        let mut cache = self.cache.write().map_err(|_| poisoned())?;
+        let now_s = now.timestamp();
+        cache.denied.retain(|_, exp| *exp >= now_s);
+        for (jti, exp, at) in denied {
+            cache.denied.insert(jti, exp / 1_000_000);
+            cache.denied_seen_until = cache.denied_seen_until.max(at);
+        }
+        if let Some((ring, verifier)) = reloaded {
+            cache.ring = ring;
+            cache.verifier = verifier;
+        }
+        cache.refreshed_at = now;
+        Ok(())
+    }
+
+    /// Issues an access token for `user` in `session`.
+    pub(crate) async fn issue(&self, user: &User, session: Uuid) -> Result<AccessToken, AuthError> {
+        let now = self.clock.now();
+        let exp = now + self.config.lifetime;
+        let jti = Uuid::now_v7().simple().to_string();
+        let claims = Claims::new(
+            &self.config.issuer,
+            &self.config.audience,
+            format!("user:{}", user.id),
+            user.tenant.to_string(),
+            now.timestamp(),
+            exp.timestamp(),
+            jti.clone(),
+        )
+        .with_roles(user.roles.iter().map(|r| r.as_str()))
+        .with_session(session.to_string());
+        let token = self
+            .cache
+            .read()
+            .map_err(|_| poisoned())?
+            .ring
+            .sign(&claims)?;
+        Ok(AccessToken {
+            token,
+            expires_at: exp,
+            jti,
+        })
+    }
+
+    /// Verifies a token's signature and claims and that it is not denied. (The user and
+    /// tenant checks are [`Auth::verify`](crate::Auth::verify)'s.)
+    pub async fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        self.refresh_cache(false).await?;
+        let now = self.clock.now().timestamp();
+        let result = {
+            let cache = self.cache.read().map_err(|_| poisoned())?;
+            cache.verifier.verify(token, now)
+        };
+        let claims = match result {
+            // A key another process created since we loaded ours: reload once, try again.
+            Err(AuthError::InvalidToken { reason }) if reason.contains("unknown kid") => {
+                self.refresh_cache(true).await?;
+                let cache = self.cache.read().map_err(|_| poisoned())?;
+                cache.verifier.verify(token, now)?
+            }
+            other => other?,
+        };
+        let cache = self.cache.read().map_err(|_| poisoned())?;
+        if cache.denied.contains_key(&claims.jti) {
+            return Err(AuthError::token("the token was revoked"));
+        }
+        Ok(claims)
+    }
+
+    /// Denies a verified token until it expires (single logout).
+    pub(crate) async fn deny(&self, claims: &Claims) -> Result<(), AuthError> {
+        let now = self.clock.now();
+        with_pool!(self.db, |pool| {
+            sqlx::query(
+                "INSERT INTO auth_denied_tokens (issuer, jti, expires_at, denied_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (issuer, jti) DO NOTHING",
+            )
+            .bind(&claims.iss)
+            .bind(&claims.jti)
+            .bind(claims.exp.saturating_mul(1_000_000))
+            .bind(to_micros(now))
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        let mut cache = self.cache.write().map_err(|_| poisoned())?;
+        cache.denied.insert(claims.jti.clone(), claims.exp);
+        Ok(())
+    }
+
+    /// The public keys that verify ATE's tokens, as a JWKS document.
+    pub fn jwks(&self) -> Result<serde_json::Value, AuthError> {
+        Ok(self
+            .cache
+            .read()
+            .map_err(|_| poisoned())?
+            .ring
+            .key_set()
+            .to_jwks())
+    }
+
+    /// The signing keys (metadata only).
+    pub async fn keys(&self) -> Result<Vec<SigningKeyInfo>, AuthError> {
+        let rows: Vec<KeyRow> = with_pool!(self.db, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                key_columns!(),
+                " FROM auth_signing_keys ORDER BY created_at"
+            ))
+            .fetch_all(pool)
+            .await?
+        });
+        rows.iter().map(KeyRow::info).collect()
+    }
+
+    /// Rotates the signing key (platform administrators): a new key signs from now on; the
+    /// old one verifies until every token it signed has expired; keys past that are retired
+    /// and their private halves erased. Returns the new key's id.
+    pub async fn rotate(&self, actor: &Principal) -> Result<String, AuthError> {
+        actor.require_platform_admin("rotating the token signing key")?;
+        let now = self.clock.now();
+        let key = SigningKey::generate(self.config.algorithm)?;
+        let wrapped = self
+            .master
+            .wrap(key.to_pkcs8().expose_secret(), &wrap_context(key.kid()))
+            .await?;
+        let verify_until = now + self.config.lifetime + self.config.leeway;
+        let _: () = with_write_tx!(self.db, |tx| {
+            sqlx::query(
+                "UPDATE auth_signing_keys SET state = 'retired', wrapped = NULL, \
+                 master_key_id = NULL, retired_at = $1 \
+                 WHERE state = 'verify_only' AND verify_until < $1",
+            )
+            .bind(to_micros(now))
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE auth_signing_keys SET state = 'verify_only', verify_until = $1 \
+                 WHERE state = 'active'",
+            )
+            .bind(to_micros(verify_until))
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO auth_signing_keys (kid, algorithm, state, public_jwk, \
+                 master_key_id, wrapped, created_at) VALUES ($1, $2, 'active', $3, $4, $5, $6)",
+            )
+            .bind(key.kid())
+            .bind(key.algorithm().as_str())
+            .bind(key.public_jwk().to_string())
+            .bind(&wrapped.key_id)
+            .bind(&wrapped.ciphertext)
+            .bind(to_micros(now))
+            .execute(&mut *tx)
+            .await?;
+        });
+        self.refresh_cache(true).await?;
+        Ok(key.kid().to_owned())
+    }
+}
+
+fn poisoned() -> AuthError {
+    AuthError::Crypto("the token key cache was poisoned by a panic".into())
+}
