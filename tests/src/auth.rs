@@ -3,6 +3,7 @@
 
 use crate::assert_kind;
 use crate::support::Env;
+use ate_auth::jwt::SigningAlgorithm;
 use ate_auth::password::Password;
 use ate_auth::ratelimit::{Limit, RateLimits};
 use ate_auth::sessions::RefreshToken;
@@ -694,4 +695,51 @@ pub async fn signing_keys_rotate(env: Env) {
         a.tokens().jwks().unwrap()["keys"].as_array().unwrap().len(),
         2
     );
+}
+
+/// Every supported signing algorithm issues tokens that verify (EdDSA is the default).
+pub async fn every_algorithm_signs_and_verifies(env: Env) {
+    for alg in [SigningAlgorithm::ES256, SigningAlgorithm::RS256] {
+        let mut c = config();
+        c.tokens.algorithm = alg;
+        let a = auth_with(&env, c).await;
+        let slug = format!("org-{}", alg.as_str().to_lowercase());
+        let (tenant, _) = register(&a, &slug).await;
+        // The first key was created by the first Auth opened on this database; rotate so
+        // the configured algorithm signs.
+        a.tokens().rotate(&env.admin).await.unwrap();
+        let t = a
+            .login(
+                tenant,
+                &format!("owner@{slug}.example"),
+                &Password::new(PASSWORD),
+                &client(),
+            )
+            .await
+            .unwrap();
+        assert!(a.verify(&t.access.token).await.is_ok(), "{alg}");
+        let jwks = a.tokens().jwks().unwrap();
+        assert!(
+            jwks["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|k| k["alg"] == alg.as_str()),
+            "{jwks}"
+        );
+        // Tampering with the signature or payload is caught.
+        let mut forged = t.access.token.clone();
+        forged.pop();
+        forged.push(if t.access.token.ends_with('A') {
+            'B'
+        } else {
+            'A'
+        });
+        assert_kind(a.verify(&forged).await, ErrorKind::Unauthenticated);
+        assert_kind(a.verify("not.a.jwt").await, ErrorKind::Unauthenticated);
+        assert_kind(
+            a.verify(&"a".repeat(20_000)).await,
+            ErrorKind::Unauthenticated,
+        );
+    }
 }

@@ -179,4 +179,5 @@ auth_matrix! {
     password_changes,
     rate_limits_apply,
     signing_keys_rotate,
+    every_algorithm_signs_and_verifies,
 }

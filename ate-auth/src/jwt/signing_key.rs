@@ -5,7 +5,6 @@ use super::kid::{check_kid, random_kid};
 use super::pkcs8::wrap_rsa_pkcs1;
 use super::{Claims, KeySet, SigningAlgorithm};
 use crate::AuthError;
-use ate_core::CoreError;
 use ate_core::keys::SecretBytes;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -54,9 +53,8 @@ pub struct SigningKey {
 impl SigningKey {
     /// A new key pair with a random `kid` (16 random bytes, base64url).
     ///
-    /// EdDSA and ES256 only for now: RSA key generation needs the `rsa` crate, which this
-    /// build does not carry. RS256 returns an error of kind `Unsupported`; import RSA keys
-    /// with [`from_pkcs8`](Self::from_pkcs8) or [`from_rsa_pkcs1`](Self::from_rsa_pkcs1).
+    /// EdDSA and ES256 keys come from ring; RS256 keys are 3072-bit, generated with the
+    /// `rsa` crate (slow: around a second) and then used through ring like imported ones.
     pub fn generate(algorithm: SigningAlgorithm) -> Result<SigningKey, AuthError> {
         let rng = SystemRandom::new();
         let document = match algorithm {
@@ -65,11 +63,16 @@ impl SigningKey {
                 EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
             }
             SigningAlgorithm::RS256 => {
-                return Err(AuthError::Core(CoreError::Unsupported(
-                    "RS256 key generation is not available in this build; import an RSA key \
-                     with SigningKey::from_pkcs8 or SigningKey::from_rsa_pkcs1"
-                        .to_owned(),
-                )));
+                // 3072-bit keys (NIST SP 800-57's 128-bit level). Only generation uses the
+                // `rsa` crate; signing and verification do not.
+                use rsa::pkcs8::EncodePrivateKey;
+                let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 3072)
+                    .map_err(|e| AuthError::Crypto(format!("RSA key generation failed: {e}")))?;
+                let der = key
+                    .to_pkcs8_der()
+                    .map_err(|e| AuthError::Crypto(format!("RSA key encoding failed: {e}")))?;
+                let pkcs8 = SecretBytes::new(der.as_bytes().to_vec());
+                return SigningKey::from_parts(algorithm, random_kid()?, pkcs8);
             }
         }
         .map_err(|_| AuthError::Crypto(format!("{algorithm} key generation failed")))?;
@@ -422,8 +425,13 @@ mod tests {
             .unwrap();
         assert_eq!(again.public_jwk()["n"], key.public_jwk()["n"]);
         assert_eq!(again.sign_message(b"m").unwrap().len(), 256);
-        let e = SigningKey::generate(SigningAlgorithm::RS256).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::Unsupported);
+        let generated = SigningKey::generate(SigningAlgorithm::RS256).unwrap();
+        assert_eq!(generated.sign_message(b"m").unwrap().len(), 384);
+        let jwk = generated.public_jwk();
+        assert_eq!(
+            (jwk["kty"].as_str(), jwk["alg"].as_str()),
+            (Some("RSA"), Some("RS256"))
+        );
     }
 
     #[test]
