@@ -440,7 +440,7 @@ impl Auth {
     pub async fn logout(&self, access_token: &str, client: &ClientInfo) -> Result<(), AuthError> {
         let claims = self.tokens.verify(access_token).await?;
         let principal = self.verify(access_token).await?;
-        let (tenant, user) = principal_user(&principal)?;
+        let (tenant, user) = self.principal_user(&principal).await?;
         if let Some(sid) = claims.sid.as_deref().and_then(|s| s.parse::<Uuid>().ok()) {
             self.sessions.end(tenant, user, Some(sid), "logout").await?;
         }
@@ -463,7 +463,7 @@ impl Auth {
         principal: &Principal,
         client: &ClientInfo,
     ) -> Result<u64, AuthError> {
-        let (tenant, user) = principal_user(principal)?;
+        let (tenant, user) = self.principal_user(principal).await?;
         let n = self.sessions.end(tenant, user, None, "logout_all").await?;
         self.users.revoke_tokens_before_now(user).await?;
         self.audit(
@@ -480,13 +480,13 @@ impl Auth {
 
     /// The principal's own sessions.
     pub async fn sessions(&self, principal: &Principal) -> Result<Vec<Session>, AuthError> {
-        let (tenant, user) = principal_user(principal)?;
+        let (tenant, user) = self.principal_user(principal).await?;
         self.sessions.list(tenant, user).await
     }
 
     /// Ends one of the principal's own sessions.
     pub async fn end_session(&self, principal: &Principal, session: Uuid) -> Result<(), AuthError> {
-        let (tenant, user) = principal_user(principal)?;
+        let (tenant, user) = self.principal_user(principal).await?;
         match self
             .sessions
             .end(tenant, user, Some(session), "ended_by_user")
@@ -506,7 +506,7 @@ impl Auth {
         new: &Password,
         keep: Option<Uuid>,
     ) -> Result<(), AuthError> {
-        let (tenant, id) = principal_user(principal)?;
+        let (tenant, id) = self.principal_user(principal).await?;
         let row = self
             .users
             .row(tenant, id)
@@ -572,15 +572,23 @@ impl Auth {
     }
 }
 
-/// The tenant and user id of a user principal.
-fn principal_user(p: &Principal) -> Result<(TenantId, UserId), AuthError> {
-    let id = p
-        .subject()
-        .strip_prefix("user:")
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| AuthError::invalid("principal", "is not an ATE user"))?;
-    let tenant = p
-        .tenant()
-        .ok_or_else(|| AuthError::invalid("principal", "has no tenant"))?;
-    Ok((tenant, id))
+impl Auth {
+    /// The tenant and user id of a user principal (a `super_admin` user's principal carries
+    /// no tenant: it is looked up).
+    async fn principal_user(&self, p: &Principal) -> Result<(TenantId, UserId), AuthError> {
+        let id: UserId = p
+            .subject()
+            .strip_prefix("user:")
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| AuthError::invalid("principal", "is not an ATE user"))?;
+        let tenant = match p.tenant() {
+            Some(t) => t,
+            None => self
+                .users
+                .tenant_of(id)
+                .await?
+                .ok_or_else(|| CoreError::not_found("user", id))?,
+        };
+        Ok((tenant, id))
+    }
 }

@@ -447,6 +447,17 @@ impl UserStore {
             .user()
     }
 
+    /// The tenant of user `id`, if it exists.
+    pub(crate) async fn tenant_of(&self, id: UserId) -> Result<Option<TenantId>, AuthError> {
+        let t: Option<uuid::Uuid> = with_pool!(self.db, |pool| {
+            sqlx::query_scalar("SELECT tenant_id FROM auth_users WHERE id = $1")
+                .bind(id.as_uuid())
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(t.map(TenantId::from_uuid).transpose()?)
+    }
+
     /// A user of `tenant`. Needs [`USERS_READ`] there, or to be that user.
     pub async fn get(
         &self,
