@@ -517,11 +517,7 @@ impl Auth {
             return Err(self.passwords.verify_dummy(current).await);
         };
         let _verified = self.passwords.verify(current, stored).await?;
-        let mut nu = NewUser::new(user.email.clone()).name(user.name.clone());
-        if let Some(u) = &user.username {
-            nu = nu.username(u.clone());
-        }
-        self.check_password(new, &nu)?;
+        self.check_password(new, &as_new_user(&user))?;
         let hash = self.passwords.hash(new).await?;
         self.users
             .set_password_hash(principal.subject(), tenant, id, hash.as_str(), keep)
@@ -539,11 +535,7 @@ impl Auth {
     ) -> Result<(), AuthError> {
         let user = self.users.get(actor, tenant, id).await?;
         crate::users::authorize_grant(actor, tenant, &user.roles, &user.permissions)?;
-        let mut nu = NewUser::new(user.email.clone()).name(user.name.clone());
-        if let Some(u) = &user.username {
-            nu = nu.username(u.clone());
-        }
-        self.check_password(new, &nu)?;
+        self.check_password(new, &as_new_user(&user))?;
         let hash = self.passwords.hash(new).await?;
         self.users
             .set_password_hash(actor.subject(), tenant, id, hash.as_str(), None)
@@ -570,6 +562,15 @@ impl Auth {
         )
         .await
     }
+}
+
+/// The identity fields of `user` the password policy compares passwords with.
+fn as_new_user(user: &User) -> NewUser {
+    let mut nu = NewUser::new(user.email.clone()).name(user.name.clone());
+    if let Some(u) = &user.username {
+        nu = nu.username(u.clone());
+    }
+    nu
 }
 
 impl Auth {

@@ -139,6 +139,22 @@ impl KeyRow {
     }
 }
 
+/// The insert of a new active signing key (its private half wrapped), ready to execute.
+macro_rules! insert_key {
+    ($key:expr, $wrapped:expr, $now:expr) => {
+        sqlx::query(
+            "INSERT INTO auth_signing_keys (kid, algorithm, state, public_jwk, master_key_id, \
+             wrapped, created_at) VALUES ($1, $2, 'active', $3, $4, $5, $6)",
+        )
+        .bind($key.kid())
+        .bind($key.algorithm().as_str())
+        .bind($key.public_jwk().to_string())
+        .bind(&$wrapped.key_id)
+        .bind(&$wrapped.ciphertext)
+        .bind(to_micros($now))
+    };
+}
+
 fn wrap_context(kid: &str) -> Vec<u8> {
     let mut ctx = b"ate.jwt-signing-key.v1\0".to_vec();
     ctx.extend_from_slice(kid.as_bytes());
@@ -275,19 +291,10 @@ impl TokenService {
             .await?;
         let inserted: Result<(), AuthError> = async {
             with_pool!(db, |pool| {
-                sqlx::query(
-                    "INSERT INTO auth_signing_keys (kid, algorithm, state, public_jwk, \
-                     master_key_id, wrapped, created_at) VALUES ($1, $2, 'active', $3, $4, $5, $6)",
-                )
-                .bind(key.kid())
-                .bind(key.algorithm().as_str())
-                .bind(key.public_jwk().to_string())
-                .bind(&wrapped.key_id)
-                .bind(&wrapped.ciphertext)
-                .bind(to_micros(now))
-                .execute(pool)
-                .await?
-                .rows_affected()
+                insert_key!(key, wrapped, now)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
             });
             Ok(())
         }
@@ -466,18 +473,7 @@ impl TokenService {
             .bind(to_micros(verify_until))
             .execute(&mut *tx)
             .await?;
-            sqlx::query(
-                "INSERT INTO auth_signing_keys (kid, algorithm, state, public_jwk, \
-                 master_key_id, wrapped, created_at) VALUES ($1, $2, 'active', $3, $4, $5, $6)",
-            )
-            .bind(key.kid())
-            .bind(key.algorithm().as_str())
-            .bind(key.public_jwk().to_string())
-            .bind(&wrapped.key_id)
-            .bind(&wrapped.ciphertext)
-            .bind(to_micros(now))
-            .execute(&mut *tx)
-            .await?;
+            insert_key!(key, wrapped, now).execute(&mut *tx).await?;
         });
         self.refresh_cache(true).await?;
         Ok(key.kid().to_owned())

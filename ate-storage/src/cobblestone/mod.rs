@@ -464,20 +464,6 @@ impl Layout {
     }
 }
 
-/// Decrypts chunks `first..=last` from `ciphertext`, which holds exactly
-/// `layout.span(first, last)`.
-pub(crate) fn open_span(
-    keys: &MessageKeys,
-    layout: &Layout,
-    first: u64,
-    last: u64,
-    ciphertext: &[u8],
-) -> Result<Vec<u8>, StorageError> {
-    Cobblestone::default()
-        .with_max_threads(1)
-        .open_span(keys, layout, first, last, ciphertext)
-}
-
 impl Cobblestone {
     /// Decrypts chunks `first..=last` from their contiguous ciphertext (see
     /// [`Layout::span`]), spreading them over this instance's threads when there are enough.

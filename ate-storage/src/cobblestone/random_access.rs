@@ -46,6 +46,7 @@ impl ReadAt for std::fs::File {
 /// and [`read_tail`](Self::read_tail) (seeking from the end) always do first.
 pub struct RandomAccess<'a, S: ReadAt + ?Sized> {
     source: &'a S,
+    cobblestone: Cobblestone,
     keys: MessageKeys,
     layout: Layout,
 }
@@ -76,6 +77,7 @@ impl<'a, S: ReadAt + ?Sized> RandomAccess<'a, S> {
         let keys = cobblestone.verify_header(key, context, &header)?;
         Ok(RandomAccess {
             source,
+            cobblestone: *cobblestone,
             keys,
             layout,
         })
@@ -97,7 +99,8 @@ impl<'a, S: ReadAt + ?Sized> RandomAccess<'a, S> {
         let span = self.layout.span(first, last);
         let mut ciphertext = vec![0u8; (span.end - span.start) as usize];
         self.source.read_exact_at(&mut ciphertext, span.start)?;
-        super::open_span(&self.keys, &self.layout, first, last, &ciphertext)
+        self.cobblestone
+            .open_span(&self.keys, &self.layout, first, last, &ciphertext)
     }
 
     /// The chunks a plaintext `range` needs (validated against the claimed length).
