@@ -8,7 +8,9 @@
 //! account all return [`AuthError::InvalidCredentials`] after the same Argon2id work.
 
 use crate::error::AuthError;
-use crate::password::{Argon2Params, Password, PasswordHasher, PasswordPolicy, PolicyContext};
+use crate::password::{
+    Argon2Params, Password, PasswordHash, PasswordHasher, PasswordPolicy, PolicyContext,
+};
 use crate::ratelimit::{RateLimiter, RateLimits};
 use crate::sessions::{RefreshToken, Session, SessionPolicy, SessionStore};
 use crate::store::{Attempt, LockoutPolicy, NewUser, Refusal, UserStore};
@@ -216,6 +218,22 @@ impl Auth {
         self.users.create(actor, tenant, &user, hash).await
     }
 
+    /// Creates a user whose password hash was imported from another system (see
+    /// [`import_bcrypt`](crate::password::import_bcrypt)); the next successful login rehashes
+    /// it with Argon2id. Needs what [`create_user`](Self::create_user) needs.
+    pub async fn import_user(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        user: NewUser,
+        hash: PasswordHash,
+    ) -> Result<User, AuthError> {
+        actor.require(tenant, &USERS_MANAGE)?;
+        self.users
+            .create(actor, tenant, &user, Some(hash.into_string()))
+            .await
+    }
+
     async fn audit(
         &self,
         tenant: TenantId,
@@ -370,6 +388,10 @@ impl Auth {
         client: &ClientInfo,
     ) -> Result<Tokens, AuthError> {
         self.limiter.refresh(client.addr).await?;
+        // Check the user before spending the token: a refresh refused because the account is
+        // locked for a while must leave the session usable afterwards.
+        let peeked = self.sessions.peek(token).await?;
+        self.usable_user(peeked.tenant, peeked.user).await?;
         let refreshed = self.sessions.refresh(token).await?;
         let s = &refreshed.session;
         let user = self.usable_user(s.tenant, s.user).await?;

@@ -293,6 +293,27 @@ impl SessionStore {
             .session()
     }
 
+    /// The session `token` belongs to, without spending it (so a caller can check the user
+    /// first: a refused refresh must not burn the token).
+    pub(crate) async fn peek(&self, token: &RefreshToken) -> Result<Session, AuthError> {
+        if !token.well_formed() {
+            return Err(AuthError::token("not a refresh token"));
+        }
+        let row: Option<SessionRow> = with_pool!(self.db, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                session_columns!(),
+                " FROM auth_sessions WHERE id = \
+                 (SELECT session_id FROM auth_refresh_tokens WHERE token_hash = $1)"
+            ))
+            .bind(&token.hash()[..])
+            .fetch_optional(pool)
+            .await?
+        });
+        row.ok_or_else(|| AuthError::token("unknown refresh token"))?
+            .session()
+    }
+
     /// Spends `token` and issues its successor (see the module docs). Every failure is
     /// [`AuthError::InvalidToken`]; reuse also revokes the family and is audited.
     pub(crate) async fn refresh(&self, token: &RefreshToken) -> Result<Refreshed, AuthError> {

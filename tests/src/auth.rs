@@ -770,3 +770,150 @@ pub async fn every_algorithm_signs_and_verifies(env: Env) {
         );
     }
 }
+
+async fn stored_hash(env: &Env, user: ate_core::UserId) -> String {
+    ate_core::with_pool!(env.db, |pool| {
+        sqlx::query_scalar::<_, String>("SELECT password_hash FROM auth_users WHERE id = $1")
+            .bind(user.as_uuid())
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    })
+}
+
+/// Imported bcrypt hashes and hashes with outdated Argon2id parameters are upgraded on the
+/// next successful login (and only then); an admin reset ends the user's sessions.
+pub async fn hashes_are_upgraded_on_login(env: Env) {
+    let fast = auth(&env).await;
+    let (tenant, owner) = register(&fast, "acme").await;
+    let admin = owner.principal().unwrap();
+    let bcrypt = ate_auth::password::import_bcrypt(&bcrypt_hash("imported secret phrase")).unwrap();
+    let legacy = fast
+        .import_user(&admin, tenant, NewUser::new("legacy@acme.example"), bcrypt)
+        .await
+        .unwrap();
+    assert!(stored_hash(&env, legacy.id).await.starts_with("$2b$"));
+    assert!(matches!(
+        fast.login(
+            tenant,
+            "legacy@acme.example",
+            &Password::new("wrong phrase here"),
+            &client()
+        )
+        .await,
+        Err(AuthError::InvalidCredentials)
+    ));
+    assert!(
+        stored_hash(&env, legacy.id).await.starts_with("$2b$"),
+        "no upgrade on failure"
+    );
+    fast.login(
+        tenant,
+        "legacy@acme.example",
+        &Password::new("imported secret phrase"),
+        &client(),
+    )
+    .await
+    .unwrap();
+    assert!(stored_hash(&env, legacy.id).await.starts_with("$argon2id$"));
+    // The owner's hash used the fast test parameters; a login under the real (OWASP)
+    // parameters rehashes it.
+    assert!(
+        !stored_hash(&env, owner.id)
+            .await
+            .contains("m=19456,t=2,p=1")
+    );
+    let mut real = config();
+    real.insecure_fast_hashing_for_tests = false;
+    let strong = auth_with(&env, real).await;
+    let s = strong
+        .login(
+            tenant,
+            "owner@acme.example",
+            &Password::new(PASSWORD),
+            &client(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        stored_hash(&env, owner.id)
+            .await
+            .contains("$argon2id$v=19$m=19456,t=2,p=1$")
+    );
+    // An admin reset: the new password works, every session and token of the user ends.
+    let bob_pw = Password::new("bob's first passphrase");
+    let bob = fast
+        .create_user(
+            &admin,
+            tenant,
+            NewUser::new("bob@acme.example"),
+            Some(&bob_pw),
+        )
+        .await
+        .unwrap();
+    let bs = fast
+        .login(tenant, "bob@acme.example", &bob_pw, &client())
+        .await
+        .unwrap();
+    env.clock.advance(TimeDelta::seconds(1));
+    let reset = Password::new("a reset passphrase for bob");
+    fast.reset_password(&admin, tenant, bob.id, &reset)
+        .await
+        .unwrap();
+    assert_kind(
+        fast.refresh(&bs.refresh, &client()).await,
+        ErrorKind::Unauthenticated,
+    );
+    assert_kind(
+        fast.verify(&bs.access.token).await,
+        ErrorKind::Unauthenticated,
+    );
+    fast.login(tenant, "bob@acme.example", &reset, &client())
+        .await
+        .unwrap();
+    // A member cannot reset anyone's password.
+    let member = fast.verify(&bs.access.token).await;
+    assert!(member.is_err());
+    let _ = s;
+}
+
+fn bcrypt_hash(password: &str) -> String {
+    // A real bcrypt hash at cost 10, made here so the test carries no opaque constant.
+    bcrypt::hash(password, 10).unwrap()
+}
+
+/// A temporarily locked user cannot refresh either: the lock is checked on every path that
+/// issues tokens.
+pub async fn locks_apply_to_refresh(env: Env) {
+    let mut c = config();
+    c.lockout = LockoutPolicy::default().with_max_failures(2);
+    let a = auth_with(&env, c).await;
+    let (tenant, _) = register(&a, "acme").await;
+    let s = a
+        .login(
+            tenant,
+            "owner@acme.example",
+            &Password::new(PASSWORD),
+            &client(),
+        )
+        .await
+        .unwrap();
+    for i in 0..2 {
+        let _ = a
+            .login(
+                tenant,
+                "owner@acme.example",
+                &Password::new(format!("bad guess {i}")),
+                &client(),
+            )
+            .await;
+    }
+    assert_kind(
+        a.refresh(&s.refresh, &client()).await,
+        ErrorKind::Unauthenticated,
+    );
+    assert_kind(a.verify(&s.access.token).await, ErrorKind::Unauthenticated);
+    env.clock.advance(TimeDelta::minutes(2));
+    // The refresh that failed during the lock did not spend the token.
+    a.refresh(&s.refresh, &client()).await.unwrap();
+}

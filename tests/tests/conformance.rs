@@ -180,4 +180,6 @@ auth_matrix! {
     rate_limits_apply,
     signing_keys_rotate,
     every_algorithm_signs_and_verifies,
+    hashes_are_upgraded_on_login,
+    locks_apply_to_refresh,
 }
