@@ -438,7 +438,8 @@ impl Auth {
 
     /// Verifies an access token and returns the principal it carries. Besides the
     /// signature and claims, checks now that the tenant is active, the user active, the token
-    /// issued after the user's last "log out everywhere", and not individually revoked.
+    /// issued after the user's last "log out everywhere", its session not ended, and the
+    /// token not individually revoked.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         let claims = self.tokens.verify(token).await?;
         let tenant: TenantId = claims
@@ -453,6 +454,16 @@ impl Auth {
         let user = self.usable_user(tenant, id).await?;
         if claims.iat < user.not_before.timestamp() {
             return Err(AuthError::token("the token was issued before a logout"));
+        }
+        // `iat` has whole seconds: a token from the same second as a "log out everywhere"
+        // would pass the check above. Its session, though, was ended.
+        if let Some(sid) = &claims.sid {
+            let sid = sid
+                .parse::<Uuid>()
+                .map_err(|_| AuthError::token("the session claim is not a session id"))?;
+            if !self.sessions.is_open(id, sid).await? {
+                return Err(AuthError::token("the token's session has ended"));
+            }
         }
         user.principal()
     }

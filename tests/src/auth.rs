@@ -101,11 +101,25 @@ pub async fn register_login_refresh_logout(env: Env) {
         a.refresh(&next.refresh, &client()).await,
         ErrorKind::Unauthenticated,
     );
-    // The earlier access token of the same session expires on its own; it was not denied.
-    assert!(a.verify(&tokens.access.token).await.is_ok());
-    env.clock.advance(TimeDelta::minutes(16));
+    // Every access token of the ended session stops verifying, not just the one presented.
     assert_kind(
         a.verify(&tokens.access.token).await,
+        ErrorKind::Unauthenticated,
+    );
+    // Another session's token is unaffected, until it expires.
+    let other = a
+        .login(
+            tenant,
+            "owner@acme.example",
+            &Password::new(PASSWORD),
+            &client(),
+        )
+        .await
+        .unwrap();
+    assert!(a.verify(&other.access.token).await.is_ok());
+    env.clock.advance(TimeDelta::minutes(16));
+    assert_kind(
+        a.verify(&other.access.token).await,
         ErrorKind::Unauthenticated,
     );
 
@@ -348,10 +362,10 @@ pub async fn sessions_expire_and_can_be_ended(env: Env) {
     env.clock
         .advance(TimeDelta::days(6) + TimeDelta::seconds(1));
     assert_kind(a.refresh(&t, &client()).await, ErrorKind::Unauthenticated);
-    // Log out everywhere: every session and every access token so far.
+    // Log out everywhere: every session and every access token so far, even one issued in
+    // the same second (token times have whole seconds).
     let fresh = login().await.unwrap();
     let me = a.verify(&fresh.access.token).await.unwrap();
-    env.clock.advance(TimeDelta::seconds(1));
     assert!(a.logout_everywhere(&me, &client()).await.unwrap() >= 1);
     assert_kind(
         a.verify(&fresh.access.token).await,
