@@ -5,11 +5,13 @@
 //! event loop as an awaitable ([`awaitable`]). Arguments are converted from Python before
 //! either, so argument errors surface the same way in both.
 
+use crate::auth::{AsyncAuth, Auth, auth_config};
 use crate::convert::{parse_id, to_json, to_utc};
 use crate::error::Error;
 use crate::storage::{AsyncStorage, Storage};
 use crate::types::{AuditEvent, AuditPage, ChainHead, ChainReport, Tenant, TenantPage};
 use crate::{awaitable, block};
+use ate_auth::AuthConfig;
 use ate_core::audit::{AuditAction, AuditQuery, NewAuditEvent, Order, Outcome};
 use ate_core::keys::{KeyProvider, LocalKeyProvider, SecretKey};
 use ate_core::{
@@ -28,13 +30,17 @@ pub(crate) struct Core {
     tenants: SqlTenantStore,
     audit: SqlAuditSink,
     pub(crate) storage: Option<ObjectStore>,
+    pub(crate) auth: Option<ate_auth::Auth>,
     pub(crate) actor: Principal,
 }
 
-/// Where encrypted objects go, from the constructor's keyword arguments.
-pub(crate) struct StorageConfig {
-    url: String,
-    master: Arc<dyn KeyProvider>,
+/// What the constructor's keyword arguments enable beyond tenants and the audit log:
+/// storage, authentication, and the master key both of them wrap their keys under.
+pub(crate) struct Options {
+    storage_url: Option<String>,
+    auth: Option<AuthConfig>,
+    /// One provider for storage and auth, so a master-key rotation covers both.
+    master: Option<Arc<dyn KeyProvider>>,
 }
 
 /// A master key argument: 32 raw bytes, or the path of a key file (`str` or `os.PathLike`;
@@ -62,62 +68,83 @@ fn master_key_from(value: &Bound<'_, PyAny>, what: &str) -> Result<LocalKeyProvi
     Ok(LocalKeyProvider::from_file(path)?)
 }
 
-impl StorageConfig {
+/// The master key provider: the current key, able to unwrap under the retired ones.
+fn master_provider(
+    master_key: &Bound<'_, PyAny>,
+    retired_master_keys: Option<&Bound<'_, PyAny>>,
+) -> Result<Arc<dyn KeyProvider>, Error> {
+    let mut master = master_key_from(master_key, "master_key")?;
+    if let Some(retired) = retired_master_keys {
+        let items = retired
+            .try_iter()
+            .map_err(|_| Error::invalid("retired_master_keys must be a sequence"))?;
+        for item in items {
+            let item = item.map_err(|e| Error::invalid(format!("retired_master_keys: {e}")))?;
+            let old = master_key_from(&item, "a retired master key")?;
+            master = master.with_retired_from(old);
+        }
+    }
+    Ok(Arc::new(master))
+}
+
+impl Options {
     pub(crate) fn new(
         storage_url: Option<String>,
         master_key: Option<&Bound<'_, PyAny>>,
         retired_master_keys: Option<&Bound<'_, PyAny>>,
-    ) -> Result<Option<Self>, Error> {
-        let (url, master_key) = match (storage_url, master_key) {
-            (None, None) if retired_master_keys.is_none() => return Ok(None),
-            (Some(url), Some(key)) => (url, key),
-            (Some(_), None) => {
+        auth: Option<AuthConfig>,
+    ) -> Result<Self, Error> {
+        let needs_master = storage_url.is_some() || auth.is_some();
+        let master = match (master_key, needs_master) {
+            (Some(key), true) => Some(master_provider(key, retired_master_keys)?),
+            (None, false) if retired_master_keys.is_none() => None,
+            (None, true) if storage_url.is_some() => {
                 return Err(Error::invalid(
                     "storage_url needs master_key (32 bytes or a key file path)",
                 ));
             }
+            (None, true) => {
+                return Err(Error::invalid(
+                    "auth needs master_key (the token signing keys are wrapped under it): \
+                     32 bytes or a key file path",
+                ));
+            }
             _ => {
                 return Err(Error::invalid(
-                    "master_key and retired_master_keys are only used with storage_url",
+                    "master_key and retired_master_keys are only used with storage_url \
+                     or auth_issuer/auth_audience",
                 ));
             }
         };
-        let mut master = master_key_from(master_key, "master_key")?;
-        if let Some(retired) = retired_master_keys {
-            let items = retired
-                .try_iter()
-                .map_err(|_| Error::invalid("retired_master_keys must be a sequence"))?;
-            for item in items {
-                let item = item.map_err(|e| Error::invalid(format!("retired_master_keys: {e}")))?;
-                let old = master_key_from(&item, "a retired master key")?;
-                master = master.with_retired_from(old);
-            }
-        }
-        Ok(Some(StorageConfig {
-            url,
-            master: Arc::new(master),
-        }))
+        Ok(Options {
+            storage_url,
+            auth,
+            master,
+        })
     }
 }
 
 impl Core {
-    async fn open(
-        url: String,
-        actor: Principal,
-        storage: Option<StorageConfig>,
-    ) -> Result<Arc<Core>, Error> {
+    async fn open(url: String, actor: Principal, options: Options) -> Result<Arc<Core>, Error> {
         let db = Db::open(&url).await?;
-        let storage = match storage {
-            Some(cfg) => {
-                let blobs = BlobStore::open(&cfg.url)?;
-                Some(ObjectStore::open(db.clone(), blobs, cfg.master).await?)
+        let storage = match (options.storage_url, &options.master) {
+            (Some(url), Some(master)) => {
+                let blobs = BlobStore::open(&url)?;
+                Some(ObjectStore::open(db.clone(), blobs, master.clone()).await?)
             }
-            None => None,
+            _ => None,
+        };
+        let auth = match (options.auth, options.master) {
+            (Some(config), Some(master)) => {
+                Some(ate_auth::Auth::open(db.clone(), master, config).await?)
+            }
+            _ => None,
         };
         Ok(Arc::new(Core {
             tenants: SqlTenantStore::new(db.clone()),
             audit: SqlAuditSink::new(db.clone()),
             storage,
+            auth,
             db,
             actor,
         }))
@@ -443,7 +470,14 @@ api_classes!(
     "AsyncAudit"
 );
 
-/// The blocking client: `ate.Ate(database_url)`.
+/// The blocking client: `ate.Ate(database_url, *, ...)`.
+///
+/// Keywords: `storage_url` enables `a.storage`; `auth_issuer` and `auth_audience` enable
+/// `a.auth`; either needs `master_key` (32 bytes or a key file path), under which tenant
+/// data keys and token signing keys are wrapped, with `retired_master_keys` still able to
+/// unwrap. `insecure_fast_password_hashing=True` replaces Argon2id's OWASP cost with a
+/// trivial one: FOR TESTS ONLY, never with real passwords. `actor` is the platform
+/// administrator the process acts as in the audit log.
 #[pyclass(module = "ate", frozen)]
 pub(crate) struct Ate {
     core: Arc<Core>,
@@ -452,27 +486,34 @@ pub(crate) struct Ate {
     #[pyo3(get)]
     audit: Py<Audit>,
     storage: Py<Storage>,
+    auth: Py<Auth>,
 }
 
 #[pymethods]
 impl Ate {
     #[new]
-    #[pyo3(signature = (database_url, *, storage_url = None, master_key = None, retired_master_keys = None, actor = "system:python"))]
+    #[pyo3(signature = (database_url, *, storage_url = None, master_key = None, retired_master_keys = None, auth_issuer = None, auth_audience = None, insecure_fast_password_hashing = false, actor = "system:python"))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         database_url: String,
         storage_url: Option<String>,
         master_key: Option<&Bound<'_, PyAny>>,
         retired_master_keys: Option<&Bound<'_, PyAny>>,
+        auth_issuer: Option<String>,
+        auth_audience: Option<String>,
+        insecure_fast_password_hashing: bool,
         actor: &str,
     ) -> PyResult<Self> {
         let principal = host_principal(actor)?;
-        let storage = StorageConfig::new(storage_url, master_key, retired_master_keys)?;
-        let core = block(py, Core::open(database_url, principal, storage))?;
+        let auth = auth_config(auth_issuer, auth_audience, insecure_fast_password_hashing)?;
+        let options = Options::new(storage_url, master_key, retired_master_keys, auth)?;
+        let core = block(py, Core::open(database_url, principal, options))?;
         Ok(Ate {
             tenants: Py::new(py, Tenants { core: core.clone() })?,
             audit: Py::new(py, Audit { core: core.clone() })?,
             storage: Py::new(py, Storage { core: core.clone() })?,
+            auth: Py::new(py, Auth { core: core.clone() })?,
             core,
         })
     }
@@ -483,6 +524,14 @@ impl Ate {
     fn storage(&self, py: Python<'_>) -> PyResult<Py<Storage>> {
         self.core.objects()?;
         Ok(self.storage.clone_ref(py))
+    }
+
+    /// Users, logins and tokens; raises `InvalidInputError` unless the client was opened
+    /// with `auth_issuer`, `auth_audience` and `master_key`.
+    #[getter]
+    fn auth(&self, py: Python<'_>) -> PyResult<Py<Auth>> {
+        self.core.auth_service()?;
+        Ok(self.auth.clone_ref(py))
     }
 
     /// `"sqlite"` or `"postgres"`.
@@ -515,7 +564,8 @@ impl Ate {
     }
 }
 
-/// The asyncio client: `await ate.AsyncAte.open(database_url)`.
+/// The asyncio client: `await ate.AsyncAte.open(database_url, *, ...)`, with the keywords
+/// of `ate.Ate`.
 #[pyclass(module = "ate", frozen)]
 pub(crate) struct AsyncAte {
     core: Arc<Core>,
@@ -524,6 +574,7 @@ pub(crate) struct AsyncAte {
     #[pyo3(get)]
     audit: Py<AsyncAudit>,
     storage: Py<AsyncStorage>,
+    auth: Py<AsyncAuth>,
 }
 
 impl AsyncAte {
@@ -532,6 +583,7 @@ impl AsyncAte {
             tenants: Py::new(py, AsyncTenants { core: core.clone() })?,
             audit: Py::new(py, AsyncAudit { core: core.clone() })?,
             storage: Py::new(py, AsyncStorage { core: core.clone() })?,
+            auth: Py::new(py, AsyncAuth { core: core.clone() })?,
             core,
         })
     }
@@ -541,19 +593,24 @@ impl AsyncAte {
 impl AsyncAte {
     /// Opens the database without blocking the event loop.
     #[staticmethod]
-    #[pyo3(signature = (database_url, *, storage_url = None, master_key = None, retired_master_keys = None, actor = "system:python"))]
+    #[pyo3(signature = (database_url, *, storage_url = None, master_key = None, retired_master_keys = None, auth_issuer = None, auth_audience = None, insecure_fast_password_hashing = false, actor = "system:python"))]
+    #[allow(clippy::too_many_arguments)]
     fn open<'py>(
         py: Python<'py>,
         database_url: String,
         storage_url: Option<String>,
         master_key: Option<&Bound<'py, PyAny>>,
         retired_master_keys: Option<&Bound<'py, PyAny>>,
+        auth_issuer: Option<String>,
+        auth_audience: Option<String>,
+        insecure_fast_password_hashing: bool,
         actor: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
         let principal = host_principal(actor)?;
-        let storage = StorageConfig::new(storage_url, master_key, retired_master_keys)?;
+        let auth = auth_config(auth_issuer, auth_audience, insecure_fast_password_hashing)?;
+        let options = Options::new(storage_url, master_key, retired_master_keys, auth)?;
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            let core = Core::open(database_url, principal, storage).await?;
+            let core = Core::open(database_url, principal, options).await?;
             Python::attach(|py| AsyncAte::wrap(py, core))
         })
     }
@@ -564,6 +621,14 @@ impl AsyncAte {
     fn storage(&self, py: Python<'_>) -> PyResult<Py<AsyncStorage>> {
         self.core.objects()?;
         Ok(self.storage.clone_ref(py))
+    }
+
+    /// Users, logins and tokens (asyncio); raises `InvalidInputError` unless opened with
+    /// `auth_issuer`, `auth_audience` and `master_key`.
+    #[getter]
+    fn auth(&self, py: Python<'_>) -> PyResult<Py<AsyncAuth>> {
+        self.core.auth_service()?;
+        Ok(self.auth.clone_ref(py))
     }
 
     /// `"sqlite"` or `"postgres"`.

@@ -7,6 +7,7 @@
 //! * `types`: immutable result objects (`Tenant`, `AuditEvent`, `ChainReport`, …);
 //! * `client`: `Ate` (blocking) and `AsyncAte` (asyncio) over one async core;
 //! * `storage`: `a.storage`, encrypted objects (bytes or streamed file objects);
+//! * `auth`: `a.auth`, users, logins, tokens and sessions; `ate.auth.JwtVerifier`;
 //! * `crypto`: `ate.crypto`, Cobblestone-256 one-shot.
 //!
 //! Every blocking call goes through `block`, which releases the GIL while the operation
@@ -27,6 +28,7 @@ macro_rules! dispatch {
     };
 }
 
+mod auth;
 mod client;
 mod convert;
 mod crypto;
@@ -80,6 +82,15 @@ fn _ate(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<types::KeyInfo>()?;
     m.add_class::<types::ReencryptProgress>()?;
     m.add_class::<types::GcReport>()?;
+    m.add_class::<auth::Auth>()?;
+    m.add_class::<auth::AsyncAuth>()?;
+    m.add_class::<auth::JwtVerifier>()?;
+    m.add_class::<types::Principal>()?;
+    m.add_class::<types::User>()?;
+    m.add_class::<types::UserPage>()?;
+    m.add_class::<types::Session>()?;
+    m.add_class::<types::Tokens>()?;
+    m.add_class::<types::SigningKeyInfo>()?;
     m.add_function(wrap_pyfunction!(error::_error_classes, m)?)?;
     crypto::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -1,5 +1,5 @@
-"""ATE for Python: multi-tenancy, a tamper-evident audit log and encrypted object storage,
-on SQLite or PostgreSQL with local files or S3.
+"""ATE for Python: multi-tenancy, a tamper-evident audit log, encrypted object storage and
+authentication, on SQLite or PostgreSQL with local files or S3.
 
 >>> import ate, os
 >>> a = ate.Ate("sqlite::memory:", storage_url="memory://", master_key=os.urandom(32))
@@ -11,6 +11,9 @@ True
 >>> a.storage.get_range(acme.id, "reports/q3.csv", 0, 6)
 b'region'
 
+With ``auth_issuer``, ``auth_audience`` and ``master_key``, ``a.auth`` registers users,
+logs them in, refreshes and verifies tokens (see ``ate.auth``).
+
 Every blocking call releases the GIL. ``ate.AsyncAte`` offers the same surface for asyncio.
 """
 
@@ -18,6 +21,8 @@ from ate._ate import (
     Ate,
     AsyncAte,
     AsyncAudit,
+    AsyncAuth,
+    Auth,
     AsyncTenants,
     Audit,
     AuditEvent,
@@ -32,14 +37,20 @@ from ate._ate import (
     ObjectInfo,
     ObjectPage,
     ObjectReader,
+    Principal,
     ReencryptProgress,
+    Session,
+    SigningKeyInfo,
     Storage,
     Tenant,
     TenantPage,
     Tenants,
+    Tokens,
+    User,
+    UserPage,
     __version__,
 )
-from ate import crypto
+from ate import auth, crypto
 from ate._errors import (
     AlreadyExistsError,
     AteError,
@@ -57,10 +68,13 @@ from ate._errors import (
 )
 
 __all__ = [
+    "auth",
     "crypto",
     "Ate",
     "AsyncAte",
     "AsyncAudit",
+    "AsyncAuth",
+    "Auth",
     "AsyncTenants",
     "Audit",
     "AuditEvent",
@@ -75,11 +89,17 @@ __all__ = [
     "ObjectInfo",
     "ObjectPage",
     "ObjectReader",
+    "Principal",
     "ReencryptProgress",
+    "Session",
+    "SigningKeyInfo",
     "Storage",
     "Tenant",
     "TenantPage",
     "Tenants",
+    "Tokens",
+    "User",
+    "UserPage",
     "__version__",
     "AteError",
     "NotFoundError",
