@@ -17,10 +17,15 @@
 //! * [`password`]: Argon2id hashing off the async runtime with bounded concurrency, bcrypt
 //!   import, the dummy hash, the ASVS 5 password policy.
 //! * [`ratelimit`]: keyed fixed-window limits shared through the database.
+//! * `layer` (feature `tower`): a tower `Layer` that authenticates `Authorization: Bearer`
+//!   requests and hands the [`Principal`](ate_core::Principal) to the inner service (axum,
+//!   tonic, hyper); `examples/src/bin/auth_server.rs` uses it in an axum API.
 //!
-//! **Not yet** (issue 4 is open): the tower `Layer` and its axum example, the Python
-//! `a.auth` surface and `ate.auth.JwtVerifier`, the auth benches, the quickstart steps, and
-//! RS256 key *generation* (RS256 keys can be imported, used and verified).
+//! Python: `a.auth` and `ate.auth.JwtVerifier` in the `ate` package (`ate-python`).
+//!
+//! Known gap: [`Auth::verify`] reads the tenant, the user and the session from the database
+//! on every call (so a disabled user, a suspended tenant or an ended session lose access at
+//! once); that costs 2–5× a bare signature check (`benches/README.md`).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -28,6 +33,8 @@
 pub mod auth;
 pub mod error;
 pub mod jwt;
+#[cfg(feature = "tower")]
+pub mod layer;
 pub mod password;
 pub mod ratelimit;
 pub mod sessions;
