@@ -451,19 +451,34 @@ impl Auth {
             .strip_prefix("user:")
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| AuthError::token("the subject is not an ATE user"))?;
-        let user = self.usable_user(tenant, id).await?;
+        let sid = claims
+            .sid
+            .as_deref()
+            .map(|s| {
+                s.parse::<Uuid>()
+                    .map_err(|_| AuthError::token("the session claim is not a session id"))
+            })
+            .transpose()?;
+        // Tenant state, user row and session state in one round trip.
+        let Some(state) = self.users.verify_state(tenant, id, sid).await? else {
+            return Err(AuthError::token("the user no longer exists"));
+        };
+        if state.tenant_status != TenantStatus::Active.as_str() {
+            return Err(AuthError::token("the tenant is not active"));
+        }
+        let user = state.user.user()?;
+        if user.status != UserStatus::Active
+            || user.locked_until.is_some_and(|t| t > self.clock.now())
+        {
+            return Err(AuthError::token("the user is disabled or locked"));
+        }
         if claims.iat < user.not_before.timestamp() {
             return Err(AuthError::token("the token was issued before a logout"));
         }
         // `iat` has whole seconds: a token from the same second as a "log out everywhere"
         // would pass the check above. Its session, though, was ended.
-        if let Some(sid) = &claims.sid {
-            let sid = sid
-                .parse::<Uuid>()
-                .map_err(|_| AuthError::token("the session claim is not a session id"))?;
-            if !self.sessions.is_open(id, sid).await? {
-                return Err(AuthError::token("the token's session has ended"));
-            }
+        if sid.is_some() && state.session_open.0 != Some(true) {
+            return Err(AuthError::token("the token's session has ended"));
         }
         user.principal()
     }

@@ -293,20 +293,6 @@ impl SessionStore {
             .session()
     }
 
-    /// Whether session `id` of `user` exists and has not been ended.
-    pub(crate) async fn is_open(&self, user: UserId, id: Uuid) -> Result<bool, AuthError> {
-        let open: Option<i32> = with_pool!(self.db, |pool| {
-            sqlx::query_scalar(
-                "SELECT 1 FROM auth_sessions WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
-            )
-            .bind(id)
-            .bind(user.as_uuid())
-            .fetch_optional(pool)
-            .await?
-        });
-        Ok(open.is_some())
-    }
-
     /// The session `token` belongs to, without spending it (so a caller can check the user
     /// first: a refused refresh must not burn the token).
     pub(crate) async fn peek(&self, token: &RefreshToken) -> Result<Session, AuthError> {

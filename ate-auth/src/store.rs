@@ -255,6 +255,36 @@ const INSERT: &str = concat!(
     ", email_norm, username_norm) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
      $13, $14, $15, $16, $17, $18)"
 );
+/// `$1` tenant, `$2` user, `$3` session (or NULL).
+const VERIFY_STATE: &str = concat!(
+    "SELECT ",
+    user_columns!(),
+    ", (SELECT status FROM tenants WHERE tenants.id = auth_users.tenant_id) AS tenant_status, \
+     (SELECT CASE WHEN s.revoked_at IS NULL THEN 1 ELSE 0 END FROM auth_sessions s \
+       WHERE s.id = $3 AND s.user_id = auth_users.id) AS session_open \
+     FROM auth_users WHERE tenant_id = $1 AND id = $2"
+);
+
+/// The row [`UserStore::verify_state`] reads.
+#[derive(sqlx::FromRow)]
+pub(crate) struct VerifyState {
+    #[sqlx(flatten)]
+    pub(crate) user: UserRow,
+    pub(crate) tenant_status: String,
+    #[sqlx(try_from = "Option<i32>")]
+    pub(crate) session_open: OptionBool,
+}
+
+/// `Option<i32>` read as an optional boolean (SQLite has no boolean type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OptionBool(pub(crate) Option<bool>);
+
+impl From<Option<i32>> for OptionBool {
+    fn from(v: Option<i32>) -> Self {
+        OptionBool(v.map(|n| n != 0))
+    }
+}
+
 const LOCK_TENANT: &str = "UPDATE tenants SET revision = revision WHERE id = $1";
 const CURSOR_KIND: &str = "users";
 
@@ -445,6 +475,24 @@ impl UserStore {
             .await?
             .ok_or_else(|| CoreError::not_found("user", id))?
             .user()
+    }
+
+    /// What verifying an access token needs, in one query: the user's row, its tenant's
+    /// status and whether session `sid` (if any) of that user is still open.
+    pub(crate) async fn verify_state(
+        &self,
+        tenant: TenantId,
+        id: UserId,
+        sid: Option<uuid::Uuid>,
+    ) -> Result<Option<VerifyState>, AuthError> {
+        Ok(with_pool!(self.db, |pool| {
+            sqlx::query_as(VERIFY_STATE)
+                .bind(tenant.as_uuid())
+                .bind(id.as_uuid())
+                .bind(sid)
+                .fetch_optional(pool)
+                .await?
+        }))
     }
 
     /// The tenant of user `id`, if it exists.
