@@ -25,7 +25,7 @@
 //!
 //! Known gap: [`Auth::verify`] reads the tenant, the user and the session from the database
 //! on every call (so a disabled user, a suspended tenant or an ended session lose access at
-//! once); that costs 2–5× a bare signature check (`benches/README.md`).
+//! once); that costs 1.35–3.6× a bare signature check (`benches/README.md`).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
