@@ -3,7 +3,7 @@
 //! * `auth_verify_{eddsa,es256,rs256}`: one access token of that algorithm, verified by
 //!   `TokenService::verify` (signature, claims, denylist; no database round trip: the denylist
 //!   is cached and reloaded at most once a second) and by `Auth::verify` (the same, plus the
-//!   tenant-active and user-active checks, two indexed SELECTs on a SQLite file), against
+//!   tenant, user and session checks, one indexed query on a SQLite file), against
 //!   the baseline `jsonwebtoken::decode` of the same token with the same public key,
 //!   checking the same issuer, audience, `exp`/`nbf` and leeway, into a struct of the same
 //!   claims.
@@ -19,9 +19,9 @@
 //! * `auth_refresh_{sqlite,postgres}`: `Auth::refresh` rotating one session's refresh
 //!   token again and again, against the baseline of a plain durable rotation in the same
 //!   database (one transaction: mark the presented row spent, insert its successor).
-//!   PostgreSQL uses `ATE_TEST_POSTGRES_URL` (default
-//!   `postgres://postgres@127.0.0.1:5432/ate_test`) in a fresh schema dropped afterwards;
-//!   the group is skipped with a notice when the server is unreachable.
+//!   PostgreSQL uses `ATE_TEST_POSTGRES_URL` (set by `scripts/test` when a server answers)
+//!   in a fresh schema dropped afterwards, through the tests' harness; without it the group
+//!   is skipped with a notice (a failure under `CI=true`).
 
 use argon2::{Algorithm, Argon2, Params, Version};
 use ate_auth::jwt::SigningAlgorithm;
@@ -31,15 +31,14 @@ use ate_auth::sessions::RefreshToken;
 use ate_auth::store::LockoutPolicy;
 use ate_auth::{Auth, AuthConfig, AuthError, ClientInfo, NewUser};
 use ate_core::keys::{LocalKeyProvider, SecretKey};
-use ate_core::{Db, DbOptions, DbPool, NewTenant, TenantId};
+use ate_core::{Db, DbPool, NewTenant, TenantId};
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 use serde::Deserialize;
-use sqlx::Connection as _;
 use std::cell::{Cell, RefCell};
 use std::hint::black_box;
-use std::str::FromStr as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tests::support::{Backend, TestDb};
 
 const PASSWORD: &str = "correct horse battery staple";
 const EMAIL: &str = "owner@acme.example";
@@ -392,88 +391,20 @@ fn refresh_sqlite(c: &mut Criterion) {
     refresh_group(c, "auth_refresh_sqlite", &rt, &f);
 }
 
-/// A fresh schema in the benchmark PostgreSQL database, or `None` (with a notice) when it
-/// cannot be reached.
-async fn postgres() -> Option<(Db, String, String)> {
-    let base = std::env::var("ATE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/ate_test".into());
-    let skip = |why: String| {
-        eprintln!("SKIPPED auth_refresh_postgres: PostgreSQL at {base} is unreachable ({why})");
-        None
-    };
-    let options = match sqlx::postgres::PgConnectOptions::from_str(&base) {
-        Ok(o) => o,
-        Err(e) => return skip(e.to_string()),
-    };
-    let connect = |o: sqlx::postgres::PgConnectOptions| async move {
-        tokio::time::timeout(Duration::from_secs(3), sqlx::PgConnection::connect_with(&o))
-            .await
-            .map_err(|_| "timed out".to_owned())?
-            .map_err(|e| e.to_string())
-    };
-    let mut admin = match connect(options.clone()).await {
-        Ok(conn) => conn,
-        Err(e) if e.contains("3D000") || e.contains("does not exist") => {
-            // Create the database, as the tests do.
-            let name = options
-                .get_database()
-                .unwrap_or("ate_test")
-                .replace('"', "\"\"");
-            let mut conn = match connect(options.clone().database("postgres")).await {
-                Ok(conn) => conn,
-                Err(e) => return skip(e),
-            };
-            let create = format!("CREATE DATABASE \"{name}\"");
-            let _ = sqlx::query(sqlx::AssertSqlSafe(create))
-                .execute(&mut conn)
-                .await;
-            match connect(options.clone()).await {
-                Ok(conn) => conn,
-                Err(e) => return skip(e),
-            }
-        }
-        Err(e) => return skip(e),
-    };
-    let schema = format!("bench_{}", uuid::Uuid::now_v7().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA \"{schema}\"")))
-        .execute(&mut admin)
-        .await
-        .expect("create bench schema");
-    let _ = admin.close().await;
-    let sep = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{sep}options[search_path]={schema}");
-    let db = Db::open_with(
-        &url,
-        DbOptions::default()
-            .max_connections(8)
-            .acquire_timeout(Duration::from_secs(20)),
-    )
-    .await
-    .expect("open PostgreSQL bench schema");
-    Some((db, base, schema))
-}
-
 fn refresh_postgres(c: &mut Criterion) {
     let rt = benches::runtime();
-    let Some((db, base, schema)) = rt.block_on(postgres()) else {
+    // The tests' PostgreSQL harness: a fresh schema, dropped by `cleanup`; skipped with a
+    // notice when ATE_TEST_POSTGRES_URL is unset (a failure under CI=true).
+    let Some(test_db) = rt.block_on(TestDb::open(Backend::Postgres)) else {
         return;
     };
     let f = rt.block_on(fixture(
-        db.clone(),
+        test_db.db.clone(),
         None,
         config(SigningAlgorithm::EdDSA, true),
     ));
     refresh_group(c, "auth_refresh_postgres", &rt, &f);
-    rt.block_on(async {
-        db.close().await;
-        if let Ok(mut conn) = sqlx::PgConnection::connect(&base).await {
-            let drop = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
-            let _ = sqlx::query(sqlx::AssertSqlSafe(drop))
-                .execute(&mut conn)
-                .await;
-            let _ = conn.close().await;
-        }
-    });
+    rt.block_on(test_db.cleanup());
 }
 
 criterion_group!(
