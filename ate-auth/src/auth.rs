@@ -8,6 +8,7 @@
 //! account all return [`AuthError::InvalidCredentials`] after the same Argon2id work.
 
 use crate::error::AuthError;
+use crate::jwt::Claims;
 use crate::password::{
     Argon2Params, Password, PasswordHash, PasswordHasher, PasswordPolicy, PolicyContext,
 };
@@ -391,10 +392,9 @@ impl Auth {
         // Check the user before spending the token: a refresh refused because the account is
         // locked for a while must leave the session usable afterwards.
         let peeked = self.sessions.peek(token).await?;
-        self.usable_user(peeked.tenant, peeked.user).await?;
+        let user = self.usable_user(peeked.tenant, peeked.user).await?;
         let refreshed = self.sessions.refresh(token).await?;
         let s = &refreshed.session;
-        let user = self.usable_user(s.tenant, s.user).await?;
         let access = self.tokens.issue(&user, s.id).await?;
         if !refreshed.retried {
             self.audit(
@@ -442,6 +442,12 @@ impl Auth {
     /// token not individually revoked.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         let claims = self.tokens.verify(token).await?;
+        self.check_claims(&claims).await?.user.principal()
+    }
+
+    /// The checks of [`verify`](Self::verify) after the signature and claims: the tenant,
+    /// the user and the session, read now in one round trip.
+    async fn check_claims(&self, claims: &Claims) -> Result<Verified, AuthError> {
         let tenant: TenantId = claims
             .tenant
             .parse()
@@ -459,7 +465,6 @@ impl Auth {
                     .map_err(|_| AuthError::token("the session claim is not a session id"))
             })
             .transpose()?;
-        // Tenant state, user row and session state in one round trip.
         let Some(state) = self.users.verify_state(tenant, id, sid).await? else {
             return Err(AuthError::token("the user no longer exists"));
         };
@@ -480,22 +485,23 @@ impl Auth {
         if sid.is_some() && state.session_open.0 != Some(true) {
             return Err(AuthError::token("the token's session has ended"));
         }
-        user.principal()
+        Ok(Verified { user, session: sid })
     }
 
     /// Ends the session of `token` (single logout): its refresh tokens stop working and the
     /// access token is denied until it would have expired.
     pub async fn logout(&self, access_token: &str, client: &ClientInfo) -> Result<(), AuthError> {
         let claims = self.tokens.verify(access_token).await?;
-        let principal = self.verify(access_token).await?;
-        let (tenant, user) = self.principal_user(&principal).await?;
-        if let Some(sid) = claims.sid.as_deref().and_then(|s| s.parse::<Uuid>().ok()) {
-            self.sessions.end(tenant, user, Some(sid), "logout").await?;
+        let Verified { user, session } = self.check_claims(&claims).await?;
+        if let Some(sid) = session {
+            self.sessions
+                .end(user.tenant, user.id, Some(sid), "logout")
+                .await?;
         }
         self.tokens.deny(&claims).await?;
         self.audit(
-            tenant,
-            principal.subject().to_owned(),
+            user.tenant,
+            format!("user:{}", user.id),
             actions::AUTHN_TOKEN_REVOKED,
             Outcome::Success,
             client,
@@ -610,6 +616,12 @@ impl Auth {
         )
         .await
     }
+}
+
+/// What [`Auth::check_claims`] found: the user, and the token's session if it names one.
+struct Verified {
+    user: User,
+    session: Option<Uuid>,
 }
 
 /// The identity fields of `user` the password policy compares passwords with.
