@@ -417,23 +417,30 @@ impl Auth {
 
     /// The user, if the tenant is active and the user active and not locked now.
     async fn usable_user(&self, tenant: TenantId, id: UserId) -> Result<User, AuthError> {
-        self.tenants
-            .require_active(tenant)
-            .await
-            .map_err(|_| AuthError::token("the tenant is not active"))?;
-        let user = self
-            .users
-            .row(tenant, id)
-            .await?
-            .ok_or_else(|| AuthError::token("the user no longer exists"))?
-            .user()?;
-        if user.status != UserStatus::Active {
+        Ok(self.usable(tenant, id, None).await?.0)
+    }
+
+    /// The user (and whether session `sid`, if given, is still open), if the tenant is active
+    /// and the user active and not locked now: one query.
+    async fn usable(
+        &self,
+        tenant: TenantId,
+        id: UserId,
+        sid: Option<Uuid>,
+    ) -> Result<(User, bool), AuthError> {
+        let Some(state) = self.users.verify_state(tenant, id, sid).await? else {
+            return Err(AuthError::token("the user no longer exists"));
+        };
+        if state.tenant_status != TenantStatus::Active.as_str() {
+            return Err(AuthError::token("the tenant is not active"));
+        }
+        let user = state.user.user()?;
+        if user.status != UserStatus::Active
+            || user.locked_until.is_some_and(|t| t > self.clock.now())
+        {
             return Err(AuthError::token("the user is disabled or locked"));
         }
-        if user.locked_until.is_some_and(|t| t > self.clock.now()) {
-            return Err(AuthError::token("the user is temporarily locked"));
-        }
-        Ok(user)
+        Ok((user, state.session_open.0 == Some(true)))
     }
 
     /// Verifies an access token and returns the principal it carries. Besides the
@@ -465,24 +472,13 @@ impl Auth {
                     .map_err(|_| AuthError::token("the session claim is not a session id"))
             })
             .transpose()?;
-        let Some(state) = self.users.verify_state(tenant, id, sid).await? else {
-            return Err(AuthError::token("the user no longer exists"));
-        };
-        if state.tenant_status != TenantStatus::Active.as_str() {
-            return Err(AuthError::token("the tenant is not active"));
-        }
-        let user = state.user.user()?;
-        if user.status != UserStatus::Active
-            || user.locked_until.is_some_and(|t| t > self.clock.now())
-        {
-            return Err(AuthError::token("the user is disabled or locked"));
-        }
+        let (user, session_open) = self.usable(tenant, id, sid).await?;
         if claims.iat < user.not_before.timestamp() {
             return Err(AuthError::token("the token was issued before a logout"));
         }
         // `iat` has whole seconds: a token from the same second as a "log out everywhere"
         // would pass the check above. Its session, though, was ended.
-        if sid.is_some() && state.session_open.0 != Some(true) {
+        if sid.is_some() && !session_open {
             return Err(AuthError::token("the token's session has ended"));
         }
         Ok(Verified { user, session: sid })
