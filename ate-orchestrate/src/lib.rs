@@ -1,18 +1,28 @@
 //! # ate-orchestrate
 //!
-//! Service orchestration for ATE. **Not yet implemented**: this crate compiles so the
-//! workspace layout is fixed, and exports nothing until its issue lands.
+//! Service orchestration for ATE, as a library: the host brings its transport, ATE opens no
+//! port of its own.
 //!
-//! It will own:
+//! * [`registry`]: service instances on Consul's model (environments, tenant or platform
+//!   scope, passing/warning/critical, new instances start critical), stored in memory,
+//!   SQLite or PostgreSQL, with a watch stream.
 //!
-//! * a **service registry** on Consul's model: check kinds, passing/warning/critical,
-//!   thresholds, deregistration after a critical period;
-//! * **balancing** (round robin, weighted, least-request with two random choices),
-//!   **circuit breakers** on Resilience4j's model and **retries** with backoff, as tower
-//!   layers a host can drop into axum or tonic;
-//! * **metrics** through `prometheus-client` into a registry the host owns, and alerts;
-//! * the **durable workflow engine**: DAG executions stored in the database, work claimed
-//!   with leases, steps run at least once with their completion recorded exactly once.
+//! Balancing, circuit breakers, retries, health checks, metrics and alerts follow as their
+//! modules land (see the crate's issue); the durable workflow engine comes later.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+pub mod error;
+pub mod registry;
+
+pub use error::OrchestrateError;
+
+/// `ate-orchestrate`'s migrations (registry, alert history), for [`ate_core::Db::migrate`].
+pub fn migrations() -> ate_core::Migrations {
+    ate_core::Migrations::new(
+        "orchestrate",
+        sqlx::migrate!("migrations/sqlite"),
+        sqlx::migrate!("migrations/postgres"),
+    )
+}

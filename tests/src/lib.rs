@@ -7,11 +7,13 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+pub mod alert_history;
 pub mod audit_sink;
 pub mod auth;
 pub mod blob_store;
 pub mod keyring;
 pub mod object_store;
+pub mod registry;
 pub mod support;
 pub mod tenant_store;
 

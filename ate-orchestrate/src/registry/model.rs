@@ -1,0 +1,428 @@
+//! The registry's data model: names, instances, environments, scopes and health.
+//!
+//! Every type validates on construction, so a value that exists is valid: a
+//! [`ServiceName`] is never empty, an [`InstanceSpec`] never has a zero weight or an
+//! endpoint without a host.
+
+use crate::error::OrchestrateError;
+use ate_core::TenantId;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use url::Url;
+
+/// Longest service name, instance id, tag or capability (bytes).
+pub const MAX_NAME_LEN: usize = 128;
+/// Largest weight an instance may carry.
+pub const MAX_WEIGHT: u32 = 10_000;
+/// Most metadata entries on one instance.
+pub const MAX_METADATA_ENTRIES: usize = 64;
+/// Longest metadata value (bytes).
+pub const MAX_METADATA_VALUE_LEN: usize = 1024;
+
+fn validate_name(what: &'static str, s: &str) -> Result<(), OrchestrateError> {
+    if s.is_empty() {
+        return Err(OrchestrateError::invalid(what, "must not be empty"));
+    }
+    if s.len() > MAX_NAME_LEN {
+        return Err(OrchestrateError::invalid(
+            what,
+            format!("{} bytes is longer than {MAX_NAME_LEN}", s.len()),
+        ));
+    }
+    if let Some(c) = s
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')))
+    {
+        return Err(OrchestrateError::invalid(
+            what,
+            format!("character {c:?} is not allowed (use ASCII letters, digits, - _ . :)"),
+        ));
+    }
+    if !s.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err(OrchestrateError::invalid(
+            what,
+            "must start with a letter or digit",
+        ));
+    }
+    Ok(())
+}
+
+macro_rules! name_type {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            /// Validates `s`: 1 to [`MAX_NAME_LEN`] ASCII letters, digits, `-`, `_`, `.`
+            /// or `:`, starting with a letter or digit.
+            pub fn new(s: impl Into<String>) -> Result<Self, OrchestrateError> {
+                let s = s.into();
+                validate_name($what, &s)?;
+                Ok($name(s))
+            }
+
+            /// The name as a string.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = OrchestrateError;
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                $name::new(s)
+            }
+        }
+
+        impl TryFrom<&str> for $name {
+            type Error = OrchestrateError;
+            fn try_from(s: &str) -> Result<Self, Self::Error> {
+                $name::new(s)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(n: $name) -> String {
+                n.0
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+    };
+}
+
+name_type!(
+    /// A service's name (`billing`, `search.v2`).
+    ServiceName,
+    "service name"
+);
+name_type!(
+    /// An instance's id, unique within its service and scope (`billing-1`, a host:port).
+    InstanceId,
+    "instance id"
+);
+
+/// The deployment environment an instance serves.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Environment {
+    /// Development.
+    Development,
+    /// Staging.
+    Staging,
+    /// Production (the default).
+    #[default]
+    Production,
+}
+
+impl Environment {
+    /// Every environment.
+    pub const ALL: [Environment; 3] = [
+        Environment::Development,
+        Environment::Staging,
+        Environment::Production,
+    ];
+
+    /// The stable lowercase name (`development`, `staging`, `production`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Development => "development",
+            Environment::Staging => "staging",
+            Environment::Production => "production",
+        }
+    }
+
+    /// Parses [`Environment::as_str`]'s names (also `dev`, `prod`).
+    pub fn parse(s: &str) -> Result<Self, OrchestrateError> {
+        match s {
+            "development" | "dev" => Ok(Environment::Development),
+            "staging" => Ok(Environment::Staging),
+            "production" | "prod" => Ok(Environment::Production),
+            other => Err(OrchestrateError::invalid(
+                "environment",
+                format!(
+                    "{:?} is not one of development, staging, production",
+                    other.chars().take(32).collect::<String>()
+                ),
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Environment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who can see an instance: one tenant, or the whole platform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Shared by every tenant (registered by a platform administrator).
+    Platform,
+    /// Private to one tenant.
+    Tenant(TenantId),
+}
+
+impl Scope {
+    /// The tenant, for a tenant scope.
+    pub fn tenant(&self) -> Option<TenantId> {
+        match self {
+            Scope::Platform => None,
+            Scope::Tenant(t) => Some(*t),
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scope::Platform => f.write_str("platform"),
+            Scope::Tenant(t) => write!(f, "tenant:{t}"),
+        }
+    }
+}
+
+/// Health on Consul's scale. Ordered from best to worst, so `max` of several check
+/// results is the instance's aggregate status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum HealthStatus {
+    /// Healthy: takes traffic.
+    Passing,
+    /// Degraded but still taking traffic (Consul's default for discovery).
+    Warning,
+    /// Unhealthy: leaves discovery and balancing at once. New instances start here.
+    Critical,
+}
+
+impl HealthStatus {
+    /// The stable lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthStatus::Passing => "passing",
+            HealthStatus::Warning => "warning",
+            HealthStatus::Critical => "critical",
+        }
+    }
+
+    /// Parses [`HealthStatus::as_str`]'s names.
+    pub fn parse(s: &str) -> Result<Self, OrchestrateError> {
+        match s {
+            "passing" => Ok(HealthStatus::Passing),
+            "warning" => Ok(HealthStatus::Warning),
+            "critical" => Ok(HealthStatus::Critical),
+            other => Err(OrchestrateError::invalid(
+                "health status",
+                format!(
+                    "{:?} is not one of passing, warning, critical",
+                    other.chars().take(32).collect::<String>()
+                ),
+            )),
+        }
+    }
+
+    /// Whether an instance in this state takes traffic (passing or warning).
+    pub fn is_healthy(self) -> bool {
+        !matches!(self, HealthStatus::Critical)
+    }
+}
+
+impl fmt::Display for HealthStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a host registers: everything about an instance except its observed state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct InstanceSpec {
+    /// The service it belongs to.
+    pub service: ServiceName,
+    /// Its id, unique within (scope, service).
+    pub id: InstanceId,
+    /// Where to reach it (`http`, `https`, `tcp`, `grpc` … with a host).
+    pub endpoint: Url,
+    /// Free-form tags (`primary`, `eu-west`).
+    pub tags: BTreeSet<String>,
+    /// What it can do (`pdf-render`, `gpu`); discovery can filter on them.
+    pub capabilities: BTreeSet<String>,
+    /// Free-form key/value pairs.
+    pub metadata: BTreeMap<String, String>,
+    /// Relative share of traffic for weighted balancing, 1 to [`MAX_WEIGHT`] (default 1).
+    pub weight: u32,
+    /// The environment it serves (default production).
+    pub environment: Environment,
+    /// Who can see it.
+    pub scope: Scope,
+}
+
+impl InstanceSpec {
+    /// A spec with default weight (1), environment (production), no tags, capabilities or
+    /// metadata. `endpoint` must be an absolute URL with a host.
+    pub fn new(
+        scope: Scope,
+        service: ServiceName,
+        id: InstanceId,
+        endpoint: &str,
+    ) -> Result<Self, OrchestrateError> {
+        let endpoint = parse_endpoint(endpoint)?;
+        Ok(InstanceSpec {
+            service,
+            id,
+            endpoint,
+            tags: BTreeSet::new(),
+            capabilities: BTreeSet::new(),
+            metadata: BTreeMap::new(),
+            weight: 1,
+            environment: Environment::default(),
+            scope,
+        })
+    }
+
+    /// Sets the weight (validated by [`InstanceSpec::validate`]).
+    pub fn weight(mut self, weight: u32) -> Self {
+        self.weight = weight;
+        self
+    }
+
+    /// Sets the environment.
+    pub fn environment(mut self, environment: Environment) -> Self {
+        self.environment = environment;
+        self
+    }
+
+    /// Adds a tag.
+    pub fn tag(mut self, tag: impl Into<String>) -> Self {
+        self.tags.insert(tag.into());
+        self
+    }
+
+    /// Adds a capability.
+    pub fn capability(mut self, capability: impl Into<String>) -> Self {
+        self.capabilities.insert(capability.into());
+        self
+    }
+
+    /// Adds a metadata entry.
+    pub fn meta(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.metadata.insert(key.into(), value.into());
+        self
+    }
+
+    /// Checks every field (the fields are public, so stores call this before writing).
+    pub fn validate(&self) -> Result<(), OrchestrateError> {
+        if self.weight == 0 || self.weight > MAX_WEIGHT {
+            return Err(OrchestrateError::invalid(
+                "weight",
+                format!("{} is outside 1..={MAX_WEIGHT}", self.weight),
+            ));
+        }
+        check_endpoint(&self.endpoint)?;
+        for tag in &self.tags {
+            validate_name("tag", tag)?;
+        }
+        for cap in &self.capabilities {
+            validate_name("capability", cap)?;
+        }
+        if self.metadata.len() > MAX_METADATA_ENTRIES {
+            return Err(OrchestrateError::invalid(
+                "metadata",
+                format!(
+                    "{} entries is more than {MAX_METADATA_ENTRIES}",
+                    self.metadata.len()
+                ),
+            ));
+        }
+        for (k, v) in &self.metadata {
+            validate_name("metadata key", k)?;
+            if v.len() > MAX_METADATA_VALUE_LEN {
+                return Err(OrchestrateError::invalid(
+                    "metadata value",
+                    format!(
+                        "value of {k:?} is {} bytes, more than {MAX_METADATA_VALUE_LEN}",
+                        v.len()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parses and checks an endpoint URL: absolute, with a host, no credentials.
+pub fn parse_endpoint(s: &str) -> Result<Url, OrchestrateError> {
+    let url = Url::parse(s).map_err(|e| {
+        OrchestrateError::invalid(
+            "endpoint URL",
+            format!(
+                "{:?} is not an absolute URL: {e}",
+                s.chars().take(64).collect::<String>()
+            ),
+        )
+    })?;
+    check_endpoint(&url)?;
+    Ok(url)
+}
+
+fn check_endpoint(url: &Url) -> Result<(), OrchestrateError> {
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(OrchestrateError::invalid(
+            "endpoint URL",
+            format!("{} has no host", url.scheme()),
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        // Credentials would be stored in plain text and shown to every reader.
+        return Err(OrchestrateError::invalid(
+            "endpoint URL",
+            "must not carry a user name or password",
+        ));
+    }
+    Ok(())
+}
+
+/// A registered instance: its spec plus what the registry observed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Instance {
+    /// What was registered.
+    pub spec: InstanceSpec,
+    /// The current aggregate health (new instances start critical).
+    pub status: HealthStatus,
+    /// The last check's output (an HTTP status line, an error), for humans.
+    pub status_output: String,
+    /// When it was registered.
+    pub registered_at: DateTime<Utc>,
+    /// When it last heartbeat (or registered).
+    pub last_heartbeat: DateTime<Utc>,
+    /// Since when it has been in its current status.
+    pub status_since: DateTime<Utc>,
+}
+
+impl Instance {
+    /// `(scope, service, id)`: what identifies it.
+    pub fn key(&self) -> (Scope, &ServiceName, &InstanceId) {
+        (self.spec.scope, &self.spec.service, &self.spec.id)
+    }
+}

@@ -1,0 +1,1 @@
+//! The alert-history conformance suite (being written).
