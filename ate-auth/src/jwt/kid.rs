@@ -13,12 +13,13 @@ const RANDOM_KID_BYTES: usize = 16;
 
 /// Why `kid` is not acceptable, or `None` if it is.
 ///
-/// A `kid` arrives from an unauthenticated token and is used as a lookup key, possibly by a
-/// host that resolves it against a database or a file system. So it is held to a small,
-/// inert alphabet before anything looks it up: ASCII letters and digits plus `- _ . ~ @ : + =`
-/// (base64url, base64 without `/`, UUIDs, hex, e-mail-like ids), 1 to [`MAX_KID_LEN`]
-/// bytes, and no `..`. Quotes, slashes, backslashes, semicolons, spaces, control characters
-/// and NUL never pass.
+/// A `kid` arrives from an unauthenticated token and is used as a lookup key. ATE looks it
+/// up only in its in-memory key set, but it also reaches logs and error messages, so it is
+/// held to a small, inert alphabet before anything looks it up: ASCII letters and digits
+/// plus `- _ . ~ @ : + = /` (base64url, standard base64 as AWS Cognito uses, UUIDs, hex,
+/// e-mail-like ids), 1 to [`MAX_KID_LEN`] bytes, and no `..` (so no path can climb out of
+/// a directory if a host ever maps kids to files). Quotes, backslashes, semicolons,
+/// spaces, control characters and NUL never pass.
 pub(crate) fn kid_problem(kid: &str) -> Option<&'static str> {
     if kid.is_empty() {
         return Some("kid is empty");
@@ -28,9 +29,9 @@ pub(crate) fn kid_problem(kid: &str) -> Option<&'static str> {
     }
     if !kid
         .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"-_.~@:+=".contains(&b))
+        .all(|b| b.is_ascii_alphanumeric() || b"-_.~@:+=/".contains(&b))
     {
-        return Some("kid contains characters outside [A-Za-z0-9-_.~@:+=]");
+        return Some("kid contains characters outside [A-Za-z0-9-_.~@:+=/]");
     }
     if kid.contains("..") {
         return Some("kid contains \"..\"");
@@ -77,6 +78,9 @@ mod tests {
             "018c0ae5-4d9b-471b-bfd6-eef314bc7037",
             "abcdefghijklmnopqrsexample=",
             "P6qHkOE2WEqFhhB4b9Z2ccFtbpaRvSd0VtO10+4BmpE=",
+            // AWS Cognito publishes standard-base64 kids, '/' included.
+            "1P2y7Cq1oV2B8N+Y3aHfJ+rG/cW0mv8ZQ3b6xgP0nS8=",
+            "/starts/with/a/slash=",
             &"k".repeat(MAX_KID_LEN),
         ] {
             assert_eq!(kid_problem(ok), None, "{ok}");
@@ -85,8 +89,8 @@ mod tests {
             "",
             "../etc/passwd",
             "..",
-            "a/b",
-            "/",
+            "a/../b",
+            "/..",
             "\\",
             "x' OR '1'='1",
             "a;DROP TABLE keys",
