@@ -36,7 +36,8 @@
 //! | one `Authorization: Bearer <token>` header (scheme in any case) and [`Auth::verify`] accepts the token | the inner service's, with the [`Principal`] in the request extensions |
 //! | no `Authorization` header | `401`, `WWW-Authenticate: Bearer`; with [`AuthLayer::optional`], passed to the inner service without a principal |
 //! | another scheme (`Basic …`) | `401`, `WWW-Authenticate: Bearer` (RFC 6750 §3.1: no error code for an unsupported method), also when optional |
-//! | several `Authorization` headers, an empty token, a token with whitespace or characters outside RFC 6750's `b64token`, longer than [`MAX_BEARER_TOKEN_BYTES`] | `401`, `WWW-Authenticate: Bearer error="invalid_token"`, before any verification |
+//! | several `Authorization` headers (RFC 6750 §3.1: a repeated parameter makes the request malformed) | `400`, `WWW-Authenticate: Bearer error="invalid_request"`, before any verification; also when optional |
+//! | an empty token, a token with whitespace or characters outside RFC 6750's `b64token`, longer than [`MAX_BEARER_TOKEN_BYTES`] | `401`, `WWW-Authenticate: Bearer error="invalid_token"`, before any verification |
 //! | a token [`Auth::verify`] refuses (bad signature or claims, expired, logged out, user disabled, tenant suspended) | `401`, `WWW-Authenticate: Bearer error="invalid_token"` |
 //! | verification rate-limited | `429` with `Retry-After` |
 //! | the database unreachable (or a retryable failure) | `503` |
@@ -45,9 +46,10 @@
 //! Refusals have an empty body (`ResBody::default()`) and never say *why* a token was
 //! refused; the reason, safe to log, is in the response's extensions as an
 //! [`AuthRejection`] for the host's logging. Several headers are refused rather than
-//! picking one, so a proxy and ATE can never disagree on which token was meant. RFC 6750
-//! suggests `400 invalid_request` for malformed requests; ATE answers every unusable
-//! credential with `401 invalid_token`, which clients handle by re-authenticating.
+//! picking one, so a proxy and ATE can never disagree on which token was meant; that is
+//! the one malformed *request* (RFC 6750's `400 invalid_request`). A malformed *token*
+//! (empty, bad characters, too long) is answered like any unusable token, `401
+//! invalid_token`, which clients handle by re-authenticating.
 //!
 //! The service is `Clone` (cheap: `Auth` is shared), delegates `poll_ready` to the inner
 //! service, calls the instance that was polled ready (the clone-and-swap idiom), and its
@@ -72,6 +74,7 @@ pub const MAX_BEARER_TOKEN_BYTES: usize = *MAX_TOKEN_BYTES_RANGE.end();
 
 const CHALLENGE: &str = "Bearer";
 const CHALLENGE_INVALID_TOKEN: &str = "Bearer error=\"invalid_token\"";
+const CHALLENGE_INVALID_REQUEST: &str = "Bearer error=\"invalid_request\"";
 
 /// Authenticates requests with ATE access tokens; see the [module documentation](self).
 #[derive(Debug, Clone)]
@@ -134,7 +137,8 @@ pub struct AuthRejection {
 }
 
 impl AuthRejection {
-    /// The kind of failure (`Unauthenticated` for every token problem).
+    /// The kind of failure (`Unauthenticated` for every token problem, `InvalidInput` for
+    /// a malformed request).
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }
@@ -212,6 +216,15 @@ where
                         "the Authorization scheme is not Bearer".into(),
                     ));
                 }
+                Presented::InvalidRequest(why) => {
+                    return Ok(refusal(
+                        StatusCode::BAD_REQUEST,
+                        Some(CHALLENGE_INVALID_REQUEST),
+                        None,
+                        ErrorKind::InvalidInput,
+                        why.into(),
+                    ));
+                }
                 Presented::Malformed(why) => {
                     return Ok(refusal(
                         StatusCode::UNAUTHORIZED,
@@ -244,6 +257,7 @@ enum Presented<'a> {
     OtherScheme,
     Token(&'a str),
     Malformed(&'static str),
+    InvalidRequest(&'static str),
 }
 
 /// RFC 6750 §2.1: `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
@@ -261,7 +275,7 @@ fn presented(headers: &HeaderMap) -> Presented<'_> {
         return Presented::Nothing;
     };
     if values.next().is_some() {
-        return Presented::Malformed("more than one Authorization header");
+        return Presented::InvalidRequest("more than one Authorization header");
     }
     let bytes = value.as_bytes();
     // RFC 9110 §11.4: credentials = auth-scheme [ 1*SP ( token68 / #auth-param ) ].
@@ -515,12 +529,21 @@ mod tests {
         let token = &f.tokens.access.token;
         let good = format!("Bearer {token}");
         let long = format!("Bearer {}", "a".repeat(MAX_BEARER_TOKEN_BYTES + 1));
-        let cases: Vec<Vec<&str>> = vec![
-            vec![&good, &good], // two headers, even both valid
-            vec!["Bearer"],
-            vec!["Bearer   "],
-            vec![&long],
-        ];
+        // Two headers, even both valid, even on an optional layer: a malformed request.
+        for layer in [layer.clone(), AuthLayer::new(f.auth.clone()).optional()] {
+            for headers in [
+                vec![good.as_str(), good.as_str()],
+                vec![good.as_str(), "Basic x"],
+            ] {
+                let res = send(&layer, &headers).await;
+                assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+                assert_eq!(challenge(&res), Some(CHALLENGE_INVALID_REQUEST));
+                assert_eq!(res.body(), "");
+                let rejection = res.extensions().get::<AuthRejection>().unwrap();
+                assert_eq!(rejection.kind(), ErrorKind::InvalidInput);
+            }
+        }
+        let cases: Vec<Vec<&str>> = vec![vec!["Bearer"], vec!["Bearer   "], vec![&long]];
         for headers in cases {
             let res = send(&layer, &headers).await;
             assert_refused(&res, CHALLENGE_INVALID_TOKEN);
