@@ -17,6 +17,7 @@ use crate::sessions::{RefreshToken, Session, SessionPolicy, SessionStore};
 use crate::store::{Attempt, LockoutPolicy, NewUser, Refusal, UserStore};
 use crate::tokens::{AccessToken, TokenConfig, TokenService};
 use crate::users::{USERS_MANAGE, User, UserStatus};
+use crate::verify_cache::VerifyCache;
 use ate_core::audit::{AuditAction, NewAuditEvent, Outcome, actions};
 use ate_core::keys::KeyProvider;
 use ate_core::{
@@ -46,6 +47,14 @@ pub struct AuthConfig {
     pub sessions: SessionPolicy,
     /// Rate limits for login and refresh.
     pub rate_limits: RateLimits,
+    /// How long [`Auth::verify`] may reuse what it read about a tenant, user and session
+    /// (default 1 s; zero reads the database on every call). Changes made through this
+    /// process (and tenant changes through a tenant store on the same [`Db`] handle) take
+    /// effect at once regardless; changes made by another process sharing the database
+    /// are seen within this time. See [`crate::verify_cache`].
+    pub verify_cache_ttl: std::time::Duration,
+    /// How many (user, session) entries the verification cache keeps at most.
+    pub verify_cache_capacity: usize,
     /// Fast, weak password hashing: **tests only**.
     pub insecure_fast_hashing_for_tests: bool,
 }
@@ -61,6 +70,8 @@ impl AuthConfig {
             lockout: LockoutPolicy::default(),
             sessions: SessionPolicy::default(),
             rate_limits: RateLimits::default(),
+            verify_cache_ttl: crate::verify_cache::DEFAULT_VERIFY_CACHE_TTL,
+            verify_cache_capacity: crate::verify_cache::DEFAULT_VERIFY_CACHE_CAPACITY,
             insecure_fast_hashing_for_tests: false,
         }
     }
@@ -140,7 +151,14 @@ impl Auth {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, AuthError> {
         config.lockout.validate()?;
-        let users = UserStore::open(db.clone()).await?.with_clock(clock.clone());
+        let cache = Arc::new(VerifyCache::new(
+            config.verify_cache_ttl,
+            config.verify_cache_capacity,
+        ));
+        let users = UserStore::open(db.clone())
+            .await?
+            .with_clock(clock.clone())
+            .with_verify_cache(cache.clone());
         let mut passwords = if config.insecure_fast_hashing_for_tests {
             PasswordHasher::insecure_for_tests()
         } else {
@@ -150,7 +168,8 @@ impl Auth {
             passwords = passwords.with_max_concurrent(n)?;
         }
         Ok(Auth {
-            sessions: SessionStore::new(db.clone(), clock.clone(), config.sessions)?,
+            sessions: SessionStore::new(db.clone(), clock.clone(), config.sessions)?
+                .with_verify_cache(cache),
             tokens: TokenService::open(db.clone(), master, config.tokens, clock.clone()).await?,
             limiter: RateLimiter::new(db.clone(), clock.clone(), config.rate_limits)?,
             tenants: SqlTenantStore::new(db.clone()).with_clock(clock.clone()),
@@ -166,6 +185,13 @@ impl Auth {
     /// The user store (get, list, update, enable/disable/unlock).
     pub fn users(&self) -> &UserStore {
         &self.users
+    }
+
+    /// Drops what the verification cache holds about `user` (or, with `None`, everything),
+    /// for hosts that change users or tenants behind ATE's back (raw SQL, another tool).
+    /// Changes made through ATE in this process need no call.
+    pub fn forget_cached(&self, user: Option<UserId>) {
+        self.users.forget_cached(user);
     }
 
     /// The token service (JWKS, signing-key rotation).
@@ -417,7 +443,7 @@ impl Auth {
 
     /// The user, if the tenant is active and the user active and not locked now.
     async fn usable_user(&self, tenant: TenantId, id: UserId) -> Result<User, AuthError> {
-        Ok(self.usable(tenant, id, None).await?.0)
+        Ok(self.usable(tenant, id, None, Read::Fresh).await?.0)
     }
 
     /// The user (and whether session `sid`, if given, is still open), if the tenant is active
@@ -427,20 +453,25 @@ impl Auth {
         tenant: TenantId,
         id: UserId,
         sid: Option<Uuid>,
+        read: Read,
     ) -> Result<(User, bool), AuthError> {
-        let Some(state) = self.users.verify_state(tenant, id, sid).await? else {
+        let facts = match read {
+            Read::Fresh => self.users.verify_state(tenant, id, sid).await?,
+            Read::Cached => self.users.verify_facts(tenant, id, sid).await?,
+        };
+        let Some(facts) = facts else {
             return Err(AuthError::token("the user no longer exists"));
         };
-        if state.tenant_status != TenantStatus::Active.as_str() {
+        if !facts.tenant_active {
             return Err(AuthError::token("the tenant is not active"));
         }
-        let user = state.user.user()?;
+        let user = facts.user;
         if user.status != UserStatus::Active
             || user.locked_until.is_some_and(|t| t > self.clock.now())
         {
             return Err(AuthError::token("the user is disabled or locked"));
         }
-        Ok((user, state.session_open.0 == Some(true)))
+        Ok((user, facts.session_open))
     }
 
     /// Verifies an access token and returns the principal it carries. Besides the
@@ -472,7 +503,7 @@ impl Auth {
                     .map_err(|_| AuthError::token("the session claim is not a session id"))
             })
             .transpose()?;
-        let (user, session_open) = self.usable(tenant, id, sid).await?;
+        let (user, session_open) = self.usable(tenant, id, sid, Read::Cached).await?;
         if claims.iat < user.not_before.timestamp() {
             return Err(AuthError::token("the token was issued before a logout"));
         }
@@ -615,6 +646,13 @@ impl Auth {
 }
 
 /// What [`Auth::check_claims`] found: the user, and the token's session if it names one.
+/// Where [`Auth::usable`] reads: paths that issue tokens always read the database.
+#[derive(Debug, Clone, Copy)]
+enum Read {
+    Fresh,
+    Cached,
+}
+
 struct Verified {
     user: User,
     session: Option<Uuid>,

@@ -41,6 +41,7 @@ pub mod sessions;
 pub mod store;
 pub mod tokens;
 pub mod users;
+pub mod verify_cache;
 
 pub use auth::{Auth, AuthConfig, ClientInfo, Tokens};
 pub use error::AuthError;

@@ -16,6 +16,7 @@
 //!   refresh; users list their sessions and end one or all of them.
 
 use crate::error::AuthError;
+use crate::verify_cache::VerifyCache;
 use ate_core::audit::{NewAuditEvent, Outcome, actions};
 use ate_core::db::{from_micros, to_micros};
 use ate_core::{Clock, CoreError, Db, TenantId, UserId, with_pool, with_write_tx};
@@ -218,6 +219,7 @@ pub struct SessionStore {
     db: Db,
     clock: Arc<dyn Clock>,
     policy: SessionPolicy,
+    cache: Option<Arc<VerifyCache>>,
 }
 
 const REUSE_REASON: &str = "token_reuse";
@@ -226,7 +228,24 @@ impl SessionStore {
     /// A store over `db` (migrated by [`UserStore::open`](crate::UserStore::open)).
     pub fn new(db: Db, clock: Arc<dyn Clock>, policy: SessionPolicy) -> Result<Self, AuthError> {
         policy.validate()?;
-        Ok(SessionStore { db, clock, policy })
+        Ok(SessionStore {
+            db,
+            clock,
+            policy,
+            cache: None,
+        })
+    }
+
+    /// Shares `Auth`'s verification cache, so ended sessions leave it at once.
+    pub(crate) fn with_verify_cache(mut self, cache: Arc<VerifyCache>) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    fn forget_cached(&self, user: UserId) {
+        if let Some(cache) = &self.cache {
+            cache.forget_user(user);
+        }
     }
 
     /// Starts a session for a user who has just authenticated; returns it with its first
@@ -427,6 +446,7 @@ impl SessionStore {
                 retried: true,
             }),
             Step::Reused(s) => {
+                self.forget_cached(s.user);
                 self.audit_reuse(&s).await?;
                 Err(AuthError::token(
                     "refresh token reused: the session has been revoked",
@@ -478,7 +498,7 @@ impl SessionStore {
         reason: &str,
     ) -> Result<u64, AuthError> {
         let now = to_micros(self.clock.now());
-        Ok(with_pool!(self.db, |pool| {
+        let n = with_pool!(self.db, |pool| {
             sqlx::query(
                 "UPDATE auth_sessions SET revoked_at = $4, revoked_reason = $5 \
                  WHERE tenant_id = $1 AND user_id = $2 AND ($3 IS NULL OR id = $3) \
@@ -492,7 +512,9 @@ impl SessionStore {
             .execute(pool)
             .await?
             .rows_affected()
-        }))
+        });
+        self.forget_cached(user);
+        Ok(n)
     }
 }
 

@@ -15,6 +15,8 @@ use crate::users::{
     Role, USERS_MANAGE, USERS_READ, User, UserRow, UserStatus, authorize_grant, normalize_email,
     normalize_username, permissions_json, roles_json, user_columns, validate_name,
 };
+use crate::verify_cache::{VerifyCache, VerifyFacts};
+use ate_core::TenantStatus;
 use ate_core::audit::{NewAuditEvent, Outcome, actions};
 use ate_core::db::{is_unique_violation, to_micros};
 use ate_core::{
@@ -23,6 +25,7 @@ use ate_core::{
 };
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
+use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -232,6 +235,7 @@ pub struct UserStore {
     db: Db,
     tenants: SqlTenantStore,
     clock: Arc<dyn Clock>,
+    cache: Arc<VerifyCache>,
 }
 
 const BY_ID: &str = concat!(
@@ -267,12 +271,12 @@ const VERIFY_STATE: &str = concat!(
 
 /// The row [`UserStore::verify_state`] reads.
 #[derive(sqlx::FromRow)]
-pub(crate) struct VerifyState {
+struct VerifyState {
     #[sqlx(flatten)]
-    pub(crate) user: UserRow,
-    pub(crate) tenant_status: String,
+    user: UserRow,
+    tenant_status: String,
     #[sqlx(try_from = "Option<i32>")]
-    pub(crate) session_open: OptionBool,
+    session_open: OptionBool,
 }
 
 /// `Option<i32>` read as an optional boolean (SQLite has no boolean type).
@@ -377,6 +381,7 @@ impl UserStore {
             tenants: SqlTenantStore::new(db.clone()),
             db,
             clock: Arc::new(SystemClock),
+            cache: Arc::new(VerifyCache::disabled()),
         })
     }
 
@@ -385,6 +390,43 @@ impl UserStore {
         self.tenants = self.tenants.with_clock(clock.clone());
         self.clock = clock;
         self
+    }
+
+    /// Shares `cache` (owned by `Auth`) for verification reads and their invalidation.
+    pub(crate) fn with_verify_cache(mut self, cache: Arc<VerifyCache>) -> Self {
+        self.cache = cache;
+        self
+    }
+
+    /// What verifying a token of user `id` (session `sid`) needs: from the verification
+    /// cache when fresh there, else read now in one query and cached.
+    pub(crate) async fn verify_facts(
+        &self,
+        tenant: TenantId,
+        id: UserId,
+        sid: Option<uuid::Uuid>,
+    ) -> Result<Option<VerifyFacts>, AuthError> {
+        let now = self.clock.now();
+        let epoch = self.db.tenant_epoch();
+        if let Some(facts) = self.cache.get(id, sid, now, epoch)
+            && facts.user.tenant == tenant
+        {
+            return Ok(Some(facts));
+        }
+        let ticket = self.cache.ticket(epoch);
+        let Some(facts) = self.verify_state(tenant, id, sid).await? else {
+            return Ok(None);
+        };
+        self.cache.put(ticket, id, sid, facts.clone(), now);
+        Ok(Some(facts))
+    }
+
+    /// Drops what the verification cache holds about user `id`, or everything.
+    pub(crate) fn forget_cached(&self, id: Option<UserId>) {
+        match id {
+            Some(id) => self.cache.forget_user(id),
+            None => self.cache.clear(),
+        }
     }
 
     /// The database.
@@ -484,15 +526,24 @@ impl UserStore {
         tenant: TenantId,
         id: UserId,
         sid: Option<uuid::Uuid>,
-    ) -> Result<Option<VerifyState>, AuthError> {
-        Ok(with_pool!(self.db, |pool| {
+    ) -> Result<Option<VerifyFacts>, AuthError> {
+        let state: Option<VerifyState> = with_pool!(self.db, |pool| {
             sqlx::query_as(VERIFY_STATE)
                 .bind(tenant.as_uuid())
                 .bind(id.as_uuid())
                 .bind(sid)
                 .fetch_optional(pool)
                 .await?
-        }))
+        });
+        state
+            .map(|state| {
+                Ok(VerifyFacts {
+                    tenant_active: state.tenant_status == TenantStatus::Active.as_str(),
+                    user: state.user.user()?,
+                    session_open: state.session_open.0 == Some(true),
+                })
+            })
+            .transpose()
     }
 
     /// The tenant of user `id`, if it exists.
@@ -636,6 +687,7 @@ impl UserStore {
             }
             ate_core::__append_audit_event_in_tx!(tx, now, &event);
         });
+        self.cache.forget_user(id);
         self.fetch(tenant, id).await
     }
 
@@ -691,6 +743,7 @@ impl UserStore {
             }
             ate_core::__append_audit_event_in_tx!(tx, now, &event);
         });
+        self.cache.forget_user(id);
         self.fetch(tenant, id).await
     }
 
@@ -737,6 +790,7 @@ impl UserStore {
             .await?;
             ate_core::__append_audit_event_in_tx!(tx, now, &event);
         });
+        self.cache.forget_user(id);
         Ok(())
     }
 
@@ -769,10 +823,11 @@ impl UserStore {
         email: &str,
         policy: &LockoutPolicy,
     ) -> Result<Attempt, AuthError> {
+        let now = to_micros(self.clock.now());
         let Ok((_, norm)) = normalize_email(email) else {
+            self.count_refusal(tenant, email, now).await?;
             return Ok(Attempt::Refused(Refusal::Unknown));
         };
-        let now = to_micros(self.clock.now());
         let reserved: Option<UserRow> = with_pool!(self.db, |pool| {
             sqlx::query_as(concat!(
                 "UPDATE auth_users SET failed_attempts = failed_attempts + 1 \
@@ -799,11 +854,56 @@ impl UserStore {
                 .fetch_optional(pool)
                 .await?
         });
+        self.count_refusal(tenant, &norm, now).await?;
         Ok(Attempt::Refused(match row {
             None => Refusal::Unknown,
             Some(r) if r.status == UserStatus::Disabled.as_str() => Refusal::Disabled,
             Some(_) => Refusal::Locked,
         }))
+    }
+
+    /// Counts a refused login in the tenant's bucket for `email_norm`: one committed write,
+    /// as a wrong password makes, so refusals and wrong passwords take the same time.
+    async fn count_refusal(
+        &self,
+        tenant: TenantId,
+        email_norm: &str,
+        now: i64,
+    ) -> Result<(), AuthError> {
+        let bucket = i32::from(Sha256::digest(email_norm.as_bytes())[0] & 0x0f);
+        with_pool!(self.db, |pool| {
+            sqlx::query(
+                "INSERT INTO auth_login_refusals (tenant_id, bucket, refusals, last_at) \
+                 VALUES ($1, $2, 1, $3) ON CONFLICT (tenant_id, bucket) \
+                 DO UPDATE SET refusals = auth_login_refusals.refusals + 1, last_at = $3",
+            )
+            .bind(tenant.as_uuid())
+            .bind(bucket)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(())
+    }
+
+    /// Refused logins (unknown email, disabled or locked account) counted in `tenant` since
+    /// it was created. Needs [`USERS_READ`] there.
+    pub async fn refused_logins(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+    ) -> Result<u64, AuthError> {
+        actor.require(tenant, &USERS_READ)?;
+        let n: Option<i64> = with_pool!(self.db, |pool| {
+            sqlx::query_scalar(
+                "SELECT CAST(SUM(refusals) AS BIGINT) FROM auth_login_refusals WHERE tenant_id = $1",
+            )
+            .bind(tenant.as_uuid())
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(u64::try_from(n.unwrap_or(0)).unwrap_or(0))
     }
 
     /// A successful login: the counters start again.
@@ -859,6 +959,9 @@ impl UserStore {
                 None
             }
         });
+        if locked.is_some() {
+            self.cache.forget_user(id);
+        }
         Ok(locked.map(|t| {
             (t >= 0)
                 .then(|| ate_core::db::from_micros(t).ok())
@@ -877,6 +980,7 @@ impl UserStore {
                 .await?
                 .rows_affected()
         });
+        self.cache.forget_user(id);
         Ok(())
     }
 }

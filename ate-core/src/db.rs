@@ -29,6 +29,8 @@ use chrono::{DateTime, Utc};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 #[cfg(feature = "postgres")]
@@ -96,9 +98,12 @@ pub enum DbPool {
 }
 
 /// A pooled database handle; cheap to clone, shared by every store.
+///
+/// Clones share one pool and one [tenant epoch](Db::tenant_epoch).
 #[derive(Debug, Clone)]
 pub struct Db {
     pool: DbPool,
+    tenant_epoch: Arc<AtomicU64>,
 }
 
 /// One crate's embedded migrations, for both backends.
@@ -182,7 +187,10 @@ impl Db {
                 ));
             }
         };
-        let db = Db { pool };
+        let db = Db {
+            pool,
+            tenant_epoch: Arc::new(AtomicU64::new(0)),
+        };
         db.migrate(&core_migrations()).await?;
         Ok(db)
     }
@@ -214,6 +222,19 @@ impl Db {
             #[cfg(feature = "postgres")]
             DbPool::Postgres(_) => DbBackend::Postgres,
         }
+    }
+
+    /// A counter that grows whenever a tenant store on this handle (or a clone of it)
+    /// changes a tenant's state. Caches of tenant-derived facts (ate-auth's verification
+    /// cache) compare it to drop, at once, what they read before a suspension or deletion
+    /// made in this process. Changes made by other processes are not seen here.
+    pub fn tenant_epoch(&self) -> u64 {
+        self.tenant_epoch.load(Ordering::Acquire)
+    }
+
+    /// Records a tenant change (see [`Db::tenant_epoch`]); called by tenant stores.
+    pub fn note_tenant_change(&self) {
+        self.tenant_epoch.fetch_add(1, Ordering::AcqRel);
     }
 
     /// The underlying pool, for store implementations (prefer [`with_pool!`](crate::with_pool)).

@@ -182,6 +182,17 @@ pub async fn failures_look_alike(env: Env) {
         .filter(|a| a == actions::AUTHN_LOGIN_FAIL.as_str())
         .count();
     assert_eq!(fails, 4);
+    // Unknown, disabled and malformed are counted (one write each, like a wrong password);
+    // the wrong password is counted on the user instead.
+    assert_eq!(a.users().refused_logins(&admin, tenant).await.unwrap(), 3);
+    assert_eq!(
+        a.users().refused_logins(&env.admin, other).await.unwrap(),
+        1
+    );
+    assert_kind(
+        a.users().refused_logins(&admin, other).await,
+        ErrorKind::PermissionDenied,
+    );
 }
 
 /// Parallel wrong guesses never get past the limit: exactly `max_failures` reach the
@@ -930,4 +941,127 @@ pub async fn locks_apply_to_refresh(env: Env) {
     env.clock.advance(TimeDelta::minutes(2));
     // The refresh that failed during the lock did not spend the token.
     a.refresh(&s.refresh, &client()).await.unwrap();
+}
+
+/// The verification cache never outlives a change made through this process, and a change
+/// made by another process (another `Auth` over the same database) is seen within its TTL.
+pub async fn verification_cache_follows_changes(env: Env) {
+    let a = auth(&env).await;
+    let (tenant, owner) = register(&a, "acme").await;
+    let admin = owner.principal().unwrap();
+    let bob = a
+        .create_user(
+            &admin,
+            tenant,
+            NewUser::new("bob@acme.example"),
+            Some(&Password::new("bobs long password")),
+        )
+        .await
+        .unwrap();
+    let login = |a: Auth| async move {
+        a.login(
+            tenant,
+            "bob@acme.example",
+            &Password::new("bobs long password"),
+            &client(),
+        )
+        .await
+        .unwrap()
+    };
+
+    // A role change shows in the very next verification (the principal is rebuilt).
+    let t = login(a.clone()).await;
+    let p = a.verify(&t.access.token).await.unwrap();
+    assert!(!p.has_permission(&USERS_READ));
+    a.users()
+        .update(
+            &admin,
+            tenant,
+            bob.id,
+            UserUpdate::new().roles([Role::Admin]),
+        )
+        .await
+        .unwrap();
+    let p = a.verify(&t.access.token).await.unwrap();
+    assert!(
+        p.has_permission(&USERS_READ),
+        "stale roles served from the cache"
+    );
+
+    // Ending the session through this handle: at once.
+    a.logout(&t.access.token, &client()).await.unwrap();
+    assert_kind(a.verify(&t.access.token).await, ErrorKind::Unauthenticated);
+
+    // Ending another session (not the token's own denylist entry): at once.
+    let t = login(a.clone()).await;
+    a.verify(&t.access.token).await.unwrap();
+    a.end_session(&a.verify(&t.access.token).await.unwrap(), t.session.id)
+        .await
+        .unwrap();
+    assert_kind(a.verify(&t.access.token).await, ErrorKind::Unauthenticated);
+
+    // Suspending the tenant through a tenant store on the same Db handle: at once.
+    let t = login(a.clone()).await;
+    a.verify(&t.access.token).await.unwrap();
+    env.tenants
+        .suspend(&env.admin, tenant, "unpaid")
+        .await
+        .unwrap();
+    assert_kind(a.verify(&t.access.token).await, ErrorKind::Unauthenticated);
+    env.tenants.reactivate(&env.admin, tenant).await.unwrap();
+    a.verify(&t.access.token).await.unwrap();
+
+    // Another process: its own cache, same database. Its cached answer may be stale for at
+    // most the TTL (1 s by default), and never after.
+    let other = auth(&env).await;
+    other.verify(&t.access.token).await.unwrap();
+    a.users()
+        .set_status(&admin, tenant, bob.id, UserStatus::Disabled)
+        .await
+        .unwrap();
+    assert_kind(a.verify(&t.access.token).await, ErrorKind::Unauthenticated);
+    assert!(
+        other.verify(&t.access.token).await.is_ok(),
+        "within the TTL the other process answers from its cache (documented)"
+    );
+    env.clock.advance(TimeDelta::milliseconds(1_000));
+    assert_kind(
+        other.verify(&t.access.token).await,
+        ErrorKind::Unauthenticated,
+    );
+    // A host that changed things behind ATE's back can drop the cache itself.
+    a.users()
+        .set_status(&admin, tenant, bob.id, UserStatus::Active)
+        .await
+        .unwrap();
+    let t = login(a.clone()).await;
+    other.verify(&t.access.token).await.unwrap();
+    a.users()
+        .set_status(&admin, tenant, bob.id, UserStatus::Disabled)
+        .await
+        .unwrap();
+    other.forget_cached(Some(bob.id));
+    assert_kind(
+        other.verify(&t.access.token).await,
+        ErrorKind::Unauthenticated,
+    );
+
+    // With a zero TTL every verification reads the database.
+    let mut c = config();
+    c.verify_cache_ttl = std::time::Duration::ZERO;
+    let uncached = auth_with(&env, c).await;
+    a.users()
+        .set_status(&admin, tenant, bob.id, UserStatus::Active)
+        .await
+        .unwrap();
+    let t = login(a.clone()).await;
+    uncached.verify(&t.access.token).await.unwrap();
+    a.users()
+        .set_status(&admin, tenant, bob.id, UserStatus::Disabled)
+        .await
+        .unwrap();
+    assert_kind(
+        uncached.verify(&t.access.token).await,
+        ErrorKind::Unauthenticated,
+    );
 }

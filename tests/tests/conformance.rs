@@ -170,6 +170,7 @@ macro_rules! auth_matrix {
 
 auth_matrix! {
     register_login_refresh_logout,
+    verification_cache_follows_changes,
     failures_look_alike,
     lockout_is_exact_under_parallel_attempts,
     refresh_token_reuse_revokes_the_family,

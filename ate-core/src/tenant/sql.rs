@@ -236,6 +236,7 @@ impl SqlTenantStore {
                 }
             }
         });
+        self.db.note_tenant_change();
         Ok(tenant)
     }
 }
@@ -575,6 +576,9 @@ impl TenantStore for SqlTenantStore {
             .fetch_all(pool)
             .await?
         });
+        if !ids.is_empty() {
+            self.db.note_tenant_change();
+        }
         let ids = ids
             .into_iter()
             .map(TenantId::from_uuid)
