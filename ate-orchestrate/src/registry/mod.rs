@@ -1,8 +1,34 @@
 //! The service registry on Consul's model.
+//!
+//! * The model: [`InstanceSpec`] (what a host registers), [`Instance`] (plus what
+//!   the registry observed), [`Scope`] (one tenant or the platform), [`Environment`] and
+//!   [`HealthStatus`] (passing, warning, critical; new instances start critical and are not
+//!   discovered until a check passes).
+//! * [`RegistryStore`]: the backend trait with its written contracts, including
+//!   [`watch`](RegistryStore::watch), a stream of [`RegistryEvent`]s so a host reacts to
+//!   changes without polling.
+//! * Backends: [`MemoryRegistry`] (one process) and [`SqlRegistry`] (SQLite or PostgreSQL,
+//!   shared by several processes; watches follow a change log in the database).
+//! * [`Registry`]: the front hosts use, which checks every call's [`Principal`]
+//!   (`ate_core::Principal`) against tenant and platform scopes.
+//!
+//! [`Principal`]: ate_core::Principal
 
-mod model;
+mod facade;
+mod memory;
+pub(crate) mod model;
+mod sql;
+mod store;
 
+pub(crate) use facade::authorize_visibility;
+pub use facade::{REGISTRY_READ, REGISTRY_WRITE, Registry};
+pub use memory::{DEFAULT_WATCH_CAPACITY, MemoryRegistry};
 pub use model::{
     Environment, HealthStatus, Instance, InstanceId, InstanceSpec, MAX_METADATA_ENTRIES,
-    MAX_METADATA_VALUE_LEN, MAX_NAME_LEN, MAX_WEIGHT, Scope, ServiceName, parse_endpoint,
+    MAX_METADATA_VALUE_LEN, MAX_NAME_LEN, MAX_TAGS, MAX_WEIGHT, Scope, ServiceName, parse_endpoint,
+};
+pub use sql::{DEFAULT_CHANGE_LOG_CAPACITY, DEFAULT_POLL_INTERVAL, SqlRegistry};
+pub use store::{
+    DeregisterReason, MAX_STATUS_OUTPUT_LEN, Query, RegistryEvent, RegistryStore, RegistryWatch,
+    Visibility,
 };

@@ -20,8 +20,10 @@ pub const MAX_WEIGHT: u32 = 10_000;
 pub const MAX_METADATA_ENTRIES: usize = 64;
 /// Longest metadata value (bytes).
 pub const MAX_METADATA_VALUE_LEN: usize = 1024;
+/// Most tags on one instance (and, separately, most capabilities).
+pub const MAX_TAGS: usize = 64;
 
-fn validate_name(what: &'static str, s: &str) -> Result<(), OrchestrateError> {
+pub(crate) fn validate_name(what: &'static str, s: &str) -> Result<(), OrchestrateError> {
     if s.is_empty() {
         return Err(OrchestrateError::invalid(what, "must not be empty"));
     }
@@ -339,6 +341,14 @@ impl InstanceSpec {
             ));
         }
         check_endpoint(&self.endpoint)?;
+        for (what, set) in [("tags", &self.tags), ("capabilities", &self.capabilities)] {
+            if set.len() > MAX_TAGS {
+                return Err(OrchestrateError::invalid(
+                    what,
+                    format!("{} entries is more than {MAX_TAGS}", set.len()),
+                ));
+            }
+        }
         for tag in &self.tags {
             validate_name("tag", tag)?;
         }

@@ -1,0 +1,256 @@
+//! [`MemoryRegistry`]: the registry in process memory.
+
+use super::model::{HealthStatus, Instance, InstanceId, InstanceSpec, Scope, ServiceName};
+use super::store::{
+    DeregisterReason, Query, RegistryEvent, RegistryStore, RegistryWatch, Visibility, clean_output,
+    critical_cutoff, new_instance, sort_instances,
+};
+use crate::error::OrchestrateError;
+use async_trait::async_trait;
+use ate_core::{Clock, SystemClock};
+use futures::StreamExt;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::broadcast;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+
+/// Events a watcher may fall behind by before it receives [`RegistryEvent::Lagged`]
+/// (default of [`MemoryRegistry::with_watch_capacity`]).
+pub const DEFAULT_WATCH_CAPACITY: usize = 1024;
+
+type Key = (Scope, ServiceName, InstanceId);
+
+/// A registry in process memory: for tests and single-process hosts.
+///
+/// Clones share the same instances and watchers. Watches are fed by a
+/// `tokio::sync::broadcast` channel, written under the same lock as the change, so every
+/// watcher sees changes in the order they happened.
+#[derive(Debug, Clone)]
+pub struct MemoryRegistry {
+    inner: Arc<Inner>,
+    clock: Arc<dyn Clock>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    instances: Mutex<BTreeMap<Key, Instance>>,
+    events: broadcast::Sender<RegistryEvent>,
+}
+
+impl Default for MemoryRegistry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryRegistry {
+    /// An empty registry on the system clock.
+    pub fn new() -> Self {
+        Self::with_capacity(DEFAULT_WATCH_CAPACITY)
+    }
+
+    fn with_capacity(capacity: usize) -> Self {
+        let (events, _) = broadcast::channel(capacity.max(1));
+        MemoryRegistry {
+            inner: Arc::new(Inner {
+                instances: Mutex::new(BTreeMap::new()),
+                events,
+            }),
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Uses `clock` for every time it records.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// A fresh, empty registry whose watchers may fall `capacity` events behind (at least
+    /// 1) before they receive [`RegistryEvent::Lagged`]. Keeps this handle's clock.
+    pub fn with_watch_capacity(self, capacity: usize) -> Self {
+        Self::with_capacity(capacity).with_clock(self.clock)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<Key, Instance>> {
+        // A panic while holding the lock cannot leave a half-applied change: every change
+        // is one map operation, so the data is consistent even if poisoned.
+        self.inner
+            .instances
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn emit(&self, event: RegistryEvent) {
+        // No receivers is fine: nobody is watching.
+        let _ = self.inner.events.send(event);
+    }
+}
+
+fn key(scope: Scope, service: &ServiceName, id: &InstanceId) -> Key {
+    (scope, service.clone(), id.clone())
+}
+
+fn not_found(scope: Scope, service: &ServiceName, id: &InstanceId) -> OrchestrateError {
+    OrchestrateError::not_found("instance", format!("{scope}/{service}/{id}"))
+}
+
+#[async_trait]
+impl RegistryStore for MemoryRegistry {
+    async fn register(&self, spec: InstanceSpec) -> Result<Instance, OrchestrateError> {
+        spec.validate()?;
+        let k = key(spec.scope, &spec.service, &spec.id);
+        let mut map = self.lock();
+        if map.contains_key(&k) {
+            return Err(OrchestrateError::already_exists(
+                "instance",
+                format!("{}/{}/{}", k.0, k.1, k.2),
+            ));
+        }
+        let instance = new_instance(spec, self.clock.now());
+        map.insert(k, instance.clone());
+        self.emit(RegistryEvent::Registered {
+            instance: instance.clone(),
+        });
+        Ok(instance)
+    }
+
+    async fn deregister(
+        &self,
+        scope: Scope,
+        service: &ServiceName,
+        id: &InstanceId,
+    ) -> Result<Instance, OrchestrateError> {
+        let mut map = self.lock();
+        let instance = map
+            .remove(&key(scope, service, id))
+            .ok_or_else(|| not_found(scope, service, id))?;
+        self.emit(RegistryEvent::Deregistered {
+            instance: instance.clone(),
+            reason: DeregisterReason::Requested,
+        });
+        Ok(instance)
+    }
+
+    async fn heartbeat(
+        &self,
+        scope: Scope,
+        service: &ServiceName,
+        id: &InstanceId,
+    ) -> Result<Instance, OrchestrateError> {
+        let mut map = self.lock();
+        let instance = map
+            .get_mut(&key(scope, service, id))
+            .ok_or_else(|| not_found(scope, service, id))?;
+        instance.last_heartbeat = self.clock.now();
+        Ok(instance.clone())
+    }
+
+    async fn set_status(
+        &self,
+        scope: Scope,
+        service: &ServiceName,
+        id: &InstanceId,
+        status: HealthStatus,
+        output: &str,
+    ) -> Result<Instance, OrchestrateError> {
+        let output = clean_output(output);
+        let mut map = self.lock();
+        let instance = map
+            .get_mut(&key(scope, service, id))
+            .ok_or_else(|| not_found(scope, service, id))?;
+        let from = instance.status;
+        instance.status_output = output;
+        if from != status {
+            instance.status = status;
+            instance.status_since = self.clock.now();
+        }
+        let out = instance.clone();
+        if from != status {
+            self.emit(RegistryEvent::StatusChanged {
+                instance: out.clone(),
+                from,
+                to: status,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn get(
+        &self,
+        scope: Scope,
+        service: &ServiceName,
+        id: &InstanceId,
+    ) -> Result<Instance, OrchestrateError> {
+        self.lock()
+            .get(&key(scope, service, id))
+            .cloned()
+            .ok_or_else(|| not_found(scope, service, id))
+    }
+
+    async fn discover(&self, query: &Query) -> Result<Vec<Instance>, OrchestrateError> {
+        query.validate()?;
+        let mut out: Vec<Instance> = self
+            .lock()
+            .values()
+            .filter(|i| query.matches(i))
+            .cloned()
+            .collect();
+        sort_instances(&mut out);
+        Ok(out)
+    }
+
+    async fn services(
+        &self,
+        visibility: &Visibility,
+    ) -> Result<Vec<ServiceName>, OrchestrateError> {
+        let names: BTreeSet<ServiceName> = self
+            .lock()
+            .keys()
+            .filter(|(scope, _, _)| visibility.includes(scope))
+            .map(|(_, service, _)| service.clone())
+            .collect();
+        Ok(names.into_iter().collect())
+    }
+
+    async fn deregister_critical(
+        &self,
+        older_than: Duration,
+    ) -> Result<Vec<Instance>, OrchestrateError> {
+        let Some(cutoff) = critical_cutoff(self.clock.now(), older_than) else {
+            return Ok(Vec::new());
+        };
+        let mut map = self.lock();
+        let doomed: Vec<Key> = map
+            .iter()
+            .filter(|(_, i)| i.status == HealthStatus::Critical && i.status_since <= cutoff)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut removed = Vec::with_capacity(doomed.len());
+        for k in doomed {
+            if let Some(instance) = map.remove(&k) {
+                removed.push(instance);
+            }
+        }
+        sort_instances(&mut removed);
+        for instance in &removed {
+            self.emit(RegistryEvent::Deregistered {
+                instance: instance.clone(),
+                reason: DeregisterReason::CriticalTooLong,
+            });
+        }
+        Ok(removed)
+    }
+
+    async fn watch(&self) -> Result<RegistryWatch, OrchestrateError> {
+        let rx = self.inner.events.subscribe();
+        Ok(BroadcastStream::new(rx)
+            .map(|item| match item {
+                Ok(event) => event,
+                Err(BroadcastStreamRecvError::Lagged(missed)) => RegistryEvent::Lagged { missed },
+            })
+            .boxed())
+    }
+}
