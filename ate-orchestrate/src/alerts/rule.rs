@@ -1,0 +1,446 @@
+//! Alert rules: what to watch, how bad is too bad, for how long.
+
+use crate::error::OrchestrateError;
+use crate::metrics::validate_window;
+use crate::registry::{HealthStatus, InstanceId, ServiceName};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+/// Longest rule id, label key and label value (bytes).
+pub const MAX_RULE_ID_LEN: usize = 128;
+/// Longest rule name (bytes).
+pub const MAX_RULE_NAME_LEN: usize = 256;
+/// Most labels on one rule.
+pub const MAX_RULE_LABELS: usize = 32;
+/// Longest `for` duration a rule may have (1 day).
+pub const MAX_FOR: Duration = Duration::from_secs(86_400);
+/// Longest window a rule may use (1 hour); the engine's recorder may allow less.
+pub const MAX_RULE_WINDOW: Duration = Duration::from_secs(3600);
+
+/// How urgent an alert is.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Severity {
+    /// For information.
+    Info,
+    /// Needs attention soon (the default).
+    #[default]
+    Warning,
+    /// Needs attention now.
+    Critical,
+}
+
+impl Severity {
+    /// The stable lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+
+    /// Parses [`Severity::as_str`]'s names.
+    pub fn parse(s: &str) -> Result<Self, OrchestrateError> {
+        match s {
+            "info" => Ok(Severity::Info),
+            "warning" => Ok(Severity::Warning),
+            "critical" => Ok(Severity::Critical),
+            other => Err(OrchestrateError::invalid(
+                "severity",
+                format!(
+                    "{:?} is not one of info, warning, critical",
+                    other.chars().take(32).collect::<String>()
+                ),
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A latency percentile a rule can watch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Quantile {
+    /// The median.
+    P50,
+    /// The 95th percentile.
+    P95,
+    /// The 99th percentile.
+    P99,
+}
+
+impl Quantile {
+    /// `p50`, `p95` or `p99`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Quantile::P50 => "p50",
+            Quantile::P95 => "p95",
+            Quantile::P99 => "p99",
+        }
+    }
+}
+
+/// What a rule watches. Metric conditions read the engine's
+/// [`MetricsRecorder`](crate::metrics::MetricsRecorder) over `window`, for one instance or,
+/// with `instance: None`, the whole service; state conditions read what the host fed the
+/// engine ([`AlertEngine::set_instance_status`](super::AlertEngine::set_instance_status),
+/// [`AlertEngine::set_breaker_open`](super::AlertEngine::set_breaker_open)).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Condition {
+    /// Breached when the error rate over `window` is above `threshold` (0 to 1) and at least
+    /// `min_requests` requests were recorded.
+    ErrorRateAbove {
+        /// The service.
+        service: ServiceName,
+        /// One instance, or `None` for the whole service.
+        instance: Option<InstanceId>,
+        /// The error rate, 0 to 1.
+        threshold: f64,
+        /// The window, whole seconds.
+        window: Duration,
+        /// Fewest requests for the rate to count (default 1), so two calls do not page.
+        min_requests: u64,
+    },
+    /// Breached when the latency percentile over `window` is above `threshold` (no requests:
+    /// not breached).
+    LatencyAbove {
+        /// The service.
+        service: ServiceName,
+        /// One instance, or `None` for the whole service.
+        instance: Option<InstanceId>,
+        /// Which percentile.
+        quantile: Quantile,
+        /// The latency limit.
+        threshold: Duration,
+        /// The window, whole seconds.
+        window: Duration,
+    },
+    /// Breached when the request rate over `window` is below `per_second` (traffic dropped).
+    /// A service with no recorded traffic at all counts as rate 0, so such a rule breaches
+    /// from the first evaluation until traffic arrives; give it a `for` duration.
+    RequestRateBelow {
+        /// The service.
+        service: ServiceName,
+        /// One instance, or `None` for the whole service.
+        instance: Option<InstanceId>,
+        /// Requests per second.
+        per_second: f64,
+        /// The window, whole seconds.
+        window: Duration,
+    },
+    /// Breached when the request rate over `window` is above `per_second` (a surge).
+    RequestRateAbove {
+        /// The service.
+        service: ServiceName,
+        /// One instance, or `None` for the whole service.
+        instance: Option<InstanceId>,
+        /// Requests per second.
+        per_second: f64,
+        /// The window, whole seconds.
+        window: Duration,
+    },
+    /// Breached while the instance (or, with `None`, any instance of the service) has a
+    /// health status at least as bad as `at_least` (usually critical).
+    InstanceStatus {
+        /// The service.
+        service: ServiceName,
+        /// One instance, or `None` for any.
+        instance: Option<InstanceId>,
+        /// The status that counts as breached, and every worse one.
+        at_least: HealthStatus,
+    },
+    /// Breached while the instance's (or, with `None`, any instance's) circuit breaker is
+    /// open.
+    BreakerOpen {
+        /// The service.
+        service: ServiceName,
+        /// One instance, or `None` for any.
+        instance: Option<InstanceId>,
+    },
+}
+
+impl Condition {
+    /// Error rate of the whole service above `threshold` over `window` (min 1 request).
+    pub fn error_rate_above(service: ServiceName, threshold: f64, window: Duration) -> Self {
+        Condition::ErrorRateAbove {
+            service,
+            instance: None,
+            threshold,
+            window,
+            min_requests: 1,
+        }
+    }
+
+    /// A latency percentile of the whole service above `threshold` over `window`.
+    pub fn latency_above(
+        service: ServiceName,
+        quantile: Quantile,
+        threshold: Duration,
+        window: Duration,
+    ) -> Self {
+        Condition::LatencyAbove {
+            service,
+            instance: None,
+            quantile,
+            threshold,
+            window,
+        }
+    }
+
+    /// Like [`Condition::latency_above`] with the threshold in seconds, as bindings pass it.
+    ///
+    /// Errors: [`OrchestrateError::InvalidInput`] for a negative, NaN or infinite threshold.
+    pub fn latency_above_secs(
+        service: ServiceName,
+        quantile: Quantile,
+        threshold_secs: f64,
+        window: Duration,
+    ) -> Result<Self, OrchestrateError> {
+        let threshold = Duration::try_from_secs_f64(threshold_secs).map_err(|_| {
+            OrchestrateError::invalid(
+                "latency threshold",
+                format!("{threshold_secs} s is not a non-negative, finite number of seconds"),
+            )
+        })?;
+        Ok(Self::latency_above(service, quantile, threshold, window))
+    }
+
+    /// Request rate of the whole service below `per_second` over `window`.
+    pub fn request_rate_below(service: ServiceName, per_second: f64, window: Duration) -> Self {
+        Condition::RequestRateBelow {
+            service,
+            instance: None,
+            per_second,
+            window,
+        }
+    }
+
+    /// Request rate of the whole service above `per_second` over `window`.
+    pub fn request_rate_above(service: ServiceName, per_second: f64, window: Duration) -> Self {
+        Condition::RequestRateAbove {
+            service,
+            instance: None,
+            per_second,
+            window,
+        }
+    }
+
+    /// Any instance of `service` critical.
+    pub fn instance_critical(service: ServiceName) -> Self {
+        Condition::InstanceStatus {
+            service,
+            instance: None,
+            at_least: HealthStatus::Critical,
+        }
+    }
+
+    /// Any instance of `service` with an open breaker.
+    pub fn breaker_open(service: ServiceName) -> Self {
+        Condition::BreakerOpen {
+            service,
+            instance: None,
+        }
+    }
+
+    /// Narrows the condition to one instance.
+    pub fn for_instance(mut self, id: InstanceId) -> Self {
+        match &mut self {
+            Condition::ErrorRateAbove { instance, .. }
+            | Condition::LatencyAbove { instance, .. }
+            | Condition::RequestRateBelow { instance, .. }
+            | Condition::RequestRateAbove { instance, .. }
+            | Condition::InstanceStatus { instance, .. }
+            | Condition::BreakerOpen { instance, .. } => *instance = Some(id),
+        }
+        self
+    }
+
+    /// The service watched.
+    pub fn service(&self) -> &ServiceName {
+        match self {
+            Condition::ErrorRateAbove { service, .. }
+            | Condition::LatencyAbove { service, .. }
+            | Condition::RequestRateBelow { service, .. }
+            | Condition::RequestRateAbove { service, .. }
+            | Condition::InstanceStatus { service, .. }
+            | Condition::BreakerOpen { service, .. } => service,
+        }
+    }
+
+    /// The metric window, for metric conditions.
+    pub fn window(&self) -> Option<Duration> {
+        match self {
+            Condition::ErrorRateAbove { window, .. }
+            | Condition::LatencyAbove { window, .. }
+            | Condition::RequestRateBelow { window, .. }
+            | Condition::RequestRateAbove { window, .. } => Some(*window),
+            Condition::InstanceStatus { .. } | Condition::BreakerOpen { .. } => None,
+        }
+    }
+
+    /// Checks thresholds and windows (windows up to [`MAX_RULE_WINDOW`]).
+    pub fn validate(&self) -> Result<(), OrchestrateError> {
+        if let Some(window) = self.window() {
+            validate_window("alert window", window, MAX_RULE_WINDOW)?;
+        }
+        match self {
+            Condition::ErrorRateAbove { threshold, .. } => {
+                if !(0.0..=1.0).contains(threshold) {
+                    return Err(OrchestrateError::invalid(
+                        "error rate threshold",
+                        format!("{threshold} is outside 0..=1"),
+                    ));
+                }
+            }
+            Condition::RequestRateBelow { per_second, .. }
+            | Condition::RequestRateAbove { per_second, .. } => {
+                if !per_second.is_finite() || *per_second < 0.0 {
+                    return Err(OrchestrateError::invalid(
+                        "request rate threshold",
+                        format!("{per_second} is not a finite, non-negative rate"),
+                    ));
+                }
+            }
+            Condition::LatencyAbove { .. }
+            | Condition::InstanceStatus { .. }
+            | Condition::BreakerOpen { .. } => {}
+        }
+        Ok(())
+    }
+}
+
+/// A threshold rule: a [`Condition`] that must hold for `for_duration` before the alert
+/// fires.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct AlertRule {
+    /// Unique id within an engine: 1 to [`MAX_RULE_ID_LEN`] ASCII letters, digits, `-`, `_`,
+    /// `.` or `:`.
+    pub id: String,
+    /// Human-readable name, 1 to [`MAX_RULE_NAME_LEN`] bytes.
+    pub name: String,
+    /// How urgent (default warning).
+    pub severity: Severity,
+    /// Free-form labels copied into every event (`team=payments`).
+    pub labels: BTreeMap<String, String>,
+    /// What is watched.
+    pub condition: Condition,
+    /// How long the condition must hold before firing (0: fire on the first breached
+    /// evaluation; at most [`MAX_FOR`]).
+    pub for_duration: Duration,
+}
+
+impl AlertRule {
+    /// A warning rule with no labels that fires as soon as `condition` is breached.
+    pub fn new(id: impl Into<String>, name: impl Into<String>, condition: Condition) -> Self {
+        AlertRule {
+            id: id.into(),
+            name: name.into(),
+            severity: Severity::default(),
+            labels: BTreeMap::new(),
+            condition,
+            for_duration: Duration::ZERO,
+        }
+    }
+
+    /// Sets the severity.
+    pub fn severity(mut self, severity: Severity) -> Self {
+        self.severity = severity;
+        self
+    }
+
+    /// Adds a label.
+    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels.insert(key.into(), value.into());
+        self
+    }
+
+    /// Sets how long the condition must hold before firing.
+    pub fn for_duration(mut self, d: Duration) -> Self {
+        self.for_duration = d;
+        self
+    }
+
+    /// Checks every field.
+    ///
+    /// Errors: [`OrchestrateError::InvalidInput`] naming the field: an empty or malformed id,
+    /// an empty or overlong name, too many or malformed labels, a `for` above [`MAX_FOR`],
+    /// or a condition failing [`Condition::validate`].
+    pub fn validate(&self) -> Result<(), OrchestrateError> {
+        validate_token("alert rule id", &self.id)?;
+        if self.name.trim().is_empty() {
+            return Err(OrchestrateError::invalid(
+                "alert rule name",
+                "must not be empty",
+            ));
+        }
+        if self.name.len() > MAX_RULE_NAME_LEN {
+            return Err(OrchestrateError::invalid(
+                "alert rule name",
+                format!(
+                    "{} bytes is longer than {MAX_RULE_NAME_LEN}",
+                    self.name.len()
+                ),
+            ));
+        }
+        if self.labels.len() > MAX_RULE_LABELS {
+            return Err(OrchestrateError::invalid(
+                "alert rule labels",
+                format!(
+                    "{} labels is more than {MAX_RULE_LABELS}",
+                    self.labels.len()
+                ),
+            ));
+        }
+        for (k, v) in &self.labels {
+            validate_token("alert label key", k)?;
+            if v.len() > MAX_RULE_ID_LEN {
+                return Err(OrchestrateError::invalid(
+                    "alert label value",
+                    format!("value of {k:?} is longer than {MAX_RULE_ID_LEN} bytes"),
+                ));
+            }
+        }
+        if self.for_duration > MAX_FOR {
+            return Err(OrchestrateError::invalid(
+                "alert for duration",
+                format!("{:?} is longer than {MAX_FOR:?}", self.for_duration),
+            ));
+        }
+        self.condition.validate()
+    }
+}
+
+fn validate_token(what: &'static str, s: &str) -> Result<(), OrchestrateError> {
+    if s.is_empty() {
+        return Err(OrchestrateError::invalid(what, "must not be empty"));
+    }
+    if s.len() > MAX_RULE_ID_LEN {
+        return Err(OrchestrateError::invalid(
+            what,
+            format!("{} bytes is longer than {MAX_RULE_ID_LEN}", s.len()),
+        ));
+    }
+    if let Some(c) = s
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')))
+    {
+        return Err(OrchestrateError::invalid(
+            what,
+            format!("character {c:?} is not allowed (use ASCII letters, digits, - _ . :)"),
+        ));
+    }
+    Ok(())
+}
