@@ -13,8 +13,15 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod alerts;
+pub mod balance;
+pub mod breaker;
 pub mod error;
+pub mod health;
+pub mod hub;
+pub mod metrics;
 pub mod registry;
+pub mod retry;
 
 pub use error::OrchestrateError;
 
