@@ -39,7 +39,7 @@
 //! | event | what follows |
 //! | --- | --- |
 //! | [`ServiceHub::register`] | the instance is stored (critical, Consul's rule), then its checks are scheduled; if a check cannot be added nothing stays behind |
-//! | a check result turns an instance passing, warning or critical | the registry stores the new status and the service's balancers are rebuilt before the next pick, so a critical instance takes no new request from then on (failover) |
+//! | a check result turns an instance passing, warning or critical | the registry stores the new status and the service's balancers are rebuilt before the next pick, so a critical instance takes no new request from then on (failover), unless fewer than [`HubConfig::panic_threshold`] of the instances are healthy: then, as in Envoy, picks spread over all of them (set it to 0 to fail instead) |
 //! | a check stays critical longer than its `deregister_critical_after` | the instance is deregistered |
 //! | [`Pick::success`] / [`Pick::failure`] / dropping a [`Pick`] | in-flight count down, latency and outcome into the metrics and the window aggregates, the breaker's window, the outlier detector |
 //! | a breaker opens (or an instance is ejected) | the instance is skipped by picks until it is allowed again; the breaker state is a metric and an alert input |
