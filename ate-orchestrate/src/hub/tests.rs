@@ -213,12 +213,13 @@ async fn health_checks_drive_failover_and_recovery() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_open_breaker_takes_an_instance_out_until_it_recovers() {
-    let mut config = HubConfig::default();
-    config.breaker = BreakerConfig::default()
-        .with_window(SlidingWindow::Count { calls: 4 })
-        .with_minimum_calls(4)
-        .with_failure_rate_threshold(50.0)
-        .with_wait_in_open(Duration::from_secs(3600));
+    let config = HubConfig::default().with_breaker(
+        BreakerConfig::default()
+            .with_window(SlidingWindow::Count { calls: 4 })
+            .with_minimum_calls(4)
+            .with_failure_rate_threshold(50.0)
+            .with_wait_in_open(Duration::from_secs(3600)),
+    );
     let hub = ServiceHub::builder(Arc::new(MemoryRegistry::new()))
         .config(config)
         .build()
@@ -532,8 +533,7 @@ async fn hubs_sharing_a_sql_registry_see_each_others_changes() {
             .unwrap()
             .with_poll_interval(Duration::from_millis(20));
         // No panic mode: with its only instance critical, a pick must fail.
-        let mut config = HubConfig::default();
-        config.panic_threshold = 0.0;
+        let config = HubConfig::default().with_panic_threshold(0.0);
         ServiceHub::builder(Arc::new(store))
             .config(config)
             .build()
