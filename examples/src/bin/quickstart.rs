@@ -8,8 +8,11 @@
 //! audit events, stores a few files encrypted under the tenant's key (in `DATA_DIR/blobs`),
 //! reads them back whole and by range, rotates the tenant's key and reads again, registers a
 //! user with a new organization (`initech`), logs in, verifies the access token, refreshes and
-//! logs out, verifies the tenant's hash chain and prints a summary. Run it as often as you like: each run adds to the
-//! same log and overwrites the same files, and everything keeps verifying.
+//! logs out, starts two local HTTP instances of a service, registers them in the service
+//! registry with HTTP health checks, waits for them to pass, picks among them, calls them
+//! and prints the metrics text, verifies the tenant's hash chain and prints a summary. Run
+//! it as often as you like: each run adds to the same log and overwrites the same files
+//! (and replaces the previous run's instances), and everything keeps verifying.
 
 use ate_auth::password::Password;
 use ate_auth::{Auth, AuthConfig, ClientInfo, NewUser};
@@ -19,11 +22,17 @@ use ate_core::{
     AuditSink, Classify, CoreError, Db, ErrorKind, NewTenant, Principal, SqlAuditSink,
     SqlTenantStore, Tenant, TenantStore,
 };
+use ate_orchestrate::health::{CheckId, CheckKind, CheckSpec};
+use ate_orchestrate::hub::{PickOptions, ServiceHub};
+use ate_orchestrate::registry::{
+    InstanceId, InstanceSpec, Query, Scope, ServiceName, SqlRegistry, Visibility,
+};
 use ate_storage::blob::BlobStore;
 use ate_storage::keyring::{KEY_READ, KEY_ROTATE};
 use ate_storage::objects::{ObjectStore, PutOptions, STORAGE_READ, STORAGE_WRITE};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -194,7 +203,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     auth.logout(&refreshed.access.token, &client).await?;
     let after_logout = auth.verify(&refreshed.access.token).await;
 
-    // 7. Verify the chain and summarize.
+    // 7. Services: two local instances, health-checked, balanced, measured.
+    let services = run_services(&db, &admin).await?;
+
+    // 8. Verify the chain and summarize.
     let report = audit.verify_chain(&admin, acme.id).await?;
     let recent = audit
         .query(
@@ -294,6 +306,34 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             _ => "STILL ACCEPTED (bug)",
         }
     );
+    println!(
+        "  services   registered {} instances of `{}` ({} from the last run replaced), both passing their HTTP checks after {} ms",
+        services.instances.len(),
+        services.service,
+        services.replaced,
+        services.waited_ms
+    );
+    println!(
+        "             {} calls, least request: {}; p95 {:.2} ms, error rate {:.0}%",
+        services.calls,
+        services
+            .counts
+            .iter()
+            .map(|(id, n)| format!("{id} {n}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        services.p95_ms,
+        services.error_rate * 100.0
+    );
+    println!(
+        "  metrics    OpenMetrics text of {} lines; the request and health families:",
+        services.metrics.lines().count()
+    );
+    for line in services.metrics.lines().filter(|l| {
+        l.starts_with("ate_requests_total") || l.starts_with("ate_instance_health_status")
+    }) {
+        println!("    {line}");
+    }
     if let Some(b) = &report.first_break {
         return Err(CoreError::Integrity(b.to_string()).into());
     }
@@ -326,4 +366,122 @@ async fn ensure_tenant(
 
 fn hex_prefix(hash: &[u8; 32]) -> String {
     hash[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What the services part of the quickstart saw.
+struct ServicesRun {
+    service: ServiceName,
+    instances: Vec<InstanceId>,
+    replaced: usize,
+    waited_ms: u128,
+    calls: usize,
+    counts: Vec<(String, usize)>,
+    p95_ms: f64,
+    error_rate: f64,
+    metrics: String,
+}
+
+/// Starts two HTTP instances on loopback, registers them with health checks in the SQL
+/// registry, waits until both pass, calls the service through `ServiceHub::pick` and
+/// returns what happened with the metrics text.
+async fn run_services(
+    db: &Db,
+    admin: &Principal,
+) -> Result<ServicesRun, Box<dyn std::error::Error>> {
+    let store = Arc::new(SqlRegistry::open(db.clone()).await?);
+    let hub = ServiceHub::builder(store).build()?;
+    let service = ServiceName::new("quickstart-echo")?;
+
+    // The last run's instances listened on ports that are gone: replace them.
+    let stale = hub
+        .discover(
+            admin,
+            &Query::new(Visibility::Platform)
+                .service(service.clone())
+                .include_unhealthy(true),
+        )
+        .await?;
+    for old in &stale {
+        hub.deregister(admin, old.spec.scope, &service, &old.spec.id)
+            .await?;
+    }
+
+    let mut instances = Vec::new();
+    let mut servers = Vec::new();
+    for n in 1..=2 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let app = axum::Router::new()
+            .route("/health", axum::routing::get(|| async { "ok" }))
+            .route(
+                "/echo",
+                axum::routing::get(move || async move { format!("hello from echo-{n}") }),
+            );
+        servers.push(tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        }));
+        let id = InstanceId::new(format!("echo-{n}"))?;
+        let url = format!("http://{addr}");
+        let spec = InstanceSpec::new(Scope::Platform, service.clone(), id.clone(), &url)?
+            .tag("quickstart");
+        let check = CheckSpec::new(
+            CheckId::new(format!("echo-{n}-http"))?,
+            Scope::Platform,
+            service.clone(),
+            id.clone(),
+            CheckKind::http(format!("{url}/health")),
+        )
+        .interval(Duration::from_millis(200))
+        .timeout(Duration::from_millis(150));
+        hub.register(admin, spec, vec![check]).await?;
+        instances.push(id);
+    }
+
+    // New instances start critical; wait (at most 10 s) for both checks to pass.
+    let started = Instant::now();
+    let healthy = Query::new(Visibility::Platform).service(service.clone());
+    while hub.discover(admin, &healthy).await?.len() < 2 {
+        if started.elapsed() > Duration::from_secs(10) {
+            return Err(CoreError::Unavailable {
+                message: "the quickstart's instances did not pass their health checks within 10 s"
+                    .into(),
+                source: None,
+            }
+            .into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let waited_ms = started.elapsed().as_millis();
+
+    // Call the service ten times through the balancer; each call's outcome is recorded.
+    let client = reqwest::Client::new();
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    let calls = 10;
+    for _ in 0..calls {
+        let pick = hub.pick(admin, &service, PickOptions::new()).await?;
+        let url = pick.instance().spec.endpoint.join("echo")?;
+        let id = pick.instance().spec.id.to_string();
+        match client.get(url).send().await {
+            Ok(r) if r.status().is_success() => pick.success(),
+            _ => pick.failure(ErrorKind::Unavailable),
+        }
+        *counts.entry(id).or_default() += 1;
+    }
+    let stats = hub.stats(&service, None, Duration::from_secs(60))?;
+    let metrics = hub.metrics_text()?;
+    hub.shutdown().await;
+    for s in servers {
+        s.abort();
+    }
+    Ok(ServicesRun {
+        service,
+        instances,
+        replaced: stale.len(),
+        waited_ms,
+        calls,
+        counts: counts.into_iter().collect(),
+        p95_ms: stats.p95.map_or(0.0, |d| d.as_secs_f64() * 1000.0),
+        error_rate: stats.error_rate,
+        metrics,
+    })
 }
