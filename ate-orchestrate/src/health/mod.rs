@@ -162,6 +162,33 @@ pub trait HealthReporter: Send + Sync {
         &self,
         request: DeregisterRequest,
     ) -> Result<(), OrchestrateError>;
+
+    /// A check ran (every probe run; not TTL updates), with how long it took: for
+    /// metrics such as `ate_health_check_duration_seconds`. Called in order with the other
+    /// reports; must be cheap. The default does nothing.
+    async fn check_ran(&self, run: CheckRun) {
+        let _ = run;
+    }
+}
+
+/// One probe run, as [`HealthReporter::check_ran`] sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CheckRun {
+    /// The instance's scope.
+    pub scope: Scope,
+    /// Its service.
+    pub service: ServiceName,
+    /// Its id.
+    pub instance: InstanceId,
+    /// The check.
+    pub check: CheckId,
+    /// The check kind's stable name (`http`, `tcp`, `custom`).
+    pub kind: &'static str,
+    /// What the run saw.
+    pub status: HealthStatus,
+    /// How long it took.
+    pub duration: Duration,
 }
 
 /// Cuts `s` to at most [`MAX_OUTPUT_LEN`] bytes on a character boundary.

@@ -3,8 +3,8 @@
 use super::spec::{CheckSpec, Prepared, Probe};
 use super::state::ThresholdState;
 use super::{
-    CheckId, CheckResult, DeregisterRequest, HealthReporter, StatusChange, cap_output, custom,
-    http, millis, tcp,
+    CheckId, CheckResult, CheckRun, DeregisterRequest, HealthReporter, StatusChange, cap_output,
+    custom, http, millis, tcp,
 };
 use crate::error::OrchestrateError;
 use crate::registry::{HealthStatus, InstanceId, Scope, ServiceName};
@@ -578,6 +578,7 @@ enum Step {
 enum Event {
     Status(StatusChange),
     Deregister(DeregisterRequest),
+    Ran(CheckRun),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -837,6 +838,15 @@ async fn probe(
     };
     let duration = started.elapsed();
     drop(permit);
+    let _ = shared.events.send(Event::Ran(CheckRun {
+        scope: spec.scope,
+        service: spec.service.clone(),
+        instance: spec.instance.clone(),
+        check: spec.id.clone(),
+        kind: spec.probe.kind_name(),
+        status,
+        duration,
+    }));
     let result = CheckResult {
         at,
         status,
@@ -884,6 +894,7 @@ async fn deliver(reporter: &dyn HealthReporter, event: Event) {
                 tracing::warn!("health reporter failed to deregister {what}: {e}");
             }
         }
+        Event::Ran(run) => reporter.check_ran(run).await,
     }
 }
 

@@ -397,6 +397,18 @@ pub(crate) enum Probe {
     Custom(Arc<dyn CustomCheck>),
 }
 
+impl Probe {
+    /// The kind's stable name, as [`CheckKind::name`] gives it.
+    pub(crate) fn kind_name(&self) -> &'static str {
+        match self {
+            Probe::Http { .. } => "http",
+            Probe::Tcp(_) => "tcp",
+            Probe::Ttl { .. } => "ttl",
+            Probe::Custom(_) => "custom",
+        }
+    }
+}
+
 impl fmt::Debug for Probe {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -60,7 +60,8 @@ use crate::alerts::{AlertEngine, AlertHistory, AlertLoop, AlertSink};
 use crate::balance::{DEFAULT_PANIC_THRESHOLD, Strategy};
 use crate::breaker::{BreakerConfig, OutlierConfig};
 use crate::health::{
-    CheckSpec, DeregisterRequest, HealthReporter, HealthScheduler, SchedulerConfig, StatusChange,
+    CheckRun, CheckSpec, DeregisterRequest, HealthReporter, HealthScheduler, SchedulerConfig,
+    StatusChange,
 };
 use crate::metrics::{
     MetricsRecorder, Outcome, RecorderConfig, ServiceMetrics, WindowStats, render_openmetrics,
@@ -452,6 +453,17 @@ impl HealthReporter for Reporter {
         }
     }
 
+    async fn check_ran(&self, run: CheckRun) {
+        if let Some(inner) = self.hub() {
+            inner.metrics.observe_check_duration(
+                &run.service,
+                &run.instance,
+                run.kind,
+                run.duration,
+            );
+        }
+    }
+
     async fn deregister_requested(
         &self,
         request: DeregisterRequest,
@@ -748,6 +760,53 @@ impl ServiceHub {
         if let Some(l) = alert_loop {
             l.stop().await;
         }
+    }
+}
+
+/// The hub as a [`Picker`](crate::layer::Picker) for the tower
+/// [`BalanceLayer`](crate::layer::BalanceLayer): every attempt is a [`ServiceHub::pick`]
+/// of one service for one principal, with breakers, ejection, metrics and failover.
+#[cfg(feature = "tower")]
+#[derive(Debug, Clone)]
+pub struct HubPicker {
+    hub: ServiceHub,
+    principal: Principal,
+    service: ServiceName,
+    options: PickOptions,
+}
+
+#[cfg(feature = "tower")]
+impl HubPicker {
+    /// Picks instances of `service` as `principal` with `options` (a request's key header,
+    /// when the layer has one, replaces [`PickOptions::key`]).
+    pub fn new(
+        hub: ServiceHub,
+        principal: Principal,
+        service: ServiceName,
+        options: PickOptions,
+    ) -> Self {
+        HubPicker {
+            hub,
+            principal,
+            service,
+            options,
+        }
+    }
+}
+
+#[cfg(feature = "tower")]
+impl crate::layer::Picker<Instance> for HubPicker {
+    fn pick<'a>(&'a self, key: Option<&'a [u8]>) -> crate::layer::PickFuture<'a, Instance> {
+        Box::pin(async move {
+            let mut options = self.options.clone();
+            if let Some(key) = key {
+                options.key = Some(key.to_vec());
+            }
+            self.hub
+                .pick(&self.principal, &self.service, options)
+                .await
+                .map(Pick::into_guard)
+        })
     }
 }
 

@@ -92,6 +92,22 @@ impl ServiceState {
                 );
             }));
         }
+        {
+            let service = service.clone();
+            outliers.add_listener(Arc::new(move |event: &crate::breaker::OutlierEvent| {
+                let Some(id) = instance_of(&event.endpoint) else {
+                    return;
+                };
+                let ejected = matches!(event.change, crate::breaker::OutlierChange::Ejected { .. });
+                metrics.set_ejected(&service, &id, ejected);
+                tracing::info!(
+                    service = %service,
+                    endpoint = %event.endpoint,
+                    change = ?event.change,
+                    "outlier detection"
+                );
+            }));
+        }
         let observer = Arc::new(MetricsObserver {
             service: service.clone(),
             recorder,

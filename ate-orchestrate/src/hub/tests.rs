@@ -587,3 +587,98 @@ async fn hubs_sharing_a_sql_registry_see_each_others_changes() {
     })
     .await;
 }
+
+/// The tower layer over the hub, with a real HTTP client: a failing instance costs no
+/// failed call (retries), its breaker opens, and once it recovers a half-open probe closes
+/// the breaker again.
+#[cfg(feature = "tower")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tower_layer_over_the_hub_survives_failure_and_recovery() {
+    use crate::layer::BalanceLayer;
+    use tower::{Layer, ServiceExt, service_fn};
+
+    let (a, b) = (server().await, server().await);
+    let config = HubConfig::default().with_breaker(
+        BreakerConfig::default()
+            .with_window(SlidingWindow::Count { calls: 4 })
+            .with_minimum_calls(2)
+            .with_failure_rate_threshold(50.0)
+            .with_wait_in_open(Duration::from_millis(200)),
+    );
+    let hub = ServiceHub::builder(Arc::new(MemoryRegistry::new()))
+        .config(config)
+        .build()
+        .unwrap();
+    for (id, s) in [("web-a", &a), ("web-b", &b)] {
+        let spec = InstanceSpec::new(Scope::Platform, name("web"), iid(id), &s.url).unwrap();
+        hub.register(&admin(), spec, vec![]).await.unwrap();
+        hub.set_status(
+            &admin(),
+            Scope::Platform,
+            &name("web"),
+            &iid(id),
+            HealthStatus::Passing,
+            "",
+        )
+        .await
+        .unwrap();
+    }
+    let picker = HubPicker::new(
+        hub.clone(),
+        admin(),
+        name("web"),
+        PickOptions::new().strategy(Strategy::RoundRobin),
+    );
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let client = service_fn(move |req: http::Request<String>| {
+        let http = http.clone();
+        async move {
+            let req = reqwest::Request::try_from(req)?;
+            let res = http.execute(req).await?;
+            let status = res.status();
+            let body = res.text().await?;
+            let mut out = http::Response::new(body);
+            *out.status_mut() = status;
+            Ok::<_, reqwest::Error>(out)
+        }
+    });
+    let service = BalanceLayer::new(Arc::new(picker)).layer(client);
+    let call = |service: crate::layer::BalanceService<_, Instance>| async move {
+        let request = http::Request::get("/work").body(String::new()).unwrap();
+        service.oneshot(request).await.unwrap().status()
+    };
+
+    // b answers 503: every call still succeeds (retried on a), and b's breaker opens.
+    b.status.store(503, Ordering::SeqCst);
+    for _ in 0..12 {
+        assert_eq!(call(service.clone()).await, 200);
+    }
+    let state = |hub: &ServiceHub| {
+        hub.breaker_states(&name("web"))
+            .into_iter()
+            .find(|(e, _)| e == "platform/web-b")
+            .map(|(_, s)| s)
+    };
+    assert_eq!(state(&hub), Some(BreakerState::Open));
+    let failed = hub
+        .stats(&name("web"), Some(&iid("web-b")), Duration::from_secs(60))
+        .unwrap();
+    assert!(failed.errors >= 2, "{failed:?}");
+
+    // b recovers; after the open wait a probe reaches it and the breaker closes.
+    b.status.store(200, Ordering::SeqCst);
+    eventually("web-b's breaker closed again", || async {
+        assert_eq!(call(service.clone()).await, 200);
+        state(&hub) == Some(BreakerState::Closed)
+    })
+    .await;
+    let text = hub.metrics_text().unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("ate_circuit_breaker_transitions_total")
+                && l.contains("instance=\"web-b\"")
+                && l.contains("to=\"half_open\"")
+                && !l.ends_with(" 0")),
+        "{text}"
+    );
+}

@@ -160,13 +160,14 @@ const BREAKER_STATES: [BreakerStateMetric; 3] = [
 /// | `ate_instance_health_status` | gauge (1 for the current status, 0 for the others) | `service`, `instance`, `status` |
 /// | `ate_circuit_breaker_state` | gauge (0 closed, 1 open, 2 half-open) | `service`, `instance` |
 /// | `ate_circuit_breaker_transitions_total` | counter | `service`, `instance`, `to` |
+/// | `ate_outlier_ejected` | gauge (1 while ejected by outlier detection) | `service`, `instance` |
 /// | `ate_health_check_duration_seconds` | histogram ([`CHECK_DURATION_BUCKETS`]) | `service`, `instance`, `kind` |
 ///
 /// **Cardinality** is bounded by construction: the only open-ended label values are service
 /// names and instance ids, which are validated registry names; every other label takes a
 /// value from a fixed set (2 outcomes, 12 error kinds, 3 statuses, 3 breaker states, and
 /// check kinds, which are `&'static str` chosen by code, not by input). An instance therefore
-/// owns at most `2 + 12 + 1 + 3 + 1 + 3 + kinds` series. Call
+/// owns at most `2 + 12 + 1 + 3 + 1 + 3 + 1 + kinds` series. Call
 /// [`ServiceMetrics::forget_instance`] when an instance is deregistered so its series stop
 /// being exported.
 #[derive(Debug, Clone)]
@@ -177,6 +178,7 @@ pub struct ServiceMetrics {
     health: Family<StatusLabels, Gauge>,
     breaker: Family<InstanceLabels, Gauge>,
     transitions: Family<TransitionLabels, Counter>,
+    ejected: Family<InstanceLabels, Gauge>,
     check_duration: HistogramFamily<CheckLabels>,
     check_kinds: Arc<RwLock<BTreeSet<&'static str>>>,
 }
@@ -204,6 +206,7 @@ impl ServiceMetrics {
             health: Family::default(),
             breaker: Family::default(),
             transitions: Family::default(),
+            ejected: Family::default(),
             check_duration: Family::new_with_constructor(check_histogram),
             check_kinds: Arc::new(RwLock::new(BTreeSet::new())),
         }
@@ -245,6 +248,11 @@ impl ServiceMetrics {
             "ate_circuit_breaker_transitions",
             "Circuit breaker state changes of a service instance, by new state",
             self.transitions.clone(),
+        );
+        registry.register(
+            "ate_outlier_ejected",
+            "Whether outlier detection has ejected a service instance: 1 ejected, 0 not",
+            self.ejected.clone(),
         );
         registry.register_with_unit(
             "ate_health_check_duration",
@@ -327,6 +335,13 @@ impl ServiceMetrics {
         }
     }
 
+    /// Sets `ate_outlier_ejected` (1 while ejected).
+    pub fn set_ejected(&self, service: &ServiceName, instance: &InstanceId, ejected: bool) {
+        self.ejected
+            .get_or_create(&labels(service, instance))
+            .set(i64::from(ejected));
+    }
+
     /// Observes one health check's duration. `kind` is the check kind's stable name
     /// (`http`, `tcp`, `ttl`, `custom`); being `&'static str` keeps the label set bounded.
     pub fn observe_check_duration(
@@ -387,6 +402,7 @@ impl ServiceMetrics {
             });
         }
         self.breaker.remove(&base);
+        self.ejected.remove(&base);
         for to in BREAKER_STATES {
             self.transitions.remove(&TransitionLabels {
                 service: s.clone(),
