@@ -25,15 +25,27 @@ use pyo3::types::PyString;
 use std::sync::Arc;
 
 /// The auth configuration from the constructor's keywords; `None` when auth is not wanted.
+///
+/// `verify_cache_seconds` is `AuthConfig::verify_cache_ttl`: how long a verification may
+/// trust a cached "user and session still active" answer (0 turns the cache off).
 pub(crate) fn auth_config(
     issuer: Option<String>,
     audience: Option<String>,
+    verify_cache_seconds: f64,
     insecure_fast_password_hashing: bool,
 ) -> Result<Option<AuthConfig>, Error> {
+    let verify_cache_ttl =
+        std::time::Duration::try_from_secs_f64(verify_cache_seconds).map_err(|_| {
+            Error::invalid(format!(
+                "auth_verify_cache_seconds must be a finite, non-negative number of seconds, \
+                 not {verify_cache_seconds}"
+            ))
+        })?;
     match (issuer, audience) {
         (Some(issuer), Some(audience)) => {
             let mut config = AuthConfig::new(issuer, audience);
             config.insecure_fast_hashing_for_tests = insecure_fast_password_hashing;
+            config.verify_cache_ttl = verify_cache_ttl;
             Ok(Some(config))
         }
         (None, None) if insecure_fast_password_hashing => Err(Error::invalid(

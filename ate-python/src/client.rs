@@ -8,6 +8,7 @@
 use crate::auth::{AsyncAuth, Auth, auth_config};
 use crate::convert::{parse_id, to_json, to_utc};
 use crate::error::Error;
+use crate::registry::{AsyncRegistry, Hub, Registry};
 use crate::storage::{AsyncStorage, Storage};
 use crate::types::{AuditEvent, AuditPage, ChainHead, ChainReport, Tenant, TenantPage};
 use crate::{awaitable, block};
@@ -22,16 +23,18 @@ use ate_storage::blob::{BlobBackend, BlobStore};
 use ate_storage::objects::ObjectStore;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDateTime};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// The stores behind one `Ate`/`AsyncAte`, acting as one platform-level principal.
 pub(crate) struct Core {
-    db: Db,
+    pub(crate) db: Db,
     tenants: SqlTenantStore,
     audit: SqlAuditSink,
     pub(crate) storage: Option<ObjectStore>,
     pub(crate) auth: Option<ate_auth::Auth>,
     pub(crate) actor: Principal,
+    /// The service hub behind `a.registry`, built on first use.
+    pub(crate) registry: tokio::sync::OnceCell<Arc<Hub>>,
 }
 
 /// What the constructor's keyword arguments enable beyond tenants and the audit log:
@@ -147,6 +150,7 @@ impl Core {
             auth,
             db,
             actor,
+            registry: tokio::sync::OnceCell::new(),
         }))
     }
 
@@ -341,6 +345,9 @@ impl Core {
         Ok(self.audit.verify_chain(&self.actor, tenant).await?.into())
     }
     async fn close(self: Arc<Self>) -> Result<(), Error> {
+        if let Some(hub) = self.registry.get() {
+            hub.shutdown().await;
+        }
         self.db.close().await;
         Ok(())
     }
@@ -477,7 +484,11 @@ api_classes!(
 /// data keys and token signing keys are wrapped, with `retired_master_keys` still able to
 /// unwrap. `insecure_fast_password_hashing=True` replaces Argon2id's OWASP cost with a
 /// trivial one: FOR TESTS ONLY, never with real passwords. `actor` is the platform
-/// administrator the process acts as in the audit log.
+/// administrator the process acts as in the audit log. `auth_verify_cache_seconds` (default
+/// 1.0) bounds how long `a.auth.verify` may trust a cached "user and session still active"
+/// answer, i.e. how soon changes made by another process on the same database are seen;
+/// 0 turns the cache off (every verification reads the database). `a.registry` (service
+/// discovery, health checks, balancing, metrics, alerts) needs no keyword.
 #[pyclass(module = "ate", frozen)]
 pub(crate) struct Ate {
     core: Arc<Core>,
@@ -487,12 +498,13 @@ pub(crate) struct Ate {
     audit: Py<Audit>,
     storage: Py<Storage>,
     auth: Py<Auth>,
+    registry: OnceLock<Py<Registry>>,
 }
 
 #[pymethods]
 impl Ate {
     #[new]
-    #[pyo3(signature = (database_url, *, storage_url = None, master_key = None, retired_master_keys = None, auth_issuer = None, auth_audience = None, insecure_fast_password_hashing = false, actor = "system:python"))]
+    #[pyo3(signature = (database_url, *, storage_url = None, master_key = None, retired_master_keys = None, auth_issuer = None, auth_audience = None, auth_verify_cache_seconds = 1.0, insecure_fast_password_hashing = false, actor = "system:python"))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -502,11 +514,17 @@ impl Ate {
         retired_master_keys: Option<&Bound<'_, PyAny>>,
         auth_issuer: Option<String>,
         auth_audience: Option<String>,
+        auth_verify_cache_seconds: f64,
         insecure_fast_password_hashing: bool,
         actor: &str,
     ) -> PyResult<Self> {
         let principal = host_principal(actor)?;
-        let auth = auth_config(auth_issuer, auth_audience, insecure_fast_password_hashing)?;
+        let auth = auth_config(
+            auth_issuer,
+            auth_audience,
+            auth_verify_cache_seconds,
+            insecure_fast_password_hashing,
+        )?;
         let options = Options::new(storage_url, master_key, retired_master_keys, auth)?;
         let core = block(py, Core::open(database_url, principal, options))?;
         Ok(Ate {
@@ -514,6 +532,7 @@ impl Ate {
             audit: Py::new(py, Audit { core: core.clone() })?,
             storage: Py::new(py, Storage { core: core.clone() })?,
             auth: Py::new(py, Auth { core: core.clone() })?,
+            registry: OnceLock::new(),
             core,
         })
     }
@@ -532,6 +551,27 @@ impl Ate {
     fn auth(&self, py: Python<'_>) -> PyResult<Py<Auth>> {
         self.core.auth_service()?;
         Ok(self.auth.clone_ref(py))
+    }
+
+    /// The service registry: instances, health checks, balancing, metrics and alerts.
+    /// The first access opens the registry's tables (a short blocking call).
+    #[getter]
+    fn registry(&self, py: Python<'_>) -> PyResult<Py<Registry>> {
+        if let Some(r) = self.registry.get() {
+            return Ok(r.clone_ref(py));
+        }
+        let hub = block(py, {
+            let core = self.core.clone();
+            async move { core.hub().await }
+        })?;
+        let made = Py::new(
+            py,
+            Registry {
+                core: self.core.clone(),
+                hub,
+            },
+        )?;
+        Ok(self.registry.get_or_init(|| made).clone_ref(py))
     }
 
     /// `"sqlite"` or `"postgres"`.
@@ -575,6 +615,7 @@ pub(crate) struct AsyncAte {
     audit: Py<AsyncAudit>,
     storage: Py<AsyncStorage>,
     auth: Py<AsyncAuth>,
+    registry: OnceLock<Py<AsyncRegistry>>,
 }
 
 impl AsyncAte {
@@ -584,6 +625,7 @@ impl AsyncAte {
             audit: Py::new(py, AsyncAudit { core: core.clone() })?,
             storage: Py::new(py, AsyncStorage { core: core.clone() })?,
             auth: Py::new(py, AsyncAuth { core: core.clone() })?,
+            registry: OnceLock::new(),
             core,
         })
     }
@@ -593,7 +635,7 @@ impl AsyncAte {
 impl AsyncAte {
     /// Opens the database without blocking the event loop.
     #[staticmethod]
-    #[pyo3(signature = (database_url, *, storage_url = None, master_key = None, retired_master_keys = None, auth_issuer = None, auth_audience = None, insecure_fast_password_hashing = false, actor = "system:python"))]
+    #[pyo3(signature = (database_url, *, storage_url = None, master_key = None, retired_master_keys = None, auth_issuer = None, auth_audience = None, auth_verify_cache_seconds = 1.0, insecure_fast_password_hashing = false, actor = "system:python"))]
     #[allow(clippy::too_many_arguments)]
     fn open<'py>(
         py: Python<'py>,
@@ -603,11 +645,17 @@ impl AsyncAte {
         retired_master_keys: Option<&Bound<'py, PyAny>>,
         auth_issuer: Option<String>,
         auth_audience: Option<String>,
+        auth_verify_cache_seconds: f64,
         insecure_fast_password_hashing: bool,
         actor: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
         let principal = host_principal(actor)?;
-        let auth = auth_config(auth_issuer, auth_audience, insecure_fast_password_hashing)?;
+        let auth = auth_config(
+            auth_issuer,
+            auth_audience,
+            auth_verify_cache_seconds,
+            insecure_fast_password_hashing,
+        )?;
         let options = Options::new(storage_url, master_key, retired_master_keys, auth)?;
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
             let core = Core::open(database_url, principal, options).await?;
@@ -629,6 +677,27 @@ impl AsyncAte {
     fn auth(&self, py: Python<'_>) -> PyResult<Py<AsyncAuth>> {
         self.core.auth_service()?;
         Ok(self.auth.clone_ref(py))
+    }
+
+    /// The service registry (asyncio). The first access opens the registry's tables: a
+    /// short blocking call, made once per client.
+    #[getter]
+    fn registry(&self, py: Python<'_>) -> PyResult<Py<AsyncRegistry>> {
+        if let Some(r) = self.registry.get() {
+            return Ok(r.clone_ref(py));
+        }
+        let hub = block(py, {
+            let core = self.core.clone();
+            async move { core.hub().await }
+        })?;
+        let made = Py::new(
+            py,
+            AsyncRegistry {
+                core: self.core.clone(),
+                hub,
+            },
+        )?;
+        Ok(self.registry.get_or_init(|| made).clone_ref(py))
     }
 
     /// `"sqlite"` or `"postgres"`.

@@ -8,6 +8,7 @@
 //! * `client`: `Ate` (blocking) and `AsyncAte` (asyncio) over one async core;
 //! * `storage`: `a.storage`, encrypted objects (bytes or streamed file objects);
 //! * `auth`: `a.auth`, users, logins, tokens and sessions; `ate.auth.JwtVerifier`;
+//! * `registry`: `a.registry`, service discovery, health checks, balancing, metrics, alerts;
 //! * `crypto`: `ate.crypto`, Cobblestone-256 one-shot.
 //!
 //! Every blocking call goes through `block`, which releases the GIL while the operation
@@ -33,6 +34,7 @@ mod client;
 mod convert;
 mod crypto;
 mod error;
+mod registry;
 mod storage;
 mod types;
 
@@ -91,6 +93,17 @@ fn _ate(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<types::Session>()?;
     m.add_class::<types::Tokens>()?;
     m.add_class::<types::SigningKeyInfo>()?;
+    m.add_class::<registry::Registry>()?;
+    m.add_class::<registry::AsyncRegistry>()?;
+    m.add_class::<registry::Pick>()?;
+    m.add_class::<registry::CheckDefinition>()?;
+    m.add_class::<types::Instance>()?;
+    m.add_class::<types::Stats>()?;
+    m.add_class::<types::CheckResult>()?;
+    m.add_class::<types::AlertEvent>()?;
+    m.add_function(wrap_pyfunction!(registry::http_check, m)?)?;
+    m.add_function(wrap_pyfunction!(registry::tcp_check, m)?)?;
+    m.add_function(wrap_pyfunction!(registry::ttl_check, m)?)?;
     m.add_function(wrap_pyfunction!(error::_error_classes, m)?)?;
     crypto::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -450,3 +450,20 @@ def test_module_docstring_examples_run():
 
     failures, tried = doctest.testmod(ate.auth, verbose=False)
     assert tried > 0 and failures == 0
+
+
+def test_verify_cache_off_sees_another_handles_disable_at_once(sqlite_path):
+    url = f"sqlite://{sqlite_path}"
+    with open_auth(url) as first, open_auth(url, auth_verify_cache_seconds=0) as second:
+        org, owner = register(first, "cacheless")
+        token = first.auth.login(org.id, "owner@cacheless.example", PASSWORD).access_token
+        assert second.auth.verify(token).tenant_id == org.id  # would fill a cache, if any
+        first.auth.disable_user(org.id, owner.id)
+        with pytest.raises(ate.UnauthenticatedError):
+            second.auth.verify(token)
+
+
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), float("inf")])
+def test_verify_cache_seconds_rejects_negative_and_nan(bad):
+    with pytest.raises(ate.InvalidInputError, match="auth_verify_cache_seconds"):
+        open_auth("sqlite::memory:", auth_verify_cache_seconds=bad)

@@ -12,7 +12,9 @@ True
 b'region'
 
 With ``auth_issuer``, ``auth_audience`` and ``master_key``, ``a.auth`` registers users,
-logs them in, refreshes and verifies tokens (see ``ate.auth``).
+logs them in, refreshes and verifies tokens (see ``ate.auth``). ``a.registry`` registers
+service instances, checks their health, picks one per request and renders metrics (see
+``ate.registry``).
 
 Every blocking call releases the GIL. ``ate.AsyncAte`` offers the same surface for asyncio.
 """
@@ -50,7 +52,7 @@ from ate._ate import (
     UserPage,
     __version__,
 )
-from ate import auth, crypto
+from ate import auth, crypto, registry
 from ate._errors import (
     AlreadyExistsError,
     AteError,
@@ -70,6 +72,7 @@ from ate._errors import (
 __all__ = [
     "auth",
     "crypto",
+    "registry",
     "Ate",
     "AsyncAte",
     "AsyncAudit",
