@@ -2,8 +2,10 @@
 //!
 //! * `auth_verify_{eddsa,es256,rs256}`: one access token of that algorithm, verified by
 //!   `TokenService::verify` (signature, claims, denylist; no database round trip: the denylist
-//!   is cached and reloaded at most once a second) and by `Auth::verify` (the same, plus the
-//!   tenant, user and session checks, one indexed query on a SQLite file), against
+//!   is cached and reloaded at most once a second), by `Auth::verify` (the same, plus the
+//!   tenant, user and session checks, answered by the verification cache, 1 s TTL) and by
+//!   `Auth::verify` with the cache off (`auth_verify_uncached`: one indexed query on a SQLite
+//!   file per call), against
 //!   the baseline `jsonwebtoken::decode` of the same token with the same public key,
 //!   checking the same issuer, audience, `exp`/`nbf` and leeway, into a struct of the same
 //!   claims.
@@ -175,6 +177,24 @@ fn verify(c: &mut Criterion, algorithm: SigningAlgorithm) {
     });
     group.bench_function("auth_verify", |b| {
         let (auth, token) = (&f.auth, &token);
+        b.to_async(&rt)
+            .iter(|| async move { black_box(auth.verify(black_box(token)).await.expect("ok")) })
+    });
+    // A second handle on the same database (same signing keys) with the cache off.
+    let mut uncached_config = config(algorithm, true);
+    uncached_config.verify_cache_ttl = std::time::Duration::ZERO;
+    let master = Arc::new(LocalKeyProvider::new(SecretKey::from_bytes([5; 32])));
+    let uncached = rt
+        .block_on(Auth::open(
+            f.auth.users().db().clone(),
+            master,
+            uncached_config,
+        ))
+        .expect("open uncached auth");
+    rt.block_on(uncached.verify(&token))
+        .expect("ATE verify, uncached");
+    group.bench_function("auth_verify_uncached", |b| {
+        let (auth, token) = (&uncached, &token);
         b.to_async(&rt)
             .iter(|| async move { black_box(auth.verify(black_box(token)).await.expect("ok")) })
     });
