@@ -17,7 +17,7 @@ use crate::sessions::{RefreshToken, Session, SessionPolicy, SessionStore};
 use crate::store::{Attempt, LockoutPolicy, NewUser, Refusal, UserStore};
 use crate::tokens::{AccessToken, TokenConfig, TokenService};
 use crate::users::{USERS_MANAGE, User, UserStatus};
-use crate::verify_cache::VerifyCache;
+use crate::verify_cache::{VerifyCache, VerifyFacts};
 use ate_core::audit::{AuditAction, NewAuditEvent, Outcome, actions};
 use ate_core::keys::KeyProvider;
 use ate_core::{
@@ -443,7 +443,11 @@ impl Auth {
 
     /// The user, if the tenant is active and the user active and not locked now.
     async fn usable_user(&self, tenant: TenantId, id: UserId) -> Result<User, AuthError> {
-        Ok(self.usable(tenant, id, None, Read::Fresh).await?.0)
+        Ok(self
+            .usable(tenant, id, None, Read::Fresh)
+            .await?
+            .user
+            .clone())
     }
 
     /// The user (and whether session `sid`, if given, is still open), if the tenant is active
@@ -454,9 +458,13 @@ impl Auth {
         id: UserId,
         sid: Option<Uuid>,
         read: Read,
-    ) -> Result<(User, bool), AuthError> {
+    ) -> Result<Arc<VerifyFacts>, AuthError> {
         let facts = match read {
-            Read::Fresh => self.users.verify_state(tenant, id, sid).await?,
+            Read::Fresh => self
+                .users
+                .verify_state(tenant, id, sid)
+                .await?
+                .map(Arc::new),
             Read::Cached => self.users.verify_facts(tenant, id, sid).await?,
         };
         let Some(facts) = facts else {
@@ -465,13 +473,13 @@ impl Auth {
         if !facts.tenant_active {
             return Err(AuthError::token("the tenant is not active"));
         }
-        let user = facts.user;
+        let user = &facts.user;
         if user.status != UserStatus::Active
             || user.locked_until.is_some_and(|t| t > self.clock.now())
         {
             return Err(AuthError::token("the user is disabled or locked"));
         }
-        Ok((user, facts.session_open))
+        Ok(facts)
     }
 
     /// Verifies an access token and returns the principal it carries. Besides the
@@ -480,7 +488,7 @@ impl Auth {
     /// token not individually revoked.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         let claims = self.tokens.verify(token).await?;
-        self.check_claims(&claims).await?.user.principal()
+        Ok(self.check_claims(&claims).await?.facts.principal.clone())
     }
 
     /// The checks of [`verify`](Self::verify) after the signature and claims: the tenant,
@@ -503,23 +511,27 @@ impl Auth {
                     .map_err(|_| AuthError::token("the session claim is not a session id"))
             })
             .transpose()?;
-        let (user, session_open) = self.usable(tenant, id, sid, Read::Cached).await?;
-        if claims.iat < user.not_before.timestamp() {
+        let facts = self.usable(tenant, id, sid, Read::Cached).await?;
+        if claims.iat < facts.user.not_before.timestamp() {
             return Err(AuthError::token("the token was issued before a logout"));
         }
         // `iat` has whole seconds: a token from the same second as a "log out everywhere"
         // would pass the check above. Its session, though, was ended.
-        if sid.is_some() && !session_open {
+        if sid.is_some() && !facts.session_open {
             return Err(AuthError::token("the token's session has ended"));
         }
-        Ok(Verified { user, session: sid })
+        Ok(Verified {
+            facts,
+            session: sid,
+        })
     }
 
     /// Ends the session of `token` (single logout): its refresh tokens stop working and the
     /// access token is denied until it would have expired.
     pub async fn logout(&self, access_token: &str, client: &ClientInfo) -> Result<(), AuthError> {
         let claims = self.tokens.verify(access_token).await?;
-        let Verified { user, session } = self.check_claims(&claims).await?;
+        let Verified { facts, session } = self.check_claims(&claims).await?;
+        let user = &facts.user;
         if let Some(sid) = session {
             self.sessions
                 .end(user.tenant, user.id, Some(sid), "logout")
@@ -654,7 +666,7 @@ enum Read {
 }
 
 struct Verified {
-    user: User,
+    facts: Arc<VerifyFacts>,
     session: Option<Uuid>,
 }
 

@@ -405,7 +405,7 @@ impl UserStore {
         tenant: TenantId,
         id: UserId,
         sid: Option<uuid::Uuid>,
-    ) -> Result<Option<VerifyFacts>, AuthError> {
+    ) -> Result<Option<Arc<VerifyFacts>>, AuthError> {
         let now = self.clock.now();
         let epoch = self.db.tenant_epoch();
         if let Some(facts) = self.cache.get(id, sid, now, epoch)
@@ -417,6 +417,7 @@ impl UserStore {
         let Some(facts) = self.verify_state(tenant, id, sid).await? else {
             return Ok(None);
         };
+        let facts = Arc::new(facts);
         self.cache.put(ticket, id, sid, facts.clone(), now);
         Ok(Some(facts))
     }
@@ -537,9 +538,11 @@ impl UserStore {
         });
         state
             .map(|state| {
+                let user = state.user.user()?;
                 Ok(VerifyFacts {
                     tenant_active: state.tenant_status == TenantStatus::Active.as_str(),
-                    user: state.user.user()?,
+                    principal: user.principal()?,
+                    user,
                     session_open: state.session_open.0 == Some(true),
                 })
             })
@@ -828,25 +831,10 @@ impl UserStore {
             self.count_refusal(tenant, email, now).await?;
             return Ok(Attempt::Refused(Refusal::Unknown));
         };
-        let reserved: Option<UserRow> = with_pool!(self.db, |pool| {
-            sqlx::query_as(concat!(
-                "UPDATE auth_users SET failed_attempts = failed_attempts + 1 \
-                 WHERE tenant_id = $1 AND email_norm = $2 AND status = 'active' \
-                 AND (locked_until IS NULL OR locked_until <= $3) AND failed_attempts < $4 \
-                 RETURNING ",
-                user_columns!()
-            ))
-            .bind(tenant.as_uuid())
-            .bind(&norm)
-            .bind(now)
-            .bind(i64::from(policy.max_failures))
-            .fetch_optional(pool)
-            .await?
-        });
-        if let Some(row) = reserved {
-            let n = row.failed_attempts;
-            return Ok(Attempt::Proceed(Box::new(row), n));
-        }
+        // Every path makes the same round trips, one read and one committed write, so
+        // the time an answer takes says nothing about whether the account exists: an
+        // account that may try reserves its attempt (the write), any other login counts a
+        // refusal (the write).
         let row: Option<UserRow> = with_pool!(self.db, |pool| {
             sqlx::query_as(BY_EMAIL)
                 .bind(tenant.as_uuid())
@@ -854,6 +842,35 @@ impl UserStore {
                 .fetch_optional(pool)
                 .await?
         });
+        let may_try = row.as_ref().is_some_and(|r| {
+            r.status == UserStatus::Active.as_str()
+                && r.locked_until.is_none_or(|t| t <= now)
+                && r.failed_attempts < i64::from(policy.max_failures)
+        });
+        if may_try {
+            // The reservation itself is the conditional update: the database serializes
+            // parallel attempts on the row, so no burst gets past the limit.
+            let reserved: Option<UserRow> = with_pool!(self.db, |pool| {
+                sqlx::query_as(concat!(
+                    "UPDATE auth_users SET failed_attempts = failed_attempts + 1 \
+                     WHERE tenant_id = $1 AND email_norm = $2 AND status = 'active' \
+                     AND (locked_until IS NULL OR locked_until <= $3) AND failed_attempts < $4 \
+                     RETURNING ",
+                    user_columns!()
+                ))
+                .bind(tenant.as_uuid())
+                .bind(&norm)
+                .bind(now)
+                .bind(i64::from(policy.max_failures))
+                .fetch_optional(pool)
+                .await?
+            });
+            if let Some(row) = reserved {
+                let n = row.failed_attempts;
+                return Ok(Attempt::Proceed(Box::new(row), n));
+            }
+            // Another attempt took the last slot meanwhile.
+        }
         self.count_refusal(tenant, &norm, now).await?;
         Ok(Attempt::Refused(match row {
             None => Refusal::Unknown,

@@ -29,11 +29,11 @@
 //! Paths that issue tokens (login, refresh) never use it: they always read the database.
 
 use crate::users::User;
-use ate_core::UserId;
+use ate_core::{Principal, UserId};
 use chrono::{DateTime, TimeDelta, Utc};
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
 /// Default time to live of a cached entry.
@@ -42,17 +42,19 @@ pub const DEFAULT_VERIFY_CACHE_TTL: std::time::Duration = std::time::Duration::f
 /// Default number of entries (user × session) at most.
 pub const DEFAULT_VERIFY_CACHE_CAPACITY: usize = 100_000;
 
-/// What verification needs about a user, as read at `fetched_at`.
+/// What verification needs about a user, as read at `fetched_at`, with the principal the
+/// user acts as (built once, not on every verification).
 #[derive(Debug, Clone)]
 pub(crate) struct VerifyFacts {
     pub(crate) tenant_active: bool,
     pub(crate) user: User,
     pub(crate) session_open: bool,
+    pub(crate) principal: Principal,
 }
 
 #[derive(Debug)]
 struct Entry {
-    facts: VerifyFacts,
+    facts: Arc<VerifyFacts>,
     fetched_at: DateTime<Utc>,
     tenant_epoch: u64,
 }
@@ -113,7 +115,7 @@ impl VerifyCache {
         session: Option<Uuid>,
         now: DateTime<Utc>,
         tenant_epoch: u64,
-    ) -> Option<VerifyFacts> {
+    ) -> Option<Arc<VerifyFacts>> {
         if !self.enabled() {
             return None;
         }
@@ -139,7 +141,7 @@ impl VerifyCache {
         ticket: Ticket,
         user: UserId,
         session: Option<Uuid>,
-        facts: VerifyFacts,
+        facts: Arc<VerifyFacts>,
         now: DateTime<Utc>,
     ) {
         if !self.enabled() {
@@ -231,12 +233,13 @@ mod tests {
         }
     }
 
-    fn facts(u: &User) -> VerifyFacts {
-        VerifyFacts {
+    fn facts(u: &User) -> Arc<VerifyFacts> {
+        Arc::new(VerifyFacts {
             tenant_active: true,
             user: u.clone(),
             session_open: true,
-        }
+            principal: u.principal().unwrap(),
+        })
     }
 
     fn t0() -> DateTime<Utc> {
