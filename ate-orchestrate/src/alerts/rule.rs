@@ -424,23 +424,5 @@ impl AlertRule {
 }
 
 fn validate_token(what: &'static str, s: &str) -> Result<(), OrchestrateError> {
-    if s.is_empty() {
-        return Err(OrchestrateError::invalid(what, "must not be empty"));
-    }
-    if s.len() > MAX_RULE_ID_LEN {
-        return Err(OrchestrateError::invalid(
-            what,
-            format!("{} bytes is longer than {MAX_RULE_ID_LEN}", s.len()),
-        ));
-    }
-    if let Some(c) = s
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')))
-    {
-        return Err(OrchestrateError::invalid(
-            what,
-            format!("character {c:?} is not allowed (use ASCII letters, digits, - _ . :)"),
-        ));
-    }
-    Ok(())
+    crate::registry::model::validate_token(what, s, MAX_RULE_ID_LEN)
 }

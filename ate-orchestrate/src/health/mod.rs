@@ -163,8 +163,16 @@ pub trait HealthReporter: Send + Sync {
         request: DeregisterRequest,
     ) -> Result<(), OrchestrateError>;
 
+    /// Whether [`check_ran`](Self::check_ran) should be called for every probe run. Asked
+    /// once, when the scheduler is created. Default `false`: at thousands of checks per
+    /// second a report per run costs CPU (see `benches/README.md`).
+    fn wants_check_runs(&self) -> bool {
+        false
+    }
+
     /// A check ran (every probe run; not TTL updates), with how long it took: for
-    /// metrics such as `ate_health_check_duration_seconds`. Called in order with the other
+    /// metrics such as `ate_health_check_duration_seconds`. Called only when
+    /// [`wants_check_runs`](Self::wants_check_runs) says so, in order with the other
     /// reports; must be cheap. The default does nothing.
     async fn check_ran(&self, run: CheckRun) {
         let _ = run;

@@ -133,6 +133,7 @@ impl HealthScheduler {
             http,
             config,
             shutdown,
+            report_runs: reporter.wants_check_runs(),
         });
         let driver = runtime.spawn(drive(shared.clone(), shared.shutdown.subscribe()));
         let reporting = runtime.spawn(report(reporter, events_rx, shared.shutdown.subscribe()));
@@ -458,6 +459,8 @@ struct Shared {
     http: reqwest::Client,
     config: SchedulerConfig,
     shutdown: watch::Sender<bool>,
+    /// Whether the reporter wants a report per probe run.
+    report_runs: bool,
 }
 
 impl Shared {
@@ -838,15 +841,17 @@ async fn probe(
     };
     let duration = started.elapsed();
     drop(permit);
-    let _ = shared.events.send(Event::Ran(CheckRun {
-        scope: spec.scope,
-        service: spec.service.clone(),
-        instance: spec.instance.clone(),
-        check: spec.id.clone(),
-        kind: spec.probe.kind_name(),
-        status,
-        duration,
-    }));
+    if shared.report_runs {
+        let _ = shared.events.send(Event::Ran(CheckRun {
+            scope: spec.scope,
+            service: spec.service.clone(),
+            instance: spec.instance.clone(),
+            check: spec.id.clone(),
+            kind: spec.probe.kind_name(),
+            status,
+            duration,
+        }));
+    }
     let result = CheckResult {
         at,
         status,

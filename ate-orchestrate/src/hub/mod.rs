@@ -453,6 +453,10 @@ impl HealthReporter for Reporter {
         }
     }
 
+    fn wants_check_runs(&self) -> bool {
+        true
+    }
+
     async fn check_ran(&self, run: CheckRun) {
         if let Some(inner) = self.hub() {
             inner.metrics.observe_check_duration(

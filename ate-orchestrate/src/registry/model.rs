@@ -23,14 +23,20 @@ pub const MAX_METADATA_VALUE_LEN: usize = 1024;
 /// Most tags on one instance (and, separately, most capabilities).
 pub const MAX_TAGS: usize = 64;
 
-pub(crate) fn validate_name(what: &'static str, s: &str) -> Result<(), OrchestrateError> {
+/// 1 to `max` bytes of ASCII letters, digits, `-`, `_`, `.` and `:` (names, tags, rule
+/// ids, label keys).
+pub(crate) fn validate_token(
+    what: &'static str,
+    s: &str,
+    max: usize,
+) -> Result<(), OrchestrateError> {
     if s.is_empty() {
         return Err(OrchestrateError::invalid(what, "must not be empty"));
     }
-    if s.len() > MAX_NAME_LEN {
+    if s.len() > max {
         return Err(OrchestrateError::invalid(
             what,
-            format!("{} bytes is longer than {MAX_NAME_LEN}", s.len()),
+            format!("{} bytes is longer than {max}", s.len()),
         ));
     }
     if let Some(c) = s
@@ -42,6 +48,11 @@ pub(crate) fn validate_name(what: &'static str, s: &str) -> Result<(), Orchestra
             format!("character {c:?} is not allowed (use ASCII letters, digits, - _ . :)"),
         ));
     }
+    Ok(())
+}
+
+pub(crate) fn validate_name(what: &'static str, s: &str) -> Result<(), OrchestrateError> {
+    validate_token(what, s, MAX_NAME_LEN)?;
     if !s.starts_with(|c: char| c.is_ascii_alphanumeric()) {
         return Err(OrchestrateError::invalid(
             what,
