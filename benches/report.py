@@ -27,4 +27,7 @@ for group in sorted(p for p in root.iterdir() if p.is_dir() and p.name != "repor
     print(f"{group.name}")
     for name, (ns, err) in results.items():
         ratio = f"{ns / base[0]:6.2f}x" if base else "   n/a"
-        print(f"  {name:<{width}} {ns / 1000:10.1f} µs  (±{err / 1000:.1f})  {ratio}")
+        if ns < 10_000:  # sub-10 µs operations (picks, outcomes) read better in ns
+            print(f"  {name:<{width}} {ns:10.1f} ns  (±{err:.1f})  {ratio}")
+        else:
+            print(f"  {name:<{width}} {ns / 1000:10.1f} µs  (±{err / 1000:.1f})  {ratio}")
