@@ -374,8 +374,12 @@ impl Inner {
     }
 }
 
+/// How often the hub brings ejected instances back whose ejection time has passed (their
+/// `Returned` events and metrics would otherwise wait for the next outcome).
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Follows the registry's changes (this process's and, for SQL stores, other processes')
-/// until the hub is dropped.
+/// and sweeps outlier ejections, until the hub is dropped.
 async fn follow_registry(hub: Weak<Inner>) {
     let mut events = {
         let Some(inner) = hub.upgrade() else { return };
@@ -387,7 +391,24 @@ async fn follow_registry(hub: Weak<Inner>) {
             }
         }
     };
-    while let Some(event) = events.next().await {
+    let mut sweep = tokio::time::interval(SWEEP_INTERVAL);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let event = tokio::select! {
+            event = events.next() => match event {
+                Some(event) => event,
+                None => return,
+            },
+            _ = sweep.tick() => {
+                let Some(inner) = hub.upgrade() else { return };
+                let services: Vec<Arc<ServiceState>> =
+                    inner.read_services().values().cloned().collect();
+                for s in services {
+                    s.sweep();
+                }
+                continue;
+            }
+        };
         let Some(inner) = hub.upgrade() else { return };
         match &event {
             RegistryEvent::Registered { instance } => {

@@ -142,6 +142,11 @@ impl ServiceState {
         self.invalidate();
     }
 
+    /// Brings back instances whose ejection time has passed.
+    pub(super) fn sweep(&self) {
+        self.outliers.sweep();
+    }
+
     pub(super) fn breaker_states(&self) -> Vec<(String, BreakerState)> {
         self.breakers
             .states()

@@ -682,3 +682,68 @@ async fn the_tower_layer_over_the_hub_survives_failure_and_recovery() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ejected_instances_come_back_by_themselves() {
+    use crate::breaker::OutlierConfig;
+    let config = HubConfig::default().with_outlier(
+        OutlierConfig::default()
+            .with_consecutive_failures(2)
+            .with_ejection_time(Duration::from_millis(100), Duration::from_millis(100))
+            .with_max_ejection_percent(50),
+    );
+    let hub = ServiceHub::builder(Arc::new(MemoryRegistry::new()))
+        .config(config)
+        .build()
+        .unwrap();
+    for id in ["q-a", "q-b"] {
+        let spec = InstanceSpec::new(Scope::Platform, name("queue"), iid(id), "tcp://127.0.0.1:9")
+            .unwrap();
+        hub.register(&admin(), spec, vec![]).await.unwrap();
+        hub.set_status(
+            &admin(),
+            Scope::Platform,
+            &name("queue"),
+            &iid(id),
+            HealthStatus::Passing,
+            "",
+        )
+        .await
+        .unwrap();
+    }
+    let ejected = |hub: &ServiceHub| {
+        hub.metrics_text()
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with("ate_outlier_ejected") && l.contains("instance=\"q-b\""))
+            .map(|l| l.ends_with(" 1"))
+    };
+    // q-b fails twice in a row: ejected, and only q-a is picked.
+    let mut failures = 0;
+    while failures < 2 {
+        let pick = hub
+            .pick(
+                &admin(),
+                &name("queue"),
+                PickOptions::new().strategy(Strategy::RoundRobin),
+            )
+            .await
+            .unwrap();
+        if pick.instance().spec.id.as_str() == "q-b" {
+            pick.failure(ErrorKind::Unavailable);
+            failures += 1;
+        } else {
+            pick.success();
+        }
+    }
+    assert_eq!(ejected(&hub), Some(true));
+    let counts = spread(&hub, &admin(), "queue", 4).await;
+    assert_eq!(counts.get("q-a"), Some(&4), "{counts:?}");
+    // With no traffic at all, the hub's sweep brings it back after its ejection time.
+    eventually("q-b back from ejection", || async {
+        ejected(&hub) == Some(false)
+    })
+    .await;
+    let counts = spread(&hub, &admin(), "queue", 4).await;
+    assert_eq!(counts.get("q-b"), Some(&2), "{counts:?}");
+}
