@@ -204,8 +204,8 @@ impl ServiceState {
                 if let Some(env) = environment {
                     query = query.environment(env);
                 }
-                let instances = registry.store().discover(&query).await?;
-                // Every instance of the service, for the outlier detector's ejection cap.
+                // One read: every instance of the service (the outlier detector's ejection
+                // cap counts them all), then this view's share of it.
                 let all = registry
                     .store()
                     .discover(
@@ -218,6 +218,8 @@ impl ServiceState {
                     .iter()
                     .map(|i| endpoint_id(i.spec.scope, &i.spec.id))
                     .collect();
+                let instances: Vec<Instance> =
+                    all.into_iter().filter(|i| query.matches(i)).collect();
                 self.outliers.set_endpoints(ids.iter());
                 let endpoints = instances.into_iter().map(|i| {
                     let id = endpoint_id(i.spec.scope, &i.spec.id);
