@@ -203,6 +203,15 @@ async fn health_checks_drive_failover_and_recovery() {
         "{text}"
     );
     assert!(text.contains("ate_instance_health_status"), "{text}");
+    // Every probe run's duration reached the check-duration histogram.
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("ate_health_check_duration_seconds_count")
+                && l.contains("instance=\"api-a\"")
+                && l.contains("kind=\"http\"")
+                && !l.ends_with(" 0")),
+        "{text}"
+    );
     let stats = hub
         .stats(&name("api"), None, Duration::from_secs(60))
         .unwrap();
