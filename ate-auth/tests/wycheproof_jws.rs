@@ -1,5 +1,5 @@
 //! Wycheproof JSON Web Signature and JSON Web Key vectors
-//! (`../shared/testvectors/wycheproof/json_web_{signature,key}_test.json`) through ATE's JWS
+//! (`tests/vectors/wycheproof/json_web_{signature,key}_test.json`, vendored) through ATE's JWS
 //! layer (`KeySet::verify_jws`), with every group's key loaded through `KeySet::from_jwks`.
 //!
 //! * Tokens whose `alg` ATE supports (EdDSA, ES256, RS256): valid ones must verify, invalid
@@ -23,7 +23,7 @@ use std::path::PathBuf;
 
 fn vectors(name: &str) -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/testvectors/wycheproof")
+        .join("../tests/vectors/wycheproof")
         .join(name);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));

@@ -13,8 +13,8 @@ import ate
 from ate import crypto
 
 VECTORS = (
-    pathlib.Path(__file__).resolve().parents[3]
-    / "shared/testvectors/wycheproof/c2sp_chunked_encryption_aes_256_gcm_test.json"
+    pathlib.Path(__file__).resolve().parents[2]
+    / "tests/vectors/wycheproof/c2sp_chunked_encryption_aes_256_gcm_test.json"
 )
 
 

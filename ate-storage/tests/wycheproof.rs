@@ -1,4 +1,4 @@
-//! Wycheproof vectors (`../shared/testvectors/wycheproof/`) through every provider and every
+//! Wycheproof vectors (`tests/vectors/wycheproof/`, vendored) through every provider and every
 //! way in: one-shot, streaming (push and `Read`), and random access. A missing vector file is
 //! a failure, never a skip.
 
@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 fn vectors(name: &str) -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/testvectors/wycheproof")
+        .join("../tests/vectors/wycheproof")
         .join(name);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
