@@ -48,3 +48,13 @@ pub use auth::{Auth, AuthConfig, ClientInfo, Tokens};
 pub use error::AuthError;
 pub use store::{LockoutPolicy, NewUser, UserStore, UserUpdate};
 pub use users::{Role, User, UserStatus};
+
+/// `ate-auth`'s migrations (users, sessions, refresh tokens, signing keys, denylist), for
+/// [`Db::migrate`](ate_core::Db::migrate); the stores run them when opened.
+pub fn migrations() -> ate_core::Migrations {
+    ate_core::Migrations::new(
+        "auth",
+        sqlx::migrate!("migrations/sqlite"),
+        sqlx::migrate!("migrations/postgres"),
+    )
+}

@@ -19,7 +19,7 @@ use crate::error::AuthError;
 use crate::verify_cache::VerifyCache;
 use ate_core::audit::{NewAuditEvent, Outcome, actions};
 use ate_core::db::{from_micros, to_micros};
-use ate_core::{Clock, CoreError, Db, TenantId, UserId, with_pool, with_write_tx};
+use ate_core::{Clock, CoreError, CoreTx, Db, TenantId, UserId, with_pool, with_write_tx};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -467,7 +467,7 @@ impl SessionStore {
         .validate()?;
         let now = self.clock.now();
         with_write_tx!(self.db, |tx| {
-            ate_core::__append_audit_event_in_tx!(tx, now, &event);
+            tx.append_audit(&event, now).await?;
         });
         Ok(())
     }

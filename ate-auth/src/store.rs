@@ -20,23 +20,15 @@ use ate_core::TenantStatus;
 use ate_core::audit::{NewAuditEvent, Outcome, actions};
 use ate_core::db::{is_unique_violation, to_micros};
 use ate_core::{
-    Clock, CoreError, Cursor, Db, Migrations, NewTenant, Page, Permission, Principal,
-    SqlTenantStore, SystemClock, Tenant, TenantId, TenantStore, UserId, with_pool, with_write_tx,
+    Clock, CoreError, CoreTx, Cursor, Db, NewTenant, Page, Permission, Principal, SqlTenantStore,
+    SystemClock, Tenant, TenantChangeKind, TenantChanges, TenantId, TenantStore, UserId, with_pool,
+    with_write_tx,
 };
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::sync::Arc;
-
-/// `ate-auth`'s migrations.
-pub fn auth_migrations() -> Migrations {
-    Migrations::new(
-        "auth",
-        sqlx::migrate!("migrations/sqlite"),
-        sqlx::migrate!("migrations/postgres"),
-    )
-}
 
 /// A user to create.
 #[derive(Debug, Clone)]
@@ -234,6 +226,8 @@ pub(crate) enum Refusal {
 pub struct UserStore {
     db: Db,
     tenants: SqlTenantStore,
+    /// The tenant-change feed the verification cache follows (one per `Db` handle).
+    tenant_changes: TenantChanges,
     clock: Arc<dyn Clock>,
     cache: Arc<VerifyCache>,
 }
@@ -263,8 +257,7 @@ const INSERT: &str = concat!(
 const VERIFY_STATE: &str = concat!(
     "SELECT ",
     user_columns!(),
-    ", (SELECT status FROM tenants WHERE tenants.id = auth_users.tenant_id) AS tenant_status, \
-     (SELECT CASE WHEN s.revoked_at IS NULL THEN 1 ELSE 0 END FROM auth_sessions s \
+    ", (SELECT CASE WHEN s.revoked_at IS NULL THEN 1 ELSE 0 END FROM auth_sessions s \
        WHERE s.id = $3 AND s.user_id = auth_users.id) AS session_open \
      FROM auth_users WHERE tenant_id = $1 AND id = $2"
 );
@@ -274,7 +267,6 @@ const VERIFY_STATE: &str = concat!(
 struct VerifyState {
     #[sqlx(flatten)]
     user: UserRow,
-    tenant_status: String,
     #[sqlx(try_from = "Option<i32>")]
     session_open: OptionBool,
 }
@@ -289,7 +281,6 @@ impl From<Option<i32>> for OptionBool {
     }
 }
 
-const LOCK_TENANT: &str = "UPDATE tenants SET revision = revision WHERE id = $1";
 const CURSOR_KIND: &str = "users";
 
 /// A validated user, ready to insert.
@@ -376,9 +367,11 @@ fn user_event(
 impl UserStore {
     /// A user store over `db`, running `ate-auth`'s migrations.
     pub async fn open(db: Db) -> Result<Self, AuthError> {
-        db.migrate(&auth_migrations()).await?;
+        db.migrate(&crate::migrations()).await?;
+        let tenants = SqlTenantStore::new(db.clone());
         Ok(UserStore {
-            tenants: SqlTenantStore::new(db.clone()),
+            tenant_changes: tenants.changes(),
+            tenants,
             db,
             clock: Arc::new(SystemClock),
             cache: Arc::new(VerifyCache::disabled()),
@@ -407,13 +400,13 @@ impl UserStore {
         sid: Option<uuid::Uuid>,
     ) -> Result<Option<Arc<VerifyFacts>>, AuthError> {
         let now = self.clock.now();
-        let epoch = self.db.tenant_epoch();
-        if let Some(facts) = self.cache.get(id, sid, now, epoch)
+        let generation = self.tenant_changes.generation();
+        if let Some(facts) = self.cache.get(id, sid, now, generation)
             && facts.user.tenant == tenant
         {
             return Ok(Some(facts));
         }
-        let ticket = self.cache.ticket(epoch);
+        let ticket = self.cache.ticket(generation);
         let Some(facts) = self.verify_state(tenant, id, sid).await? else {
             return Ok(None);
         };
@@ -455,15 +448,9 @@ impl UserStore {
             json!({ "roles": p.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>() }),
         )?;
         with_write_tx!(self.db, |tx| {
-            let locked = sqlx::query(LOCK_TENANT)
-                .bind(tenant.as_uuid())
-                .execute(&mut *tx)
-                .await?;
-            if locked.rows_affected() == 0 {
-                return Err(CoreError::not_found("tenant", tenant).into());
-            }
+            tx.lock_tenant(tenant).await?;
             insert_user!(tx, tenant, &p, password_hash.as_deref(), now);
-            ate_core::__append_audit_event_in_tx!(tx, now, &event);
+            tx.append_audit(&event, now).await?;
         });
         self.fetch(tenant, p.id).await
     }
@@ -483,7 +470,7 @@ impl UserStore {
         let now = self.clock.now();
         let registrar = Principal::platform_admin("system:registration")?;
         let prepared = self.tenants.prepare_create(&registrar, org, now)?;
-        let tenant = prepared.tenant.id;
+        let tenant = prepared.tenant().id;
         let event = user_event(
             tenant,
             "system:registration",
@@ -492,11 +479,13 @@ impl UserStore {
             json!({ "roles": ["admin"], "with_organization": true }),
         )?;
         with_write_tx!(self.db, |tx| {
-            ate_core::__insert_tenant_in_tx!(tx, now, &prepared);
+            tx.insert_tenant(&prepared, now).await?;
             insert_user!(tx, tenant, &p, Some(password_hash.as_str()), now);
-            ate_core::__append_audit_event_in_tx!(tx, now, &event);
+            tx.append_audit(&event, now).await?;
         });
-        Ok((prepared.tenant, self.fetch(tenant, p.id).await?))
+        self.tenant_changes
+            .publish(tenant, TenantChangeKind::Created);
+        Ok((prepared.tenant().clone(), self.fetch(tenant, p.id).await?))
     }
 
     pub(crate) async fn row(
@@ -520,27 +509,34 @@ impl UserStore {
             .user()
     }
 
-    /// What verifying an access token needs, in one query: the user's row, its tenant's
-    /// status and whether session `sid` (if any) of that user is still open.
+    /// What verifying an access token needs: the user's row and whether session `sid` (if
+    /// any) of that user is still open, in one query, and its tenant's status from the
+    /// tenant store, read concurrently.
     pub(crate) async fn verify_state(
         &self,
         tenant: TenantId,
         id: UserId,
         sid: Option<uuid::Uuid>,
     ) -> Result<Option<VerifyFacts>, AuthError> {
-        let state: Option<VerifyState> = with_pool!(self.db, |pool| {
-            sqlx::query_as(VERIFY_STATE)
-                .bind(tenant.as_uuid())
-                .bind(id.as_uuid())
-                .bind(sid)
-                .fetch_optional(pool)
-                .await?
-        });
+        let user_state = async {
+            let state: Option<VerifyState> = with_pool!(self.db, |pool| {
+                sqlx::query_as(VERIFY_STATE)
+                    .bind(tenant.as_uuid())
+                    .bind(id.as_uuid())
+                    .bind(sid)
+                    .fetch_optional(pool)
+                    .await?
+            });
+            Ok::<_, AuthError>(state)
+        };
+        let tenant_status = async { Ok(self.tenants.status(tenant).await?) };
+        let (state, tenant_status) = tokio::try_join!(user_state, tenant_status)?;
+        let tenant_active = tenant_status == Some(TenantStatus::Active);
         state
             .map(|state| {
                 let user = state.user.user()?;
                 Ok(VerifyFacts {
-                    tenant_active: state.tenant_status == TenantStatus::Active.as_str(),
+                    tenant_active,
                     principal: user.principal()?,
                     user,
                     session_open: state.session_open.0 == Some(true),
@@ -688,7 +684,7 @@ impl UserStore {
                 ))
                 .into());
             }
-            ate_core::__append_audit_event_in_tx!(tx, now, &event);
+            tx.append_audit(&event, now).await?;
         });
         self.cache.forget_user(id);
         self.fetch(tenant, id).await
@@ -744,7 +740,7 @@ impl UserStore {
                 .execute(&mut *tx)
                 .await?;
             }
-            ate_core::__append_audit_event_in_tx!(tx, now, &event);
+            tx.append_audit(&event, now).await?;
         });
         self.cache.forget_user(id);
         self.fetch(tenant, id).await
@@ -791,7 +787,7 @@ impl UserStore {
             .bind(keep)
             .execute(&mut *tx)
             .await?;
-            ate_core::__append_audit_event_in_tx!(tx, now, &event);
+            tx.append_audit(&event, now).await?;
         });
         self.cache.forget_user(id);
         Ok(())

@@ -13,7 +13,7 @@
 //!   out everywhere", a refresh-token reuse that revokes a family) drops the user's entries
 //!   before it returns, and a tenant change through any tenant store on the same
 //!   [`Db`](ate_core::Db) handle (suspend, delete, purge) drops every entry
-//!   ([`Db::tenant_epoch`](ate_core::Db::tenant_epoch)). A read that raced with such a
+//!   (it follows the [`TenantChanges`](ate_core::TenantChanges) generation). A read that raced with such a
 //!   write is not stored: every invalidation bumps a generation, and an entry read before
 //!   the bump is discarded instead of inserted.
 //! * **Changes made by another process** sharing the database are seen after at most
@@ -56,7 +56,7 @@ pub(crate) struct VerifyFacts {
 struct Entry {
     facts: Arc<VerifyFacts>,
     fetched_at: DateTime<Utc>,
-    tenant_epoch: u64,
+    tenant_generation: u64,
 }
 
 /// The cache; shared (behind an `Arc`) by the user and session stores of one `Auth`.
@@ -79,7 +79,7 @@ struct Inner {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Ticket {
     generation: u64,
-    tenant_epoch: u64,
+    tenant_generation: u64,
 }
 
 impl VerifyCache {
@@ -108,30 +108,30 @@ impl VerifyCache {
     }
 
     /// The cached facts for `(user, session)`, if fresh at `now` and read after the last
-    /// tenant change (`tenant_epoch` is the database handle's current epoch).
+    /// tenant change (`tenant_generation` is the tenant-change feed's current generation).
     pub(crate) fn get(
         &self,
         user: UserId,
         session: Option<Uuid>,
         now: DateTime<Utc>,
-        tenant_epoch: u64,
+        tenant_generation: u64,
     ) -> Option<Arc<VerifyFacts>> {
         if !self.enabled() {
             return None;
         }
         let inner = self.lock();
         let entry = inner.users.get(&user)?.get(&session)?;
-        let fresh = entry.tenant_epoch == tenant_epoch
+        let fresh = entry.tenant_generation == tenant_generation
             && now >= entry.fetched_at
             && now - entry.fetched_at < self.ttl;
         fresh.then(|| entry.facts.clone())
     }
 
     /// Take before reading the database.
-    pub(crate) fn ticket(&self, tenant_epoch: u64) -> Ticket {
+    pub(crate) fn ticket(&self, tenant_generation: u64) -> Ticket {
         Ticket {
             generation: self.generation.load(Ordering::Acquire),
-            tenant_epoch,
+            tenant_generation,
         }
     }
 
@@ -169,7 +169,7 @@ impl VerifyCache {
         let entry = Entry {
             facts,
             fetched_at: now,
-            tenant_epoch: ticket.tenant_epoch,
+            tenant_generation: ticket.tenant_generation,
         };
         if inner
             .users

@@ -25,12 +25,11 @@
 //! ```
 
 use crate::error::CoreError;
+use crate::tenant::TenantChanges;
 use chrono::{DateTime, Utc};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use std::str::FromStr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 #[cfg(feature = "postgres")]
@@ -99,16 +98,18 @@ pub enum DbPool {
 
 /// A pooled database handle; cheap to clone, shared by every store.
 ///
-/// Clones share one pool and one [tenant epoch](Db::tenant_epoch).
+/// Clones share one pool and one feed of [tenant changes](crate::TenantChanges), which
+/// every tenant store on the handle publishes into.
 #[derive(Debug, Clone)]
 pub struct Db {
     pool: DbPool,
-    tenant_epoch: Arc<AtomicU64>,
+    tenant_changes: TenantChanges,
 }
 
 /// One crate's embedded migrations, for both backends.
 ///
-/// Build it from `sqlx::migrate!` in the owning crate:
+/// Every ATE crate offers its own at the same place, `ate_<crate>::migrations()`, built
+/// from `sqlx::migrate!`:
 ///
 /// ```text
 /// pub fn migrations() -> ate_core::Migrations {
@@ -146,15 +147,6 @@ impl Migrations {
     }
 }
 
-/// `ate-core`'s own migrations (tenants, audit log).
-pub fn core_migrations() -> Migrations {
-    Migrations::new(
-        "core",
-        sqlx::migrate!("migrations/sqlite"),
-        sqlx::migrate!("migrations/postgres"),
-    )
-}
-
 impl Db {
     /// Opens `url` with default [`DbOptions`] and runs `ate-core`'s migrations.
     ///
@@ -189,9 +181,9 @@ impl Db {
         };
         let db = Db {
             pool,
-            tenant_epoch: Arc::new(AtomicU64::new(0)),
+            tenant_changes: TenantChanges::new(),
         };
-        db.migrate(&core_migrations()).await?;
+        db.migrate(&crate::migrations()).await?;
         Ok(db)
     }
 
@@ -224,17 +216,10 @@ impl Db {
         }
     }
 
-    /// A counter that grows whenever a tenant store on this handle (or a clone of it)
-    /// changes a tenant's state. Caches of tenant-derived facts (ate-auth's verification
-    /// cache) compare it to drop, at once, what they read before a suspension or deletion
-    /// made in this process. Changes made by other processes are not seen here.
-    pub fn tenant_epoch(&self) -> u64 {
-        self.tenant_epoch.load(Ordering::Acquire)
-    }
-
-    /// Records a tenant change (see [`Db::tenant_epoch`]); called by tenant stores.
-    pub fn note_tenant_change(&self) {
-        self.tenant_epoch.fetch_add(1, Ordering::AcqRel);
+    /// The tenant-change feed this handle's tenant stores share (see
+    /// [`TenantStore::changes`](crate::TenantStore::changes)).
+    pub(crate) fn tenant_changes(&self) -> &TenantChanges {
+        &self.tenant_changes
     }
 
     /// The underlying pool, for store implementations (prefer [`with_pool!`](crate::with_pool)).

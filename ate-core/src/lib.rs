@@ -8,7 +8,11 @@
 //! * [tenants](tenant): [`Tenant`], [`Slug`] and the [`TenantStore`];
 //! * the tamper-evident [audit log](audit): [`AuditSink`] with a per-tenant hash chain;
 //! * the database handle [`Db`] (SQLite by default, PostgreSQL to scale out) with
-//!   per-crate migrations;
+//!   per-crate migrations ([`migrations`]);
+//! * [`CoreTx`]: what other crates' stores do inside their own write transactions (lock a
+//!   tenant and read its quotas, append an audit event, create a tenant), so no crate but
+//!   this one names a core table;
+//! * [`TenantChanges`]: the feed of tenant changes that caches subscribe to;
 //! * [keys]: [`SecretKey`](keys::SecretKey), the master-key
 //!   [`KeyProvider`](keys::KeyProvider) and envelope encryption of data keys;
 //! * [`Clock`], so tests can move time.
@@ -45,10 +49,7 @@ pub mod keys;
 pub mod page;
 pub mod principal;
 pub mod tenant;
-
-/// sqlx, re-exported so ATE's exported store macros resolve it in any crate.
-#[doc(hidden)]
-pub use sqlx as __sqlx;
+pub mod tx;
 
 pub use audit::{AuditEvent, AuditSink, NewAuditEvent, SqlAuditSink};
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -58,6 +59,17 @@ pub use id::{AuditEventId, KeyId, ObjectId, ProjectId, TenantId, UserId};
 pub use page::{Cursor, Page};
 pub use principal::{Permission, Principal};
 pub use tenant::{
-    ListTenants, NewTenant, Quotas, Slug, SqlTenantStore, Tenant, TenantSettings, TenantStatus,
-    TenantStore, TenantUpdate,
+    ListTenants, NewTenant, PreparedTenant, Quotas, Slug, SqlTenantStore, Tenant, TenantChange,
+    TenantChangeKind, TenantChanges, TenantSettings, TenantStatus, TenantStore, TenantUpdate,
 };
+pub use tx::{CoreTx, LockedTenant};
+
+/// `ate-core`'s migrations (tenants, audit log); [`Db::open`] runs them. Every ATE crate has
+/// its own at the same place (`ate_storage::migrations()`, `ate_auth::migrations()`, …).
+pub fn migrations() -> Migrations {
+    Migrations::new(
+        "core",
+        sqlx::migrate!("migrations/sqlite"),
+        sqlx::migrate!("migrations/postgres"),
+    )
+}

@@ -19,7 +19,7 @@ use ate_core::audit::{NewAuditEvent, Outcome, actions};
 use ate_core::db::{from_micros, to_micros};
 use ate_core::keys::{KeyProvider, SecretKey, WrappedKey};
 use ate_core::{
-    Clock, CoreError, Db, Migrations, Permission, Principal, SqlTenantStore, SystemClock, TenantId,
+    Clock, CoreError, CoreTx, Db, Permission, Principal, SqlTenantStore, SystemClock, TenantId,
     TenantStore, with_pool, with_write_tx,
 };
 use chrono::{DateTime, Utc};
@@ -33,15 +33,6 @@ pub const KEY_ROTATE: Permission = Permission::from_static("key:rotate");
 pub const KEY_DESTROY: Permission = Permission::from_static("key:destroy");
 /// List a tenant's keys (metadata only, never key material).
 pub const KEY_READ: Permission = Permission::from_static("key:read");
-
-/// `ate-storage`'s migrations.
-pub fn storage_migrations() -> Migrations {
-    Migrations::new(
-        "storage",
-        sqlx::migrate!("migrations/sqlite"),
-        sqlx::migrate!("migrations/postgres"),
-    )
-}
 
 /// A key's lifecycle state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -201,10 +192,6 @@ const UNDER_OLD_MASTER: &str = concat!(
 );
 const INSERT: &str = "INSERT INTO tenant_keys (tenant_id, version, state, master_key_id, wrapped, \
      created_at) VALUES ($1, $2, 'active', $3, $4, $5)";
-/// Serializes keyring writes per tenant: takes the tenant row's lock (PostgreSQL; SQLite's
-/// `BEGIN IMMEDIATE` already holds the database write lock), and proves the tenant exists.
-const LOCK_TENANT: &str = "UPDATE tenants SET revision = revision WHERE id = $1";
-
 /// Per-tenant data keys in the `tenant_keys` table of a [`Db`].
 #[derive(Debug, Clone)]
 pub struct TenantKeyring {
@@ -217,7 +204,7 @@ pub struct TenantKeyring {
 impl TenantKeyring {
     /// A keyring over `db` (running `ate-storage`'s migrations) wrapping keys with `master`.
     pub async fn open(db: Db, master: Arc<dyn KeyProvider>) -> Result<Self, StorageError> {
-        db.migrate(&storage_migrations()).await?;
+        db.migrate(&crate::migrations()).await?;
         Ok(TenantKeyring {
             tenants: SqlTenantStore::new(db.clone()),
             db,
@@ -292,13 +279,7 @@ impl TenantKeyring {
         let master = self.master.clone();
         let result: Result<u32, CoreError> = async {
             Ok(with_write_tx!(self.db, |tx| {
-                let locked = sqlx::query(LOCK_TENANT)
-                    .bind(tenant.as_uuid())
-                    .execute(&mut *tx)
-                    .await?;
-                if locked.rows_affected() == 0 {
-                    return Err(CoreError::not_found("tenant", tenant));
-                }
+                tx.lock_tenant(tenant).await?;
                 let active: Option<i64> = sqlx::query_scalar(
                     "SELECT version FROM tenant_keys WHERE tenant_id = $1 AND state = 'active'",
                 )
@@ -346,7 +327,7 @@ impl TenantKeyring {
                     .target(format!("tenant-key:{version}"))
                     .metadata(json!({ "version": version, "master_key_id": wrapped.key_id }))
                     .validate()?;
-                    ate_core::__append_audit_event_in_tx!(tx, now, &event);
+                    tx.append_audit(&event, now).await?;
                     version
                 }
             }))
@@ -495,7 +476,7 @@ impl TenantKeyring {
                 .await?
                 .rows_affected();
                 if updated == 1 {
-                    ate_core::__append_audit_event_in_tx!(tx, now, &event);
+                    tx.append_audit(&event, now).await?;
                 }
                 updated
             }))
@@ -521,13 +502,7 @@ impl TenantKeyring {
         .validate()?;
         let destroyed: Result<u64, CoreError> = async {
             Ok(with_write_tx!(self.db, |tx| {
-                let locked = sqlx::query(LOCK_TENANT)
-                    .bind(tenant.as_uuid())
-                    .execute(&mut *tx)
-                    .await?;
-                if locked.rows_affected() == 0 {
-                    return Err(CoreError::not_found("tenant", tenant));
-                }
+                tx.lock_tenant(tenant).await?;
                 let n = sqlx::query(
                     "UPDATE tenant_keys SET state = 'destroyed', wrapped = NULL, \
                      master_key_id = NULL, destroyed_at = $2 \
@@ -539,7 +514,7 @@ impl TenantKeyring {
                 .await?
                 .rows_affected();
                 if n > 0 {
-                    ate_core::__append_audit_event_in_tx!(tx, now, &event);
+                    tx.append_audit(&event, now).await?;
                 }
                 n
             }))

@@ -30,3 +30,13 @@ pub mod keyring;
 pub mod objects;
 
 pub use error::StorageError;
+
+/// `ate-storage`'s migrations (tenant keys, the object index), for
+/// [`Db::migrate`](ate_core::Db::migrate); the stores run them when opened.
+pub fn migrations() -> ate_core::Migrations {
+    ate_core::Migrations::new(
+        "storage",
+        sqlx::migrate!("migrations/sqlite"),
+        sqlx::migrate!("migrations/postgres"),
+    )
+}

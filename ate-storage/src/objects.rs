@@ -23,7 +23,7 @@ use crate::keyring::TenantKeyring;
 use ate_core::db::{from_micros, to_micros};
 use ate_core::keys::KeyProvider;
 use ate_core::{
-    Clock, CoreError, Cursor, Db, ObjectId, Page, Permission, Principal, SqlTenantStore,
+    Clock, CoreError, CoreTx, Cursor, Db, ObjectId, Page, Permission, Principal, SqlTenantStore,
     SystemClock, TenantId, TenantStatus, TenantStore, with_pool, with_write_tx,
 };
 use bytes::Bytes;
@@ -232,7 +232,6 @@ const LIST: &str = concat!(
      AND ($3 IS NULL OR logical_path > $3) ORDER BY logical_path LIMIT $4"
 );
 const CURSOR_KIND: &str = "objects";
-const LOCK_TENANT: &str = "UPDATE tenants SET revision = revision WHERE id = $1";
 
 impl ObjectRow {
     fn info(self) -> Result<ObjectInfo, StorageError> {
@@ -428,10 +427,7 @@ impl ObjectStore {
         let tenant = w.tenant;
         let replaced: Result<(Option<Uuid>, DateTime<Utc>), CoreError> = async {
             Ok(with_write_tx!(self.db, |tx| {
-                let locked = sqlx::query(LOCK_TENANT).bind(tenant.as_uuid()).execute(&mut *tx).await?;
-                if locked.rows_affected() == 0 {
-                    return Err(CoreError::not_found("tenant", tenant));
-                }
+                let settings = tx.lock_tenant(tenant).await?.settings;
                 let existing: Option<(Uuid, i64, i64)> = sqlx::query_as(
                     "SELECT id, size, created_at FROM objects WHERE tenant_id = $1 AND logical_path = $2",
                 )
@@ -445,12 +441,6 @@ impl ObjectStore {
                 .bind(tenant.as_uuid())
                 .fetch_one(&mut *tx)
                 .await?;
-                let settings: String = sqlx::query_scalar("SELECT settings FROM tenants WHERE id = $1")
-                    .bind(tenant.as_uuid())
-                    .fetch_one(&mut *tx)
-                    .await?;
-                let settings: ate_core::TenantSettings = serde_json::from_str(&settings)
-                    .map_err(|e| CoreError::Integrity(format!("tenant settings: {e}")))?;
                 if let Some(expected) = w.replaces
                     && existing.map(|(id, _, _)| id) != Some(expected.as_uuid())
                 {
@@ -823,15 +813,9 @@ impl ObjectStore {
                 .map_err(CoreError::from)?
         });
         let indexed: std::collections::HashSet<Uuid> = indexed.into_iter().collect();
-        let exists: Option<i32> = with_pool!(self.db, |pool| {
-            sqlx::query_scalar("SELECT 1 FROM tenants WHERE id = $1")
-                .bind(tenant.as_uuid())
-                .fetch_optional(pool)
-                .await
-                .map_err(CoreError::from)?
-        });
+        let exists = self.tenants.status(tenant).await?.is_some();
         // A purged tenant can have no upload in progress worth keeping: its keys are gone.
-        let cutoff = if exists.is_some() {
+        let cutoff = if exists {
             self.clock.now() - grace
         } else {
             DateTime::<Utc>::MAX_UTC

@@ -599,3 +599,200 @@ pub async fn concurrent_updates_serialize(env: Env) {
     assert!(report.is_intact(), "{report:?}");
     assert_eq!(report.events_checked, 11);
 }
+
+/// Every committed change is published on the store's change feed, after it committed, in
+/// order; no-op calls and refused ones publish nothing. `status` reports every state and
+/// `None` once a tenant is purged. Stores on clones of one `Db` share the feed.
+pub async fn changes_are_published_after_commit(env: Env) {
+    use ate_core::{SqlTenantStore, TenantChangeKind as K, TenantStore};
+    let feed = env.tenants.changes();
+    let mut rx = feed.subscribe();
+    let start = feed.generation();
+    // A second store on the same handle publishes into the same feed.
+    let other = SqlTenantStore::new(env.db.clone()).with_clock(env.clock.clone());
+    let t = other
+        .create(&env.admin, NewTenant::new("acme", "Acme"))
+        .await
+        .unwrap();
+    assert_eq!(
+        env.tenants.status(t.id).await.unwrap(),
+        Some(TenantStatus::Active)
+    );
+    env.tenants
+        .update(&env.admin, t.id, TenantUpdate::new().name("Acme Inc"))
+        .await
+        .unwrap();
+    // No-ops and refusals publish nothing.
+    env.tenants
+        .update(&env.admin, t.id, TenantUpdate::new().name("Acme Inc"))
+        .await
+        .unwrap();
+    env.tenants.reactivate(&env.admin, t.id).await.unwrap();
+    assert_kind(
+        env.tenants.suspend(&env.admin, t.id, "").await,
+        ErrorKind::InvalidInput,
+    );
+    env.tenants
+        .suspend(&env.admin, t.id, "unpaid")
+        .await
+        .unwrap();
+    assert_eq!(
+        env.tenants.status(t.id).await.unwrap(),
+        Some(TenantStatus::Suspended)
+    );
+    env.tenants.reactivate(&env.admin, t.id).await.unwrap();
+    env.tenants.delete(&env.admin, t.id).await.unwrap();
+    assert_eq!(
+        env.tenants.status(t.id).await.unwrap(),
+        Some(TenantStatus::Deleted)
+    );
+    env.tenants.reactivate(&env.admin, t.id).await.unwrap();
+    env.tenants.delete(&env.admin, t.id).await.unwrap();
+    env.clock
+        .advance(SqlTenantStore::DEFAULT_RETENTION + TimeDelta::seconds(1));
+    env.tenants.purge_due(&env.admin).await.unwrap();
+    assert_eq!(env.tenants.status(t.id).await.unwrap(), None);
+    assert_eq!(env.tenants.status(TenantId::new()).await.unwrap(), None);
+
+    let expected = [
+        K::Created,
+        K::Updated,
+        K::Suspended,
+        K::Reactivated,
+        K::Deleted,
+        K::Restored,
+        K::Deleted,
+        K::Purged,
+    ];
+    let mut seen = Vec::new();
+    while let Ok(change) = rx.try_recv() {
+        assert_eq!(change.tenant, t.id);
+        seen.push((change.kind, change.generation));
+    }
+    let kinds: Vec<K> = seen.iter().map(|(k, _)| *k).collect();
+    assert_eq!(kinds, expected);
+    let generations: Vec<u64> = seen.iter().map(|(_, g)| *g).collect();
+    let want: Vec<u64> = (1..=expected.len() as u64).map(|n| start + n).collect();
+    assert_eq!(generations, want);
+    assert_eq!(feed.generation(), start + expected.len() as u64);
+    assert_eq!(other.changes().generation(), feed.generation());
+}
+
+/// `CoreTx`, the typed API other crates' stores write through: the tenant lock returns the
+/// tenant's state and quotas (`NotFound` for an unknown tenant), an audit append commits or
+/// rolls back with the caller's transaction, and a prepared tenant is created with its
+/// event, a taken slug being `AlreadyExists`.
+pub async fn core_tx_contract(env: Env) {
+    use ate_core::audit::{NewAuditEvent, Outcome};
+    use ate_core::{CoreError, CoreTx, SqlTenantStore, with_write_tx};
+    let quotas = Quotas::default().max_users(3);
+    let t = env
+        .tenants
+        .create(
+            &env.admin,
+            NewTenant::new("acme", "Acme").settings(TenantSettings::with_quotas(quotas.clone())),
+        )
+        .await
+        .unwrap();
+    let now = env.clock_now();
+    let event = NewAuditEvent::new(t.id, "user:alice", actions::USER_CREATED, Outcome::Success)
+        .validate()
+        .unwrap();
+    let run = |fail: bool| {
+        let (db, event) = (env.db.clone(), event.clone());
+        async move {
+            let r: Result<_, CoreError> = async {
+                Ok(with_write_tx!(db, |tx| {
+                    let locked = tx.lock_tenant(t.id).await?;
+                    tx.append_audit(&event, now).await?;
+                    if fail {
+                        return Err(CoreError::Conflict("the caller gave up".into()));
+                    }
+                    locked
+                }))
+            }
+            .await;
+            r
+        }
+    };
+    let locked = run(false).await.unwrap();
+    assert_eq!(locked.id, t.id);
+    assert_eq!(locked.status, TenantStatus::Active);
+    assert_eq!(locked.settings.quotas, quotas);
+    locked.require_active().unwrap();
+    assert_kind(run(true).await, ErrorKind::Conflict);
+    let log = env
+        .audit
+        .query(&env.admin, AuditQuery::tenant(t.id))
+        .await
+        .unwrap();
+    let actions_seen: Vec<&str> = log.items.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions_seen,
+        ["tenant_created", "user_created"],
+        "rolled back: no event"
+    );
+    assert!(
+        env.audit
+            .verify_chain(&env.admin, t.id)
+            .await
+            .unwrap()
+            .is_intact()
+    );
+
+    env.tenants
+        .suspend(&env.admin, t.id, "unpaid")
+        .await
+        .unwrap();
+    let suspended = run(false).await.unwrap();
+    assert_eq!(suspended.status, TenantStatus::Suspended);
+    assert_kind(suspended.require_active(), ErrorKind::PermissionDenied);
+
+    let missing = TenantId::new();
+    let r: Result<(), CoreError> = async {
+        with_write_tx!(env.db, |tx| {
+            tx.lock_tenant(missing).await?;
+        });
+        Ok(())
+    }
+    .await;
+    assert_kind(r, ErrorKind::NotFound);
+
+    // A prepared tenant: created with its event, or not at all.
+    let store = SqlTenantStore::new(env.db.clone()).with_clock(env.clock.clone());
+    let prepared = store
+        .prepare_create(&env.admin, NewTenant::new("globex", "Globex"), now)
+        .unwrap();
+    let id = prepared.tenant().id;
+    let r: Result<(), CoreError> = async {
+        with_write_tx!(env.db, |tx| {
+            tx.insert_tenant(&prepared, now).await?;
+        });
+        Ok(())
+    }
+    .await;
+    r.unwrap();
+    assert_eq!(
+        env.tenants.get(&env.admin, id).await.unwrap().slug.as_str(),
+        "globex"
+    );
+    let taken = store
+        .prepare_create(&env.admin, NewTenant::new("globex", "Again"), now)
+        .unwrap();
+    let r: Result<(), CoreError> = async {
+        with_write_tx!(env.db, |tx| {
+            tx.insert_tenant(&taken, now).await?;
+        });
+        Ok(())
+    }
+    .await;
+    assert_kind(r, ErrorKind::AlreadyExists);
+    assert_kind(
+        env.tenants.get(&env.admin, taken.tenant().id).await,
+        ErrorKind::NotFound,
+    );
+    assert_kind(
+        store.prepare_create(&member(t.id, &[]), NewTenant::new("x1", "X"), now),
+        ErrorKind::PermissionDenied,
+    );
+}

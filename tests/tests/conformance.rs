@@ -50,6 +50,8 @@ matrix! {
     tenant_store::delete_restore_and_purge,
     tenant_store::authorization_is_enforced,
     tenant_store::concurrent_updates_serialize,
+    tenant_store::changes_are_published_after_commit,
+    tenant_store::core_tx_contract,
     audit_sink::append_links_events,
     audit_sink::concurrent_appends_never_fork,
     audit_sink::query_filters_and_pages,

@@ -22,14 +22,13 @@
 //! prefix ([`AuditAction::custom`]), which ATE never uses, so host and SDK names never clash.
 
 mod chain;
-#[doc(hidden)]
-pub mod sql;
+mod sql;
 
 pub use chain::GENESIS_HASH;
 pub use sql::SqlAuditSink;
 
 pub(crate) use chain::{Encodable, canonical_json, link_hash};
-pub(crate) use sql::append_event_in_tx;
+pub(crate) use sql::next_event;
 
 use crate::error::CoreError;
 use crate::id::{AuditEventId, TenantId};
@@ -318,9 +317,10 @@ impl NewAuditEvent {
     }
 
     /// Checks and normalizes the event: the metadata becomes canonical JSON text, the user
-    /// agent is truncated with control characters replaced. Implementor API: stores call it
-    /// before opening the transaction they audit in.
-    #[doc(hidden)]
+    /// agent is truncated with control characters replaced. Stores call it before opening
+    /// the transaction they audit in, then append the result with
+    /// [`CoreTx::append_audit`](crate::CoreTx::append_audit), so a bad event fails before
+    /// anything is written. Errors: `InvalidInput` naming the field.
     pub fn validate(&self) -> Result<ValidEvent, CoreError> {
         if self.actor.is_empty()
             || self.actor.len() > 256
@@ -377,19 +377,25 @@ impl NewAuditEvent {
     }
 }
 
-/// An event that passed validation, in stored form (implementor API).
-#[doc(hidden)]
+/// An event that passed [`NewAuditEvent::validate`], in the form it will be stored; append
+/// it with [`CoreTx::append_audit`](crate::CoreTx::append_audit).
 #[derive(Debug, Clone)]
-#[allow(missing_docs)]
 pub struct ValidEvent {
-    pub tenant: TenantId,
-    pub actor: String,
-    pub action: String,
-    pub target: Option<String>,
-    pub outcome: Outcome,
-    pub client_addr: Option<String>,
-    pub user_agent: Option<String>,
-    pub metadata: String,
+    pub(crate) tenant: TenantId,
+    pub(crate) actor: String,
+    pub(crate) action: String,
+    pub(crate) target: Option<String>,
+    pub(crate) outcome: Outcome,
+    pub(crate) client_addr: Option<String>,
+    pub(crate) user_agent: Option<String>,
+    pub(crate) metadata: String,
+}
+
+impl ValidEvent {
+    /// The tenant whose chain the event joins.
+    pub fn tenant(&self) -> TenantId {
+        self.tenant
+    }
 }
 
 /// A recorded event.

@@ -11,6 +11,7 @@ use crate::id::{AuditEventId, TenantId};
 use crate::page::{Page, page_from_rows, page_size};
 use crate::principal::{Permission, Principal};
 use crate::tenant::TenantStatus;
+use crate::tx::CoreTx;
 use crate::{with_pool, with_write_tx};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
@@ -123,8 +124,7 @@ impl AuditRow {
 
 /// Builds the stored form of the next event in a chain: assigns id and time, computes the
 /// link hash.
-#[doc(hidden)]
-pub fn next_event(
+pub(crate) fn next_event(
     ev: &ValidEvent,
     seq: i64,
     prev_hash: &[u8],
@@ -170,61 +170,6 @@ pub fn next_event(
         hash,
     })
 }
-
-/// Appends a validated event inside an open write transaction `$tx`, stamping it `$now`.
-/// Evaluates to the stored [`AuditEvent`]; `?` propagates failures (rolling back the caller's
-/// transaction). Shared by the audit sink and every store, in any ATE crate, that audits its
-/// own writes atomically; implementor API, not for hosts.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __append_audit_event_in_tx {
-    ($tx:ident, $now:expr, $event:expr) => {{
-        let ev: &$crate::audit::ValidEvent = $event;
-        #[allow(unused_imports)]
-        use $crate::__sqlx as sqlx;
-        let tenant = ev.tenant.as_uuid();
-        // Create the head on first use or bump it, in one statement. The upsert takes the
-        // row lock (the write lock on SQLite), so concurrent appends to one tenant serialize
-        // here; RETURNING gives the new sequence number and the previous link's hash.
-        let (seq, prev): (i64, Vec<u8>) = sqlx::query_as(
-            "INSERT INTO audit_chain_heads (tenant_id, seq, head_hash) VALUES ($1, 1, $2) \
-             ON CONFLICT (tenant_id) DO UPDATE SET seq = audit_chain_heads.seq + 1 \
-             RETURNING seq, head_hash",
-        )
-        .bind(tenant)
-        .bind(&$crate::audit::GENESIS_HASH[..])
-        .fetch_one(&mut *$tx)
-        .await?;
-        let stored = $crate::audit::sql::next_event(ev, seq, &prev, $now)?;
-        sqlx::query(
-            "INSERT INTO audit_events (tenant_id, seq, id, occurred_at, actor, action, target, \
-             outcome, client_addr, user_agent, metadata, prev_hash, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-        )
-        .bind(tenant)
-        .bind(seq)
-        .bind(stored.id.as_uuid())
-        .bind($crate::db::to_micros(stored.occurred_at))
-        .bind(&ev.actor)
-        .bind(&ev.action)
-        .bind(&ev.target)
-        .bind(ev.outcome.as_str())
-        .bind(&ev.client_addr)
-        .bind(&ev.user_agent)
-        .bind(&ev.metadata)
-        .bind(&stored.prev_hash[..])
-        .bind(&stored.hash[..])
-        .execute(&mut *$tx)
-        .await?;
-        sqlx::query("UPDATE audit_chain_heads SET head_hash = $2 WHERE tenant_id = $1")
-            .bind(tenant)
-            .bind(&stored.hash[..])
-            .execute(&mut *$tx)
-            .await?;
-        stored
-    }};
-}
-pub(crate) use crate::__append_audit_event_in_tx as append_event_in_tx;
 
 /// Decides whether `actor` may read `tenant`'s audit log, given the tenant's status.
 pub(crate) fn check_read_access(
@@ -310,7 +255,7 @@ impl AuditSink for SqlAuditSink {
                 }
                 Some(_) => {}
             }
-            append_event_in_tx!(tx, now, &valid)
+            tx.append_audit(&valid, now).await?
         });
         Ok(stored)
     }

@@ -14,13 +14,24 @@
 //! Deleting is soft: the tenant is hidden from its own principals at once, its slug stays
 //! reserved (so nobody can take over a just-deleted name), and it can be restored until its
 //! purge time; [`TenantStore::purge_due`] then removes it for good.
+//!
+//! # For stores in other crates
+//!
+//! Other crates never name this module's tables in their queries. They read tenants through
+//! [`TenantStore`] (`require_active`, `status`), write under a tenant's lock and audit
+//! atomically through [`CoreTx`](crate::CoreTx), and follow changes through
+//! [`TenantStore::changes`]. One schema-level tie is part of the contract: a tenant-owned
+//! table declares `tenant_id … REFERENCES tenants (id) ON DELETE CASCADE` in its migrations,
+//! so purging a tenant removes its rows in every crate at once. (`tests/tests/seams.rs`
+//! checks both rules.)
 
+mod changes;
 mod slug;
-#[doc(hidden)]
-pub mod sql;
+mod sql;
 
+pub use changes::{TenantChange, TenantChangeKind, TenantChanges};
 pub use slug::Slug;
-pub use sql::SqlTenantStore;
+pub use sql::{PreparedTenant, SqlTenantStore};
 
 pub(crate) use slug::validate_display_name;
 
@@ -284,6 +295,7 @@ impl ListTenants {
 ///   (`tenant_created`, `tenant_updated`, …) to the tenant's chain in the same transaction:
 ///   either both happen or neither.
 /// * A failed call changes nothing.
+/// * Every committed change is published on [`TenantStore::changes`] after it commits.
 #[async_trait::async_trait]
 pub trait TenantStore: Send + Sync + std::fmt::Debug {
     /// Creates an active tenant.
@@ -327,4 +339,14 @@ pub trait TenantStore: Send + Sync + std::fmt::Debug {
     /// For other ATE components: the tenant if it is active; `PermissionDenied` if it is
     /// suspended, `NotFound` if it is deleted or unknown.
     async fn require_active(&self, id: TenantId) -> Result<Tenant, CoreError>;
+
+    /// For other ATE components: the tenant's status, deleted tenants included, or `None`
+    /// if no such tenant exists (never created, or purged). No authorization: callers
+    /// decide what the caller behind them may learn.
+    async fn status(&self, id: TenantId) -> Result<Option<TenantStatus>, CoreError>;
+
+    /// The feed of committed tenant changes (see [`TenantChanges`]): stores sharing one
+    /// database handle share one feed, so a cache subscribed here hears about changes made
+    /// through any of them.
+    fn changes(&self) -> TenantChanges;
 }

@@ -1,16 +1,17 @@
 //! [`TenantStore`] over SQLite and PostgreSQL.
 
 use super::{
-    ListTenants, NewTenant, Slug, Tenant, TenantSettings, TenantStatus, TenantStore, TenantUpdate,
-    validate_display_name,
+    ListTenants, NewTenant, Slug, Tenant, TenantChangeKind, TenantChanges, TenantSettings,
+    TenantStatus, TenantStore, TenantUpdate, validate_display_name,
 };
-use crate::audit::{AuditAction, NewAuditEvent, Outcome, actions, append_event_in_tx};
+use crate::audit::{AuditAction, NewAuditEvent, Outcome, ValidEvent, actions};
 use crate::clock::{Clock, SystemClock};
 use crate::db::{Db, from_micros, to_micros};
 use crate::error::CoreError;
 use crate::id::TenantId;
 use crate::page::{Page, page_from_rows, page_size};
 use crate::principal::{Permission, Principal};
+use crate::tx::CoreTx;
 use crate::{with_pool, with_write_tx};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
@@ -104,12 +105,6 @@ const LIST: &str = concat!(
     " FROM tenants WHERE (($1 IS NULL AND status <> 'deleted') OR status = $1) \
      AND ($2 IS NULL OR id > $2) AND ($3 IS NULL OR id = $3) ORDER BY id LIMIT $4"
 );
-#[doc(hidden)]
-pub const INSERT_TENANT: &str = concat!(
-    "INSERT INTO tenants (",
-    tenant_columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-);
 const UPDATE: &str = "UPDATE tenants SET name = $2, status = $3, status_reason = $4, \
      settings = $5, revision = $6, updated_at = $7, deleted_at = $8, purge_at = $9 WHERE id = $1";
 /// A no-op write that takes the row lock (PostgreSQL) before the row is read, so concurrent
@@ -147,6 +142,7 @@ fn settings_json(settings: &TenantSettings) -> Result<String, CoreError> {
 /// A state change decided by [`SqlTenantStore::change`]'s closure.
 struct Change {
     tenant: Tenant,
+    kind: TenantChangeKind,
     action: AuditAction,
     metadata: serde_json::Value,
 }
@@ -194,7 +190,7 @@ impl SqlTenantStore {
     ) -> Result<Tenant, CoreError> {
         let now = self.clock.now();
         let subject = actor.subject().to_owned();
-        let tenant = with_write_tx!(self.db, |tx| {
+        let (tenant, kind) = with_write_tx!(self.db, |tx| {
             sqlx::query(LOCK)
                 .bind(id.as_uuid())
                 .execute(&mut *tx)
@@ -207,9 +203,10 @@ impl SqlTenantStore {
                 .ok_or_else(|| CoreError::not_found("tenant", id))?
                 .into_tenant()?;
             match decide(current, now)? {
-                Err(unchanged) => unchanged,
+                Err(unchanged) => (unchanged, None),
                 Ok(Change {
                     mut tenant,
+                    kind,
                     action,
                     metadata,
                 }) => {
@@ -231,12 +228,14 @@ impl SqlTenantStore {
                         .target(id.to_string())
                         .metadata(metadata)
                         .validate()?;
-                    append_event_in_tx!(tx, now, &event);
-                    tenant
+                    tx.append_audit(&event, now).await?;
+                    (tenant, Some(kind))
                 }
             }
         });
-        self.db.note_tenant_change();
+        if let Some(kind) = kind {
+            self.db.tenant_changes().publish(id, kind);
+        }
         Ok(tenant)
     }
 }
@@ -247,24 +246,28 @@ enum Key<'a> {
     Slug(&'a Slug),
 }
 
-/// A validated, authorized tenant creation, ready to be inserted in a caller's transaction
-/// with [`__insert_tenant_in_tx!`](crate::__insert_tenant_in_tx) (for stores in other ATE
-/// crates that create a tenant together with their own rows, such as registering a user with
-/// a new organization). Implementor API, not for hosts.
-#[doc(hidden)]
+/// A validated, authorized tenant creation that has not been written yet: made by
+/// [`SqlTenantStore::prepare_create`], inserted by [`CoreTx::insert_tenant`] in a caller's
+/// transaction. Stores in other crates use it to create a tenant together with their own
+/// rows (registering a user with a new organization: neither exists unless both do).
 #[derive(Debug)]
 pub struct PreparedTenant {
+    pub(crate) tenant: Tenant,
+    pub(crate) settings_json: String,
+    pub(crate) event: ValidEvent,
+}
+
+impl PreparedTenant {
     /// The tenant as it will be stored.
-    pub tenant: Tenant,
-    /// Its settings, serialized.
-    pub settings_json: String,
-    /// Its `tenant_created` audit event.
-    pub event: crate::audit::ValidEvent,
+    pub fn tenant(&self) -> &Tenant {
+        &self.tenant
+    }
 }
 
 impl SqlTenantStore {
-    /// Authorizes and validates a creation at `now` without writing anything.
-    #[doc(hidden)]
+    /// Authorizes and validates the creation of `new` at `now` without writing anything;
+    /// [`CoreTx::insert_tenant`] writes it. Only platform administrators create tenants
+    /// (`PermissionDenied` otherwise); a bad slug or name is `InvalidInput`.
     pub fn prepare_create(
         &self,
         actor: &Principal,
@@ -305,52 +308,17 @@ impl SqlTenantStore {
     }
 }
 
-/// Inserts a [`PreparedTenant`] and its audit event in the transaction `$tx` (from
-/// `with_write_tx!`); a taken slug returns `AlreadyExists` from the enclosing closure.
-#[doc(hidden)]
-#[macro_export]
-macro_rules! __insert_tenant_in_tx {
-    ($tx:ident, $now:expr, $prepared:expr) => {{
-        let p: &$crate::tenant::sql::PreparedTenant = $prepared;
-        #[allow(unused_imports)]
-        use $crate::__sqlx as sqlx;
-        let inserted = sqlx::query($crate::tenant::sql::INSERT_TENANT)
-            .bind(p.tenant.id.as_uuid())
-            .bind(p.tenant.slug.as_str())
-            .bind(&p.tenant.name)
-            .bind(p.tenant.status.as_str())
-            .bind(None::<String>)
-            .bind(&p.settings_json)
-            .bind(p.tenant.revision)
-            .bind($crate::db::to_micros($now))
-            .bind($crate::db::to_micros($now))
-            .bind(None::<i64>)
-            .bind(None::<i64>)
-            .execute(&mut *$tx)
-            .await;
-        match inserted {
-            Ok(_) => {}
-            Err(e) if $crate::db::is_unique_violation(&e) => {
-                return Err($crate::CoreError::AlreadyExists {
-                    what: "tenant with slug",
-                    key: p.tenant.slug.to_string(),
-                }
-                .into());
-            }
-            Err(e) => return Err($crate::CoreError::from(e).into()),
-        }
-        $crate::__append_audit_event_in_tx!($tx, $now, &p.event);
-    }};
-}
-
 #[async_trait::async_trait]
 impl TenantStore for SqlTenantStore {
     async fn create(&self, actor: &Principal, new: NewTenant) -> Result<Tenant, CoreError> {
         let now = self.clock.now();
         let prepared = self.prepare_create(actor, new, now)?;
         with_write_tx!(self.db, |tx| {
-            crate::__insert_tenant_in_tx!(tx, now, &prepared);
+            tx.insert_tenant(&prepared, now).await?;
         });
+        self.db
+            .tenant_changes()
+            .publish(prepared.tenant.id, TenantChangeKind::Created);
         Ok(prepared.tenant)
     }
 
@@ -480,6 +448,7 @@ impl TenantStore for SqlTenantStore {
             }
             Ok(Ok(Change {
                 tenant,
+                kind: TenantChangeKind::Updated,
                 action: actions::TENANT_UPDATED,
                 metadata: json!({ "changed": changed }),
             }))
@@ -506,6 +475,7 @@ impl TenantStore for SqlTenantStore {
                 tenant.status_reason = Some(reason.clone());
                 Ok(Ok(Change {
                     tenant,
+                    kind: TenantChangeKind::Suspended,
                     action: actions::TENANT_SUSPENDED,
                     metadata: json!({ "reason": reason }),
                 }))
@@ -517,16 +487,18 @@ impl TenantStore for SqlTenantStore {
     async fn reactivate(&self, actor: &Principal, id: TenantId) -> Result<Tenant, CoreError> {
         actor.require_platform_admin("reactivating a tenant")?;
         self.change(actor, id, move |current, now| {
-            let action = match current.status {
+            let (kind, action) = match current.status {
                 TenantStatus::Active => return Ok(Err(current)),
-                TenantStatus::Suspended => actions::TENANT_REACTIVATED,
+                TenantStatus::Suspended => {
+                    (TenantChangeKind::Reactivated, actions::TENANT_REACTIVATED)
+                }
                 TenantStatus::Deleted => match current.purge_at {
                     Some(purge_at) if purge_at <= now => {
                         return Err(CoreError::Conflict(format!(
                             "tenant {id} passed its purge time ({purge_at}) and can no longer be restored"
                         )));
                     }
-                    _ => actions::TENANT_RESTORED,
+                    _ => (TenantChangeKind::Restored, actions::TENANT_RESTORED),
                 },
             };
             let mut tenant = current;
@@ -536,6 +508,7 @@ impl TenantStore for SqlTenantStore {
             tenant.purge_at = None;
             Ok(Ok(Change {
                 tenant,
+                kind,
                 action,
                 metadata: json!({}),
             }))
@@ -558,6 +531,7 @@ impl TenantStore for SqlTenantStore {
             tenant.purge_at = Some(purge_at);
             Ok(Ok(Change {
                 tenant,
+                kind: TenantChangeKind::Deleted,
                 action: actions::TENANT_DELETED,
                 metadata: json!({ "purge_at": purge_at.to_rfc3339() }),
             }))
@@ -576,14 +550,14 @@ impl TenantStore for SqlTenantStore {
             .fetch_all(pool)
             .await?
         });
-        if !ids.is_empty() {
-            self.db.note_tenant_change();
-        }
         let ids = ids
             .into_iter()
             .map(TenantId::from_uuid)
             .collect::<Result<Vec<_>, _>>()?;
         for id in &ids {
+            self.db
+                .tenant_changes()
+                .publish(*id, TenantChangeKind::Purged);
             tracing::info!(tenant = %id, actor = actor.subject(), "purged tenant");
         }
         Ok(ids)
@@ -601,5 +575,19 @@ impl TenantStore for SqlTenantStore {
             ))),
             TenantStatus::Deleted => Err(CoreError::not_found("tenant", id)),
         }
+    }
+
+    async fn status(&self, id: TenantId) -> Result<Option<TenantStatus>, CoreError> {
+        let status: Option<String> = with_pool!(self.db, |pool| {
+            sqlx::query_scalar("SELECT status FROM tenants WHERE id = $1")
+                .bind(id.as_uuid())
+                .fetch_optional(pool)
+                .await?
+        });
+        status.as_deref().map(TenantStatus::parse).transpose()
+    }
+
+    fn changes(&self) -> TenantChanges {
+        self.db.tenant_changes().clone()
     }
 }
