@@ -43,7 +43,7 @@ pub enum StorageError {
         message: String,
     },
     /// An OpenDAL operator lacks a capability ATE needs; it was refused when the
-    /// [`BlobStore`](crate::blob::BlobStore) was built, before any request.
+    /// [`BlobStore`](crate::BlobStore) was built, before any request.
     #[error("blob backend {scheme:?} lacks {}: {reason}", .missing.join(", "))]
     UnsupportedBackend {
         /// The operator's scheme (`"gcs"`, `"hdfs"`, …).

@@ -30,7 +30,7 @@
 //! File systems write in place, so on a backend that can `rename` (OpenDAL's `fs`, `hdfs`,
 //! `sftp`, `webdav`, …) the store writes each upload to `.ate-staging/<object id>.<random>`
 //! under the operator's root and renames it into place when it completes; an aborted upload
-//! removes its staged file, and [garbage collection](crate::objects::ObjectStore::collect_garbage)
+//! removes its staged file, and [garbage collection](crate::ObjectStore::collect_garbage)
 //! removes the ones a crash left behind. On OpenDAL's `fs` service the store also syncs the
 //! file and its directories, so a completed upload survives a power loss. A backend that
 //! writes in place but cannot rename cannot be detected from its capabilities: do not use
@@ -117,7 +117,7 @@ impl BlobStore {
     /// lacks a capability ATE needs (see the [module docs](self)); the error names each one.
     ///
     /// ```
-    /// use ate_storage::blob::BlobStore;
+    /// use ate_storage::BlobStore;
     /// use opendal::{Operator, services};
     ///
     /// let dir = tempfile::tempdir()?;
