@@ -42,6 +42,17 @@ pub enum StorageError {
         /// What failed, with the backend's message.
         message: String,
     },
+    /// An OpenDAL operator lacks a capability ATE needs; it was refused when the
+    /// [`BlobStore`](crate::BlobStore) was built, before any request.
+    #[error("blob backend {scheme:?} lacks {}: {reason}", .missing.join(", "))]
+    UnsupportedBackend {
+        /// The operator's scheme (`"gcs"`, `"hdfs"`, …).
+        scheme: String,
+        /// The missing [`opendal::Capability`] fields, by name (`"list"`, `"stat"`, …).
+        missing: Vec<&'static str>,
+        /// What ATE uses them for.
+        reason: String,
+    },
     /// An I/O error from the underlying reader or writer.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -67,6 +78,7 @@ impl Classify for StorageError {
             }
             StorageError::Integrity(_) => ErrorKind::Integrity,
             StorageError::KeyDestroyed { .. } => ErrorKind::NotFound,
+            StorageError::UnsupportedBackend { .. } => ErrorKind::Unsupported,
             StorageError::Io(_) => ErrorKind::Unavailable,
             StorageError::Backend { kind, .. } => *kind,
             StorageError::Core(e) => e.kind(),
@@ -103,6 +115,15 @@ pub(crate) fn replay(e: &StorageError) -> StorageError {
             kind: *kind,
             retryable: *retryable,
             message: message.clone(),
+        },
+        StorageError::UnsupportedBackend {
+            scheme,
+            missing,
+            reason,
+        } => StorageError::UnsupportedBackend {
+            scheme: scheme.clone(),
+            missing: missing.clone(),
+            reason: reason.clone(),
         },
         StorageError::Io(io) => StorageError::Io(std::io::Error::new(io.kind(), io.to_string())),
         StorageError::Core(c) => StorageError::Integrity(c.to_string()),

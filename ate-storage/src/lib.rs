@@ -1,24 +1,36 @@
 //! # ate-storage
 //!
-//! Encrypted object storage for ATE. Available now:
+//! Encrypted, tenant-scoped object storage for ATE:
 //!
-//! * [`cobblestone`]: **Cobblestone-256** (c2sp.org/chunked-encryption with HKDF-Expand-SHA-512
-//!   and AES-256-GCM), one-shot, streaming and random access, over a pluggable
-//!   [`CryptoProvider`](cobblestone::CryptoProvider) (RustCrypto always, `ring` behind the
-//!   default `ring` feature), checked against every Wycheproof vector.
+//! * [`objects`]: the **object store** ([`ObjectStore`]), scoped to an
+//!   [`ate_core::Principal`]: put (one-shot or streamed through an [`ObjectWriter`]), get
+//!   (streamed and pipelined through an [`ObjectReader`]), ranged get, stat, delete, list,
+//!   copy, quotas checked in the commit, re-encryption of a tenant's objects to its newest key,
+//!   and garbage collection of orphan blobs. Objects are indexed in the database ([`Db`]) and
+//!   stored as encrypted blobs.
 //!
-//! * [`keyring`]: the **tenant keyring**: per-tenant data keys wrapped under the master key
-//!   from [`ate_core::keys::KeyProvider`], with versions, rotation, master-key rotation and
-//!   crypto-shredding, every change audited atomically.
+//! * [`keyring`]: the **tenant keyring** ([`TenantKeyring`]): per-tenant data keys wrapped
+//!   under the master key from [`ate_core::keys::KeyProvider`], with versions, rotation,
+//!   master-key rotation and crypto-shredding, every change audited atomically.
 //!
-//! * [`blob`]: **blob backends** over Apache OpenDAL (`memory://`, `fs://`, `s3://`), with
-//!   blob names derived from tenant and object ids only.
+//! * [`cobblestone`]: **Cobblestone-256** ([`Cobblestone`]: c2sp.org/chunked-encryption with
+//!   HKDF-Expand-SHA-512 and AES-256-GCM), one-shot, streaming and random access, over a
+//!   pluggable [`CryptoProvider`] (RustCrypto always, `ring` behind the default `ring`
+//!   feature), checked against every Wycheproof vector.
 //!
-//! Still to come (tracked in the issue for this crate): re-encryption of a tenant's objects
-//! to its newest key, and
+//! * [`blob`]: **blob backends** over Apache OpenDAL ([`BlobStore`]): any OpenDAL operator a
+//!   host brings ([`BlobStore::from_operator`]: GCS, Azure, HDFS, …), checked for the
+//!   capabilities ATE needs, or one named by URL (`memory://`, `fs://`, `s3://`). Blob names
+//!   are derived from tenant and object ids only.
 //!
-//! * the **metadata index** and the object store API scoped to an
-//!   [`ate_core::Principal`]: put, get, ranged get, stat, delete, list, copy, and quotas.
+//! Every error is a [`StorageError`], classified by [`ate_core::Classify`].
+//!
+//! On S3 (and other object stores), an upload that a crash interrupts leaves an incomplete
+//! multipart upload that only the bucket can clean: give the bucket a lifecycle rule that
+//! aborts incomplete multipart uploads after a day. On file systems, garbage collection
+//! removes such leftovers itself.
+//!
+//! [`Db`]: ate_core::Db
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -29,7 +41,13 @@ mod error;
 pub mod keyring;
 pub mod objects;
 
+pub use blob::{BlobBackend, BlobStore, BlobWriter, S3Credentials};
+pub use cobblestone::{Cobblestone, CryptoProvider};
 pub use error::StorageError;
+pub use keyring::{DataKey, KeyInfo, KeyState, MasterRotation, TenantKeyring};
+pub use objects::{
+    GcReport, ObjectInfo, ObjectReader, ObjectStore, ObjectWriter, PutOptions, ReencryptProgress,
+};
 
 /// `ate-storage`'s migrations (tenant keys, the object index), for
 /// [`Db::migrate`](ate_core::Db::migrate); the stores run them when opened.

@@ -1,5 +1,6 @@
-//! The [`BlobStore`] conformance suite: the same cases on
-//! memory, a local directory, and a real S3-compatible server.
+//! The [`BlobStore`] conformance suite: the same cases on memory, a local directory and a
+//! real S3-compatible server, each opened by URL and as an OpenDAL operator built by hand
+//! and given to [`BlobStore::from_operator`].
 
 use crate::assert_kind;
 use crate::support::TestBlobs;
@@ -41,13 +42,16 @@ pub async fn put_read_delete(b: TestBlobs) {
     b.store.delete(t, o).await.unwrap();
 }
 
-/// Streaming uploads appear whole on close; abandoned ones leave nothing visible.
+/// Streaming uploads appear whole on close, never before; abandoned ones leave nothing
+/// visible.
 pub async fn streaming_uploads(b: TestBlobs) {
     let (t, o) = (TenantId::new(), ObjectId::new());
     let mut w = b.store.writer(t, o).await.unwrap();
     let parts = [data(6 << 20), data(3), data(5 << 20)];
     for p in &parts {
         w.write(p.clone()).await.unwrap();
+        assert_kind(b.store.size(t, o).await, ErrorKind::NotFound);
+        assert!(b.store.list(t).await.unwrap().is_empty(), "{}", b.url);
     }
     let total: usize = parts.iter().map(Vec::len).sum();
     assert_eq!(w.close().await.unwrap(), total as u64);
@@ -64,6 +68,11 @@ pub async fn streaming_uploads(b: TestBlobs) {
     w.write(data(1000)).await.unwrap();
     w.abort().await.unwrap();
     assert_kind(b.store.size(t, aborted).await, ErrorKind::NotFound);
+    assert_eq!(b.store.list(t).await.unwrap(), vec![o]);
+    if let Some(root) = &b.fs_root {
+        let staged = std::fs::read_dir(root.join(".ate-staging")).map_or(0, |d| d.count());
+        assert_eq!(staged, 0, "the aborted upload's staged file was removed");
+    }
 }
 
 /// Blob names come from ids: the same object id under two tenants is two blobs, and
@@ -107,4 +116,52 @@ pub async fn bad_urls_and_unreachable_servers(_b: TestBlobs) {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
     assert!(e.is_retryable());
+}
+
+/// An operator lacking a capability ATE needs is refused when the store is built, with the
+/// typed `Unsupported` error naming the capability, before any request.
+pub fn refuses_operators_lacking_a_capability() {
+    use ate_storage::StorageError;
+    use opendal::layers::CapabilityOverrideLayer;
+    type Strip = fn(&mut opendal::Capability);
+    let memory = || opendal::Operator::new(opendal::services::Memory::default()).unwrap();
+    let without = |strip: Strip| {
+        memory().layer(CapabilityOverrideLayer::new(move |mut c| {
+            strip(&mut c);
+            c
+        }))
+    };
+    let cases: [(&str, Strip); 5] = [
+        ("read", |c| c.read = false),
+        ("write", |c| c.write = false),
+        ("stat", |c| c.stat = false),
+        ("delete", |c| c.delete = false),
+        ("list", |c| c.list = false),
+    ];
+    for (name, strip) in cases {
+        let err = BlobStore::from_operator(without(strip)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unsupported, "{name}: {err}");
+        match &err {
+            StorageError::UnsupportedBackend {
+                scheme, missing, ..
+            } => {
+                assert_eq!(scheme, "memory");
+                assert_eq!(missing, &[name]);
+            }
+            other => panic!("{name}: expected UnsupportedBackend, got {other:?}"),
+        }
+        assert!(err.to_string().contains(name), "{err}");
+    }
+    // Two missing at once are both named.
+    let err = BlobStore::from_operator(without(|c| {
+        c.stat = false;
+        c.list = false;
+    }))
+    .unwrap_err();
+    assert!(
+        matches!(&err, StorageError::UnsupportedBackend { missing, .. } if missing == &["stat", "list"]),
+        "{err:?}"
+    );
+    // The same service with everything it declares is accepted.
+    assert!(BlobStore::from_operator(memory()).is_ok());
 }

@@ -3,6 +3,10 @@
 //! Each suite is a module of `pub async fn case(env: Env)` functions that use only the public
 //! store traits, so the same case runs against every backend ([`support::Backend`]). A new
 //! backend is added by making these suites pass; `tests/conformance.rs` lists the matrix.
+//!
+//! [`key_provider`] is the suite for master-key providers: its cases take
+//! `&dyn KeyProvider`, and `tests/key_provider.rs` runs them against `LocalKeyProvider` and
+//! against [`test_kms`], a KMS stand-in in a separate process.
 
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
@@ -11,11 +15,13 @@ pub mod alert_history;
 pub mod audit_sink;
 pub mod auth;
 pub mod blob_store;
+pub mod key_provider;
 pub mod keyring;
 pub mod object_store;
 pub mod registry;
 pub mod support;
 pub mod tenant_store;
+pub mod test_kms;
 
 use ate_core::{Classify, ErrorKind, Permission, Principal, TenantId, with_pool};
 use support::Env;

@@ -1,5 +1,6 @@
 //! The [`ObjectStore`] conformance suite, run on every combination of metadata backend
-//! (SQLite, PostgreSQL) and blob backend (memory, fs, S3) by `tests/conformance.rs`.
+//! (SQLite, PostgreSQL) and blob backend (memory, fs, S3) by `tests/conformance.rs`, and on
+//! OpenDAL operators built by hand and given to [`BlobStore::from_operator`].
 
 use crate::assert_kind;
 use crate::member;
@@ -52,7 +53,7 @@ where
         env,
         store,
         blobs: test_blobs.store.clone(),
-        fs_root: test_blobs.url.strip_prefix("fs://").map(Into::into),
+        fs_root: test_blobs.fs_root.clone(),
     })
     .await;
     drop(test_blobs);

@@ -223,7 +223,9 @@ pub const S3_ENDPOINT_VAR: &str = "ATE_TEST_S3_ENDPOINT";
 /// The bucket the tests use (created on first use).
 pub const S3_TEST_BUCKET: &str = "ate-test";
 
-/// A blob backend under test.
+/// A blob backend under test: opened by URL, or an OpenDAL operator built by hand and given
+/// to [`BlobStore::from_operator`](ate_storage::blob::BlobStore::from_operator), as a host bringing
+/// its own OpenDAL service would.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BlobBackendKind {
     /// `memory://`.
@@ -232,6 +234,14 @@ pub enum BlobBackendKind {
     Fs,
     /// `s3://ate-test/<fresh prefix>` on the server named by `ATE_TEST_S3_ENDPOINT`.
     S3,
+    /// `Operator::new(services::Memory)`.
+    MemoryOperator,
+    /// `Operator::new(services::Fs)` on a fresh temporary directory, with no
+    /// `atomic_write_dir`: OpenDAL writes in place, so the store must stage uploads itself.
+    FsOperator,
+    /// `Operator::new(services::S3)` with its own HTTP transport, on the server named by
+    /// `ATE_TEST_S3_ENDPOINT` (a fresh prefix of the test bucket).
+    S3Operator,
 }
 
 /// A blob store opened for one test; `_dir` keeps an fs backend's directory alive.
@@ -239,45 +249,112 @@ pub enum BlobBackendKind {
 pub struct TestBlobs {
     /// The store under test.
     pub store: ate_storage::blob::BlobStore,
-    /// Its URL.
+    /// Its URL, or a description of the hand-built operator.
     pub url: String,
+    /// The directory of a local (`fs`) store.
+    pub fs_root: Option<std::path::PathBuf>,
     _dir: Option<tempfile::TempDir>,
+}
+
+/// The S3 test server's endpoint, after making sure the test bucket exists; `None` (never
+/// under `CI=true`) when `ATE_TEST_S3_ENDPOINT` is unset.
+fn s3_endpoint() -> Option<String> {
+    let Ok(endpoint) = std::env::var(S3_ENDPOINT_VAR) else {
+        if in_ci() {
+            panic!("CI=true but {S3_ENDPOINT_VAR} is not set: S3 tests cannot be skipped in CI");
+        }
+        eprintln!("SKIPPED: {S3_ENDPOINT_VAR} is not set, so this S3 case did not run");
+        return None;
+    };
+    ensure_bucket(&endpoint);
+    Some(endpoint)
+}
+
+/// An S3 operator on `endpoint`, built by hand the way a host would build one.
+fn s3_operator(endpoint: &str, root: &str) -> opendal::Operator {
+    let credentials = ate_storage::blob::S3Credentials::from_env()
+        .expect("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are set for the S3 test server");
+    let builder = opendal::services::S3::default()
+        .bucket(S3_TEST_BUCKET)
+        .root(root)
+        .endpoint(endpoint)
+        .region("us-east-1")
+        .access_key_id(&credentials.access_key_id)
+        .secret_access_key(&credentials.secret_access_key)
+        .disable_config_load()
+        .disable_ec2_metadata();
+    let transport =
+        opendal::HttpTransporter::new(opendal_http_transport_reqwest::ReqwestTransport::default());
+    opendal::Operator::new(builder)
+        .expect("build an S3 operator")
+        .with_context(opendal::OperationContext::new().with_http_transport(transport))
 }
 
 impl TestBlobs {
     /// Opens a fresh, empty blob store; `None` if the backend is not configured here (never
     /// under `CI=true`).
     pub async fn open(kind: BlobBackendKind) -> Option<TestBlobs> {
-        let (url, dir) = match kind {
-            BlobBackendKind::Memory => ("memory://".to_owned(), None),
+        use ate_storage::blob::BlobStore;
+        let fresh_prefix = || format!("run-{}", uuid::Uuid::now_v7().simple());
+        let blobs = match kind {
+            BlobBackendKind::Memory => TestBlobs::by_url("memory://".into(), None),
             BlobBackendKind::Fs => {
                 let dir = tempfile::tempdir().expect("temporary directory");
-                (format!("fs://{}", dir.path().display()), Some(dir))
+                TestBlobs::by_url(format!("fs://{}", dir.path().display()), Some(dir))
             }
             BlobBackendKind::S3 => {
-                let Ok(endpoint) = std::env::var(S3_ENDPOINT_VAR) else {
-                    if in_ci() {
-                        panic!(
-                            "CI=true but {S3_ENDPOINT_VAR} is not set: S3 tests cannot be skipped in CI"
-                        );
-                    }
-                    eprintln!("SKIPPED: {S3_ENDPOINT_VAR} is not set, so this S3 case did not run");
-                    return None;
-                };
-                ensure_bucket(&endpoint);
-                let prefix = format!("run-{}", uuid::Uuid::now_v7().simple());
-                (
+                let endpoint = s3_endpoint()?;
+                let prefix = fresh_prefix();
+                TestBlobs::by_url(
                     format!("s3://{S3_TEST_BUCKET}/{prefix}/?endpoint={endpoint}"),
                     None,
                 )
             }
+            BlobBackendKind::MemoryOperator => {
+                let op = opendal::Operator::new(opendal::services::Memory::default())
+                    .expect("build a memory operator");
+                TestBlobs {
+                    store: BlobStore::from_operator(op).expect("memory operator accepted"),
+                    url: "operator: memory".into(),
+                    fs_root: None,
+                    _dir: None,
+                }
+            }
+            BlobBackendKind::FsOperator => {
+                let dir = tempfile::tempdir().expect("temporary directory");
+                let root = dir.path().to_str().expect("UTF-8 temporary directory");
+                let op = opendal::Operator::new(opendal::services::Fs::default().root(root))
+                    .expect("build an fs operator");
+                TestBlobs {
+                    store: BlobStore::from_operator(op).expect("fs operator accepted"),
+                    url: format!("operator: fs {root}"),
+                    fs_root: Some(dir.path().to_owned()),
+                    _dir: Some(dir),
+                }
+            }
+            BlobBackendKind::S3Operator => {
+                let endpoint = s3_endpoint()?;
+                let root = format!("/{}/", fresh_prefix());
+                TestBlobs {
+                    store: BlobStore::from_operator(s3_operator(&endpoint, &root))
+                        .expect("S3 operator accepted"),
+                    url: format!("operator: s3 {endpoint} {root}"),
+                    fs_root: None,
+                    _dir: None,
+                }
+            }
         };
+        Some(blobs)
+    }
+
+    fn by_url(url: String, dir: Option<tempfile::TempDir>) -> TestBlobs {
         let store = ate_storage::blob::BlobStore::open(&url).expect("open blob store");
-        Some(TestBlobs {
+        TestBlobs {
             store,
+            fs_root: dir.as_ref().map(|d| d.path().to_owned()),
             url,
             _dir: dir,
-        })
+        }
     }
 }
 

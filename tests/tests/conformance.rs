@@ -67,44 +67,45 @@ matrix! {
     keyring::tenant_state_and_unknowns,
 }
 
-/// The blob-store suite against every blob backend.
+/// The blob-store suite against every blob backend, opened by URL and as an OpenDAL
+/// operator built by hand (`BlobStore::from_operator`).
 macro_rules! blob_matrix {
-    ($($case:ident),* $(,)?) => {
-        mod blob_memory {
-            use tests::support::{BlobBackendKind, run_blobs};
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    run_blobs(BlobBackendKind::Memory, tests::blob_store::$case).await;
-                }
-            )*
-        }
-        mod blob_fs {
-            use tests::support::{BlobBackendKind, run_blobs};
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    run_blobs(BlobBackendKind::Fs, tests::blob_store::$case).await;
-                }
-            )*
-        }
-        mod blob_s3 {
-            use tests::support::{BlobBackendKind, run_blobs};
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    run_blobs(BlobBackendKind::S3, tests::blob_store::$case).await;
-                }
-            )*
-        }
+    ($($module:ident: $kind:ident),* $(,)? ; $cases:tt) => {
+        $(
+            mod $module {
+                use tests::support::{BlobBackendKind, run_blobs};
+                blob_matrix!(@cases $kind; $cases);
+            }
+        )*
+    };
+    (@cases $kind:ident; [$($case:ident),* $(,)?]) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                run_blobs(BlobBackendKind::$kind, tests::blob_store::$case).await;
+            }
+        )*
     };
 }
 
 blob_matrix! {
+    blob_memory: Memory,
+    blob_fs: Fs,
+    blob_s3: S3,
+    blob_memory_operator: MemoryOperator,
+    blob_fs_operator: FsOperator,
+    blob_s3_operator: S3Operator;
+    [
     put_read_delete,
     streaming_uploads,
     tenants_are_separate,
     bad_urls_and_unreachable_servers,
+    ]
+}
+
+#[test]
+fn blob_operators_lacking_a_capability_are_refused() {
+    tests::blob_store::refuses_operators_lacking_a_capability();
 }
 
 /// The object-store suite on every metadata × blob backend combination.
@@ -133,7 +134,10 @@ object_matrix! {
     objects_sqlite_s3: SqliteFile + S3,
     objects_postgres_memory: Postgres + Memory,
     objects_postgres_fs: Postgres + Fs,
-    objects_postgres_s3: Postgres + S3;
+    objects_postgres_s3: Postgres + S3,
+    objects_sqlite_memory_operator: SqliteMemory + MemoryOperator,
+    objects_sqlite_fs_operator: SqliteFile + FsOperator,
+    objects_postgres_s3_operator: Postgres + S3Operator;
     [
     put_get_round_trip,
     streaming_put_and_get,

@@ -14,5 +14,7 @@ mod provider;
 mod secret;
 
 pub use envelope::WrappedKey;
-pub use provider::{KeyProvider, LocalKeyProvider, MasterKeySource};
+pub use provider::{
+    KeyProvider, LocalKeyProvider, MIN_CONTEXT_CAPACITY, MIN_SECRET_CAPACITY, MasterKeySource,
+};
 pub use secret::{SecretBytes, SecretKey};

@@ -7,6 +7,15 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
+/// The largest secret ATE asks a [`KeyProvider`] to wrap, and so the least every provider
+/// must accept: data keys are 32 bytes, signing keys at most an RSA-4096 private key in
+/// PKCS#8 (about 2.4 KiB).
+pub const MIN_SECRET_CAPACITY: usize = 4096;
+
+/// The longest context every [`KeyProvider`] must bind. ATE's contexts are a short label
+/// plus ids (`ate.tenant-key.v1 ‖ tenant ‖ version`, `ate.jwt-signing-key.v1 ‖ kid`).
+pub const MIN_CONTEXT_CAPACITY: usize = 1024;
+
 /// Wraps and unwraps data keys under a master key.
 ///
 /// ATE never needs the master key itself, only these two operations, so a host can keep the
@@ -14,13 +23,65 @@ use std::path::{Path, PathBuf};
 /// by implementing this trait; [`LocalKeyProvider`] holds it in memory for the embedded
 /// setup.
 ///
-/// Contract:
-/// * `wrap` binds `context`: `unwrap` with any other context fails with `Integrity`.
-/// * `unwrap` of a key wrapped under a master key the provider no longer knows fails with
-///   `NotFound`, naming that key's id, so an operator knows which key to restore.
-/// * `key_id` names the key new wraps use; it changes when the master key is rotated, and
-///   every [`WrappedKey`] records the id it was made with, so a rotation can rewrap exactly
-///   the keys still under an old master key.
+/// # Contract
+///
+/// ATE relies on every implementation behaving as follows (the errors are [`CoreError`]s,
+/// judged by their [`kind`](crate::Classify::kind)):
+///
+/// * **Round trip.** `unwrap(&wrap(secret, context)?, context)` returns exactly `secret`,
+///   for every secret of 1 to [`MIN_SECRET_CAPACITY`] bytes and every context of 0 to
+///   [`MIN_CONTEXT_CAPACITY`] arbitrary bytes (not necessarily UTF-8; the empty context is
+///   a context like any other). The methods take `&self` and are called from many tasks at
+///   once.
+/// * **Key ids.** [`key_id`](KeyProvider::key_id) is not empty and names the master key new
+///   wraps use; every [`WrappedKey`] records the `key_id` it was made with. The id changes
+///   when, and only when, the master key is rotated, so a rotation can rewrap exactly the
+///   keys still under an old master key.
+/// * **Confidentiality.** The wrapped bytes do not contain the secret, and two wraps of the
+///   same secret under the same context differ (equal ciphertexts would reveal equal keys).
+/// * **Context binding.** `unwrap` with any context other than the one given to `wrap`
+///   (another, a prefix, an extension, the empty one) fails with
+///   [`Integrity`](crate::ErrorKind::Integrity).
+/// * **Tamper evidence.** A wrapped key whose ciphertext was modified, truncated (to any
+///   length, empty included) or extended, or whose `key_id` was changed to another master
+///   key the provider knows, fails with `Integrity`: never `Ok`, never another kind. A
+///   malformed envelope is damaged stored data, not bad caller input.
+/// * **Rotation and unknown keys.** A provider configured with retired master keys unwraps
+///   what they wrapped (context binding and tamper evidence hold for them too). `unwrap` of
+///   a key wrapped under a master key the provider does not know fails with
+///   [`NotFound`](crate::ErrorKind::NotFound), and the message names that key id, so an
+///   operator knows which key to restore.
+/// * **Input limits.** An empty secret fails with
+///   [`InvalidInput`](crate::ErrorKind::InvalidInput). A secret longer than
+///   [`MIN_SECRET_CAPACITY`] (or a context longer than [`MIN_CONTEXT_CAPACITY`]) either
+///   works like any other or fails with `InvalidInput`; it is never wrapped in part.
+/// * **Data keys.** [`unwrap_key`](KeyProvider::unwrap_key) of a secret that is not 256 bits
+///   fails with `Integrity` (the provided method does this; an override must too).
+/// * **Outages.** When the key service cannot be reached or times out, the error is
+///   [`Unavailable`](crate::ErrorKind::Unavailable) (retryable), never `Integrity` or
+///   `NotFound`, which would tell an operator that data is lost.
+///
+/// # Conformance suite
+///
+/// The workspace's `tests` crate checks this contract, one `pub async fn` per clause, in
+/// `tests/src/key_provider.rs`: `tests::key_provider::every_case(&provider)` runs all the
+/// single-provider cases, and `rotation_keeps_retired_keys_readable(&before, &after)` and
+/// `unknown_master_keys_are_not_found(&before, &stranger)` take a provider before and after
+/// a master-key rotation, and one that shares no key with it. `tests/tests/key_provider.rs`
+/// runs them against [`LocalKeyProvider`] and against a KMS stand-in that wraps in a
+/// separate process over a line protocol (`tests/src/bin/test-kms.rs`). To check your own
+/// provider, call the same functions from a `#[tokio::test]` (inside this workspace, or
+/// with `tests` as a git dependency):
+///
+/// ```ignore
+/// #[tokio::test]
+/// async fn my_kms_meets_the_key_provider_contract() {
+///     let kms = MyKmsProvider::connect(test_config()).await.unwrap();
+///     tests::key_provider::every_case(&kms).await;
+/// }
+/// ```
+///
+/// Run it with `cargo test -p tests --test key_provider`.
 #[async_trait::async_trait]
 pub trait KeyProvider: Send + Sync + std::fmt::Debug {
     /// Id of the master key that [`wrap`](KeyProvider::wrap) uses now.
@@ -301,7 +362,15 @@ impl KeyProvider for LocalKeyProvider {
 
     async fn unwrap(&self, wrapped: &WrappedKey, context: &[u8]) -> Result<SecretBytes, CoreError> {
         let key = self.key_for(&wrapped.key_id)?;
-        envelope::open(key, wrapped, context)
+        // A malformed envelope (too short, unknown version) is damaged stored data: the
+        // trait's contract makes every damaged wrapped key an `Integrity` failure.
+        envelope::open(key, wrapped, context).map_err(|e| match e {
+            CoreError::InvalidInput { reason, .. } => CoreError::Integrity(format!(
+                "wrapped key under master key {}: {reason}",
+                wrapped.key_id
+            )),
+            other => other,
+        })
     }
 }
 
@@ -465,6 +534,25 @@ mod tests {
             let same =
                 LocalKeyProvider::new(k2.clone()).with_retired_from(LocalKeyProvider::new(k2));
             assert!(same.retired.is_empty(), "{same:?}");
+        });
+    }
+
+    #[test]
+    fn damaged_envelopes_unwrap_as_integrity_failures() {
+        rt().block_on(async {
+            let p = LocalKeyProvider::new(SecretKey::from_bytes([4; 32]));
+            let w = p.wrap(&[1; 32], b"ctx").await.unwrap();
+            let mut versioned = w.clone();
+            versioned.ciphertext[0] = 9;
+            let mut short = w.clone();
+            short.ciphertext.truncate(5);
+            let mut empty = w;
+            empty.ciphertext.clear();
+            for damaged in [versioned, short, empty] {
+                let err = p.unwrap(&damaged, b"ctx").await.unwrap_err();
+                assert_eq!(err.kind(), ErrorKind::Integrity, "{err}");
+                assert!(err.to_string().contains(p.key_id()), "{err}");
+            }
         });
     }
 
