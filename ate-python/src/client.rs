@@ -148,7 +148,7 @@ impl Ate {
 }
 
 /// The asyncio client: `await ate.AsyncAte.open(database_url, *, ...)`, with the keywords
-/// of `ate.Ate`.
+/// of `ate.Ate`. Every call that does I/O returns an awaitable.
 #[pyclass(module = "ate", frozen)]
 pub(crate) struct AsyncAte {
     view: View,
@@ -158,7 +158,10 @@ pub(crate) struct AsyncAte {
     audit: Py<AsyncAudit>,
     storage: Py<AsyncStorage>,
     auth: Py<AsyncAuth>,
-    registry: OnceLock<Py<AsyncRegistry>>,
+    /// The service registry (asyncio). Getting it does no I/O: the first awaited call
+    /// builds the client's hub (opening the registry's tables) without blocking the loop.
+    #[pyo3(get)]
+    registry: Py<AsyncRegistry>,
 }
 
 impl AsyncAte {
@@ -168,7 +171,7 @@ impl AsyncAte {
             audit: Py::new(py, AsyncAudit { view: view.clone() })?,
             storage: Py::new(py, AsyncStorage { view: view.clone() })?,
             auth: Py::new(py, AsyncAuth { view: view.clone() })?,
-            registry: OnceLock::new(),
+            registry: Py::new(py, AsyncRegistry { view: view.clone() })?,
             view,
         })
     }
@@ -220,24 +223,6 @@ impl AsyncAte {
     fn auth(&self, py: Python<'_>) -> PyResult<Py<AsyncAuth>> {
         self.view.core.auth_service()?;
         Ok(self.auth.clone_ref(py))
-    }
-
-    /// The service registry (asyncio). The first access opens the registry's tables: a
-    /// short blocking call, made once per client.
-    #[getter]
-    fn registry(&self, py: Python<'_>) -> PyResult<Py<AsyncRegistry>> {
-        if let Some(r) = self.registry.get() {
-            return Ok(r.clone_ref(py));
-        }
-        let core = self.view.core.clone();
-        block(py, async move { core.hub().await })?;
-        let made = Py::new(
-            py,
-            AsyncRegistry {
-                view: self.view.clone(),
-            },
-        )?;
-        Ok(self.registry.get_or_init(|| made).clone_ref(py))
     }
 
     /// `"sqlite"` or `"postgres"`.

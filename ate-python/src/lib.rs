@@ -77,6 +77,7 @@ fn _ate(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<registry::Registry>()?;
     m.add_class::<registry::AsyncRegistry>()?;
     m.add_class::<registry::Pick>()?;
+    m.add_class::<registry::PendingPick>()?;
     m.add_class::<registry::CheckDefinition>()?;
     m.add_class::<types::registry::Instance>()?;
     m.add_class::<types::registry::Stats>()?;

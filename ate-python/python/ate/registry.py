@@ -13,9 +13,14 @@ True
 
 Instances live in the client's database (SQLite or PostgreSQL), so every process on that
 database shares them; health checks, balancing state, circuit breakers, window statistics
-and alert rules live in this client's memory. ``ate.AsyncAte`` has the same surface on
-``a.registry``, where register, deregister, heartbeat, set_status, discover, pick and
-evaluate_alerts return awaitables.
+and alert rules live in this client's memory.
+
+**asyncio.** ``ate.AsyncAte`` has the same surface on ``a.registry`` (an ``AsyncRegistry``),
+where every method returns an awaitable except ``on_alert``, which only stores the callback;
+nothing blocks the event loop, not even the first call, which opens the registry's tables.
+``pick`` returns a ``PendingPick``: ``await`` it for a ``Pick``, or pick and finish in one
+block with ``async with a.registry.pick("web") as pick:``. A ``Pick`` is also an async
+context manager.
 
 **Health checks.** ``http_check(url)`` (2xx passing, 429 warning, anything else critical),
 ``tcp_check("host:port")`` (connected is passing) and ``ttl_check(ttl)`` (the instance must
@@ -51,6 +56,7 @@ from ate._ate import (
     CheckDefinition,
     CheckResult,
     Instance,
+    PendingPick,
     Pick,
     Registry,
     Stats,
@@ -65,6 +71,7 @@ __all__ = [
     "CheckDefinition",
     "CheckResult",
     "Instance",
+    "PendingPick",
     "Pick",
     "Registry",
     "Stats",

@@ -2,9 +2,11 @@
 //! `registry_class!`), and the operations behind them, written once as methods of [`View`].
 //!
 //! Registry reads and writes (register, deregister, heartbeat, set_status, discover, pick,
-//! evaluate_alerts) go to the database: blocking with the GIL released on `Registry`,
-//! awaitables on `AsyncRegistry`. Recording, statistics, metrics text, check results,
-//! breaker states and alert rules are in the hub's memory and plain calls on both.
+//! evaluate_alerts) go to the database; the other calls read or change the hub's memory
+//! (recording, statistics, metrics text, check results, breaker states, alert rules and
+//! events). On `Registry` all of them block with the GIL released (the in-memory ones only
+//! the first time, while the hub is built); on `AsyncRegistry` every one returns an
+//! awaitable, except `on_alert`, which only stores the callback.
 
 use crate::convert::seconds;
 use crate::core::View;
@@ -13,8 +15,8 @@ use crate::hub::Hub;
 use crate::registry::args::{
     Caller, RegisterArgs, Target, error_kind, key_bytes, query_from, rule_from, strategy,
 };
-use crate::registry::pick::PickRequest;
-use crate::runtime::{block, to_object};
+use crate::registry::pick::{PendingPick, PickRequest};
+use crate::runtime::{awaitable, block, to_object};
 use crate::types::auth::Principal;
 use crate::types::registry::{AlertEvent, CheckResult, Instance, Stats};
 use ate_orchestrate::alerts::AlertRule;
@@ -36,13 +38,34 @@ fn ready_hub(py: Python<'_>, view: &View) -> Result<Arc<Hub>, Error> {
     }
 }
 
-/// Runs `view.$op(&hub, args…)`, an operation on the hub's memory, at once (the hub is
-/// built when the class is made).
+/// Runs `view.$op(&hub, args…)`, an operation on the hub's memory, the way the class
+/// `$mode` delivers results: at once on `Registry` (once the hub is built), as an awaitable
+/// on `AsyncRegistry` (which builds the hub without blocking the event loop). The
+/// arguments are owned values, moved into the awaitable.
 macro_rules! with_hub {
-    ($mode:ident, $py:expr, $view:expr, $op:ident($($arg:expr),*)) => {{
+    (sync, $py:expr, $view:expr, $op:ident($($arg:expr),*)) => {{
         let hub = ready_hub($py, $view)?;
         to_object($py, $view.$op(&hub, $($arg),*)?)?
     }};
+    (async, $py:expr, $view:expr, $op:ident($($arg:expr),*)) => {{
+        let view = $view.clone();
+        awaitable($py, async move {
+            let hub = view.core.hub().await?;
+            view.$op(&hub, $($arg),*)
+        })?
+        .unbind()
+    }};
+}
+
+/// Delivers a pick: the `Pick` itself on `Registry`, a `PendingPick` (awaitable, and an
+/// async context manager) on `AsyncRegistry`.
+macro_rules! deliver_pick {
+    (sync, $py:expr, $request:expr) => {
+        dispatch!(sync, $py, $request.run())
+    };
+    (async, $py:expr, $request:expr) => {
+        Py::new($py, PendingPick::new($request))?.into_any()
+    };
 }
 
 /// Calls that read the database.
@@ -105,6 +128,9 @@ impl View {
             ("queued", r.queued),
         ]))
     }
+    async fn alert_events(self) -> Result<Vec<AlertEvent>, Error> {
+        Ok(self.core.alerts.drain())
+    }
 }
 
 /// Calls on the hub's memory.
@@ -161,8 +187,7 @@ impl View {
 
 // ---------------------------------------------------------------------------------------
 // The Python classes: arguments are converted first (so bad input raises at the call in
-// both modes); DB operations block or return awaitables (`dispatch!`), the in-memory ones
-// are plain calls in both (`with_hub!`).
+// both modes), then `dispatch!`, `with_hub!` or `deliver_pick!` deliver the result.
 
 macro_rules! registry_class {
     ($mode:ident, $name:ident, $py_name:literal) => {
@@ -251,7 +276,7 @@ macro_rules! registry_class {
                     service: ServiceName::new(service).map_err(Error::from)?,
                     options,
                 };
-                Ok(dispatch!($mode, py, request.run()))
+                Ok(deliver_pick!($mode, py, request))
             }
 
             /// Records a request made without `pick`: its latency in seconds and its
@@ -329,8 +354,8 @@ macro_rules! registry_class {
 
             /// The alert events (firing, resolved) delivered since the last call, oldest
             /// first; each event appears once.
-            fn alert_events(&self) -> Vec<AlertEvent> {
-                self.view.core.alerts.drain()
+            fn alert_events(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+                Ok(dispatch!($mode, py, self.view.clone().alert_events()))
             }
 
             /// Calls `callback(event)` for every firing and resolved event, on a worker

@@ -5,7 +5,7 @@
 //! * `args`: call arguments converted from Python (caller and scope, targets, queries,
 //!   registrations, alert rules);
 //! * `checks`: `CheckDefinition` and `http_check`, `tcp_check`, `ttl_check`;
-//! * `pick`: `Pick`.
+//! * `pick`: `Pick` and `PendingPick`.
 //!
 //! Tenancy: every call acts as `actor` (a `Principal` from `a.auth.verify`) or, by default,
 //! as the client's platform administrator; `tenant` picks the scope (default: the actor's
@@ -18,4 +18,4 @@ mod pick;
 
 pub(crate) use api::{AsyncRegistry, Registry};
 pub(crate) use checks::{CheckDefinition, http_check, tcp_check, ttl_check};
-pub(crate) use pick::Pick;
+pub(crate) use pick::{PendingPick, Pick};

@@ -1,16 +1,17 @@
-//! One pick of an instance for one request: [`Pick`], finished by `success()`, `failure()`
-//! or a `with` block.
+//! One pick of an instance for one request: [`Pick`] (finished by `success()`, `failure()`
+//! or a `with`/`async with` block) and [`PendingPick`], what `AsyncRegistry.pick` returns
+//! (awaitable, and an async context manager that picks on entry).
 
 use crate::core::View;
 use crate::error::Error;
 use crate::registry::args::error_kind;
-use crate::runtime::lock;
+use crate::runtime::{awaitable, lock};
 use crate::types::registry::Instance;
 use ate_core::ErrorKind;
 use ate_orchestrate::hub::PickOptions;
 use ate_orchestrate::registry::ServiceName;
 use pyo3::prelude::*;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// A pick to make: who picks which service, how.
 pub(crate) struct PickRequest {
@@ -46,9 +47,9 @@ impl PickRequest {
 ///
 /// Finish it with `success()` or `failure(kind)`: the latency since the pick and the outcome
 /// go to the metrics, the window statistics, the instance's circuit breaker and outlier
-/// detection. As a context manager, a normal exit is a success and an exception a failure of
-/// kind `unavailable` (the exception propagates). Dropping it unfinished counts as cancelled:
-/// nothing is recorded against the instance.
+/// detection. As a context manager (`with` or `async with`), a normal exit is a success and
+/// an exception a failure of kind `unavailable` (the exception propagates). Dropping it
+/// unfinished counts as cancelled: nothing is recorded against the instance.
 #[pyclass(module = "ate.registry", frozen)]
 pub(crate) struct Pick {
     /// The instance to call.
@@ -124,6 +125,22 @@ impl Pick {
         false
     }
 
+    fn __aenter__(slf: Py<Self>, py: Python<'_>) -> PyResult<Bound<'_, PyAny>> {
+        pyo3_async_runtimes::tokio::future_into_py(py, async move { Ok(slf) })
+    }
+
+    #[pyo3(signature = (exc_type, _exc = None, _tb = None))]
+    fn __aexit__<'py>(
+        &self,
+        py: Python<'py>,
+        exc_type: Option<&Bound<'py, PyAny>>,
+        _exc: Option<&Bound<'py, PyAny>>,
+        _tb: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.finish_block(exc_type);
+        pyo3_async_runtimes::tokio::future_into_py(py, async move { Ok(false) })
+    }
+
     fn __repr__(&self) -> String {
         format!(
             "Pick(service='{}', instance='{}', endpoint='{}', finished={})",
@@ -132,5 +149,76 @@ impl Pick {
             self.label.2,
             self.finished()
         )
+    }
+}
+
+/// What `AsyncRegistry.pick(...)` returns: `await` it for a [`Pick`], or use it in
+/// `async with` to pick on entry and finish on exit (a normal exit is a success, an exception
+/// a failure of kind `unavailable`). Either works once.
+#[pyclass(module = "ate.registry", frozen)]
+pub(crate) struct PendingPick {
+    request: Mutex<Option<PickRequest>>,
+    /// The pick `__aenter__` made, for `__aexit__` to finish.
+    entered: Arc<Mutex<Option<Py<Pick>>>>,
+}
+
+impl PendingPick {
+    pub(crate) fn new(request: PickRequest) -> Self {
+        PendingPick {
+            request: Mutex::new(Some(request)),
+            entered: Arc::default(),
+        }
+    }
+
+    fn take(&self) -> Result<PickRequest, Error> {
+        lock(&self.request).take().ok_or_else(|| {
+            Error::invalid(
+                "this pending pick was already awaited or entered; call registry.pick(...) again",
+            )
+        })
+    }
+}
+
+#[pymethods]
+impl PendingPick {
+    fn __await__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let request = self.take()?;
+        awaitable(py, request.run())?.call_method0("__await__")
+    }
+
+    fn __aenter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let request = self.take()?;
+        let entered = self.entered.clone();
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            let pick = request.run().await?;
+            Python::attach(|py| {
+                let pick = Py::new(py, pick)?;
+                *lock(&entered) = Some(pick.clone_ref(py));
+                Ok(pick)
+            })
+        })
+    }
+
+    #[pyo3(signature = (exc_type, _exc = None, _tb = None))]
+    fn __aexit__<'py>(
+        &self,
+        py: Python<'py>,
+        exc_type: Option<&Bound<'py, PyAny>>,
+        _exc: Option<&Bound<'py, PyAny>>,
+        _tb: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(pick) = lock(&self.entered).take() {
+            pick.get().finish_block(exc_type);
+        }
+        pyo3_async_runtimes::tokio::future_into_py(py, async move { Ok(false) })
+    }
+
+    fn __repr__(&self) -> String {
+        let state = match (lock(&self.request).as_ref(), lock(&self.entered).as_ref()) {
+            (Some(r), _) => format!("service='{}'", r.service),
+            (None, Some(_)) => "entered".to_owned(),
+            (None, None) => "spent".to_owned(),
+        };
+        format!("PendingPick({state})")
     }
 }
