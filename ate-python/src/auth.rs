@@ -13,6 +13,7 @@
 use crate::convert::{from_json, names, parse_id};
 use crate::core::{Core, View};
 use crate::error::Error;
+use crate::runtime::Done;
 use crate::types::auth::{Principal, Session, SigningKeyInfo, Tokens, User, UserPage};
 use crate::types::tenants::Tenant;
 use ate_auth::jwt::ExternalVerifier;
@@ -183,12 +184,10 @@ impl View {
             .into())
     }
 
-    async fn logout(self, access_token: String, client: ClientInfo) -> Result<(), Error> {
-        Ok(self
-            .core
-            .auth_service()?
-            .logout(&access_token, &client)
-            .await?)
+    async fn logout(self, access_token: String, client: ClientInfo) -> Result<Done, Error> {
+        let auth = self.core.auth_service()?;
+        auth.logout(&access_token, &client).await?;
+        Ok(Done)
     }
 
     async fn logout_everywhere(
@@ -219,12 +218,10 @@ impl View {
         tenant: TenantId,
         user: UserId,
         password: Password,
-    ) -> Result<(), Error> {
-        Ok(self
-            .core
-            .auth_service()?
-            .reset_password(&actor, tenant, user, &password)
-            .await?)
+    ) -> Result<Done, Error> {
+        let auth = self.core.auth_service()?;
+        auth.reset_password(&actor, tenant, user, &password).await?;
+        Ok(Done)
     }
 
     async fn get_user(
@@ -394,7 +391,8 @@ macro_rules! auth_class {
                 let session = session_id.parse().map_err(|_| session_id_error(session_id))?;
                 let view = self.view.clone();
                 Ok(dispatch!($mode, py, async move {
-                    Ok::<(), Error>(view.core.auth_service()?.end_session(&principal, session).await?)
+                    view.core.auth_service()?.end_session(&principal, session).await?;
+                    Ok::<Done, Error>(Done)
                 }))
             }
 
@@ -409,7 +407,8 @@ macro_rules! auth_class {
                 let (current, new) = (Password::new(current_password), Password::new(new_password));
                 let view = self.view.clone();
                 Ok(dispatch!($mode, py, async move {
-                    Ok::<(), Error>(view.core.auth_service()?.change_password(&principal, &current, &new, keep).await?)
+                    view.core.auth_service()?.change_password(&principal, &current, &new, keep).await?;
+                    Ok::<Done, Error>(Done)
                 }))
             }
 

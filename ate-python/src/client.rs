@@ -9,7 +9,7 @@ use crate::auth::{AsyncAuth, Auth};
 use crate::core::{Core, View};
 use crate::options::{Options, auth_config, host_principal};
 use crate::registry::{AsyncRegistry, Registry};
-use crate::runtime::{awaitable, block};
+use crate::runtime::{Done, awaitable, block};
 use crate::storage::{AsyncStorage, Storage};
 use crate::tenants::{AsyncTenants, Tenants};
 use pyo3::prelude::*;
@@ -234,7 +234,7 @@ impl AsyncAte {
     /// Closes the database pool.
     fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let core = self.view.core.clone();
-        awaitable(py, async move { core.close().await })
+        awaitable(py, async move { core.close().await.map(|()| Done) })
     }
 
     fn __aenter__<'py>(slf: Py<Self>, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {

@@ -38,6 +38,20 @@ where
     pyo3_async_runtimes::tokio::future_into_py(py, async move { fut.await.map_err(PyErr::from) })
 }
 
+/// What a call that has no result gives Python: `None`. (pyo3 makes Rust's `()` an empty
+/// tuple, which is not what the stubs promise.)
+pub(crate) struct Done;
+
+impl<'py> IntoPyObject<'py> for Done {
+    type Target = pyo3::types::PyNone;
+    type Output = Borrowed<'py, 'py, pyo3::types::PyNone>;
+    type Error = std::convert::Infallible;
+
+    fn into_pyobject(self, py: Python<'py>) -> Result<Self::Output, Self::Error> {
+        Ok(pyo3::types::PyNone::get(py))
+    }
+}
+
 /// A Rust value as a Python object.
 pub(crate) fn to_object<'py, T: IntoPyObject<'py>>(
     py: Python<'py>,

@@ -14,7 +14,7 @@
 use crate::convert::{parse_id, to_json};
 use crate::core::{Core, View};
 use crate::error::Error;
-use crate::runtime::{awaitable, block};
+use crate::runtime::{Done, awaitable, block};
 use crate::types::storage::{GcReport, KeyInfo, ObjectInfo, ObjectPage, ReencryptProgress};
 use ate_core::{Cursor, TenantId};
 use ate_storage::objects::{ObjectReader as CoreReader, ObjectStore, ObjectWriter, PutOptions};
@@ -304,12 +304,10 @@ impl View {
             .into())
     }
 
-    async fn delete_object(self, tenant: TenantId, path: String) -> Result<(), Error> {
-        Ok(self
-            .core
-            .objects()?
-            .delete(&self.actor, tenant, &path)
-            .await?)
+    async fn delete_object(self, tenant: TenantId, path: String) -> Result<Done, Error> {
+        let store = self.core.objects()?;
+        store.delete(&self.actor, tenant, &path).await?;
+        Ok(Done)
     }
 
     async fn list_objects(

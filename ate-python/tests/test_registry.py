@@ -286,10 +286,10 @@ def test_alert_rule_fires_to_callback_and_polling(file_client):
     r = file_client.registry
     received = []
     r.on_alert(received.append)
-    r.add_alert_rule("api-errors", "API error rate", service="api", error_rate_above=0.5, window=60.0, severity="critical")
+    assert r.add_alert_rule("api-errors", "API error rate", service="api", error_rate_above=0.5, window=60.0, severity="critical") is None
     assert r.alert_states() == {"api-errors": "inactive"}
     for _ in range(4):
-        r.record("api", "api-1", 0.01, error="unavailable")
+        assert r.record("api", "api-1", 0.01, error="unavailable") is None
     report = r.evaluate_alerts()
     assert report["rules"] == 1
     wait_until(lambda: any(e.state == "firing" for e in received), "the firing event at the callback")
@@ -301,7 +301,7 @@ def test_alert_rule_fires_to_callback_and_polling(file_client):
     assert [e.id for e in polled] == [firing[0].id]
     assert r.alert_events() == []  # drained
 
-    r.remove_alert_rule("api-errors")
+    assert r.remove_alert_rule("api-errors") is None
     assert r.alert_states() == {}
 
 
@@ -410,7 +410,8 @@ async def test_async_registry_has_no_blocking_call(tmp_path):
         assert inspect.isawaitable(pending), f"AsyncRegistry.{name} did not return an awaitable"
         results[name] = await pending
     assert results["register"].id == "api-1" and [i.id for i in results["discover"]] == ["api-1"]
-    assert results["stats"].count == 1  # the recorded request
+    assert results["record"] is None and results["stats"].count == 1
+    assert results["add_alert_rule"] is None and results["remove_alert_rule"] is None
     assert results["alert_states"] == {"errors": "inactive"}
     assert isinstance(results["alert_events"], list) and results["evaluate_alerts"]["rules"] == 1
     assert isinstance(results["pick"], ate.registry.Pick)

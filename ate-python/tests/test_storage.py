@@ -148,7 +148,7 @@ def test_list_copy_delete(store, acme):
     copied = store.storage.copy(acme, "a/1", "c/1")
     assert store.storage.get(acme, "c/1") == b"a/1"
     assert copied.id != store.storage.stat(acme, "a/1").id
-    store.storage.delete(acme, "a/1")
+    assert store.storage.delete(acme, "a/1") is None
     with pytest.raises(ate.NotFoundError):
         store.storage.get(acme, "a/1")
     with pytest.raises(ate.NotFoundError):
@@ -366,7 +366,7 @@ async def test_async_storage(storage_urls, tmp_path):
         assert data[:3] + b"".join(pieces) == data
         assert [o.path for o in await a.storage.list(t, "f")] == ["f0", "f1", "f2", "f3", "file"]
         await a.storage.copy(t, "f0", "g")
-        await a.storage.delete(t, "f0")
+        assert await a.storage.delete(t, "f0") is None
         with pytest.raises(ate.NotFoundError):
             await a.storage.stat(t, "f0")
         assert (await a.storage.rotate_key(t)).version == 2

@@ -16,7 +16,7 @@ use crate::registry::args::{
     Caller, RegisterArgs, Target, error_kind, key_bytes, query_from, rule_from, strategy,
 };
 use crate::registry::pick::{PendingPick, PickRequest};
-use crate::runtime::{awaitable, block, to_object};
+use crate::runtime::{Done, awaitable, block, to_object};
 use crate::types::auth::Principal;
 use crate::types::registry::{AlertEvent, CheckResult, Instance, Stats};
 use ate_orchestrate::alerts::AlertRule;
@@ -142,9 +142,9 @@ impl View {
         id: InstanceId,
         latency: Duration,
         outcome: Outcome,
-    ) -> Result<(), Error> {
+    ) -> Result<Done, Error> {
         hub.hub.record(&service, &id, latency, outcome);
-        Ok(())
+        Ok(Done)
     }
     fn stats(
         &self,
@@ -170,13 +170,13 @@ impl View {
         let states = hub.hub.breaker_states(&service);
         Ok(states.into_iter().map(|(i, s)| (i, s.as_str())).collect())
     }
-    fn add_alert_rule(&self, hub: &Hub, rule: AlertRule) -> Result<(), Error> {
-        Ok(hub.alerts()?.add_rule(rule)?)
+    fn add_alert_rule(&self, hub: &Hub, rule: AlertRule) -> Result<Done, Error> {
+        hub.alerts()?.add_rule(rule)?;
+        Ok(Done)
     }
-    fn remove_alert_rule(&self, hub: &Hub, rule_id: String) -> Result<(), Error> {
-        let engine = hub.alerts()?;
-        engine.remove_rule(&rule_id)?;
-        Ok(())
+    fn remove_alert_rule(&self, hub: &Hub, rule_id: String) -> Result<Done, Error> {
+        hub.alerts()?.remove_rule(&rule_id)?;
+        Ok(Done)
     }
     fn alert_states(&self, hub: &Hub) -> Result<HashMap<String, &'static str>, Error> {
         let engine = hub.alerts()?;
