@@ -7,8 +7,9 @@
 //!
 //! Passwords arrive as Python `str` and become [`Password`] (zeroized on drop) at once; the
 //! Python string itself cannot be wiped and lives until the interpreter frees it.
-//! Management methods act as `actor` (a [`Principal`] from `verify`) or, by default, as the
-//! client's own platform administrator; every permission check of `ate-auth` applies.
+//! Management methods act as the client's principal (`a.acting_as(principal).auth` for a
+//! user's; the client's own platform administrator by default) or, for one call, as
+//! `actor=`; every permission check of `ate-auth` applies.
 
 use crate::convert::{from_json, names, parse_id};
 use crate::core::{Core, View};

@@ -1,8 +1,12 @@
 //! `ate.Ate` (blocking) and `ate.AsyncAte` (asyncio): a client, its domains, and the
 //! principal it acts as.
 //!
-//! A client acts as its own platform administrator (`actor=`); every API class holds the
-//! client's `View`.
+//! A client opened by its constructor acts as its own platform administrator (`actor=`).
+//! `acting_as(principal)` returns another client of the same class over the same
+//! connections and stores that acts as `principal` in every domain: `tenants`, `audit`,
+//! `storage`, `auth` and `registry`. Such a view does not own the connections: closing it
+//! (or leaving its `with` block) leaves them open; closing the client it came from closes
+//! them for every view.
 
 use crate::audit::{AsyncAudit, Audit};
 use crate::auth::{AsyncAuth, Auth};
@@ -12,6 +16,7 @@ use crate::registry::{AsyncRegistry, Registry};
 use crate::runtime::{Done, awaitable, block};
 use crate::storage::{AsyncStorage, Storage};
 use crate::tenants::{AsyncTenants, Tenants};
+use crate::types::auth::Principal;
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 use std::sync::OnceLock;
@@ -28,9 +33,14 @@ use std::sync::OnceLock;
 /// answer, i.e. how soon changes made by another process on the same database are seen;
 /// 0 turns the cache off (every verification reads the database). `a.registry` (service
 /// discovery, health checks, balancing, metrics, alerts) needs no keyword.
+///
+/// `a.acting_as(principal)` is the same client acting as a verified principal (from
+/// `a.auth.verify`) in every domain.
 #[pyclass(module = "ate", frozen)]
 pub(crate) struct Ate {
     view: View,
+    /// Whether this client opened the connections (a view of `acting_as` did not).
+    owner: bool,
     #[pyo3(get)]
     tenants: Py<Tenants>,
     #[pyo3(get)]
@@ -41,13 +51,14 @@ pub(crate) struct Ate {
 }
 
 impl Ate {
-    fn wrap(py: Python<'_>, view: View) -> PyResult<Self> {
+    fn wrap(py: Python<'_>, view: View, owner: bool) -> PyResult<Self> {
         Ok(Ate {
             tenants: Py::new(py, Tenants { view: view.clone() })?,
             audit: Py::new(py, Audit { view: view.clone() })?,
             storage: Py::new(py, Storage { view: view.clone() })?,
             auth: Py::new(py, Auth { view: view.clone() })?,
             registry: OnceLock::new(),
+            owner,
             view,
         })
     }
@@ -79,7 +90,20 @@ impl Ate {
         )?;
         let options = Options::new(storage_url, master_key, retired_master_keys, auth)?;
         let core = block(py, Core::open(database_url, options))?;
-        Ate::wrap(py, View::new(core, principal))
+        Ate::wrap(py, View::new(core, principal), true)
+    }
+
+    /// This client over the same connections, acting as `principal` (from
+    /// `a.auth.verify`) in every domain; every permission check applies to it.
+    fn acting_as(&self, py: Python<'_>, principal: &Bound<'_, Principal>) -> PyResult<Self> {
+        let view = View::new(self.view.core.clone(), principal.get().inner().clone());
+        Ate::wrap(py, view, false)
+    }
+
+    /// The principal this client acts as.
+    #[getter]
+    fn principal(&self) -> Principal {
+        Principal::new(self.view.actor.clone())
     }
 
     /// Encrypted object storage; raises `InvalidInputError` unless the client was opened
@@ -122,10 +146,14 @@ impl Ate {
         self.view.core.backend()
     }
 
-    /// Closes the database pool; later calls raise `UnavailableError`.
+    /// Closes the database pool; later calls raise `UnavailableError`. On a view from
+    /// `acting_as`, does nothing: the client it came from owns the connections.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
-        let core = self.view.core.clone();
-        Ok(block(py, async move { core.close().await })?)
+        if self.owner {
+            let core = self.view.core.clone();
+            block(py, async move { core.close().await })?;
+        }
+        Ok(())
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {
@@ -152,6 +180,8 @@ impl Ate {
 #[pyclass(module = "ate", frozen)]
 pub(crate) struct AsyncAte {
     view: View,
+    /// Whether this client opened the connections (a view of `acting_as` did not).
+    owner: bool,
     #[pyo3(get)]
     tenants: Py<AsyncTenants>,
     #[pyo3(get)]
@@ -165,13 +195,14 @@ pub(crate) struct AsyncAte {
 }
 
 impl AsyncAte {
-    fn wrap(py: Python<'_>, view: View) -> PyResult<Self> {
+    fn wrap(py: Python<'_>, view: View, owner: bool) -> PyResult<Self> {
         Ok(AsyncAte {
             tenants: Py::new(py, AsyncTenants { view: view.clone() })?,
             audit: Py::new(py, AsyncAudit { view: view.clone() })?,
             storage: Py::new(py, AsyncStorage { view: view.clone() })?,
             auth: Py::new(py, AsyncAuth { view: view.clone() })?,
             registry: Py::new(py, AsyncRegistry { view: view.clone() })?,
+            owner,
             view,
         })
     }
@@ -205,8 +236,21 @@ impl AsyncAte {
         let options = Options::new(storage_url, master_key, retired_master_keys, auth)?;
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
             let core = Core::open(database_url, options).await?;
-            Python::attach(|py| AsyncAte::wrap(py, View::new(core, principal)))
+            Python::attach(|py| AsyncAte::wrap(py, View::new(core, principal), true))
         })
+    }
+
+    /// This client over the same connections, acting as `principal` (from
+    /// `await a.auth.verify(...)`) in every domain; every permission check applies to it.
+    fn acting_as(&self, py: Python<'_>, principal: &Bound<'_, Principal>) -> PyResult<Self> {
+        let view = View::new(self.view.core.clone(), principal.get().inner().clone());
+        AsyncAte::wrap(py, view, false)
+    }
+
+    /// The principal this client acts as.
+    #[getter]
+    fn principal(&self) -> Principal {
+        Principal::new(self.view.actor.clone())
     }
 
     /// Encrypted object storage (asyncio); raises `InvalidInputError` unless opened with
@@ -231,10 +275,16 @@ impl AsyncAte {
         self.view.core.backend()
     }
 
-    /// Closes the database pool.
+    /// Closes the database pool. On a view from `acting_as`, does nothing: the client it
+    /// came from owns the connections.
     fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let core = self.view.core.clone();
-        awaitable(py, async move { core.close().await.map(|()| Done) })
+        let core = self.owner.then(|| self.view.core.clone());
+        awaitable(py, async move {
+            match core {
+                Some(core) => core.close().await.map(|()| Done),
+                None => Ok(Done),
+            }
+        })
     }
 
     fn __aenter__<'py>(slf: Py<Self>, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
@@ -247,9 +297,11 @@ impl AsyncAte {
         py: Python<'py>,
         _exc: &Bound<'py, PyTuple>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let core = self.view.core.clone();
+        let core = self.owner.then(|| self.view.core.clone());
         awaitable(py, async move {
-            core.close().await?;
+            if let Some(core) = core {
+                core.close().await?;
+            }
             Ok(false)
         })
     }

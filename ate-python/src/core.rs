@@ -2,8 +2,9 @@
 //! call acts as ([`View`]).
 //!
 //! A client (`ate.Ate`, `ate.AsyncAte`) owns one `Core`: the database pool and the stores
-//! of each enabled domain. Every API class of a client holds its [`View`], so each domain
-//! acts for the same principal the same way. The domain modules (`tenants`, `audit`,
+//! of each enabled domain. `a.acting_as(principal)` makes another client over the same
+//! `Core` that acts as `principal`; every API class of a client holds its [`View`], so each
+//! domain acts for the same principal the same way. The domain modules (`tenants`, `audit`,
 //! `storage`, `auth`, `registry`) add their operations to `View`; this module knows none of
 //! them.
 
@@ -17,7 +18,7 @@ use ate_storage::objects::ObjectStore;
 use pyo3::prelude::*;
 use std::sync::Arc;
 
-/// The stores behind one client.
+/// The stores behind one client, shared by its `acting_as` views.
 pub(crate) struct Core {
     pub(crate) db: Db,
     pub(crate) tenants: SqlTenantStore,
@@ -111,7 +112,7 @@ impl Core {
 #[derive(Clone)]
 pub(crate) struct View {
     pub(crate) core: Arc<Core>,
-    /// The client's own platform administrator.
+    /// The client's own platform administrator, or the principal of `acting_as`.
     pub(crate) actor: Principal,
 }
 

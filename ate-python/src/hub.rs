@@ -1,6 +1,6 @@
 //! The service hub behind `a.registry` and the sink its alerts go to.
 //!
-//! One hub per client, built on first use over
+//! One hub per client (shared by the client's `acting_as` views), built on first use over
 //! the client's database: `SqlRegistry` for the instances, `SqlAlertHistory` for the alert
 //! history, so several processes on one database share one registry. Building it runs
 //! `ate-orchestrate`'s migrations. Health checks, balancing state, breakers, window
@@ -26,7 +26,7 @@ const MAX_POLLED_EVENTS: usize = 10_000;
 /// already took them; beyond it the memory is cleared (a retry may then repeat a callback).
 const MAX_PARTIAL_DELIVERIES: usize = 10_000;
 
-/// The service hub of one client (an `Ate` or `AsyncAte`).
+/// The service hub of one client (an `Ate` or `AsyncAte` and its `acting_as` views).
 pub(crate) struct Hub {
     pub(crate) hub: ServiceHub,
 }

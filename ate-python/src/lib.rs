@@ -15,7 +15,7 @@
 //! * `storage`: `a.storage`, encrypted objects (bytes or streamed file objects);
 //! * `auth`: `a.auth`, users, logins, tokens and sessions; `ate.auth.JwtVerifier`;
 //! * `registry`: `a.registry`, service discovery, health checks, balancing, metrics, alerts;
-//! * `client`: `Ate` (blocking) and `AsyncAte` (asyncio);
+//! * `client`: `Ate` (blocking) and `AsyncAte` (asyncio), and their `acting_as` views;
 //! * `crypto`: `ate.crypto`, Cobblestone-256 one-shot.
 //!
 //! Every API class exists twice, generated from one macro: blocking (each call runs on the

@@ -16,7 +16,35 @@ logs them in, refreshes and verifies tokens (see ``ate.auth``). ``a.registry`` r
 service instances, checks their health, picks one per request and renders metrics (see
 ``ate.registry``).
 
-Every blocking call releases the GIL. ``ate.AsyncAte`` offers the same surface for asyncio.
+**Acting for a user.** A client acts as its own platform administrator (``actor=``). A
+service that verified a user's token acts for that user with ``a.acting_as(principal)``:
+the same client over the same connections, whose ``tenants``, ``audit``, ``storage``,
+``auth`` and ``registry`` all act as that principal, with every permission check applied
+(a user acts only in its own tenant, with the permissions it holds there).
+
+>>> a = ate.Ate("sqlite::memory:", storage_url="memory://", master_key=os.urandom(32),
+...             auth_issuer="https://auth.example", auth_audience="my-api",
+...             insecure_fast_password_hashing=True)  # TESTS ONLY: see ate.auth
+>>> org, _ = a.auth.register("initech", "Initech", "ana@initech.example", "a long passphrase")
+>>> _ = a.auth.create_user(org.id, "bob@initech.example", password="bob's passphrase",
+...                        permissions=["storage:read", "storage:write"])
+>>> token = a.auth.login(org.id, "bob@initech.example", "bob's passphrase").access_token
+>>> bob = a.acting_as(a.auth.verify(token))   # e.g. once per request
+>>> bob.principal.subject.startswith("user:"), bob.storage.put(org.id, "notes.txt", b"mine").size
+(True, 4)
+>>> globex = a.tenants.create(slug="globex", name="Globex").id
+>>> try:
+...     bob.storage.get(globex, "notes.txt")
+... except ate.PermissionDeniedError:
+...     print("another tenant: denied")
+another tenant: denied
+
+A view does not own the connections: closing it (or leaving its ``with`` block) leaves them
+open for the client it came from. ``actor=`` on ``a.auth`` and ``a.registry`` calls acts as
+a principal for that one call.
+
+Every blocking call releases the GIL. ``ate.AsyncAte`` offers the same surface for asyncio,
+``acting_as`` included.
 """
 
 from ate._ate import (

@@ -44,10 +44,13 @@ with the GIL held; if it raises, the exception goes to ``sys.unraisablehook`` an
 delivery counts as failed: the same event (same ``id``) is offered again at the next
 evaluation (every second, or ``evaluate_alerts()``), to the callbacks that have not taken it.
 
-**Tenancy.** Calls act as ``actor`` (a ``Principal`` from ``a.auth.verify``) or as the
-client's platform administrator. ``tenant=`` chooses a tenant's scope (default: the actor's
-tenant, else the platform); a tenant sees its own and the platform's instances, never
-another tenant's.
+**Tenancy.** Calls act as the client's principal: its platform administrator, or a
+``Principal`` from ``a.auth.verify`` on a client made with ``a.acting_as(principal)``, or,
+for one call, ``actor=principal``. ``tenant=`` chooses a tenant's scope (default: the
+principal's tenant, else the platform); a tenant sees its own and the platform's instances,
+never another tenant's. Statistics, metrics text, check results, breaker states and alerts
+span every tenant's services, so they are for platform administrators: a client acting as a
+tenant's user gets ``ate.PermissionDeniedError`` from them.
 """
 
 from ate._ate import (

@@ -117,6 +117,7 @@ impl View {
         Ok(found.into_iter().map(Instance::from).collect())
     }
     async fn evaluate_alerts(self) -> Result<HashMap<&'static str, usize>, Error> {
+        self.require_platform_admin("evaluating alert rules")?;
         let hub = self.core.hub().await?;
         let r = hub.alerts()?.evaluate(chrono::Utc::now()).await;
         Ok(HashMap::from([
@@ -129,12 +130,18 @@ impl View {
         ]))
     }
     async fn alert_events(self) -> Result<Vec<AlertEvent>, Error> {
+        self.require_platform_admin("reading alert events")?;
         Ok(self.core.alerts.drain())
     }
 }
 
-/// Calls on the hub's memory.
+/// Calls on the hub's memory. The hub's statistics, metrics, checks, breakers and alert
+/// rules span every tenant (series are keyed by service name), so they are for platform
+/// administrators: a client acting as a tenant's principal gets `PermissionDeniedError`.
 impl View {
+    fn require_platform_admin(&self, action: &str) -> Result<(), Error> {
+        Ok(self.actor.require_platform_admin(action)?)
+    }
     fn record_call(
         &self,
         hub: &Hub,
@@ -143,6 +150,7 @@ impl View {
         latency: Duration,
         outcome: Outcome,
     ) -> Result<Done, Error> {
+        self.require_platform_admin("recording a request")?;
         hub.hub.record(&service, &id, latency, outcome);
         Ok(Done)
     }
@@ -153,12 +161,15 @@ impl View {
         instance: Option<InstanceId>,
         window: Duration,
     ) -> Result<Stats, Error> {
+        self.require_platform_admin("reading request statistics")?;
         Ok(hub.hub.stats(&service, instance.as_ref(), window)?.into())
     }
     fn metrics_text(&self, hub: &Hub) -> Result<String, Error> {
+        self.require_platform_admin("reading the metrics")?;
         Ok(hub.hub.metrics_text()?)
     }
     fn check_results(&self, hub: &Hub, id: CheckId) -> Result<Vec<CheckResult>, Error> {
+        self.require_platform_admin("reading check results")?;
         let results = hub.hub.health().results(&id)?;
         Ok(results.into_iter().map(CheckResult::from).collect())
     }
@@ -167,18 +178,22 @@ impl View {
         hub: &Hub,
         service: ServiceName,
     ) -> Result<HashMap<String, &'static str>, Error> {
+        self.require_platform_admin("reading breaker states")?;
         let states = hub.hub.breaker_states(&service);
         Ok(states.into_iter().map(|(i, s)| (i, s.as_str())).collect())
     }
     fn add_alert_rule(&self, hub: &Hub, rule: AlertRule) -> Result<Done, Error> {
+        self.require_platform_admin("adding an alert rule")?;
         hub.alerts()?.add_rule(rule)?;
         Ok(Done)
     }
     fn remove_alert_rule(&self, hub: &Hub, rule_id: String) -> Result<Done, Error> {
+        self.require_platform_admin("removing an alert rule")?;
         hub.alerts()?.remove_rule(&rule_id)?;
         Ok(Done)
     }
     fn alert_states(&self, hub: &Hub) -> Result<HashMap<String, &'static str>, Error> {
+        self.require_platform_admin("reading alert states")?;
         let engine = hub.alerts()?;
         let statuses = engine.statuses().into_iter();
         Ok(statuses.map(|s| (s.rule_id, s.state.as_str())).collect())
@@ -364,6 +379,7 @@ macro_rules! registry_class {
             /// (same `id`) is offered again at the next evaluation, to the callbacks that
             /// have not taken it yet. Keep callbacks short: they delay the evaluation.
             fn on_alert(&self, callback: Bound<'_, PyAny>) -> PyResult<()> {
+                self.view.require_platform_admin("subscribing to alerts")?;
                 if !callback.is_callable() {
                     return Err(Error::invalid("on_alert needs a callable").into());
                 }

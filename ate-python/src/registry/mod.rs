@@ -7,9 +7,11 @@
 //! * `checks`: `CheckDefinition` and `http_check`, `tcp_check`, `ttl_check`;
 //! * `pick`: `Pick` and `PendingPick`.
 //!
-//! Tenancy: every call acts as `actor` (a `Principal` from `a.auth.verify`) or, by default,
-//! as the client's platform administrator; `tenant` picks the scope (default: the actor's
-//! tenant, or the platform). The Rust facade checks every call.
+//! Tenancy: every call acts as the client's principal (`a.acting_as(principal).registry`
+//! for a user's) or, for one call, as `actor=`; `tenant=` picks the scope (default: the
+//! principal's tenant, or the platform). The Rust facade checks registry reads and writes;
+//! the hub-wide calls on this process's memory (statistics, metrics, checks, breakers,
+//! alerts) are for platform administrators.
 
 mod api;
 mod args;

@@ -8,8 +8,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyFrozenSet;
 
 /// Who a verified access token speaks for: a user of one tenant, or (for `super_admin`
-/// users and the client itself) a platform administrator. Pass it as `actor` to act as
-/// that user; every check of the Rust API applies.
+/// users and the client itself) a platform administrator. `a.acting_as(principal)` gives a
+/// client that acts as it in every domain; every check of the Rust API applies.
 #[pyclass(module = "ate.auth", frozen, eq, from_py_object)]
 #[derive(Clone, PartialEq)]
 pub(crate) struct Principal {
