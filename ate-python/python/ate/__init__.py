@@ -11,10 +11,13 @@ True
 >>> a.storage.get_range(acme.id, "reports/q3.csv", 0, 6)
 b'region'
 
-With ``auth_issuer``, ``auth_audience`` and ``master_key``, ``a.auth`` registers users,
-logs them in, refreshes and verifies tokens (see ``ate.auth``). ``a.registry`` registers
-service instances, checks their health, picks one per request and renders metrics (see
-``ate.registry``).
+Each domain has its module, holding its classes: ``ate.tenants``, ``ate.audit``,
+``ate.storage`` (``a.storage`` needs ``storage_url`` and ``master_key``), ``ate.auth``
+(``a.auth`` registers users, logs them in, refreshes and verifies tokens; it needs
+``auth_issuer``, ``auth_audience`` and ``master_key``), ``ate.registry`` (``a.registry``
+registers service instances, checks their health, picks one per request and renders
+metrics) and ``ate.crypto``. The clients (``ate.Ate``, ``ate.AsyncAte``), the errors
+(``ate.AteError`` and its subclasses) and the main classes are also here at the top.
 
 **Acting for a user.** A client acts as its own platform administrator (``actor=``). A
 service that verified a user's token acts for that user with ``a.acting_as(principal)``:
@@ -47,19 +50,11 @@ Every blocking call releases the GIL. ``ate.AsyncAte`` offers the same surface f
 ``acting_as`` included.
 """
 
-from ate._ate import (
-    Ate,
-    AsyncAte,
-    AsyncAudit,
-    AsyncAuth,
-    Auth,
-    AsyncTenants,
-    Audit,
-    AuditEvent,
-    AuditPage,
-    ChainBreak,
-    ChainHead,
-    ChainReport,
+from ate._ate import AsyncAte, Ate, __version__
+from ate import audit, auth, crypto, registry, storage, tenants
+from ate.audit import AsyncAudit, Audit, AuditEvent, AuditPage, ChainBreak, ChainHead, ChainReport
+from ate.auth import AsyncAuth, Auth, Principal, Session, SigningKeyInfo, Tokens, User, UserPage
+from ate.storage import (
     AsyncObjectReader,
     AsyncStorage,
     GcReport,
@@ -67,20 +62,10 @@ from ate._ate import (
     ObjectInfo,
     ObjectPage,
     ObjectReader,
-    Principal,
     ReencryptProgress,
-    Session,
-    SigningKeyInfo,
     Storage,
-    Tenant,
-    TenantPage,
-    Tenants,
-    Tokens,
-    User,
-    UserPage,
-    __version__,
 )
-from ate import auth, crypto, registry
+from ate.tenants import AsyncTenants, Tenant, TenantPage, Tenants
 from ate._errors import (
     AlreadyExistsError,
     AteError,
@@ -98,9 +83,12 @@ from ate._errors import (
 )
 
 __all__ = [
+    "audit",
     "auth",
     "crypto",
     "registry",
+    "storage",
+    "tenants",
     "Ate",
     "AsyncAte",
     "AsyncAudit",
