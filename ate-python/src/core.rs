@@ -34,15 +34,24 @@ pub(crate) struct Core {
 impl Core {
     /// Opens the database and the domains `options` enable.
     pub(crate) async fn open(url: String, options: Options) -> Result<Arc<Core>, Error> {
+        let master = match options.master {
+            // Key files are read on a blocking thread, never on the caller's event loop.
+            Some(keys) => Some(
+                tokio::task::spawn_blocking(move || keys.load())
+                    .await
+                    .map_err(|e| Error::internal(format!("reading the master keys: {e}")))??,
+            ),
+            None => None,
+        };
         let db = Db::open(&url).await?;
-        let storage = match (options.storage_url, &options.master) {
+        let storage = match (options.storage_url, &master) {
             (Some(url), Some(master)) => {
                 let blobs = BlobStore::open(&url)?;
                 Some(ObjectStore::open(db.clone(), blobs, master.clone()).await?)
             }
             _ => None,
         };
-        let auth = match (options.auth, options.master) {
+        let auth = match (options.auth, master) {
             (Some(config), Some(master)) => {
                 Some(ate_auth::Auth::open(db.clone(), master, config).await?)
             }

@@ -9,6 +9,7 @@ use ate_core::Principal;
 use ate_core::keys::{KeyProvider, LocalKeyProvider, SecretKey};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// What the constructor's keyword arguments enable beyond tenants and the audit log:
@@ -16,13 +17,48 @@ use std::sync::Arc;
 pub(crate) struct Options {
     pub(crate) storage_url: Option<String>,
     pub(crate) auth: Option<AuthConfig>,
-    /// One provider for storage and auth, so a master-key rotation covers both.
-    pub(crate) master: Option<Arc<dyn KeyProvider>>,
+    /// One set of keys for storage and auth, so a master-key rotation covers both.
+    pub(crate) master: Option<MasterKeys>,
+}
+
+/// A master key as given: its bytes, or a key file not read yet.
+enum KeySource {
+    Raw(SecretKey),
+    File(PathBuf),
+}
+
+impl KeySource {
+    fn load(self) -> Result<LocalKeyProvider, Error> {
+        match self {
+            KeySource::Raw(key) => Ok(LocalKeyProvider::new(key)),
+            KeySource::File(path) => Ok(LocalKeyProvider::from_file(path)?),
+        }
+    }
+}
+
+/// The current master key and the retired ones, checked but with key files not read yet:
+/// [`MasterKeys::load`] reads them, on the runtime (`AsyncAte.open` must not read files on
+/// the event loop's thread).
+pub(crate) struct MasterKeys {
+    current: KeySource,
+    retired: Vec<KeySource>,
+}
+
+impl MasterKeys {
+    /// The provider: the current key, able to unwrap under the retired ones. Reads key
+    /// files (blocking I/O).
+    pub(crate) fn load(self) -> Result<Arc<dyn KeyProvider>, Error> {
+        let mut master = self.current.load()?;
+        for old in self.retired {
+            master = master.with_retired_from(old.load()?);
+        }
+        Ok(Arc::new(master))
+    }
 }
 
 /// A master key argument: 32 raw bytes, or the path of a key file (`str` or `os.PathLike`;
 /// raw, hex or base64, readable by its owner only).
-fn master_key_from(value: &Bound<'_, PyAny>, what: &str) -> Result<LocalKeyProvider, Error> {
+fn master_key_from(value: &Bound<'_, PyAny>, what: &str) -> Result<KeySource, Error> {
     if let Ok(bytes) = value.cast::<PyBytes>() {
         let key = SecretKey::from_slice(bytes.as_bytes()).map_err(|_| {
             Error::invalid(format!(
@@ -30,9 +66,9 @@ fn master_key_from(value: &Bound<'_, PyAny>, what: &str) -> Result<LocalKeyProvi
                 bytes.as_bytes().len()
             ))
         })?;
-        return Ok(LocalKeyProvider::new(key));
+        return Ok(KeySource::Raw(key));
     }
-    let path: std::path::PathBuf = value.extract().map_err(|_| {
+    let path: PathBuf = value.extract().map_err(|_| {
         Error::invalid(format!(
             "{what} must be 32 bytes or a key file path, not {}",
             value
@@ -42,26 +78,26 @@ fn master_key_from(value: &Bound<'_, PyAny>, what: &str) -> Result<LocalKeyProvi
                 .unwrap_or_default()
         ))
     })?;
-    Ok(LocalKeyProvider::from_file(path)?)
+    Ok(KeySource::File(path))
 }
 
-/// The master key provider: the current key, able to unwrap under the retired ones.
-fn master_provider(
+/// The master keys from the constructor's arguments (key files are not read yet).
+fn master_keys(
     master_key: &Bound<'_, PyAny>,
     retired_master_keys: Option<&Bound<'_, PyAny>>,
-) -> Result<Arc<dyn KeyProvider>, Error> {
-    let mut master = master_key_from(master_key, "master_key")?;
-    if let Some(retired) = retired_master_keys {
-        let items = retired
+) -> Result<MasterKeys, Error> {
+    let current = master_key_from(master_key, "master_key")?;
+    let mut retired = Vec::new();
+    if let Some(keys) = retired_master_keys {
+        let items = keys
             .try_iter()
             .map_err(|_| Error::invalid("retired_master_keys must be a sequence"))?;
         for item in items {
             let item = item.map_err(|e| Error::invalid(format!("retired_master_keys: {e}")))?;
-            let old = master_key_from(&item, "a retired master key")?;
-            master = master.with_retired_from(old);
+            retired.push(master_key_from(&item, "a retired master key")?);
         }
     }
-    Ok(Arc::new(master))
+    Ok(MasterKeys { current, retired })
 }
 
 impl Options {
@@ -73,7 +109,7 @@ impl Options {
     ) -> Result<Self, Error> {
         let needs_master = storage_url.is_some() || auth.is_some();
         let master = match (master_key, needs_master) {
-            (Some(key), true) => Some(master_provider(key, retired_master_keys)?),
+            (Some(key), true) => Some(master_keys(key, retired_master_keys)?),
             (None, false) if retired_master_keys.is_none() => None,
             (None, true) if storage_url.is_some() => {
                 return Err(Error::invalid(
