@@ -4,9 +4,9 @@
 //! Registry reads and writes (register, deregister, heartbeat, set_status, discover, pick,
 //! evaluate_alerts) go to the database; the other calls read or change the hub's memory
 //! (recording, statistics, metrics text, check results, breaker states, alert rules and
-//! events). On `Registry` all of them block with the GIL released (the in-memory ones only
-//! the first time, while the hub is built); on `AsyncRegistry` every one returns an
-//! awaitable, except `on_alert`, which only stores the callback.
+//! events). On `Registry` the database calls block with the GIL released and the in-memory
+//! ones run at once (blocking only if they have to build the hub first); on `AsyncRegistry`
+//! every call returns an awaitable, except `on_alert`, which only stores the callback.
 
 use crate::convert::seconds;
 use crate::core::View;
@@ -68,7 +68,7 @@ macro_rules! deliver_pick {
     };
 }
 
-/// Calls that read the database.
+/// Calls that run as futures: the database ones, and two that need no hub.
 impl View {
     async fn register_instance(self, args: RegisterArgs) -> Result<Instance, Error> {
         let hub = self.core.hub().await?;
