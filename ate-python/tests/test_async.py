@@ -71,4 +71,4 @@ async def test_event_loop_stays_responsive(tmp_path):
         await a.audit.append(t.id, "user:x", "authn_login_fail", outcome="failure")
     task.cancel()
     assert ticks > 30
-    await a.close()
+    assert await a.close() is None

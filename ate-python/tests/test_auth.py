@@ -85,7 +85,7 @@ def test_register_login_verify_refresh_logout(a):
     assert session.id == tokens.session_id and session.active
     assert session.client_addr == "203.0.113.7" and session.user_agent == "pytest"
 
-    a.auth.logout(nxt.access_token)
+    assert a.auth.logout(nxt.access_token) is None
     with pytest.raises(ate.UnauthenticatedError):
         a.auth.verify(nxt.access_token)
     with pytest.raises(ate.UnauthenticatedError):
@@ -138,7 +138,7 @@ def test_sessions_logout_everywhere_and_passwords(a):
     two = a.auth.login(org.id, "owner@acme.example", PASSWORD)
     p = a.auth.verify(one.access_token)
     assert {s.id for s in a.auth.sessions(p)} == {one.session_id, two.session_id}
-    a.auth.end_session(p, two.session_id)
+    assert a.auth.end_session(p, two.session_id) is None
     with pytest.raises(ate.UnauthenticatedError):
         a.auth.refresh(two.refresh_token)
     with pytest.raises(ate.NotFoundError):
@@ -152,7 +152,7 @@ def test_sessions_logout_everywhere_and_passwords(a):
         a.auth.change_password(p, "not my password", "another fine passphrase")
     with pytest.raises(ate.InvalidInputError):
         a.auth.change_password(p, PASSWORD, "short")  # the policy applies
-    a.auth.change_password(p, PASSWORD, "another fine passphrase", keep_session=one.session_id)
+    assert a.auth.change_password(p, PASSWORD, "another fine passphrase", keep_session=one.session_id) is None
     a.auth.refresh(one.refresh_token)
     with pytest.raises(ate.UnauthenticatedError):
         a.auth.refresh(three.refresh_token)
@@ -172,7 +172,7 @@ def test_sessions_logout_everywhere_and_passwords(a):
 
     # An administrator's reset ends every session of the user.
     five = a.auth.login(org.id, "owner@acme.example", "another fine passphrase")
-    a.auth.reset_password(org.id, owner.id, "reset by the platform")
+    assert a.auth.reset_password(org.id, owner.id, "reset by the platform") is None
     with pytest.raises(ate.UnauthenticatedError):
         a.auth.refresh(five.refresh_token)
     a.auth.login(org.id, "owner@acme.example", "reset by the platform")
@@ -401,7 +401,7 @@ async def test_async_auth(db_url):
         page = await a.auth.list_users(org.id, actor=p)
         assert {u.id for u in page} == {owner.id, bob.id}
         assert (await a.auth.jwks())["keys"]
-        await a.auth.logout(nxt.access_token)
+        assert await a.auth.logout(nxt.access_token) is None
         with pytest.raises(ate.UnauthenticatedError):
             await a.auth.verify(nxt.access_token)
         with pytest.raises(ate.UnauthenticatedError, match="^invalid credentials$"):

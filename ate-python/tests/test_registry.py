@@ -9,8 +9,10 @@ port 0; every wait is a bounded loop.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import doctest
+import inspect
 import http.server
 import socket
 import threading
@@ -284,10 +286,10 @@ def test_alert_rule_fires_to_callback_and_polling(file_client):
     r = file_client.registry
     received = []
     r.on_alert(received.append)
-    r.add_alert_rule("api-errors", "API error rate", service="api", error_rate_above=0.5, window=60.0, severity="critical")
+    assert r.add_alert_rule("api-errors", "API error rate", service="api", error_rate_above=0.5, window=60.0, severity="critical") is None
     assert r.alert_states() == {"api-errors": "inactive"}
     for _ in range(4):
-        r.record("api", "api-1", 0.01, error="unavailable")
+        assert r.record("api", "api-1", 0.01, error="unavailable") is None
     report = r.evaluate_alerts()
     assert report["rules"] == 1
     wait_until(lambda: any(e.state == "firing" for e in received), "the firing event at the callback")
@@ -299,7 +301,7 @@ def test_alert_rule_fires_to_callback_and_polling(file_client):
     assert [e.id for e in polled] == [firing[0].id]
     assert r.alert_events() == []  # drained
 
-    r.remove_alert_rule("api-errors")
+    assert r.remove_alert_rule("api-errors") is None
     assert r.alert_states() == {}
 
 
@@ -347,12 +349,12 @@ async def test_async_registry(db_url, servers):
         with await r.pick("api", strategy="round_robin") as pick:
             assert pick.instance.id == "api-1"
         assert (await r.heartbeat("api", "api-1")).id == "api-1"
-        r.record("api", "api-1", 0.1)
-        assert r.stats("api").count == 2
-        assert "ate_requests_total" in r.metrics_text()
-        r.add_alert_rule("slow", "slow", service="api", latency_p95_above=0.05)
+        await r.record("api", "api-1", 0.1)
+        assert (await r.stats("api")).count == 2
+        assert "ate_requests_total" in await r.metrics_text()
+        await r.add_alert_rule("slow", "slow", service="api", latency_p95_above=0.05)
         report = await r.evaluate_alerts()
-        assert report["fired"] + report["queued"] >= 0 and r.alert_states()["slow"] in ("firing", "pending")
+        assert report["fired"] + report["queued"] >= 0 and (await r.alert_states())["slow"] in ("firing", "pending")
         await r.set_status("api", "api-1", "critical")
         assert await r.discover("api") == []
         assert [i.status for i in await r.discover("api", include_unhealthy=True)] == ["critical"]
@@ -361,3 +363,110 @@ async def test_async_registry(db_url, servers):
         assert (await r.deregister("api", "api-1")).id == "api-1"
         with pytest.raises(ate.NotFoundError):
             await r.deregister("api", "api-1")
+
+
+async def test_async_registry_has_no_blocking_call(tmp_path):
+    """Every AsyncRegistry method but on_alert returns an awaitable, the first of which
+    builds the hub while the event loop keeps running; getting ``a.registry`` does no I/O."""
+    a = await ate.AsyncAte.open(f"sqlite://{tmp_path}/ate.db", actor="system:pytest")
+    ticks = 0
+
+    async def ticker():
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    before = ticks
+    r = a.registry
+    assert isinstance(r, ate.registry.AsyncRegistry) and a.registry is r
+    first = r.metrics_text()  # builds the hub: opens the registry's tables
+    assert inspect.isawaitable(first)
+    assert isinstance(await first, str)
+    task.cancel()
+    assert ticks > before, "the event loop did not run while the hub was built"
+
+    calls = {
+        "register": lambda: r.register("api", "api-1", "http://127.0.0.1:1"),
+        "set_status": lambda: r.set_status("api", "api-1", "passing"),
+        "heartbeat": lambda: r.heartbeat("api", "api-1"),
+        "discover": lambda: r.discover("api"),
+        "record": lambda: r.record("api", "api-1", 0.02),
+        "stats": lambda: r.stats("api"),
+        "metrics_text": lambda: r.metrics_text(),
+        "breaker_states": lambda: r.breaker_states("api"),
+        "add_alert_rule": lambda: r.add_alert_rule("errors", "errors", service="api", error_rate_above=0.5),
+        "alert_states": lambda: r.alert_states(),
+        "evaluate_alerts": lambda: r.evaluate_alerts(),
+        "alert_events": lambda: r.alert_events(),
+        "remove_alert_rule": lambda: r.remove_alert_rule("errors"),
+        "pick": lambda: r.pick("api"),
+    }
+    results = {}
+    for name, call in calls.items():
+        pending = call()
+        assert inspect.isawaitable(pending), f"AsyncRegistry.{name} did not return an awaitable"
+        results[name] = await pending
+    assert results["register"].id == "api-1" and [i.id for i in results["discover"]] == ["api-1"]
+    assert results["record"] is None and results["stats"].count == 1
+    assert results["add_alert_rule"] is None and results["remove_alert_rule"] is None
+    assert results["alert_states"] == {"errors": "inactive"}
+    assert isinstance(results["alert_events"], list) and results["evaluate_alerts"]["rules"] == 1
+    assert isinstance(results["pick"], ate.registry.Pick)
+    results["pick"].success()
+    check = r.check_results("no-such-check")
+    assert inspect.isawaitable(check)
+    with pytest.raises(ate.NotFoundError):
+        await check
+    with pytest.raises(ate.NotFoundError):
+        await r.remove_alert_rule("errors")
+    # Bad arguments still raise at the call, as on the blocking class.
+    with pytest.raises(ate.InvalidInputError, match="latency_seconds"):
+        r.record("api", "api-1", -1.0)
+    await a.close()
+
+
+async def test_async_pick_is_an_async_context_manager(tmp_path):
+    async with await ate.AsyncAte.open(f"sqlite://{tmp_path}/ate.db", actor="system:pytest") as a:
+        r = a.registry
+        await r.register("api", "api-1", "http://127.0.0.1:1")
+        await r.set_status("api", "api-1", "passing")
+
+        pending = r.pick("api")
+        assert isinstance(pending, ate.registry.PendingPick)
+        async with pending as pick:  # picks on entry
+            assert isinstance(pick, ate.registry.Pick) and not pick.finished
+            assert pick.instance.id == "api-1"
+        assert pick.finished  # a normal exit is a success
+        assert (await r.stats("api")).count == 1 and (await r.stats("api")).errors == 0
+
+        with pytest.raises(RuntimeError, match="boom"):
+            async with r.pick("api") as failing:
+                raise RuntimeError("boom")  # propagates, and counts as a failure
+        assert failing.finished
+        assert (await r.stats("api")).errors == 1
+
+        async with await r.pick("api") as picked:  # a Pick is an async context manager too
+            assert not picked.finished
+        assert picked.finished and (await r.stats("api")).count == 3
+
+        once = r.pick("api")
+        (await once).success()
+        with pytest.raises(ate.InvalidInputError, match="already awaited"):
+            await once
+        with pytest.raises(ate.UnavailableError):
+            async with r.pick("nothing-registered"):
+                pass
+
+
+async def test_async_registry_access_does_no_io(tmp_path):
+    """Getting ``a.registry`` never touches the database, so it cannot block the loop: on a
+    closed client it still succeeds, and the error comes from the awaited call."""
+    a = await ate.AsyncAte.open(f"sqlite://{tmp_path}/ate.db")
+    await a.close()
+    r = a.registry
+    assert isinstance(r, ate.registry.AsyncRegistry)
+    with pytest.raises(ate.UnavailableError):
+        await r.discover("api")

@@ -148,7 +148,7 @@ def test_list_copy_delete(store, acme):
     copied = store.storage.copy(acme, "a/1", "c/1")
     assert store.storage.get(acme, "c/1") == b"a/1"
     assert copied.id != store.storage.stat(acme, "a/1").id
-    store.storage.delete(acme, "a/1")
+    assert store.storage.delete(acme, "a/1") is None
     with pytest.raises(ate.NotFoundError):
         store.storage.get(acme, "a/1")
     with pytest.raises(ate.NotFoundError):
@@ -366,7 +366,7 @@ async def test_async_storage(storage_urls, tmp_path):
         assert data[:3] + b"".join(pieces) == data
         assert [o.path for o in await a.storage.list(t, "f")] == ["f0", "f1", "f2", "f3", "file"]
         await a.storage.copy(t, "f0", "g")
-        await a.storage.delete(t, "f0")
+        assert await a.storage.delete(t, "f0") is None
         with pytest.raises(ate.NotFoundError):
             await a.storage.stat(t, "f0")
         assert (await a.storage.rotate_key(t)).version == 2
@@ -395,3 +395,24 @@ async def test_async_storage_keeps_the_loop_responsive(tmp_path):
     task.cancel()
     assert ticks > 10
     await a.close()
+
+
+async def test_async_open_reads_key_files_when_awaited(tmp_path):
+    """AsyncAte.open does no file I/O on the event loop: a key file is read by the awaited
+    work, so its errors come from the await, not from the call."""
+    key_file = tmp_path / "master.key"
+    key_file.write_bytes(MASTER_KEY.hex().encode())
+    key_file.chmod(0o644)
+    pending = ate.AsyncAte.open("sqlite::memory:", storage_url="memory://", master_key=key_file)
+    with pytest.raises(ate.InvalidInputError, match="chmod 600"):
+        await pending
+    key_file.chmod(stat.S_IRUSR | stat.S_IWUSR)
+    async with await ate.AsyncAte.open(
+        "sqlite::memory:", storage_url="memory://", master_key=str(key_file), retired_master_keys=[key_file]
+    ) as a:
+        t = (await a.tenants.create("acme", "Acme")).id
+        await a.storage.put(t, "f", b"ok")
+        assert await a.storage.get(t, "f") == b"ok"
+    # Arguments that need no file are still checked at the call.
+    with pytest.raises(ate.InvalidInputError, match="31 bytes"):
+        ate.AsyncAte.open("sqlite::memory:", storage_url="memory://", master_key=b"k" * 31)

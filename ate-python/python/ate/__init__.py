@@ -11,27 +11,50 @@ True
 >>> a.storage.get_range(acme.id, "reports/q3.csv", 0, 6)
 b'region'
 
-With ``auth_issuer``, ``auth_audience`` and ``master_key``, ``a.auth`` registers users,
-logs them in, refreshes and verifies tokens (see ``ate.auth``). ``a.registry`` registers
-service instances, checks their health, picks one per request and renders metrics (see
-``ate.registry``).
+Each domain has its module, holding its classes: ``ate.tenants``, ``ate.audit``,
+``ate.storage`` (``a.storage`` needs ``storage_url`` and ``master_key``), ``ate.auth``
+(``a.auth`` registers users, logs them in, refreshes and verifies tokens; it needs
+``auth_issuer``, ``auth_audience`` and ``master_key``), ``ate.registry`` (``a.registry``
+registers service instances, checks their health, picks one per request and renders
+metrics) and ``ate.crypto``. The clients (``ate.Ate``, ``ate.AsyncAte``), the errors
+(``ate.AteError`` and its subclasses) and the main classes are also here at the top.
 
-Every blocking call releases the GIL. ``ate.AsyncAte`` offers the same surface for asyncio.
+**Acting for a user.** A client acts as its own platform administrator (``actor=``). A
+service that verified a user's token acts for that user with ``a.acting_as(principal)``:
+the same client over the same connections, whose ``tenants``, ``audit``, ``storage``,
+``auth`` and ``registry`` all act as that principal, with every permission check applied
+(a user acts only in its own tenant, with the permissions it holds there).
+
+>>> a = ate.Ate("sqlite::memory:", storage_url="memory://", master_key=os.urandom(32),
+...             auth_issuer="https://auth.example", auth_audience="my-api",
+...             insecure_fast_password_hashing=True)  # TESTS ONLY: see ate.auth
+>>> org, _ = a.auth.register("initech", "Initech", "ana@initech.example", "a long passphrase")
+>>> _ = a.auth.create_user(org.id, "bob@initech.example", password="bob's passphrase",
+...                        permissions=["storage:read", "storage:write"])
+>>> token = a.auth.login(org.id, "bob@initech.example", "bob's passphrase").access_token
+>>> bob = a.acting_as(a.auth.verify(token))   # e.g. once per request
+>>> bob.principal.subject.startswith("user:"), bob.storage.put(org.id, "notes.txt", b"mine").size
+(True, 4)
+>>> globex = a.tenants.create(slug="globex", name="Globex").id
+>>> try:
+...     bob.storage.get(globex, "notes.txt")
+... except ate.PermissionDeniedError:
+...     print("another tenant: denied")
+another tenant: denied
+
+A view does not own the connections: closing it (or leaving its ``with`` block) leaves them
+open for the client it came from. ``actor=`` on ``a.auth`` and ``a.registry`` calls acts as
+a principal for that one call.
+
+Every blocking call releases the GIL. ``ate.AsyncAte`` offers the same surface for asyncio,
+``acting_as`` included.
 """
 
-from ate._ate import (
-    Ate,
-    AsyncAte,
-    AsyncAudit,
-    AsyncAuth,
-    Auth,
-    AsyncTenants,
-    Audit,
-    AuditEvent,
-    AuditPage,
-    ChainBreak,
-    ChainHead,
-    ChainReport,
+from ate._ate import AsyncAte, Ate, __version__
+from ate import audit, auth, crypto, registry, storage, tenants
+from ate.audit import AsyncAudit, Audit, AuditEvent, AuditPage, ChainBreak, ChainHead, ChainReport
+from ate.auth import AsyncAuth, Auth, Principal, Session, SigningKeyInfo, Tokens, User, UserPage
+from ate.storage import (
     AsyncObjectReader,
     AsyncStorage,
     GcReport,
@@ -39,20 +62,10 @@ from ate._ate import (
     ObjectInfo,
     ObjectPage,
     ObjectReader,
-    Principal,
     ReencryptProgress,
-    Session,
-    SigningKeyInfo,
     Storage,
-    Tenant,
-    TenantPage,
-    Tenants,
-    Tokens,
-    User,
-    UserPage,
-    __version__,
 )
-from ate import auth, crypto, registry
+from ate.tenants import AsyncTenants, Tenant, TenantPage, Tenants
 from ate._errors import (
     AlreadyExistsError,
     AteError,
@@ -70,9 +83,12 @@ from ate._errors import (
 )
 
 __all__ = [
+    "audit",
     "auth",
     "crypto",
     "registry",
+    "storage",
+    "tenants",
     "Ate",
     "AsyncAte",
     "AsyncAudit",

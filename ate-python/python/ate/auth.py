@@ -27,8 +27,9 @@ per login) with a trivial one so test suites run fast. **Never use it with real
 passwords**: stored hashes would be cheap to crack.
 
 Management methods (``create_user``, ``list_users``, ``update_user``, ``disable_user``, …)
-act as ``actor``, a ``Principal`` from ``verify``, or by default as the client's own
-platform administrator; ATE checks the actor's permissions in every case.
+act as the client's principal: its own platform administrator, or the ``Principal`` from
+``verify`` of a client made with ``a.acting_as(principal)`` (as every domain does), or, for
+one call, ``actor=principal``. ATE checks the principal's permissions in every case.
 """
 
 from ate._ate import (

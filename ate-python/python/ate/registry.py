@@ -13,9 +13,14 @@ True
 
 Instances live in the client's database (SQLite or PostgreSQL), so every process on that
 database shares them; health checks, balancing state, circuit breakers, window statistics
-and alert rules live in this client's memory. ``ate.AsyncAte`` has the same surface on
-``a.registry``, where register, deregister, heartbeat, set_status, discover, pick and
-evaluate_alerts return awaitables.
+and alert rules live in this client's memory.
+
+**asyncio.** ``ate.AsyncAte`` has the same surface on ``a.registry`` (an ``AsyncRegistry``),
+where every method returns an awaitable except ``on_alert``, which only stores the callback;
+nothing blocks the event loop, not even the first call, which opens the registry's tables.
+``pick`` returns a ``PendingPick``: ``await`` it for a ``Pick``, or pick and finish in one
+block with ``async with a.registry.pick("web") as pick:``. A ``Pick`` is also an async
+context manager.
 
 **Health checks.** ``http_check(url)`` (2xx passing, 429 warning, anything else critical),
 ``tcp_check("host:port")`` (connected is passing) and ``ttl_check(ttl)`` (the instance must
@@ -39,10 +44,13 @@ with the GIL held; if it raises, the exception goes to ``sys.unraisablehook`` an
 delivery counts as failed: the same event (same ``id``) is offered again at the next
 evaluation (every second, or ``evaluate_alerts()``), to the callbacks that have not taken it.
 
-**Tenancy.** Calls act as ``actor`` (a ``Principal`` from ``a.auth.verify``) or as the
-client's platform administrator. ``tenant=`` chooses a tenant's scope (default: the actor's
-tenant, else the platform); a tenant sees its own and the platform's instances, never
-another tenant's.
+**Tenancy.** Calls act as the client's principal: its platform administrator, or a
+``Principal`` from ``a.auth.verify`` on a client made with ``a.acting_as(principal)``, or,
+for one call, ``actor=principal``. ``tenant=`` chooses a tenant's scope (default: the
+principal's tenant, else the platform); a tenant sees its own and the platform's instances,
+never another tenant's. Statistics, metrics text, check results, breaker states and alerts
+span every tenant's services, so they are for platform administrators: a client acting as a
+tenant's user gets ``ate.PermissionDeniedError`` from them.
 """
 
 from ate._ate import (
@@ -51,6 +59,7 @@ from ate._ate import (
     CheckDefinition,
     CheckResult,
     Instance,
+    PendingPick,
     Pick,
     Registry,
     Stats,
@@ -65,6 +74,7 @@ __all__ = [
     "CheckDefinition",
     "CheckResult",
     "Instance",
+    "PendingPick",
     "Pick",
     "Registry",
     "Stats",

@@ -1,0 +1,55 @@
+"""Encrypted object storage: ``a.storage`` on a client opened with ``storage_url`` and
+``master_key``.
+
+>>> import ate, io, os
+>>> a = ate.Ate("sqlite::memory:", storage_url="memory://", master_key=os.urandom(32))
+>>> acme = a.tenants.create(slug="acme", name="Acme Corp").id
+>>> info = a.storage.put(acme, "reports/q3.csv", b"region,total\\nemea,42\\n", content_type="text/csv")
+>>> (info.size, info.key_version)
+(21, 1)
+>>> a.storage.get_range(acme, "reports/q3.csv", 0, 6)
+b'region'
+>>> _ = a.storage.put(acme, "dumps/1.bin", io.BytesIO(os.urandom(100_000)))  # streamed in parts
+>>> [o.path for o in a.storage.list(acme, "reports/")]
+['reports/q3.csv']
+>>> with a.storage.open(acme, "dumps/1.bin") as reader:
+...     total = sum(len(piece) for piece in reader)
+>>> total
+100000
+
+Each tenant's objects are encrypted under its own data keys (Cobblestone-256), wrapped under
+the master key; ``rotate_key`` starts a new key version, ``reencrypt`` moves old objects to
+it, ``destroy_keys`` shreds a tenant's data. File objects (anything with ``read(n)`` for a
+put, ``write(b)`` for ``download``) are streamed, never read whole. Every byte returned has
+been authenticated; tampering raises ``ate.IntegrityError``.
+
+Calls act as the client's principal: ``a.acting_as(principal).storage`` acts for a verified
+user, who needs ``storage:read``, ``storage:write`` or ``storage:delete`` in the object's
+tenant (and ``key:read``, ``key:rotate``, ``key:destroy`` for key management); another
+tenant's objects raise ``ate.PermissionDeniedError``. ``ate.AsyncAte`` offers the same
+methods as awaitables (``AsyncStorage``, ``AsyncObjectReader``).
+"""
+
+from ate._ate import (
+    AsyncObjectReader,
+    AsyncStorage,
+    GcReport,
+    KeyInfo,
+    ObjectInfo,
+    ObjectPage,
+    ObjectReader,
+    ReencryptProgress,
+    Storage,
+)
+
+__all__ = [
+    "Storage",
+    "AsyncStorage",
+    "ObjectReader",
+    "AsyncObjectReader",
+    "ObjectInfo",
+    "ObjectPage",
+    "KeyInfo",
+    "ReencryptProgress",
+    "GcReport",
+]

@@ -1,0 +1,138 @@
+//! What every API class stands on: the stores of one client ([`Core`]) and the principal a
+//! call acts as ([`View`]).
+//!
+//! A client (`ate.Ate`, `ate.AsyncAte`) owns one `Core`: the database pool and the stores
+//! of each enabled domain. `a.acting_as(principal)` makes another client over the same
+//! `Core` that acts as `principal`; every API class of a client holds its [`View`], so each
+//! domain acts for the same principal the same way. The domain modules (`tenants`, `audit`,
+//! `storage`, `auth`, `registry`) add their operations to `View`; this module knows none of
+//! them.
+
+use crate::error::Error;
+use crate::hub::{Hub, PySink};
+use crate::options::Options;
+use crate::types::auth::Principal as PyPrincipal;
+use ate_core::{Db, Principal, SqlAuditSink, SqlTenantStore};
+use ate_storage::blob::{BlobBackend, BlobStore};
+use ate_storage::objects::ObjectStore;
+use pyo3::prelude::*;
+use std::sync::Arc;
+
+/// The stores behind one client, shared by its `acting_as` views.
+pub(crate) struct Core {
+    pub(crate) db: Db,
+    pub(crate) tenants: SqlTenantStore,
+    pub(crate) audit: SqlAuditSink,
+    pub(crate) storage: Option<ObjectStore>,
+    pub(crate) auth: Option<ate_auth::Auth>,
+    /// The service hub behind `a.registry`, built on first use.
+    registry: tokio::sync::OnceCell<Arc<Hub>>,
+    /// Where the hub's alerts go; exists before the hub so callbacks can be added early.
+    pub(crate) alerts: Arc<PySink>,
+}
+
+impl Core {
+    /// Opens the database and the domains `options` enable.
+    pub(crate) async fn open(url: String, options: Options) -> Result<Arc<Core>, Error> {
+        let master = match options.master {
+            // Key files are read on a blocking thread, never on the caller's event loop.
+            Some(keys) => Some(
+                tokio::task::spawn_blocking(move || keys.load())
+                    .await
+                    .map_err(|e| Error::internal(format!("reading the master keys: {e}")))??,
+            ),
+            None => None,
+        };
+        let db = Db::open(&url).await?;
+        let storage = match (options.storage_url, &master) {
+            (Some(url), Some(master)) => {
+                let blobs = BlobStore::open(&url)?;
+                Some(ObjectStore::open(db.clone(), blobs, master.clone()).await?)
+            }
+            _ => None,
+        };
+        let auth = match (options.auth, master) {
+            (Some(config), Some(master)) => {
+                Some(ate_auth::Auth::open(db.clone(), master, config).await?)
+            }
+            _ => None,
+        };
+        Ok(Arc::new(Core {
+            tenants: SqlTenantStore::new(db.clone()),
+            audit: SqlAuditSink::new(db.clone()),
+            storage,
+            auth,
+            db,
+            registry: tokio::sync::OnceCell::new(),
+            alerts: Arc::new(PySink::default()),
+        }))
+    }
+
+    /// The client's hub, built on first use (it runs `ate-orchestrate`'s migrations).
+    pub(crate) async fn hub(&self) -> Result<Arc<Hub>, Error> {
+        let hub = self
+            .registry
+            .get_or_try_init(|| async {
+                Hub::open(self.db.clone(), self.alerts.clone())
+                    .await
+                    .map(Arc::new)
+            })
+            .await?;
+        Ok(hub.clone())
+    }
+
+    /// The hub if it is built already.
+    pub(crate) fn built_hub(&self) -> Option<Arc<Hub>> {
+        self.registry.get().cloned()
+    }
+
+    /// Stops the hub (if built) and closes the database pool.
+    pub(crate) async fn close(&self) -> Result<(), Error> {
+        if let Some(hub) = self.registry.get() {
+            hub.shutdown().await;
+        }
+        self.db.close().await;
+        Ok(())
+    }
+
+    /// `"sqlite"` or `"postgres"`.
+    pub(crate) fn backend(&self) -> &'static str {
+        match self.db.backend() {
+            ate_core::DbBackend::Sqlite => "sqlite",
+            ate_core::DbBackend::Postgres => "postgres",
+            _ => "unknown",
+        }
+    }
+
+    /// `"memory"`, `"fs"`, `"s3"` or `"none"`.
+    pub(crate) fn storage_backend(&self) -> &'static str {
+        match self.storage.as_ref().map(|s| s.blobs().backend()) {
+            Some(BlobBackend::Memory) => "memory",
+            Some(BlobBackend::Fs) => "fs",
+            Some(BlobBackend::S3) => "s3",
+            Some(_) => "unknown",
+            None => "none",
+        }
+    }
+}
+
+/// A client's stores seen by the principal its calls act as. Cheap to clone: each
+/// operation takes its own copy into the future it runs.
+#[derive(Clone)]
+pub(crate) struct View {
+    pub(crate) core: Arc<Core>,
+    /// The client's own platform administrator, or the principal of `acting_as`.
+    pub(crate) actor: Principal,
+}
+
+impl View {
+    pub(crate) fn new(core: Arc<Core>, actor: Principal) -> Self {
+        View { core, actor }
+    }
+
+    /// Who one call acts as: the per-call `actor=` (auth and registry calls accept one), or
+    /// the view's principal.
+    pub(crate) fn acting(&self, actor: Option<&Bound<'_, PyPrincipal>>) -> Principal {
+        actor.map_or_else(|| self.actor.clone(), |p| p.get().inner().clone())
+    }
+}

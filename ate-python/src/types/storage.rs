@@ -1,0 +1,201 @@
+//! What `a.storage` returns: `ObjectInfo`, `ObjectPage`, `KeyInfo`, `ReencryptProgress`
+//! and `GcReport`.
+
+use crate::convert::from_json;
+use ate_storage::{keyring, objects};
+use chrono::{DateTime, Utc};
+use pyo3::prelude::*;
+
+/// An object's index entry (see `ate_storage::objects::ObjectInfo`).
+#[pyclass(module = "ate.storage", frozen, eq, from_py_object)]
+#[derive(Clone, PartialEq, Default)]
+pub(crate) struct ObjectInfo {
+    #[pyo3(get)]
+    tenant_id: String,
+    #[pyo3(get)]
+    id: String,
+    #[pyo3(get)]
+    path: String,
+    #[pyo3(get)]
+    size: u64,
+    /// SHA-256 of the plaintext, as hex.
+    #[pyo3(get)]
+    sha256: String,
+    #[pyo3(get)]
+    key_version: u32,
+    #[pyo3(get)]
+    format_version: u8,
+    #[pyo3(get)]
+    content_type: String,
+    #[pyo3(get)]
+    created_at: DateTime<Utc>,
+    #[pyo3(get)]
+    updated_at: DateTime<Utc>,
+    metadata: serde_json::Value,
+}
+
+impl ObjectInfo {
+    pub(crate) fn path(&self) -> &str {
+        &self.path
+    }
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+}
+
+impl From<objects::ObjectInfo> for ObjectInfo {
+    fn from(o: objects::ObjectInfo) -> Self {
+        ObjectInfo {
+            tenant_id: o.tenant.to_string(),
+            id: o.id.to_string(),
+            path: o.path,
+            size: o.size,
+            sha256: hex::encode(o.sha256),
+            key_version: o.key_version,
+            format_version: o.format_version,
+            content_type: o.content_type,
+            created_at: o.created_at,
+            updated_at: o.updated_at,
+            metadata: o.metadata,
+        }
+    }
+}
+
+#[pymethods]
+impl ObjectInfo {
+    /// The user metadata given at put time, as a dict.
+    #[getter]
+    fn metadata<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        from_json(py, &self.metadata)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "ObjectInfo(path={:?}, size={}, content_type='{}', key_version={}, id='{}')",
+            self.path, self.size, self.content_type, self.key_version, self.id
+        )
+    }
+}
+
+page_class!(
+    ObjectPage,
+    "ate.storage",
+    ObjectInfo,
+    objects::ObjectInfo,
+    "objects"
+);
+
+/// A tenant data key's metadata (never the key itself).
+#[pyclass(module = "ate.storage", frozen, eq, from_py_object)]
+#[derive(Clone, PartialEq)]
+pub(crate) struct KeyInfo {
+    #[pyo3(get)]
+    tenant_id: String,
+    #[pyo3(get)]
+    version: u32,
+    /// `active`, `decrypt_only` or `destroyed`.
+    #[pyo3(get)]
+    state: &'static str,
+    #[pyo3(get)]
+    master_key_id: Option<String>,
+    #[pyo3(get)]
+    created_at: DateTime<Utc>,
+    #[pyo3(get)]
+    retired_at: Option<DateTime<Utc>>,
+    #[pyo3(get)]
+    destroyed_at: Option<DateTime<Utc>>,
+}
+
+impl From<keyring::KeyInfo> for KeyInfo {
+    fn from(k: keyring::KeyInfo) -> Self {
+        KeyInfo {
+            tenant_id: k.tenant.to_string(),
+            version: k.version,
+            state: k.state.as_str(),
+            master_key_id: k.master_key_id,
+            created_at: k.created_at,
+            retired_at: k.retired_at,
+            destroyed_at: k.destroyed_at,
+        }
+    }
+}
+
+#[pymethods]
+impl KeyInfo {
+    fn __repr__(&self) -> String {
+        format!("KeyInfo(version={}, state='{}')", self.version, self.state)
+    }
+}
+
+/// Progress of `a.storage.reencrypt`: call again until `remaining` is 0.
+#[pyclass(module = "ate.storage", frozen, eq, from_py_object)]
+#[derive(Clone, PartialEq)]
+pub(crate) struct ReencryptProgress {
+    #[pyo3(get)]
+    reencrypted: u64,
+    #[pyo3(get)]
+    skipped: u64,
+    #[pyo3(get)]
+    remaining: u64,
+    #[pyo3(get)]
+    key_version: u32,
+}
+
+impl From<objects::ReencryptProgress> for ReencryptProgress {
+    fn from(p: objects::ReencryptProgress) -> Self {
+        ReencryptProgress {
+            reencrypted: p.reencrypted,
+            skipped: p.skipped,
+            remaining: p.remaining,
+            key_version: p.key_version,
+        }
+    }
+}
+
+#[pymethods]
+impl ReencryptProgress {
+    /// Whether every object is under the newest key.
+    #[getter]
+    fn done(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "ReencryptProgress(reencrypted={}, skipped={}, remaining={}, key_version={})",
+            self.reencrypted, self.skipped, self.remaining, self.key_version
+        )
+    }
+}
+
+/// What a garbage-collection pass did.
+#[pyclass(module = "ate.storage", frozen, eq, from_py_object)]
+#[derive(Clone, PartialEq)]
+pub(crate) struct GcReport {
+    #[pyo3(get)]
+    deleted: u64,
+    #[pyo3(get)]
+    kept_young: u64,
+    #[pyo3(get)]
+    staging_deleted: u64,
+}
+
+impl From<objects::GcReport> for GcReport {
+    fn from(r: objects::GcReport) -> Self {
+        GcReport {
+            deleted: r.deleted,
+            kept_young: r.kept_young,
+            staging_deleted: r.staging_deleted,
+        }
+    }
+}
+
+#[pymethods]
+impl GcReport {
+    fn __repr__(&self) -> String {
+        format!(
+            "GcReport(deleted={}, kept_young={}, staging_deleted={})",
+            self.deleted, self.kept_young, self.staging_deleted
+        )
+    }
+}
