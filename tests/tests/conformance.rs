@@ -52,6 +52,7 @@ matrix! {
     tenant_store::concurrent_updates_serialize,
     tenant_store::changes_are_published_after_commit,
     tenant_store::core_tx_contract,
+    tenant_store::unenforceable_quotas_are_refused,
     audit_sink::append_links_events,
     audit_sink::concurrent_appends_never_fork,
     audit_sink::query_filters_and_pages,

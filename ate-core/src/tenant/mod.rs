@@ -99,9 +99,11 @@ pub struct Quotas {
     pub max_storage_bytes: Option<u64>,
     /// Number of stored objects.
     pub max_objects: Option<u64>,
-    /// Number of users.
+    /// Number of users (enforced by ate-auth when users are created or registered).
     pub max_users: Option<u64>,
-    /// Number of projects.
+    /// Number of projects. Not enforceable yet: ATE has no projects until the codebase
+    /// projects of ate-storage arrive, so a tenant store refuses a value here with
+    /// `Unsupported` instead of accepting a limit it would silently ignore.
     pub max_projects: Option<u64>,
 }
 
@@ -141,6 +143,19 @@ impl TenantSettings {
     /// Settings with the given quotas.
     pub fn with_quotas(quotas: Quotas) -> Self {
         TenantSettings { quotas }
+    }
+
+    /// Refuses settings this build cannot honour: every quota ATE accepts is enforced.
+    /// Errors: `Unsupported` for [`Quotas::max_projects`] (no projects exist yet).
+    pub fn validate(&self) -> Result<(), CoreError> {
+        if self.quotas.max_projects.is_some() {
+            return Err(CoreError::Unsupported(
+                "the max_projects quota cannot be enforced yet (ATE has no projects); \
+                 leave it unset"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -277,6 +277,7 @@ impl SqlTenantStore {
         actor.require_platform_admin("creating a tenant")?;
         let slug = Slug::new(&new.slug)?;
         let name = validate_display_name(&new.name)?;
+        new.settings.validate()?;
         let settings_json = settings_json(&new.settings)?;
         let tenant = Tenant {
             id: TenantId::new(),
@@ -408,6 +409,9 @@ impl TenantStore for SqlTenantStore {
             .as_deref()
             .map(validate_display_name)
             .transpose()?;
+        if let Some(settings) = &update.settings {
+            settings.validate()?;
+        }
         self.change(actor, id, move |current, _now| {
             match current.status {
                 TenantStatus::Deleted if !admin => {
