@@ -32,16 +32,21 @@
 pub mod alerts;
 pub mod balance;
 pub mod breaker;
+pub mod clock;
+pub mod endpoint;
 pub mod error;
 pub mod health;
 pub mod hub;
 #[cfg(feature = "tower")]
 pub mod layer;
 pub mod metrics;
+pub mod outcome;
 pub mod registry;
 pub mod retry;
 
+pub use endpoint::{Availability, EndpointId};
 pub use error::OrchestrateError;
+pub use outcome::{Outcome, OutcomeObserver};
 
 /// `ate-orchestrate`'s migrations (registry, alert history), for [`ate_core::Db::migrate`].
 pub fn migrations() -> ate_core::Migrations {

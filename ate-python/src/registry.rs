@@ -22,6 +22,7 @@ use crate::types::{AlertEvent, CheckResult, Instance, Principal, Stats};
 use crate::{awaitable, block};
 use ate_core::{ErrorKind, TenantId};
 use ate_orchestrate::OrchestrateError;
+use ate_orchestrate::Outcome;
 use ate_orchestrate::alerts::{
     AlertEvent as CoreAlertEvent, AlertRule, AlertSink, Condition, Quantile, Severity,
     SqlAlertHistory,
@@ -29,7 +30,6 @@ use ate_orchestrate::alerts::{
 use ate_orchestrate::balance::Strategy;
 use ate_orchestrate::health::{CheckId, CheckKind, CheckSpec};
 use ate_orchestrate::hub::{PickOptions, ServiceHub};
-use ate_orchestrate::metrics::Outcome;
 use ate_orchestrate::registry::{
     Environment, HealthStatus, InstanceId, InstanceSpec, Query, Scope, ServiceName, SqlRegistry,
     Visibility,
@@ -1036,7 +1036,7 @@ macro_rules! registry_class {
                 let latency = seconds(latency_seconds, "latency_seconds")?;
                 let outcome = match error {
                     None => Outcome::Success,
-                    Some(kind) => Outcome::Error(error_kind(kind)?),
+                    Some(kind) => Outcome::Failure(error_kind(kind)?),
                 };
                 self.hub.hub.record(&service, &id, latency, outcome);
                 Ok(())

@@ -64,8 +64,9 @@ use crate::health::{
     StatusChange,
 };
 use crate::metrics::{
-    MetricsRecorder, Outcome, RecorderConfig, ServiceMetrics, WindowStats, render_openmetrics,
+    MetricsRecorder, RecorderConfig, ServiceMetrics, WindowStats, render_openmetrics,
 };
+use crate::outcome::Outcome;
 use crate::registry::{
     HealthStatus, Instance, InstanceId, InstanceSpec, Query, Registry, RegistryEvent,
     RegistryStore, Scope, ServiceName, Visibility,
