@@ -31,8 +31,8 @@ use ate_orchestrate::balance::Strategy;
 use ate_orchestrate::health::{CheckId, CheckKind, CheckSpec};
 use ate_orchestrate::hub::{PickOptions, ServiceHub};
 use ate_orchestrate::registry::{
-    Environment, HealthStatus, InstanceId, InstanceSpec, Query, Scope, ServiceName, SqlRegistry,
-    Visibility,
+    Environment, HealthStatus, InstanceId, InstanceKey, InstanceSpec, Query, Scope, ServiceName,
+    SqlRegistry, Visibility,
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString, PyTuple};
@@ -503,9 +503,7 @@ impl CheckDefinition {
         };
         let mut spec = CheckSpec::new(
             CheckId::new(id)?,
-            scope,
-            service.clone(),
-            instance.clone(),
+            InstanceKey::new(scope, service.clone(), instance.clone()),
             kind,
         )
         .interval(seconds(self.interval, "interval")?)
@@ -690,6 +688,10 @@ impl Target {
             id: InstanceId::new(instance_id)?,
         })
     }
+
+    fn key(&self) -> InstanceKey {
+        InstanceKey::new(self.scope, self.service.clone(), self.id.clone())
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -777,19 +779,11 @@ impl Core {
     }
     async fn deregister_instance(self: Arc<Self>, t: Target) -> Result<Instance, Error> {
         let hub = self.hub().await?;
-        Ok(hub
-            .hub
-            .deregister(&t.principal, t.scope, &t.service, &t.id)
-            .await?
-            .into())
+        Ok(hub.hub.deregister(&t.principal, &t.key()).await?.into())
     }
     async fn heartbeat_instance(self: Arc<Self>, t: Target) -> Result<Instance, Error> {
         let hub = self.hub().await?;
-        Ok(hub
-            .hub
-            .heartbeat(&t.principal, t.scope, &t.service, &t.id)
-            .await?
-            .into())
+        Ok(hub.hub.heartbeat(&t.principal, &t.key()).await?.into())
     }
     async fn set_instance_status(
         self: Arc<Self>,
@@ -800,7 +794,7 @@ impl Core {
         let hub = self.hub().await?;
         Ok(hub
             .hub
-            .set_status(&t.principal, t.scope, &t.service, &t.id, status, &output)
+            .set_status(&t.principal, &t.key(), status, &output)
             .await?
             .into())
     }

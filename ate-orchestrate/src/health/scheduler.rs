@@ -7,7 +7,7 @@ use super::{
     custom, http, millis, tcp,
 };
 use crate::error::OrchestrateError;
-use crate::registry::{HealthStatus, InstanceId, Scope, ServiceName};
+use crate::registry::{HealthStatus, InstanceKey};
 use chrono::Utc;
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
@@ -170,7 +170,7 @@ impl HealthScheduler {
         st.next_generation += 1;
         let generation = st.next_generation;
         let id = prepared.id.clone();
-        let key = InstanceKey::of(&prepared);
+        let key = prepared.instance.clone();
         let mut entry = CheckEntry {
             spec: prepared.clone(),
             generation,
@@ -223,7 +223,7 @@ impl HealthScheduler {
             .checks
             .remove(id)
             .ok_or_else(|| OrchestrateError::not_found("health check", id))?;
-        let key = InstanceKey::of(&entry.spec);
+        let key = entry.spec.instance.clone();
         let now_empty = match st.instances.get_mut(&key) {
             Some(instance) => {
                 instance.checks.remove(id);
@@ -241,18 +241,8 @@ impl HealthScheduler {
 
     /// Removes every check of an instance (for example after it deregistered); returns how
     /// many there were. Nothing is reported.
-    pub fn remove_instance(
-        &self,
-        scope: Scope,
-        service: &ServiceName,
-        instance: &InstanceId,
-    ) -> usize {
-        let key = InstanceKey {
-            scope,
-            service: service.clone(),
-            instance: instance.clone(),
-        };
-        self.shared.lock().remove_instance(&key)
+    pub fn remove_instance(&self, instance: &InstanceKey) -> usize {
+        self.shared.lock().remove_instance(instance)
     }
 
     /// Records a passing report for a TTL check (Consul's "pass"); see
@@ -339,40 +329,20 @@ impl HealthScheduler {
 
     /// The instance's aggregate status (the worst of its checks), or `None` if it has no
     /// checks here.
-    pub fn instance_status(
-        &self,
-        scope: Scope,
-        service: &ServiceName,
-        instance: &InstanceId,
-    ) -> Option<HealthStatus> {
-        let key = InstanceKey {
-            scope,
-            service: service.clone(),
-            instance: instance.clone(),
-        };
+    pub fn instance_status(&self, instance: &InstanceKey) -> Option<HealthStatus> {
         self.shared
             .lock()
             .instances
-            .get(&key)
+            .get(instance)
             .and_then(|i| i.status)
     }
 
     /// The ids of the instance's checks, sorted.
-    pub fn instance_checks(
-        &self,
-        scope: Scope,
-        service: &ServiceName,
-        instance: &InstanceId,
-    ) -> Vec<CheckId> {
-        let key = InstanceKey {
-            scope,
-            service: service.clone(),
-            instance: instance.clone(),
-        };
+    pub fn instance_checks(&self, instance: &InstanceKey) -> Vec<CheckId> {
         self.shared
             .lock()
             .instances
-            .get(&key)
+            .get(instance)
             .map(|i| i.checks.iter().cloned().collect())
             .unwrap_or_default()
     }
@@ -534,11 +504,9 @@ impl Shared {
                         continue;
                     }
                     let spec = entry.spec.clone();
-                    st.remove_instance(&InstanceKey::of(&spec));
+                    st.remove_instance(&spec.instance);
                     // A send error means the reporting task is gone (shutting down).
                     let _ = self.events.send(Event::Deregister(DeregisterRequest {
-                        scope: spec.scope,
-                        service: spec.service.clone(),
                         instance: spec.instance.clone(),
                         check: spec.id.clone(),
                         critical_for,
@@ -582,23 +550,6 @@ enum Event {
     Status(StatusChange),
     Deregister(DeregisterRequest),
     Ran(CheckRun),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct InstanceKey {
-    scope: Scope,
-    service: ServiceName,
-    instance: InstanceId,
-}
-
-impl InstanceKey {
-    fn of(spec: &Prepared) -> Self {
-        InstanceKey {
-            scope: spec.scope,
-            service: spec.service.clone(),
-            instance: spec.instance.clone(),
-        }
-    }
 }
 
 struct InstanceEntry {
@@ -725,7 +676,7 @@ impl State {
         let was_critical = entry.critical_since.is_some();
         let dca = entry.spec.deregister_critical_after;
         let generation = entry.generation;
-        let key = InstanceKey::of(&entry.spec);
+        let key = entry.spec.instance.clone();
         if to == HealthStatus::Critical {
             if !was_critical {
                 entry.critical_since = Some(now);
@@ -768,9 +719,7 @@ impl State {
         }
         // A send error means the reporting task is gone (shutting down).
         let _ = events.send(Event::Status(StatusChange {
-            scope: key.scope,
-            service: key.service.clone(),
-            instance: key.instance.clone(),
+            instance: key.clone(),
             from,
             to: worst,
             check: cause.clone(),
@@ -843,8 +792,6 @@ async fn probe(
     drop(permit);
     if shared.report_runs {
         let _ = shared.events.send(Event::Ran(CheckRun {
-            scope: spec.scope,
-            service: spec.service.clone(),
             instance: spec.instance.clone(),
             check: spec.id.clone(),
             kind: spec.probe.kind_name(),
@@ -885,16 +832,13 @@ async fn report(
 async fn deliver(reporter: &dyn HealthReporter, event: Event) {
     match event {
         Event::Status(change) => {
-            let what = format!(
-                "{} {} {} -> {}",
-                change.scope, change.service, change.instance, change.to
-            );
+            let what = format!("{} -> {}", change.instance, change.to);
             if let Err(e) = reporter.status_changed(change).await {
                 tracing::warn!("health reporter failed to record {what}: {e}");
             }
         }
         Event::Deregister(request) => {
-            let what = format!("{} {} {}", request.scope, request.service, request.instance);
+            let what = request.instance.to_string();
             if let Err(e) = reporter.deregister_requested(request).await {
                 tracing::warn!("health reporter failed to deregister {what}: {e}");
             }

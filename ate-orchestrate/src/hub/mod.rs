@@ -17,9 +17,7 @@
 //! let spec = InstanceSpec::new(Scope::Platform, billing.clone(), id.clone(), "http://127.0.0.1:8081")?;
 //! let check = CheckSpec::new(
 //!     CheckId::new("billing-1-http")?,
-//!     Scope::Platform,
-//!     billing.clone(),
-//!     id,
+//!     spec.key(),
 //!     CheckKind::http("http://127.0.0.1:8081/health"),
 //! )
 //! .interval(Duration::from_secs(5))
@@ -68,8 +66,8 @@ use crate::metrics::{
 };
 use crate::outcome::Outcome;
 use crate::registry::{
-    HealthStatus, Instance, InstanceId, InstanceSpec, Query, Registry, RegistryEvent,
-    RegistryStore, Scope, ServiceName, Visibility,
+    HealthStatus, Instance, InstanceId, InstanceKey, InstanceSpec, Query, Registry, RegistryEvent,
+    RegistryStore, ServiceName, Visibility,
 };
 use ate_core::{Classify, ErrorKind, Principal};
 use futures::StreamExt;
@@ -355,19 +353,20 @@ impl Inner {
 
     /// Forgets what the hub keeps about a departed instance.
     fn forget(&self, instance: &Instance) {
-        let (scope, service, id) = instance.key();
-        self.health.remove_instance(scope, service, id);
+        let key = instance.key();
+        let (service, id) = (&instance.spec.service, &instance.spec.id);
+        self.health.remove_instance(&key);
         self.recorder.forget_instance(service, id);
         if let Some(alerts) = &self.alerts {
             alerts.forget_instance(service, id);
         }
         if let Some(s) = self.read_services().get(service) {
-            s.forget(scope, id);
+            s.forget(&key);
         }
     }
 
     fn observe_status(&self, instance: &Instance) {
-        let (_, service, id) = instance.key();
+        let (service, id) = (&instance.spec.service, &instance.spec.id);
         self.metrics.set_health_status(service, id, instance.status);
         if let Some(alerts) = &self.alerts {
             alerts.set_instance_status(service, id, instance.status);
@@ -454,16 +453,10 @@ impl HealthReporter for Reporter {
         };
         let result = inner
             .store
-            .set_status(
-                change.scope,
-                &change.service,
-                &change.instance,
-                change.to,
-                &change.output,
-            )
+            .set_status(&change.instance, change.to, &change.output)
             .await;
         // Failover at once: the next pick rebuilds without waiting for the watch.
-        inner.invalidate(&change.service);
+        inner.invalidate(change.instance.service());
         match result {
             Ok(instance) => {
                 inner.observe_status(&instance);
@@ -482,8 +475,8 @@ impl HealthReporter for Reporter {
     async fn check_ran(&self, run: CheckRun) {
         if let Some(inner) = self.hub() {
             inner.metrics.observe_check_duration(
-                &run.service,
-                &run.instance,
+                run.instance.service(),
+                run.instance.id(),
                 run.kind,
                 run.duration,
             );
@@ -498,18 +491,13 @@ impl HealthReporter for Reporter {
             return Ok(());
         };
         tracing::info!(
-            service = %request.service,
             instance = %request.instance,
             critical_for_ms = request.critical_for.as_millis() as u64,
             "deregistering an instance critical for too long"
         );
-        match inner
-            .store
-            .deregister(request.scope, &request.service, &request.instance)
-            .await
-        {
+        match inner.store.deregister(&request.instance).await {
             Ok(instance) => {
-                inner.invalidate(&request.service);
+                inner.invalidate(request.instance.service());
                 inner.forget(&instance);
                 Ok(())
             }
@@ -556,8 +544,8 @@ impl ServiceHub {
         self.inner.alerts.as_ref()
     }
 
-    /// Registers an instance and schedules its `checks` (each must name the same scope,
-    /// service and instance). The instance starts critical and takes traffic once its
+    /// Registers an instance and schedules its `checks` (each must name the instance's
+    /// [`key`](InstanceSpec::key)). The instance starts critical and takes traffic once its
     /// checks pass; with no checks it stays critical until someone sets its status.
     ///
     /// Behavior: every check is validated first; if the registration or any check fails,
@@ -572,42 +560,33 @@ impl ServiceHub {
     ) -> Result<Instance, OrchestrateError> {
         spec.validate()?;
         let health = self.inner.health();
+        let key = spec.key();
         for check in &checks {
             check.validate()?;
-            if check.scope != spec.scope
-                || check.service != spec.service
-                || check.instance != spec.id
-            {
+            if check.instance != key {
                 return Err(OrchestrateError::invalid(
                     "check",
                     format!(
-                        "check {} is for {}/{}/{}, not for the instance being registered ({}/{}/{})",
-                        check.id,
-                        check.scope,
-                        check.service,
-                        check.instance,
-                        spec.scope,
-                        spec.service,
-                        spec.id
+                        "check {} is for {}, not for the instance being registered ({key})",
+                        check.id, check.instance,
                     ),
                 ));
             }
         }
-        let (scope, service, id) = (spec.scope, spec.service.clone(), spec.id.clone());
-        self.inner.service(&service)?;
+        self.inner.service(key.service())?;
         let instance = self.inner.registry.register(principal, spec).await?;
         self.inner.observe_status(&instance);
         for check in checks {
             if let Err(e) = health.add_check(check) {
-                health.remove_instance(scope, &service, &id);
-                if let Err(undo) = self.inner.store.deregister(scope, &service, &id).await {
+                health.remove_instance(&key);
+                if let Err(undo) = self.inner.store.deregister(&key).await {
                     tracing::warn!(error = %undo, "service hub: could not undo a failed registration");
                 }
-                self.inner.invalidate(&service);
+                self.inner.invalidate(key.service());
                 return Err(e);
             }
         }
-        self.inner.invalidate(&service);
+        self.inner.invalidate(key.service());
         Ok(instance)
     }
 
@@ -616,16 +595,10 @@ impl ServiceHub {
     pub async fn deregister(
         &self,
         principal: &Principal,
-        scope: Scope,
-        service: &ServiceName,
-        id: &InstanceId,
+        key: &InstanceKey,
     ) -> Result<Instance, OrchestrateError> {
-        let instance = self
-            .inner
-            .registry
-            .deregister(principal, scope, service, id)
-            .await?;
-        self.inner.invalidate(service);
+        let instance = self.inner.registry.deregister(principal, key).await?;
+        self.inner.invalidate(key.service());
         self.inner.forget(&instance);
         Ok(instance)
     }
@@ -635,17 +608,11 @@ impl ServiceHub {
     pub async fn heartbeat(
         &self,
         principal: &Principal,
-        scope: Scope,
-        service: &ServiceName,
-        id: &InstanceId,
+        key: &InstanceKey,
     ) -> Result<Instance, OrchestrateError> {
-        let instance = self
-            .inner
-            .registry
-            .heartbeat(principal, scope, service, id)
-            .await?;
+        let instance = self.inner.registry.heartbeat(principal, key).await?;
         let health = self.inner.health();
-        for check in health.instance_checks(scope, service, id) {
+        for check in health.instance_checks(key) {
             match health.heartbeat(&check) {
                 // Only TTL checks take heartbeats; the others run on their own.
                 Ok(()) | Err(OrchestrateError::InvalidInput { .. }) => {}
@@ -659,18 +626,16 @@ impl ServiceHub {
     pub async fn set_status(
         &self,
         principal: &Principal,
-        scope: Scope,
-        service: &ServiceName,
-        id: &InstanceId,
+        key: &InstanceKey,
         status: HealthStatus,
         output: &str,
     ) -> Result<Instance, OrchestrateError> {
         let instance = self
             .inner
             .registry
-            .set_status(principal, scope, service, id, status, output)
+            .set_status(principal, key, status, output)
             .await?;
-        self.inner.invalidate(service);
+        self.inner.invalidate(key.service());
         self.inner.observe_status(&instance);
         Ok(instance)
     }

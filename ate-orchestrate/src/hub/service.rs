@@ -10,8 +10,8 @@ use crate::endpoint::EndpointId;
 use crate::metrics::{BreakerStateMetric, MetricsRecorder, ServiceMetrics};
 use crate::outcome::{Outcome, OutcomeObserver};
 use crate::registry::{
-    Environment, Instance, InstanceId, Query, Registry, Scope, ServiceName, Visibility,
-    authorize_visibility,
+    Environment, Instance, InstanceId, InstanceKey, Query, Registry, Scope, ServiceName,
+    Visibility, authorize_visibility,
 };
 use ate_core::Principal;
 use std::collections::HashMap;
@@ -129,8 +129,8 @@ impl ServiceState {
     }
 
     /// Forgets a departed instance's breaker.
-    pub(super) fn forget(&self, scope: Scope, id: &InstanceId) {
-        let gone = endpoint_id(scope, id);
+    pub(super) fn forget(&self, instance: &InstanceKey) {
+        let gone = endpoint_id(instance.scope(), instance.id());
         let keep: Vec<EndpointId> = self
             .breakers
             .states()

@@ -248,9 +248,7 @@ async fn run(args: &Args) -> Result<Report, BoxError> {
         let instance = store.register(spec).await?;
         store
             .set_status(
-                Scope::Platform,
-                &service,
-                &instance.spec.id,
+                &instance.key(),
                 HealthStatus::Passing,
                 "started by mesh_client",
             )
