@@ -238,8 +238,7 @@ impl HubBuilder {
             config.scheduler.clone(),
         )?;
         let inner = Arc::new(Inner {
-            registry: Registry::new(self.store.clone()),
-            store: self.store,
+            registry: Registry::new(self.store),
             health,
             metrics,
             prometheus,
@@ -270,8 +269,10 @@ pub struct ServiceHub {
 }
 
 struct Inner {
+    /// Every write on a caller's behalf goes through the facade (tenancy checks); only the
+    /// hub's own trusted work (health verdicts, the watch, balancer refreshes after
+    /// [`Registry::authorize_read`]) uses its store directly.
     registry: Registry,
-    store: Arc<dyn RegistryStore>,
     health: HealthScheduler,
     metrics: ServiceMetrics,
     prometheus: prometheus_client::registry::Registry,
@@ -300,7 +301,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl fmt::Debug for ServiceHub {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServiceHub")
-            .field("store", &self.inner.store)
+            .field("store", self.inner.registry.store())
             .field("services", &self.inner.read_services().len())
             .field("alerts", &self.inner.alerts.is_some())
             .finish_non_exhaustive()
@@ -365,6 +366,21 @@ impl Inner {
         }
     }
 
+    /// After an instance's status was written: failover at once (the service's balancers
+    /// are rebuilt before the next pick, without waiting for the watch), and the status
+    /// metric and alert input follow.
+    fn status_written(&self, instance: &Instance) {
+        self.invalidate(&instance.spec.service);
+        self.observe_status(instance);
+    }
+
+    /// After an instance was deregistered: balancers rebuilt, everything kept about it
+    /// forgotten.
+    fn deregistered(&self, instance: &Instance) {
+        self.invalidate(&instance.spec.service);
+        self.forget(instance);
+    }
+
     fn observe_status(&self, instance: &Instance) {
         let (service, id) = (&instance.spec.service, &instance.spec.id);
         self.metrics.set_health_status(service, id, instance.status);
@@ -383,7 +399,7 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 async fn follow_registry(hub: Weak<Inner>) {
     let mut events = {
         let Some(inner) = hub.upgrade() else { return };
-        match inner.store.watch().await {
+        match inner.registry.store().watch().await {
             Ok(events) => events,
             Err(e) => {
                 tracing::warn!(error = %e, "service hub: cannot watch the registry");
@@ -411,18 +427,9 @@ async fn follow_registry(hub: Weak<Inner>) {
         };
         let Some(inner) = hub.upgrade() else { return };
         match &event {
-            RegistryEvent::Registered { instance } => {
-                inner.invalidate(&instance.spec.service);
-                inner.observe_status(instance);
-            }
-            RegistryEvent::StatusChanged { instance, .. } => {
-                inner.invalidate(&instance.spec.service);
-                inner.observe_status(instance);
-            }
-            RegistryEvent::Deregistered { instance, .. } => {
-                inner.invalidate(&instance.spec.service);
-                inner.forget(instance);
-            }
+            RegistryEvent::Registered { instance }
+            | RegistryEvent::StatusChanged { instance, .. } => inner.status_written(instance),
+            RegistryEvent::Deregistered { instance, .. } => inner.deregistered(instance),
             RegistryEvent::Lagged { missed } => {
                 tracing::warn!(
                     missed,
@@ -451,20 +458,25 @@ impl HealthReporter for Reporter {
         let Some(inner) = self.hub() else {
             return Ok(());
         };
+        // The scheduler's verdict is trusted host work: no principal to check.
         let result = inner
-            .store
+            .registry
+            .store()
             .set_status(&change.instance, change.to, &change.output)
             .await;
-        // Failover at once: the next pick rebuilds without waiting for the watch.
-        inner.invalidate(change.instance.service());
         match result {
             Ok(instance) => {
-                inner.observe_status(&instance);
+                inner.status_written(&instance);
                 Ok(())
             }
-            // Deregistered meanwhile: nothing to update.
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e),
+            Err(e) => {
+                inner.invalidate(change.instance.service());
+                match e.kind() {
+                    // Deregistered meanwhile: nothing to update.
+                    ErrorKind::NotFound => Ok(()),
+                    _ => Err(e),
+                }
+            }
         }
     }
 
@@ -495,10 +507,10 @@ impl HealthReporter for Reporter {
             critical_for_ms = request.critical_for.as_millis() as u64,
             "deregistering an instance critical for too long"
         );
-        match inner.store.deregister(&request.instance).await {
+        // The scheduler's request is trusted host work: no principal to check.
+        match inner.registry.store().deregister(&request.instance).await {
             Ok(instance) => {
-                inner.invalidate(request.instance.service());
-                inner.forget(&instance);
+                inner.deregistered(&instance);
                 Ok(())
             }
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
@@ -579,7 +591,8 @@ impl ServiceHub {
         for check in checks {
             if let Err(e) = health.add_check(check) {
                 health.remove_instance(&key);
-                if let Err(undo) = self.inner.store.deregister(&key).await {
+                // The caller just registered it, so the facade lets it undo that.
+                if let Err(undo) = self.inner.registry.deregister(principal, &key).await {
                     tracing::warn!(error = %undo, "service hub: could not undo a failed registration");
                 }
                 self.inner.invalidate(key.service());
@@ -598,8 +611,7 @@ impl ServiceHub {
         key: &InstanceKey,
     ) -> Result<Instance, OrchestrateError> {
         let instance = self.inner.registry.deregister(principal, key).await?;
-        self.inner.invalidate(key.service());
-        self.inner.forget(&instance);
+        self.inner.deregistered(&instance);
         Ok(instance)
     }
 
@@ -635,8 +647,7 @@ impl ServiceHub {
             .registry
             .set_status(principal, key, status, output)
             .await?;
-        self.inner.invalidate(key.service());
-        self.inner.observe_status(&instance);
+        self.inner.status_written(&instance);
         Ok(instance)
     }
 

@@ -10,8 +10,7 @@ use crate::endpoint::EndpointId;
 use crate::metrics::{BreakerStateMetric, MetricsRecorder, ServiceMetrics};
 use crate::outcome::{Outcome, OutcomeObserver};
 use crate::registry::{
-    Environment, Instance, InstanceId, InstanceKey, Query, Registry, Scope, ServiceName,
-    Visibility, authorize_visibility,
+    Environment, Instance, InstanceId, InstanceKey, Query, Registry, Scope, ServiceName, Visibility,
 };
 use ate_core::Principal;
 use std::collections::HashMap;
@@ -170,7 +169,7 @@ impl ServiceState {
         strategy: Strategy,
         environment: Option<Environment>,
     ) -> Result<Arc<BalancerEntry>, OrchestrateError> {
-        authorize_visibility(principal, &visibility)?;
+        registry.authorize_read(principal, &visibility)?;
         let key = (visibility, strategy, environment);
         let entry = {
             let mut map = self.lock();

@@ -372,6 +372,63 @@ async fn tenants_pick_only_their_own_and_platform_instances() {
     assert_eq!(seen.len(), 1);
 }
 
+/// The hub's writes on one instance follow the registry facade's tenancy rules: a tenant's
+/// caller cannot change another tenant's instance or a platform one, and nothing changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_through_the_hub_are_checked_by_the_registry_facade() {
+    let hub = hub();
+    let (acme, globex) = (TenantId::new(), TenantId::new());
+    let member = |t: TenantId| {
+        Principal::new(t, "user:svc")
+            .unwrap()
+            .with_permission(REGISTRY_WRITE)
+    };
+    let theirs = key(Scope::Tenant(globex), "render", "globex-1");
+    let shared = key(Scope::Platform, "render", "shared");
+    for (who, k) in [(member(globex), &theirs), (admin(), &shared)] {
+        let spec = InstanceSpec::new(
+            k.scope(),
+            k.service().clone(),
+            k.id().clone(),
+            "http://127.0.0.1:9",
+        )
+        .unwrap();
+        hub.register(&who, spec, vec![]).await.unwrap();
+        hub.set_status(&who, k, HealthStatus::Passing, "up")
+            .await
+            .unwrap();
+    }
+    let intruder = member(acme);
+    for k in [&theirs, &shared] {
+        let denied = [
+            hub.set_status(&intruder, k, HealthStatus::Critical, "hijacked")
+                .await
+                .unwrap_err(),
+            hub.heartbeat(&intruder, k).await.unwrap_err(),
+            hub.deregister(&intruder, k).await.unwrap_err(),
+        ];
+        for err in denied {
+            assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{k}: {err}");
+        }
+        let kept = hub.registry().get(&admin(), k).await.unwrap();
+        assert_eq!(
+            (kept.status, kept.status_output.as_str()),
+            (HealthStatus::Passing, "up"),
+            "{k}"
+        );
+    }
+    // Their owner may.
+    hub.deregister(&member(globex), &theirs).await.unwrap();
+    assert_eq!(
+        hub.registry()
+            .get(&admin(), &theirs)
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NotFound
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_registrations_leave_nothing_behind() {
     let hub = hub();

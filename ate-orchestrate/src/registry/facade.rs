@@ -74,6 +74,25 @@ impl Registry {
         &self.store
     }
 
+    /// Checks that `principal` may read the instances in `visibility`: the rule
+    /// [`discover`](Self::discover), [`services`](Self::services) and
+    /// [`watch`](Self::watch) apply (a tenant principal with [`REGISTRY_READ`] or
+    /// [`REGISTRY_WRITE`] may read its own tenant and the platform; a platform administrator
+    /// anything).
+    ///
+    /// For host code that reads through [`store`](Self::store) on a principal's behalf and
+    /// filters to that principal's view itself (the
+    /// [`ServiceHub`](crate::hub::ServiceHub)'s balancers read every scope of a service
+    /// once, for outlier ejection's cap, and keep the caller's share). Errors:
+    /// `PermissionDenied`.
+    pub fn authorize_read(
+        &self,
+        principal: &Principal,
+        visibility: &Visibility,
+    ) -> Result<(), OrchestrateError> {
+        authorize_visibility(principal, visibility)
+    }
+
     /// Registers `spec` ([`RegistryStore::register`]) after checking the principal may
     /// write in `spec.scope`.
     pub async fn register(
@@ -123,7 +142,7 @@ impl Registry {
         principal: &Principal,
         key: &InstanceKey,
     ) -> Result<Instance, OrchestrateError> {
-        let own = authorize_read(principal)?;
+        let own = readable(principal)?;
         if !own.includes(&key.scope()) {
             return Err(OrchestrateError::not_found("instance", key.to_string()));
         }
@@ -197,7 +216,7 @@ fn authorize_write(principal: &Principal, scope: Scope) -> Result<(), Orchestrat
 }
 
 /// What the principal may read, after checking it may read at all.
-fn authorize_read(principal: &Principal) -> Result<Visibility, OrchestrateError> {
+fn readable(principal: &Principal) -> Result<Visibility, OrchestrateError> {
     if principal.is_platform_admin() {
         return Ok(Visibility::All);
     }
@@ -218,11 +237,11 @@ fn authorize_read(principal: &Principal) -> Result<Visibility, OrchestrateError>
     Ok(Visibility::Tenant(tenant))
 }
 
-pub(crate) fn authorize_visibility(
+fn authorize_visibility(
     principal: &Principal,
     wanted: &Visibility,
 ) -> Result<(), OrchestrateError> {
-    let own = authorize_read(principal)?;
+    let own = readable(principal)?;
     let allowed = match (own, wanted) {
         (Visibility::All, _) | (_, Visibility::Platform) => true,
         (Visibility::Tenant(own), Visibility::Tenant(t)) => own == *t,

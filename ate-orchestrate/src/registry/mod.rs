@@ -21,7 +21,6 @@ pub(crate) mod model;
 mod sql;
 mod store;
 
-pub(crate) use facade::authorize_visibility;
 pub use facade::{REGISTRY_READ, REGISTRY_WRITE, Registry};
 pub use memory::{DEFAULT_WATCH_CAPACITY, MemoryRegistry};
 pub use model::{
