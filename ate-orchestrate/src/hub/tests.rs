@@ -5,13 +5,19 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
+use crate::OrchestrateError;
 use crate::balance::Strategy;
 use crate::breaker::{BreakerConfig, BreakerState, SlidingWindow};
 use crate::health::{CheckId, CheckKind, CheckSpec};
-use crate::registry::{MemoryRegistry, REGISTRY_WRITE, Scope, SqlRegistry};
-use ate_core::{Db, TenantId};
+use crate::registry::{
+    HealthStatus, InstanceId, InstanceKey, InstanceSpec, MemoryRegistry, Query, REGISTRY_WRITE,
+    Scope, ServiceName, SqlRegistry, Visibility,
+};
+use ate_core::{Classify, Db, ErrorKind, Principal, TenantId};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -692,7 +698,7 @@ async fn the_tower_layer_over_the_hub_survives_failure_and_recovery() {
         }
     });
     let service = BalanceLayer::new(Arc::new(picker)).layer(client);
-    let call = |service: crate::layer::BalanceService<_, Instance>| async move {
+    let call = |service: crate::layer::BalanceService<_, crate::registry::Instance>| async move {
         let request = http::Request::get("/work").body(String::new()).unwrap();
         service.oneshot(request).await.unwrap().status()
     };

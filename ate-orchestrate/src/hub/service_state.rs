@@ -1,7 +1,8 @@
 //! One service's balancing state inside a [`ServiceHub`](super::ServiceHub): balancers per
 //! (visibility, strategy, environment), breakers and the outlier detector.
 
-use super::{HubConfig, Pick};
+use super::config::HubConfig;
+use super::pick::Pick;
 use crate::OrchestrateError;
 use crate::alerts::AlertEngine;
 use crate::balance::{Balancer, Endpoint, Strategy};
