@@ -12,7 +12,7 @@ use ate_orchestrate::health::{
     CheckId, CheckKind, CheckSpec, CustomCheck, DeregisterRequest, HealthReporter, HealthScheduler,
     SchedulerConfig, StatusChange,
 };
-use ate_orchestrate::registry::{HealthStatus, InstanceId, Scope, ServiceName};
+use ate_orchestrate::registry::{HealthStatus, InstanceId, InstanceKey, Scope, ServiceName};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -60,7 +60,7 @@ impl Recorder {
             .unwrap()
             .iter()
             .filter_map(|e| match e {
-                Event::Status(c) if c.instance.as_str() == instance => Some((c.from, c.to)),
+                Event::Status(c) if c.instance.id().as_str() == instance => Some((c.from, c.to)),
                 _ => None,
             })
             .collect()
@@ -97,9 +97,14 @@ fn cid(id: &str) -> CheckId {
     CheckId::new(id).unwrap()
 }
 
+/// Instance `id` of service `web` in the platform scope.
+fn key(id: &str) -> InstanceKey {
+    InstanceKey::new(Scope::Platform, service(), inst(id))
+}
+
 /// A check `id` on instance `instance` of service `web`, every 50 ms with a 40 ms timeout.
 fn spec(id: &str, instance: &str, kind: CheckKind) -> CheckSpec {
-    CheckSpec::new(cid(id), Scope::Platform, service(), inst(instance), kind)
+    CheckSpec::new(cid(id), key(instance), kind)
         .interval(Duration::from_millis(50))
         .timeout(Duration::from_millis(40))
 }
@@ -260,10 +265,7 @@ async fn http_2xx_turns_a_new_instance_passing_and_keeps_the_last_results() {
     assert_eq!(s.check_status(&cid("h")).unwrap(), Critical);
 
     wait_until("passing", || s.check_status(&cid("h")).unwrap() == Passing).await;
-    assert_eq!(
-        s.instance_status(Scope::Platform, &service(), &inst("web-1")),
-        Some(Passing)
-    );
+    assert_eq!(s.instance_status(&key("web-1")), Some(Passing));
     wait_until("5 requests", || requests.load(Ordering::SeqCst) >= 5).await;
     wait_until("history", || s.results(&cid("h")).unwrap().len() == 3).await;
     let results = s.results(&cid("h")).unwrap();
@@ -547,9 +549,7 @@ async fn ttl_expires_without_heartbeat_and_revives_with_one() {
     let (s, rec) = scheduler(SchedulerConfig::default());
     let ttl = CheckSpec::new(
         cid("ttl"),
-        Scope::Platform,
-        service(),
-        inst("worker-1"),
+        key("worker-1"),
         CheckKind::ttl(Duration::from_secs(10)),
     );
     s.add_check(ttl).unwrap();
@@ -613,16 +613,10 @@ async fn thresholds_count_consecutive_results_in_the_scheduler() {
         (Passing, "up"),
     ]);
     s.add_check(
-        CheckSpec::new(
-            cid("c"),
-            Scope::Platform,
-            service(),
-            inst("w-1"),
-            CheckKind::custom(check.clone()),
-        )
-        .interval(Duration::from_secs(1))
-        .timeout(Duration::from_millis(500))
-        .thresholds(3, 3),
+        CheckSpec::new(cid("c"), key("w-1"), CheckKind::custom(check.clone()))
+            .interval(Duration::from_secs(1))
+            .timeout(Duration::from_millis(500))
+            .thresholds(3, 3),
     )
     .unwrap();
     // Runs at t = 0, 1, 2, … s. After the run at t = 4 s: 3 failures, 2 successes.
@@ -662,7 +656,7 @@ async fn custom_checks_report_their_status_and_survive_panics_and_timeouts() {
     let (s, rec) = scheduler(SchedulerConfig::default());
     let ok = Scripted::new(vec![(Warning, "queue depth 900")]);
     let every = |id: &str, kind| {
-        CheckSpec::new(cid(id), Scope::Platform, service(), inst(id), kind)
+        CheckSpec::new(cid(id), key(id), kind)
             .interval(Duration::from_secs(1))
             .timeout(Duration::from_millis(200))
     };
@@ -702,37 +696,19 @@ async fn instance_status_is_the_worst_of_its_checks() {
     let up = Scripted::new(vec![(Passing, "up")]);
     let down = Scripted::new(vec![(Critical, "down")]);
     let on_api = |id: &str, check: Arc<Scripted>| {
-        CheckSpec::new(
-            cid(id),
-            Scope::Platform,
-            service(),
-            inst("api-1"),
-            CheckKind::custom(check),
-        )
-        .interval(Duration::from_secs(1))
-        .timeout(Duration::from_millis(100))
+        CheckSpec::new(cid(id), key("api-1"), CheckKind::custom(check))
+            .interval(Duration::from_secs(1))
+            .timeout(Duration::from_millis(100))
     };
     s.add_check(on_api("up", up)).unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(
-        s.instance_status(Scope::Platform, &service(), &inst("api-1")),
-        Some(Passing)
-    );
+    assert_eq!(s.instance_status(&key("api-1")), Some(Passing));
     // A new check starts critical, and so does the instance.
     s.add_check(on_api("down", down)).unwrap();
-    assert_eq!(
-        s.instance_status(Scope::Platform, &service(), &inst("api-1")),
-        Some(Critical)
-    );
-    assert_eq!(
-        s.instance_checks(Scope::Platform, &service(), &inst("api-1")),
-        [cid("down"), cid("up")]
-    );
+    assert_eq!(s.instance_status(&key("api-1")), Some(Critical));
+    assert_eq!(s.instance_checks(&key("api-1")), [cid("down"), cid("up")]);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(
-        s.instance_status(Scope::Platform, &service(), &inst("api-1")),
-        Some(Critical)
-    );
+    assert_eq!(s.instance_status(&key("api-1")), Some(Critical));
     s.remove_check(&cid("down")).unwrap();
     assert!(matches!(
         s.results(&cid("down")),
@@ -742,10 +718,7 @@ async fn instance_status_is_the_worst_of_its_checks() {
         s.remove_check(&cid("down")),
         Err(OrchestrateError::NotFound { .. })
     ));
-    assert_eq!(
-        s.instance_status(Scope::Platform, &service(), &inst("api-1")),
-        Some(Passing)
-    );
+    assert_eq!(s.instance_status(&key("api-1")), Some(Passing));
     wait_until("reported", || rec.transitions("api-1").len() == 4).await;
     assert_eq!(
         rec.transitions("api-1"),
@@ -758,10 +731,7 @@ async fn instance_status_is_the_worst_of_its_checks() {
     );
     // Removing the last check forgets the instance.
     s.remove_check(&cid("up")).unwrap();
-    assert_eq!(
-        s.instance_status(Scope::Platform, &service(), &inst("api-1")),
-        None
-    );
+    assert_eq!(s.instance_status(&key("api-1")), None);
     assert!(s.is_empty());
     s.shutdown().await;
 }
@@ -776,16 +746,10 @@ async fn critical_too_long_requests_deregistration_once() {
             .collect(),
     );
     let check = |id: &str, instance: &str, c: Arc<Scripted>| {
-        CheckSpec::new(
-            cid(id),
-            Scope::Platform,
-            service(),
-            inst(instance),
-            CheckKind::custom(c),
-        )
-        .interval(Duration::from_secs(1))
-        .timeout(Duration::from_millis(100))
-        .deregister_critical_after(Duration::from_secs(30))
+        CheckSpec::new(cid(id), key(instance), CheckKind::custom(c))
+            .interval(Duration::from_secs(1))
+            .timeout(Duration::from_millis(100))
+            .deregister_critical_after(Duration::from_secs(30))
     };
     s.add_check(check("dead", "web-dead", dead.clone()))
         .unwrap();
@@ -804,14 +768,11 @@ async fn critical_too_long_requests_deregistration_once() {
     wait_until("deregistration", || !rec.deregistrations().is_empty()).await;
     let requests = rec.deregistrations();
     assert_eq!(requests.len(), 1);
-    assert_eq!(requests[0].instance, inst("web-dead"));
+    assert_eq!(requests[0].instance, key("web-dead"));
     assert_eq!(requests[0].check, cid("dead"));
     assert!(requests[0].critical_for >= Duration::from_secs(30));
     // The scheduler stopped checking the deregistered instance.
-    assert_eq!(
-        s.instance_status(Scope::Platform, &service(), &inst("web-dead")),
-        None
-    );
+    assert_eq!(s.instance_status(&key("web-dead")), None);
     assert_eq!(s.len(), 1);
     let runs = dead.runs();
     tokio::time::sleep(Duration::from_secs(60)).await;
@@ -999,15 +960,9 @@ async fn shutdown_stops_checks_and_rejects_new_ones() {
     let (s, _rec) = scheduler(SchedulerConfig::default());
     let check = Scripted::new(vec![(Passing, "up")]);
     s.add_check(
-        CheckSpec::new(
-            cid("c"),
-            Scope::Platform,
-            service(),
-            inst("w"),
-            CheckKind::custom(check.clone()),
-        )
-        .interval(Duration::from_secs(1))
-        .timeout(Duration::from_millis(100)),
+        CheckSpec::new(cid("c"), key("w"), CheckKind::custom(check.clone()))
+            .interval(Duration::from_secs(1))
+            .timeout(Duration::from_millis(100)),
     )
     .unwrap();
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -1027,15 +982,9 @@ async fn dropping_the_scheduler_leaves_no_task_behind() {
     let (s, _rec) = scheduler(SchedulerConfig::default());
     let check = Scripted::new(vec![(Passing, "up")]);
     s.add_check(
-        CheckSpec::new(
-            cid("c"),
-            Scope::Platform,
-            service(),
-            inst("w"),
-            CheckKind::custom(check.clone()),
-        )
-        .interval(Duration::from_secs(1))
-        .timeout(Duration::from_millis(100)),
+        CheckSpec::new(cid("c"), key("w"), CheckKind::custom(check.clone()))
+            .interval(Duration::from_secs(1))
+            .timeout(Duration::from_millis(100)),
     )
     .unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;

@@ -16,10 +16,9 @@
 //!   atomic; `outlier_observer` uses the `OutlierDetector` as observer; `breaker_permit`
 //!   also takes and completes a `CircuitBreaker` permit through `attach_permit`.
 
-use ate_orchestrate::balance::{
-    Balancer, Endpoint, EndpointId, Outcome, OutcomeObserver, PickGuard, Strategy,
-};
+use ate_orchestrate::balance::{Balancer, Endpoint, PickGuard, Strategy};
 use ate_orchestrate::breaker::{BreakerConfig, BreakerRegistry, OutlierConfig, OutlierDetector};
+use ate_orchestrate::{EndpointId, Outcome, OutcomeObserver};
 use criterion::{
     BenchmarkGroup, Criterion, criterion_group, criterion_main, measurement::WallTime,
 };

@@ -19,7 +19,7 @@ use ate_orchestrate::health::{
     CheckId, CheckKind, CheckSpec, DeregisterRequest, HealthReporter, HealthScheduler,
     SchedulerConfig, StatusChange,
 };
-use ate_orchestrate::registry::{InstanceId, Scope, ServiceName};
+use ate_orchestrate::registry::{InstanceId, InstanceKey, Scope, ServiceName};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -135,9 +135,11 @@ async fn scheduler_side(
     for i in 0..CHECKS {
         let spec = CheckSpec::new(
             CheckId::new(format!("tcp-{i}")).expect("check id"),
-            Scope::Platform,
-            service.clone(),
-            InstanceId::new(format!("i-{i}")).expect("instance id"),
+            InstanceKey::new(
+                Scope::Platform,
+                service.clone(),
+                InstanceId::new(format!("i-{i}")).expect("instance id"),
+            ),
             CheckKind::tcp(addrs[i % addrs.len()].to_string()),
         )
         // 0.9 s + a mean jitter of 0.1 s: one run per second on average.

@@ -7,7 +7,7 @@ use crate::assert_kind;
 use crate::support::{Backend, TestDb, epoch};
 use ate_core::{Clock, Db, ErrorKind, ManualClock, Principal, TenantId};
 use ate_orchestrate::registry::{
-    DeregisterReason, Environment, HealthStatus, Instance, InstanceId, InstanceSpec,
+    DeregisterReason, Environment, HealthStatus, Instance, InstanceId, InstanceKey, InstanceSpec,
     MAX_METADATA_ENTRIES, MAX_METADATA_VALUE_LEN, MAX_NAME_LEN, MAX_STATUS_OUTPUT_LEN, MAX_TAGS,
     MAX_WEIGHT, MemoryRegistry, Query, REGISTRY_READ, REGISTRY_WRITE, Registry, RegistryEvent,
     RegistryStore, RegistryWatch, Scope, ServiceName, SqlRegistry, Visibility,
@@ -148,6 +148,10 @@ fn iid(id: &str) -> InstanceId {
     InstanceId::new(id).unwrap()
 }
 
+fn key(scope: Scope, service: &str, id: &str) -> InstanceKey {
+    InstanceKey::new(scope, svc(service), iid(id))
+}
+
 fn spec(scope: Scope, service: &str, id: &str) -> InstanceSpec {
     InstanceSpec::new(scope, svc(service), iid(id), "http://127.0.0.1:8080").unwrap()
 }
@@ -161,9 +165,8 @@ async fn register_with(
     if status == HealthStatus::Critical {
         return i;
     }
-    let (scope, service, id) = i.key();
     store
-        .set_status(scope, service, id, status, "set by test")
+        .set_status(&i.key(), status, "set by test")
         .await
         .unwrap()
 }
@@ -217,17 +220,9 @@ pub async fn register_get_round_trip(env: RegistryEnv) {
     assert_eq!(created.last_heartbeat, env.now());
     assert_eq!(created.status_since, env.now());
 
-    let got = env
-        .store
-        .get(Scope::Tenant(tenant), &spec.service, &spec.id)
-        .await
-        .unwrap();
+    let got = env.store.get(&spec.key()).await.unwrap();
     assert_eq!(got, created);
-    let via_other = env
-        .other
-        .get(Scope::Tenant(tenant), &spec.service, &spec.id)
-        .await
-        .unwrap();
+    let via_other = env.other.get(&spec.key()).await.unwrap();
     assert_eq!(via_other, created);
 
     // Default fields survive too.
@@ -240,7 +235,7 @@ pub async fn register_get_round_trip(env: RegistryEnv) {
     assert_eq!(plain.spec.environment, Environment::Production);
     let got = env
         .store
-        .get(Scope::Platform, &svc("plain"), &iid("p-1"))
+        .get(&key(Scope::Platform, "plain", "p-1"))
         .await
         .unwrap();
     assert_eq!(got, plain);
@@ -267,7 +262,7 @@ pub async fn new_instances_start_critical(env: RegistryEnv) {
         (HealthStatus::Critical, false),
         (HealthStatus::Passing, true),
     ] {
-        s.set_status(Scope::Platform, &svc("api"), &iid("api-1"), status, "")
+        s.set_status(&key(Scope::Platform, "api", "api-1"), status, "")
             .await
             .unwrap();
         let found = s.discover(&healthy).await.unwrap();
@@ -420,12 +415,7 @@ pub async fn discover_filters(env: RegistryEnv) {
         .tag("primary")
         .environment(Environment::Production);
     let found = s.discover(&exact).await.unwrap();
-    assert_eq!(
-        found,
-        [s.get(a_api.spec.scope, &a_api.spec.service, &a_api.spec.id)
-            .await
-            .unwrap()]
-    );
+    assert_eq!(found, [s.get(&a_api.key()).await.unwrap()]);
 
     // Services, per visibility (critical-only services count).
     let names = |v: Vec<ServiceName>| {
@@ -474,7 +464,7 @@ pub async fn duplicate_id_is_rejected(env: RegistryEnv) {
     assert_kind(s.register(again.clone()).await, ErrorKind::AlreadyExists);
     assert_kind(env.other.register(again).await, ErrorKind::AlreadyExists);
     let stored = s
-        .get(Scope::Tenant(tenant), &svc("api"), &iid("api-1"))
+        .get(&key(Scope::Tenant(tenant), "api", "api-1"))
         .await
         .unwrap();
     assert_eq!(stored, first);
@@ -529,7 +519,7 @@ pub async fn concurrent_duplicate_registers(env: RegistryEnv) {
     assert_eq!(winners.len(), 1, "exactly one registration wins");
     let stored = env
         .store
-        .get(Scope::Tenant(tenant), &svc("api"), &iid("api-1"))
+        .get(&key(Scope::Tenant(tenant), "api", "api-1"))
         .await
         .unwrap();
     assert_eq!(stored, winners[0]);
@@ -642,35 +632,26 @@ pub async fn invalid_input_writes_nothing(env: RegistryEnv) {
 /// Operations on an instance that does not exist are `NotFound` and create nothing.
 pub async fn unknown_instance_is_not_found(env: RegistryEnv) {
     let s = &*env.store;
-    let (scope, service, id) = (Scope::Tenant(TenantId::new()), svc("ghost"), iid("g-1"));
+    let ghost = key(Scope::Tenant(TenantId::new()), "ghost", "g-1");
+    let in_platform = key(Scope::Platform, "ghost", "g-1");
+    assert_kind(s.deregister(&ghost).await, ErrorKind::NotFound);
+    assert_kind(s.heartbeat(&ghost).await, ErrorKind::NotFound);
     assert_kind(
-        s.deregister(scope, &service, &id).await,
+        s.set_status(&ghost, HealthStatus::Passing, "ok").await,
         ErrorKind::NotFound,
     );
-    assert_kind(s.heartbeat(scope, &service, &id).await, ErrorKind::NotFound);
-    assert_kind(
-        s.set_status(scope, &service, &id, HealthStatus::Passing, "ok")
-            .await,
-        ErrorKind::NotFound,
-    );
-    assert_kind(s.get(scope, &service, &id).await, ErrorKind::NotFound);
+    assert_kind(s.get(&ghost).await, ErrorKind::NotFound);
     assert!(everything(s).await.is_empty());
 
     // Registered in another scope is still unknown here; deregistered twice is NotFound.
     s.register(spec(Scope::Platform, "ghost", "g-1"))
         .await
         .unwrap();
-    assert_kind(s.get(scope, &service, &id).await, ErrorKind::NotFound);
-    let removed = s.deregister(Scope::Platform, &service, &id).await.unwrap();
+    assert_kind(s.get(&ghost).await, ErrorKind::NotFound);
+    let removed = s.deregister(&in_platform).await.unwrap();
     assert_eq!(removed.spec.scope, Scope::Platform);
-    assert_kind(
-        s.deregister(Scope::Platform, &service, &id).await,
-        ErrorKind::NotFound,
-    );
-    assert_kind(
-        s.heartbeat(Scope::Platform, &service, &id).await,
-        ErrorKind::NotFound,
-    );
+    assert_kind(s.deregister(&in_platform).await, ErrorKind::NotFound);
+    assert_kind(s.heartbeat(&in_platform).await, ErrorKind::NotFound);
     assert!(everything(s).await.is_empty());
 }
 
@@ -681,7 +662,7 @@ pub async fn heartbeat_updates_time(env: RegistryEnv) {
     let created = register_with(s, spec_in_platform("api", "api-1"), HealthStatus::Passing).await;
     env.clock.advance(TimeDelta::seconds(7));
     let beat = s
-        .heartbeat(Scope::Platform, &svc("api"), &iid("api-1"))
+        .heartbeat(&key(Scope::Platform, "api", "api-1"))
         .await
         .unwrap();
     assert_eq!(beat.last_heartbeat, t0 + TimeDelta::seconds(7));
@@ -691,13 +672,10 @@ pub async fn heartbeat_updates_time(env: RegistryEnv) {
     assert_eq!(beat.status_output, created.status_output);
     env.clock.advance(TimeDelta::seconds(3));
     env.other
-        .heartbeat(Scope::Platform, &svc("api"), &iid("api-1"))
+        .heartbeat(&key(Scope::Platform, "api", "api-1"))
         .await
         .unwrap();
-    let got = s
-        .get(Scope::Platform, &svc("api"), &iid("api-1"))
-        .await
-        .unwrap();
+    let got = s.get(&key(Scope::Platform, "api", "api-1")).await.unwrap();
     assert_eq!(got.last_heartbeat, t0 + TimeDelta::seconds(10));
 }
 
@@ -705,13 +683,13 @@ pub async fn heartbeat_updates_time(env: RegistryEnv) {
 /// NUL characters and cut to the documented limit.
 pub async fn status_transitions(env: RegistryEnv) {
     let s = &*env.store;
-    let (p, api, id) = (Scope::Platform, svc("api"), iid("api-1"));
+    let api1 = key(Scope::Platform, "api", "api-1");
     let t0 = env.now();
     s.register(spec_in_platform("api", "api-1")).await.unwrap();
 
     env.clock.advance(TimeDelta::seconds(1));
     let same = s
-        .set_status(p, &api, &id, HealthStatus::Critical, "connection refused")
+        .set_status(&api1, HealthStatus::Critical, "connection refused")
         .await
         .unwrap();
     assert_eq!(same.status_since, t0, "critical again is no change");
@@ -720,14 +698,14 @@ pub async fn status_transitions(env: RegistryEnv) {
     env.clock.advance(TimeDelta::seconds(1));
     let t2 = env.now();
     let up = s
-        .set_status(p, &api, &id, HealthStatus::Passing, "HTTP 200 OK")
+        .set_status(&api1, HealthStatus::Passing, "HTTP 200 OK")
         .await
         .unwrap();
     assert_eq!((up.status, up.status_since), (HealthStatus::Passing, t2));
 
     env.clock.advance(TimeDelta::seconds(1));
     let still = s
-        .set_status(p, &api, &id, HealthStatus::Passing, "HTTP 204")
+        .set_status(&api1, HealthStatus::Passing, "HTTP 204")
         .await
         .unwrap();
     assert_eq!(still.status_since, t2);
@@ -737,25 +715,25 @@ pub async fn status_transitions(env: RegistryEnv) {
     let t4 = env.now();
     let warn = env
         .other
-        .set_status(p, &api, &id, HealthStatus::Warning, "HTTP 429")
+        .set_status(&api1, HealthStatus::Warning, "HTTP 429")
         .await
         .unwrap();
     assert_eq!(
         (warn.status, warn.status_since),
         (HealthStatus::Warning, t4)
     );
-    assert_eq!(s.get(p, &api, &id).await.unwrap(), warn);
+    assert_eq!(s.get(&api1).await.unwrap(), warn);
 
     let noisy = format!("a\0b{}", "é".repeat(MAX_STATUS_OUTPUT_LEN));
     let cut = s
-        .set_status(p, &api, &id, HealthStatus::Warning, &noisy)
+        .set_status(&api1, HealthStatus::Warning, &noisy)
         .await
         .unwrap();
     assert!(cut.status_output.starts_with("abé"));
     assert!(!cut.status_output.contains('\0'));
     assert!(cut.status_output.len() <= MAX_STATUS_OUTPUT_LEN);
     assert!(cut.status_output.len() >= MAX_STATUS_OUTPUT_LEN - 1);
-    assert_eq!(s.get(p, &api, &id).await.unwrap(), cut);
+    assert_eq!(s.get(&api1).await.unwrap(), cut);
 }
 
 /// `deregister_critical` removes exactly the instances that have been critical for at
@@ -793,9 +771,7 @@ pub async fn deregister_critical_reaps(env: RegistryEnv) {
 
     // `healthy` turns critical at t0+60; `young` recovers before its time.
     s.set_status(
-        Scope::Platform,
-        &svc("api"),
-        &iid("healthy"),
+        &key(Scope::Platform, "api", "healthy"),
         HealthStatus::Critical,
         "down",
     )
@@ -803,9 +779,7 @@ pub async fn deregister_critical_reaps(env: RegistryEnv) {
     .unwrap();
     env.clock.advance(TimeDelta::seconds(20));
     s.set_status(
-        Scope::Platform,
-        &svc("api"),
-        &iid("young"),
+        &key(Scope::Platform, "api", "young"),
         HealthStatus::Passing,
         "up",
     )
@@ -822,9 +796,7 @@ pub async fn deregister_critical_reaps(env: RegistryEnv) {
     assert_eq!(ids(&everything(s).await), ["young"]);
     // An absurdly long limit reaps nothing (and does not fail).
     s.set_status(
-        Scope::Platform,
-        &svc("api"),
-        &iid("young"),
+        &key(Scope::Platform, "api", "young"),
         HealthStatus::Critical,
         "",
     )
@@ -885,23 +857,22 @@ pub async fn watch_delivers_changes_in_order(env: RegistryEnv) {
     let mut local = env.store.watch().await.unwrap();
     let mut remote = env.other.watch().await.unwrap();
     let s = &*env.store;
-    let (p, api) = (Scope::Platform, svc("api"));
-    let id = iid("api-1");
+    let api1 = key(Scope::Platform, "api", "api-1");
 
     let created = s.register(spec_in_platform("api", "api-1")).await.unwrap();
-    s.set_status(p, &api, &id, HealthStatus::Passing, "ok")
+    s.set_status(&api1, HealthStatus::Passing, "ok")
         .await
         .unwrap();
-    s.heartbeat(p, &api, &id).await.unwrap();
-    s.set_status(p, &api, &id, HealthStatus::Passing, "still ok")
+    s.heartbeat(&api1).await.unwrap();
+    s.set_status(&api1, HealthStatus::Passing, "still ok")
         .await
         .unwrap();
-    s.set_status(p, &api, &id, HealthStatus::Critical, "down")
+    s.set_status(&api1, HealthStatus::Critical, "down")
         .await
         .unwrap();
     env.clock.advance(TimeDelta::minutes(5));
     s.register(spec_in_platform("api", "api-2")).await.unwrap();
-    s.deregister(p, &api, &id).await.unwrap();
+    s.deregister(&api1).await.unwrap();
     env.clock.advance(TimeDelta::minutes(5));
     env.other
         .deregister_critical(Duration::from_secs(60))
@@ -946,9 +917,13 @@ pub async fn watch_delivers_changes_in_order(env: RegistryEnv) {
 
     // A watch opened later sees only later changes.
     let mut late = env.store.watch().await.unwrap();
-    s.set_status(p, &api, &iid("api-3"), HealthStatus::Warning, "slow")
-        .await
-        .unwrap();
+    s.set_status(
+        &key(Scope::Platform, "api", "api-3"),
+        HealthStatus::Warning,
+        "slow",
+    )
+    .await
+    .unwrap();
     expect_status(
         next_event(&mut late).await,
         "api-3",
@@ -1030,14 +1005,7 @@ pub async fn facade_enforces_tenancy(env: RegistryEnv) {
     for (scope, id) in [(ta, "a-1"), (tb, "b-1"), (tb, "b-2"), (p, "p-1")] {
         let service = if id == "b-2" { "secret" } else { "api" };
         registry
-            .set_status(
-                &admin,
-                scope,
-                &svc(service),
-                &iid(id),
-                HealthStatus::Passing,
-                "",
-            )
+            .set_status(&admin, &key(scope, service, id), HealthStatus::Passing, "")
             .await
             .unwrap();
     }
@@ -1045,9 +1013,7 @@ pub async fn facade_enforces_tenancy(env: RegistryEnv) {
         registry
             .set_status(
                 &a_writer,
-                tb,
-                &svc("api"),
-                &iid("b-1"),
+                &key(tb, "api", "b-1"),
                 HealthStatus::Critical,
                 "",
             )
@@ -1055,25 +1021,19 @@ pub async fn facade_enforces_tenancy(env: RegistryEnv) {
         ErrorKind::PermissionDenied,
     );
     assert_kind(
-        registry
-            .heartbeat(&a_writer, p, &svc("api"), &iid("p-1"))
-            .await,
+        registry.heartbeat(&a_writer, &key(p, "api", "p-1")).await,
         ErrorKind::PermissionDenied,
     );
     assert_kind(
-        registry
-            .deregister(&a_writer, tb, &svc("api"), &iid("b-1"))
-            .await,
+        registry.deregister(&a_writer, &key(tb, "api", "b-1")).await,
         ErrorKind::PermissionDenied,
     );
     assert_kind(
-        registry
-            .deregister(&a_writer, p, &svc("api"), &iid("p-1"))
-            .await,
+        registry.deregister(&a_writer, &key(p, "api", "p-1")).await,
         ErrorKind::PermissionDenied,
     );
     registry
-        .heartbeat(&a_writer, ta, &svc("api"), &iid("a-1"))
+        .heartbeat(&a_writer, &key(ta, "api", "a-1"))
         .await
         .unwrap();
     // Nothing of b's or the platform's changed.
@@ -1081,7 +1041,7 @@ pub async fn facade_enforces_tenancy(env: RegistryEnv) {
         ids(&everything(&*env.store).await),
         ["p-1", "a-1", "b-1", "b-2"]
     );
-    let b1 = env.store.get(tb, &svc("api"), &iid("b-1")).await.unwrap();
+    let b1 = env.store.get(&key(tb, "api", "b-1")).await.unwrap();
     assert_eq!(b1.status, HealthStatus::Passing);
 
     // Reads.
@@ -1108,23 +1068,17 @@ pub async fn facade_enforces_tenancy(env: RegistryEnv) {
         }
         // Another tenant's instance reads exactly like a missing one.
         assert_kind(
-            registry.get(reader, tb, &svc("api"), &iid("b-1")).await,
+            registry.get(reader, &key(tb, "api", "b-1")).await,
             ErrorKind::NotFound,
         );
         assert_kind(
             registry
-                .get(reader, tb, &svc("api"), &iid("does-not-exist"))
+                .get(reader, &key(tb, "api", "does-not-exist"))
                 .await,
             ErrorKind::NotFound,
         );
-        registry
-            .get(reader, p, &svc("api"), &iid("p-1"))
-            .await
-            .unwrap();
-        registry
-            .get(reader, ta, &svc("api"), &iid("a-1"))
-            .await
-            .unwrap();
+        registry.get(reader, &key(p, "api", "p-1")).await.unwrap();
+        registry.get(reader, &key(ta, "api", "a-1")).await.unwrap();
         let services = registry
             .services(reader, &Visibility::Tenant(a))
             .await
@@ -1132,7 +1086,7 @@ pub async fn facade_enforces_tenancy(env: RegistryEnv) {
         assert_eq!(services, [svc("api")], "b's `secret` service stays hidden");
     }
     assert_kind(
-        registry.get(&a_nobody, ta, &svc("api"), &iid("a-1")).await,
+        registry.get(&a_nobody, &key(ta, "api", "a-1")).await,
         ErrorKind::PermissionDenied,
     );
     assert_kind(
@@ -1183,7 +1137,7 @@ pub async fn facade_enforces_tenancy(env: RegistryEnv) {
 
     // The writer deregisters its own instance.
     registry
-        .deregister(&a_writer, ta, &svc("api"), &iid("a-1"))
+        .deregister(&a_writer, &key(ta, "api", "a-1"))
         .await
         .unwrap();
     assert_eq!(ids(&everything(&*env.store).await), ["p-1", "b-1", "b-2"]);

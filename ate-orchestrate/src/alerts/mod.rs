@@ -13,7 +13,8 @@
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 //! use ate_orchestrate::alerts::*;
-//! use ate_orchestrate::metrics::{MetricsRecorder, Outcome, RecorderConfig};
+//! use ate_orchestrate::Outcome;
+//! use ate_orchestrate::metrics::{MetricsRecorder, RecorderConfig};
 //! use ate_orchestrate::registry::{InstanceId, ServiceName};
 //! use ate_core::ErrorKind;
 //! use std::{sync::Arc, time::Duration};
@@ -30,7 +31,7 @@
 //!     .severity(Severity::Critical),
 //! )?;
 //! let one = InstanceId::new("billing-1")?;
-//! recorder.record(&billing, &one, Duration::from_millis(5), Outcome::Error(ErrorKind::Unavailable));
+//! recorder.record(&billing, &one, Duration::from_millis(5), Outcome::Failure(ErrorKind::Unavailable));
 //!
 //! let report = engine.evaluate(recorder.clock().now()).await;
 //! assert_eq!(report.fired, 1);

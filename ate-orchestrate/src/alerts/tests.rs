@@ -2,7 +2,8 @@
 
 use super::*;
 use crate::error::OrchestrateError;
-use crate::metrics::{MetricsRecorder, Outcome, RecorderConfig};
+use crate::metrics::{MetricsRecorder, RecorderConfig};
+use crate::outcome::Outcome;
 use crate::registry::{HealthStatus, InstanceId, ServiceName};
 use ate_core::{Classify, Clock, ErrorKind, ManualClock};
 use chrono::{DateTime, TimeDelta, Utc};
@@ -138,7 +139,7 @@ impl<S: AlertSink + 'static, H: AlertHistory + 'static> Fixture<S, H> {
                 &s,
                 &i,
                 Duration::from_millis(10),
-                Outcome::Error(ErrorKind::Unavailable),
+                Outcome::Failure(ErrorKind::Unavailable),
             );
         }
         let report = self.engine.evaluate(self.clock.now()).await;

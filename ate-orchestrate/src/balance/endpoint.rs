@@ -1,64 +1,7 @@
 //! Endpoints: what a [`Balancer`](super::Balancer) chooses between.
 
-use crate::registry::{Instance, InstanceId, MAX_WEIGHT};
-use std::borrow::Borrow;
-use std::fmt;
-use std::sync::Arc;
-
-/// An endpoint's identity inside one balancer (an instance id, a `host:port`).
-///
-/// Cheap to clone (a shared string). Breakers, outlier ejection and observers key their
-/// per-endpoint state on it.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct EndpointId(Arc<str>);
-
-impl EndpointId {
-    /// An id from any string. Ids are opaque: any string is accepted, equality is exact.
-    pub fn new(id: impl AsRef<str>) -> Self {
-        EndpointId(Arc::from(id.as_ref()))
-    }
-
-    /// The id as a string.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for EndpointId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
-    }
-}
-
-impl fmt::Display for EndpointId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl Borrow<str> for EndpointId {
-    fn borrow(&self) -> &str {
-        &self.0
-    }
-}
-
-impl From<&str> for EndpointId {
-    fn from(s: &str) -> Self {
-        EndpointId::new(s)
-    }
-}
-
-impl From<String> for EndpointId {
-    fn from(s: String) -> Self {
-        EndpointId(Arc::from(s))
-    }
-}
-
-impl From<&InstanceId> for EndpointId {
-    fn from(id: &InstanceId) -> Self {
-        EndpointId::new(id.as_str())
-    }
-}
+use crate::endpoint::EndpointId;
+use crate::registry::{Instance, MAX_WEIGHT};
 
 /// One endpoint of a balancer: an id, a weight, a health flag and the host's payload
 /// (`T`: a URL, a registry [`Instance`], a client handle, or `()`).

@@ -1,37 +1,15 @@
 //! The pick guard: counts a request in flight and reports how it ended.
 
-use super::endpoint::{Endpoint, EndpointId};
+use super::endpoint::Endpoint;
 use crate::breaker::Permit;
-use crate::breaker::clock::MonotonicClock;
+use crate::clock::MonotonicClock;
+use crate::endpoint::EndpointId;
+use crate::outcome::{Outcome, OutcomeObserver};
 use ate_core::{Classify, ErrorKind};
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-
-/// How a picked request ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Outcome {
-    /// The endpoint answered and the call succeeded.
-    Success,
-    /// The call failed with this kind of error.
-    Failure(ErrorKind),
-    /// The guard was dropped without [`PickGuard::success`] or [`PickGuard::failure`]:
-    /// the caller gave up (a timeout above it, a cancelled future). Says nothing about
-    /// the endpoint's health.
-    Cancelled,
-}
-
-/// Receives every finished pick: metrics, outlier detection, logs.
-///
-/// Behavior: called exactly once per [`PickGuard`], on the thread that completes or drops
-/// it, after the in-flight count was decremented. Must be cheap and must not block (it runs
-/// on the request path); it must not panic.
-pub trait OutcomeObserver: Send + Sync + fmt::Debug {
-    /// `endpoint` finished a request with `outcome` after `latency` (from the pick).
-    fn on_outcome(&self, endpoint: &EndpointId, outcome: Outcome, latency: Duration);
-}
 
 /// What a balancer shares with every guard it hands out.
 #[derive(Debug)]

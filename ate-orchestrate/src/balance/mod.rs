@@ -35,8 +35,8 @@
 //! pick (and may attach to the guard with [`PickGuard::attach_permit`]); if that fails because
 //! another caller took the last probe in between, pick again.
 //!
-//! **Outcomes.** Completing or dropping a guard reports to the balancer's
-//! [`OutcomeObserver`]s (metrics, the outlier detector).
+//! **Outcomes.** Completing or dropping a guard reports its [`Outcome`](crate::Outcome) to
+//! the balancer's [`OutcomeObserver`]s (metrics, the outlier detector).
 //!
 //! ```
 //! use ate_orchestrate::balance::{Balancer, Endpoint, Strategy};
@@ -63,12 +63,14 @@ mod round_robin;
 mod weighted;
 
 pub use consistent_hash::{DEFAULT_VNODES_PER_WEIGHT, MAX_RING_POINTS};
-pub use endpoint::{Endpoint, EndpointId};
-pub use guard::{Outcome, OutcomeObserver, PickGuard};
+pub use endpoint::Endpoint;
+pub use guard::PickGuard;
 pub use weighted::{MAX_SCHEDULE, MAX_SCHEDULE_WORK};
 
 use crate::OrchestrateError;
-use crate::breaker::clock::{MonotonicClock, SystemMonotonicClock};
+use crate::clock::{MonotonicClock, SystemMonotonicClock};
+use crate::endpoint::{Availability, EndpointId};
+use crate::outcome::OutcomeObserver;
 use guard::{EndpointStats, Shared, Slot};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -90,18 +92,6 @@ pub enum Strategy {
     /// The same key goes to the same endpoint while it stays (ring hash, see
     /// `consistent_hash.rs`); a pick without a key is random.
     ConsistentHash,
-}
-
-/// Whether an endpoint may be picked right now, beyond its health flag.
-///
-/// Behavior: called on the pick path for candidate endpoints, possibly from many threads at
-/// once, so it must be cheap, must not block for long and must not panic. Returning `false`
-/// makes the balancer skip the endpoint for this pick only. Implemented by
-/// [`BreakerRegistry`](crate::breaker::BreakerRegistry) (open circuits) and
-/// [`OutlierDetector`](crate::breaker::OutlierDetector) (ejected endpoints).
-pub trait Availability: Send + Sync + fmt::Debug {
-    /// Whether `endpoint` may take a request now.
-    fn is_available(&self, endpoint: &EndpointId) -> bool;
 }
 
 /// Default panic threshold: below half of the endpoints healthy, balance over all.

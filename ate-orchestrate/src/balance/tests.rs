@@ -1,5 +1,9 @@
 use super::*;
-use crate::breaker::clock::ManualMonotonicClock;
+use crate::breaker::{
+    BreakerConfig, BreakerRegistry, BreakerState, OutlierConfig, OutlierDetector, SlidingWindow,
+};
+use crate::clock::ManualMonotonicClock;
+use crate::outcome::Outcome;
 use ate_core::ErrorKind;
 use std::collections::HashMap;
 use std::sync::Mutex as StdMutex;
@@ -406,4 +410,77 @@ fn picks_are_safe_from_many_threads() {
     for id in ["a", "b", "c", "d", "e"] {
         assert_eq!(b.in_flight(id), Some(0), "{id}");
     }
+}
+
+// ---- breakers and outlier ejection as availability hooks ----
+
+#[test]
+fn balancer_skips_open_breakers() {
+    let clock = Arc::new(ManualMonotonicClock::new());
+    // Count window of 10, 50% failures, 4 minimum calls, 10 s open.
+    let config = BreakerConfig::default()
+        .with_window(SlidingWindow::Count { calls: 10 })
+        .with_minimum_calls(4)
+        .with_wait_in_open(Duration::from_secs(10))
+        .with_half_open(2, Duration::from_secs(5));
+    let registry = Arc::new(BreakerRegistry::with_clock(config, clock.clone()).unwrap());
+    let b: Balancer<()> = Balancer::builder("billing", Strategy::RoundRobin)
+        .availability(registry.clone())
+        .build()
+        .unwrap();
+    b.update([Endpoint::new("a", ()), Endpoint::new("b", ())])
+        .unwrap();
+    let a = EndpointId::new("a");
+    for _ in 0..4 {
+        let mut g = (0..4)
+            .map(|_| b.pick(None).unwrap())
+            .find(|g| g.id() == &a)
+            .unwrap();
+        g.attach_permit(registry.try_acquire(&a).unwrap());
+        g.failure(ErrorKind::Unavailable);
+    }
+    assert_eq!(registry.state("a"), BreakerState::Open);
+    for _ in 0..10 {
+        assert_eq!(b.pick(None).unwrap().id().as_str(), "b");
+    }
+    clock.advance(Duration::from_secs(10));
+    assert!((0..4).any(|_| b.pick(None).unwrap().id() == &a));
+}
+
+#[test]
+fn detector_as_observer_and_availability_of_a_balancer() {
+    let clock = Arc::new(ManualMonotonicClock::new());
+    let d = Arc::new(
+        OutlierDetector::with_clock(
+            OutlierConfig::default()
+                .with_consecutive_failures(3)
+                .with_ejection_time(Duration::from_secs(30), Duration::from_secs(100))
+                .with_max_ejection_percent(50),
+            clock.clone(),
+        )
+        .unwrap(),
+    );
+    let b: Balancer<()> = Balancer::builder("svc", Strategy::RoundRobin)
+        .observer(d.clone())
+        .availability(d.clone())
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    b.update([Endpoint::new("a", ()), Endpoint::new("b", ())])
+        .unwrap();
+    // Round robin alternates: a fails, b succeeds.
+    for _ in 0..6 {
+        let g = b.pick(None).unwrap();
+        if g.id().as_str() == "a" {
+            g.failure(ErrorKind::Unavailable);
+        } else {
+            g.success();
+        }
+    }
+    assert!(d.is_ejected("a"));
+    for _ in 0..6 {
+        assert_eq!(b.pick(None).unwrap().id().as_str(), "b");
+    }
+    clock.advance(Duration::from_secs(30));
+    assert!((0..2).any(|_| b.pick(None).unwrap().id().as_str() == "a"));
 }

@@ -1,11 +1,11 @@
 //! One endpoint's circuit breaker (Resilience4j's state machine).
 
-use super::clock::{MonotonicClock, as_nanos};
 use super::config::BreakerConfig;
 use super::events::EventHub;
 use super::window::Window;
 use crate::OrchestrateError;
-use crate::balance::EndpointId;
+use crate::clock::{MonotonicClock, as_nanos};
+use crate::endpoint::EndpointId;
 use ate_core::{Classify, ErrorKind};
 use chrono::{DateTime, Utc};
 use std::fmt;

@@ -5,18 +5,23 @@
 //!   of half-open probes each with a timeout (`circuit.rs`, `config.rs`, `window.rs`).
 //! * [`OutlierDetector`]: ejection after consecutive failures, growing ejection time, a cap
 //!   on the share ejected (`outlier.rs`).
-//! * Both are [`Availability`](crate::balance::Availability) hooks for a
-//!   [`Balancer`](crate::balance::Balancer), and every state change goes to synchronous
-//!   listeners and a broadcast stream (`events.rs`).
-//! * Time comes from a [`MonotonicClock`](clock::MonotonicClock) (`clock.rs`), so tests move
-//!   it by hand.
+//! * Both are [`Availability`](crate::Availability) hooks for a
+//!   [`Balancer`](crate::balance::Balancer) (the detector also hears every
+//!   [`Outcome`](crate::Outcome) as an [`OutcomeObserver`](crate::OutcomeObserver)), and
+//!   every state change goes to synchronous listeners and a broadcast stream (`events.rs`).
+//! * Time comes from a [`MonotonicClock`](crate::clock::MonotonicClock), so tests move it
+//!   by hand.
+//!
+//! Breakers know nothing of balancers: they meet through the crate-root vocabulary
+//! ([`EndpointId`](crate::EndpointId), [`Availability`](crate::Availability),
+//! [`Outcome`](crate::Outcome)), and a balancer's guard carries a breaker [`Permit`].
 //!
 //! Errors are judged by [`ErrorKind`](ate_core::ErrorKind), never by message: by default
 //! only retryable kinds (`Unavailable`, `RateLimited`) count as failures; other errors mean
 //! the endpoint answered.
 //!
 //! ```
-//! use ate_orchestrate::balance::EndpointId;
+//! use ate_orchestrate::EndpointId;
 //! use ate_orchestrate::breaker::{BreakerConfig, BreakerRegistry, BreakerState, SlidingWindow};
 //! use ate_core::ErrorKind;
 //!
@@ -35,7 +40,6 @@
 //! ```
 
 mod circuit;
-pub mod clock;
 mod config;
 mod events;
 mod outlier;

@@ -11,11 +11,12 @@
 //! Where breakers judge a window of calls, ejection reacts to a streak, and it caps how much
 //! of the service it can take away: the two complement each other.
 
-use super::clock::{MonotonicClock, SystemMonotonicClock};
 use super::config::FailurePredicate;
 use super::events::{EventHub, Listener};
 use crate::OrchestrateError;
-use crate::balance::{Availability, EndpointId, Outcome, OutcomeObserver};
+use crate::clock::{MonotonicClock, SystemMonotonicClock};
+use crate::endpoint::{Availability, EndpointId};
+use crate::outcome::{Outcome, OutcomeObserver};
 use ate_core::ErrorKind;
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};

@@ -1,11 +1,11 @@
 //! Breakers for every endpoint of a service (or of many), created on first use.
 
 use super::circuit::{BreakerEvent, BreakerState, CircuitBreaker, Permit};
-use super::clock::{MonotonicClock, SystemMonotonicClock};
 use super::config::BreakerConfig;
 use super::events::{EventHub, Listener};
 use crate::OrchestrateError;
-use crate::balance::{Availability, EndpointId};
+use crate::clock::{MonotonicClock, SystemMonotonicClock};
+use crate::endpoint::{Availability, EndpointId};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, RwLock};
@@ -33,7 +33,7 @@ impl BreakerRegistry {
     }
 
     /// A registry on the given clock (tests use a
-    /// [`ManualMonotonicClock`](super::clock::ManualMonotonicClock)).
+    /// [`ManualMonotonicClock`](crate::clock::ManualMonotonicClock)).
     pub fn with_clock(
         config: BreakerConfig,
         clock: Arc<dyn MonotonicClock>,

@@ -1,7 +1,7 @@
-use super::clock::ManualMonotonicClock;
 use super::*;
 use crate::OrchestrateError;
-use crate::balance::{Availability, Balancer, Endpoint, EndpointId, Strategy};
+use crate::clock::ManualMonotonicClock;
+use crate::endpoint::{Availability, EndpointId};
 use ate_core::ErrorKind;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -290,33 +290,6 @@ fn invalid_configs_are_rejected() {
     }
 }
 
-#[test]
-fn balancer_skips_open_breakers() {
-    let f = fixture(config());
-    let registry = Arc::new(BreakerRegistry::with_clock(config(), f.clock.clone()).unwrap());
-    let b: Balancer<()> = Balancer::builder("billing", Strategy::RoundRobin)
-        .availability(registry.clone())
-        .build()
-        .unwrap();
-    b.update([Endpoint::new("a", ()), Endpoint::new("b", ())])
-        .unwrap();
-    let a = EndpointId::new("a");
-    for _ in 0..4 {
-        let mut g = (0..4)
-            .map(|_| b.pick(None).unwrap())
-            .find(|g| g.id() == &a)
-            .unwrap();
-        g.attach_permit(registry.try_acquire(&a).unwrap());
-        g.failure(FAIL);
-    }
-    assert_eq!(registry.state("a"), Open);
-    for _ in 0..10 {
-        assert_eq!(b.pick(None).unwrap().id().as_str(), "b");
-    }
-    f.clock.advance(secs(10));
-    assert!((0..4).any(|_| b.pick(None).unwrap().id() == &a));
-}
-
 // ---- outlier ejection ----
 
 fn detector(clock: &Arc<ManualMonotonicClock>, percent: u32) -> OutlierDetector {
@@ -435,35 +408,6 @@ fn max_ejection_percent_caps_how_many_are_out() {
         }
     }
     assert_eq!(d.ejected(), vec![two[0].clone()]);
-}
-
-#[test]
-fn detector_as_observer_and_availability_of_a_balancer() {
-    let clock = Arc::new(ManualMonotonicClock::new());
-    let d = Arc::new(detector(&clock, 50));
-    let b: Balancer<()> = Balancer::builder("svc", Strategy::RoundRobin)
-        .observer(d.clone())
-        .availability(d.clone())
-        .clock(clock.clone())
-        .build()
-        .unwrap();
-    b.update([Endpoint::new("a", ()), Endpoint::new("b", ())])
-        .unwrap();
-    // Round robin alternates: a fails, b succeeds.
-    for _ in 0..6 {
-        let g = b.pick(None).unwrap();
-        if g.id().as_str() == "a" {
-            g.failure(FAIL);
-        } else {
-            g.success();
-        }
-    }
-    assert!(d.is_ejected("a"));
-    for _ in 0..6 {
-        assert_eq!(b.pick(None).unwrap().id().as_str(), "b");
-    }
-    clock.advance(secs(30));
-    assert!((0..2).any(|_| b.pick(None).unwrap().id().as_str() == "a"));
 }
 
 #[test]

@@ -5,7 +5,7 @@
 //!   (the instance reports in through [`HealthScheduler::heartbeat`] /
 //!   [`HealthScheduler::update_ttl`], or turns critical when the TTL runs out) and custom
 //!   ([`CustomCheck`], implemented by the host).
-//! * A check ([`CheckSpec`]) belongs to one instance (scope, service, instance id) and has an
+//! * A check ([`CheckSpec`]) belongs to one instance ([`InstanceKey`]) and has an
 //!   interval, a timeout, a jitter, Consul's thresholds (successes before passing, failures
 //!   before critical; see [`ThresholdState`]) and an optional "deregister after critical
 //!   for this long". New checks start **critical**.
@@ -31,7 +31,7 @@ pub use spec::{CheckKind, CheckSpec, MAX_CHECK_PERIOD};
 pub use state::ThresholdState;
 
 use crate::error::OrchestrateError;
-use crate::registry::{HealthStatus, InstanceId, Scope, ServiceName};
+use crate::registry::{HealthStatus, InstanceKey};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::fmt;
@@ -108,12 +108,8 @@ pub struct CheckResult {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct StatusChange {
-    /// The instance's scope.
-    pub scope: Scope,
-    /// Its service.
-    pub service: ServiceName,
-    /// Its id.
-    pub instance: InstanceId,
+    /// The instance.
+    pub instance: InstanceKey,
     /// The previous aggregate status; `None` when the scheduler starts tracking the
     /// instance (its first check was added), so the registry learns the starting
     /// (critical) status even if it believed otherwise.
@@ -130,12 +126,8 @@ pub struct StatusChange {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct DeregisterRequest {
-    /// The instance's scope.
-    pub scope: Scope,
-    /// Its service.
-    pub service: ServiceName,
-    /// Its id.
-    pub instance: InstanceId,
+    /// The instance.
+    pub instance: InstanceKey,
     /// The check that stayed critical.
     pub check: CheckId,
     /// How long it had been critical when the request was made.
@@ -183,12 +175,8 @@ pub trait HealthReporter: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CheckRun {
-    /// The instance's scope.
-    pub scope: Scope,
-    /// Its service.
-    pub service: ServiceName,
-    /// Its id.
-    pub instance: InstanceId,
+    /// The instance.
+    pub instance: InstanceKey,
     /// The check.
     pub check: CheckId,
     /// The check kind's stable name (`http`, `tcp`, `custom`).

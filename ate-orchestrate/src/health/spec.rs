@@ -4,7 +4,7 @@ use super::CheckId;
 use super::custom::CustomCheck;
 use super::state::ThresholdState;
 use crate::error::OrchestrateError;
-use crate::registry::{InstanceId, Scope, ServiceName};
+use crate::registry::InstanceKey;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -112,12 +112,8 @@ impl fmt::Debug for CheckKind {
 pub struct CheckSpec {
     /// The check's id, unique within the scheduler.
     pub id: CheckId,
-    /// The scope of the instance it checks.
-    pub scope: Scope,
-    /// The service of the instance it checks.
-    pub service: ServiceName,
     /// The instance it checks.
-    pub instance: InstanceId,
+    pub instance: InstanceKey,
     /// How it probes.
     pub kind: CheckKind,
     /// Time between runs (from one start to the next, plus jitter).
@@ -137,18 +133,10 @@ pub struct CheckSpec {
 }
 
 impl CheckSpec {
-    /// A check of `kind` on instance `(scope, service, instance)`, with the defaults.
-    pub fn new(
-        id: CheckId,
-        scope: Scope,
-        service: ServiceName,
-        instance: InstanceId,
-        kind: CheckKind,
-    ) -> Self {
+    /// A check of `kind` on `instance`, with the defaults.
+    pub fn new(id: CheckId, instance: InstanceKey, kind: CheckKind) -> Self {
         CheckSpec {
             id,
-            scope,
-            service,
             instance,
             kind,
             interval: Duration::from_secs(10),
@@ -235,8 +223,6 @@ impl CheckSpec {
         };
         Ok(Prepared {
             id: self.id.clone(),
-            scope: self.scope,
-            service: self.service.clone(),
             instance: self.instance.clone(),
             probe,
             interval: self.interval,
@@ -377,9 +363,7 @@ fn parse_tcp_target(s: &str) -> Result<TcpTarget, OrchestrateError> {
 #[derive(Debug)]
 pub(crate) struct Prepared {
     pub(crate) id: CheckId,
-    pub(crate) scope: Scope,
-    pub(crate) service: ServiceName,
-    pub(crate) instance: InstanceId,
+    pub(crate) instance: InstanceKey,
     pub(crate) probe: Probe,
     pub(crate) interval: Duration,
     pub(crate) timeout: Duration,
@@ -423,13 +407,16 @@ impl fmt::Debug for Probe {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::registry::{InstanceId, Scope, ServiceName};
 
     fn spec(kind: CheckKind) -> CheckSpec {
         CheckSpec::new(
             CheckId::new("c1").unwrap(),
-            Scope::Platform,
-            ServiceName::new("web").unwrap(),
-            InstanceId::new("web-1").unwrap(),
+            InstanceKey::new(
+                Scope::Platform,
+                ServiceName::new("web").unwrap(),
+                InstanceId::new("web-1").unwrap(),
+            ),
             kind,
         )
         .interval(Duration::from_secs(1))

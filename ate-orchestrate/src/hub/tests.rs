@@ -5,13 +5,19 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
+use crate::OrchestrateError;
 use crate::balance::Strategy;
 use crate::breaker::{BreakerConfig, BreakerState, SlidingWindow};
 use crate::health::{CheckId, CheckKind, CheckSpec};
-use crate::registry::{MemoryRegistry, REGISTRY_WRITE, SqlRegistry};
-use ate_core::{Db, TenantId};
+use crate::registry::{
+    HealthStatus, InstanceId, InstanceKey, InstanceSpec, MemoryRegistry, Query, REGISTRY_WRITE,
+    Scope, ServiceName, SqlRegistry, Visibility,
+};
+use ate_core::{Classify, Db, ErrorKind, Principal, TenantId};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -67,6 +73,10 @@ fn iid(s: &str) -> InstanceId {
     InstanceId::new(s).unwrap()
 }
 
+fn key(scope: Scope, service: &str, id: &str) -> InstanceKey {
+    InstanceKey::new(scope, name(service), iid(id))
+}
+
 fn admin() -> Principal {
     Principal::platform_admin("ops:tests").unwrap()
 }
@@ -74,9 +84,7 @@ fn admin() -> Principal {
 fn fast_check(scope: Scope, service: &str, id: &str, url: &str) -> CheckSpec {
     CheckSpec::new(
         CheckId::new(format!("{id}-http")).unwrap(),
-        scope,
-        name(service),
-        iid(id),
+        key(scope, service, id),
         CheckKind::http(format!("{url}/health")),
     )
     .interval(Duration::from_millis(40))
@@ -106,7 +114,7 @@ where
 
 async fn status_of(hub: &ServiceHub, service: &str, id: &str) -> HealthStatus {
     hub.registry()
-        .get(&admin(), Scope::Platform, &name(service), &iid(id))
+        .get(&admin(), &key(Scope::Platform, service, id))
         .await
         .unwrap()
         .status
@@ -239,9 +247,7 @@ async fn an_open_breaker_takes_an_instance_out_until_it_recovers() {
         hub.register(&admin(), spec, vec![]).await.unwrap();
         hub.set_status(
             &admin(),
-            Scope::Platform,
-            &name("db"),
-            &iid(id),
+            &key(Scope::Platform, "db", id),
             HealthStatus::Passing,
             "",
         )
@@ -310,16 +316,9 @@ async fn tenants_pick_only_their_own_and_platform_instances() {
         };
         let spec = InstanceSpec::new(scope, name("render"), iid(id), "http://127.0.0.1:9").unwrap();
         hub.register(&who, spec, vec![]).await.unwrap();
-        hub.set_status(
-            &who,
-            scope,
-            &name("render"),
-            &iid(id),
-            HealthStatus::Passing,
-            "",
-        )
-        .await
-        .unwrap();
+        hub.set_status(&who, &key(scope, "render", id), HealthStatus::Passing, "")
+            .await
+            .unwrap();
     }
     let counts = spread(&hub, &member(acme), "render", 30).await;
     assert_eq!(counts.len(), 2, "{counts:?}");
@@ -377,6 +376,63 @@ async fn tenants_pick_only_their_own_and_platform_instances() {
         pick.success();
     }
     assert_eq!(seen.len(), 1);
+}
+
+/// The hub's writes on one instance follow the registry facade's tenancy rules: a tenant's
+/// caller cannot change another tenant's instance or a platform one, and nothing changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_through_the_hub_are_checked_by_the_registry_facade() {
+    let hub = hub();
+    let (acme, globex) = (TenantId::new(), TenantId::new());
+    let member = |t: TenantId| {
+        Principal::new(t, "user:svc")
+            .unwrap()
+            .with_permission(REGISTRY_WRITE)
+    };
+    let theirs = key(Scope::Tenant(globex), "render", "globex-1");
+    let shared = key(Scope::Platform, "render", "shared");
+    for (who, k) in [(member(globex), &theirs), (admin(), &shared)] {
+        let spec = InstanceSpec::new(
+            k.scope(),
+            k.service().clone(),
+            k.id().clone(),
+            "http://127.0.0.1:9",
+        )
+        .unwrap();
+        hub.register(&who, spec, vec![]).await.unwrap();
+        hub.set_status(&who, k, HealthStatus::Passing, "up")
+            .await
+            .unwrap();
+    }
+    let intruder = member(acme);
+    for k in [&theirs, &shared] {
+        let denied = [
+            hub.set_status(&intruder, k, HealthStatus::Critical, "hijacked")
+                .await
+                .unwrap_err(),
+            hub.heartbeat(&intruder, k).await.unwrap_err(),
+            hub.deregister(&intruder, k).await.unwrap_err(),
+        ];
+        for err in denied {
+            assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{k}: {err}");
+        }
+        let kept = hub.registry().get(&admin(), k).await.unwrap();
+        assert_eq!(
+            (kept.status, kept.status_output.as_str()),
+            (HealthStatus::Passing, "up"),
+            "{k}"
+        );
+    }
+    // Their owner may.
+    hub.deregister(&member(globex), &theirs).await.unwrap();
+    assert_eq!(
+        hub.registry()
+            .get(&admin(), &theirs)
+            .await
+            .unwrap_err()
+            .kind(),
+        ErrorKind::NotFound
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -448,7 +504,7 @@ async fn bad_registrations_leave_nothing_behind() {
     );
     let kept = hub
         .registry()
-        .get(&admin(), Scope::Platform, &name("api"), &iid("a"))
+        .get(&admin(), &key(Scope::Platform, "api", "a"))
         .await
         .unwrap();
     assert_eq!(kept.spec.endpoint.as_str(), "http://127.0.0.1:9/");
@@ -459,9 +515,7 @@ async fn heartbeats_feed_ttl_checks_and_critical_instances_are_reaped() {
     let hub = hub();
     let ttl = CheckSpec::new(
         CheckId::new("worker-ttl").unwrap(),
-        Scope::Platform,
-        name("worker"),
-        iid("w1"),
+        key(Scope::Platform, "worker", "w1"),
         CheckKind::ttl(Duration::from_secs(30)),
     );
     hub.register(
@@ -477,7 +531,7 @@ async fn heartbeats_feed_ttl_checks_and_critical_instances_are_reaped() {
     )
     .await
     .unwrap();
-    hub.heartbeat(&admin(), Scope::Platform, &name("worker"), &iid("w1"))
+    hub.heartbeat(&admin(), &key(Scope::Platform, "worker", "w1"))
         .await
         .unwrap();
     eventually("w1 passing after a heartbeat", || async {
@@ -492,9 +546,7 @@ async fn heartbeats_feed_ttl_checks_and_critical_instances_are_reaped() {
     drop(listener);
     let check = CheckSpec::new(
         CheckId::new("gone-tcp").unwrap(),
-        Scope::Platform,
-        name("worker"),
-        iid("gone"),
+        key(Scope::Platform, "worker", "gone"),
         CheckKind::tcp(dead.to_string()),
     )
     .interval(Duration::from_millis(40))
@@ -515,7 +567,7 @@ async fn heartbeats_feed_ttl_checks_and_critical_instances_are_reaped() {
     .unwrap();
     eventually("the dead instance deregistered", || async {
         hub.registry()
-            .get(&admin(), Scope::Platform, &name("worker"), &iid("gone"))
+            .get(&admin(), &key(Scope::Platform, "worker", "gone"))
             .await
             .is_err()
     })
@@ -526,7 +578,7 @@ async fn heartbeats_feed_ttl_checks_and_critical_instances_are_reaped() {
     .await;
     assert!(
         hub.health()
-            .instance_checks(Scope::Platform, &name("worker"), &iid("gone"))
+            .instance_checks(&key(Scope::Platform, "worker", "gone"))
             .is_empty()
     );
 }
@@ -562,9 +614,7 @@ async fn hubs_sharing_a_sql_registry_see_each_others_changes() {
     first
         .set_status(
             &admin(),
-            Scope::Platform,
-            &name("api"),
-            &iid("a"),
+            &key(Scope::Platform, "api", "a"),
             HealthStatus::Passing,
             "",
         )
@@ -580,9 +630,7 @@ async fn hubs_sharing_a_sql_registry_see_each_others_changes() {
     first
         .set_status(
             &admin(),
-            Scope::Platform,
-            &name("api"),
-            &iid("a"),
+            &key(Scope::Platform, "api", "a"),
             HealthStatus::Critical,
             "down",
         )
@@ -623,9 +671,7 @@ async fn the_tower_layer_over_the_hub_survives_failure_and_recovery() {
         hub.register(&admin(), spec, vec![]).await.unwrap();
         hub.set_status(
             &admin(),
-            Scope::Platform,
-            &name("web"),
-            &iid(id),
+            &key(Scope::Platform, "web", id),
             HealthStatus::Passing,
             "",
         )
@@ -652,7 +698,7 @@ async fn the_tower_layer_over_the_hub_survives_failure_and_recovery() {
         }
     });
     let service = BalanceLayer::new(Arc::new(picker)).layer(client);
-    let call = |service: crate::layer::BalanceService<_, Instance>| async move {
+    let call = |service: crate::layer::BalanceService<_, crate::registry::Instance>| async move {
         let request = http::Request::get("/work").body(String::new()).unwrap();
         service.oneshot(request).await.unwrap().status()
     };
@@ -711,9 +757,7 @@ async fn ejected_instances_come_back_by_themselves() {
         hub.register(&admin(), spec, vec![]).await.unwrap();
         hub.set_status(
             &admin(),
-            Scope::Platform,
-            &name("queue"),
-            &iid(id),
+            &key(Scope::Platform, "queue", id),
             HealthStatus::Passing,
             "",
         )

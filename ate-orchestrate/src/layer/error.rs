@@ -1,7 +1,7 @@
 //! The error of a [`BalanceService`](super::BalanceService).
 
 use crate::OrchestrateError;
-use crate::balance::EndpointId;
+use crate::endpoint::EndpointId;
 use ate_core::{Classify, ErrorKind};
 use std::fmt;
 

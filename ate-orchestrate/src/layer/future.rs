@@ -11,7 +11,7 @@ type Boxed<RB, E> = Pin<Box<dyn Future<Output = Result<Response<RB>, LayerError<
 
 /// The future of [`BalanceService`](super::BalanceService): every attempt, its backoff and
 /// its retries. `Send`; dropping it cancels the attempt in flight (its pick is reported as
-/// [`Outcome::Cancelled`](crate::balance::Outcome::Cancelled)).
+/// [`Outcome::Cancelled`](crate::Outcome::Cancelled)).
 pub struct ResponseFuture<RB, E> {
     inner: Boxed<RB, E>,
 }

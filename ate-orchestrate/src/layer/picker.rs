@@ -48,7 +48,7 @@ pub const DEFAULT_MAX_PICKS: u32 = 3;
 /// picked endpoint and attaches it to the guard, so completing the guard records the outcome
 /// in the breaker as well. When the breaker refuses (its circuit is open, or another caller
 /// took the last half-open probe between the pick and the permit), the guard is dropped
-/// (observers see [`Outcome::Cancelled`](crate::balance::Outcome::Cancelled)) and the
+/// (observers see [`Outcome::Cancelled`](crate::Outcome::Cancelled)) and the
 /// balancer picks again, at most `max_picks` times in all; then the pick fails with the
 /// breaker's [`CircuitOpen`](OrchestrateError::CircuitOpen). A failed balancer pick
 /// ([`NoAvailableInstance`](OrchestrateError::NoAvailableInstance)) is returned at once.

@@ -3,8 +3,10 @@
 
 use super::*;
 use crate::OrchestrateError;
-use crate::balance::{Balancer, Endpoint, EndpointId, Outcome, OutcomeObserver, Strategy};
+use crate::balance::{Balancer, Endpoint, Strategy};
 use crate::breaker::{BreakerConfig, BreakerRegistry, BreakerState, SlidingWindow};
+use crate::endpoint::EndpointId;
+use crate::outcome::{Outcome, OutcomeObserver};
 use crate::retry::{Jitter, RetryBudget, RetryPolicy};
 use ate_core::ErrorKind;
 use http::{HeaderName, Method, Request, Response, StatusCode};

@@ -1,7 +1,8 @@
 //! The Prometheus metric families, registered into a registry the host owns.
 
+use crate::outcome::Outcome;
 use crate::registry::{HealthStatus, InstanceId, ServiceName};
-use ate_core::{Classify, ErrorKind};
+use ate_core::ErrorKind;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -20,39 +21,6 @@ pub const REQUEST_LATENCY_BUCKETS: [f64; 14] = [
 pub const CHECK_DURATION_BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0,
 ];
-
-/// How a call to an instance ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Outcome {
-    /// It succeeded.
-    Success,
-    /// It failed with this kind of error.
-    Error(ErrorKind),
-}
-
-impl Outcome {
-    /// The outcome of a finished call: `Error(e.kind())` for an `Err`.
-    pub fn of<T, E: Classify>(result: &Result<T, E>) -> Outcome {
-        match result {
-            Ok(_) => Outcome::Success,
-            Err(e) => Outcome::Error(e.kind()),
-        }
-    }
-
-    /// Whether it is an error.
-    pub fn is_error(self) -> bool {
-        matches!(self, Outcome::Error(_))
-    }
-
-    /// The `outcome` label value: `success` or `error`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Success => "success",
-            Outcome::Error(_) => "error",
-        }
-    }
-}
 
 /// A circuit breaker's state as exported by `ate_circuit_breaker_state` (0 closed, 1 open,
 /// 2 half-open).
@@ -154,7 +122,7 @@ const BREAKER_STATES: [BreakerStateMetric; 3] = [
 ///
 /// | family | type | labels |
 /// | --- | --- | --- |
-/// | `ate_requests_total` | counter | `service`, `instance`, `outcome` (`success`, `error`) |
+/// | `ate_requests_total` | counter | `service`, `instance`, `outcome` (`success`, `error`: an [`Outcome::Failure`] of any kind) |
 /// | `ate_request_errors_total` | counter | `service`, `instance`, `kind` ([`ErrorKind::as_str`]) |
 /// | `ate_request_duration_seconds` | histogram ([`REQUEST_LATENCY_BUCKETS`]) | `service`, `instance` |
 /// | `ate_instance_health_status` | gauge (1 for the current status, 0 for the others) | `service`, `instance`, `status` |
@@ -264,9 +232,10 @@ impl ServiceMetrics {
 
     /// Records one finished request.
     ///
-    /// Behavior: increments `ate_requests_total{outcome}`, observes the latency, and for an
-    /// error increments `ate_request_errors_total{kind}`. Cost: a few label allocations and
-    /// hash lookups; use [`ServiceMetrics::instance`] on hot paths.
+    /// Behavior: increments `ate_requests_total{outcome}`, observes the latency, and for a
+    /// failure increments `ate_request_errors_total{kind}`. An [`Outcome::Cancelled`]
+    /// request records nothing (the instance never answered). Cost: a few label allocations
+    /// and hash lookups; use [`ServiceMetrics::instance`] on hot paths.
     pub fn record_request(
         &self,
         service: &ServiceName,
@@ -440,12 +409,13 @@ pub struct InstanceMetrics {
 impl InstanceMetrics {
     /// Records one finished request (see [`ServiceMetrics::record_request`]).
     pub fn record(&self, latency: Duration, outcome: Outcome) {
-        self.latency.observe(latency.as_secs_f64());
         match outcome {
             Outcome::Success => {
+                self.latency.observe(latency.as_secs_f64());
                 self.success.inc();
             }
-            Outcome::Error(kind) => {
+            Outcome::Failure(kind) => {
+                self.latency.observe(latency.as_secs_f64());
                 self.failure.inc();
                 self.errors
                     .get_or_create(&ErrorLabels {
@@ -455,6 +425,8 @@ impl InstanceMetrics {
                     })
                     .inc();
             }
+            // The caller gave up: no answer of the instance to count.
+            Outcome::Cancelled => {}
         }
     }
 }

@@ -5,11 +5,13 @@
 //!   status, breaker state, check durations), registered with
 //!   [`ServiceMetrics::register`] into the host's [`Registry`] and rendered with
 //!   [`render_openmetrics`].
-//! * [`MetricsRecorder`]: `record(service, instance, latency, outcome)` from anywhere, and
-//!   recent aggregates over a window ([`WindowStats`]), with bounded memory per series.
+//! * [`MetricsRecorder`]: `record(service, instance, latency, outcome)` from anywhere (the
+//!   crate's one [`Outcome`](crate::Outcome)), and recent aggregates over a window
+//!   ([`WindowStats`]), with bounded memory per series.
 //!
 //! ```
-//! use ate_orchestrate::metrics::{render_openmetrics, MetricsRecorder, Outcome, RecorderConfig, ServiceMetrics};
+//! use ate_orchestrate::Outcome;
+//! use ate_orchestrate::metrics::{render_openmetrics, MetricsRecorder, RecorderConfig, ServiceMetrics};
 //! use ate_orchestrate::registry::{InstanceId, ServiceName};
 //! use prometheus_client::registry::Registry;
 //! use std::time::Duration;
@@ -38,7 +40,7 @@ mod window;
 mod tests;
 
 pub use families::{
-    BreakerStateMetric, CHECK_DURATION_BUCKETS, InstanceMetrics, Outcome, REQUEST_LATENCY_BUCKETS,
+    BreakerStateMetric, CHECK_DURATION_BUCKETS, InstanceMetrics, REQUEST_LATENCY_BUCKETS,
     ServiceMetrics,
 };
 pub use histogram::{MAX_TRACKED, MIN_TRACKED, RELATIVE_ERROR};

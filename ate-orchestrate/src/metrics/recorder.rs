@@ -1,8 +1,9 @@
 //! Recording outcomes from outside and querying recent aggregates over a window.
 
-use super::families::{InstanceMetrics, Outcome, ServiceMetrics};
+use super::families::{InstanceMetrics, ServiceMetrics};
 use super::window::{Merged, Ring};
 use crate::error::OrchestrateError;
+use crate::outcome::Outcome;
 use crate::registry::{InstanceId, ServiceName};
 use ate_core::{Clock, SystemClock};
 use chrono::{DateTime, Utc};
@@ -228,7 +229,9 @@ impl MetricsRecorder {
 
     /// Records one finished request at time `at`.
     ///
-    /// Behavior: never fails. A record whose series would exceed
+    /// Behavior: never fails. An [`Outcome::Cancelled`] request is not recorded anywhere
+    /// (the caller gave up: the instance's answer is unknown, as the hub's picks treat it).
+    /// A record whose series would exceed
     /// [`RecorderConfig::max_series`], or whose time is older than the longest window
     /// relative to the newest record of its series, is counted in
     /// [`MetricsRecorder::dropped_records`] instead (the Prometheus families still count it
@@ -241,6 +244,9 @@ impl MetricsRecorder {
         outcome: Outcome,
         at: DateTime<Utc>,
     ) {
+        if outcome == Outcome::Cancelled {
+            return;
+        }
         let Some(series) = self.series_for(service, instance) else {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
@@ -251,7 +257,7 @@ impl MetricsRecorder {
         let added = series.ring.lock().unwrap_or_else(|p| p.into_inner()).add(
             at.timestamp(),
             latency,
-            outcome.is_error(),
+            outcome.is_failure(),
         );
         if !added {
             self.dropped.fetch_add(1, Ordering::Relaxed);

@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
+use crate::outcome::Outcome;
 use crate::registry::{HealthStatus, InstanceId, ServiceName};
 use ate_core::{Classify, ErrorKind, ManualClock};
 use chrono::{DateTime, TimeDelta};
@@ -142,7 +143,7 @@ fn rates_and_error_rates_per_service_and_instance() {
             &s,
             &b,
             Duration::from_millis(1),
-            Outcome::Error(ErrorKind::Unavailable),
+            Outcome::Failure(ErrorKind::Unavailable),
         );
         clock.advance(TimeDelta::seconds(1));
     }
@@ -299,5 +300,33 @@ fn concurrent_records_are_all_counted() {
             .unwrap()
             .count,
         8_000
+    );
+}
+
+#[test]
+fn cancelled_calls_are_not_recorded() {
+    let mut registry = Registry::default();
+    let families = ServiceMetrics::new();
+    families.register(&mut registry);
+    let clock = clock();
+    let rec = recorder(&clock).with_exporter(families);
+    let (s, i) = (svc("billing"), inst("billing-1"));
+    rec.record(&s, &i, Duration::from_millis(3), Outcome::Cancelled);
+    assert_eq!(
+        rec.service_stats(&s, Duration::from_secs(60))
+            .unwrap()
+            .count,
+        0
+    );
+    assert_eq!(rec.dropped_records(), 0);
+    let text = render_openmetrics(&registry).unwrap();
+    assert!(!text.contains("billing-1"), "{text}");
+    // The same instance's answered calls still count.
+    rec.record(&s, &i, Duration::from_millis(3), Outcome::Success);
+    assert_eq!(
+        rec.service_stats(&s, Duration::from_secs(60))
+            .unwrap()
+            .count,
+        1
     );
 }

@@ -1,6 +1,6 @@
 //! [`Registry`]: the tenancy-checked front of a [`RegistryStore`].
 
-use super::model::{HealthStatus, Instance, InstanceId, InstanceSpec, Scope, ServiceName};
+use super::model::{HealthStatus, Instance, InstanceKey, InstanceSpec, Scope, ServiceName};
 use super::store::{Query, RegistryStore, RegistryWatch, Visibility};
 use crate::error::OrchestrateError;
 use ate_core::{CoreError, Permission, Principal};
@@ -49,7 +49,7 @@ pub const REGISTRY_READ: Permission = Permission::from_static("registry:read");
 /// let instance = registry.register(&ops, spec).await?;
 /// assert_eq!(instance.status, HealthStatus::Critical); // not discovered until passing
 /// registry
-///     .set_status(&ops, Scope::Tenant(tenant), &billing, &instance.spec.id, HealthStatus::Passing, "ok")
+///     .set_status(&ops, &instance.key(), HealthStatus::Passing, "ok")
 ///     .await?;
 /// let found = registry
 ///     .discover(&ops, &Query::new(Visibility::Tenant(tenant)).service(billing))
@@ -74,6 +74,25 @@ impl Registry {
         &self.store
     }
 
+    /// Checks that `principal` may read the instances in `visibility`: the rule
+    /// [`discover`](Self::discover), [`services`](Self::services) and
+    /// [`watch`](Self::watch) apply (a tenant principal with [`REGISTRY_READ`] or
+    /// [`REGISTRY_WRITE`] may read its own tenant and the platform; a platform administrator
+    /// anything).
+    ///
+    /// For host code that reads through [`store`](Self::store) on a principal's behalf and
+    /// filters to that principal's view itself (the
+    /// [`ServiceHub`](crate::hub::ServiceHub)'s balancers read every scope of a service
+    /// once, for outlier ejection's cap, and keep the caller's share). Errors:
+    /// `PermissionDenied`.
+    pub fn authorize_read(
+        &self,
+        principal: &Principal,
+        visibility: &Visibility,
+    ) -> Result<(), OrchestrateError> {
+        authorize_visibility(principal, visibility)
+    }
+
     /// Registers `spec` ([`RegistryStore::register`]) after checking the principal may
     /// write in `spec.scope`.
     pub async fn register(
@@ -89,58 +108,45 @@ impl Registry {
     pub async fn deregister(
         &self,
         principal: &Principal,
-        scope: Scope,
-        service: &ServiceName,
-        id: &InstanceId,
+        key: &InstanceKey,
     ) -> Result<Instance, OrchestrateError> {
-        authorize_write(principal, scope)?;
-        self.store.deregister(scope, service, id).await
+        authorize_write(principal, key.scope())?;
+        self.store.deregister(key).await
     }
 
     /// Records a heartbeat ([`RegistryStore::heartbeat`]).
     pub async fn heartbeat(
         &self,
         principal: &Principal,
-        scope: Scope,
-        service: &ServiceName,
-        id: &InstanceId,
+        key: &InstanceKey,
     ) -> Result<Instance, OrchestrateError> {
-        authorize_write(principal, scope)?;
-        self.store.heartbeat(scope, service, id).await
+        authorize_write(principal, key.scope())?;
+        self.store.heartbeat(key).await
     }
 
     /// Sets an instance's status ([`RegistryStore::set_status`]).
     pub async fn set_status(
         &self,
         principal: &Principal,
-        scope: Scope,
-        service: &ServiceName,
-        id: &InstanceId,
+        key: &InstanceKey,
         status: HealthStatus,
         output: &str,
     ) -> Result<Instance, OrchestrateError> {
-        authorize_write(principal, scope)?;
-        self.store
-            .set_status(scope, service, id, status, output)
-            .await
+        authorize_write(principal, key.scope())?;
+        self.store.set_status(key, status, output).await
     }
 
     /// Reads one instance ([`RegistryStore::get`]); another tenant's is `NotFound`.
     pub async fn get(
         &self,
         principal: &Principal,
-        scope: Scope,
-        service: &ServiceName,
-        id: &InstanceId,
+        key: &InstanceKey,
     ) -> Result<Instance, OrchestrateError> {
-        let own = authorize_read(principal)?;
-        if !own.includes(&scope) {
-            return Err(OrchestrateError::not_found(
-                "instance",
-                format!("{scope}/{service}/{id}"),
-            ));
+        let own = readable(principal)?;
+        if !own.includes(&key.scope()) {
+            return Err(OrchestrateError::not_found("instance", key.to_string()));
         }
-        self.store.get(scope, service, id).await
+        self.store.get(key).await
     }
 
     /// Discovers instances ([`RegistryStore::discover`]) within `query.visibility`, which a
@@ -210,7 +216,7 @@ fn authorize_write(principal: &Principal, scope: Scope) -> Result<(), Orchestrat
 }
 
 /// What the principal may read, after checking it may read at all.
-fn authorize_read(principal: &Principal) -> Result<Visibility, OrchestrateError> {
+fn readable(principal: &Principal) -> Result<Visibility, OrchestrateError> {
     if principal.is_platform_admin() {
         return Ok(Visibility::All);
     }
@@ -231,11 +237,11 @@ fn authorize_read(principal: &Principal) -> Result<Visibility, OrchestrateError>
     Ok(Visibility::Tenant(tenant))
 }
 
-pub(crate) fn authorize_visibility(
+fn authorize_visibility(
     principal: &Principal,
     wanted: &Visibility,
 ) -> Result<(), OrchestrateError> {
-    let own = authorize_read(principal)?;
+    let own = readable(principal)?;
     let allowed = match (own, wanted) {
         (Visibility::All, _) | (_, Visibility::Platform) => true,
         (Visibility::Tenant(own), Visibility::Tenant(t)) => own == *t,

@@ -1,9 +1,9 @@
 //! [`MemoryRegistry`]: the registry in process memory.
 
-use super::model::{HealthStatus, Instance, InstanceId, InstanceSpec, Scope, ServiceName};
+use super::model::{HealthStatus, Instance, InstanceKey, InstanceSpec, ServiceName};
 use super::store::{
     DeregisterReason, Query, RegistryEvent, RegistryStore, RegistryWatch, Visibility, clean_output,
-    critical_cutoff, new_instance, sort_instances,
+    critical_cutoff, new_instance, not_found, sort_instances,
 };
 use crate::error::OrchestrateError;
 use async_trait::async_trait;
@@ -20,8 +20,6 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 /// (default of [`MemoryRegistry::with_watch_capacity`]).
 pub const DEFAULT_WATCH_CAPACITY: usize = 1024;
 
-type Key = (Scope, ServiceName, InstanceId);
-
 /// A registry in process memory: for tests and single-process hosts.
 ///
 /// Clones share the same instances and watchers. Watches are fed by a
@@ -35,7 +33,7 @@ pub struct MemoryRegistry {
 
 #[derive(Debug)]
 struct Inner {
-    instances: Mutex<BTreeMap<Key, Instance>>,
+    instances: Mutex<BTreeMap<InstanceKey, Instance>>,
     events: broadcast::Sender<RegistryEvent>,
 }
 
@@ -74,7 +72,7 @@ impl MemoryRegistry {
         Self::with_capacity(capacity).with_clock(self.clock)
     }
 
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<Key, Instance>> {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<InstanceKey, Instance>> {
         // A panic while holding the lock cannot leave a half-applied change: every change
         // is one map operation, so the data is consistent even if poisoned.
         self.inner
@@ -89,25 +87,14 @@ impl MemoryRegistry {
     }
 }
 
-fn key(scope: Scope, service: &ServiceName, id: &InstanceId) -> Key {
-    (scope, service.clone(), id.clone())
-}
-
-fn not_found(scope: Scope, service: &ServiceName, id: &InstanceId) -> OrchestrateError {
-    OrchestrateError::not_found("instance", format!("{scope}/{service}/{id}"))
-}
-
 #[async_trait]
 impl RegistryStore for MemoryRegistry {
     async fn register(&self, spec: InstanceSpec) -> Result<Instance, OrchestrateError> {
         spec.validate()?;
-        let k = key(spec.scope, &spec.service, &spec.id);
+        let k = spec.key();
         let mut map = self.lock();
         if map.contains_key(&k) {
-            return Err(OrchestrateError::already_exists(
-                "instance",
-                format!("{}/{}/{}", k.0, k.1, k.2),
-            ));
+            return Err(OrchestrateError::already_exists("instance", k.to_string()));
         }
         let instance = new_instance(spec, self.clock.now());
         map.insert(k, instance.clone());
@@ -117,16 +104,9 @@ impl RegistryStore for MemoryRegistry {
         Ok(instance)
     }
 
-    async fn deregister(
-        &self,
-        scope: Scope,
-        service: &ServiceName,
-        id: &InstanceId,
-    ) -> Result<Instance, OrchestrateError> {
+    async fn deregister(&self, key: &InstanceKey) -> Result<Instance, OrchestrateError> {
         let mut map = self.lock();
-        let instance = map
-            .remove(&key(scope, service, id))
-            .ok_or_else(|| not_found(scope, service, id))?;
+        let instance = map.remove(key).ok_or_else(|| not_found(key))?;
         self.emit(RegistryEvent::Deregistered {
             instance: instance.clone(),
             reason: DeregisterReason::Requested,
@@ -134,33 +114,22 @@ impl RegistryStore for MemoryRegistry {
         Ok(instance)
     }
 
-    async fn heartbeat(
-        &self,
-        scope: Scope,
-        service: &ServiceName,
-        id: &InstanceId,
-    ) -> Result<Instance, OrchestrateError> {
+    async fn heartbeat(&self, key: &InstanceKey) -> Result<Instance, OrchestrateError> {
         let mut map = self.lock();
-        let instance = map
-            .get_mut(&key(scope, service, id))
-            .ok_or_else(|| not_found(scope, service, id))?;
+        let instance = map.get_mut(key).ok_or_else(|| not_found(key))?;
         instance.last_heartbeat = self.clock.now();
         Ok(instance.clone())
     }
 
     async fn set_status(
         &self,
-        scope: Scope,
-        service: &ServiceName,
-        id: &InstanceId,
+        key: &InstanceKey,
         status: HealthStatus,
         output: &str,
     ) -> Result<Instance, OrchestrateError> {
         let output = clean_output(output);
         let mut map = self.lock();
-        let instance = map
-            .get_mut(&key(scope, service, id))
-            .ok_or_else(|| not_found(scope, service, id))?;
+        let instance = map.get_mut(key).ok_or_else(|| not_found(key))?;
         let from = instance.status;
         instance.status_output = output;
         if from != status {
@@ -178,16 +147,8 @@ impl RegistryStore for MemoryRegistry {
         Ok(out)
     }
 
-    async fn get(
-        &self,
-        scope: Scope,
-        service: &ServiceName,
-        id: &InstanceId,
-    ) -> Result<Instance, OrchestrateError> {
-        self.lock()
-            .get(&key(scope, service, id))
-            .cloned()
-            .ok_or_else(|| not_found(scope, service, id))
+    async fn get(&self, key: &InstanceKey) -> Result<Instance, OrchestrateError> {
+        self.lock().get(key).cloned().ok_or_else(|| not_found(key))
     }
 
     async fn discover(&self, query: &Query) -> Result<Vec<Instance>, OrchestrateError> {
@@ -209,8 +170,8 @@ impl RegistryStore for MemoryRegistry {
         let names: BTreeSet<ServiceName> = self
             .lock()
             .keys()
-            .filter(|(scope, _, _)| visibility.includes(scope))
-            .map(|(_, service, _)| service.clone())
+            .filter(|key| visibility.includes(&key.scope()))
+            .map(|key| key.service().clone())
             .collect();
         Ok(names.into_iter().collect())
     }
@@ -223,7 +184,7 @@ impl RegistryStore for MemoryRegistry {
             return Ok(Vec::new());
         };
         let mut map = self.lock();
-        let doomed: Vec<Key> = map
+        let doomed: Vec<InstanceKey> = map
             .iter()
             .filter(|(_, i)| i.status == HealthStatus::Critical && i.status_since <= cutoff)
             .map(|(k, _)| k.clone())

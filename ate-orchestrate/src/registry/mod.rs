@@ -1,7 +1,8 @@
 //! The service registry on Consul's model.
 //!
 //! * The model: [`InstanceSpec`] (what a host registers), [`Instance`] (plus what
-//!   the registry observed), [`Scope`] (one tenant or the platform), [`Environment`] and
+//!   the registry observed), [`InstanceKey`] (scope, service and id: what every operation
+//!   on one instance takes), [`Scope`] (one tenant or the platform), [`Environment`] and
 //!   [`HealthStatus`] (passing, warning, critical; new instances start critical and are not
 //!   discovered until a check passes).
 //! * [`RegistryStore`]: the backend trait with its written contracts, including
@@ -20,12 +21,12 @@ pub(crate) mod model;
 mod sql;
 mod store;
 
-pub(crate) use facade::authorize_visibility;
 pub use facade::{REGISTRY_READ, REGISTRY_WRITE, Registry};
 pub use memory::{DEFAULT_WATCH_CAPACITY, MemoryRegistry};
 pub use model::{
-    Environment, HealthStatus, Instance, InstanceId, InstanceSpec, MAX_METADATA_ENTRIES,
-    MAX_METADATA_VALUE_LEN, MAX_NAME_LEN, MAX_TAGS, MAX_WEIGHT, Scope, ServiceName, parse_endpoint,
+    Environment, HealthStatus, Instance, InstanceId, InstanceKey, InstanceSpec,
+    MAX_METADATA_ENTRIES, MAX_METADATA_VALUE_LEN, MAX_NAME_LEN, MAX_TAGS, MAX_WEIGHT, Scope,
+    ServiceName, parse_endpoint,
 };
 pub use sql::{DEFAULT_CHANGE_LOG_CAPACITY, DEFAULT_POLL_INTERVAL, SqlRegistry};
 pub use store::{

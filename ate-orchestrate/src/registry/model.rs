@@ -266,6 +266,75 @@ impl fmt::Display for HealthStatus {
     }
 }
 
+/// What identifies a registered instance: its [`Scope`], its [`ServiceName`] and its
+/// [`InstanceId`]. Instance ids are unique within one service and scope, so the same id may
+/// exist once in the platform scope and once in each tenant's.
+///
+/// Every operation on one instance takes its key: the [`RegistryStore`](super::RegistryStore)
+/// and the [`Registry`](super::Registry) facade, the
+/// [`HealthScheduler`](crate::health::HealthScheduler)'s checks and reports, the
+/// [`ServiceHub`](crate::hub::ServiceHub). Get one from [`InstanceKey::new`], from a spec
+/// ([`InstanceSpec::key`]) or from a registered instance ([`Instance::key`]).
+///
+/// Displayed as `scope/service/id` (`platform/billing/billing-1`,
+/// `tenant:<uuid>/billing/billing-1`), the form error messages use. Ordered by service,
+/// then scope (platform first), then id: the order in which
+/// [`RegistryStore::discover`](super::RegistryStore::discover) lists instances.
+///
+/// ```
+/// use ate_orchestrate::registry::{InstanceId, InstanceKey, Scope, ServiceName};
+///
+/// let key = InstanceKey::new(
+///     Scope::Platform,
+///     ServiceName::new("billing")?,
+///     InstanceId::new("billing-1")?,
+/// );
+/// assert_eq!(key.to_string(), "platform/billing/billing-1");
+/// assert_eq!(key.service().as_str(), "billing");
+/// # Ok::<(), ate_orchestrate::OrchestrateError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct InstanceKey {
+    // Field order is the sort order (derived `Ord`): service, scope, id.
+    service: ServiceName,
+    scope: Scope,
+    id: InstanceId,
+}
+
+impl InstanceKey {
+    /// The key of instance `id` of `service` in `scope`. Every part is already validated
+    /// by its own type, so any combination is a valid key.
+    pub fn new(scope: Scope, service: ServiceName, id: InstanceId) -> Self {
+        InstanceKey { service, scope, id }
+    }
+
+    /// Who can see the instance.
+    pub fn scope(&self) -> Scope {
+        self.scope
+    }
+
+    /// The service it belongs to.
+    pub fn service(&self) -> &ServiceName {
+        &self.service
+    }
+
+    /// Its id within the service and scope.
+    pub fn id(&self) -> &InstanceId {
+        &self.id
+    }
+
+    /// The parts: `(scope, service, id)`.
+    pub fn into_parts(self) -> (Scope, ServiceName, InstanceId) {
+        (self.scope, self.service, self.id)
+    }
+}
+
+impl fmt::Display for InstanceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.scope, self.service, self.id)
+    }
+}
+
 /// What a host registers: everything about an instance except its observed state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -311,6 +380,11 @@ impl InstanceSpec {
             environment: Environment::default(),
             scope,
         })
+    }
+
+    /// The key the instance will be registered under: its scope, service and id.
+    pub fn key(&self) -> InstanceKey {
+        InstanceKey::new(self.scope, self.service.clone(), self.id.clone())
     }
 
     /// Sets the weight (validated by [`InstanceSpec::validate`]).
@@ -442,8 +516,67 @@ pub struct Instance {
 }
 
 impl Instance {
-    /// `(scope, service, id)`: what identifies it.
-    pub fn key(&self) -> (Scope, &ServiceName, &InstanceId) {
-        (self.spec.scope, &self.spec.service, &self.spec.id)
+    /// What identifies it: its scope, service and id.
+    pub fn key(&self) -> InstanceKey {
+        self.spec.key()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(scope: Scope, service: &str, id: &str) -> InstanceKey {
+        InstanceKey::new(
+            scope,
+            ServiceName::new(service).unwrap(),
+            InstanceId::new(id).unwrap(),
+        )
+    }
+
+    #[test]
+    fn instance_keys_sort_by_service_then_scope_then_id() {
+        let tenant = TenantId::new();
+        let mut keys = vec![
+            key(Scope::Tenant(tenant), "api", "a"),
+            key(Scope::Platform, "web", "a"),
+            key(Scope::Platform, "api", "b"),
+            key(Scope::Platform, "api", "a"),
+        ];
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                key(Scope::Platform, "api", "a"),
+                key(Scope::Platform, "api", "b"),
+                key(Scope::Tenant(tenant), "api", "a"),
+                key(Scope::Platform, "web", "a"),
+            ]
+        );
+    }
+
+    #[test]
+    fn instance_key_shows_and_round_trips() {
+        let tenant = TenantId::new();
+        let k = key(Scope::Tenant(tenant), "billing", "billing-1");
+        assert_eq!(k.to_string(), format!("tenant:{tenant}/billing/billing-1"));
+        assert_eq!(k.scope(), Scope::Tenant(tenant));
+        assert_eq!(k.service().as_str(), "billing");
+        assert_eq!(k.id().as_str(), "billing-1");
+        let json = serde_json::to_string(&k).unwrap();
+        assert_eq!(serde_json::from_str::<InstanceKey>(&json).unwrap(), k);
+        // Invalid parts are refused on the way in, as everywhere in the model.
+        let bad = json.replace("billing-1", "no spaces");
+        assert!(serde_json::from_str::<InstanceKey>(&bad).is_err());
+        let spec = InstanceSpec::new(
+            Scope::Tenant(tenant),
+            ServiceName::new("billing").unwrap(),
+            InstanceId::new("billing-1").unwrap(),
+            "http://127.0.0.1:1",
+        )
+        .unwrap();
+        assert_eq!(spec.key(), k);
+        let (scope, service, id) = k.into_parts();
+        assert_eq!((scope, service, id), (spec.scope, spec.service, spec.id));
     }
 }

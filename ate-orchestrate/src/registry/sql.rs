@@ -10,11 +10,11 @@
 //! [`RegistryEvent::Lagged`].
 
 use super::model::{
-    Environment, HealthStatus, Instance, InstanceId, InstanceSpec, Scope, ServiceName,
+    Environment, HealthStatus, Instance, InstanceId, InstanceKey, InstanceSpec, Scope, ServiceName,
 };
 use super::store::{
     DeregisterReason, Query, RegistryEvent, RegistryStore, RegistryWatch, Visibility, clean_output,
-    critical_cutoff, new_instance, sort_instances,
+    critical_cutoff, new_instance, not_found, sort_instances,
 };
 use crate::error::OrchestrateError;
 use async_trait::async_trait;
@@ -187,10 +187,6 @@ fn to_json<T: serde::Serialize>(what: &str, value: &T) -> Result<String, Orchest
     })
 }
 
-fn not_found(scope: Scope, service: &ServiceName, id: &InstanceId) -> OrchestrateError {
-    OrchestrateError::not_found("instance", format!("{scope}/{service}/{id}"))
-}
-
 /// `($1, $2)` binds of the scope filter in [`DISCOVER`] and [`SERVICES`].
 fn visibility_binds(v: &Visibility) -> (bool, Option<String>) {
     match v {
@@ -268,17 +264,12 @@ impl SqlRegistry {
         &self.db
     }
 
-    async fn fetch(
-        &self,
-        scope: Scope,
-        service: &ServiceName,
-        id: &InstanceId,
-    ) -> Result<Option<Instance>, OrchestrateError> {
+    async fn fetch(&self, key: &InstanceKey) -> Result<Option<Instance>, OrchestrateError> {
         let row: Option<InstanceRow> = with_pool!(self.db, |pool| {
             sqlx::query_as(GET)
-                .bind(scope_text(scope))
-                .bind(service.as_str())
-                .bind(id.as_str())
+                .bind(scope_text(key.scope()))
+                .bind(key.service().as_str())
+                .bind(key.id().as_str())
                 .fetch_optional(pool)
                 .await?
         });
@@ -322,7 +313,7 @@ impl RegistryStore for SqlRegistry {
                 Err(e) if is_unique_violation(&e) => {
                     return Err(OrchestrateError::already_exists(
                         "instance",
-                        format!("{}/{}/{}", spec.scope, spec.service, spec.id),
+                        spec.key().to_string(),
                     ));
                 }
                 Err(e) => return Err(e.into()),
@@ -333,22 +324,17 @@ impl RegistryStore for SqlRegistry {
         Ok(instance)
     }
 
-    async fn deregister(
-        &self,
-        scope: Scope,
-        service: &ServiceName,
-        id: &InstanceId,
-    ) -> Result<Instance, OrchestrateError> {
+    async fn deregister(&self, key: &InstanceKey) -> Result<Instance, OrchestrateError> {
         let now = self.clock.now();
         let instance = with_write_tx!(self.db, |tx| {
             let row: Option<InstanceRow> = sqlx::query_as(DELETE)
-                .bind(scope_text(scope))
-                .bind(service.as_str())
-                .bind(id.as_str())
+                .bind(scope_text(key.scope()))
+                .bind(key.service().as_str())
+                .bind(key.id().as_str())
                 .fetch_optional(&mut *tx)
                 .await?;
             let Some(row) = row else {
-                return Err(not_found(scope, service, id));
+                return Err(not_found(key));
             };
             let instance = row.into_instance()?;
             let events = [RegistryEvent::Deregistered {
@@ -362,31 +348,23 @@ impl RegistryStore for SqlRegistry {
         Ok(instance)
     }
 
-    async fn heartbeat(
-        &self,
-        scope: Scope,
-        service: &ServiceName,
-        id: &InstanceId,
-    ) -> Result<Instance, OrchestrateError> {
+    async fn heartbeat(&self, key: &InstanceKey) -> Result<Instance, OrchestrateError> {
         let now = self.clock.now();
         let row: Option<InstanceRow> = with_pool!(self.db, |pool| {
             sqlx::query_as(HEARTBEAT)
-                .bind(scope_text(scope))
-                .bind(service.as_str())
-                .bind(id.as_str())
+                .bind(scope_text(key.scope()))
+                .bind(key.service().as_str())
+                .bind(key.id().as_str())
                 .bind(to_micros(now))
                 .fetch_optional(pool)
                 .await?
         });
-        row.ok_or_else(|| not_found(scope, service, id))?
-            .into_instance()
+        row.ok_or_else(|| not_found(key))?.into_instance()
     }
 
     async fn set_status(
         &self,
-        scope: Scope,
-        service: &ServiceName,
-        id: &InstanceId,
+        key: &InstanceKey,
         status: HealthStatus,
         output: &str,
     ) -> Result<Instance, OrchestrateError> {
@@ -394,18 +372,18 @@ impl RegistryStore for SqlRegistry {
         let now = self.clock.now();
         let (instance, changed) = with_write_tx!(self.db, |tx| {
             let locked = sqlx::query(LOCK_ROW)
-                .bind(scope_text(scope))
-                .bind(service.as_str())
-                .bind(id.as_str())
+                .bind(scope_text(key.scope()))
+                .bind(key.service().as_str())
+                .bind(key.id().as_str())
                 .execute(&mut *tx)
                 .await?;
             if locked.rows_affected() == 0 {
-                return Err(not_found(scope, service, id));
+                return Err(not_found(key));
             }
             let row: InstanceRow = sqlx::query_as(GET)
-                .bind(scope_text(scope))
-                .bind(service.as_str())
-                .bind(id.as_str())
+                .bind(scope_text(key.scope()))
+                .bind(key.service().as_str())
+                .bind(key.id().as_str())
                 .fetch_one(&mut *tx)
                 .await?;
             let mut instance = row.into_instance()?;
@@ -416,9 +394,9 @@ impl RegistryStore for SqlRegistry {
             }
             instance.status_output = output;
             sqlx::query(SET_STATUS)
-                .bind(scope_text(scope))
-                .bind(service.as_str())
-                .bind(id.as_str())
+                .bind(scope_text(key.scope()))
+                .bind(key.service().as_str())
+                .bind(key.id().as_str())
                 .bind(instance.status.as_str())
                 .bind(&instance.status_output)
                 .bind(to_micros(instance.status_since))
@@ -440,15 +418,8 @@ impl RegistryStore for SqlRegistry {
         Ok(instance)
     }
 
-    async fn get(
-        &self,
-        scope: Scope,
-        service: &ServiceName,
-        id: &InstanceId,
-    ) -> Result<Instance, OrchestrateError> {
-        self.fetch(scope, service, id)
-            .await?
-            .ok_or_else(|| not_found(scope, service, id))
+    async fn get(&self, key: &InstanceKey) -> Result<Instance, OrchestrateError> {
+        self.fetch(key).await?.ok_or_else(|| not_found(key))
     }
 
     async fn discover(&self, query: &Query) -> Result<Vec<Instance>, OrchestrateError> {

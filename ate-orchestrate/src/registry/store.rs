@@ -3,7 +3,7 @@
 //! delivers.
 
 use super::model::{
-    Environment, HealthStatus, Instance, InstanceId, InstanceSpec, Scope, ServiceName,
+    Environment, HealthStatus, Instance, InstanceKey, InstanceSpec, Scope, ServiceName,
     validate_name,
 };
 use crate::error::OrchestrateError;
@@ -222,8 +222,8 @@ pub trait RegistryStore: Send + Sync + std::fmt::Debug {
     /// Behavior: validates `spec` ([`InstanceSpec::validate`]; `InvalidInput`, nothing
     /// written). The new instance starts [`HealthStatus::Critical`] with empty output and
     /// `registered_at = last_heartbeat = status_since = now`, so it is not discovered until
-    /// a check (or [`set_status`](Self::set_status)) marks it passing or warning. If
-    /// `(scope, service, id)` is taken, fails with `AlreadyExists` and changes nothing (of
+    /// a check (or [`set_status`](Self::set_status)) marks it passing or warning. If its
+    /// [`key`](InstanceSpec::key) is taken, fails with `AlreadyExists` and changes nothing (of
     /// concurrent registrations of one key exactly one wins). Emits
     /// [`RegistryEvent::Registered`].
     async fn register(&self, spec: InstanceSpec) -> Result<Instance, OrchestrateError>;
@@ -232,23 +232,13 @@ pub trait RegistryStore: Send + Sync + std::fmt::Debug {
     ///
     /// Behavior: `NotFound` if absent. Emits [`RegistryEvent::Deregistered`] with
     /// [`DeregisterReason::Requested`].
-    async fn deregister(
-        &self,
-        scope: Scope,
-        service: &ServiceName,
-        id: &InstanceId,
-    ) -> Result<Instance, OrchestrateError>;
+    async fn deregister(&self, key: &InstanceKey) -> Result<Instance, OrchestrateError>;
 
     /// Records that the instance is alive: sets `last_heartbeat` to now.
     ///
     /// Behavior: `NotFound` if absent. Does not change the status (a TTL check decides
     /// that from `last_heartbeat`) and emits no event.
-    async fn heartbeat(
-        &self,
-        scope: Scope,
-        service: &ServiceName,
-        id: &InstanceId,
-    ) -> Result<Instance, OrchestrateError>;
+    async fn heartbeat(&self, key: &InstanceKey) -> Result<Instance, OrchestrateError>;
 
     /// Sets the instance's health status and output.
     ///
@@ -258,9 +248,7 @@ pub trait RegistryStore: Send + Sync + std::fmt::Debug {
     /// the same status again only updates the output and emits nothing.
     async fn set_status(
         &self,
-        scope: Scope,
-        service: &ServiceName,
-        id: &InstanceId,
+        key: &InstanceKey,
         status: HealthStatus,
         output: &str,
     ) -> Result<Instance, OrchestrateError>;
@@ -268,12 +256,7 @@ pub trait RegistryStore: Send + Sync + std::fmt::Debug {
     /// Reads one instance, whatever its status.
     ///
     /// Behavior: `NotFound` if absent.
-    async fn get(
-        &self,
-        scope: Scope,
-        service: &ServiceName,
-        id: &InstanceId,
-    ) -> Result<Instance, OrchestrateError>;
+    async fn get(&self, key: &InstanceKey) -> Result<Instance, OrchestrateError>;
 
     /// The instances matching `query` ([`Query::matches`]), sorted by service, scope
     /// (platform first) and id.
@@ -308,6 +291,11 @@ pub trait RegistryStore: Send + Sync + std::fmt::Debug {
     /// database, by polling a change log at their poll interval. A watcher that falls
     /// behind receives [`RegistryEvent::Lagged`] instead of the events it missed.
     async fn watch(&self) -> Result<RegistryWatch, OrchestrateError>;
+}
+
+/// The error every backend returns for an absent instance.
+pub(crate) fn not_found(key: &InstanceKey) -> OrchestrateError {
+    OrchestrateError::not_found("instance", key.to_string())
 }
 
 /// A fresh instance for `spec` at `now` (critical, empty output).
@@ -346,7 +334,8 @@ pub(crate) fn critical_cutoff(
         .and_then(|d| now.checked_sub_signed(d))
 }
 
-/// Sort order shared by every backend: service, scope, id.
+/// Sort order shared by every backend: service, scope, id (the order of [`InstanceKey`],
+/// compared here without building keys).
 pub(crate) fn sort_instances(instances: &mut [Instance]) {
     instances.sort_by(|a, b| {
         (&a.spec.service, &a.spec.scope, &a.spec.id).cmp(&(

@@ -2,7 +2,7 @@
 //! fixed share to the traffic, so during an outage they cannot multiply the load.
 
 use crate::OrchestrateError;
-use crate::breaker::clock::{MonotonicClock, SystemMonotonicClock};
+use crate::clock::{MonotonicClock, SystemMonotonicClock};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -1,6 +1,6 @@
 use super::*;
 use crate::OrchestrateError;
-use crate::breaker::clock::ManualMonotonicClock;
+use crate::clock::ManualMonotonicClock;
 use ate_core::{Classify, ErrorKind};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

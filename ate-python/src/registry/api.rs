@@ -19,10 +19,10 @@ use crate::registry::pick::{PendingPick, PickRequest};
 use crate::runtime::{Done, awaitable, block, to_object};
 use crate::types::auth::Principal;
 use crate::types::registry::{AlertEvent, CheckResult, Instance, Stats};
+use ate_orchestrate::Outcome;
 use ate_orchestrate::alerts::AlertRule;
 use ate_orchestrate::health::CheckId;
 use ate_orchestrate::hub::PickOptions;
-use ate_orchestrate::metrics::Outcome;
 use ate_orchestrate::registry::{Environment, HealthStatus, InstanceId, Query, ServiceName};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
@@ -80,19 +80,11 @@ impl View {
     }
     async fn deregister_instance(self, t: Target) -> Result<Instance, Error> {
         let hub = self.core.hub().await?;
-        Ok(hub
-            .hub
-            .deregister(&t.principal, t.scope, &t.service, &t.id)
-            .await?
-            .into())
+        Ok(hub.hub.deregister(&t.principal, &t.key()).await?.into())
     }
     async fn heartbeat_instance(self, t: Target) -> Result<Instance, Error> {
         let hub = self.core.hub().await?;
-        Ok(hub
-            .hub
-            .heartbeat(&t.principal, t.scope, &t.service, &t.id)
-            .await?
-            .into())
+        Ok(hub.hub.heartbeat(&t.principal, &t.key()).await?.into())
     }
     async fn set_instance_status(
         self,
@@ -103,7 +95,7 @@ impl View {
         let hub = self.core.hub().await?;
         Ok(hub
             .hub
-            .set_status(&t.principal, t.scope, &t.service, &t.id, status, &output)
+            .set_status(&t.principal, &t.key(), status, &output)
             .await?
             .into())
     }
@@ -302,7 +294,7 @@ macro_rules! registry_class {
                 let latency = seconds(latency_seconds, "latency_seconds")?;
                 let outcome = match error {
                     None => Outcome::Success,
-                    Some(kind) => Outcome::Error(error_kind(kind)?),
+                    Some(kind) => Outcome::Failure(error_kind(kind)?),
                 };
                 Ok(with_hub!($mode, py, &self.view, record_call(service, id, latency, outcome)))
             }

@@ -12,7 +12,7 @@ use ate_orchestrate::alerts::{AlertRule, Condition, Quantile, Severity};
 use ate_orchestrate::balance::Strategy;
 use ate_orchestrate::health::CheckSpec;
 use ate_orchestrate::registry::{
-    Environment, InstanceId, InstanceSpec, Query, Scope, ServiceName, Visibility,
+    Environment, InstanceId, InstanceKey, InstanceSpec, Query, Scope, ServiceName, Visibility,
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
@@ -182,6 +182,11 @@ pub(crate) struct Target {
 }
 
 impl Target {
+    /// The instance this target names.
+    pub(crate) fn key(&self) -> InstanceKey {
+        InstanceKey::new(self.scope, self.service.clone(), self.id.clone())
+    }
+
     pub(crate) fn new(caller: Caller, service: &str, instance_id: &str) -> Result<Self, Error> {
         Ok(Target {
             scope: caller.scope(),

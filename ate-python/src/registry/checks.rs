@@ -5,7 +5,7 @@
 use crate::convert::seconds;
 use crate::error::Error;
 use ate_orchestrate::health::{CheckId, CheckKind, CheckSpec};
-use ate_orchestrate::registry::{InstanceId, Scope, ServiceName};
+use ate_orchestrate::registry::{InstanceId, InstanceKey, Scope, ServiceName};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -219,9 +219,7 @@ impl CheckDefinition {
         };
         let mut spec = CheckSpec::new(
             CheckId::new(id)?,
-            scope,
-            service.clone(),
-            instance.clone(),
+            InstanceKey::new(scope, service.clone(), instance.clone()),
             kind,
         )
         .interval(seconds(self.interval, "interval")?)

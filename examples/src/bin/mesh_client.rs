@@ -24,9 +24,7 @@
 //! request answered 200, the dead instance's breaker is open, it got no attempt once its
 //! breaker opened, and both live instances served requests after the kill.
 
-use ate_orchestrate::balance::{
-    Balancer, Endpoint, EndpointId, Outcome, OutcomeObserver, Strategy,
-};
+use ate_orchestrate::balance::{Balancer, Endpoint, Strategy};
 use ate_orchestrate::breaker::{BreakerConfig, BreakerRegistry, BreakerState, SlidingWindow};
 use ate_orchestrate::layer::{BalanceLayer, GuardedBalancer, Served};
 use ate_orchestrate::registry::{
@@ -34,6 +32,7 @@ use ate_orchestrate::registry::{
     Visibility,
 };
 use ate_orchestrate::retry::RetryPolicy;
+use ate_orchestrate::{EndpointId, Outcome, OutcomeObserver};
 use axum::Router;
 use axum::routing::get;
 use std::collections::BTreeMap;
@@ -249,9 +248,7 @@ async fn run(args: &Args) -> Result<Report, BoxError> {
         let instance = store.register(spec).await?;
         store
             .set_status(
-                Scope::Platform,
-                &service,
-                &instance.spec.id,
+                &instance.key(),
                 HealthStatus::Passing,
                 "started by mesh_client",
             )

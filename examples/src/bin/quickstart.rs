@@ -402,8 +402,7 @@ async fn run_services(
         )
         .await?;
     for old in &stale {
-        hub.deregister(admin, old.spec.scope, &service, &old.spec.id)
-            .await?;
+        hub.deregister(admin, &old.key()).await?;
     }
 
     let mut instances = Vec::new();
@@ -426,9 +425,7 @@ async fn run_services(
             .tag("quickstart");
         let check = CheckSpec::new(
             CheckId::new(format!("echo-{n}-http"))?,
-            Scope::Platform,
-            service.clone(),
-            id.clone(),
+            spec.key(),
             CheckKind::http(format!("{url}/health")),
         )
         .interval(Duration::from_millis(200))

@@ -1,17 +1,17 @@
 //! One service's balancing state inside a [`ServiceHub`](super::ServiceHub): balancers per
 //! (visibility, strategy, environment), breakers and the outlier detector.
 
-use super::{HubConfig, Pick};
+use super::config::HubConfig;
+use super::pick::Pick;
 use crate::OrchestrateError;
 use crate::alerts::AlertEngine;
-use crate::balance::{
-    Balancer, Endpoint, EndpointId, Outcome as PickOutcome, OutcomeObserver, Strategy,
-};
+use crate::balance::{Balancer, Endpoint, Strategy};
 use crate::breaker::{BreakerRegistry, BreakerState, OutlierDetector};
-use crate::metrics::{BreakerStateMetric, MetricsRecorder, Outcome, ServiceMetrics};
+use crate::endpoint::EndpointId;
+use crate::metrics::{BreakerStateMetric, MetricsRecorder, ServiceMetrics};
+use crate::outcome::{Outcome, OutcomeObserver};
 use crate::registry::{
-    Environment, Instance, InstanceId, Query, Registry, Scope, ServiceName, Visibility,
-    authorize_visibility,
+    Environment, Instance, InstanceId, InstanceKey, Query, Registry, Scope, ServiceName, Visibility,
 };
 use ate_core::Principal;
 use std::collections::HashMap;
@@ -129,8 +129,8 @@ impl ServiceState {
     }
 
     /// Forgets a departed instance's breaker.
-    pub(super) fn forget(&self, scope: Scope, id: &InstanceId) {
-        let gone = endpoint_id(scope, id);
+    pub(super) fn forget(&self, instance: &InstanceKey) {
+        let gone = endpoint_id(instance.scope(), instance.id());
         let keep: Vec<EndpointId> = self
             .breakers
             .states()
@@ -170,7 +170,7 @@ impl ServiceState {
         strategy: Strategy,
         environment: Option<Environment>,
     ) -> Result<Arc<BalancerEntry>, OrchestrateError> {
-        authorize_visibility(principal, &visibility)?;
+        registry.authorize_read(principal, &visibility)?;
         let key = (visibility, strategy, environment);
         let entry = {
             let mut map = self.lock();
@@ -273,7 +273,8 @@ fn instance_of(endpoint: &EndpointId) -> Option<InstanceId> {
     InstanceId::new(id).ok()
 }
 
-/// Feeds every finished pick into the metrics families and the window aggregates.
+/// Feeds every finished pick into the metrics families and the window aggregates (which
+/// record nothing for a cancelled pick: the caller gave up, the instance did not answer).
 #[derive(Debug)]
 struct MetricsObserver {
     service: ServiceName,
@@ -281,13 +282,10 @@ struct MetricsObserver {
 }
 
 impl OutcomeObserver for MetricsObserver {
-    fn on_outcome(&self, endpoint: &EndpointId, outcome: PickOutcome, latency: Duration) {
-        let outcome = match outcome {
-            PickOutcome::Success => Outcome::Success,
-            PickOutcome::Failure(kind) => Outcome::Error(kind),
-            // The caller gave up: not an answer of the instance.
-            _ => return,
-        };
+    fn on_outcome(&self, endpoint: &EndpointId, outcome: Outcome, latency: Duration) {
+        if outcome == Outcome::Cancelled {
+            return;
+        }
         if let Some(id) = instance_of(endpoint) {
             self.recorder.record(&self.service, &id, latency, outcome);
         }

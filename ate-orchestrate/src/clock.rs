@@ -3,7 +3,8 @@
 //! Breakers, outlier ejection, retry budgets and pick guards measure durations and
 //! deadlines, never wall-clock dates, so they read a [`MonotonicClock`]: the real one in
 //! production ([`SystemMonotonicClock`]), a [`ManualMonotonicClock`] in tests so that no
-//! test sleeps or asserts timings.
+//! test sleeps or asserts timings. (Wall-clock dates, as the registry and the metrics
+//! windows record them, come from [`ate_core::Clock`] instead.)
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
