@@ -86,6 +86,7 @@
 //! to the inner service, calls the instance that was polled ready (clone-and-swap) and
 //! waits for the same instance to be ready again before each retry; its future is `Send`.
 
+mod config;
 mod error;
 mod future;
 #[allow(clippy::module_inception)]
@@ -93,9 +94,10 @@ mod layer;
 mod picker;
 mod service;
 
+pub use config::{StatusClassifier, default_classifier, idempotent_methods};
 pub use error::LayerError;
 pub use future::ResponseFuture;
-pub use layer::{BalanceLayer, StatusClassifier, default_classifier, idempotent_methods};
+pub use layer::BalanceLayer;
 pub use picker::{DEFAULT_MAX_PICKS, EndpointUrl, GuardedBalancer, PickFuture, Picker};
 pub use service::{BalanceService, Served};
 

@@ -1,8 +1,8 @@
 //! [`BalanceService`]: one call, its attempts and their outcomes.
 
 use super::LayerError;
+use super::config::Config;
 use super::future::ResponseFuture;
-use super::layer::Config;
 use super::picker::EndpointUrl;
 use crate::OrchestrateError;
 use crate::balance::PickGuard;
