@@ -16,7 +16,7 @@
 //! [`STORAGE_DELETE`] for delete, in the object's tenant; garbage collection is for platform
 //! administrators.
 
-use crate::blob::{BlobStore, BlobWriter};
+use crate::blob::{BlobStore, BlobWriter, minted_at};
 use crate::cobblestone::{Cobblestone, Encryptor, Layout, MessageKeys};
 use crate::error::StorageError;
 use crate::keyring::TenantKeyring;
@@ -267,14 +267,6 @@ fn object_context(tenant: TenantId, id: ObjectId, key_version: u32, format: u8) 
     ctx.extend_from_slice(&key_version.to_be_bytes());
     ctx.push(format);
     ctx
-}
-
-/// When an object id was minted (the time inside its UUIDv7).
-pub(crate) fn minted_at(id: ObjectId) -> Option<DateTime<Utc>> {
-    id.as_uuid()
-        .get_timestamp()
-        .map(|ts| ts.to_unix())
-        .and_then(|(s, n)| DateTime::from_timestamp(s as i64, n))
 }
 
 /// Encrypted objects of every tenant: a [`Db`] index over a [`BlobStore`].
