@@ -1,5 +1,5 @@
-//! The object index: the `objects` table's row, its mapping to [`ObjectInfo`], and the
-//! queries that read whole rows.
+//! The object index: the `objects` table's row, its mapping to [`ObjectInfo`], the column
+//! list every whole-row query uses, and the lookups by path and by prefix.
 
 use super::{ObjectInfo, ObjectStore};
 use crate::error::StorageError;

@@ -18,7 +18,7 @@
 
 mod commit; // the index row and the quotas, committed under the tenant's lock
 mod gc; // garbage collection of orphan blobs and abandoned uploads
-mod index; // the `objects` row, its mapping to `ObjectInfo`, the queries it shares
+mod index; // the `objects` row, its mapping to `ObjectInfo`, lookups by path and prefix
 mod reader; // header check and the pipelined `ObjectReader`
 mod reencrypt; // moving a tenant's objects to its newest data key
 #[cfg(test)]
