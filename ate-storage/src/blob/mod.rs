@@ -89,6 +89,14 @@ pub struct BlobStore {
 /// Where uploads in progress live on backends that write in place (inside the root).
 const STAGING_DIR: &str = ".ate-staging";
 
+/// When an object id was minted (the time inside its UUIDv7).
+pub(crate) fn minted_at(id: ObjectId) -> Option<chrono::DateTime<chrono::Utc>> {
+    id.as_uuid()
+        .get_timestamp()
+        .map(|ts| ts.to_unix())
+        .and_then(|(s, n)| chrono::DateTime::from_timestamp(s as i64, n))
+}
+
 /// Maps an OpenDAL error to a typed one, keeping its message.
 pub(crate) fn backend_error(what: &str, e: opendal::Error) -> StorageError {
     use opendal::ErrorKind as K;
@@ -311,7 +319,7 @@ impl BlobStore {
                 .name()
                 .split_once('.')
                 .and_then(|(id, _)| id.parse::<ObjectId>().ok())
-                .and_then(crate::objects::minted_at)
+                .and_then(minted_at)
             else {
                 continue;
             };

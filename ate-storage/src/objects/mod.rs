@@ -1,0 +1,455 @@
+//! The object store: tenant-scoped, encrypted objects addressed by logical path.
+//!
+//! Every object is one Cobblestone-256 message under the tenant's current data key, stored
+//! as the blob `t/<tenant>/o/<object id>`, and indexed in the `objects` table (path, size,
+//! SHA-256 of the plaintext, key and format version, content type, user metadata, times).
+//! The Cobblestone context binds tenant, object id, key version and format version, so a blob
+//! copied or moved anywhere else (another tenant, another object, another key version) fails
+//! to decrypt with `Integrity`.
+//!
+//! **Writes** upload the blob under a fresh object id first and commit the index row after:
+//! a crash in between leaves an orphan blob that [`ObjectStore::collect_garbage`] removes,
+//! never a visible broken object. Overwriting a path keeps the old object readable until the
+//! new one commits; the old blob is deleted after. Quotas are checked in the commit.
+//!
+//! Permissions: [`STORAGE_READ`] for get/stat/list, [`STORAGE_WRITE`] for put/copy,
+//! [`STORAGE_DELETE`] for delete, in the object's tenant; garbage collection is for platform
+//! administrators.
+
+mod commit; // the index row and the quotas, committed under the tenant's lock
+mod gc; // garbage collection of orphan blobs and abandoned uploads
+mod index; // the `objects` row, its mapping to `ObjectInfo`, lookups by path and prefix
+mod reader; // header check and the pipelined `ObjectReader`
+mod reencrypt; // moving a tenant's objects to its newest data key
+#[cfg(test)]
+mod tests;
+mod writer; // the pipelined `ObjectWriter` (streaming puts)
+
+pub use gc::GcReport;
+pub use reader::ObjectReader;
+pub use reencrypt::ReencryptProgress;
+pub use writer::ObjectWriter;
+
+use crate::blob::BlobStore;
+use crate::cobblestone::{Cobblestone, Layout};
+use crate::error::StorageError;
+use crate::keyring::TenantKeyring;
+use ate_core::keys::KeyProvider;
+use ate_core::{
+    Clock, CoreError, Cursor, Db, ObjectId, Page, Permission, Principal, SqlTenantStore,
+    SystemClock, TenantId, TenantStatus, TenantStore, with_pool,
+};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use index::{CURSOR_KIND, LIST, ObjectRow};
+use std::ops::Range;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// Read objects of a tenant.
+pub const STORAGE_READ: Permission = Permission::from_static("storage:read");
+/// Create and overwrite objects of a tenant.
+pub const STORAGE_WRITE: Permission = Permission::from_static("storage:write");
+/// Delete objects of a tenant.
+pub const STORAGE_DELETE: Permission = Permission::from_static("storage:delete");
+
+/// The object format this build writes (Cobblestone-256, context v1).
+pub const FORMAT_VERSION: u8 = 1;
+/// Longest logical path, in bytes.
+pub const MAX_PATH_BYTES: usize = 1024;
+/// Largest user metadata, as JSON bytes.
+pub const MAX_METADATA_BYTES: usize = 8 * 1024;
+/// Chunks fetched per ranged read when streaming an object (1 MiB of plaintext).
+const CHUNKS_PER_READ: u64 = 64;
+/// Plaintext bytes encrypted per blocking task when putting from memory.
+const PUT_PART: usize = 8 << 20;
+
+/// Validates a logical path: 1 to 1024 bytes, `/`-separated segments that are not empty,
+/// `.` or `..`; no leading `/`, no backslash, no NUL or other control characters.
+pub fn validate_path(path: &str) -> Result<(), StorageError> {
+    let bad = |reason: &str| {
+        Err(StorageError::invalid(
+            "object path",
+            format!("{:?} {reason}", path.chars().take(80).collect::<String>()),
+        ))
+    };
+    if path.is_empty() || path.len() > MAX_PATH_BYTES {
+        return Err(StorageError::invalid(
+            "object path",
+            format!("must be 1 to {MAX_PATH_BYTES} bytes, got {}", path.len()),
+        ));
+    }
+    if path.starts_with('/') {
+        return bad("must not start with '/'");
+    }
+    if path.contains('\\') {
+        return bad("must not contain a backslash");
+    }
+    if path.chars().any(char::is_control) {
+        return bad("must not contain NUL or other control characters");
+    }
+    if path
+        .split('/')
+        .any(|s| s.is_empty() || s == "." || s == "..")
+    {
+        return bad("must not contain empty, '.' or '..' segments");
+    }
+    Ok(())
+}
+
+/// Options for a put.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PutOptions {
+    /// The MIME type recorded with the object (default `application/octet-stream`).
+    pub content_type: String,
+    /// User metadata: a JSON object of at most 8 KiB.
+    pub metadata: serde_json::Value,
+}
+
+impl Default for PutOptions {
+    fn default() -> Self {
+        PutOptions {
+            content_type: "application/octet-stream".into(),
+            metadata: serde_json::json!({}),
+        }
+    }
+}
+
+impl PutOptions {
+    /// Sets the content type.
+    pub fn content_type(mut self, content_type: impl Into<String>) -> Self {
+        self.content_type = content_type.into();
+        self
+    }
+
+    /// Sets the user metadata.
+    pub fn metadata(mut self, metadata: serde_json::Value) -> Self {
+        self.metadata = metadata;
+        self
+    }
+
+    fn validate(&self) -> Result<String, StorageError> {
+        let ct = &self.content_type;
+        if ct.is_empty() || ct.len() > 255 || !ct.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+        {
+            return Err(StorageError::invalid(
+                "content type",
+                "must be 1 to 255 printable ASCII characters",
+            ));
+        }
+        if !self.metadata.is_object() {
+            return Err(StorageError::invalid(
+                "object metadata",
+                "must be a JSON object",
+            ));
+        }
+        let text = self.metadata.to_string();
+        if text.len() > MAX_METADATA_BYTES {
+            return Err(StorageError::invalid(
+                "object metadata",
+                format!("is {} bytes; the limit is {MAX_METADATA_BYTES}", text.len()),
+            ));
+        }
+        Ok(text)
+    }
+}
+
+/// An object's index entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ObjectInfo {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The object id (changes when the path is overwritten).
+    pub id: ObjectId,
+    /// The logical path.
+    pub path: String,
+    /// Plaintext size in bytes.
+    pub size: u64,
+    /// SHA-256 of the plaintext.
+    pub sha256: [u8; 32],
+    /// The data-key version it is encrypted under.
+    pub key_version: u32,
+    /// The object format version.
+    pub format_version: u8,
+    /// MIME type.
+    pub content_type: String,
+    /// User metadata.
+    pub metadata: serde_json::Value,
+    /// When the path was first written.
+    pub created_at: DateTime<Utc>,
+    /// When the current content was committed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The Cobblestone context of an object: binds tenant, object id, key version and format.
+fn object_context(tenant: TenantId, id: ObjectId, key_version: u32, format: u8) -> Vec<u8> {
+    let mut ctx = b"ate.object.v1\0".to_vec();
+    ctx.extend_from_slice(tenant.as_bytes());
+    ctx.extend_from_slice(id.as_bytes());
+    ctx.extend_from_slice(&key_version.to_be_bytes());
+    ctx.push(format);
+    ctx
+}
+
+/// A blocking encryption or decryption task that panicked or was cancelled.
+fn task_failed(e: tokio::task::JoinError) -> StorageError {
+    StorageError::Io(std::io::Error::other(format!(
+        "an encryption task failed: {e}"
+    )))
+}
+
+/// Encrypted objects of every tenant: a [`Db`] index over a [`BlobStore`].
+#[derive(Debug, Clone)]
+pub struct ObjectStore {
+    db: Db,
+    blobs: BlobStore,
+    keyring: TenantKeyring,
+    tenants: SqlTenantStore,
+    cobblestone: Cobblestone,
+    clock: Arc<dyn Clock>,
+}
+
+impl ObjectStore {
+    /// An object store over `db` (running `ate-storage`'s migrations) and `blobs`, with data
+    /// keys wrapped by `master`.
+    pub async fn open(
+        db: Db,
+        blobs: BlobStore,
+        master: Arc<dyn KeyProvider>,
+    ) -> Result<Self, StorageError> {
+        let keyring = TenantKeyring::open(db.clone(), master).await?;
+        Ok(ObjectStore {
+            tenants: SqlTenantStore::new(db.clone()),
+            db,
+            blobs,
+            keyring,
+            cobblestone: Cobblestone::default(),
+            clock: Arc::new(SystemClock),
+        })
+    }
+
+    /// Uses `clock` for object times (and the keyring's).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.keyring = self.keyring.with_clock(clock.clone());
+        self.tenants = self.tenants.with_clock(clock.clone());
+        self.clock = clock;
+        self
+    }
+
+    /// The blob backend under this store.
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+
+    /// The keyring this store encrypts with.
+    pub fn keyring(&self) -> &TenantKeyring {
+        &self.keyring
+    }
+
+    /// Authorizes `actor` for `permission` in `tenant` and checks the tenant's state: writes
+    /// need an active tenant; reads are refused for a suspended tenant's own principals.
+    async fn authorize(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        permission: &Permission,
+        write: bool,
+    ) -> Result<(), StorageError> {
+        actor.require(tenant, permission)?;
+        if write || !actor.is_platform_admin() {
+            self.tenants.require_active(tenant).await?;
+        } else {
+            let t = self.tenants.get(actor, tenant).await?;
+            if t.status == TenantStatus::Deleted {
+                return Err(CoreError::not_found("tenant", tenant).into());
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores `bytes` at `path`, replacing any object there once the new one is committed.
+    pub async fn put(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        path: &str,
+        bytes: Vec<u8>,
+        options: PutOptions,
+    ) -> Result<ObjectInfo, StorageError> {
+        let mut writer = self.writer(actor, tenant, path, options).await?;
+        let mut rest = Bytes::from(bytes);
+        while !rest.is_empty() {
+            let part = rest.split_to(rest.len().min(PUT_PART));
+            writer.write_bytes(part).await?;
+        }
+        writer.commit().await
+    }
+
+    /// Starts a streaming put: write the content with [`ObjectWriter::write`], then
+    /// [`ObjectWriter::commit`]. Memory stays bounded by the largest single write.
+    pub async fn writer(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        path: &str,
+        options: PutOptions,
+    ) -> Result<ObjectWriter, StorageError> {
+        validate_path(path)?;
+        self.authorize(actor, tenant, &STORAGE_WRITE, true).await?;
+        self.start_writer(tenant, path, options).await
+    }
+
+    /// The object's index entry.
+    pub async fn stat(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        path: &str,
+    ) -> Result<ObjectInfo, StorageError> {
+        validate_path(path)?;
+        self.authorize(actor, tenant, &STORAGE_READ, false).await?;
+        self.row(tenant, path).await
+    }
+
+    /// Opens the object for streaming reads.
+    pub async fn get(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        path: &str,
+    ) -> Result<ObjectReader, StorageError> {
+        let info = self.stat(actor, tenant, path).await?;
+        self.reader(info).await
+    }
+
+    /// The plaintext bytes in `range`, decrypting only the chunks it touches (fetched with
+    /// one ranged read). Empty ranges return nothing; reversed or past-the-end ranges are
+    /// `InvalidInput`.
+    pub async fn get_range(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        path: &str,
+        range: Range<u64>,
+    ) -> Result<Vec<u8>, StorageError> {
+        let info = self.stat(actor, tenant, path).await?;
+        let layout = Layout::for_plaintext(info.size)?;
+        let Some((first, last)) = layout.chunks_for(&range)? else {
+            return Ok(Vec::new());
+        };
+        let (keys, layout, ciphertext) = self
+            .open_message(&info, Some(layout.span(first, last)))
+            .await?;
+        let plain = if last - first < CHUNKS_PER_READ {
+            self.cobblestone
+                .open_span(&keys, &layout, first, last, &ciphertext)?
+        } else {
+            let cobblestone = self.cobblestone;
+            tokio::task::spawn_blocking(move || {
+                cobblestone.open_span(&keys, &layout, first, last, &ciphertext)
+            })
+            .await
+            .map_err(task_failed)??
+        };
+        let skip = (range.start - first * crate::cobblestone::CHUNK_LEN as u64) as usize;
+        Ok(plain[skip..skip + (range.end - range.start) as usize].to_vec())
+    }
+
+    /// Deletes the object at `path`: the index row first (so it disappears at once), then
+    /// the blob.
+    pub async fn delete(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        path: &str,
+    ) -> Result<(), StorageError> {
+        validate_path(path)?;
+        self.authorize(actor, tenant, &STORAGE_DELETE, true).await?;
+        let id: Option<Uuid> = with_pool!(self.db, |pool| {
+            sqlx::query_scalar(
+                "DELETE FROM objects WHERE tenant_id = $1 AND logical_path = $2 RETURNING id",
+            )
+            .bind(tenant.as_uuid())
+            .bind(path)
+            .fetch_optional(pool)
+            .await
+            .map_err(CoreError::from)?
+        });
+        let id = id.ok_or_else(|| StorageError::from(CoreError::not_found("object", path)))?;
+        let _ = self.blobs.delete(tenant, ObjectId::from_uuid(id)?).await;
+        Ok(())
+    }
+
+    /// Lists objects whose path starts with `prefix`, in bytewise path order.
+    pub async fn list(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        prefix: &str,
+        limit: Option<u32>,
+        cursor: Option<Cursor>,
+    ) -> Result<Page<ObjectInfo>, StorageError> {
+        if prefix.len() > MAX_PATH_BYTES || prefix.contains('\0') {
+            return Err(StorageError::invalid(
+                "list prefix",
+                "must be at most 1024 bytes without NUL",
+            ));
+        }
+        let limit = match limit {
+            None => ate_core::page::DEFAULT_PAGE_SIZE,
+            Some(n) if (1..=ate_core::page::MAX_PAGE_SIZE).contains(&n) => n,
+            Some(n) => {
+                return Err(StorageError::invalid(
+                    "page size",
+                    format!("must be 1 to 1000, got {n}"),
+                ));
+            }
+        };
+        let after = cursor.map(|c| c.decode(CURSOR_KIND)).transpose()?;
+        self.authorize(actor, tenant, &STORAGE_READ, false).await?;
+        let rows: Vec<ObjectRow> = with_pool!(self.db, |pool| {
+            sqlx::query_as(LIST)
+                .bind(tenant.as_uuid())
+                .bind(prefix)
+                .bind(after.clone())
+                .bind(i64::from(limit) + 1)
+                .fetch_all(pool)
+                .await
+                .map_err(CoreError::from)?
+        });
+        let more = rows.len() > limit as usize;
+        let items = rows
+            .into_iter()
+            .take(limit as usize)
+            .map(ObjectRow::info)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_cursor = match (more, items.last()) {
+            (true, Some(last)) => Some(Cursor::encode(CURSOR_KIND, &last.path)),
+            _ => None,
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    /// Copies the object at `from` to `to` within the tenant (re-encrypted under a new object
+    /// id, since the context binds it).
+    pub async fn copy(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        from: &str,
+        to: &str,
+    ) -> Result<ObjectInfo, StorageError> {
+        validate_path(to)?;
+        let mut reader = self.get(actor, tenant, from).await?;
+        let options = PutOptions::default()
+            .content_type(reader.info().content_type.clone())
+            .metadata(reader.info().metadata.clone());
+        let mut writer = self.writer(actor, tenant, to, options).await?;
+        while let Some(chunk) = reader.next_chunk().await? {
+            writer.write_owned(chunk).await?;
+        }
+        writer.commit().await
+    }
+}

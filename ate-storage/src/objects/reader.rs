@@ -1,0 +1,241 @@
+//! Reads: fetching and checking an object's header, and the pipelined [`ObjectReader`].
+
+use super::{CHUNKS_PER_READ, ObjectInfo, ObjectStore, object_context, task_failed};
+use crate::blob::BlobStore;
+use crate::cobblestone::{Cobblestone, Layout, MessageKeys};
+use crate::error::StorageError;
+use sha2::{Digest, Sha256};
+use std::future::Future;
+use std::ops::Range;
+use std::sync::Arc;
+
+impl ObjectStore {
+    /// Fetches the object's key and header and checks the header (key commitment), reading
+    /// `span` of the blob at the same time.
+    pub(super) async fn open_message(
+        &self,
+        info: &ObjectInfo,
+        span: Option<Range<u64>>,
+    ) -> Result<(MessageKeys, Layout, Vec<u8>), StorageError> {
+        let layout = Layout::for_plaintext(info.size)?;
+        let key = self.keyring.decryption_key(info.tenant, info.key_version);
+        let header = self.blobs.read_range(
+            info.tenant,
+            info.id,
+            0..crate::cobblestone::HEADER_LEN as u64,
+        );
+        let body = async {
+            match span {
+                Some(span) => self.blobs.read_range(info.tenant, info.id, span).await,
+                None => Ok(Vec::new()),
+            }
+        };
+        let (key, header, body) = tokio::try_join!(key, header, body)?;
+        let context = object_context(info.tenant, info.id, info.key_version, info.format_version);
+        let keys = self
+            .cobblestone
+            .verify_header(key.expose_secret(), &context, &header)?;
+        Ok((keys, layout, body))
+    }
+
+    /// A reader of `info`'s object, without authorization (callers have checked it); the
+    /// first piece is fetched along with the header.
+    pub(super) async fn reader(&self, info: ObjectInfo) -> Result<ObjectReader, StorageError> {
+        let layout = Layout::for_plaintext(info.size)?;
+        let first_last = (CHUNKS_PER_READ - 1).min(layout.chunks - 1);
+        let (keys, layout, first_piece) = self
+            .open_message(&info, Some(layout.span(0, first_last)))
+            .await?;
+        Ok(ObjectReader {
+            blobs: self.blobs.clone(),
+            cobblestone: self.cobblestone,
+            info,
+            keys: Arc::new(keys),
+            layout,
+            next_chunk: 0,
+            hasher: None,
+            prefetch: Some((0, Prefetch::Ready(first_piece))),
+            failed: None,
+        })
+    }
+}
+
+/// A streaming read of one object: authenticated plaintext, about 1 MiB at a time.
+///
+/// Reads are pipelined: while one piece is decrypted (on a blocking thread, its chunks
+/// spread over the store's threads), the next piece is already being fetched.
+pub struct ObjectReader {
+    blobs: BlobStore,
+    cobblestone: Cobblestone,
+    info: ObjectInfo,
+    keys: Arc<MessageKeys>,
+    layout: Layout,
+    next_chunk: u64,
+    /// SHA-256 of what has been read, when asked for with [`with_checksum`](Self::with_checksum).
+    hasher: Option<Sha256>,
+    /// The ciphertext of the piece starting at this chunk, fetched or being fetched.
+    prefetch: Option<(u64, Prefetch)>,
+    failed: Option<StorageError>,
+}
+
+impl std::fmt::Debug for ObjectReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectReader")
+            .field("info", &self.info)
+            .field("next_chunk", &self.next_chunk)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A piece of ciphertext read ahead.
+enum Prefetch {
+    /// Read along with the header.
+    Ready(Vec<u8>),
+    /// Being read.
+    Running(tokio::task::JoinHandle<Result<Vec<u8>, StorageError>>),
+}
+
+impl Prefetch {
+    fn cancel(self) {
+        if let Prefetch::Running(fetch) = self {
+            fetch.abort();
+        }
+    }
+}
+
+impl Drop for ObjectReader {
+    fn drop(&mut self) {
+        if let Some((_, fetch)) = self.prefetch.take() {
+            fetch.cancel();
+        }
+    }
+}
+
+impl ObjectReader {
+    /// The object's index entry.
+    pub fn info(&self) -> &ObjectInfo {
+        &self.info
+    }
+
+    /// Also computes the SHA-256 of the plaintext as it is read, for
+    /// [`verify_checksum`](Self::verify_checksum). Call before the first read.
+    pub fn with_checksum(mut self) -> Self {
+        if self.next_chunk == 0 {
+            self.hasher = Some(Sha256::new());
+        }
+        self
+    }
+
+    fn fetch(
+        &self,
+        first: u64,
+        last: u64,
+    ) -> impl Future<Output = Result<Vec<u8>, StorageError>> + use<> {
+        let (blobs, tenant, id) = (self.blobs.clone(), self.info.tenant, self.info.id);
+        let span = self.layout.span(first, last);
+        async move { blobs.read_range(tenant, id, span).await }
+    }
+
+    /// The next piece of plaintext, or `None` at the end (reached only once the final chunk
+    /// authenticated). After an error, every call returns it again.
+    pub async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, StorageError> {
+        if let Some(e) = &self.failed {
+            return Err(crate::error::replay(e));
+        }
+        if self.next_chunk >= self.layout.chunks {
+            return Ok(None);
+        }
+        let first = self.next_chunk;
+        let last = (first + CHUNKS_PER_READ - 1).min(self.layout.chunks - 1);
+        let prefetched = match self.prefetch.take() {
+            Some((start, fetch)) if start == first => Some(fetch),
+            Some((_, fetch)) => {
+                fetch.cancel();
+                None
+            }
+            None => None,
+        };
+        let result = async {
+            let ciphertext = match prefetched {
+                Some(Prefetch::Ready(bytes)) => bytes,
+                Some(Prefetch::Running(fetch)) => fetch.await.map_err(task_failed)??,
+                None => self.fetch(first, last).await?,
+            };
+            // Fetch the next piece while this one is decrypted.
+            if last + 1 < self.layout.chunks {
+                let next_last = (last + CHUNKS_PER_READ).min(self.layout.chunks - 1);
+                let fetch = tokio::spawn(self.fetch(last + 1, next_last));
+                self.prefetch = Some((last + 1, Prefetch::Running(fetch)));
+            }
+            let (cobblestone, keys, layout) = (self.cobblestone, self.keys.clone(), self.layout);
+            tokio::task::spawn_blocking(move || {
+                cobblestone.open_span(&keys, &layout, first, last, &ciphertext)
+            })
+            .await
+            .map_err(task_failed)?
+        }
+        .await;
+        match result {
+            Ok(plain) => {
+                if let Some(hasher) = &mut self.hasher {
+                    hasher.update(&plain);
+                }
+                self.next_chunk = last + 1;
+                Ok(Some(plain))
+            }
+            Err(e) => {
+                if let Some((_, fetch)) = self.prefetch.take() {
+                    fetch.cancel();
+                }
+                let copy = crate::error::replay(&e);
+                self.failed = Some(e);
+                Err(copy)
+            }
+        }
+    }
+
+    /// Reads the rest of the object. With `verify_checksum`, also compares the SHA-256 of
+    /// everything read through this reader with the one recorded at put time.
+    pub async fn read_to_end(self, verify_checksum: bool) -> Result<Vec<u8>, StorageError> {
+        let mut this = if verify_checksum {
+            self.with_checksum()
+        } else {
+            self
+        };
+        let mut out = Vec::with_capacity(this.info.size as usize);
+        while let Some(chunk) = this.next_chunk().await? {
+            out.extend_from_slice(&chunk);
+        }
+        if verify_checksum {
+            this.verify_checksum()?;
+        }
+        Ok(out)
+    }
+
+    /// Once every chunk has been read, compares the SHA-256 of the plaintext read with the
+    /// one recorded at put time (`Integrity` on a mismatch). The AEAD already authenticates
+    /// every byte; this also catches a wrong index entry. `InvalidInput` before the end or
+    /// without [`with_checksum`](Self::with_checksum).
+    pub fn verify_checksum(&self) -> Result<(), StorageError> {
+        let Some(hasher) = &self.hasher else {
+            return Err(StorageError::invalid(
+                "checksum verification",
+                "needs the reader to be opened with with_checksum() before reading",
+            ));
+        };
+        if self.next_chunk < self.layout.chunks || self.failed.is_some() {
+            return Err(StorageError::invalid(
+                "checksum verification",
+                "needs the whole object to have been read",
+            ));
+        }
+        let digest: [u8; 32] = hasher.clone().finalize().into();
+        if digest != self.info.sha256 {
+            return Err(StorageError::Integrity(format!(
+                "object {} does not match its recorded SHA-256",
+                self.info.path
+            )));
+        }
+        Ok(())
+    }
+}
