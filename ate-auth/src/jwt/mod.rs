@@ -74,9 +74,10 @@
 //! Private keys live as PKCS#8 DER in [`ate_core::keys::SecretBytes`] (zeroized on drop,
 //! redacted in `Debug`); [`SigningKey::to_pkcs8`] hands them out for storage, to be wrapped
 //! under the master key. Signing uses *ring*; verification uses RustCrypto through
-//! `jsonwebtoken`; each key is checked across the two when it is created. RSA keys can be
-//! imported ([`SigningKey::from_pkcs8`], [`SigningKey::from_rsa_pkcs1`]) but not yet
-//! generated.
+//! `jsonwebtoken`; each key is checked across the two when it is created.
+//! [`SigningKey::generate`] makes EdDSA, ES256 and RS256 (3072-bit) keys; keys made elsewhere
+//! are imported with [`SigningKey::from_pkcs8`] or, for RSA in OpenSSL's traditional format,
+//! [`SigningKey::from_rsa_pkcs1`] (re-encoded as PKCS#8 with RustCrypto's `pkcs1`/`pkcs8`).
 
 mod algorithm;
 mod claims;
@@ -85,7 +86,6 @@ mod jwk;
 mod jws;
 mod key_set;
 mod kid;
-mod pkcs8;
 mod signing_key;
 #[cfg(test)]
 mod test_support;

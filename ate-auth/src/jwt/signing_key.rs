@@ -2,7 +2,6 @@
 
 use super::jwk::VerificationKey;
 use super::kid::{check_kid, random_kid};
-use super::pkcs8::wrap_rsa_pkcs1;
 use super::{Claims, KeySet, SigningAlgorithm};
 use crate::AuthError;
 use ate_core::keys::SecretBytes;
@@ -64,7 +63,7 @@ impl SigningKey {
             }
             SigningAlgorithm::RS256 => {
                 // 3072-bit keys (NIST SP 800-57's 128-bit level). Only generation uses the
-                // `rsa` crate; signing and verification do not.
+                // `rsa` crate (and PKCS#1 import, below); signing and verification do not.
                 use rsa::pkcs8::EncodePrivateKey;
                 let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 3072)
                     .map_err(|e| AuthError::Crypto(format!("RSA key generation failed: {e}")))?;
@@ -102,9 +101,23 @@ impl SigningKey {
     /// Loads an RS256 key from a DER PKCS#1 `RSAPrivateKey` (OpenSSL's "traditional" RSA
     /// format); it is kept, and returned by [`to_pkcs8`](Self::to_pkcs8), as PKCS#8.
     pub fn from_rsa_pkcs1(kid: impl Into<String>, der: &[u8]) -> Result<SigningKey, AuthError> {
+        use rsa::pkcs1::DecodeRsaPrivateKey;
+        use rsa::pkcs8::EncodePrivateKey;
         let kid = kid.into();
         check_kid(&kid)?;
-        SigningKey::from_parts(SigningAlgorithm::RS256, kid, wrap_rsa_pkcs1(der))
+        // RustCrypto's DER codecs re-encode the key; ring then checks it like any PKCS#8 key.
+        // Both the parsed key and the new document zeroize themselves on drop.
+        let key = rsa::RsaPrivateKey::from_pkcs1_der(der).map_err(|e| {
+            AuthError::invalid(
+                "signing key",
+                format!("not a DER PKCS#1 RSAPrivateKey ({e})"),
+            )
+        })?;
+        let pkcs8 = key.to_pkcs8_der().map_err(|e| {
+            AuthError::invalid("signing key", format!("cannot be encoded as PKCS#8 ({e})"))
+        })?;
+        let pkcs8 = SecretBytes::new(pkcs8.as_bytes().to_vec());
+        SigningKey::from_parts(SigningAlgorithm::RS256, kid, pkcs8)
     }
 
     fn from_parts(
@@ -459,10 +472,7 @@ mod tests {
         let shown = format!("{key:?} {key:#?}");
         assert!(shown.contains("[REDACTED]"), "{shown}");
         let der = key.to_pkcs8();
-        let hex: String = der.expose_secret()[40..48]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let hex = hex::encode(&der.expose_secret()[40..48]);
         assert!(!shown.contains(&hex), "{shown}");
         assert!(!shown.contains(&format!("{:?}", &der.expose_secret()[40..48])));
     }

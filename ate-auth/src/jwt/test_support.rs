@@ -2,7 +2,6 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use super::pkcs8::push_header;
 use super::{Claims, KeySet, SigningKey};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -48,45 +47,23 @@ pub(crate) fn b64d(text: &str) -> Vec<u8> {
     URL_SAFE_NO_PAD.decode(text).unwrap()
 }
 
-/// A DER INTEGER holding the unsigned big-endian `magnitude`.
-fn der_uint(out: &mut Vec<u8>, magnitude: &[u8]) {
-    let first = magnitude
-        .iter()
-        .position(|&b| b != 0)
-        .unwrap_or(magnitude.len());
-    let trimmed = &magnitude[first..];
-    let pad = trimmed.first().is_none_or(|&b| b & 0x80 != 0);
-    push_header(out, 0x02, trimmed.len() + usize::from(pad));
-    if pad {
-        out.push(0);
-    }
-    out.extend_from_slice(trimmed);
-}
-
-fn der_sequence(body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    push_header(&mut out, 0x30, body.len());
-    out.extend_from_slice(body);
-    out
-}
-
-/// The test RSA key as a PKCS#1 `RSAPrivateKey`.
+/// The test RSA key as a PKCS#1 `RSAPrivateKey`, encoded by RustCrypto's `pkcs1` from the
+/// published components (whose CRT values must match the ones it derives).
 pub(crate) fn rsa_test_pkcs1() -> Vec<u8> {
-    let mut body = Vec::new();
-    der_uint(&mut body, &[0]);
-    for part in [
-        TEST_RSA_N,
-        TEST_RSA_E,
-        TEST_RSA_D,
-        TEST_RSA_P,
-        TEST_RSA_Q,
-        TEST_RSA_DP,
-        TEST_RSA_DQ,
-        TEST_RSA_QI,
-    ] {
-        der_uint(&mut body, &b64d(part));
-    }
-    der_sequence(&body)
+    use rsa::pkcs1::EncodeRsaPrivateKey;
+    use rsa::traits::PrivateKeyParts;
+    let int = |part: &str| rsa::BigUint::from_bytes_be(&b64d(part));
+    let key = rsa::RsaPrivateKey::from_components(
+        int(TEST_RSA_N),
+        int(TEST_RSA_E),
+        int(TEST_RSA_D),
+        vec![int(TEST_RSA_P), int(TEST_RSA_Q)],
+    )
+    .unwrap();
+    assert_eq!(key.dp(), Some(&int(TEST_RSA_DP)));
+    assert_eq!(key.dq(), Some(&int(TEST_RSA_DQ)));
+    assert_eq!(key.crt_coefficient(), Some(int(TEST_RSA_QI)));
+    key.to_pkcs1_der().unwrap().as_bytes().to_vec()
 }
 
 /// The test RSA key as a signing key (kid "kid-rsa-sign").
@@ -124,37 +101,42 @@ pub(crate) fn header_of(token: &str) -> Value {
     serde_json::from_slice(&b64d(token.split('.').next().unwrap())).unwrap()
 }
 
-/// The public key as a PEM SubjectPublicKeyInfo, as an attacker would download it.
+/// The public key as a PEM SubjectPublicKeyInfo, as an attacker would download it (DER from
+/// RustCrypto's `spki`/`pkcs8` encoders).
 pub(crate) fn public_key_pem(key: &SigningKey) -> String {
+    use rsa::pkcs8::EncodePublicKey;
+    use rsa::pkcs8::der::Encode;
+    use rsa::pkcs8::der::asn1::{AnyRef, BitStringRef, ObjectIdentifier};
+    use rsa::pkcs8::spki::{AlgorithmIdentifierRef, SubjectPublicKeyInfoRef};
+    const ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+    const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+    const P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
     let jwk = key.public_jwk();
     let field = |name: &str| b64d(jwk[name].as_str().unwrap());
-    let (algorithm, key_bits): (Vec<u8>, Vec<u8>) = match jwk["kty"].as_str().unwrap() {
-        "OKP" => (vec![0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70], field("x")),
-        "EC" => (
-            vec![
-                0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
-                0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07,
-            ],
-            [vec![4], field("x"), field("y")].concat(),
-        ),
-        _ => {
-            let mut body = Vec::new();
-            der_uint(&mut body, &field("n"));
-            der_uint(&mut body, &field("e"));
-            (
-                vec![
-                    0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01,
-                    0x05, 0x00,
-                ],
-                der_sequence(&body),
-            )
+    let spki = |oid, parameters, key_bits: &[u8]| {
+        SubjectPublicKeyInfoRef {
+            algorithm: AlgorithmIdentifierRef { oid, parameters },
+            subject_public_key: BitStringRef::from_bytes(key_bits).unwrap(),
         }
+        .to_der()
+        .unwrap()
     };
-    let mut spki = algorithm;
-    push_header(&mut spki, 0x03, key_bits.len() + 1);
-    spki.push(0); // no unused bits
-    spki.extend_from_slice(&key_bits);
-    let der = der_sequence(&spki);
+    let der = match jwk["kty"].as_str().unwrap() {
+        "OKP" => spki(ED25519, None, &field("x")),
+        "EC" => spki(
+            EC_PUBLIC_KEY,
+            Some(AnyRef::from(&P256)),
+            &[vec![4], field("x"), field("y")].concat(),
+        ),
+        _ => rsa::RsaPublicKey::new(
+            rsa::BigUint::from_bytes_be(&field("n")),
+            rsa::BigUint::from_bytes_be(&field("e")),
+        )
+        .unwrap()
+        .to_public_key_der()
+        .unwrap()
+        .into_vec(),
+    };
     let body = STANDARD.encode(der);
     let lines: Vec<&str> = body
         .as_bytes()

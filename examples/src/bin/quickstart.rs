@@ -233,7 +233,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         } else {
             "BROKEN"
         },
-        &hex_prefix(&report.head.hash)
+        &hex::encode(&report.head.hash[..8])
     );
     println!("  latest events:");
     for e in &recent.items {
@@ -362,10 +362,6 @@ async fn ensure_tenant(
         }
         Err(e) => Err(e),
     }
-}
-
-fn hex_prefix(hash: &[u8; 32]) -> String {
-    hash[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What the services part of the quickstart saw.
