@@ -13,10 +13,11 @@ use crate::password::{
     Argon2Params, Password, PasswordHash, PasswordHasher, PasswordPolicy, PolicyContext,
 };
 use crate::ratelimit::{RateLimiter, RateLimits};
-use crate::sessions::{RefreshToken, Session, SessionPolicy, SessionStore};
-use crate::store::{Attempt, LockoutPolicy, NewUser, Refusal, UserStore};
-use crate::tokens::{AccessToken, TokenConfig, TokenService};
-use crate::users::{USERS_MANAGE, User, UserStatus};
+use crate::sessions::{Session, SessionPolicy, SessionStore};
+use crate::tokens::{AccessToken, RefreshToken, TokenConfig, TokenService};
+use crate::users::{
+    Attempt, LockoutPolicy, NewUser, Refusal, USERS_MANAGE, User, UserStatus, UserStore,
+};
 use crate::verify_cache::{VerifyCache, VerifyFacts};
 use ate_core::audit::{AuditAction, NewAuditEvent, Outcome, actions};
 use ate_core::keys::KeyProvider;
@@ -407,7 +408,7 @@ impl Auth {
     }
 
     /// Exchanges a refresh token for a new access token and the token's successor (see
-    /// [`sessions`](crate::sessions)). The tenant must be active and the user active and not
+    /// [`tokens::refresh`](crate::tokens::refresh)). The tenant must be active and the user active and not
     /// locked, checked now.
     pub async fn refresh(
         &self,

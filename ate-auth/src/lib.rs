@@ -7,11 +7,12 @@
 //!   refresh-token families with reuse detection and a retry grace), log out (one session
 //!   or everywhere), verify access tokens into a [`Principal`](ate_core::Principal), change
 //!   and reset passwords. Every event is audited with OWASP's vocabulary.
-//! * [`users`] and [`store`]: users, roles (`user` < `admin` < `super_admin`), grants that
-//!   never exceed the granter's, the lockout policy.
-//! * [`sessions`]: login sessions and their refresh tokens.
-//! * [`tokens`]: signing keys in the database (wrapped under the master key, rotated,
-//!   published as a JWKS) and the denylist for single logout.
+//! * [`users`]: users, roles (`user` < `admin` < `super_admin`), grants that never exceed
+//!   the granter's, the `max_users` quota, the lockout policy.
+//! * [`sessions`]: login sessions.
+//! * [`tokens`]: access tokens ([`tokens::access`]: signing keys in the database, wrapped
+//!   under the master key, rotated, published as a JWKS; the denylist for single logout) and
+//!   refresh tokens ([`tokens::refresh`]: rotating families with reuse detection).
 //! * [`jwt`]: EdDSA/ES256/RS256 keys, strict JWS/JWT verification for ATE's tokens and for
 //!   external OIDC issuers (`ExternalVerifier`), checked against Wycheproof.
 //! * [`password`]: Argon2id hashing off the async runtime with bounded concurrency, bcrypt
@@ -39,15 +40,15 @@ pub mod layer;
 pub mod password;
 pub mod ratelimit;
 pub mod sessions;
-pub mod store;
 pub mod tokens;
 pub mod users;
 pub mod verify_cache;
 
 pub use auth::{Auth, AuthConfig, ClientInfo, Tokens};
 pub use error::AuthError;
-pub use store::{LockoutPolicy, NewUser, UserStore, UserUpdate};
-pub use users::{Role, User, UserStatus};
+pub use sessions::{Session, SessionPolicy, SessionStore};
+pub use tokens::{AccessToken, RefreshToken, Refreshed, TokenConfig, TokenService};
+pub use users::{LockoutPolicy, NewUser, Role, User, UserStatus, UserStore, UserUpdate};
 
 /// `ate-auth`'s migrations (users, sessions, refresh tokens, signing keys, denylist), for
 /// [`Db::migrate`](ate_core::Db::migrate); the stores run them when opened.

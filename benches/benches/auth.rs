@@ -26,11 +26,11 @@
 //!   is skipped with a notice (a failure under `CI=true`).
 
 use argon2::{Algorithm, Argon2, Params, Version};
+use ate_auth::LockoutPolicy;
+use ate_auth::RefreshToken;
 use ate_auth::jwt::SigningAlgorithm;
 use ate_auth::password::{Argon2Params, Password, PasswordHasher};
 use ate_auth::ratelimit::RateLimits;
-use ate_auth::sessions::RefreshToken;
-use ate_auth::store::LockoutPolicy;
 use ate_auth::{Auth, AuthConfig, AuthError, ClientInfo, NewUser};
 use ate_core::keys::{LocalKeyProvider, SecretKey};
 use ate_core::{Db, DbPool, NewTenant, TenantId};

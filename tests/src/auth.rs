@@ -3,11 +3,11 @@
 
 use crate::assert_kind;
 use crate::support::Env;
+use ate_auth::LockoutPolicy;
+use ate_auth::RefreshToken;
 use ate_auth::jwt::SigningAlgorithm;
 use ate_auth::password::Password;
 use ate_auth::ratelimit::{Limit, RateLimits};
-use ate_auth::sessions::RefreshToken;
-use ate_auth::store::LockoutPolicy;
 use ate_auth::users::{USERS_MANAGE, USERS_READ};
 use ate_auth::{Auth, AuthConfig, AuthError, ClientInfo, NewUser, Role, UserStatus, UserUpdate};
 use ate_core::audit::{AuditQuery, actions};
@@ -1064,4 +1064,99 @@ pub async fn verification_cache_follows_changes(env: Env) {
         uncached.verify(&t.access.token).await,
         ErrorKind::Unauthenticated,
     );
+}
+
+/// `Quotas::max_users` is enforced atomically: of many parallel creations only the free seats
+/// succeed, the rest are `QuotaExceeded` with nothing written; disabled users keep their seat;
+/// raising the quota opens seats; a registration whose organization allows no user creates
+/// nothing.
+pub async fn user_quota_is_enforced(env: Env) {
+    use ate_core::{Quotas, TenantSettings, TenantUpdate};
+    let a = auth(&env).await;
+    let (tenant, _owner) = register(&a, "acme").await;
+    let quota = |n| TenantSettings::with_quotas(Quotas::default().max_users(n));
+    env.tenants
+        .update(&env.admin, tenant, TenantUpdate::new().settings(quota(3)))
+        .await
+        .unwrap();
+    // The owner holds one seat: two are free, six try at once.
+    let attempts = (0..6).map(|i| {
+        let (a, admin) = (a.clone(), env.admin.clone());
+        async move {
+            a.create_user(
+                &admin,
+                tenant,
+                NewUser::new(format!("member{i}@acme.example")).name("Member"),
+                None,
+            )
+            .await
+        }
+    });
+    let results = futures::future::join_all(attempts).await;
+    let created: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(created.len(), 2, "{results:?}");
+    for e in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert_eq!(e.kind(), ErrorKind::QuotaExceeded, "{e}");
+        assert!(e.to_string().contains("at most 3 users"), "{e}");
+    }
+    let users = a
+        .users()
+        .list(&env.admin, tenant, None, None)
+        .await
+        .unwrap();
+    assert_eq!(users.items.len(), 3);
+    let created_events = actions_of(&env, tenant)
+        .await
+        .into_iter()
+        .filter(|a| a == actions::USER_CREATED.as_str())
+        .count();
+    assert_eq!(
+        created_events, 3,
+        "a refused creation is not audited as made"
+    );
+    // A disabled user still holds its seat.
+    a.users()
+        .set_status(&env.admin, tenant, created[0].id, UserStatus::Disabled)
+        .await
+        .unwrap();
+    assert_kind(
+        a.create_user(&env.admin, tenant, NewUser::new("late@acme.example"), None)
+            .await,
+        ErrorKind::QuotaExceeded,
+    );
+    // A raised quota opens a seat, one.
+    env.tenants
+        .update(&env.admin, tenant, TenantUpdate::new().settings(quota(4)))
+        .await
+        .unwrap();
+    a.create_user(&env.admin, tenant, NewUser::new("late@acme.example"), None)
+        .await
+        .unwrap();
+    assert_kind(
+        a.create_user(&env.admin, tenant, NewUser::new("later@acme.example"), None)
+            .await,
+        ErrorKind::QuotaExceeded,
+    );
+    // An organization that allows no user cannot be registered: neither exists after.
+    assert_kind(
+        a.register(
+            NewTenant::new("nobody", "Nobody").settings(quota(0)),
+            NewUser::new("owner@nobody.example").name("Owner"),
+            &Password::new(PASSWORD),
+        )
+        .await,
+        ErrorKind::QuotaExceeded,
+    );
+    assert_kind(
+        env.tenants.get_by_slug(&env.admin, "nobody").await,
+        ErrorKind::NotFound,
+    );
+    // One seat is enough for the owner.
+    a.register(
+        NewTenant::new("solo", "Solo").settings(quota(1)),
+        NewUser::new("owner@solo.example").name("Owner"),
+        &Password::new(PASSWORD),
+    )
+    .await
+    .unwrap();
 }

@@ -190,4 +190,5 @@ auth_matrix! {
     every_algorithm_signs_and_verifies,
     hashes_are_upgraded_on_login,
     locks_apply_to_refresh,
+    user_quota_is_enforced,
 }

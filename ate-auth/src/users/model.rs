@@ -1,21 +1,10 @@
-//! Users of a tenant: identity, roles and permissions, state, and the lockout counters.
-//!
-//! Emails (and optional usernames) are unique per tenant after normalization: trimmed and
-//! lowercased (the local part too, as Keycloak and Auth0 do: two accounts that differ only by
-//! case are a phishing aid, never a feature). Domains must be ASCII (IDNs in punycode).
-//!
-//! Roles are `user`, `admin` (manages the users of its own tenant) and `super_admin` (a
-//! platform administrator; its principal comes from [`Principal::platform_admin`]). Roles map
-//! to permissions in [`Role::permissions`]; extra permissions can be granted per user.
-//! Nobody can grant a role or permission they do not hold themselves, and only platform
-//! administrators grant `super_admin` or act across tenants ([`authorize_grant`]).
+//! What a user is: roles and the permissions they carry, status, the public [`User`], and
+//! the rules for emails, usernames, names and grants.
 
 use crate::error::AuthError;
-use ate_core::db::from_micros;
 use ate_core::{Permission, Principal, TenantId, UserId};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeSet;
-use uuid::Uuid;
 
 /// Read the users of a tenant.
 pub const USERS_READ: Permission = Permission::from_static("users:read");
@@ -285,90 +274,6 @@ pub fn validate_name(name: &str) -> Result<String, AuthError> {
         ));
     }
     Ok(name.to_owned())
-}
-
-/// The columns of `auth_users` read into [`UserRow`].
-macro_rules! user_columns {
-    () => {
-        "id, tenant_id, email, username, display_name, status, roles, permissions, \
-         password_hash, not_before, failed_attempts, lockouts, locked_until, revision, \
-         created_at, updated_at"
-    };
-}
-pub(crate) use user_columns;
-
-/// A stored user row, with its secret and lockout columns.
-#[derive(sqlx::FromRow)]
-pub(crate) struct UserRow {
-    pub(crate) id: Uuid,
-    pub(crate) tenant_id: Uuid,
-    pub(crate) email: String,
-    pub(crate) username: Option<String>,
-    pub(crate) display_name: String,
-    pub(crate) status: String,
-    pub(crate) roles: String,
-    pub(crate) permissions: String,
-    pub(crate) password_hash: Option<String>,
-    pub(crate) not_before: i64,
-    pub(crate) failed_attempts: i64,
-    pub(crate) locked_until: Option<i64>,
-    pub(crate) revision: i64,
-    pub(crate) created_at: i64,
-    pub(crate) updated_at: i64,
-}
-
-impl std::fmt::Debug for UserRow {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UserRow")
-            .field("id", &self.id)
-            .field("status", &self.status)
-            .finish_non_exhaustive()
-    }
-}
-
-impl UserRow {
-    pub(crate) fn user(&self) -> Result<User, AuthError> {
-        let corrupt =
-            |what: &str| AuthError::Crypto(format!("stored user has an unreadable {what}"));
-        let roles: Vec<String> =
-            serde_json::from_str(&self.roles).map_err(|_| corrupt("role list"))?;
-        let permissions: Vec<String> =
-            serde_json::from_str(&self.permissions).map_err(|_| corrupt("permission list"))?;
-        Ok(User {
-            id: UserId::from_uuid(self.id)?,
-            tenant: TenantId::from_uuid(self.tenant_id)?,
-            email: self.email.clone(),
-            username: self.username.clone(),
-            name: self.display_name.clone(),
-            status: UserStatus::parse(&self.status)?,
-            roles: roles
-                .iter()
-                .map(|r| Role::parse(r))
-                .collect::<Result<_, _>>()?,
-            permissions: permissions
-                .into_iter()
-                .map(Permission::new)
-                .collect::<Result<_, _>>()?,
-            has_password: self.password_hash.is_some(),
-            not_before: from_micros(self.not_before)?,
-            locked_until: self.locked_until.map(from_micros).transpose()?,
-            revision: self.revision,
-            created_at: from_micros(self.created_at)?,
-            updated_at: from_micros(self.updated_at)?,
-        })
-    }
-}
-
-/// Role names as stored (a JSON array).
-pub(crate) fn roles_json(roles: &BTreeSet<Role>) -> String {
-    serde_json::to_string(&roles.iter().map(|r| r.as_str()).collect::<Vec<_>>())
-        .unwrap_or_else(|_| "[]".into())
-}
-
-/// Permissions as stored (a JSON array).
-pub(crate) fn permissions_json(perms: &BTreeSet<Permission>) -> String {
-    serde_json::to_string(&perms.iter().map(|p| p.as_str()).collect::<Vec<_>>())
-        .unwrap_or_else(|_| "[]".into())
 }
 
 #[cfg(test)]

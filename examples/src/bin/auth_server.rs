@@ -245,7 +245,7 @@ async fn refresh(
     body: Result<Json<RefreshRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(r) = body?;
-    let token = ate_auth::sessions::RefreshToken::from_client(r.refresh_token);
+    let token = ate_auth::RefreshToken::from_client(r.refresh_token);
     let tokens = auth.refresh(&token, &client(peer, &headers)).await?;
     Ok(token_response(&tokens))
 }
