@@ -201,12 +201,12 @@ impl Auth {
     }
 
     fn check_password(&self, password: &Password, new: &NewUser) -> Result<(), AuthError> {
-        let mut ctx = PolicyContext::new().with_email(&new.email);
+        let mut ctx = PolicyContext::new().email(&new.email);
         if let Some(u) = &new.username {
-            ctx = ctx.with_username(u);
+            ctx = ctx.username(u);
         }
         if !new.name.is_empty() {
-            ctx = ctx.with_name(&new.name);
+            ctx = ctx.name(&new.name);
         }
         self.policy.check(password, &ctx)
     }

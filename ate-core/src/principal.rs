@@ -110,8 +110,8 @@ impl<'de> serde::Deserialize<'de> for Permission {
 /// let tenant = TenantId::new();
 /// let alice = Principal::new(tenant, "user:alice")
 ///     .unwrap()
-///     .with_role("admin")
-///     .with_permission(Permission::AUDIT_READ);
+///     .role("admin")
+///     .permission(Permission::AUDIT_READ);
 /// assert!(alice.require(tenant, &Permission::AUDIT_READ).is_ok());
 /// // A tenant-level "admin" is still confined to its tenant.
 /// assert!(alice.require(TenantId::new(), &Permission::AUDIT_READ).is_err());
@@ -155,13 +155,13 @@ impl Principal {
     }
 
     /// Adds a role name (informational: roles are mapped to permissions by `ate-auth`).
-    pub fn with_role(mut self, role: impl Into<String>) -> Self {
+    pub fn role(mut self, role: impl Into<String>) -> Self {
         self.roles.insert(role.into());
         self
     }
 
     /// Grants a permission within the principal's tenant.
-    pub fn with_permission(mut self, permission: Permission) -> Self {
+    pub fn permission(mut self, permission: Permission) -> Self {
         self.permissions.insert(permission);
         self
     }
@@ -268,8 +268,8 @@ mod tests {
         let tenant = TenantId::new();
         let p = Principal::new(tenant, "user:mallory")
             .unwrap()
-            .with_role("super_admin")
-            .with_role("admin");
+            .role("super_admin")
+            .role("admin");
         assert!(!p.is_platform_admin());
         let err = p.require(tenant, &Permission::TENANT_UPDATE).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::PermissionDenied);
@@ -290,7 +290,7 @@ mod tests {
         let (a, b) = (TenantId::new(), TenantId::new());
         let p = Principal::new(a, "user:alice")
             .unwrap()
-            .with_permission(Permission::AUDIT_READ);
+            .permission(Permission::AUDIT_READ);
         assert!(p.require(a, &Permission::AUDIT_READ).is_ok());
         assert_eq!(
             p.require(b, &Permission::AUDIT_READ).unwrap_err().kind(),

@@ -63,7 +63,7 @@ fn config(algorithm: SigningAlgorithm, fast_hashing: bool) -> AuthConfig {
     c.tokens.algorithm = algorithm;
     c.insecure_fast_hashing_for_tests = fast_hashing;
     c.rate_limits = RateLimits::none();
-    c.lockout = LockoutPolicy::default().with_max_failures(100);
+    c.lockout = LockoutPolicy::default().max_failures(100);
     c
 }
 

@@ -42,7 +42,7 @@ fn endpoints(n: usize) -> Vec<Endpoint<()>> {
     (0..n)
         .map(|i| {
             Endpoint::new(format!("10.0.{}.{}:8080", i / 256, i % 256), ())
-                .with_weight(1 + (i % 3) as u32)
+                .weight(1 + (i % 3) as u32)
         })
         .collect()
 }

@@ -200,8 +200,8 @@ pub async fn failures_look_alike(env: Env) {
 pub async fn lockout_is_exact_under_parallel_attempts(env: Env) {
     let mut c = config();
     c.lockout = LockoutPolicy::default()
-        .with_max_failures(3)
-        .with_permanent_after(Some(2));
+        .max_failures(3)
+        .permanent_after(Some(2));
     let a = auth_with(&env, c).await;
     let (tenant, _) = register(&a, "acme").await;
     let guesses = (0..12).map(|i| {
@@ -911,7 +911,7 @@ fn bcrypt_hash(password: &str) -> String {
 /// issues tokens.
 pub async fn locks_apply_to_refresh(env: Env) {
     let mut c = config();
-    c.lockout = LockoutPolicy::default().with_max_failures(2);
+    c.lockout = LockoutPolicy::default().max_failures(2);
     let a = auth_with(&env, c).await;
     let (tenant, _) = register(&a, "acme").await;
     let s = a

@@ -40,7 +40,7 @@ pub fn member(tenant: TenantId, permissions: &[Permission]) -> Principal {
     permissions
         .iter()
         .fold(Principal::new(tenant, "user:member").unwrap(), |p, perm| {
-            p.with_permission(perm.clone())
+            p.permission(perm.clone())
         })
 }
 

@@ -483,8 +483,8 @@ pub async fn authorization_is_enforced(env: Env) {
         .create(&env.admin, NewTenant::new("beta", "B"))
         .await
         .unwrap();
-    let a_owner = member(a.id, &[Permission::TENANT_READ, Permission::TENANT_UPDATE])
-        .with_role("super_admin");
+    let a_owner =
+        member(a.id, &[Permission::TENANT_READ, Permission::TENANT_UPDATE]).role("super_admin");
     let a_nobody = member(a.id, &[]);
 
     assert_kind(

@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 /// let claims = Claims::new("https://auth.example", "api", "user-1", "tenant-1", now, now + 900,
 ///                          Claims::random_jti()?)
 ///     .with_roles(["admin"])
-///     .with_session("session-7");
+///     .session("session-7");
 /// claims.check()?;
 /// let json = serde_json::to_value(&claims)?;
 /// assert_eq!(json["aud"], "api");
@@ -94,7 +94,7 @@ impl Claims {
     }
 
     /// The same claims with this session id (`sid`).
-    pub fn with_session(mut self, sid: impl Into<String>) -> Claims {
+    pub fn session(mut self, sid: impl Into<String>) -> Claims {
         self.sid = Some(sid.into());
         self
     }
@@ -511,7 +511,7 @@ mod tests {
         assert!(json.get("sid").is_none());
         let back: Claims = serde_json::from_value(json).unwrap();
         assert_eq!(back, claims);
-        let mut two = claims.clone().with_session("s1");
+        let mut two = claims.clone().session("s1");
         two.aud.push("b".into());
         let json = serde_json::to_value(&two).unwrap();
         assert_eq!(json["aud"], json!(["a", "b"]));
@@ -525,7 +525,7 @@ mod tests {
             Claims::new("i", "a", "s", "t", NOW, NOW + 60, ""),
             Claims::new("i", "a", "s", "t", NOW, NOW, "j"),
             ok().with_roles([""]),
-            ok().with_session(""),
+            ok().session(""),
             Claims {
                 nbf: NOW - 1,
                 ..ok()

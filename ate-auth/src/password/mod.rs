@@ -17,7 +17,7 @@
 //!
 //! // Registration: check, then hash and store the PHC string.
 //! let password = Password::new("correct horse battery staple");
-//! policy.check(&password, &PolicyContext::new().with_email("alice@example.com"))?;
+//! policy.check(&password, &PolicyContext::new().email("alice@example.com"))?;
 //! let stored = hasher.hash(&password).await?.into_string();
 //!
 //! // Login: verify, and store a fresh hash when the stored one is outdated.

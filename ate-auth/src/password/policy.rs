@@ -31,9 +31,9 @@ fn parse_password_list(text: &'static str) -> HashSet<&'static str> {
 /// use ate_auth::password::PolicyContext;
 ///
 /// let context = PolicyContext::new()
-///     .with_email("alice@example.com")
-///     .with_username("alice")
-///     .with_name("Alice Liddell");
+///     .email("alice@example.com")
+///     .username("alice")
+///     .name("Alice Liddell");
 /// assert_eq!(context.email, Some("alice@example.com"));
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -54,19 +54,19 @@ impl<'a> PolicyContext<'a> {
     }
 
     /// Sets the email address.
-    pub fn with_email(mut self, email: &'a str) -> Self {
+    pub fn email(mut self, email: &'a str) -> Self {
         self.email = Some(email);
         self
     }
 
     /// Sets the login name.
-    pub fn with_username(mut self, username: &'a str) -> Self {
+    pub fn username(mut self, username: &'a str) -> Self {
         self.username = Some(username);
         self
     }
 
     /// Sets the display name.
-    pub fn with_name(mut self, name: &'a str) -> Self {
+    pub fn name(mut self, name: &'a str) -> Self {
         self.name = Some(name);
         self
     }
@@ -86,7 +86,7 @@ impl<'a> PolicyContext<'a> {
 /// * **not the user's own identifiers**: not equal, ignoring case, to the email address,
 ///   its local part, the username or the display name given in a [`PolicyContext`];
 /// * **not a context word** (V6.2.11): not equal, ignoring case, to a word the host lists
-///   with [`with_context_words`](Self::with_context_words) (its product or company name).
+///   with [`context_words`](Self::context_words) (its product or company name).
 ///
 /// The check applies when a password is set or changed, not at login: an existing password
 /// keeps working when the policy tightens (V6.2.10). Checking against breached-password
@@ -96,7 +96,7 @@ impl<'a> PolicyContext<'a> {
 /// use ate_auth::password::{Password, PasswordPolicy, PolicyContext};
 ///
 /// let policy = PasswordPolicy::default();
-/// let context = PolicyContext::new().with_email("alice@example.com");
+/// let context = PolicyContext::new().email("alice@example.com");
 /// assert!(policy.check(&Password::new("correct horse battery staple"), &context).is_ok());
 ///
 /// let refused = policy.check(&Password::new("Password"), &context).unwrap_err();
@@ -144,7 +144,7 @@ impl PasswordPolicy {
     }
 
     /// Sets the minimum length in characters: at least 8 and at most the maximum length.
-    pub fn with_min_length(mut self, chars: usize) -> Result<Self, AuthError> {
+    pub fn min_length(mut self, chars: usize) -> Result<Self, AuthError> {
         if chars < Self::ASVS_MIN_LENGTH {
             return Err(AuthError::invalid(
                 "password policy",
@@ -168,7 +168,7 @@ impl PasswordPolicy {
     }
 
     /// Sets the maximum length in characters: at least 64 and at least the minimum length.
-    pub fn with_max_length(mut self, chars: usize) -> Result<Self, AuthError> {
+    pub fn max_length(mut self, chars: usize) -> Result<Self, AuthError> {
         if chars < Self::ASVS_MAX_LENGTH_FLOOR {
             return Err(AuthError::invalid(
                 "password policy",
@@ -193,7 +193,7 @@ impl PasswordPolicy {
 
     /// Adds words a password must not equal, ignoring case: the product, company or site
     /// name (ASVS 5.0 V6.2.11). Blank words are ignored.
-    pub fn with_context_words<I, S>(mut self, words: I) -> Self
+    pub fn context_words<I, S>(mut self, words: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
@@ -207,14 +207,9 @@ impl PasswordPolicy {
         self
     }
 
-    /// The minimum length in characters.
-    pub fn min_length(&self) -> usize {
-        self.min_length
-    }
-
-    /// The maximum length in characters.
-    pub fn max_length(&self) -> usize {
-        self.max_length
+    /// The accepted lengths in characters, from the minimum to the maximum.
+    pub fn length_range(&self) -> std::ops::RangeInclusive<usize> {
+        self.min_length..=self.max_length
     }
 
     /// Checks `password` against every rule, in the order listed on [`PasswordPolicy`].
@@ -320,10 +315,10 @@ mod tests {
     #[test]
     fn password_policy_configured_limits_apply_at_the_edges() {
         let policy = PasswordPolicy::recommended()
-            .with_max_length(64)
+            .max_length(64)
             .expect("64 is allowed");
         let none = PolicyContext::new();
-        assert_eq!(policy.min_length(), 15);
+        assert_eq!(*policy.length_range().start(), 15);
         assert!(refusal(&policy, "fourteen chars", &none).contains("at least 15"));
         assert!(
             policy
@@ -379,9 +374,9 @@ mod tests {
     fn password_policy_refuses_the_users_identifiers() {
         let policy = PasswordPolicy::default();
         let context = PolicyContext::new()
-            .with_email("Alice.Liddell@Example.com")
-            .with_username("wonderland7")
-            .with_name("Alice Liddell");
+            .email("Alice.Liddell@Example.com")
+            .username("wonderland7")
+            .name("Alice Liddell");
         let cases = [
             ("alice.liddell@example.com", "email address"),
             ("ALICE.LIDDELL@EXAMPLE.COM", "email address"),
@@ -404,7 +399,7 @@ mod tests {
 
     #[test]
     fn password_policy_ignores_empty_identifiers() {
-        let context = PolicyContext::new().with_email("@").with_username("");
+        let context = PolicyContext::new().email("@").username("");
         assert!(
             PasswordPolicy::default()
                 .check(&Password::new("unrelated long phrase"), &context)
@@ -414,7 +409,7 @@ mod tests {
 
     #[test]
     fn password_policy_refuses_context_words() {
-        let policy = PasswordPolicy::default().with_context_words(["ATE Platform", " "]);
+        let policy = PasswordPolicy::default().context_words(["ATE Platform", " "]);
         let reason = refusal(&policy, "ate platform", &PolicyContext::new());
         assert!(reason.contains("this service"), "{reason}");
         assert!(
@@ -427,13 +422,13 @@ mod tests {
     #[test]
     fn password_policy_refuses_weak_configuration() {
         for error in [
-            PasswordPolicy::default().with_min_length(7).unwrap_err(),
-            PasswordPolicy::default().with_max_length(63).unwrap_err(),
-            PasswordPolicy::default().with_min_length(129).unwrap_err(),
+            PasswordPolicy::default().min_length(7).unwrap_err(),
+            PasswordPolicy::default().max_length(63).unwrap_err(),
+            PasswordPolicy::default().min_length(129).unwrap_err(),
             PasswordPolicy::recommended()
-                .with_max_length(64)
+                .max_length(64)
                 .unwrap()
-                .with_min_length(65)
+                .min_length(65)
                 .unwrap_err(),
         ] {
             assert!(
@@ -449,12 +444,12 @@ mod tests {
         }
         assert_eq!(
             PasswordPolicy::default()
-                .with_max_length(256)
+                .max_length(256)
                 .unwrap()
-                .with_min_length(20)
+                .min_length(20)
                 .unwrap()
-                .max_length(),
-            256
+                .length_range(),
+            20..=256
         );
     }
 

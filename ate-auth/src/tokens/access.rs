@@ -360,7 +360,7 @@ impl TokenService {
             jti.clone(),
         )
         .with_roles(user.roles.iter().map(|r| r.as_str()))
-        .with_session(session.to_string());
+        .session(session.to_string());
         let token = self
             .cache
             .read()

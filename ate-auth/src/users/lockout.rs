@@ -46,20 +46,20 @@ impl Default for LockoutPolicy {
 
 impl LockoutPolicy {
     /// Sets the failures in a row that lock the account.
-    pub fn with_max_failures(mut self, n: u32) -> Self {
+    pub fn max_failures(mut self, n: u32) -> Self {
         self.max_failures = n;
         self
     }
 
     /// Sets the first wait and the longest one.
-    pub fn with_waits(mut self, increment: TimeDelta, max: TimeDelta) -> Self {
+    pub fn waits(mut self, increment: TimeDelta, max: TimeDelta) -> Self {
         self.wait_increment = increment;
         self.max_wait = max;
         self
     }
 
     /// Makes the lockout permanent after `n` temporary ones in a row.
-    pub fn with_permanent_after(mut self, n: Option<u32>) -> Self {
+    pub fn permanent_after(mut self, n: Option<u32>) -> Self {
         self.permanent_after = n;
         self
     }
@@ -297,10 +297,10 @@ mod tests {
         assert_eq!(p.wait(5), TimeDelta::minutes(15));
         assert_eq!(p.wait(1000), TimeDelta::minutes(15));
         assert!(p.validate().is_ok());
-        assert!(p.with_max_failures(0).validate().is_err());
-        assert!(p.with_permanent_after(Some(0)).validate().is_err());
+        assert!(p.max_failures(0).validate().is_err());
+        assert!(p.permanent_after(Some(0)).validate().is_err());
         assert!(
-            p.with_waits(TimeDelta::minutes(10), TimeDelta::minutes(1))
+            p.waits(TimeDelta::minutes(10), TimeDelta::minutes(1))
                 .validate()
                 .is_err()
         );

@@ -149,13 +149,13 @@ impl User {
             Principal::new(self.tenant, subject)?
         };
         for role in &self.roles {
-            p = p.with_role(role.as_str());
+            p = p.role(role.as_str());
             for perm in role.permissions() {
-                p = p.with_permission(perm);
+                p = p.permission(perm);
             }
         }
         for perm in &self.permissions {
-            p = p.with_permission(perm.clone());
+            p = p.permission(perm.clone());
         }
         Ok(p)
     }
@@ -324,8 +324,8 @@ mod tests {
         let t = TenantId::new();
         let admin = Principal::new(t, "user:admin")
             .unwrap()
-            .with_role("admin")
-            .with_permission(USERS_MANAGE);
+            .role("admin")
+            .permission(USERS_MANAGE);
         let roles = |r: &[Role]| r.iter().copied().collect::<BTreeSet<_>>();
         let none: BTreeSet<Permission> = BTreeSet::new();
         let no_roles: BTreeSet<Role> = BTreeSet::new();
@@ -336,11 +336,11 @@ mod tests {
         assert!(authorize_grant(&admin, t, &no_roles, &perms).is_err());
         let member = Principal::new(t, "user:m")
             .unwrap()
-            .with_permission(USERS_MANAGE);
+            .permission(USERS_MANAGE);
         assert!(authorize_grant(&member, t, &roles(&[Role::Admin]), &none).is_err());
         // Holding admin covers user.
         assert!(authorize_grant(&admin, t, &roles(&[Role::User]), &none).is_ok());
-        let user_only = member.clone().with_role("user");
+        let user_only = member.clone().role("user");
         assert!(authorize_grant(&user_only, t, &roles(&[Role::User]), &none).is_ok());
         assert!(authorize_grant(&user_only, t, &roles(&[Role::Admin]), &none).is_err());
         let root = Principal::platform_admin("system:root").unwrap();

@@ -32,13 +32,13 @@ impl<T> Endpoint<T> {
 
     /// Sets the weight (checked by [`Balancer::update`](super::Balancer::update): 1 to
     /// [`MAX_WEIGHT`]).
-    pub fn with_weight(mut self, weight: u32) -> Self {
+    pub fn weight(mut self, weight: u32) -> Self {
         self.weight = weight;
         self
     }
 
     /// Sets the health flag.
-    pub fn with_healthy(mut self, healthy: bool) -> Self {
+    pub fn healthy(mut self, healthy: bool) -> Self {
         self.healthy = healthy;
         self
     }

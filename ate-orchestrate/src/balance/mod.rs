@@ -43,7 +43,7 @@
 //!
 //! let balancer = Balancer::builder("billing", Strategy::SmoothWeighted).build()?;
 //! balancer.update([
-//!     Endpoint::new("a", "http://10.0.0.1").with_weight(5),
+//!     Endpoint::new("a", "http://10.0.0.1").weight(5),
 //!     Endpoint::new("b", "http://10.0.0.2"),
 //!     Endpoint::new("c", "http://10.0.0.3"),
 //! ])?;

@@ -68,7 +68,7 @@ fn round_robin_takes_each_endpoint_in_order() {
 fn smooth_weighted_5_1_1_is_nginx_sequence_every_cycle() {
     let b = balancer(Strategy::SmoothWeighted);
     b.update(vec![
-        Endpoint::new("a", ()).with_weight(5),
+        Endpoint::new("a", ()).weight(5),
         Endpoint::new("b", ()),
         Endpoint::new("c", ()),
     ])
@@ -102,7 +102,7 @@ fn least_request_prefers_the_less_loaded() {
 fn least_request_respects_weights() {
     let b = balancer(Strategy::LeastRequest);
     b.update(vec![
-        Endpoint::new("big", ()).with_weight(4),
+        Endpoint::new("big", ()).weight(4),
         Endpoint::new("small", ()),
     ])
     .unwrap();
@@ -125,7 +125,7 @@ fn random_covers_every_endpoint_and_follows_weights() {
     assert!(c.values().all(|&n| n > 300), "{c:?}");
 
     b.update(vec![
-        Endpoint::new("heavy", ()).with_weight(9),
+        Endpoint::new("heavy", ()).weight(9),
         Endpoint::new("light", ()),
     ])
     .unwrap();
@@ -172,7 +172,7 @@ fn panic_threshold_balances_over_all_when_too_few_are_healthy() {
     let b = balancer(Strategy::RoundRobin);
     b.update(vec![
         Endpoint::new("a", ()),
-        Endpoint::new("b", ()).with_healthy(false),
+        Endpoint::new("b", ()).healthy(false),
         Endpoint::new("c", ()),
     ])
     .unwrap();
@@ -182,8 +182,8 @@ fn panic_threshold_balances_over_all_when_too_few_are_healthy() {
     // 1 of 3 healthy is below 50%: every endpoint takes traffic.
     b.update(vec![
         Endpoint::new("a", ()),
-        Endpoint::new("b", ()).with_healthy(false),
-        Endpoint::new("c", ()).with_healthy(false),
+        Endpoint::new("b", ()).healthy(false),
+        Endpoint::new("c", ()).healthy(false),
     ])
     .unwrap();
     assert!(b.is_panicking());
@@ -197,13 +197,13 @@ fn panic_threshold_balances_over_all_when_too_few_are_healthy() {
     strict
         .update(vec![
             Endpoint::new("a", ()),
-            Endpoint::new("b", ()).with_healthy(false),
-            Endpoint::new("c", ()).with_healthy(false),
+            Endpoint::new("b", ()).healthy(false),
+            Endpoint::new("c", ()).healthy(false),
         ])
         .unwrap();
     assert!(picks(&strict, 6).iter().all(|p| p == "a"));
     strict
-        .update(vec![Endpoint::new("a", ()).with_healthy(false)])
+        .update(vec![Endpoint::new("a", ()).healthy(false)])
         .unwrap();
     let err = strict.pick(None).unwrap_err();
     assert!(matches!(err, OrchestrateError::NoAvailableInstance { .. }));
@@ -214,8 +214,8 @@ fn bad_sets_are_rejected_and_change_nothing() {
     let b = balancer(Strategy::SmoothWeighted);
     b.update(eps(&["a"])).unwrap();
     for bad in [
-        vec![Endpoint::new("x", ()).with_weight(0)],
-        vec![Endpoint::new("x", ()).with_weight(crate::registry::MAX_WEIGHT + 1)],
+        vec![Endpoint::new("x", ()).weight(0)],
+        vec![Endpoint::new("x", ()).weight(crate::registry::MAX_WEIGHT + 1)],
         vec![Endpoint::new("x", ()), Endpoint::new("x", ())],
     ] {
         let err = b.update(bad).unwrap_err();
@@ -419,10 +419,10 @@ fn balancer_skips_open_breakers() {
     let clock = Arc::new(ManualMonotonicClock::new());
     // Count window of 10, 50% failures, 4 minimum calls, 10 s open.
     let config = BreakerConfig::default()
-        .with_window(SlidingWindow::Count { calls: 10 })
-        .with_minimum_calls(4)
-        .with_wait_in_open(Duration::from_secs(10))
-        .with_half_open(2, Duration::from_secs(5));
+        .window(SlidingWindow::Count { calls: 10 })
+        .minimum_calls(4)
+        .wait_in_open(Duration::from_secs(10))
+        .half_open(2, Duration::from_secs(5));
     let registry = Arc::new(BreakerRegistry::with_clock(config, clock.clone()).unwrap());
     let b: Balancer<()> = Balancer::builder("billing", Strategy::RoundRobin)
         .availability(registry.clone())
@@ -453,9 +453,9 @@ fn detector_as_observer_and_availability_of_a_balancer() {
     let d = Arc::new(
         OutlierDetector::with_clock(
             OutlierConfig::default()
-                .with_consecutive_failures(3)
-                .with_ejection_time(Duration::from_secs(30), Duration::from_secs(100))
-                .with_max_ejection_percent(50),
+                .consecutive_failures(3)
+                .ejection_time(Duration::from_secs(30), Duration::from_secs(100))
+                .max_ejection_percent(50),
             clock.clone(),
         )
         .unwrap(),

@@ -80,39 +80,39 @@ impl Default for BreakerConfig {
 
 impl BreakerConfig {
     /// Sets [`BreakerConfig::window`].
-    pub fn with_window(mut self, window: SlidingWindow) -> Self {
+    pub fn window(mut self, window: SlidingWindow) -> Self {
         self.window = window;
         self
     }
 
     /// Sets [`BreakerConfig::failure_rate_threshold`] (percent).
-    pub fn with_failure_rate_threshold(mut self, percent: f64) -> Self {
+    pub fn failure_rate_threshold(mut self, percent: f64) -> Self {
         self.failure_rate_threshold = percent;
         self
     }
 
     /// Sets [`BreakerConfig::slow_call_rate_threshold`] (percent) and
     /// [`BreakerConfig::slow_call_duration`].
-    pub fn with_slow_calls(mut self, percent: f64, duration: Duration) -> Self {
+    pub fn slow_calls(mut self, percent: f64, duration: Duration) -> Self {
         self.slow_call_rate_threshold = percent;
         self.slow_call_duration = duration;
         self
     }
 
     /// Sets [`BreakerConfig::minimum_calls`].
-    pub fn with_minimum_calls(mut self, calls: u32) -> Self {
+    pub fn minimum_calls(mut self, calls: u32) -> Self {
         self.minimum_calls = calls;
         self
     }
 
     /// Sets [`BreakerConfig::wait_in_open`].
-    pub fn with_wait_in_open(mut self, wait: Duration) -> Self {
+    pub fn wait_in_open(mut self, wait: Duration) -> Self {
         self.wait_in_open = wait;
         self
     }
 
     /// Sets [`BreakerConfig::half_open_permits`] and [`BreakerConfig::probe_timeout`].
-    pub fn with_half_open(mut self, permits: u32, probe_timeout: Duration) -> Self {
+    pub fn half_open(mut self, permits: u32, probe_timeout: Duration) -> Self {
         self.half_open_permits = permits;
         self.probe_timeout = probe_timeout;
         self

@@ -27,8 +27,8 @@
 //!
 //! let breakers = BreakerRegistry::new(
 //!     BreakerConfig::default()
-//!         .with_window(SlidingWindow::Count { calls: 10 })
-//!         .with_minimum_calls(4),
+//!         .window(SlidingWindow::Count { calls: 10 })
+//!         .minimum_calls(4),
 //! )?;
 //! let a = EndpointId::new("billing-1");
 //! for _ in 0..4 {

@@ -57,20 +57,20 @@ impl Default for OutlierConfig {
 
 impl OutlierConfig {
     /// Sets [`OutlierConfig::consecutive_failures`].
-    pub fn with_consecutive_failures(mut self, n: u32) -> Self {
+    pub fn consecutive_failures(mut self, n: u32) -> Self {
         self.consecutive_failures = n;
         self
     }
 
     /// Sets [`OutlierConfig::base_ejection_time`] and [`OutlierConfig::max_ejection_time`].
-    pub fn with_ejection_time(mut self, base: Duration, max: Duration) -> Self {
+    pub fn ejection_time(mut self, base: Duration, max: Duration) -> Self {
         self.base_ejection_time = base;
         self.max_ejection_time = max;
         self
     }
 
     /// Sets [`OutlierConfig::max_ejection_percent`].
-    pub fn with_max_ejection_percent(mut self, percent: u32) -> Self {
+    pub fn max_ejection_percent(mut self, percent: u32) -> Self {
         self.max_ejection_percent = percent;
         self
     }

@@ -38,10 +38,10 @@ fn fixture(config: BreakerConfig) -> Fixture {
 /// Count window of 10, 50% failures, 4 minimum calls, 10 s open, 2 probes timing out after 5 s.
 fn config() -> BreakerConfig {
     BreakerConfig::default()
-        .with_window(SlidingWindow::Count { calls: 10 })
-        .with_minimum_calls(4)
-        .with_wait_in_open(secs(10))
-        .with_half_open(2, secs(5))
+        .window(SlidingWindow::Count { calls: 10 })
+        .minimum_calls(4)
+        .wait_in_open(secs(10))
+        .half_open(2, secs(5))
 }
 
 impl Fixture {
@@ -122,7 +122,7 @@ fn non_failure_kinds_count_as_successes() {
 
 #[test]
 fn opens_on_slow_call_rate() {
-    let f = fixture(config().with_slow_calls(50.0, secs(2)));
+    let f = fixture(config().slow_calls(50.0, secs(2)));
     for _ in 0..4 {
         let p = f.registry.try_acquire(&f.id).unwrap();
         f.clock.advance(secs(3));
@@ -133,7 +133,7 @@ fn opens_on_slow_call_rate() {
 
 #[test]
 fn time_window_forgets_old_failures() {
-    let f = fixture(config().with_window(SlidingWindow::Time { seconds: 10 }));
+    let f = fixture(config().window(SlidingWindow::Time { seconds: 10 }));
     f.fail();
     f.fail();
     f.fail();
@@ -204,7 +204,7 @@ fn failed_probe_reopens() {
 
 #[test]
 fn stuck_probe_is_reclaimed_after_its_timeout() {
-    let f = fixture(config().with_half_open(1, secs(5)));
+    let f = fixture(config().half_open(1, secs(5)));
     f.open();
     f.clock.advance(secs(10));
     let stuck = f.registry.try_acquire(&f.id).unwrap();
@@ -227,7 +227,7 @@ fn stuck_probe_is_reclaimed_after_its_timeout() {
 
 #[test]
 fn dropped_probe_returns_its_permit() {
-    let f = fixture(config().with_half_open(1, secs(5)));
+    let f = fixture(config().half_open(1, secs(5)));
     f.open();
     f.clock.advance(secs(10));
     let p = f.registry.try_acquire(&f.id).unwrap();
@@ -274,13 +274,13 @@ async fn event_stream_sees_every_transition() {
 #[test]
 fn invalid_configs_are_rejected() {
     for bad in [
-        config().with_failure_rate_threshold(0.0),
-        config().with_failure_rate_threshold(101.0),
-        config().with_window(SlidingWindow::Count { calls: 0 }),
-        config().with_window(SlidingWindow::Time { seconds: 0 }),
-        config().with_minimum_calls(0),
-        config().with_half_open(0, secs(1)),
-        config().with_half_open(1, Duration::ZERO),
+        config().failure_rate_threshold(0.0),
+        config().failure_rate_threshold(101.0),
+        config().window(SlidingWindow::Count { calls: 0 }),
+        config().window(SlidingWindow::Time { seconds: 0 }),
+        config().minimum_calls(0),
+        config().half_open(0, secs(1)),
+        config().half_open(1, Duration::ZERO),
     ] {
         let err = BreakerRegistry::new(bad).unwrap_err();
         assert!(
@@ -295,9 +295,9 @@ fn invalid_configs_are_rejected() {
 fn detector(clock: &Arc<ManualMonotonicClock>, percent: u32) -> OutlierDetector {
     OutlierDetector::with_clock(
         OutlierConfig::default()
-            .with_consecutive_failures(3)
-            .with_ejection_time(secs(30), secs(100))
-            .with_max_ejection_percent(percent),
+            .consecutive_failures(3)
+            .ejection_time(secs(30), secs(100))
+            .max_ejection_percent(percent),
         clock.clone(),
     )
     .unwrap()
@@ -413,10 +413,10 @@ fn max_ejection_percent_caps_how_many_are_out() {
 #[test]
 fn invalid_outlier_configs_are_rejected() {
     for bad in [
-        OutlierConfig::default().with_consecutive_failures(0),
-        OutlierConfig::default().with_ejection_time(Duration::ZERO, secs(1)),
-        OutlierConfig::default().with_ejection_time(secs(10), secs(1)),
-        OutlierConfig::default().with_max_ejection_percent(101),
+        OutlierConfig::default().consecutive_failures(0),
+        OutlierConfig::default().ejection_time(Duration::ZERO, secs(1)),
+        OutlierConfig::default().ejection_time(secs(10), secs(1)),
+        OutlierConfig::default().max_ejection_percent(101),
     ] {
         assert!(OutlierDetector::new(bad).is_err());
     }

@@ -44,43 +44,43 @@ impl Default for HubConfig {
 
 impl HubConfig {
     /// Sets [`HubConfig::strategy`].
-    pub fn with_strategy(mut self, strategy: Strategy) -> Self {
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
         self.strategy = strategy;
         self
     }
 
     /// Sets [`HubConfig::panic_threshold`].
-    pub fn with_panic_threshold(mut self, share: f64) -> Self {
+    pub fn panic_threshold(mut self, share: f64) -> Self {
         self.panic_threshold = share;
         self
     }
 
     /// Sets [`HubConfig::breaker`].
-    pub fn with_breaker(mut self, breaker: BreakerConfig) -> Self {
+    pub fn breaker(mut self, breaker: BreakerConfig) -> Self {
         self.breaker = breaker;
         self
     }
 
     /// Sets [`HubConfig::outlier`].
-    pub fn with_outlier(mut self, outlier: OutlierConfig) -> Self {
+    pub fn outlier(mut self, outlier: OutlierConfig) -> Self {
         self.outlier = outlier;
         self
     }
 
     /// Sets [`HubConfig::recorder`].
-    pub fn with_recorder(mut self, recorder: RecorderConfig) -> Self {
+    pub fn recorder(mut self, recorder: RecorderConfig) -> Self {
         self.recorder = recorder;
         self
     }
 
     /// Sets [`HubConfig::scheduler`].
-    pub fn with_scheduler(mut self, scheduler: SchedulerConfig) -> Self {
+    pub fn scheduler(mut self, scheduler: SchedulerConfig) -> Self {
         self.scheduler = scheduler;
         self
     }
 
     /// Sets [`HubConfig::alert_interval`].
-    pub fn with_alert_interval(mut self, interval: Duration) -> Self {
+    pub fn alert_interval(mut self, interval: Duration) -> Self {
         self.alert_interval = interval;
         self
     }

@@ -224,9 +224,7 @@ impl ServiceState {
                 let endpoints = instances.into_iter().map(|i| {
                     let id = endpoint_id(i.spec.scope, &i.spec.id);
                     let (weight, healthy) = (i.spec.weight, i.status.is_healthy());
-                    Endpoint::new(id, i)
-                        .with_weight(weight)
-                        .with_healthy(healthy)
+                    Endpoint::new(id, i).weight(weight).healthy(healthy)
                 });
                 entry.balancer.update(endpoints)?;
                 entry.built.store(generation + 1, Ordering::Release);

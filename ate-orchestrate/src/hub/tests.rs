@@ -230,12 +230,12 @@ async fn health_checks_drive_failover_and_recovery() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_open_breaker_takes_an_instance_out_until_it_recovers() {
-    let config = HubConfig::default().with_breaker(
+    let config = HubConfig::default().breaker(
         BreakerConfig::default()
-            .with_window(SlidingWindow::Count { calls: 4 })
-            .with_minimum_calls(4)
-            .with_failure_rate_threshold(50.0)
-            .with_wait_in_open(Duration::from_secs(3600)),
+            .window(SlidingWindow::Count { calls: 4 })
+            .minimum_calls(4)
+            .failure_rate_threshold(50.0)
+            .wait_in_open(Duration::from_secs(3600)),
     );
     let hub = ServiceHub::builder(Arc::new(MemoryRegistry::new()))
         .config(config)
@@ -303,7 +303,7 @@ async fn tenants_pick_only_their_own_and_platform_instances() {
     let member = |t: TenantId| {
         Principal::new(t, "user:svc")
             .unwrap()
-            .with_permission(REGISTRY_WRITE)
+            .permission(REGISTRY_WRITE)
     };
     for (scope, id) in [
         (Scope::Platform, "shared"),
@@ -387,7 +387,7 @@ async fn writes_through_the_hub_are_checked_by_the_registry_facade() {
     let member = |t: TenantId| {
         Principal::new(t, "user:svc")
             .unwrap()
-            .with_permission(REGISTRY_WRITE)
+            .permission(REGISTRY_WRITE)
     };
     let theirs = key(Scope::Tenant(globex), "render", "globex-1");
     let shared = key(Scope::Platform, "render", "shared");
@@ -594,7 +594,7 @@ async fn hubs_sharing_a_sql_registry_see_each_others_changes() {
             .unwrap()
             .with_poll_interval(Duration::from_millis(20));
         // No panic mode: with its only instance critical, a pick must fail.
-        let config = HubConfig::default().with_panic_threshold(0.0);
+        let config = HubConfig::default().panic_threshold(0.0);
         ServiceHub::builder(Arc::new(store))
             .config(config)
             .build()
@@ -655,12 +655,12 @@ async fn the_tower_layer_over_the_hub_survives_failure_and_recovery() {
     use tower::{Layer, ServiceExt, service_fn};
 
     let (a, b) = (server().await, server().await);
-    let config = HubConfig::default().with_breaker(
+    let config = HubConfig::default().breaker(
         BreakerConfig::default()
-            .with_window(SlidingWindow::Count { calls: 4 })
-            .with_minimum_calls(2)
-            .with_failure_rate_threshold(50.0)
-            .with_wait_in_open(Duration::from_millis(200)),
+            .window(SlidingWindow::Count { calls: 4 })
+            .minimum_calls(2)
+            .failure_rate_threshold(50.0)
+            .wait_in_open(Duration::from_millis(200)),
     );
     let hub = ServiceHub::builder(Arc::new(MemoryRegistry::new()))
         .config(config)
@@ -741,11 +741,11 @@ async fn the_tower_layer_over_the_hub_survives_failure_and_recovery() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ejected_instances_come_back_by_themselves() {
     use crate::breaker::OutlierConfig;
-    let config = HubConfig::default().with_outlier(
+    let config = HubConfig::default().outlier(
         OutlierConfig::default()
-            .with_consecutive_failures(2)
-            .with_ejection_time(Duration::from_millis(100), Duration::from_millis(100))
-            .with_max_ejection_percent(50),
+            .consecutive_failures(2)
+            .ejection_time(Duration::from_millis(100), Duration::from_millis(100))
+            .max_ejection_percent(50),
     );
     let hub = ServiceHub::builder(Arc::new(MemoryRegistry::new()))
         .config(config)

@@ -123,9 +123,9 @@ fn fixture(strategy: Strategy, endpoints: &[(&str, &str)]) -> Fixture {
     let breakers = Arc::new(
         BreakerRegistry::new(
             BreakerConfig::default()
-                .with_window(SlidingWindow::Count { calls: 4 })
-                .with_minimum_calls(4)
-                .with_wait_in_open(Duration::from_secs(3600)),
+                .window(SlidingWindow::Count { calls: 4 })
+                .minimum_calls(4)
+                .wait_in_open(Duration::from_secs(3600)),
         )
         .unwrap(),
     );
@@ -168,7 +168,7 @@ fn fast_policy(attempts: u32) -> RetryPolicy {
         Duration::from_millis(100),
     )
     .unwrap()
-    .with_jitter(Jitter::None)
+    .jitter(Jitter::None)
 }
 
 fn get(path: &str) -> Request<String> {
@@ -568,8 +568,8 @@ async fn guarded_picks_carry_the_breaker_permit() {
     let breakers = Arc::new(
         BreakerRegistry::new(
             BreakerConfig::default()
-                .with_window(SlidingWindow::Count { calls: 2 })
-                .with_minimum_calls(2),
+                .window(SlidingWindow::Count { calls: 2 })
+                .minimum_calls(2),
         )
         .unwrap(),
     );

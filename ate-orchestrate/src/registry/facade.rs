@@ -38,7 +38,7 @@ pub const REGISTRY_READ: Permission = Permission::from_static("registry:read");
 ///
 /// let registry = Registry::new(Arc::new(MemoryRegistry::new()));
 /// let tenant = TenantId::new();
-/// let ops = Principal::new(tenant, "service:deployer")?.with_permission(REGISTRY_WRITE);
+/// let ops = Principal::new(tenant, "service:deployer")?.permission(REGISTRY_WRITE);
 /// let billing = ServiceName::new("billing")?;
 /// let spec = InstanceSpec::new(
 ///     Scope::Tenant(tenant),

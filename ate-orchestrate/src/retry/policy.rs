@@ -81,7 +81,7 @@ impl RetryPolicy {
     }
 
     /// Sets the jitter.
-    pub fn with_jitter(mut self, jitter: Jitter) -> Self {
+    pub fn jitter(mut self, jitter: Jitter) -> Self {
         self.jitter = jitter;
         self
     }
@@ -96,7 +96,7 @@ impl RetryPolicy {
     }
 
     /// Sets how waits are waited (tests record them instead).
-    pub fn with_sleeper(mut self, sleeper: Arc<dyn Sleeper>) -> Self {
+    pub fn sleeper(mut self, sleeper: Arc<dyn Sleeper>) -> Self {
         self.sleeper = sleeper;
         self
     }

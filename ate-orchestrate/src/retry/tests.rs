@@ -23,7 +23,7 @@ fn ms(n: u64) -> Duration {
 fn policy(attempts: u32, sleeper: &Arc<RecordingSleeper>) -> RetryPolicy {
     RetryPolicy::new(attempts, ms(100), ms(1000))
         .unwrap()
-        .with_sleeper(sleeper.clone())
+        .sleeper(sleeper.clone())
 }
 
 fn unlimited() -> RetryBudget {
@@ -33,7 +33,7 @@ fn unlimited() -> RetryBudget {
 #[tokio::test]
 async fn retries_retryable_errors_until_success() {
     let sleeper = Arc::new(RecordingSleeper::default());
-    let policy = policy(5, &sleeper).with_jitter(Jitter::None);
+    let policy = policy(5, &sleeper).jitter(Jitter::None);
     let seen = Mutex::new(Vec::new());
     let result = retry(&policy, &unlimited(), |attempt| {
         seen.lock().unwrap().push(attempt);

@@ -256,10 +256,10 @@ async fn run(args: &Args) -> Result<Report, BoxError> {
     }
     let breakers = Arc::new(BreakerRegistry::new(
         BreakerConfig::default()
-            .with_window(SlidingWindow::Count { calls: 6 })
-            .with_minimum_calls(4)
-            .with_failure_rate_threshold(50.0)
-            .with_wait_in_open(Duration::from_secs(60)),
+            .window(SlidingWindow::Count { calls: 6 })
+            .minimum_calls(4)
+            .failure_rate_threshold(50.0)
+            .wait_in_open(Duration::from_secs(60)),
     )?);
     let tally = Arc::new(Tally::default());
     let balancer = Arc::new(

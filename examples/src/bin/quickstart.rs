@@ -118,10 +118,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let blobs = BlobStore::open(&format!("fs://{}/blobs", dir_abs.display()))?;
     let objects = ObjectStore::open(db.clone(), blobs, master.clone()).await?;
     let alice = Principal::new(acme.id, "user:alice")?
-        .with_permission(STORAGE_READ)
-        .with_permission(STORAGE_WRITE)
-        .with_permission(KEY_ROTATE)
-        .with_permission(KEY_READ);
+        .permission(STORAGE_READ)
+        .permission(STORAGE_WRITE)
+        .permission(KEY_ROTATE)
+        .permission(KEY_READ);
     let files: [(&str, &[u8], &str); 3] = [
         (
             "src/main.rs",
