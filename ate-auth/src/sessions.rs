@@ -1,19 +1,17 @@
-//! Login sessions: one per login, each a refresh-token family (the tokens themselves and the
-//! refresh flow are in [`tokens::refresh`](crate::tokens::refresh)).
+//! Login sessions: one per login, each a refresh-token family (the tokens themselves, starting
+//! a session with its first token and the refresh flow are in
+//! [`tokens::refresh`](crate::tokens::refresh)).
 //!
 //! Sessions end at an **absolute** lifetime and after an **idle** lifetime without a
 //! refresh; users list their sessions and end one or all of them.
 
 use crate::error::AuthError;
-use crate::tokens::refresh::RefreshToken;
 use crate::verify_cache::VerifyCache;
 use ate_core::db::{from_micros, to_micros};
-use ate_core::{Clock, CoreError, Db, TenantId, UserId, with_pool, with_write_tx};
+use ate_core::{Clock, CoreError, Db, TenantId, UserId, with_pool};
 use chrono::{DateTime, TimeDelta, Utc};
-use std::net::IpAddr;
 use std::sync::Arc;
 use uuid::Uuid;
-use zeroize::Zeroizing;
 
 /// Session lifetimes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,55 +158,6 @@ impl SessionStore {
         if let Some(cache) = &self.cache {
             cache.forget_user(user);
         }
-    }
-
-    /// Starts a session for a user who has just authenticated; returns it with its first
-    /// refresh token.
-    pub(crate) async fn start(
-        &self,
-        tenant: TenantId,
-        user: UserId,
-        client_addr: Option<IpAddr>,
-        user_agent: Option<&str>,
-    ) -> Result<(Session, RefreshToken), AuthError> {
-        let now = self.clock.now();
-        let id = Uuid::now_v7();
-        let token = RefreshToken::random()?;
-        let mut secret = Zeroizing::new([0u8; 32]);
-        getrandom::fill(&mut secret[..])
-            .map_err(|e| AuthError::Crypto(format!("no randomness: {e}")))?;
-        let ua = user_agent.map(|u| u.chars().take(512).collect::<String>());
-        let expires = now + self.policy.absolute_lifetime;
-        let idle = (now + self.policy.idle_lifetime).min(expires);
-        with_write_tx!(self.db, |tx| {
-            sqlx::query(concat!(
-                "INSERT INTO auth_sessions (",
-                session_columns!(),
-                ") VALUES ($1, $2, $3, $4, $5, $5, $6, $7, NULL, NULL, $8, $9)"
-            ))
-            .bind(id)
-            .bind(tenant.as_uuid())
-            .bind(user.as_uuid())
-            .bind(&secret[..])
-            .bind(to_micros(now))
-            .bind(to_micros(expires))
-            .bind(to_micros(idle))
-            .bind(client_addr.map(|a| a.to_string()))
-            .bind(&ua)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO auth_refresh_tokens (token_hash, session_id, generation, issued_at) \
-                 VALUES ($1, $2, 1, $3)",
-            )
-            .bind(&token.hash()[..])
-            .bind(id)
-            .bind(to_micros(now))
-            .execute(&mut *tx)
-            .await?;
-        });
-        let session = self.get(id).await?;
-        Ok((session, token))
     }
 
     pub(crate) async fn get(&self, id: Uuid) -> Result<Session, AuthError> {

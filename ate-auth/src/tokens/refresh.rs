@@ -19,11 +19,12 @@ use crate::error::AuthError;
 use crate::sessions::{Session, SessionRow, SessionStore, session_columns};
 use ate_core::audit::{NewAuditEvent, Outcome, actions};
 use ate_core::db::{from_micros, to_micros};
-use ate_core::{CoreTx, with_pool, with_write_tx};
+use ate_core::{CoreTx, TenantId, UserId, with_pool, with_write_tx};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use std::net::IpAddr;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
@@ -103,6 +104,55 @@ pub struct Refreshed {
 const REUSE_REASON: &str = "token_reuse";
 
 impl SessionStore {
+    /// Starts a session for a user who has just authenticated; returns it with its first
+    /// refresh token.
+    pub(crate) async fn start(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        client_addr: Option<IpAddr>,
+        user_agent: Option<&str>,
+    ) -> Result<(Session, RefreshToken), AuthError> {
+        let now = self.clock.now();
+        let id = Uuid::now_v7();
+        let token = RefreshToken::random()?;
+        let mut secret = Zeroizing::new([0u8; 32]);
+        getrandom::fill(&mut secret[..])
+            .map_err(|e| AuthError::Crypto(format!("no randomness: {e}")))?;
+        let ua = user_agent.map(|u| u.chars().take(512).collect::<String>());
+        let expires = now + self.policy.absolute_lifetime;
+        let idle = (now + self.policy.idle_lifetime).min(expires);
+        with_write_tx!(self.db, |tx| {
+            sqlx::query(concat!(
+                "INSERT INTO auth_sessions (",
+                session_columns!(),
+                ") VALUES ($1, $2, $3, $4, $5, $5, $6, $7, NULL, NULL, $8, $9)"
+            ))
+            .bind(id)
+            .bind(tenant.as_uuid())
+            .bind(user.as_uuid())
+            .bind(&secret[..])
+            .bind(to_micros(now))
+            .bind(to_micros(expires))
+            .bind(to_micros(idle))
+            .bind(client_addr.map(|a| a.to_string()))
+            .bind(&ua)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO auth_refresh_tokens (token_hash, session_id, generation, issued_at) \
+                 VALUES ($1, $2, 1, $3)",
+            )
+            .bind(&token.hash()[..])
+            .bind(id)
+            .bind(to_micros(now))
+            .execute(&mut *tx)
+            .await?;
+        });
+        let session = self.get(id).await?;
+        Ok((session, token))
+    }
+
     /// The session `token` belongs to, without spending it (so a caller can check the user
     /// first: a refused refresh must not burn the token).
     pub(crate) async fn peek(&self, token: &RefreshToken) -> Result<Session, AuthError> {
