@@ -89,9 +89,11 @@ pub mod hub;
 #[cfg(feature = "tower")]
 pub mod layer;
 pub mod metrics;
+mod name;
 pub mod outcome;
 pub mod registry;
 pub mod retry;
+pub mod workflow;
 
 pub use alerts::{
     AlertEngine, AlertEvent, AlertHistory, AlertRule, AlertSink, Condition, MemoryAlertHistory,
@@ -110,6 +112,7 @@ pub use hub::{HubConfig, Pick, PickOptions, ServiceHub};
 #[cfg(feature = "tower")]
 pub use layer::{BalanceLayer, GuardedBalancer};
 pub use metrics::{MetricsRecorder, ServiceMetrics, WindowStats};
+pub use name::MAX_NAME_LEN;
 pub use outcome::{Outcome, OutcomeObserver};
 pub use registry::{
     Environment, HealthStatus, Instance, InstanceId, InstanceKey, InstanceSpec, MemoryRegistry,

@@ -5,6 +5,8 @@
 //! endpoint without a host.
 
 use crate::error::OrchestrateError;
+pub use crate::name::MAX_NAME_LEN;
+pub(crate) use crate::name::{name_type, validate_name, validate_token};
 use ate_core::TenantId;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -12,8 +14,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use url::Url;
 
-/// Longest service name, instance id, tag or capability (bytes).
-pub const MAX_NAME_LEN: usize = 128;
 /// Largest weight an instance may carry.
 pub const MAX_WEIGHT: u32 = 10_000;
 /// Most metadata entries on one instance.
@@ -22,101 +22,6 @@ pub const MAX_METADATA_ENTRIES: usize = 64;
 pub const MAX_METADATA_VALUE_LEN: usize = 1024;
 /// Most tags on one instance (and, separately, most capabilities).
 pub const MAX_TAGS: usize = 64;
-
-/// 1 to `max` bytes of ASCII letters, digits, `-`, `_`, `.` and `:` (names, tags, rule
-/// ids, label keys).
-pub(crate) fn validate_token(
-    what: &'static str,
-    s: &str,
-    max: usize,
-) -> Result<(), OrchestrateError> {
-    if s.is_empty() {
-        return Err(OrchestrateError::invalid(what, "must not be empty"));
-    }
-    if s.len() > max {
-        return Err(OrchestrateError::invalid(
-            what,
-            format!("{} bytes is longer than {max}", s.len()),
-        ));
-    }
-    if let Some(c) = s
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')))
-    {
-        return Err(OrchestrateError::invalid(
-            what,
-            format!("character {c:?} is not allowed (use ASCII letters, digits, - _ . :)"),
-        ));
-    }
-    Ok(())
-}
-
-pub(crate) fn validate_name(what: &'static str, s: &str) -> Result<(), OrchestrateError> {
-    validate_token(what, s, MAX_NAME_LEN)?;
-    if !s.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-        return Err(OrchestrateError::invalid(
-            what,
-            "must start with a letter or digit",
-        ));
-    }
-    Ok(())
-}
-
-macro_rules! name_type {
-    ($(#[$doc:meta])* $name:ident, $what:literal) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
-        pub struct $name(String);
-
-        impl $name {
-            /// Validates `s`: 1 to [`MAX_NAME_LEN`] ASCII letters, digits, `-`, `_`, `.`
-            /// or `:`, starting with a letter or digit.
-            pub fn new(s: impl Into<String>) -> Result<Self, OrchestrateError> {
-                let s = s.into();
-                validate_name($what, &s)?;
-                Ok($name(s))
-            }
-
-            /// The name as a string.
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl TryFrom<String> for $name {
-            type Error = OrchestrateError;
-            fn try_from(s: String) -> Result<Self, Self::Error> {
-                $name::new(s)
-            }
-        }
-
-        impl TryFrom<&str> for $name {
-            type Error = OrchestrateError;
-            fn try_from(s: &str) -> Result<Self, Self::Error> {
-                $name::new(s)
-            }
-        }
-
-        impl From<$name> for String {
-            fn from(n: $name) -> String {
-                n.0
-            }
-        }
-
-        impl AsRef<str> for $name {
-            fn as_ref(&self) -> &str {
-                &self.0
-            }
-        }
-    };
-}
 
 name_type!(
     /// A service's name (`billing`, `search.v2`).

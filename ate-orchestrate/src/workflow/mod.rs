@@ -1,0 +1,58 @@
+//! Durable workflows: DAGs of steps run for a tenant, with retries, timeouts, signals and
+//! conditional edges; state in ATE's database so runs survive crashed workers.
+//!
+//! **Status: being built (issue 11).** What is here today is the *definition* layer, which
+//! everything else builds on and which is complete and tested on its own:
+//!
+//! * [`spec`]: a workflow as plain data ([`DagSpec`], [`NodeSpec`]) with a strict JSON form
+//!   and the [`Limits`] that bound it;
+//! * [`dag`]: validation into a [`ValidDag`] (unique ids, registered steps, dependencies that
+//!   exist, cycles found and spelled out, fan-out and fan-in);
+//! * [`policy`]: retries ([`RetrySpec`] → [`NodeRetry`], Temporal's defaults plus jitter) and
+//!   timeouts ([`NodeTimeouts`]: start-to-close, schedule-to-close, heartbeat);
+//! * [`condition`]: conditional edges ([`Condition`]) and what a node's handler receives
+//!   ([`node_input`]);
+//! * [`run`]: a run to submit ([`RunSpec`]: input, idempotency key, start time, priority,
+//!   labels, run timeout).
+//!
+//! Still to come, in this order: the `WorkflowStore` trait with its SQLite and PostgreSQL
+//! backends and conformance suite (runs, nodes, leases with fencing tokens, logs, audit in
+//! the same transaction), the engine and its workers (step registry, claims, heartbeats,
+//! cancellation, child runs, signals, graceful shutdown), schedules, integration endpoints,
+//! metrics, Python and benches. Until then nothing here runs a workflow.
+//!
+//! ```
+//! use ate_orchestrate::workflow::{Condition, DagSpec, Limits, NodeSpec, RetrySpec, RunSpec};
+//! use serde_json::json;
+//!
+//! let dag = DagSpec::new()
+//!     .node(NodeSpec::step("clone", "git.clone"))
+//!     .node(NodeSpec::step("scan", "scan").depends_on("clone").retry(RetrySpec::default().max_attempts(5)))
+//!     .node(
+//!         NodeSpec::step("report", "report")
+//!             .depends_on("scan")
+//!             .when(Condition::equals("scan", "/clean", json!(false))),
+//!     );
+//! let run = RunSpec::new(dag, json!({"repo": "https://example.com/r.git"})).idempotency_key("import-7");
+//! let valid = run.validate(&Limits::default(), &|step| ["git.clone", "scan", "report"].contains(&step.as_str()))?;
+//! assert_eq!(valid.roots().count(), 1);
+//!
+//! let cyclic = DagSpec::new()
+//!     .node(NodeSpec::step("a", "scan").depends_on("b"))
+//!     .node(NodeSpec::step("b", "scan").depends_on("a"));
+//! let e = cyclic.validate(&Limits::default(), &|_| true).unwrap_err();
+//! assert!(e.to_string().contains("cycle: a → b → a") || e.to_string().contains("cycle: b → a → b"));
+//! # Ok::<(), ate_orchestrate::OrchestrateError>(())
+//! ```
+
+pub mod condition;
+pub mod dag;
+pub mod policy;
+pub mod run;
+pub mod spec;
+
+pub use condition::{Condition, ConditionOp, node_input};
+pub use dag::{NodeId, NodeKind, SignalName, StepName, ValidDag, ValidNode};
+pub use policy::{NodeRetry, NodeTimeouts, RetrySpec, ValidTimeouts};
+pub use run::RunSpec;
+pub use spec::{DagSpec, Limits, NodeSpec};
