@@ -13,7 +13,11 @@
 //! * [`condition`]: conditional edges ([`Condition`]) and what a node's handler receives
 //!   ([`node_input`]);
 //! * [`run`]: a run to submit ([`RunSpec`]: input, idempotency key, start time, priority,
-//!   labels, run timeout).
+//!   labels, run timeout);
+//! * [`state`]: what happens to a run, as a pure state machine ([`RunState`]): releasing
+//!   dependents, skipping, retries with backoff, failing or going on, signals, cancellation,
+//!   run timeouts, retrying a failed run from its failure. It is the reference the stores
+//!   will be tested against.
 //!
 //! Still to come, in this order: the `WorkflowStore` trait with its SQLite and PostgreSQL
 //! backends and conformance suite (runs, nodes, leases with fencing tokens, logs, audit in
@@ -50,9 +54,11 @@ pub mod dag;
 pub mod policy;
 pub mod run;
 pub mod spec;
+pub mod state;
 
 pub use condition::{Condition, ConditionOp, node_input};
 pub use dag::{NodeId, NodeKind, SignalName, StepName, ValidDag, ValidNode};
 pub use policy::{NodeRetry, NodeTimeouts, RetrySpec, ValidTimeouts};
 pub use run::RunSpec;
 pub use spec::{DagSpec, Limits, NodeSpec};
+pub use state::{NodeError, NodeState, NodeStatus, RunState, RunStatus};
