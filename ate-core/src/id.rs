@@ -136,6 +136,11 @@ define_id!(
     "project id"
 );
 define_id!(
+    /// Identifies a workflow run within a tenant.
+    RunId,
+    "run id"
+);
+define_id!(
     /// Identifies a stored object (blob) within a tenant.
     ObjectId,
     "object id"

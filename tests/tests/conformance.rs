@@ -192,3 +192,28 @@ auth_matrix! {
     locks_apply_to_refresh,
     user_quota_is_enforced,
 }
+
+/// The workflow store suite on every metadata backend.
+macro_rules! workflow_matrix {
+    ($($case:ident),* $(,)?) => {
+        mod workflow_sqlite_memory { use tests::support::Backend; workflow_matrix!(@cases SqliteMemory; $($case),*); }
+        mod workflow_sqlite_file { use tests::support::Backend; workflow_matrix!(@cases SqliteFile; $($case),*); }
+        mod workflow_postgres { use tests::support::Backend; workflow_matrix!(@cases Postgres; $($case),*); }
+    };
+    (@cases $db:ident; $($case:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                tests::support::run(Backend::$db, tests::workflow_store::$case).await;
+            }
+        )*
+    };
+}
+
+workflow_matrix! {
+    submit_and_get,
+    submissions_are_idempotent,
+    list_filters_and_paginates,
+    cancel_is_idempotent_and_audited,
+    tenancy_is_enforced,
+}

@@ -92,6 +92,12 @@ pub mod actions {
     pub const KEY_ROTATED: AuditAction = AuditAction::from_static("key_rotated");
     /// A key was destroyed (crypto-shredding).
     pub const KEY_DESTROYED: AuditAction = AuditAction::from_static("key_destroyed");
+    /// A workflow run was submitted.
+    pub const WORKFLOW_SUBMITTED: AuditAction = AuditAction::from_static("workflow_submitted");
+    /// A workflow run was cancelled.
+    pub const WORKFLOW_CANCELLED: AuditAction = AuditAction::from_static("workflow_cancelled");
+    /// A workflow run failed for good.
+    pub const WORKFLOW_FAILED: AuditAction = AuditAction::from_static("workflow_failed");
 
     /// Every action ATE itself records.
     pub const ALL: &[AuditAction] = &[
@@ -115,6 +121,9 @@ pub mod actions {
         PRIVILEGE_PERMISSIONS_CHANGED,
         KEY_ROTATED,
         KEY_DESTROYED,
+        WORKFLOW_SUBMITTED,
+        WORKFLOW_CANCELLED,
+        WORKFLOW_FAILED,
     ];
 }
 

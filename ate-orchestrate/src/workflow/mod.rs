@@ -1,8 +1,7 @@
 //! Durable workflows: DAGs of steps run for a tenant, with retries, timeouts, signals and
 //! conditional edges; state in ATE's database so runs survive crashed workers.
 //!
-//! **Status: being built (issue 11).** What is here today is the *definition* layer, which
-//! everything else builds on and which is complete and tested on its own:
+//! **Status: being built (issue 11).** What is here today is complete and tested on its own:
 //!
 //! * [`spec`]: a workflow as plain data ([`DagSpec`], [`NodeSpec`]) with a strict JSON form
 //!   and the [`Limits`] that bound it;
@@ -19,11 +18,14 @@
 //!   run timeouts, retrying a failed run from its failure. It is the reference the stores
 //!   will be tested against.
 //!
-//! Still to come, in this order: the `WorkflowStore` trait with its SQLite and PostgreSQL
-//! backends and conformance suite (runs, nodes, leases with fencing tokens, logs, audit in
-//! the same transaction), the engine and its workers (step registry, claims, heartbeats,
-//! cancellation, child runs, signals, graceful shutdown), schedules, integration endpoints,
-//! metrics, Python and benches. Until then nothing here runs a workflow.
+//! * [`store`]: the [`WorkflowStore`] trait and [`SqlWorkflowStore`] (SQLite, PostgreSQL):
+//!   runs submitted (idempotently, audited, with their nodes), read, listed and cancelled.
+//!
+//! Still to come, in this order: claims with leases and fencing tokens, completions and
+//! failures recorded through [`RunState`], logs; the engine and its workers (step registry,
+//! heartbeats, cancellation tokens, child runs, signals, graceful shutdown); schedules,
+//! integration endpoints, metrics, Python and benches. Until then nothing here runs a
+//! workflow's steps.
 //!
 //! ```
 //! use ate_orchestrate::workflow::{Condition, DagSpec, Limits, NodeSpec, RetrySpec, RunSpec};
@@ -39,7 +41,7 @@
 //!     );
 //! let run = RunSpec::new(dag, json!({"repo": "https://example.com/r.git"})).idempotency_key("import-7");
 //! let valid = run.validate(&Limits::default(), &|step| ["git.clone", "scan", "report"].contains(&step.as_str()))?;
-//! assert_eq!(valid.roots().count(), 1);
+//! assert_eq!(valid.dag().roots().count(), 1);
 //!
 //! let cyclic = DagSpec::new()
 //!     .node(NodeSpec::step("a", "scan").depends_on("b"))
@@ -55,10 +57,15 @@ pub mod policy;
 pub mod run;
 pub mod spec;
 pub mod state;
+pub mod store;
 
 pub use condition::{Condition, ConditionOp, node_input};
 pub use dag::{NodeId, NodeKind, SignalName, StepName, ValidDag, ValidNode};
 pub use policy::{NodeRetry, NodeTimeouts, RetrySpec, ValidTimeouts};
-pub use run::RunSpec;
+pub use run::{RunSpec, ValidRun};
 pub use spec::{DagSpec, Limits, NodeSpec};
 pub use state::{NodeError, NodeState, NodeStatus, RunState, RunStatus};
+pub use store::{
+    NodeTask, NodeView, Run, RunQuery, SqlWorkflowStore, Submitted, WORKFLOWS_READ, WORKFLOWS_RUN,
+    WorkflowStore,
+};

@@ -94,7 +94,8 @@ impl RunSpec {
         self
     }
 
-    /// Checks the run and validates its DAG ([`DagSpec::validate`]); returns the DAG.
+    /// Checks the run and validates its DAG ([`DagSpec::validate`]); returns both, ready
+    /// for a [`WorkflowStore`](super::WorkflowStore).
     ///
     /// Besides the DAG's own checks, refused with [`OrchestrateError::InvalidInput`]: an input
     /// over [`Limits::max_input_bytes`] once serialized; an idempotency key that is empty,
@@ -106,7 +107,7 @@ impl RunSpec {
         &self,
         limits: &Limits,
         is_step: &dyn Fn(&StepName) -> bool,
-    ) -> Result<ValidDag, OrchestrateError> {
+    ) -> Result<ValidRun, OrchestrateError> {
         let bad = |what, reason: String| OrchestrateError::invalid(what, reason);
         let input_bytes = serde_json::to_vec(&self.input)
             .map_err(|e| bad("run input", format!("cannot be serialized: {e}")))?
@@ -170,7 +171,30 @@ impl RunSpec {
         if self.timeout == Some(Duration::ZERO) {
             return Err(bad("run timeout", "must be positive".into()));
         }
-        self.dag.validate(limits, is_step)
+        let dag = self.dag.validate(limits, is_step)?;
+        Ok(ValidRun {
+            spec: self.clone(),
+            dag,
+        })
+    }
+}
+
+/// A [`RunSpec`] that passed [`RunSpec::validate`], with its validated DAG.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidRun {
+    spec: RunSpec,
+    dag: ValidDag,
+}
+
+impl ValidRun {
+    /// The run as submitted.
+    pub fn spec(&self) -> &RunSpec {
+        &self.spec
+    }
+
+    /// Its DAG, validated.
+    pub fn dag(&self) -> &ValidDag {
+        &self.dag
     }
 }
 
@@ -185,7 +209,7 @@ mod tests {
         DagSpec::new().node(NodeSpec::step("a", "s"))
     }
 
-    fn check(run: &RunSpec) -> Result<ValidDag, OrchestrateError> {
+    fn check(run: &RunSpec) -> Result<ValidRun, OrchestrateError> {
         run.validate(&Limits::default(), &|_| true)
     }
 
@@ -197,7 +221,7 @@ mod tests {
             .priority(-5)
             .label("team", "search")
             .timeout(Duration::from_secs(3600));
-        assert_eq!(check(&run).unwrap().nodes().len(), 1);
+        assert_eq!(check(&run).unwrap().dag().nodes().len(), 1);
     }
 
     #[test]

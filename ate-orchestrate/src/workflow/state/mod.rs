@@ -185,7 +185,7 @@ pub struct NodeState {
 }
 
 impl NodeState {
-    fn blocked() -> Self {
+    pub(crate) fn blocked() -> Self {
         NodeState {
             status: NodeStatus::Blocked,
             attempt: 0,
@@ -215,9 +215,14 @@ pub struct RunState {
 impl RunState {
     /// A submitted run of `dag`, not started.
     pub fn new(dag: &ValidDag) -> Self {
+        RunState::empty(dag.nodes().len())
+    }
+
+    /// A pending run of `nodes` blocked nodes (for stores that fill it from their rows).
+    pub(crate) fn empty(nodes: usize) -> Self {
         RunState {
             status: RunStatus::Pending,
-            nodes: vec![NodeState::blocked(); dag.nodes().len()],
+            nodes: vec![NodeState::blocked(); nodes],
             stopping: None,
             error: None,
         }

@@ -1,0 +1,530 @@
+//! [`SqlWorkflowStore`]: runs in the `wf_runs`, `wf_run_labels` and `wf_nodes` tables of a
+//! [`Db`] (SQLite or PostgreSQL), shared by every host on the database.
+//!
+//! A write locks the tenant (submissions, through ate-core's [`CoreTx`]) or the run's row
+//! (`UPDATE … RETURNING` on the run, the same statement on both backends), so concurrent
+//! changes to one run apply one after the other, each on the state the previous one left.
+
+use super::{
+    NodeTask, NodeView, Run, RunQuery, Submitted, WORKFLOWS_READ, WORKFLOWS_RUN, WorkflowStore,
+};
+use crate::OrchestrateError;
+use crate::workflow::dag::{NodeId, NodeKind, SignalName, StepName};
+use crate::workflow::run::ValidRun;
+use crate::workflow::state::{NodeError, NodeState, NodeStatus, RunState, RunStatus};
+use ate_core::audit::{NewAuditEvent, Outcome, actions};
+use ate_core::db::{from_micros, to_micros};
+use ate_core::{
+    Clock, CoreError, CoreTx, Cursor, Db, Page, Principal, RunId, SystemClock, TenantId, with_pool,
+    with_write_tx,
+};
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+const CURSOR_KIND: &str = "workflow_runs";
+
+/// A [`WorkflowStore`] in a [`Db`] (SQLite or PostgreSQL).
+#[derive(Debug, Clone)]
+pub struct SqlWorkflowStore {
+    db: Db,
+    clock: Arc<dyn Clock>,
+}
+
+macro_rules! run_columns {
+    () => {
+        "id, tenant_id, status, stopping, input, idempotency_key, priority, labels, start_at, \
+         timeout_ms, error, created_by, created_at, updated_at, finished_at, revision"
+    };
+}
+
+macro_rules! node_columns {
+    () => {
+        "idx, node_id, kind, task, status, attempt, ready_at, first_ready_at, output, error, \
+         cancel_requested, started_at, finished_at"
+    };
+}
+
+#[derive(sqlx::FromRow)]
+struct RunRow {
+    id: Uuid,
+    tenant_id: Uuid,
+    status: String,
+    stopping: Option<String>,
+    input: String,
+    idempotency_key: Option<String>,
+    priority: i32,
+    labels: String,
+    start_at: i64,
+    timeout_ms: Option<i64>,
+    error: Option<String>,
+    created_by: String,
+    created_at: i64,
+    updated_at: i64,
+    finished_at: Option<i64>,
+    revision: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct NodeRow {
+    idx: i32,
+    node_id: String,
+    kind: String,
+    task: String,
+    status: String,
+    attempt: i32,
+    ready_at: Option<i64>,
+    first_ready_at: Option<i64>,
+    output: Option<String>,
+    error: Option<String>,
+    cancel_requested: i32,
+    started_at: Option<i64>,
+    finished_at: Option<i64>,
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> OrchestrateError {
+    OrchestrateError::Core(CoreError::Internal(format!(
+        "stored workflow run has a bad {what}: {e}"
+    )))
+}
+
+fn micros(t: Option<i64>) -> Result<Option<DateTime<Utc>>, OrchestrateError> {
+    Ok(t.map(from_micros).transpose()?)
+}
+
+impl RunRow {
+    fn run(self, nodes: Vec<NodeView>) -> Result<Run, OrchestrateError> {
+        Ok(Run {
+            id: RunId::from_uuid(self.id)?,
+            tenant: TenantId::from_uuid(self.tenant_id)?,
+            status: RunStatus::parse(&self.status).map_err(|e| corrupt("status", e))?,
+            stopping: self
+                .stopping
+                .as_deref()
+                .map(RunStatus::parse)
+                .transpose()
+                .map_err(|e| corrupt("stopping", e))?,
+            input: serde_json::from_str(&self.input).map_err(|e| corrupt("input", e))?,
+            idempotency_key: self.idempotency_key,
+            priority: self.priority,
+            labels: serde_json::from_str(&self.labels).map_err(|e| corrupt("labels", e))?,
+            start_at: from_micros(self.start_at)?,
+            timeout: self
+                .timeout_ms
+                .map(|ms| Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
+            error: self.error,
+            created_by: self.created_by,
+            created_at: from_micros(self.created_at)?,
+            updated_at: from_micros(self.updated_at)?,
+            finished_at: micros(self.finished_at)?,
+            revision: self.revision,
+            nodes,
+        })
+    }
+}
+
+impl NodeRow {
+    fn error(&self) -> Result<Option<NodeError>, OrchestrateError> {
+        let Some(text) = &self.error else {
+            return Ok(None);
+        };
+        let v: Value = serde_json::from_str(text).map_err(|e| corrupt("node error", e))?;
+        let field = |name: &str| v[name].as_str().unwrap_or_default().to_owned();
+        Ok(Some(NodeError {
+            kind: field("kind"),
+            message: field("message"),
+            retryable: v["retryable"].as_bool().unwrap_or(false),
+        }))
+    }
+
+    fn output(&self) -> Result<Option<Value>, OrchestrateError> {
+        self.output
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| corrupt("node output", e))
+    }
+
+    fn view(&self) -> Result<NodeView, OrchestrateError> {
+        let bad_name = |e: OrchestrateError| corrupt("node task", e);
+        Ok(NodeView {
+            id: NodeId::new(self.node_id.as_str()).map_err(|e| corrupt("node id", e))?,
+            task: match self.kind.as_str() {
+                "step" => NodeTask::Step(StepName::new(self.task.as_str()).map_err(bad_name)?),
+                "signal" => {
+                    NodeTask::Signal(SignalName::new(self.task.as_str()).map_err(bad_name)?)
+                }
+                other => return Err(corrupt("node kind", other)),
+            },
+            status: NodeStatus::parse(&self.status).map_err(|e| corrupt("node status", e))?,
+            attempt: u32::try_from(self.attempt).unwrap_or(0),
+            ready_at: micros(self.ready_at)?,
+            output: self.output()?,
+            error: self.error()?,
+            started_at: micros(self.started_at)?,
+            finished_at: micros(self.finished_at)?,
+        })
+    }
+
+    fn state(&self) -> Result<NodeState, OrchestrateError> {
+        let mut state = NodeState::blocked();
+        state.status = NodeStatus::parse(&self.status).map_err(|e| corrupt("node status", e))?;
+        state.attempt = u32::try_from(self.attempt).unwrap_or(0);
+        state.ready_at = micros(self.ready_at)?;
+        state.first_ready_at = micros(self.first_ready_at)?;
+        state.output = self.output()?;
+        state.error = self.error()?;
+        state.cancel_requested = self.cancel_requested != 0;
+        Ok(state)
+    }
+}
+
+fn json_text(v: &impl serde::Serialize, what: &str) -> Result<String, OrchestrateError> {
+    serde_json::to_string(v)
+        .map_err(|e| OrchestrateError::Core(CoreError::Internal(format!("encoding {what}: {e}"))))
+}
+
+/// The state of a loaded run, for the state machine.
+fn run_state(row: &RunRow, nodes: &[NodeRow]) -> Result<RunState, OrchestrateError> {
+    let mut state = RunState::empty(nodes.len());
+    state.status = RunStatus::parse(&row.status).map_err(|e| corrupt("status", e))?;
+    state.stopping = row
+        .stopping
+        .as_deref()
+        .map(RunStatus::parse)
+        .transpose()
+        .map_err(|e| corrupt("stopping", e))?;
+    state.error = row.error.clone();
+    for (i, (slot, node)) in state.nodes.iter_mut().zip(nodes).enumerate() {
+        if usize::try_from(node.idx).ok() != Some(i) {
+            return Err(corrupt(
+                "node list",
+                format!("node {i} is stored as {}", node.idx),
+            ));
+        }
+        *slot = node.state()?;
+    }
+    Ok(state)
+}
+
+impl SqlWorkflowStore {
+    /// Opens the store in `db`, running this crate's migrations ([`crate::migrations`])
+    /// first.
+    pub async fn open(db: Db) -> Result<Self, OrchestrateError> {
+        db.migrate(&crate::migrations()).await?;
+        Ok(SqlWorkflowStore {
+            db,
+            clock: Arc::new(SystemClock),
+        })
+    }
+
+    /// Uses `clock` for every time it records.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    async fn load(&self, tenant: TenantId, id: RunId) -> Result<Run, OrchestrateError> {
+        let row: Option<RunRow> = with_pool!(self.db, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                run_columns!(),
+                " FROM wf_runs WHERE tenant_id = $1 AND id = $2"
+            ))
+            .bind(tenant.as_uuid())
+            .bind(id.as_uuid())
+            .fetch_optional(pool)
+            .await?
+        });
+        let row = row.ok_or_else(|| OrchestrateError::not_found("workflow run", id))?;
+        let nodes: Vec<NodeRow> = with_pool!(self.db, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                node_columns!(),
+                " FROM wf_nodes WHERE run_id = $1 ORDER BY idx"
+            ))
+            .bind(id.as_uuid())
+            .fetch_all(pool)
+            .await?
+        });
+        let views = nodes
+            .iter()
+            .map(NodeRow::view)
+            .collect::<Result<Vec<_>, _>>()?;
+        row.run(views)
+    }
+}
+
+#[async_trait::async_trait]
+impl WorkflowStore for SqlWorkflowStore {
+    async fn submit(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        run: &ValidRun,
+    ) -> Result<Submitted, OrchestrateError> {
+        actor.require(tenant, &WORKFLOWS_RUN)?;
+        let (spec, dag) = (run.spec(), run.dag());
+        let now = self.clock.now();
+        let id = RunId::new();
+        let start_at = spec.start_at.unwrap_or(now);
+        let mut state = RunState::new(dag);
+        if start_at <= now {
+            state.start(dag, now);
+        }
+        let definition = spec.dag.to_json();
+        let input = json_text(&spec.input, "run input")?;
+        let labels = json_text(&spec.labels, "run labels")?;
+        let timeout_ms = spec
+            .timeout
+            .map(|t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX));
+        let event = NewAuditEvent::new(
+            tenant,
+            actor.subject(),
+            actions::WORKFLOW_SUBMITTED,
+            Outcome::Success,
+        )
+        .target(format!("workflow_run:{id}"))
+        .metadata(json!({
+            "nodes": dag.nodes().len(),
+            "priority": spec.priority,
+            "idempotency_key": spec.idempotency_key,
+        }))
+        .validate()?;
+        let tasks: Vec<(&str, &str)> = dag
+            .nodes()
+            .iter()
+            .map(|n| match &n.kind {
+                NodeKind::Step { step, .. } => ("step", step.as_str()),
+                NodeKind::Signal { signal, .. } => ("signal", signal.as_str()),
+            })
+            .collect();
+        let existing: Option<Uuid> = with_write_tx!(self.db, |tx| {
+            let locked = tx.lock_tenant(tenant).await?;
+            locked.require_active()?;
+            // Under the tenant's lock, so two submissions with one key cannot both insert.
+            let found: Option<Uuid> = match &spec.idempotency_key {
+                Some(key) => {
+                    sqlx::query_scalar(
+                        "SELECT id FROM wf_runs WHERE tenant_id = $1 AND idempotency_key = $2",
+                    )
+                    .bind(tenant.as_uuid())
+                    .bind(key)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                }
+                None => None,
+            };
+            if found.is_none() {
+                sqlx::query(concat!(
+                    "INSERT INTO wf_runs (",
+                    run_columns!(),
+                    ", definition) VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, $8, $9, NULL, $10, \
+                     $11, $11, NULL, 1, $12)"
+                ))
+                .bind(id.as_uuid())
+                .bind(tenant.as_uuid())
+                .bind(state.status.as_str())
+                .bind(&input)
+                .bind(&spec.idempotency_key)
+                .bind(spec.priority)
+                .bind(&labels)
+                .bind(to_micros(start_at))
+                .bind(timeout_ms)
+                .bind(actor.subject())
+                .bind(to_micros(now))
+                .bind(&definition)
+                .execute(&mut *tx)
+                .await?;
+                for (key, value) in &spec.labels {
+                    sqlx::query("INSERT INTO wf_run_labels (run_id, tenant_id, key, value) VALUES ($1, $2, $3, $4)")
+                        .bind(id.as_uuid())
+                        .bind(tenant.as_uuid())
+                        .bind(key)
+                        .bind(value)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for (i, (node, st)) in dag.nodes().iter().zip(&state.nodes).enumerate() {
+                    sqlx::query(
+                        "INSERT INTO wf_nodes (run_id, idx, tenant_id, node_id, kind, task, status, \
+                         attempt, priority, ready_at, first_ready_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $10)",
+                    )
+                    .bind(id.as_uuid())
+                    .bind(i32::try_from(i).unwrap_or(i32::MAX))
+                    .bind(tenant.as_uuid())
+                    .bind(node.id.as_str())
+                    .bind(tasks[i].0)
+                    .bind(tasks[i].1)
+                    .bind(st.status.as_str())
+                    .bind(spec.priority)
+                    .bind(st.ready_at.map(to_micros))
+                    .bind(st.first_ready_at.map(to_micros))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.append_audit(&event, now).await?;
+            }
+            found
+        });
+        match existing {
+            Some(found) => Ok(Submitted {
+                run: self.load(tenant, RunId::from_uuid(found)?).await?,
+                created: false,
+            }),
+            None => Ok(Submitted {
+                run: self.load(tenant, id).await?,
+                created: true,
+            }),
+        }
+    }
+
+    async fn get(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        id: RunId,
+    ) -> Result<Run, OrchestrateError> {
+        actor.require(tenant, &WORKFLOWS_READ)?;
+        self.load(tenant, id).await
+    }
+
+    async fn list(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        query: &RunQuery,
+    ) -> Result<Page<Run>, OrchestrateError> {
+        actor.require(tenant, &WORKFLOWS_READ)?;
+        let limit = ate_core::page::page_size(query.limit)?;
+        let before: Option<Uuid> = query
+            .cursor
+            .as_ref()
+            .map(|c| c.decode(CURSOR_KIND))
+            .transpose()?
+            .map(|s| {
+                s.parse::<RunId>()
+                    .map(|id| id.as_uuid())
+                    .map_err(|_| OrchestrateError::invalid("cursor", "is not from this listing"))
+            })
+            .transpose()?;
+        let (label_key, label_value) = match &query.label {
+            Some((k, v)) => (Some(k.as_str()), Some(v.as_str())),
+            None => (None, None),
+        };
+        let rows: Vec<RunRow> = with_pool!(self.db, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                run_columns!(),
+                " FROM wf_runs WHERE tenant_id = $1 \
+                 AND ($2 IS NULL OR status = $2) \
+                 AND ($3 IS NULL OR id IN (SELECT run_id FROM wf_run_labels \
+                      WHERE tenant_id = $1 AND key = $3 AND value = $4)) \
+                 AND ($5 IS NULL OR created_at >= $5) \
+                 AND ($6 IS NULL OR created_at < $6) \
+                 AND ($7 IS NULL OR id < $7) \
+                 ORDER BY id DESC LIMIT $8"
+            ))
+            .bind(tenant.as_uuid())
+            .bind(query.status.map(RunStatus::as_str))
+            .bind(label_key)
+            .bind(label_value)
+            .bind(query.since.map(to_micros))
+            .bind(query.until.map(to_micros))
+            .bind(before)
+            .bind(i64::from(limit) + 1)
+            .fetch_all(pool)
+            .await?
+        });
+        let more = rows.len() > limit as usize;
+        let items = rows
+            .into_iter()
+            .take(limit as usize)
+            .map(|r| r.run(Vec::new()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_cursor = match (more, items.last()) {
+            (true, Some(last)) => Some(Cursor::encode(CURSOR_KIND, &last.id.to_string())),
+            _ => None,
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn cancel(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        id: RunId,
+    ) -> Result<Run, OrchestrateError> {
+        actor.require(tenant, &WORKFLOWS_RUN)?;
+        let now = self.clock.now();
+        let event = NewAuditEvent::new(
+            tenant,
+            actor.subject(),
+            actions::WORKFLOW_CANCELLED,
+            Outcome::Success,
+        )
+        .target(format!("workflow_run:{id}"))
+        .validate()?;
+        with_write_tx!(self.db, |tx| {
+            // Takes the run's row lock: concurrent changes to the run queue behind this one.
+            let row: Option<RunRow> = sqlx::query_as(concat!(
+                "UPDATE wf_runs SET revision = revision WHERE tenant_id = $1 AND id = $2 RETURNING ",
+                run_columns!()
+            ))
+            .bind(tenant.as_uuid())
+            .bind(id.as_uuid())
+            .fetch_optional(&mut *tx)
+            .await?;
+            let row = row.ok_or_else(|| OrchestrateError::not_found("workflow run", id))?;
+            let nodes: Vec<NodeRow> = sqlx::query_as(concat!(
+                "SELECT ",
+                node_columns!(),
+                " FROM wf_nodes WHERE run_id = $1 ORDER BY idx"
+            ))
+            .bind(id.as_uuid())
+            .fetch_all(&mut *tx)
+            .await?;
+            let before = run_state(&row, &nodes)?;
+            let mut after = before.clone();
+            if after.cancel() {
+                for (i, (old, new)) in before.nodes.iter().zip(&after.nodes).enumerate() {
+                    if old == new {
+                        continue;
+                    }
+                    let finished = (!old.status.is_finished() && new.status.is_finished())
+                        .then_some(to_micros(now));
+                    sqlx::query(
+                        "UPDATE wf_nodes SET status = $3, cancel_requested = $4, ready_at = $5, \
+                         finished_at = COALESCE($6, finished_at) WHERE run_id = $1 AND idx = $2",
+                    )
+                    .bind(id.as_uuid())
+                    .bind(i32::try_from(i).unwrap_or(i32::MAX))
+                    .bind(new.status.as_str())
+                    .bind(i32::from(new.cancel_requested))
+                    .bind(new.ready_at.map(to_micros))
+                    .bind(finished)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                let finished = after.status.is_finished().then_some(to_micros(now));
+                sqlx::query(
+                    "UPDATE wf_runs SET status = $2, stopping = $3, error = $4, updated_at = $5, \
+                     finished_at = COALESCE($6, finished_at), revision = revision + 1 WHERE id = $1",
+                )
+                .bind(id.as_uuid())
+                .bind(after.status.as_str())
+                .bind(after.stopping.filter(|_| !after.status.is_finished()).map(RunStatus::as_str))
+                .bind(&after.error)
+                .bind(to_micros(now))
+                .bind(finished)
+                .execute(&mut *tx)
+                .await?;
+                tx.append_audit(&event, now).await?;
+            }
+        });
+        self.load(tenant, id).await
+    }
+}
