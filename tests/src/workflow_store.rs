@@ -6,12 +6,13 @@ use crate::{assert_kind, member};
 use ate_core::audit::{AuditQuery, actions};
 use ate_core::{ErrorKind, NewTenant, RunId, TenantId};
 use ate_orchestrate::workflow::{
-    DagSpec, Limits, NodeSpec, NodeStatus, NodeTask, RunQuery, RunSpec, RunStatus,
-    SqlWorkflowStore, ValidRun, WORKFLOWS_READ, WORKFLOWS_RUN, WorkflowStore,
+    Claim, DagSpec, Lease, Limits, NodeError, NodeSpec, NodeStatus, NodeTask, RetrySpec, RunQuery,
+    RunSpec, RunStatus, SqlWorkflowStore, ValidRun, WORKFLOWS_READ, WORKFLOWS_RUN, WorkflowStore,
 };
 use chrono::TimeDelta;
 use serde_json::json;
 use std::sync::Arc;
+use std::time::Duration;
 
 async fn store(env: &Env) -> Arc<dyn WorkflowStore> {
     Arc::new(
@@ -340,4 +341,317 @@ pub async fn tenancy_is_enforced(env: Env) {
             .len(),
         1
     );
+}
+
+fn lease_of(claim: &Claim) -> Lease {
+    claim.lease
+}
+
+const LEASE: Duration = Duration::from_secs(30);
+
+/// a → (b, c) → d
+fn diamond() -> DagSpec {
+    DagSpec::new()
+        .node(NodeSpec::step("a", "s"))
+        .node(NodeSpec::step("b", "s").depends_on("a"))
+        .node(NodeSpec::step("c", "s").depends_on("a"))
+        .node(NodeSpec::step("d", "s").depends_on("b").depends_on("c"))
+}
+
+/// Claims hand out due nodes with their inputs; completions release dependents (fan-out,
+/// fan-in) and end the run.
+pub async fn claims_and_completions_drive_a_run(env: Env) {
+    let s = store(&env).await;
+    let t = tenant(&env, "acme").await;
+    let run = s
+        .submit(
+            &env.admin,
+            t,
+            &valid(RunSpec::new(diamond(), json!({"repo": "r"}))),
+        )
+        .await
+        .unwrap()
+        .run;
+    let first = s.claim("w1", 10, LEASE).await.unwrap();
+    assert_eq!(first.len(), 1);
+    let a = &first[0];
+    assert_eq!(
+        (a.lease.run, a.tenant, a.node_id.as_str(), a.step.as_str()),
+        (run.id, t, "a", "s")
+    );
+    assert_eq!(a.attempt, 1);
+    assert_eq!(a.input, json!({"input": {"repo": "r"}, "deps": {}}));
+    assert_eq!(a.lease_expires_at, env.clock_now() + TimeDelta::seconds(30));
+    assert!(
+        s.claim("w2", 10, LEASE).await.unwrap().is_empty(),
+        "nothing else is due"
+    );
+    assert_eq!(
+        s.complete(&a.lease, json!({"files": 3})).await.unwrap(),
+        RunStatus::Running
+    );
+    let mut middle = s.claim("w1", 10, LEASE).await.unwrap();
+    middle.sort_by(|x, y| x.node_id.cmp(&y.node_id));
+    let ids: Vec<&str> = middle.iter().map(|c| c.node_id.as_str()).collect();
+    assert_eq!(ids, ["b", "c"]);
+    assert_eq!(middle[0].input["deps"], json!({"a": {"files": 3}}));
+    s.complete(&middle[0].lease, json!("b-out")).await.unwrap();
+    assert!(
+        s.claim("w1", 10, LEASE).await.unwrap().is_empty(),
+        "d waits for c"
+    );
+    s.complete(&middle[1].lease, json!("c-out")).await.unwrap();
+    let d = s.claim("w1", 10, LEASE).await.unwrap().remove(0);
+    assert_eq!(d.input["deps"], json!({"b": "b-out", "c": "c-out"}));
+    env.clock.advance(TimeDelta::seconds(3));
+    assert_eq!(
+        s.complete(&d.lease, json!(null)).await.unwrap(),
+        RunStatus::Succeeded
+    );
+    let done = s.get(&env.admin, t, run.id).await.unwrap();
+    assert_eq!(done.status, RunStatus::Succeeded);
+    assert_eq!(done.finished_at, Some(env.clock_now()));
+    assert!(
+        done.nodes
+            .iter()
+            .all(|n| n.status == NodeStatus::Succeeded && n.attempt == 1)
+    );
+    assert_eq!(done.nodes[1].output, Some(json!("b-out")));
+    assert!(s.claim("w1", 10, LEASE).await.unwrap().is_empty());
+}
+
+/// A lease that expires is taken back by maintenance and the node runs again; the old
+/// holder's token is stale from then on, and a completion is recorded exactly once.
+pub async fn leases_expire_and_tokens_fence(env: Env) {
+    let s = store(&env).await;
+    let t = tenant(&env, "acme").await;
+    let dag =
+        DagSpec::new().node(NodeSpec::step("only", "s").retry(RetrySpec::default().jitter(0.0)));
+    s.submit(&env.admin, t, &valid(RunSpec::new(dag, json!(null))))
+        .await
+        .unwrap();
+    let first = s
+        .claim("w1", 1, Duration::from_secs(10))
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(
+        !s.heartbeat(&first.lease, Duration::from_secs(10))
+            .await
+            .unwrap()
+    );
+    env.clock.advance(TimeDelta::seconds(9));
+    assert_eq!(
+        s.maintain().await.unwrap().expired_leases,
+        0,
+        "the heartbeat extended it"
+    );
+    env.clock.advance(TimeDelta::seconds(2));
+    assert_eq!(s.maintain().await.unwrap().expired_leases, 1);
+    assert!(
+        s.claim("w2", 1, LEASE).await.unwrap().is_empty(),
+        "retried after its wait"
+    );
+    env.clock.advance(TimeDelta::seconds(1));
+    let second = s.claim("w2", 1, LEASE).await.unwrap().remove(0);
+    assert_eq!(second.attempt, 2);
+    assert!(second.lease.token > first.lease.token);
+    assert_kind(
+        s.complete(&first.lease, json!("stale")).await,
+        ErrorKind::Conflict,
+    );
+    assert_kind(s.heartbeat(&first.lease, LEASE).await, ErrorKind::Conflict);
+    assert_kind(
+        s.fail(&first.lease, NodeError::permanent("x", "stale"))
+            .await,
+        ErrorKind::Conflict,
+    );
+    assert_eq!(
+        s.complete(&second.lease, json!("ok")).await.unwrap(),
+        RunStatus::Succeeded
+    );
+    assert_kind(
+        s.complete(&second.lease, json!("twice")).await,
+        ErrorKind::Conflict,
+    );
+    let run = s.get(&env.admin, t, second.lease.run).await.unwrap();
+    assert_eq!(run.nodes[0].output, Some(json!("ok")));
+    assert_eq!(run.nodes[0].attempt, 2);
+}
+
+/// Failed attempts are retried after the policy's wait, then fail the run, which is audited
+/// once; a permanent error is not retried.
+pub async fn failures_retry_then_fail_the_run(env: Env) {
+    let s = store(&env).await;
+    let t = tenant(&env, "acme").await;
+    let policy = RetrySpec::default().jitter(0.0).max_attempts(2);
+    let dag = DagSpec::new()
+        .node(NodeSpec::step("flaky", "s").retry(policy))
+        .node(NodeSpec::step("after", "s").depends_on("flaky"));
+    let run = s
+        .submit(
+            &env.admin,
+            t,
+            &valid(RunSpec::new(dag.clone(), json!(null))),
+        )
+        .await
+        .unwrap()
+        .run;
+    let c = s.claim("w", 1, LEASE).await.unwrap().remove(0);
+    let busy = NodeError::retryable("unavailable", "busy");
+    assert_eq!(
+        s.fail(&c.lease, busy.clone()).await.unwrap(),
+        RunStatus::Running
+    );
+    let view = s.get(&env.admin, t, run.id).await.unwrap();
+    assert_eq!(view.nodes[0].status, NodeStatus::Ready);
+    assert_eq!(
+        view.nodes[0].ready_at,
+        Some(env.clock_now() + TimeDelta::seconds(1))
+    );
+    assert_eq!(
+        view.nodes[0].error.as_ref().map(|e| e.message.as_str()),
+        Some("busy")
+    );
+    assert!(s.claim("w", 1, LEASE).await.unwrap().is_empty());
+    env.clock.advance(TimeDelta::seconds(1));
+    let c = s.claim("w", 1, LEASE).await.unwrap().remove(0);
+    assert_eq!(s.fail(&c.lease, busy).await.unwrap(), RunStatus::Failed);
+    let view = s.get(&env.admin, t, run.id).await.unwrap();
+    assert_eq!(view.error.as_deref(), Some("node flaky failed: busy"));
+    assert_eq!(view.nodes[1].status, NodeStatus::Cancelled);
+    assert_eq!(audited(&env, t, actions::WORKFLOW_FAILED.as_str()).await, 1);
+    // A permanent error fails at once.
+    s.submit(&env.admin, t, &valid(RunSpec::new(dag, json!(null))))
+        .await
+        .unwrap();
+    let c = s.claim("w", 1, LEASE).await.unwrap().remove(0);
+    let broken = NodeError::permanent("invalid_input", "bad repo");
+    assert_eq!(s.fail(&c.lease, broken).await.unwrap(), RunStatus::Failed);
+    assert_eq!(audited(&env, t, actions::WORKFLOW_FAILED.as_str()).await, 2);
+}
+
+/// Cancelling a run with running attempts: nothing more is claimed, heartbeats say stop, and
+/// the run ends `cancelled` once both attempts have reported.
+pub async fn cancel_reaches_running_attempts(env: Env) {
+    let s = store(&env).await;
+    let t = tenant(&env, "acme").await;
+    let dag = DagSpec::new()
+        .node(NodeSpec::step("x", "s"))
+        .node(NodeSpec::step("y", "s"))
+        .node(NodeSpec::step("z", "s").depends_on("x"));
+    let run = s
+        .submit(&env.admin, t, &valid(RunSpec::new(dag, json!(null))))
+        .await
+        .unwrap()
+        .run;
+    let claims = s.claim("w", 10, LEASE).await.unwrap();
+    assert_eq!(claims.len(), 2);
+    let stopping = s.cancel(&env.admin, t, run.id).await.unwrap();
+    assert_eq!(
+        (stopping.status, stopping.stopping),
+        (RunStatus::Running, Some(RunStatus::Cancelled))
+    );
+    for c in &claims {
+        assert!(s.heartbeat(&c.lease, LEASE).await.unwrap(), "asked to stop");
+    }
+    assert!(s.claim("w", 10, LEASE).await.unwrap().is_empty());
+    assert_eq!(
+        s.complete(&lease_of(&claims[0]), json!(1)).await.unwrap(),
+        RunStatus::Running
+    );
+    let last = s
+        .fail(
+            &lease_of(&claims[1]),
+            NodeError::permanent("cancelled", "stopped"),
+        )
+        .await;
+    assert_eq!(last.unwrap(), RunStatus::Cancelled);
+    let done = s.get(&env.admin, t, run.id).await.unwrap();
+    assert_eq!((done.status, done.stopping), (RunStatus::Cancelled, None));
+    assert!(done.nodes.iter().all(|n| n.status == NodeStatus::Cancelled));
+    assert_eq!(audited(&env, t, actions::WORKFLOW_FAILED.as_str()).await, 0);
+}
+
+/// Maintenance starts delayed runs when their time comes and fails runs past their timeout.
+pub async fn maintenance_starts_and_times_out_runs(env: Env) {
+    let s = store(&env).await;
+    let t = tenant(&env, "acme").await;
+    let one = || DagSpec::new().node(NodeSpec::step("n", "s"));
+    let later = env.clock_now() + TimeDelta::seconds(60);
+    let delayed = s
+        .submit(
+            &env.admin,
+            t,
+            &valid(RunSpec::new(one(), json!(null)).start_at(later)),
+        )
+        .await
+        .unwrap()
+        .run;
+    assert_eq!(s.maintain().await.unwrap().started, 0);
+    assert!(s.claim("w", 10, LEASE).await.unwrap().is_empty());
+    env.clock.advance(TimeDelta::seconds(60));
+    assert_eq!(s.maintain().await.unwrap().started, 1);
+    let c = s.claim("w", 10, LEASE).await.unwrap().remove(0);
+    assert_eq!(c.lease.run, delayed.id);
+    s.complete(&c.lease, json!(null)).await.unwrap();
+    let bounded = valid(RunSpec::new(one(), json!(null)).timeout(Duration::from_secs(30)));
+    let run = s.submit(&env.admin, t, &bounded).await.unwrap().run;
+    let c = s.claim("w", 10, LEASE).await.unwrap().remove(0);
+    env.clock.advance(TimeDelta::seconds(29));
+    assert_eq!(s.maintain().await.unwrap().timed_out, 0);
+    env.clock.advance(TimeDelta::seconds(1));
+    assert_eq!(s.maintain().await.unwrap().timed_out, 1);
+    assert_eq!(s.maintain().await.unwrap().timed_out, 0, "once");
+    assert!(s.heartbeat(&c.lease, LEASE).await.unwrap());
+    assert_eq!(
+        s.complete(&c.lease, json!(null)).await.unwrap(),
+        RunStatus::Failed
+    );
+    let view = s.get(&env.admin, t, run.id).await.unwrap();
+    assert_eq!(view.error.as_deref(), Some("the run timed out"));
+    assert_eq!(audited(&env, t, actions::WORKFLOW_FAILED.as_str()).await, 1);
+}
+
+/// Many claimers at once never get the same node, and every completion is recorded once.
+pub async fn concurrent_claims_never_share_a_node(env: Env) {
+    let s = store(&env).await;
+    let t = tenant(&env, "acme").await;
+    let runs = 30;
+    for i in 0..runs {
+        let dag = DagSpec::new().node(NodeSpec::step("n", "s"));
+        s.submit(&env.admin, t, &valid(RunSpec::new(dag, json!(i))))
+            .await
+            .unwrap();
+    }
+    let workers = (0..4).map(|w| {
+        let s = s.clone();
+        async move {
+            let mut mine = Vec::new();
+            loop {
+                let batch = s.claim(&format!("w{w}"), 3, LEASE).await.unwrap();
+                if batch.is_empty() {
+                    break;
+                }
+                for c in batch {
+                    s.complete(&c.lease, json!(w)).await.unwrap();
+                    mine.push(c.lease.run);
+                }
+            }
+            mine
+        }
+    });
+    let claimed: Vec<RunId> = futures::future::join_all(workers)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(claimed.len(), runs);
+    let distinct: std::collections::BTreeSet<RunId> = claimed.iter().copied().collect();
+    assert_eq!(distinct.len(), runs, "no node was handed out twice");
+    let done = s
+        .list(&env.admin, t, &RunQuery::new().status(RunStatus::Succeeded))
+        .await
+        .unwrap();
+    assert_eq!(done.items.len(), runs);
 }

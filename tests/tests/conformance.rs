@@ -216,4 +216,10 @@ workflow_matrix! {
     list_filters_and_paginates,
     cancel_is_idempotent_and_audited,
     tenancy_is_enforced,
+    claims_and_completions_drive_a_run,
+    leases_expire_and_tokens_fence,
+    failures_retry_then_fail_the_run,
+    cancel_reaches_running_attempts,
+    maintenance_starts_and_times_out_runs,
+    concurrent_claims_never_share_a_node,
 }

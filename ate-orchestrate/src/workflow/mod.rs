@@ -19,13 +19,19 @@
 //!   will be tested against.
 //!
 //! * [`store`]: the [`WorkflowStore`] trait and [`SqlWorkflowStore`] (SQLite, PostgreSQL):
-//!   runs submitted (idempotently, audited, with their nodes), read, listed and cancelled.
+//!   runs submitted (idempotently, audited, with their nodes), read, listed and cancelled;
+//!   and the worker side: claims with leases and fencing tokens (`SKIP LOCKED` on
+//!   PostgreSQL), heartbeats that report a cancel, completions recorded exactly once,
+//!   failures retried through [`RunState`], and a maintenance pass that starts delayed runs,
+//!   takes back expired leases (so no node stays `running` after its worker died) and times
+//!   runs out.
 //!
-//! Still to come, in this order: claims with leases and fencing tokens, completions and
-//! failures recorded through [`RunState`], logs; the engine and its workers (step registry,
-//! heartbeats, cancellation tokens, child runs, signals, graceful shutdown); schedules,
-//! integration endpoints, metrics, Python and benches. Until then nothing here runs a
-//! workflow's steps.
+//! Still to come, in this order: the engine and its workers (a step registry,
+//! `engine.step("clone", handler)`, worker tasks that claim, run handlers with a context,
+//! heartbeat and enforce timeouts, graceful shutdown), signals and their timeouts in the
+//! store, per-run logs, tenant fairness in claims, child runs, schedules, integration
+//! endpoints, metrics, Python and benches. Until the engine lands, a host would have to drive
+//! the store itself to run a workflow's steps.
 //!
 //! ```
 //! use ate_orchestrate::workflow::{Condition, DagSpec, Limits, NodeSpec, RetrySpec, RunSpec};
@@ -66,6 +72,6 @@ pub use run::{RunSpec, ValidRun};
 pub use spec::{DagSpec, Limits, NodeSpec};
 pub use state::{NodeError, NodeState, NodeStatus, RunState, RunStatus};
 pub use store::{
-    NodeTask, NodeView, Run, RunQuery, SqlWorkflowStore, Submitted, WORKFLOWS_READ, WORKFLOWS_RUN,
-    WorkflowStore,
+    Claim, Lease, Maintenance, NodeTask, NodeView, Run, RunQuery, SqlWorkflowStore, Submitted,
+    WORKFLOWS_READ, WORKFLOWS_RUN, WorkflowStore,
 };

@@ -21,6 +21,8 @@ pub const MAX_LABEL_KEY_LEN: usize = 64;
 pub const MAX_LABEL_VALUE_LEN: usize = 256;
 /// Priorities go from `-MAX_PRIORITY` to `MAX_PRIORITY`; higher runs first, 0 by default.
 pub const MAX_PRIORITY: i32 = 1_000;
+/// The longest run timeout: 366 days.
+pub const MAX_RUN_TIMEOUT: Duration = Duration::from_secs(366 * 24 * 3600);
 
 /// A run to submit for a tenant.
 ///
@@ -102,7 +104,7 @@ impl RunSpec {
     /// longer than [`MAX_IDEMPOTENCY_KEY_LEN`] or holds control characters; a priority
     /// outside ±[`MAX_PRIORITY`]; more than [`MAX_LABELS`] labels, a key that breaks the name
     /// rules or a value over [`MAX_LABEL_VALUE_LEN`] bytes or with control characters; a zero
-    /// timeout.
+    /// timeout or one over [`MAX_RUN_TIMEOUT`].
     pub fn validate(
         &self,
         limits: &Limits,
@@ -170,6 +172,14 @@ impl RunSpec {
         }
         if self.timeout == Some(Duration::ZERO) {
             return Err(bad("run timeout", "must be positive".into()));
+        }
+        if let Some(t) = self.timeout
+            && t > MAX_RUN_TIMEOUT
+        {
+            return Err(bad(
+                "run timeout",
+                format!("{} s is longer than the limit of 366 days", t.as_secs()),
+            ));
         }
         let dag = self.dag.validate(limits, is_step)?;
         Ok(ValidRun {

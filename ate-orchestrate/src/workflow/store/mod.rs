@@ -7,9 +7,10 @@
 //! (platform administrators hold both everywhere). A run of another tenant is `NotFound`,
 //! exactly like a run that does not exist.
 //!
-//! **Status**: runs are submitted (idempotently, audited, in one transaction with their
-//! nodes), read, listed and cancelled. Claiming nodes, leases, completions, signals and logs
-//! come with the workers.
+//! The worker side ([`WorkflowStore::claim`], [`heartbeat`](WorkflowStore::heartbeat),
+//! [`complete`](WorkflowStore::complete), [`fail`](WorkflowStore::fail),
+//! [`maintain`](WorkflowStore::maintain)) checks no principal: it is for the engine's
+//! workers, which the host runs. Signals and logs are not stored yet.
 
 mod sql;
 
@@ -176,6 +177,54 @@ impl RunQuery {
     }
 }
 
+/// A worker's hold on one running attempt: the node and the **fencing token** its claim was
+/// given. Every claim of a node gets a larger token, so a worker whose lease expired (and whose
+/// node was claimed again) can no longer record anything: its token is stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Lease {
+    /// The run.
+    pub run: RunId,
+    /// The node's index in the run's DAG.
+    pub node: u32,
+    /// The fencing token.
+    pub token: i64,
+}
+
+/// A node attempt handed to a worker by [`WorkflowStore::claim`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Claim {
+    /// What the worker holds (pass it back to heartbeat, complete or fail).
+    pub lease: Lease,
+    /// The run's tenant.
+    pub tenant: TenantId,
+    /// The node's id.
+    pub node_id: NodeId,
+    /// The step to run.
+    pub step: StepName,
+    /// This attempt's number (1 = the first).
+    pub attempt: u32,
+    /// The handler's input ([`node_input`](super::node_input): the run's input and the
+    /// dependencies' outputs).
+    pub input: Value,
+    /// When the lease ends unless renewed by a heartbeat.
+    pub lease_expires_at: DateTime<Utc>,
+}
+
+/// What one [`WorkflowStore::maintain`] pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Maintenance {
+    /// Delayed runs whose start time came.
+    pub started: usize,
+    /// Attempts whose lease expired (their worker died or hung): counted as failed
+    /// attempts, so they are retried or fail their node.
+    pub expired_leases: usize,
+    /// Runs that passed their timeout.
+    pub timed_out: usize,
+}
+
 /// Stores workflow runs. Implementations must pass the conformance suite in
 /// `tests/src/workflow_store.rs`.
 #[async_trait::async_trait]
@@ -222,4 +271,37 @@ pub trait WorkflowStore: Send + Sync + std::fmt::Debug {
         tenant: TenantId,
         id: RunId,
     ) -> Result<Run, OrchestrateError>;
+
+    /// Hands up to `max` due nodes to `worker`, each with a lease of `lease` and a fencing
+    /// token, most urgent first (run priority, then readiness). Nodes of runs that are
+    /// stopping are never handed out. On PostgreSQL concurrent claimers skip each other's
+    /// rows (`SKIP LOCKED`), so no node goes to two workers. For the engine's workers: no
+    /// principal is checked.
+    async fn claim(
+        &self,
+        worker: &str,
+        max: usize,
+        lease: Duration,
+    ) -> Result<Vec<Claim>, OrchestrateError>;
+
+    /// Extends `lease` to `extend` from now; returns whether the run asked the attempt to
+    /// stop (cancelled, or failing). `Conflict` when the lease is no longer held.
+    async fn heartbeat(&self, lease: &Lease, extend: Duration) -> Result<bool, OrchestrateError>;
+
+    /// Records the attempt's output, exactly once: dependents are released, and the run
+    /// may end. `Conflict` when the lease is no longer held (expired and claimed again, or
+    /// already recorded), and nothing changes. An output larger than the store's limit fails
+    /// the attempt instead (`output_too_large`, not retried).
+    async fn complete(&self, lease: &Lease, output: Value) -> Result<RunStatus, OrchestrateError>;
+
+    /// Records the attempt's failure: retried after the policy's wait, or the node fails
+    /// (and with it the run, unless it may fail). `Conflict` when the lease is no longer
+    /// held.
+    async fn fail(&self, lease: &Lease, error: NodeError) -> Result<RunStatus, OrchestrateError>;
+
+    /// One maintenance pass, safe to run from every host at once: starts delayed runs
+    /// whose time came, takes back attempts whose lease expired (a failed, retryable
+    /// attempt of kind `lease_expired`), and times out runs past their timeout. Handles a
+    /// bounded batch of each; call it again (workers do, periodically).
+    async fn maintain(&self) -> Result<Maintenance, OrchestrateError>;
 }

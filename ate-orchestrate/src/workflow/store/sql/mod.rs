@@ -6,13 +6,15 @@
 //! changes to one run apply one after the other, each on the state the previous one left.
 
 use super::{
-    NodeTask, NodeView, Run, RunQuery, Submitted, WORKFLOWS_READ, WORKFLOWS_RUN, WorkflowStore,
+    Claim, Lease, Maintenance, NodeTask, NodeView, Run, RunQuery, Submitted, WORKFLOWS_READ,
+    WORKFLOWS_RUN, WorkflowStore,
 };
 use crate::OrchestrateError;
-use crate::workflow::dag::{NodeId, NodeKind, SignalName, StepName};
+use crate::workflow::dag::{NodeId, NodeKind, SignalName, StepName, ValidDag};
 use crate::workflow::run::ValidRun;
+use crate::workflow::spec::{DagSpec, Limits};
 use crate::workflow::state::{NodeError, NodeState, NodeStatus, RunState, RunStatus};
-use ate_core::audit::{NewAuditEvent, Outcome, actions};
+use ate_core::audit::{NewAuditEvent, Outcome, ValidEvent, actions};
 use ate_core::db::{from_micros, to_micros};
 use ate_core::{
     Clock, CoreError, CoreTx, Cursor, Db, Page, Principal, RunId, SystemClock, TenantId, with_pool,
@@ -26,11 +28,14 @@ use uuid::Uuid;
 
 const CURSOR_KIND: &str = "workflow_runs";
 
+mod work;
+
 /// A [`WorkflowStore`] in a [`Db`] (SQLite or PostgreSQL).
 #[derive(Debug, Clone)]
 pub struct SqlWorkflowStore {
     db: Db,
     clock: Arc<dyn Clock>,
+    limits: Limits,
 }
 
 macro_rules! run_columns {
@@ -43,7 +48,7 @@ macro_rules! run_columns {
 macro_rules! node_columns {
     () => {
         "idx, node_id, kind, task, status, attempt, ready_at, first_ready_at, output, error, \
-         cancel_requested, started_at, finished_at"
+         cancel_requested, lease_token, started_at, finished_at"
     };
 }
 
@@ -80,6 +85,7 @@ struct NodeRow {
     output: Option<String>,
     error: Option<String>,
     cancel_requested: i32,
+    lease_token: i64,
     started_at: Option<i64>,
     finished_at: Option<i64>,
 }
@@ -217,7 +223,16 @@ impl SqlWorkflowStore {
         Ok(SqlWorkflowStore {
             db,
             clock: Arc::new(SystemClock),
+            limits: Limits::default(),
         })
+    }
+
+    /// Uses `limits` for what the store itself checks (the size of a node's output, held to
+    /// [`Limits::max_input_bytes`]). Definitions are checked by
+    /// [`RunSpec::validate`](crate::workflow::RunSpec::validate) before they reach the store.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// Uses `clock` for every time it records.
@@ -255,6 +270,160 @@ impl SqlWorkflowStore {
             .collect::<Result<Vec<_>, _>>()?;
         row.run(views)
     }
+}
+
+/// A stored definition, read back: it was validated on submission, so every step counts as
+/// registered and no limit applies.
+fn stored_dag(definition: &str) -> Result<ValidDag, OrchestrateError> {
+    let unlimited = Limits::default()
+        .max_nodes(usize::MAX)
+        .max_definition_bytes(usize::MAX)
+        .max_input_bytes(usize::MAX);
+    DagSpec::from_json(definition.as_bytes(), &unlimited)
+        .and_then(|spec| spec.validate(&unlimited, &|_| true))
+        .map_err(|e| corrupt("definition", e))
+}
+
+/// A run loaded under its row lock, for [`SqlWorkflowStore::mutate`].
+struct Loaded {
+    tenant: TenantId,
+    dag: ValidDag,
+    nodes: Vec<NodeRow>,
+}
+
+#[derive(sqlx::FromRow)]
+struct LockedRow {
+    #[sqlx(flatten)]
+    run: RunRow,
+    definition: String,
+}
+
+impl SqlWorkflowStore {
+    /// Applies `change` to run `id` (of `tenant`, if given) in one transaction: takes the
+    /// run's row lock, loads its state, lets `change` move it through [`RunState`], writes
+    /// back what changed, and appends `change`'s audit event (if any) and a
+    /// `workflow_failed` event if the run has just failed. `NotFound` for a run that does not
+    /// exist (in that tenant); an error from `change` rolls everything back.
+    async fn mutate<T, F>(
+        &self,
+        id: RunId,
+        tenant: Option<TenantId>,
+        now: DateTime<Utc>,
+        change: F,
+    ) -> Result<T, OrchestrateError>
+    where
+        T: Send,
+        F: FnOnce(&Loaded, &mut RunState) -> Result<(T, Option<ValidEvent>), OrchestrateError>
+            + Send,
+    {
+        let value =
+            with_write_tx!(self.db, |tx| {
+                // Takes the run's row lock: concurrent changes to the run queue behind this one.
+                let row: Option<LockedRow> = sqlx::query_as(concat!(
+                    "UPDATE wf_runs SET revision = revision WHERE id = $1 \
+                 AND ($2 IS NULL OR tenant_id = $2) RETURNING ",
+                    run_columns!(),
+                    ", definition"
+                ))
+                .bind(id.as_uuid())
+                .bind(tenant.map(|t| t.as_uuid()))
+                .fetch_optional(&mut *tx)
+                .await?;
+                let row = row.ok_or_else(|| OrchestrateError::not_found("workflow run", id))?;
+                let nodes: Vec<NodeRow> = sqlx::query_as(concat!(
+                    "SELECT ",
+                    node_columns!(),
+                    " FROM wf_nodes WHERE run_id = $1 ORDER BY idx"
+                ))
+                .bind(id.as_uuid())
+                .fetch_all(&mut *tx)
+                .await?;
+                let before = run_state(&row.run, &nodes)?;
+                let loaded = Loaded {
+                    tenant: TenantId::from_uuid(row.run.tenant_id)?,
+                    dag: stored_dag(&row.definition)?,
+                    nodes,
+                };
+                if loaded.dag.nodes().len() != before.nodes.len() {
+                    return Err(corrupt("node list", "it does not match the definition"));
+                }
+                let mut after = before.clone();
+                let (value, event) = change(&loaded, &mut after)?;
+                for (i, (old, new)) in before.nodes.iter().zip(&after.nodes).enumerate() {
+                    if old == new {
+                        continue;
+                    }
+                    let finished = (!old.status.is_finished() && new.status.is_finished())
+                        .then_some(to_micros(now));
+                    let left_running =
+                        old.status == NodeStatus::Running && new.status != NodeStatus::Running;
+                    sqlx::query(
+                        "UPDATE wf_nodes SET status = $3, attempt = $4, ready_at = $5, \
+                     first_ready_at = $6, output = $7, error = $8, cancel_requested = $9, \
+                     finished_at = COALESCE($10, finished_at), \
+                     lease_owner = CASE WHEN $11 = 1 THEN NULL ELSE lease_owner END, \
+                     lease_expires_at = CASE WHEN $11 = 1 THEN NULL ELSE lease_expires_at END \
+                     WHERE run_id = $1 AND idx = $2",
+                    )
+                    .bind(id.as_uuid())
+                    .bind(i32::try_from(i).unwrap_or(i32::MAX))
+                    .bind(new.status.as_str())
+                    .bind(i32::try_from(new.attempt).unwrap_or(i32::MAX))
+                    .bind(new.ready_at.map(to_micros))
+                    .bind(new.first_ready_at.map(to_micros))
+                    .bind(new.output.as_ref().map(|v| v.to_string()))
+                    .bind(new.error.as_ref().map(error_json))
+                    .bind(i32::from(new.cancel_requested))
+                    .bind(finished)
+                    .bind(i32::from(left_running))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                if before != after {
+                    let finished = (!before.status.is_finished() && after.status.is_finished())
+                        .then_some(to_micros(now));
+                    sqlx::query(
+                    "UPDATE wf_runs SET status = $2, stopping = $3, error = $4, updated_at = $5, \
+                     finished_at = COALESCE($6, finished_at), revision = revision + 1 \
+                     WHERE id = $1",
+                )
+                .bind(id.as_uuid())
+                .bind(after.status.as_str())
+                .bind(after.stopping.filter(|_| !after.status.is_finished()).map(RunStatus::as_str))
+                .bind(&after.error)
+                .bind(to_micros(now))
+                .bind(finished)
+                .execute(&mut *tx)
+                .await?;
+                }
+                if let Some(event) = &event {
+                    tx.append_audit(event, now).await?;
+                }
+                let was_failing = before.status == RunStatus::Failed
+                    || before.stopping == Some(RunStatus::Failed);
+                let is_failing =
+                    after.status == RunStatus::Failed || after.stopping == Some(RunStatus::Failed);
+                if is_failing && !was_failing {
+                    let failed = NewAuditEvent::new(
+                        loaded.tenant,
+                        "system:workflows",
+                        actions::WORKFLOW_FAILED,
+                        Outcome::Failure,
+                    )
+                    .target(format!("workflow_run:{id}"))
+                    .metadata(json!({ "error": after.error }))
+                    .validate()?;
+                    tx.append_audit(&failed, now).await?;
+                }
+                value
+            });
+        Ok(value)
+    }
+}
+
+/// A node error as stored.
+fn error_json(e: &NodeError) -> String {
+    json!({"kind": e.kind, "message": e.message, "retryable": e.retryable}).to_string()
 }
 
 #[async_trait::async_trait]
@@ -468,63 +637,36 @@ impl WorkflowStore for SqlWorkflowStore {
         )
         .target(format!("workflow_run:{id}"))
         .validate()?;
-        with_write_tx!(self.db, |tx| {
-            // Takes the run's row lock: concurrent changes to the run queue behind this one.
-            let row: Option<RunRow> = sqlx::query_as(concat!(
-                "UPDATE wf_runs SET revision = revision WHERE tenant_id = $1 AND id = $2 RETURNING ",
-                run_columns!()
-            ))
-            .bind(tenant.as_uuid())
-            .bind(id.as_uuid())
-            .fetch_optional(&mut *tx)
-            .await?;
-            let row = row.ok_or_else(|| OrchestrateError::not_found("workflow run", id))?;
-            let nodes: Vec<NodeRow> = sqlx::query_as(concat!(
-                "SELECT ",
-                node_columns!(),
-                " FROM wf_nodes WHERE run_id = $1 ORDER BY idx"
-            ))
-            .bind(id.as_uuid())
-            .fetch_all(&mut *tx)
-            .await?;
-            let before = run_state(&row, &nodes)?;
-            let mut after = before.clone();
-            if after.cancel() {
-                for (i, (old, new)) in before.nodes.iter().zip(&after.nodes).enumerate() {
-                    if old == new {
-                        continue;
-                    }
-                    let finished = (!old.status.is_finished() && new.status.is_finished())
-                        .then_some(to_micros(now));
-                    sqlx::query(
-                        "UPDATE wf_nodes SET status = $3, cancel_requested = $4, ready_at = $5, \
-                         finished_at = COALESCE($6, finished_at) WHERE run_id = $1 AND idx = $2",
-                    )
-                    .bind(id.as_uuid())
-                    .bind(i32::try_from(i).unwrap_or(i32::MAX))
-                    .bind(new.status.as_str())
-                    .bind(i32::from(new.cancel_requested))
-                    .bind(new.ready_at.map(to_micros))
-                    .bind(finished)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                let finished = after.status.is_finished().then_some(to_micros(now));
-                sqlx::query(
-                    "UPDATE wf_runs SET status = $2, stopping = $3, error = $4, updated_at = $5, \
-                     finished_at = COALESCE($6, finished_at), revision = revision + 1 WHERE id = $1",
-                )
-                .bind(id.as_uuid())
-                .bind(after.status.as_str())
-                .bind(after.stopping.filter(|_| !after.status.is_finished()).map(RunStatus::as_str))
-                .bind(&after.error)
-                .bind(to_micros(now))
-                .bind(finished)
-                .execute(&mut *tx)
-                .await?;
-                tx.append_audit(&event, now).await?;
-            }
-        });
+        self.mutate(id, Some(tenant), now, move |_, state| {
+            let changed = state.cancel();
+            Ok(((), changed.then_some(event)))
+        })
+        .await?;
         self.load(tenant, id).await
+    }
+
+    async fn claim(
+        &self,
+        worker: &str,
+        max: usize,
+        lease: Duration,
+    ) -> Result<Vec<Claim>, OrchestrateError> {
+        self.claim_nodes(worker, max, lease).await
+    }
+
+    async fn heartbeat(&self, lease: &Lease, extend: Duration) -> Result<bool, OrchestrateError> {
+        self.renew(lease, extend).await
+    }
+
+    async fn complete(&self, lease: &Lease, output: Value) -> Result<RunStatus, OrchestrateError> {
+        self.finish(lease, Ok(output)).await
+    }
+
+    async fn fail(&self, lease: &Lease, error: NodeError) -> Result<RunStatus, OrchestrateError> {
+        self.finish(lease, Err(error)).await
+    }
+
+    async fn maintain(&self) -> Result<Maintenance, OrchestrateError> {
+        self.maintain_runs().await
     }
 }

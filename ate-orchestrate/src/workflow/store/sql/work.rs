@@ -1,0 +1,288 @@
+//! The worker side of [`SqlWorkflowStore`]: claims with leases and fencing tokens,
+//! heartbeats, completions and failures, and the maintenance pass that starts delayed runs,
+//! takes back expired leases and times runs out. Every change to a run goes through
+//! [`RunState`], applied under the run's row lock ([`SqlWorkflowStore::mutate`]).
+
+use super::{NodeRow, SqlWorkflowStore, corrupt};
+use crate::OrchestrateError;
+use crate::workflow::condition::node_input;
+use crate::workflow::dag::{NodeId, StepName};
+use crate::workflow::state::{NodeError, NodeStatus, RunStatus};
+use crate::workflow::store::{Claim, Lease, Maintenance};
+use ate_core::db::to_micros;
+use ate_core::{DbBackend, RunId, TenantId, with_pool, with_write_tx};
+use chrono::TimeDelta;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// Ready nodes of running runs that are not stopping, most urgent first.
+const PICK: &str = "SELECT n.run_id, n.idx FROM wf_nodes n JOIN wf_runs r ON r.id = n.run_id \
+     WHERE n.status = 'ready' AND n.ready_at <= $1 AND r.status = 'running' \
+     AND r.stopping IS NULL ORDER BY n.priority DESC, n.ready_at, n.run_id, n.idx LIMIT $2";
+/// The same on PostgreSQL: rows other workers are claiming (or runs being changed) are
+/// skipped, not waited for.
+const PICK_PG: &str = "SELECT n.run_id, n.idx FROM wf_nodes n JOIN wf_runs r ON r.id = n.run_id \
+     WHERE n.status = 'ready' AND n.ready_at <= $1 AND r.status = 'running' \
+     AND r.stopping IS NULL ORDER BY n.priority DESC, n.ready_at, n.run_id, n.idx LIMIT $2 \
+     FOR UPDATE OF n, r SKIP LOCKED";
+
+/// Most rows one maintenance step handles; the next pass takes the rest.
+const MAINTENANCE_BATCH: i64 = 100;
+
+fn to_delta(d: Duration) -> TimeDelta {
+    TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
+}
+
+fn lost(lease: &Lease) -> OrchestrateError {
+    OrchestrateError::Core(ate_core::CoreError::Conflict(format!(
+        "the lease on node {} of run {} (token {}) is no longer held",
+        lease.node, lease.run, lease.token
+    )))
+}
+
+#[derive(sqlx::FromRow)]
+struct Claimed {
+    tenant_id: Uuid,
+    node_id: String,
+    task: String,
+    attempt: i32,
+    lease_token: i64,
+}
+
+impl SqlWorkflowStore {
+    pub(super) async fn claim_nodes(
+        &self,
+        worker: &str,
+        max: usize,
+        lease: Duration,
+    ) -> Result<Vec<Claim>, OrchestrateError> {
+        if worker.is_empty() || worker.len() > 256 {
+            return Err(OrchestrateError::invalid(
+                "worker id",
+                "must have 1 to 256 bytes",
+            ));
+        }
+        if lease.is_zero() || max == 0 {
+            return Ok(Vec::new());
+        }
+        let now = self.clock.now();
+        let expires = now + to_delta(lease);
+        let pick = match self.db.backend() {
+            DbBackend::Postgres => PICK_PG,
+            _ => PICK,
+        };
+        let limit = i64::try_from(max).unwrap_or(i64::MAX);
+        let claims: Vec<Claim> = with_write_tx!(self.db, |tx| {
+            let picked: Vec<(Uuid, i32)> = sqlx::query_as(pick)
+                .bind(to_micros(now))
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await?;
+            let mut claims = Vec::with_capacity(picked.len());
+            // Inputs need each run's input and its succeeded nodes' outputs, read once per run.
+            let mut runs: BTreeMap<Uuid, (Value, crate::workflow::ValidDag, BTreeMap<i32, Value>)> =
+                BTreeMap::new();
+            for (run_id, idx) in picked {
+                // Still ready: on PostgreSQL the row lock guarantees it; the condition keeps
+                // the claim exact on any backend.
+                let claimed: Option<Claimed> = sqlx::query_as(
+                    "UPDATE wf_nodes SET status = 'running', attempt = attempt + 1, \
+                     lease_owner = $3, lease_token = lease_token + 1, lease_expires_at = $4, \
+                     started_at = $5, ready_at = NULL \
+                     WHERE run_id = $1 AND idx = $2 AND status = 'ready' \
+                     RETURNING tenant_id, node_id, task, attempt, lease_token",
+                )
+                .bind(run_id)
+                .bind(idx)
+                .bind(worker)
+                .bind(to_micros(expires))
+                .bind(to_micros(now))
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(claimed) = claimed else {
+                    continue;
+                };
+                if let std::collections::btree_map::Entry::Vacant(slot) = runs.entry(run_id) {
+                    let (input, definition): (String, String) =
+                        sqlx::query_as("SELECT input, definition FROM wf_runs WHERE id = $1")
+                            .bind(run_id)
+                            .fetch_one(&mut *tx)
+                            .await?;
+                    let outputs: Vec<(i32, String)> = sqlx::query_as(
+                        "SELECT idx, output FROM wf_nodes WHERE run_id = $1 \
+                         AND status = 'succeeded' AND output IS NOT NULL",
+                    )
+                    .bind(run_id)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    let input: Value =
+                        serde_json::from_str(&input).map_err(|e| corrupt("input", e))?;
+                    let outputs = outputs
+                        .into_iter()
+                        .map(|(i, text)| {
+                            Ok((
+                                i,
+                                serde_json::from_str(&text)
+                                    .map_err(|e| corrupt("node output", e))?,
+                            ))
+                        })
+                        .collect::<Result<BTreeMap<_, _>, OrchestrateError>>()?;
+                    slot.insert((input, super::stored_dag(&definition)?, outputs));
+                }
+                let (input, dag, outputs) = &runs[&run_id];
+                let node = usize::try_from(idx).ok().and_then(|i| dag.nodes().get(i));
+                let node = node.ok_or_else(|| corrupt("node index", idx))?;
+                let deps = node.depends_on.iter().filter_map(|&d| {
+                    let out = outputs.get(&i32::try_from(d).ok()?)?;
+                    Some((dag.nodes()[d].id.as_str(), out))
+                });
+                claims.push(Claim {
+                    lease: Lease {
+                        run: RunId::from_uuid(run_id)?,
+                        node: u32::try_from(idx).unwrap_or(0),
+                        token: claimed.lease_token,
+                    },
+                    tenant: TenantId::from_uuid(claimed.tenant_id)?,
+                    node_id: NodeId::new(claimed.node_id).map_err(|e| corrupt("node id", e))?,
+                    step: StepName::new(claimed.task).map_err(|e| corrupt("step", e))?,
+                    attempt: u32::try_from(claimed.attempt).unwrap_or(0),
+                    input: node_input(input, deps),
+                    lease_expires_at: expires,
+                });
+            }
+            claims
+        });
+        Ok(claims)
+    }
+
+    pub(super) async fn renew(
+        &self,
+        lease: &Lease,
+        extend: Duration,
+    ) -> Result<bool, OrchestrateError> {
+        let now = self.clock.now();
+        let cancel: Option<i32> = with_pool!(self.db, |pool| {
+            sqlx::query_scalar(
+                "UPDATE wf_nodes SET lease_expires_at = $4 WHERE run_id = $1 AND idx = $2 \
+                 AND lease_token = $3 AND status = 'running' RETURNING cancel_requested",
+            )
+            .bind(lease.run.as_uuid())
+            .bind(i32::try_from(lease.node).unwrap_or(i32::MAX))
+            .bind(lease.token)
+            .bind(to_micros(now + to_delta(extend)))
+            .fetch_optional(pool)
+            .await?
+        });
+        cancel.map(|c| c != 0).ok_or_else(|| lost(lease))
+    }
+
+    pub(super) async fn finish(
+        &self,
+        lease: &Lease,
+        result: Result<Value, NodeError>,
+    ) -> Result<RunStatus, OrchestrateError> {
+        let now = self.clock.now();
+        let random = fastrand::f64();
+        let max_output = self.limits.max_input_bytes;
+        self.mutate(lease.run, None, now, move |loaded, state| {
+            let i = usize::try_from(lease.node).unwrap_or(usize::MAX);
+            let held = loaded.nodes.get(i).is_some_and(|n: &NodeRow| {
+                n.lease_token == lease.token && n.status == NodeStatus::Running.as_str()
+            });
+            if !held {
+                return Err(lost(lease));
+            }
+            match result {
+                Ok(output) => {
+                    let size = serde_json::to_vec(&output).map_or(usize::MAX, |v| v.len());
+                    if size > max_output {
+                        let error = NodeError::permanent(
+                            "output_too_large",
+                            format!("the output is {size} bytes, over the limit of {max_output}"),
+                        );
+                        state.node_failed(&loaded.dag, i, error, now, random)?;
+                    } else {
+                        state.node_succeeded(&loaded.dag, i, output, now)?;
+                    }
+                }
+                Err(error) => {
+                    state.node_failed(&loaded.dag, i, error, now, random)?;
+                }
+            }
+            Ok((state.status, None))
+        })
+        .await
+    }
+
+    pub(super) async fn maintain_runs(&self) -> Result<Maintenance, OrchestrateError> {
+        let now = self.clock.now();
+        let mut done = Maintenance::default();
+        let due: Vec<Uuid> = with_pool!(self.db, |pool| {
+            sqlx::query_scalar(
+                "SELECT id FROM wf_runs WHERE status = 'pending' AND stopping IS NULL \
+                 AND start_at <= $1 ORDER BY start_at LIMIT $2",
+            )
+            .bind(to_micros(now))
+            .bind(MAINTENANCE_BATCH)
+            .fetch_all(pool)
+            .await?
+        });
+        for id in due {
+            let started = self
+                .mutate(RunId::from_uuid(id)?, None, now, |loaded, state| {
+                    let was = state.status;
+                    state.start(&loaded.dag, now);
+                    Ok((was != state.status, None))
+                })
+                .await?;
+            done.started += usize::from(started);
+        }
+        let expired: Vec<(Uuid, i32, i64)> = with_pool!(self.db, |pool| {
+            sqlx::query_as(
+                "SELECT run_id, idx, lease_token FROM wf_nodes WHERE status = 'running' \
+                 AND lease_expires_at < $1 ORDER BY lease_expires_at LIMIT $2",
+            )
+            .bind(to_micros(now))
+            .bind(MAINTENANCE_BATCH)
+            .fetch_all(pool)
+            .await?
+        });
+        for (run, idx, token) in expired {
+            let lease = Lease {
+                run: RunId::from_uuid(run)?,
+                node: u32::try_from(idx).unwrap_or(0),
+                token,
+            };
+            let error = NodeError::retryable("lease_expired", "the worker's lease expired");
+            match self.finish(&lease, Err(error)).await {
+                Ok(_) => done.expired_leases += 1,
+                // Its worker finished or renewed it meanwhile.
+                Err(OrchestrateError::Core(ate_core::CoreError::Conflict(_))) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        // Run timeouts are capped (`run::MAX_RUN_TIMEOUT`), so the sum cannot overflow.
+        let late: Vec<Uuid> = with_pool!(self.db, |pool| {
+            sqlx::query_scalar(
+                "SELECT id FROM wf_runs WHERE status = 'running' AND stopping IS NULL \
+                 AND timeout_ms IS NOT NULL AND start_at + timeout_ms * 1000 <= $1 \
+                 ORDER BY start_at LIMIT $2",
+            )
+            .bind(to_micros(now))
+            .bind(MAINTENANCE_BATCH)
+            .fetch_all(pool)
+            .await?
+        });
+        for id in late {
+            let timed_out = self
+                .mutate(RunId::from_uuid(id)?, None, now, |_, state| {
+                    Ok((state.timed_out(), None))
+                })
+                .await?;
+            done.timed_out += usize::from(timed_out);
+        }
+        Ok(done)
+    }
+}
