@@ -22,6 +22,7 @@ pub mod registry;
 pub mod support;
 pub mod tenant_store;
 pub mod test_kms;
+pub mod workflow_engine;
 pub mod workflow_store;
 
 use ate_core::{Classify, ErrorKind, Permission, Principal, TenantId, with_pool};

@@ -223,3 +223,28 @@ workflow_matrix! {
     maintenance_starts_and_times_out_runs,
     concurrent_claims_never_share_a_node,
 }
+
+/// The workflow engine end to end (workers and handlers) on every metadata backend.
+macro_rules! engine_matrix {
+    ($($case:ident),* $(,)?) => {
+        mod engine_sqlite_memory { use tests::support::Backend; engine_matrix!(@cases SqliteMemory; $($case),*); }
+        mod engine_sqlite_file { use tests::support::Backend; engine_matrix!(@cases SqliteFile; $($case),*); }
+        mod engine_postgres { use tests::support::Backend; engine_matrix!(@cases Postgres; $($case),*); }
+    };
+    (@cases $db:ident; $($case:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                tests::support::run(Backend::$db, tests::workflow_engine::$case).await;
+            }
+        )*
+    };
+}
+
+engine_matrix! {
+    runs_complete_end_to_end,
+    failing_steps_are_retried,
+    cancellation_reaches_handlers,
+    shutdown_releases_unfinished_attempts,
+    workers_share_the_work,
+}

@@ -26,12 +26,17 @@
 //!   takes back expired leases (so no node stays `running` after its worker died) and times
 //!   runs out.
 //!
-//! Still to come, in this order: the engine and its workers (a step registry,
-//! `engine.step("clone", handler)`, worker tasks that claim, run handlers with a context,
-//! heartbeat and enforce timeouts, graceful shutdown), signals and their timeouts in the
-//! store, per-run logs, tenant fairness in claims, child runs, schedules, integration
-//! endpoints, metrics, Python and benches. Until the engine lands, a host would have to drive
-//! the store itself to run a workflow's steps.
+//! * [`engine`]: [`WorkflowEngine`] (step handlers registered by name, submissions checked
+//!   against them) and its [`Worker`]s: tokio tasks that claim due nodes, run handlers with a
+//!   [`StepContext`] (tenant, run, node, attempt, idempotency key, cancellation), renew their
+//!   leases, enforce start-to-close timeouts, record results, run the maintenance pass, and
+//!   shut down gracefully (unfinished attempts are given back at once).
+//!
+//! Still to come: signals delivered through the store (the state machine has them) and
+//! signal timeouts, per-run logs, heartbeat timeouts, tenant fairness and concurrency limits
+//! in claims, LISTEN/NOTIFY wake-ups, child runs, the SIGKILL crash test with separate
+//! processes, schedules, integration endpoints, metrics, Python, benches and the README
+//! examples.
 //!
 //! ```
 //! use ate_orchestrate::workflow::{Condition, DagSpec, Limits, NodeSpec, RetrySpec, RunSpec};
@@ -59,6 +64,7 @@
 
 pub mod condition;
 pub mod dag;
+pub mod engine;
 pub mod policy;
 pub mod run;
 pub mod spec;
@@ -67,6 +73,10 @@ pub mod store;
 
 pub use condition::{Condition, ConditionOp, node_input};
 pub use dag::{NodeId, NodeKind, SignalName, StepName, ValidDag, ValidNode};
+pub use engine::{
+    EngineBuilder, ShutdownReport, StepContext, StepHandler, StepResult, Worker, WorkerConfig,
+    WorkflowEngine,
+};
 pub use policy::{NodeRetry, NodeTimeouts, RetrySpec, ValidTimeouts};
 pub use run::{RunSpec, ValidRun};
 pub use spec::{DagSpec, Limits, NodeSpec};

@@ -328,6 +328,24 @@ impl RunState {
         Ok(None)
     }
 
+    /// Running node `i` is given back unfinished (its worker is shutting down): it is ready
+    /// again at once, and the attempt does not count against the retry policy. In a
+    /// stopping run it is cancelled instead.
+    pub fn node_released(&mut self, i: usize, now: DateTime<Utc>) -> Result<(), OrchestrateError> {
+        self.require_running_node(i)?;
+        let node = &mut self.nodes[i];
+        if self.stopping.is_some() {
+            node.status = NodeStatus::Cancelled;
+            self.settle_stop();
+            return Ok(());
+        }
+        node.status = NodeStatus::Ready;
+        node.ready_at = Some(now);
+        node.attempt = node.attempt.saturating_sub(1);
+        node.cancel_requested = false;
+        Ok(())
+    }
+
     /// Delivers signal `name` with `payload`: every node waiting for it succeeds with the
     /// payload as its output. Returns how many nodes it completed.
     ///

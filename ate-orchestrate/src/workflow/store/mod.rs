@@ -210,6 +210,8 @@ pub struct Claim {
     pub input: Value,
     /// When the lease ends unless renewed by a heartbeat.
     pub lease_expires_at: DateTime<Utc>,
+    /// How long this attempt may run (the node's start-to-close timeout).
+    pub start_to_close: Duration,
 }
 
 /// What one [`WorkflowStore::maintain`] pass did.
@@ -298,6 +300,11 @@ pub trait WorkflowStore: Send + Sync + std::fmt::Debug {
     /// (and with it the run, unless it may fail). `Conflict` when the lease is no longer
     /// held.
     async fn fail(&self, lease: &Lease, error: NodeError) -> Result<RunStatus, OrchestrateError>;
+
+    /// Gives back an unfinished attempt (its worker is shutting down): the node is ready
+    /// again at once and the attempt does not count. `Conflict` when the lease is no longer
+    /// held.
+    async fn release(&self, lease: &Lease) -> Result<(), OrchestrateError>;
 
     /// One maintenance pass, safe to run from every host at once: starts delayed runs
     /// whose time came, takes back attempts whose lease expired (a failed, retryable

@@ -666,6 +666,10 @@ impl WorkflowStore for SqlWorkflowStore {
         self.finish(lease, Err(error)).await
     }
 
+    async fn release(&self, lease: &Lease) -> Result<(), OrchestrateError> {
+        self.give_back(lease).await
+    }
+
     async fn maintain(&self) -> Result<Maintenance, OrchestrateError> {
         self.maintain_runs().await
     }

@@ -138,6 +138,12 @@ impl SqlWorkflowStore {
                     let out = outputs.get(&i32::try_from(d).ok()?)?;
                     Some((dag.nodes()[d].id.as_str(), out))
                 });
+                let start_to_close = match &node.kind {
+                    crate::workflow::NodeKind::Step { timeouts, .. } => timeouts.start_to_close,
+                    crate::workflow::NodeKind::Signal { .. } => {
+                        crate::workflow::policy::DEFAULT_START_TO_CLOSE
+                    }
+                };
                 claims.push(Claim {
                     lease: Lease {
                         run: RunId::from_uuid(run_id)?,
@@ -150,6 +156,7 @@ impl SqlWorkflowStore {
                     attempt: u32::try_from(claimed.attempt).unwrap_or(0),
                     input: node_input(input, deps),
                     lease_expires_at: expires,
+                    start_to_close,
                 });
             }
             claims
@@ -212,6 +219,22 @@ impl SqlWorkflowStore {
                 }
             }
             Ok((state.status, None))
+        })
+        .await
+    }
+
+    pub(super) async fn give_back(&self, lease: &Lease) -> Result<(), OrchestrateError> {
+        let now = self.clock.now();
+        self.mutate(lease.run, None, now, move |loaded, state| {
+            let i = usize::try_from(lease.node).unwrap_or(usize::MAX);
+            let held = loaded.nodes.get(i).is_some_and(|n: &NodeRow| {
+                n.lease_token == lease.token && n.status == NodeStatus::Running.as_str()
+            });
+            if !held {
+                return Err(lost(lease));
+            }
+            state.node_released(i, now)?;
+            Ok(((), None))
         })
         .await
     }

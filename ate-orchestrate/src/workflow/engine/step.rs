@@ -1,0 +1,77 @@
+//! Steps: the handlers a workflow's nodes run ([`StepHandler`]) and what each attempt is
+//! given besides its input ([`StepContext`]).
+
+use crate::workflow::dag::NodeId;
+use crate::workflow::state::NodeError;
+use ate_core::{RunId, TenantId};
+use serde_json::Value;
+use std::future::Future;
+use std::pin::Pin;
+use tokio_util::sync::CancellationToken;
+
+/// What a step returns: its output, or why the attempt failed (retryable or not).
+pub type StepResult = Result<Value, NodeError>;
+
+/// A step handler: runs one attempt of a node with the node's input (see
+/// [`node_input`](crate::workflow::node_input)).
+///
+/// Attempts run **at least once**: after a crash, a lost lease or a shutdown the same
+/// attempt may run again, so a handler with side effects uses
+/// [`StepContext::idempotency_key`] (stable across the attempts of one node of one run) to do
+/// them once. A handler should return soon after [`StepContext::cancelled`] fires.
+pub trait StepHandler: Send + Sync + 'static {
+    /// Runs one attempt.
+    fn run(
+        &self,
+        ctx: StepContext,
+        input: Value,
+    ) -> Pin<Box<dyn Future<Output = StepResult> + Send>>;
+}
+
+impl<F, Fut> StepHandler for F
+where
+    F: Fn(StepContext, Value) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = StepResult> + Send + 'static,
+{
+    fn run(
+        &self,
+        ctx: StepContext,
+        input: Value,
+    ) -> Pin<Box<dyn Future<Output = StepResult> + Send>> {
+        Box::pin(self(ctx, input))
+    }
+}
+
+/// What an attempt knows about itself.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct StepContext {
+    /// The run's tenant.
+    pub tenant: TenantId,
+    /// The run.
+    pub run: RunId,
+    /// The node.
+    pub node: NodeId,
+    /// This attempt's number (1 = the first).
+    pub attempt: u32,
+    pub(crate) cancel: CancellationToken,
+}
+
+impl StepContext {
+    /// A key stable across every attempt of this node in this run (`<run>/<node>`): pass it
+    /// to the systems a step changes so that a repeated attempt changes nothing twice.
+    pub fn idempotency_key(&self) -> String {
+        format!("{}/{}", self.run, self.node)
+    }
+
+    /// Completes when the attempt should stop: the run was cancelled or is failing, the
+    /// attempt's start-to-close timeout passed, or the worker is shutting down.
+    pub async fn cancelled(&self) {
+        self.cancel.cancelled().await;
+    }
+
+    /// Whether [`cancelled`](Self::cancelled) has fired.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+}

@@ -1,0 +1,299 @@
+//! Workers: tasks in the host's tokio runtime that claim due nodes, run their handlers, keep
+//! their leases alive, and record results. Any number of workers, in any number of hosts,
+//! may share one store.
+
+use super::WorkflowEngine;
+use super::step::StepContext;
+use crate::OrchestrateError;
+use crate::workflow::state::NodeError;
+use crate::workflow::store::{Claim, Lease};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// How a worker behaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WorkerConfig {
+    /// Names the worker in leases (host and process, for example).
+    pub id: String,
+    /// Most attempts run at once (default 8).
+    pub concurrency: usize,
+    /// How long a claim holds a node without a heartbeat (default 30 s). The worker renews
+    /// it every third of that while the handler runs; a worker that dies loses it after at
+    /// most this long, and the node is retried elsewhere.
+    pub lease: Duration,
+    /// How long an idle worker waits before looking for work again (default 100 ms).
+    pub poll_interval: Duration,
+    /// How often the worker runs the store's maintenance pass (default 1 s).
+    pub maintain_interval: Duration,
+}
+
+impl WorkerConfig {
+    /// The defaults, for a worker called `id`.
+    pub fn new(id: impl Into<String>) -> Self {
+        WorkerConfig {
+            id: id.into(),
+            concurrency: 8,
+            lease: Duration::from_secs(30),
+            poll_interval: Duration::from_millis(100),
+            maintain_interval: Duration::from_secs(1),
+        }
+    }
+
+    /// Sets [`WorkerConfig::concurrency`].
+    pub fn concurrency(mut self, n: usize) -> Self {
+        self.concurrency = n;
+        self
+    }
+
+    /// Sets [`WorkerConfig::lease`].
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// Sets [`WorkerConfig::poll_interval`].
+    pub fn poll_interval(mut self, every: Duration) -> Self {
+        self.poll_interval = every;
+        self
+    }
+
+    /// Sets [`WorkerConfig::maintain_interval`].
+    pub fn maintain_interval(mut self, every: Duration) -> Self {
+        self.maintain_interval = every;
+        self
+    }
+
+    fn validate(&self) -> Result<(), OrchestrateError> {
+        let bad = |reason: &str| OrchestrateError::invalid("worker config", reason.to_owned());
+        if self.id.is_empty() || self.id.len() > 256 {
+            return Err(bad("the id must have 1 to 256 bytes"));
+        }
+        if self.concurrency == 0 {
+            return Err(bad("concurrency must be at least 1"));
+        }
+        if self.lease < Duration::from_millis(30) {
+            return Err(bad("the lease must be at least 30 ms"));
+        }
+        if self.poll_interval.is_zero() || self.maintain_interval.is_zero() {
+            return Err(bad("intervals must be positive"));
+        }
+        Ok(())
+    }
+}
+
+/// What [`Worker::shutdown`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// Attempts that finished (and were recorded) within the grace period.
+    pub finished: usize,
+    /// Attempts still running at the deadline: cancelled, and their nodes given back to be
+    /// claimed again at once.
+    pub released: usize,
+}
+
+/// A running worker. Dropping it stops it abruptly, as a crash would (leases then expire);
+/// [`Worker::shutdown`] stops it gracefully.
+#[derive(Debug)]
+pub struct Worker {
+    stop: CancellationToken,
+    task: Option<tokio::task::JoinHandle<ShutdownReport>>,
+    grace: Arc<Mutex<Duration>>,
+}
+
+/// Attempts in flight: their leases and cancellation tokens.
+type InFlight = Arc<Mutex<HashMap<Lease, CancellationToken>>>;
+
+impl WorkflowEngine {
+    /// Starts a worker on the current tokio runtime. `InvalidInput` for a bad config.
+    pub fn start_worker(&self, config: WorkerConfig) -> Result<Worker, OrchestrateError> {
+        config.validate()?;
+        let stop = CancellationToken::new();
+        let grace = Arc::new(Mutex::new(Duration::ZERO));
+        let task = tokio::spawn(run(self.clone(), config, stop.clone(), grace.clone()));
+        Ok(Worker {
+            stop,
+            task: Some(task),
+            grace,
+        })
+    }
+}
+
+impl Worker {
+    /// Stops claiming, lets running attempts finish for up to `grace`, then cancels the rest
+    /// and gives their nodes back (another worker may claim them at once).
+    pub async fn shutdown(mut self, grace: Duration) -> ShutdownReport {
+        *lock_grace(&self.grace) = grace;
+        self.stop.cancel();
+        match self.task.take() {
+            Some(task) => task.await.unwrap_or_default(),
+            None => ShutdownReport::default(),
+        }
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+async fn run(
+    engine: WorkflowEngine,
+    config: WorkerConfig,
+    stop: CancellationToken,
+    grace: Arc<Mutex<Duration>>,
+) -> ShutdownReport {
+    let in_flight: InFlight = Arc::default();
+    let mut attempts: JoinSet<()> = JoinSet::new();
+    let mut next_maintenance = tokio::time::Instant::now();
+    while !stop.is_cancelled() {
+        if tokio::time::Instant::now() >= next_maintenance {
+            if let Err(e) = engine.store.maintain().await {
+                tracing::warn!(worker = %config.id, error = %e, "workflow maintenance failed");
+            }
+            next_maintenance = tokio::time::Instant::now() + config.maintain_interval;
+        }
+        while attempts.try_join_next().is_some() {}
+        let free = config.concurrency.saturating_sub(attempts.len());
+        let mut claimed = 0;
+        if free > 0 {
+            match engine.store.claim(&config.id, free, config.lease).await {
+                Ok(claims) => {
+                    claimed = claims.len();
+                    for claim in claims {
+                        let token = CancellationToken::new();
+                        lock(&in_flight).insert(claim.lease, token.clone());
+                        let attempt = attempt(
+                            engine.clone(),
+                            claim,
+                            config.lease,
+                            token,
+                            in_flight.clone(),
+                        );
+                        attempts.spawn(attempt);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(worker = %config.id, error = %e, "claiming workflow nodes failed")
+                }
+            }
+        }
+        if claimed > 0 && claimed == free {
+            continue; // there may be more
+        }
+        tokio::select! {
+            () = tokio::time::sleep(config.poll_interval) => {}
+            () = stop.cancelled() => {}
+            Some(_) = attempts.join_next(), if !attempts.is_empty() => {}
+        }
+    }
+    // Graceful shutdown: no more claims; running attempts get the grace period.
+    let grace = *lock_grace(&grace);
+    let mut report = ShutdownReport::default();
+    let deadline = tokio::time::Instant::now() + grace;
+    while !attempts.is_empty() {
+        match tokio::time::timeout_at(deadline, attempts.join_next()).await {
+            Ok(_) => report.finished += 1,
+            Err(_) => break,
+        }
+    }
+    attempts.abort_all();
+    let left: Vec<(Lease, CancellationToken)> = lock(&in_flight).drain().collect();
+    for (lease, token) in left {
+        token.cancel();
+        match engine.store.release(&lease).await {
+            Ok(()) => report.released += 1,
+            Err(e) => tracing::warn!(worker = %config.id, error = %e, "releasing a lease failed"),
+        }
+    }
+    report
+}
+
+fn lock(in_flight: &InFlight) -> std::sync::MutexGuard<'_, HashMap<Lease, CancellationToken>> {
+    in_flight.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn lock_grace(grace: &Mutex<Duration>) -> std::sync::MutexGuard<'_, Duration> {
+    grace.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Runs one attempt: the handler (in its own task, under the start-to-close timeout) while
+/// the lease is renewed; then records the result, unless the lease was lost meanwhile.
+async fn attempt(
+    engine: WorkflowEngine,
+    claim: Claim,
+    lease_for: Duration,
+    cancel: CancellationToken,
+    in_flight: InFlight,
+) {
+    let lease = claim.lease;
+    let Some(handler) = engine.handler(&claim.step) else {
+        // Submitted through another engine that knows this step: leave it to one of its
+        // workers (the lease expires and the node is retried).
+        tracing::warn!(step = %claim.step, "no handler for a claimed step here");
+        lock(&in_flight).remove(&lease);
+        return;
+    };
+    let ctx = StepContext {
+        tenant: claim.tenant,
+        run: claim.lease.run,
+        node: claim.node_id.clone(),
+        attempt: claim.attempt,
+        cancel: cancel.clone(),
+    };
+    let mut work = tokio::spawn(handler.run(ctx, claim.input));
+    let deadline = tokio::time::sleep(claim.start_to_close);
+    tokio::pin!(deadline);
+    let mut renew = tokio::time::interval(lease_for / 3);
+    renew.tick().await; // the first tick is immediate
+    let mut lost = false;
+    let result = loop {
+        tokio::select! {
+            joined = &mut work => break match joined {
+                Ok(result) => result,
+                Err(e) if e.is_panic() => Err(NodeError::retryable("panic", "the step handler panicked")),
+                Err(_) => Err(NodeError::retryable("cancelled", "the step handler was aborted")),
+            },
+            () = &mut deadline => {
+                cancel.cancel();
+                work.abort();
+                break Err(NodeError::retryable(
+                    "timeout",
+                    format!("the start-to-close timeout of {} ms passed", claim.start_to_close.as_millis()),
+                ));
+            }
+            _ = renew.tick() => match engine.store.heartbeat(&lease, lease_for).await {
+                Ok(stop) => {
+                    if stop {
+                        cancel.cancel();
+                    }
+                }
+                Err(OrchestrateError::Core(ate_core::CoreError::Conflict(_))) => {
+                    // Someone else holds the node now: stop, and record nothing.
+                    cancel.cancel();
+                    work.abort();
+                    lost = true;
+                    break Err(NodeError::retryable("lease_lost", "the lease was lost"));
+                }
+                Err(e) => tracing::warn!(error = %e, "renewing a workflow lease failed"),
+            },
+        }
+    };
+    if !lost {
+        let recorded = match result {
+            Ok(output) => engine.store.complete(&lease, output).await,
+            Err(error) => engine.store.fail(&lease, error).await,
+        };
+        if let Err(e) = recorded {
+            tracing::warn!(run = %lease.run, node = lease.node, error = %e, "recording an attempt failed");
+        }
+    }
+    lock(&in_flight).remove(&lease);
+}

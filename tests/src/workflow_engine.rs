@@ -1,0 +1,299 @@
+//! The workflow engine end to end: real workers (tokio tasks) running real handlers over a
+//! [`SqlWorkflowStore`] on every metadata backend; `tests/conformance.rs` runs the matrix.
+//! Waits are bounded (a run that does not finish in [`FINISH_WITHIN`] fails the test), never
+//! timing assertions.
+
+use crate::support::Env;
+use ate_core::{NewTenant, RunId, TenantId};
+use ate_orchestrate::workflow::{
+    DagSpec, NodeError, NodeSpec, NodeStatus, RetrySpec, Run, RunSpec, RunStatus, SqlWorkflowStore,
+    StepContext, WorkerConfig, WorkflowEngine, WorkflowStore,
+};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The longest a case waits for a run to reach a state.
+pub const FINISH_WITHIN: Duration = Duration::from_secs(30);
+
+async fn store(env: &Env) -> Arc<dyn WorkflowStore> {
+    // The system clock: workers wait for real time to pass (retries, leases).
+    Arc::new(SqlWorkflowStore::open(env.db.clone()).await.unwrap())
+}
+
+async fn tenant(env: &Env) -> TenantId {
+    env.tenants
+        .create(&env.admin, NewTenant::new("acme", "Acme"))
+        .await
+        .unwrap()
+        .id
+}
+
+fn fast(id: &str) -> WorkerConfig {
+    WorkerConfig::new(id)
+        .poll_interval(Duration::from_millis(5))
+        .maintain_interval(Duration::from_millis(20))
+}
+
+/// Waits until `done` holds for run `id`, or fails the test after [`FINISH_WITHIN`].
+async fn wait_for(
+    env: &Env,
+    store: &Arc<dyn WorkflowStore>,
+    tenant: TenantId,
+    id: RunId,
+    done: impl Fn(&Run) -> bool,
+) -> Run {
+    let started = tokio::time::Instant::now();
+    loop {
+        let run = store.get(&env.admin, tenant, id).await.unwrap();
+        if done(&run) {
+            return run;
+        }
+        assert!(
+            started.elapsed() < FINISH_WITHIN,
+            "run never got there: {run:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn finished(run: &Run) -> bool {
+    run.status.is_finished()
+}
+
+/// Fan-out and fan-in with real handlers: every node's input carries its dependencies'
+/// outputs, and the run succeeds.
+pub async fn runs_complete_end_to_end(env: Env) {
+    let s = store(&env).await;
+    let t = tenant(&env).await;
+    let engine = WorkflowEngine::builder(s.clone())
+        .step("split", |_: StepContext, input: Value| async move {
+            Ok(json!({"n": input["input"]["n"]}))
+        })
+        .unwrap()
+        .step("square", |ctx: StepContext, input: Value| async move {
+            let n = input["deps"]["split"]["n"].as_i64().unwrap_or(0);
+            let k: i64 = ctx
+                .node
+                .as_str()
+                .trim_start_matches('p')
+                .parse()
+                .unwrap_or(0);
+            Ok(json!((n + k) * (n + k)))
+        })
+        .unwrap()
+        .step("sum", |_: StepContext, input: Value| async move {
+            let deps = input["deps"].as_object().cloned().unwrap_or_default();
+            Ok(json!(deps.values().filter_map(Value::as_i64).sum::<i64>()))
+        })
+        .unwrap()
+        .build();
+    let mut dag = DagSpec::new().node(NodeSpec::step("split", "split"));
+    let mut join = NodeSpec::step("sum", "sum");
+    for k in 0..3 {
+        dag = dag.node(NodeSpec::step(format!("p{k}"), "square").depends_on("split"));
+        join = join.depends_on(format!("p{k}"));
+    }
+    let dag = dag.node(join);
+    let worker = engine.start_worker(fast("w1")).unwrap();
+    let run = engine
+        .submit(&env.admin, t, &RunSpec::new(dag, json!({"n": 2})))
+        .await
+        .unwrap()
+        .run;
+    let done = wait_for(&env, &s, t, run.id, finished).await;
+    assert_eq!(done.status, RunStatus::Succeeded, "{done:?}");
+    let sum = done.nodes.iter().find(|n| n.id.as_str() == "sum").unwrap();
+    assert_eq!(sum.output, Some(json!(4 + 9 + 16)));
+    let report = worker.shutdown(Duration::from_secs(5)).await;
+    assert_eq!(report.released, 0);
+    // Unknown steps are refused at submission, before anything is stored.
+    let unknown = DagSpec::new().node(NodeSpec::step("x", "nobody"));
+    let e = engine
+        .submit(&env.admin, t, &RunSpec::new(unknown, json!(null)))
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("no step handler is registered as \"nobody\""),
+        "{e}"
+    );
+}
+
+/// A step that fails twice is retried after its (short) waits and then succeeds.
+pub async fn failing_steps_are_retried(env: Env) {
+    let s = store(&env).await;
+    let t = tenant(&env).await;
+    let calls = Arc::new(AtomicU32::new(0));
+    let seen = calls.clone();
+    let engine = WorkflowEngine::builder(s.clone())
+        .step("flaky", move |ctx: StepContext, _: Value| {
+            let seen = seen.clone();
+            async move {
+                seen.fetch_add(1, Ordering::SeqCst);
+                if ctx.attempt < 3 {
+                    Err(NodeError::retryable(
+                        "unavailable",
+                        format!("attempt {}", ctx.attempt),
+                    ))
+                } else {
+                    Ok(json!({"key": ctx.idempotency_key()}))
+                }
+            }
+        })
+        .unwrap()
+        .build();
+    let worker = engine.start_worker(fast("w1")).unwrap();
+    let retry = RetrySpec::default()
+        .initial_interval_ms(10)
+        .jitter(0.0)
+        .max_attempts(5);
+    let dag = DagSpec::new().node(NodeSpec::step("f", "flaky").retry(retry));
+    let run = engine
+        .submit(&env.admin, t, &RunSpec::new(dag, json!(null)))
+        .await
+        .unwrap()
+        .run;
+    let done = wait_for(&env, &s, t, run.id, finished).await;
+    assert_eq!(done.status, RunStatus::Succeeded, "{done:?}");
+    assert_eq!(done.nodes[0].attempt, 3);
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert_eq!(
+        done.nodes[0].output,
+        Some(json!({"key": format!("{}/f", run.id)}))
+    );
+    worker.shutdown(Duration::from_secs(5)).await;
+}
+
+/// Cancelling a run fires the running handler's cancellation, and the run ends cancelled
+/// once the handler has returned.
+pub async fn cancellation_reaches_handlers(env: Env) {
+    let s = store(&env).await;
+    let t = tenant(&env).await;
+    let saw_cancel = Arc::new(AtomicBool::new(false));
+    let flag = saw_cancel.clone();
+    let engine = WorkflowEngine::builder(s.clone())
+        .step("wait", move |ctx: StepContext, _: Value| {
+            let flag = flag.clone();
+            async move {
+                ctx.cancelled().await;
+                flag.store(true, Ordering::SeqCst);
+                Err(NodeError::permanent("cancelled", "stopped on request"))
+            }
+        })
+        .unwrap()
+        .build();
+    // Short leases, so heartbeats (which carry the cancel) come often.
+    let worker = engine
+        .start_worker(fast("w1").lease(Duration::from_millis(300)))
+        .unwrap();
+    let dag = DagSpec::new()
+        .node(NodeSpec::step("w", "wait"))
+        .node(NodeSpec::step("after", "wait").depends_on("w"));
+    let run = engine
+        .submit(&env.admin, t, &RunSpec::new(dag, json!(null)))
+        .await
+        .unwrap()
+        .run;
+    wait_for(&env, &s, t, run.id, |r| {
+        r.nodes[0].status == NodeStatus::Running
+    })
+    .await;
+    s.cancel(&env.admin, t, run.id).await.unwrap();
+    let done = wait_for(&env, &s, t, run.id, finished).await;
+    assert_eq!(done.status, RunStatus::Cancelled);
+    assert!(saw_cancel.load(Ordering::SeqCst));
+    assert!(done.nodes.iter().all(|n| n.status == NodeStatus::Cancelled));
+    worker.shutdown(Duration::from_secs(5)).await;
+}
+
+/// A worker shutting down gives back the nodes it could not finish: another worker runs them
+/// at once, and the released attempt does not count.
+pub async fn shutdown_releases_unfinished_attempts(env: Env) {
+    let s = store(&env).await;
+    let t = tenant(&env).await;
+    let stuck = WorkflowEngine::builder(s.clone())
+        .step("job", |ctx: StepContext, _: Value| async move {
+            ctx.cancelled().await;
+            Err(NodeError::retryable("cancelled", "shutting down"))
+        })
+        .unwrap()
+        .build();
+    let first = stuck.start_worker(fast("w1")).unwrap();
+    let dag = DagSpec::new().node(NodeSpec::step("j", "job"));
+    let run = stuck
+        .submit(&env.admin, t, &RunSpec::new(dag, json!(null)))
+        .await
+        .unwrap()
+        .run;
+    wait_for(&env, &s, t, run.id, |r| {
+        r.nodes[0].status == NodeStatus::Running
+    })
+    .await;
+    let report = first.shutdown(Duration::from_millis(50)).await;
+    assert_eq!(report.released, 1, "{report:?}");
+    let back = s.get(&env.admin, t, run.id).await.unwrap();
+    assert_eq!(
+        (back.nodes[0].status, back.nodes[0].attempt),
+        (NodeStatus::Ready, 0)
+    );
+    let working = WorkflowEngine::builder(s.clone())
+        .step("job", |_: StepContext, _: Value| async move {
+            Ok(json!("done"))
+        })
+        .unwrap()
+        .build();
+    let second = working.start_worker(fast("w2")).unwrap();
+    let done = wait_for(&env, &s, t, run.id, finished).await;
+    assert_eq!(done.status, RunStatus::Succeeded);
+    assert_eq!(done.nodes[0].attempt, 1);
+    second.shutdown(Duration::from_secs(5)).await;
+}
+
+/// Two workers on one store: every run succeeds and every handler ran exactly once.
+pub async fn workers_share_the_work(env: Env) {
+    let s = store(&env).await;
+    let t = tenant(&env).await;
+    let handled: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    let engine = |handled: Arc<Mutex<HashMap<String, u32>>>| {
+        WorkflowEngine::builder(s.clone())
+            .step("count", move |ctx: StepContext, _: Value| {
+                let handled = handled.clone();
+                async move {
+                    *handled
+                        .lock()
+                        .unwrap()
+                        .entry(ctx.idempotency_key())
+                        .or_default() += 1;
+                    Ok(json!(null))
+                }
+            })
+            .unwrap()
+            .build()
+    };
+    let (e1, e2) = (engine(handled.clone()), engine(handled.clone()));
+    let w1 = e1.start_worker(fast("w1").concurrency(4)).unwrap();
+    let w2 = e2.start_worker(fast("w2").concurrency(4)).unwrap();
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        let dag = DagSpec::new().node(NodeSpec::step("n", "count"));
+        ids.push(
+            e1.submit(&env.admin, t, &RunSpec::new(dag, json!(i)))
+                .await
+                .unwrap()
+                .run
+                .id,
+        );
+    }
+    for id in &ids {
+        let done = wait_for(&env, &s, t, *id, finished).await;
+        assert_eq!(done.status, RunStatus::Succeeded);
+    }
+    let handled = handled.lock().unwrap().clone();
+    assert_eq!(handled.len(), 40);
+    assert!(handled.values().all(|&n| n == 1), "{handled:?}");
+    w1.shutdown(Duration::from_secs(5)).await;
+    w2.shutdown(Duration::from_secs(5)).await;
+}
