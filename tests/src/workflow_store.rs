@@ -655,3 +655,117 @@ pub async fn concurrent_claims_never_share_a_node(env: Env) {
         .unwrap();
     assert_eq!(done.items.len(), runs);
 }
+
+/// Signals complete the nodes waiting for them (their payload is the node's output), are
+/// audited, and are refused when nothing waits for them.
+pub async fn signals_complete_waiting_nodes(env: Env) {
+    let s = store(&env).await;
+    let (t, other) = (tenant(&env, "acme").await, tenant(&env, "globex").await);
+    let run = s
+        .submit(&env.admin, t, &valid(RunSpec::new(chain(), json!(null))))
+        .await
+        .unwrap()
+        .run;
+    assert_kind(
+        s.signal(&env.admin, t, run.id, "approval", json!({"by": "ana"}))
+            .await,
+        ErrorKind::Conflict,
+    );
+    let e = s
+        .signal(&env.admin, t, run.id, "other", json!(null))
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("no node of this workflow waits for signal other"),
+        "{e}"
+    );
+    assert_kind(
+        s.signal(&env.admin, t, run.id, "no spaces", json!(null))
+            .await,
+        ErrorKind::InvalidInput,
+    );
+    for _ in 0..2 {
+        let c = s.claim("w", 1, LEASE).await.unwrap().remove(0);
+        s.complete(&c.lease, json!("ok")).await.unwrap();
+    }
+    assert_eq!(
+        s.get(&env.admin, t, run.id).await.unwrap().nodes[2].status,
+        NodeStatus::Waiting
+    );
+    let reader = member(t, &[WORKFLOWS_READ]);
+    assert_kind(
+        s.signal(&reader, t, run.id, "approval", json!(1)).await,
+        ErrorKind::PermissionDenied,
+    );
+    let outsider = member(other, &[WORKFLOWS_RUN]);
+    assert_kind(
+        s.signal(&outsider, other, run.id, "approval", json!(1))
+            .await,
+        ErrorKind::NotFound,
+    );
+    let big = json!("x".repeat(2 << 20));
+    assert_kind(
+        s.signal(&env.admin, t, run.id, "approval", big).await,
+        ErrorKind::InvalidInput,
+    );
+    let after = s
+        .signal(&env.admin, t, run.id, "approval", json!({"by": "ana"}))
+        .await
+        .unwrap();
+    assert_eq!(after.nodes[2].status, NodeStatus::Succeeded);
+    assert_eq!(after.nodes[2].output, Some(json!({"by": "ana"})));
+    assert_eq!(after.nodes[3].status, NodeStatus::Ready);
+    assert_eq!(
+        audited(&env, t, actions::WORKFLOW_SIGNALLED.as_str()).await,
+        1
+    );
+    assert_kind(
+        s.signal(&env.admin, t, run.id, "approval", json!(2)).await,
+        ErrorKind::Conflict,
+    );
+    let report = s.claim("w", 1, LEASE).await.unwrap().remove(0);
+    assert_eq!(report.input["deps"], json!({"approve": {"by": "ana"}}));
+    assert_eq!(
+        s.complete(&report.lease, json!(null)).await.unwrap(),
+        RunStatus::Succeeded
+    );
+}
+
+/// A signal that does not come in time fails its node, and with it the run.
+pub async fn signal_timeouts_fail_runs(env: Env) {
+    let s = store(&env).await;
+    let t = tenant(&env, "acme").await;
+    let dag = DagSpec::new()
+        .node(NodeSpec::signal("approve", "approval").timeout_ms(60_000))
+        .node(NodeSpec::step("deploy", "s").depends_on("approve"))
+        .node(NodeSpec::signal("forever", "never"));
+    let run = s
+        .submit(&env.admin, t, &valid(RunSpec::new(dag, json!(null))))
+        .await
+        .unwrap()
+        .run;
+    assert_eq!(
+        run.nodes[0].status,
+        NodeStatus::Waiting,
+        "a root signal node waits at once"
+    );
+    env.clock.advance(TimeDelta::seconds(59));
+    assert_eq!(s.maintain().await.unwrap().signals_timed_out, 0);
+    env.clock.advance(TimeDelta::seconds(1));
+    assert_eq!(s.maintain().await.unwrap().signals_timed_out, 1);
+    assert_eq!(s.maintain().await.unwrap().signals_timed_out, 0, "once");
+    let done = s.get(&env.admin, t, run.id).await.unwrap();
+    assert_eq!(done.status, RunStatus::Failed);
+    assert_eq!(done.nodes[0].status, NodeStatus::Failed);
+    assert_eq!(
+        done.nodes[0].error.as_ref().map(|e| e.kind.as_str()),
+        Some("timeout")
+    );
+    assert_eq!(
+        done.nodes[2].status,
+        NodeStatus::Cancelled,
+        "a signal without a timeout waits with its run"
+    );
+    assert_eq!(audited(&env, t, actions::WORKFLOW_FAILED.as_str()).await, 1);
+}

@@ -222,6 +222,8 @@ workflow_matrix! {
     cancel_reaches_running_attempts,
     maintenance_starts_and_times_out_runs,
     concurrent_claims_never_share_a_node,
+    signals_complete_waiting_nodes,
+    signal_timeouts_fail_runs,
 }
 
 /// The workflow engine end to end (workers and handlers) on every metadata backend.

@@ -98,6 +98,8 @@ pub mod actions {
     pub const WORKFLOW_CANCELLED: AuditAction = AuditAction::from_static("workflow_cancelled");
     /// A workflow run failed for good.
     pub const WORKFLOW_FAILED: AuditAction = AuditAction::from_static("workflow_failed");
+    /// A signal was delivered to a workflow run.
+    pub const WORKFLOW_SIGNALLED: AuditAction = AuditAction::from_static("workflow_signalled");
 
     /// Every action ATE itself records.
     pub const ALL: &[AuditAction] = &[
@@ -124,6 +126,7 @@ pub mod actions {
         WORKFLOW_SUBMITTED,
         WORKFLOW_CANCELLED,
         WORKFLOW_FAILED,
+        WORKFLOW_SIGNALLED,
     ];
 }
 

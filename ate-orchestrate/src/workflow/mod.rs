@@ -32,8 +32,10 @@
 //!   leases, enforce start-to-close timeouts, record results, run the maintenance pass, and
 //!   shut down gracefully (unfinished attempts are given back at once).
 //!
-//! Still to come: signals delivered through the store (the state machine has them) and
-//! signal timeouts, per-run logs, heartbeat timeouts, tenant fairness and concurrency limits
+//! Signals are delivered with [`WorkflowStore::signal`]; a signal node's timeout is applied by
+//! the maintenance pass.
+//!
+//! Still to come: per-run logs, heartbeat timeouts, tenant fairness and concurrency limits
 //! in claims, LISTEN/NOTIFY wake-ups, child runs, the SIGKILL crash test with separate
 //! processes, schedules, integration endpoints, metrics, Python, benches and the README
 //! examples.

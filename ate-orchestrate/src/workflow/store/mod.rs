@@ -10,7 +10,7 @@
 //! The worker side ([`WorkflowStore::claim`], [`heartbeat`](WorkflowStore::heartbeat),
 //! [`complete`](WorkflowStore::complete), [`fail`](WorkflowStore::fail),
 //! [`maintain`](WorkflowStore::maintain)) checks no principal: it is for the engine's
-//! workers, which the host runs. Signals and logs are not stored yet.
+//! workers, which the host runs. Logs are not stored yet.
 
 mod sql;
 
@@ -225,6 +225,8 @@ pub struct Maintenance {
     pub expired_leases: usize,
     /// Runs that passed their timeout.
     pub timed_out: usize,
+    /// Signal nodes whose signal did not come in time (failed).
+    pub signals_timed_out: usize,
 }
 
 /// Stores workflow runs. Implementations must pass the conformance suite in
@@ -274,6 +276,20 @@ pub trait WorkflowStore: Send + Sync + std::fmt::Debug {
         id: RunId,
     ) -> Result<Run, OrchestrateError>;
 
+    /// Delivers signal `name` with `payload` to run `id`: every node of the run waiting for
+    /// it succeeds with the payload as its output, audited as `workflow_signalled`. Needs
+    /// [`WORKFLOWS_RUN`]. `InvalidInput` when no node of the run waits for that signal, or
+    /// the payload is larger than the store's limit; `Conflict` when its nodes are not
+    /// waiting now (not reached yet, or done); `NotFound` for another tenant's run.
+    async fn signal(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        id: RunId,
+        name: &str,
+        payload: Value,
+    ) -> Result<Run, OrchestrateError>;
+
     /// Hands up to `max` due nodes to `worker`, each with a lease of `lease` and a fencing
     /// token, most urgent first (run priority, then readiness). Nodes of runs that are
     /// stopping are never handed out. On PostgreSQL concurrent claimers skip each other's
@@ -308,7 +324,8 @@ pub trait WorkflowStore: Send + Sync + std::fmt::Debug {
 
     /// One maintenance pass, safe to run from every host at once: starts delayed runs
     /// whose time came, takes back attempts whose lease expired (a failed, retryable
-    /// attempt of kind `lease_expired`), and times out runs past their timeout. Handles a
+    /// attempt of kind `lease_expired`), times out runs past their timeout and fails signal
+    /// nodes whose signal did not come in time. Handles a
     /// bounded batch of each; call it again (workers do, periodically).
     async fn maintain(&self) -> Result<Maintenance, OrchestrateError>;
 }

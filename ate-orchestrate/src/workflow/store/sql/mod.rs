@@ -316,109 +316,141 @@ impl SqlWorkflowStore {
         F: FnOnce(&Loaded, &mut RunState) -> Result<(T, Option<ValidEvent>), OrchestrateError>
             + Send,
     {
-        let value =
-            with_write_tx!(self.db, |tx| {
-                // Takes the run's row lock: concurrent changes to the run queue behind this one.
-                let row: Option<LockedRow> = sqlx::query_as(concat!(
-                    "UPDATE wf_runs SET revision = revision WHERE id = $1 \
-                 AND ($2 IS NULL OR tenant_id = $2) RETURNING ",
-                    run_columns!(),
-                    ", definition"
-                ))
-                .bind(id.as_uuid())
-                .bind(tenant.map(|t| t.as_uuid()))
-                .fetch_optional(&mut *tx)
-                .await?;
-                let row = row.ok_or_else(|| OrchestrateError::not_found("workflow run", id))?;
-                let nodes: Vec<NodeRow> = sqlx::query_as(concat!(
-                    "SELECT ",
-                    node_columns!(),
-                    " FROM wf_nodes WHERE run_id = $1 ORDER BY idx"
-                ))
-                .bind(id.as_uuid())
-                .fetch_all(&mut *tx)
-                .await?;
-                let before = run_state(&row.run, &nodes)?;
-                let loaded = Loaded {
-                    tenant: TenantId::from_uuid(row.run.tenant_id)?,
-                    dag: stored_dag(&row.definition)?,
-                    nodes,
-                };
-                if loaded.dag.nodes().len() != before.nodes.len() {
-                    return Err(corrupt("node list", "it does not match the definition"));
-                }
-                let mut after = before.clone();
-                let (value, event) = change(&loaded, &mut after)?;
-                for (i, (old, new)) in before.nodes.iter().zip(&after.nodes).enumerate() {
-                    if old == new {
-                        continue;
+        let value = with_write_tx!(self.db, |tx| {
+            // Errors inside are rolled back here, at once: a transaction merely dropped
+            // is rolled back only when its connection is next used, and until then it
+            // would hold the run's lock (and claims would skip the run).
+            let attempt: Result<T, OrchestrateError> = async {
+                    // Takes the run's row lock: concurrent changes to the run queue behind this one.
+                    let row: Option<LockedRow> = sqlx::query_as(concat!(
+                        "UPDATE wf_runs SET revision = revision WHERE id = $1 \
+                     AND ($2 IS NULL OR tenant_id = $2) RETURNING ",
+                        run_columns!(),
+                        ", definition"
+                    ))
+                    .bind(id.as_uuid())
+                    .bind(tenant.map(|t| t.as_uuid()))
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let row = row.ok_or_else(|| OrchestrateError::not_found("workflow run", id))?;
+                    let nodes: Vec<NodeRow> = sqlx::query_as(concat!(
+                        "SELECT ",
+                        node_columns!(),
+                        " FROM wf_nodes WHERE run_id = $1 ORDER BY idx"
+                    ))
+                    .bind(id.as_uuid())
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    let before = run_state(&row.run, &nodes)?;
+                    let loaded = Loaded {
+                        tenant: TenantId::from_uuid(row.run.tenant_id)?,
+                        dag: stored_dag(&row.definition)?,
+                        nodes,
+                    };
+                    if loaded.dag.nodes().len() != before.nodes.len() {
+                        return Err(corrupt("node list", "it does not match the definition"));
                     }
-                    let finished = (!old.status.is_finished() && new.status.is_finished())
-                        .then_some(to_micros(now));
-                    let left_running =
-                        old.status == NodeStatus::Running && new.status != NodeStatus::Running;
-                    sqlx::query(
-                        "UPDATE wf_nodes SET status = $3, attempt = $4, ready_at = $5, \
-                     first_ready_at = $6, output = $7, error = $8, cancel_requested = $9, \
-                     finished_at = COALESCE($10, finished_at), \
-                     lease_owner = CASE WHEN $11 = 1 THEN NULL ELSE lease_owner END, \
-                     lease_expires_at = CASE WHEN $11 = 1 THEN NULL ELSE lease_expires_at END \
-                     WHERE run_id = $1 AND idx = $2",
+                    let mut after = before.clone();
+                    let (value, event) = change(&loaded, &mut after)?;
+                    for (i, (old, new)) in before.nodes.iter().zip(&after.nodes).enumerate() {
+                        if old == new {
+                            continue;
+                        }
+                        let finished = (!old.status.is_finished() && new.status.is_finished())
+                            .then_some(to_micros(now));
+                        let left_running =
+                            old.status == NodeStatus::Running && new.status != NodeStatus::Running;
+                        sqlx::query(
+                            "UPDATE wf_nodes SET status = $3, attempt = $4, ready_at = $5, \
+                         first_ready_at = $6, output = $7, error = $8, cancel_requested = $9, \
+                         finished_at = COALESCE($10, finished_at), \
+                         lease_owner = CASE WHEN $11 = 1 THEN NULL ELSE lease_owner END, \
+                         lease_expires_at = CASE WHEN $11 = 1 THEN NULL ELSE lease_expires_at END, \
+                         wait_until = $12 WHERE run_id = $1 AND idx = $2",
+                        )
+                        .bind(id.as_uuid())
+                        .bind(i32::try_from(i).unwrap_or(i32::MAX))
+                        .bind(new.status.as_str())
+                        .bind(i32::try_from(new.attempt).unwrap_or(i32::MAX))
+                        .bind(new.ready_at.map(to_micros))
+                        .bind(new.first_ready_at.map(to_micros))
+                        .bind(new.output.as_ref().map(|v| v.to_string()))
+                        .bind(new.error.as_ref().map(error_json))
+                        .bind(i32::from(new.cancel_requested))
+                        .bind(finished)
+                        .bind(i32::from(left_running))
+                        .bind(wait_until(&loaded.dag, i, new))
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    if before != after {
+                        let finished = (!before.status.is_finished() && after.status.is_finished())
+                            .then_some(to_micros(now));
+                        sqlx::query(
+                        "UPDATE wf_runs SET status = $2, stopping = $3, error = $4, updated_at = $5, \
+                         finished_at = COALESCE($6, finished_at), revision = revision + 1 \
+                         WHERE id = $1",
                     )
                     .bind(id.as_uuid())
-                    .bind(i32::try_from(i).unwrap_or(i32::MAX))
-                    .bind(new.status.as_str())
-                    .bind(i32::try_from(new.attempt).unwrap_or(i32::MAX))
-                    .bind(new.ready_at.map(to_micros))
-                    .bind(new.first_ready_at.map(to_micros))
-                    .bind(new.output.as_ref().map(|v| v.to_string()))
-                    .bind(new.error.as_ref().map(error_json))
-                    .bind(i32::from(new.cancel_requested))
+                    .bind(after.status.as_str())
+                    .bind(after.stopping.filter(|_| !after.status.is_finished()).map(RunStatus::as_str))
+                    .bind(&after.error)
+                    .bind(to_micros(now))
                     .bind(finished)
-                    .bind(i32::from(left_running))
                     .execute(&mut *tx)
                     .await?;
+                    }
+                    if let Some(event) = &event {
+                        tx.append_audit(event, now).await?;
+                    }
+                    let was_failing = before.status == RunStatus::Failed
+                        || before.stopping == Some(RunStatus::Failed);
+                    let is_failing =
+                        after.status == RunStatus::Failed || after.stopping == Some(RunStatus::Failed);
+                    if is_failing && !was_failing {
+                        let failed = NewAuditEvent::new(
+                            loaded.tenant,
+                            "system:workflows",
+                            actions::WORKFLOW_FAILED,
+                            Outcome::Failure,
+                        )
+                        .target(format!("workflow_run:{id}"))
+                        .metadata(json!({ "error": after.error }))
+                        .validate()?;
+                        tx.append_audit(&failed, now).await?;
+                    }
+                    Ok(value)
                 }
-                if before != after {
-                    let finished = (!before.status.is_finished() && after.status.is_finished())
-                        .then_some(to_micros(now));
-                    sqlx::query(
-                    "UPDATE wf_runs SET status = $2, stopping = $3, error = $4, updated_at = $5, \
-                     finished_at = COALESCE($6, finished_at), revision = revision + 1 \
-                     WHERE id = $1",
-                )
-                .bind(id.as_uuid())
-                .bind(after.status.as_str())
-                .bind(after.stopping.filter(|_| !after.status.is_finished()).map(RunStatus::as_str))
-                .bind(&after.error)
-                .bind(to_micros(now))
-                .bind(finished)
-                .execute(&mut *tx)
-                .await?;
+                .await;
+            match attempt {
+                Ok(value) => value,
+                Err(e) => {
+                    tx.rollback().await.map_err(CoreError::from)?;
+                    return Err(e);
                 }
-                if let Some(event) = &event {
-                    tx.append_audit(event, now).await?;
-                }
-                let was_failing = before.status == RunStatus::Failed
-                    || before.stopping == Some(RunStatus::Failed);
-                let is_failing =
-                    after.status == RunStatus::Failed || after.stopping == Some(RunStatus::Failed);
-                if is_failing && !was_failing {
-                    let failed = NewAuditEvent::new(
-                        loaded.tenant,
-                        "system:workflows",
-                        actions::WORKFLOW_FAILED,
-                        Outcome::Failure,
-                    )
-                    .target(format!("workflow_run:{id}"))
-                    .metadata(json!({ "error": after.error }))
-                    .validate()?;
-                    tx.append_audit(&failed, now).await?;
-                }
-                value
-            });
+            }
+        });
         Ok(value)
     }
+}
+
+/// When node `i`, in `state`, fails for want of its signal (as stored), if it waits for one
+/// with a timeout.
+fn wait_until(dag: &ValidDag, i: usize, state: &NodeState) -> Option<i64> {
+    let NodeKind::Signal {
+        timeout: Some(timeout),
+        ..
+    } = dag.nodes().get(i)?.kind
+    else {
+        return None;
+    };
+    if state.status != NodeStatus::Waiting {
+        return None;
+    }
+    let since = state.first_ready_at?;
+    Some(to_micros(
+        since + chrono::TimeDelta::from_std(timeout).unwrap_or(chrono::TimeDelta::MAX),
+    ))
 }
 
 /// A node error as stored.
@@ -519,8 +551,8 @@ impl WorkflowStore for SqlWorkflowStore {
                 for (i, (node, st)) in dag.nodes().iter().zip(&state.nodes).enumerate() {
                     sqlx::query(
                         "INSERT INTO wf_nodes (run_id, idx, tenant_id, node_id, kind, task, status, \
-                         attempt, priority, ready_at, first_ready_at) \
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $10)",
+                         attempt, priority, ready_at, first_ready_at, wait_until) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $10, $11)",
                     )
                     .bind(id.as_uuid())
                     .bind(i32::try_from(i).unwrap_or(i32::MAX))
@@ -532,6 +564,7 @@ impl WorkflowStore for SqlWorkflowStore {
                     .bind(spec.priority)
                     .bind(st.ready_at.map(to_micros))
                     .bind(st.first_ready_at.map(to_micros))
+                    .bind(wait_until(dag, i, st))
                     .execute(&mut *tx)
                     .await?;
                 }
@@ -640,6 +673,44 @@ impl WorkflowStore for SqlWorkflowStore {
         self.mutate(id, Some(tenant), now, move |_, state| {
             let changed = state.cancel();
             Ok(((), changed.then_some(event)))
+        })
+        .await?;
+        self.load(tenant, id).await
+    }
+
+    async fn signal(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        id: RunId,
+        name: &str,
+        payload: Value,
+    ) -> Result<Run, OrchestrateError> {
+        actor.require(tenant, &WORKFLOWS_RUN)?;
+        let name = SignalName::new(name)?;
+        let size = serde_json::to_vec(&payload).map_or(usize::MAX, |v| v.len());
+        if size > self.limits.max_input_bytes {
+            return Err(OrchestrateError::invalid(
+                "signal payload",
+                format!(
+                    "{size} bytes is larger than the limit of {}",
+                    self.limits.max_input_bytes
+                ),
+            ));
+        }
+        let now = self.clock.now();
+        let event = NewAuditEvent::new(
+            tenant,
+            actor.subject(),
+            actions::WORKFLOW_SIGNALLED,
+            Outcome::Success,
+        )
+        .target(format!("workflow_run:{id}"))
+        .metadata(json!({ "signal": name.as_str() }))
+        .validate()?;
+        self.mutate(id, Some(tenant), now, move |loaded, state| {
+            state.signal(&loaded.dag, &name, &payload, now)?;
+            Ok(((), Some(event)))
         })
         .await?;
         self.load(tenant, id).await

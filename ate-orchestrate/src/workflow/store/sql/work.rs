@@ -306,6 +306,32 @@ impl SqlWorkflowStore {
                 .await?;
             done.timed_out += usize::from(timed_out);
         }
+        let waited: Vec<(Uuid, i32)> = with_pool!(self.db, |pool| {
+            sqlx::query_as(
+                "SELECT run_id, idx FROM wf_nodes WHERE status = 'waiting' \
+                 AND wait_until IS NOT NULL AND wait_until <= $1 ORDER BY wait_until LIMIT $2",
+            )
+            .bind(to_micros(now))
+            .bind(MAINTENANCE_BATCH)
+            .fetch_all(pool)
+            .await?
+        });
+        for (run, idx) in waited {
+            let i = usize::try_from(idx).unwrap_or(usize::MAX);
+            let failed = self
+                .mutate(RunId::from_uuid(run)?, None, now, move |loaded, state| {
+                    let waiting = state
+                        .nodes
+                        .get(i)
+                        .is_some_and(|n| n.status == NodeStatus::Waiting);
+                    if waiting {
+                        state.signal_timed_out(&loaded.dag, i, now)?;
+                    }
+                    Ok((waiting, None))
+                })
+                .await?;
+            done.signals_timed_out += usize::from(failed);
+        }
         Ok(done)
     }
 }
