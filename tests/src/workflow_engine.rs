@@ -6,8 +6,8 @@
 use crate::support::Env;
 use ate_core::{NewTenant, RunId, TenantId};
 use ate_orchestrate::workflow::{
-    DagSpec, NodeError, NodeSpec, NodeStatus, RetrySpec, Run, RunSpec, RunStatus, SqlWorkflowStore,
-    StepContext, WorkerConfig, WorkflowEngine, WorkflowStore,
+    DagSpec, LogLevel, LogQuery, NodeError, NodeSpec, NodeStatus, RetrySpec, Run, RunSpec,
+    RunStatus, SqlWorkflowStore, StepContext, WorkerConfig, WorkflowEngine, WorkflowStore,
 };
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -69,7 +69,12 @@ pub async fn runs_complete_end_to_end(env: Env) {
     let s = store(&env).await;
     let t = tenant(&env).await;
     let engine = WorkflowEngine::builder(s.clone())
-        .step("split", |_: StepContext, input: Value| async move {
+        .step("split", |ctx: StepContext, input: Value| async move {
+            ctx.log(
+                LogLevel::Info,
+                "splitting",
+                json!({"n": input["input"]["n"]}),
+            );
             Ok(json!({"n": input["input"]["n"]}))
         })
         .unwrap()
@@ -107,6 +112,17 @@ pub async fn runs_complete_end_to_end(env: Env) {
     assert_eq!(done.status, RunStatus::Succeeded, "{done:?}");
     let sum = done.nodes.iter().find(|n| n.id.as_str() == "sum").unwrap();
     assert_eq!(sum.output, Some(json!(4 + 9 + 16)));
+    let logs = s
+        .logs(&env.admin, t, run.id, &LogQuery::new())
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    assert_eq!(
+        (logs[0].node.as_str(), logs[0].message.as_str()),
+        ("split", "splitting")
+    );
+    assert_eq!(logs[0].fields, json!({"n": 2}));
     let report = worker.shutdown(Duration::from_secs(5)).await;
     assert_eq!(report.released, 0);
     // Unknown steps are refused at submission, before anything is stored.

@@ -769,3 +769,105 @@ pub async fn signal_timeouts_fail_runs(env: Env) {
     );
     assert_eq!(audited(&env, t, actions::WORKFLOW_FAILED.as_str()).await, 1);
 }
+
+/// Log entries come back oldest first, filtered by node and level, paginated, and only to
+/// readers of the run's tenant.
+pub async fn logs_are_filtered_and_paged(env: Env) {
+    use ate_orchestrate::workflow::{LogEntry, LogLevel, LogQuery, MAX_LOG_BATCH};
+    let s = store(&env).await;
+    let (t, other) = (tenant(&env, "acme").await, tenant(&env, "globex").await);
+    let run = s
+        .submit(&env.admin, t, &valid(RunSpec::new(diamond(), json!(null))))
+        .await
+        .unwrap()
+        .run;
+    let c = s.claim("w", 1, LEASE).await.unwrap().remove(0);
+    let node = |id: &str| ate_orchestrate::workflow::NodeId::new(id).unwrap();
+    let entries: Vec<LogEntry> = (0..5)
+        .map(|i| {
+            let level = if i % 2 == 0 {
+                LogLevel::Info
+            } else {
+                LogLevel::Error
+            };
+            let at = env.clock_now() + TimeDelta::seconds(i);
+            let who = if i < 3 { "a" } else { "b" };
+            LogEntry::new(
+                at,
+                level,
+                node(who),
+                1,
+                &format!("line {i}"),
+                json!({"i": i}),
+            )
+        })
+        .collect();
+    s.append_logs(&c.lease, &entries[..3]).await.unwrap();
+    s.append_logs(&c.lease, &entries[3..]).await.unwrap();
+    s.append_logs(&c.lease, &[]).await.unwrap();
+    let mut seen = Vec::new();
+    let mut query = LogQuery::new().limit(2);
+    loop {
+        let page = s.logs(&env.admin, t, run.id, &query).await.unwrap();
+        seen.extend(page.items);
+        match page.next_cursor {
+            Some(cursor) => query = query.cursor(cursor),
+            None => break,
+        }
+    }
+    assert_eq!(seen, entries, "every entry, oldest first, as written");
+    let b = s
+        .logs(&env.admin, t, run.id, &LogQuery::new().node("b"))
+        .await
+        .unwrap();
+    assert_eq!(
+        b.items
+            .iter()
+            .map(|e| e.message.as_str())
+            .collect::<Vec<_>>(),
+        ["line 3", "line 4"]
+    );
+    let errors = s
+        .logs(
+            &env.admin,
+            t,
+            run.id,
+            &LogQuery::new().min_level(LogLevel::Error),
+        )
+        .await
+        .unwrap();
+    assert_eq!(errors.items.len(), 2);
+    assert!(errors.items.iter().all(|e| e.level == LogLevel::Error));
+    let reader = member(t, &[WORKFLOWS_READ]);
+    assert_eq!(
+        s.logs(&reader, t, run.id, &LogQuery::new())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        5
+    );
+    assert_kind(
+        s.logs(&member(t, &[]), t, run.id, &LogQuery::new()).await,
+        ErrorKind::PermissionDenied,
+    );
+    let outsider = member(other, &[WORKFLOWS_READ]);
+    assert_kind(
+        s.logs(&outsider, other, run.id, &LogQuery::new()).await,
+        ErrorKind::NotFound,
+    );
+    let flood = vec![entries[0].clone(); MAX_LOG_BATCH + 1];
+    assert_kind(
+        s.append_logs(&c.lease, &flood).await,
+        ErrorKind::InvalidInput,
+    );
+    assert_eq!(
+        s.logs(&env.admin, t, run.id, &LogQuery::new())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        5,
+        "nothing half-written"
+    );
+}

@@ -224,6 +224,7 @@ workflow_matrix! {
     concurrent_claims_never_share_a_node,
     signals_complete_waiting_nodes,
     signal_timeouts_fail_runs,
+    logs_are_filtered_and_paged,
 }
 
 /// The workflow engine end to end (workers and handlers) on every metadata backend.

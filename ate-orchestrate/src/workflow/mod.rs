@@ -35,7 +35,10 @@
 //! Signals are delivered with [`WorkflowStore::signal`]; a signal node's timeout is applied by
 //! the maintenance pass.
 //!
-//! Still to come: per-run logs, heartbeat timeouts, tenant fairness and concurrency limits
+//! Handlers write per-run logs through [`StepContext::log`]; they are read with
+//! [`WorkflowStore::logs`].
+//!
+//! Still to come: heartbeat timeouts, tenant fairness and concurrency limits
 //! in claims, LISTEN/NOTIFY wake-ups, child runs, the SIGKILL crash test with separate
 //! processes, schedules, integration endpoints, metrics, Python, benches and the README
 //! examples.
@@ -84,6 +87,6 @@ pub use run::{RunSpec, ValidRun};
 pub use spec::{DagSpec, Limits, NodeSpec};
 pub use state::{NodeError, NodeState, NodeStatus, RunState, RunStatus};
 pub use store::{
-    Claim, Lease, Maintenance, NodeTask, NodeView, Run, RunQuery, SqlWorkflowStore, Submitted,
-    WORKFLOWS_READ, WORKFLOWS_RUN, WorkflowStore,
+    Claim, Lease, LogEntry, LogLevel, LogQuery, MAX_LOG_BATCH, Maintenance, NodeTask, NodeView,
+    Run, RunQuery, SqlWorkflowStore, Submitted, WORKFLOWS_READ, WORKFLOWS_RUN, WorkflowStore,
 };

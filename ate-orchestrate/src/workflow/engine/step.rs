@@ -3,10 +3,13 @@
 
 use crate::workflow::dag::NodeId;
 use crate::workflow::state::NodeError;
+use crate::workflow::store::{LogEntry, LogLevel};
 use ate_core::{RunId, TenantId};
+use chrono::Utc;
 use serde_json::Value;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
 use tokio_util::sync::CancellationToken;
 
 /// What a step returns: its output, or why the attempt failed (retryable or not).
@@ -55,6 +58,7 @@ pub struct StepContext {
     /// This attempt's number (1 = the first).
     pub attempt: u32,
     pub(crate) cancel: CancellationToken,
+    pub(crate) logs: Arc<Mutex<Vec<LogEntry>>>,
 }
 
 impl StepContext {
@@ -68,6 +72,30 @@ impl StepContext {
     /// attempt's start-to-close timeout passed, or the worker is shutting down.
     pub async fn cancelled(&self) {
         self.cancel.cancelled().await;
+    }
+
+    /// Writes an entry to the run's log (kept by the store, read with
+    /// [`WorkflowStore::logs`](crate::workflow::WorkflowStore::logs)). Entries are sent with the
+    /// attempt's next heartbeat and when it ends; an attempt that dies loses what it had not
+    /// sent. Messages and fields are bounded ([`LogEntry::new`]).
+    pub fn log(&self, level: LogLevel, message: &str, fields: Value) {
+        let entry = LogEntry::new(
+            Utc::now(),
+            level,
+            self.node.clone(),
+            self.attempt,
+            message,
+            fields,
+        );
+        self.logs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(entry);
+    }
+
+    /// [`log`](Self::log) at [`LogLevel::Info`], without fields.
+    pub fn info(&self, message: &str) {
+        self.log(LogLevel::Info, message, Value::Null);
     }
 
     /// Whether [`cancelled`](Self::cancelled) has fired.

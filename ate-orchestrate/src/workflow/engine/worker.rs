@@ -6,7 +6,7 @@ use super::WorkflowEngine;
 use super::step::StepContext;
 use crate::OrchestrateError;
 use crate::workflow::state::NodeError;
-use crate::workflow::store::{Claim, Lease};
+use crate::workflow::store::{Claim, Lease, LogEntry, MAX_LOG_BATCH};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -241,12 +241,14 @@ async fn attempt(
         lock(&in_flight).remove(&lease);
         return;
     };
+    let logs: Arc<Mutex<Vec<LogEntry>>> = Arc::default();
     let ctx = StepContext {
         tenant: claim.tenant,
         run: claim.lease.run,
         node: claim.node_id.clone(),
         attempt: claim.attempt,
         cancel: cancel.clone(),
+        logs: logs.clone(),
     };
     let mut work = tokio::spawn(handler.run(ctx, claim.input));
     let deadline = tokio::time::sleep(claim.start_to_close);
@@ -269,23 +271,28 @@ async fn attempt(
                     format!("the start-to-close timeout of {} ms passed", claim.start_to_close.as_millis()),
                 ));
             }
-            _ = renew.tick() => match engine.store.heartbeat(&lease, lease_for).await {
-                Ok(stop) => {
-                    if stop {
-                        cancel.cancel();
+            _ = renew.tick() => {
+                flush_logs(&engine, &lease, &logs).await;
+                let renewed = engine.store.heartbeat(&lease, lease_for).await;
+                match renewed {
+                    Ok(stop) => {
+                        if stop {
+                            cancel.cancel();
+                        }
                     }
+                    Err(OrchestrateError::Core(ate_core::CoreError::Conflict(_))) => {
+                        // Someone else holds the node now: stop, and record nothing.
+                        cancel.cancel();
+                        work.abort();
+                        lost = true;
+                        break Err(NodeError::retryable("lease_lost", "the lease was lost"));
+                    }
+                    Err(e) => tracing::warn!(error = %e, "renewing a workflow lease failed"),
                 }
-                Err(OrchestrateError::Core(ate_core::CoreError::Conflict(_))) => {
-                    // Someone else holds the node now: stop, and record nothing.
-                    cancel.cancel();
-                    work.abort();
-                    lost = true;
-                    break Err(NodeError::retryable("lease_lost", "the lease was lost"));
-                }
-                Err(e) => tracing::warn!(error = %e, "renewing a workflow lease failed"),
-            },
+            }
         }
     };
+    flush_logs(&engine, &lease, &logs).await;
     if !lost {
         let recorded = match result {
             Ok(output) => engine.store.complete(&lease, output).await,
@@ -296,4 +303,15 @@ async fn attempt(
         }
     }
     lock(&in_flight).remove(&lease);
+}
+
+/// Sends the attempt's buffered log entries to the store.
+async fn flush_logs(engine: &WorkflowEngine, lease: &Lease, logs: &Mutex<Vec<LogEntry>>) {
+    let entries: Vec<LogEntry> =
+        std::mem::take(&mut *logs.lock().unwrap_or_else(PoisonError::into_inner));
+    for batch in entries.chunks(MAX_LOG_BATCH) {
+        if let Err(e) = engine.store.append_logs(lease, batch).await {
+            tracing::warn!(run = %lease.run, error = %e, "writing workflow logs failed");
+        }
+    }
 }

@@ -10,11 +10,13 @@
 //! The worker side ([`WorkflowStore::claim`], [`heartbeat`](WorkflowStore::heartbeat),
 //! [`complete`](WorkflowStore::complete), [`fail`](WorkflowStore::fail),
 //! [`maintain`](WorkflowStore::maintain)) checks no principal: it is for the engine's
-//! workers, which the host runs. Logs are not stored yet.
+//! workers, which the host runs.
 
+pub mod logs;
 mod sql;
 
-pub use sql::SqlWorkflowStore;
+pub use logs::{LogEntry, LogLevel, LogQuery};
+pub use sql::{MAX_LOG_BATCH, SqlWorkflowStore};
 
 use super::dag::{NodeId, SignalName, StepName};
 use super::run::ValidRun;
@@ -289,6 +291,24 @@ pub trait WorkflowStore: Send + Sync + std::fmt::Debug {
         name: &str,
         payload: Value,
     ) -> Result<Run, OrchestrateError>;
+
+    /// Run `id`'s log entries matching `query`, oldest first, paginated. Needs
+    /// [`WORKFLOWS_READ`]; `NotFound` for another tenant's run.
+    async fn logs(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        id: RunId,
+        query: &LogQuery,
+    ) -> Result<Page<LogEntry>, OrchestrateError>;
+
+    /// Appends entries written by the attempt holding `lease` (for the engine's workers).
+    /// `InvalidInput` for more than [`MAX_LOG_BATCH`] entries; `NotFound` for an unknown run.
+    async fn append_logs(
+        &self,
+        lease: &Lease,
+        entries: &[LogEntry],
+    ) -> Result<(), OrchestrateError>;
 
     /// Hands up to `max` due nodes to `worker`, each with a lease of `lease` and a fencing
     /// token, most urgent first (run priority, then readiness). Nodes of runs that are

@@ -5,6 +5,7 @@
 //! (`UPDATE … RETURNING` on the run, the same statement on both backends), so concurrent
 //! changes to one run apply one after the other, each on the state the previous one left.
 
+use super::logs::{LogEntry, LogQuery};
 use super::{
     Claim, Lease, Maintenance, NodeTask, NodeView, Run, RunQuery, Submitted, WORKFLOWS_READ,
     WORKFLOWS_RUN, WorkflowStore,
@@ -28,7 +29,10 @@ use uuid::Uuid;
 
 const CURSOR_KIND: &str = "workflow_runs";
 
+mod logs;
 mod work;
+
+pub use logs::MAX_LOG_BATCH;
 
 /// A [`WorkflowStore`] in a [`Db`] (SQLite or PostgreSQL).
 #[derive(Debug, Clone)]
@@ -714,6 +718,24 @@ impl WorkflowStore for SqlWorkflowStore {
         })
         .await?;
         self.load(tenant, id).await
+    }
+
+    async fn logs(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        id: RunId,
+        query: &LogQuery,
+    ) -> Result<Page<LogEntry>, OrchestrateError> {
+        self.read_logs(actor, tenant, id, query).await
+    }
+
+    async fn append_logs(
+        &self,
+        lease: &Lease,
+        entries: &[LogEntry],
+    ) -> Result<(), OrchestrateError> {
+        self.append_log_entries(lease, entries).await
     }
 
     async fn claim(
