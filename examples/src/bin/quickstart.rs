@@ -10,7 +10,9 @@
 //! user with a new organization (`initech`), logs in, verifies the access token, refreshes and
 //! logs out, starts two local HTTP instances of a service, registers them in the service
 //! registry with HTTP health checks, waits for them to pass, picks among them, calls them
-//! and prints the metrics text, verifies the tenant's hash chain and prints a summary. Run
+//! and prints the metrics text, runs a two-step workflow (list the tenant's files, add up
+//! their sizes) on a worker in this process, verifies the tenant's hash chain and prints a
+//! summary. Run
 //! it as often as you like: each run adds to the same log and overwrites the same files
 //! (and replaces the previous run's instances), and everything keeps verifying.
 
@@ -27,9 +29,14 @@ use ate_orchestrate::hub::{PickOptions, ServiceHub};
 use ate_orchestrate::registry::{
     InstanceId, InstanceSpec, Query, Scope, ServiceName, SqlRegistry, Visibility,
 };
+use ate_orchestrate::workflow::{
+    DagSpec, LogQuery, NodeError, NodeSpec, RunSpec, RunStatus, SqlWorkflowStore, StepContext,
+    WorkerConfig, WorkflowEngine, WorkflowStore,
+};
 use ate_storage::blob::BlobStore;
 use ate_storage::keyring::{KEY_READ, KEY_ROTATE};
 use ate_storage::objects::{ObjectStore, PutOptions, STORAGE_READ, STORAGE_WRITE};
+use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -206,7 +213,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     // 7. Services: two local instances, health-checked, balanced, measured.
     let services = run_services(&db, &admin).await?;
 
-    // 8. Verify the chain and summarize.
+    // 8. A workflow: a two-step DAG run by a worker in this process.
+    let workflow = run_workflow(&db, &admin, acme.id, &objects, &alice).await?;
+
+    // 9. Verify the chain and summarize.
     let report = audit.verify_chain(&admin, acme.id).await?;
     let recent = audit
         .query(
@@ -326,6 +336,15 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         services.error_rate * 100.0
     );
     println!(
+        "  workflows  run {} {} in {} ms: inventory found {} files, sizes total {} bytes; {} log line(s)",
+        workflow.run,
+        workflow.status.as_str(),
+        workflow.took_ms,
+        workflow.files,
+        workflow.bytes,
+        workflow.log_lines
+    );
+    println!(
         "  metrics    OpenMetrics text of {} lines; the request and health families:",
         services.metrics.lines().count()
     );
@@ -339,6 +358,92 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     db.close().await;
     Ok(())
+}
+
+/// What the workflow part of the quickstart saw.
+struct WorkflowRun {
+    run: ate_core::RunId,
+    status: RunStatus,
+    took_ms: u128,
+    files: u64,
+    bytes: u64,
+    log_lines: usize,
+}
+
+/// Registers two steps (list the tenant's objects, add up their sizes), starts a worker,
+/// submits the DAG and waits for it, then shuts the worker down.
+async fn run_workflow(
+    db: &Db,
+    admin: &Principal,
+    tenant: ate_core::TenantId,
+    objects: &ObjectStore,
+    reader: &Principal,
+) -> Result<WorkflowRun, Box<dyn std::error::Error>> {
+    let store = Arc::new(SqlWorkflowStore::open(db.clone()).await?);
+    let (listing, who) = (objects.clone(), reader.clone());
+    let engine = WorkflowEngine::builder(store.clone())
+        .step("inventory", move |ctx: StepContext, _input: Value| {
+            let (objects, who) = (listing.clone(), who.clone());
+            async move {
+                let page = objects
+                    .list(&who, ctx.tenant, "", None, None)
+                    .await
+                    .map_err(|e| NodeError::retryable(e.kind().as_str(), e.to_string()))?;
+                ctx.info(&format!("{} objects listed", page.items.len()));
+                let files: Vec<Value> = page
+                    .items
+                    .iter()
+                    .map(|o| serde_json::json!({"path": o.path, "size": o.size}))
+                    .collect();
+                Ok(serde_json::json!({ "files": files }))
+            }
+        })?
+        .step("sizes", |_ctx: StepContext, input: Value| async move {
+            let files = input["deps"]["inventory"]["files"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let bytes: u64 = files.iter().filter_map(|f| f["size"].as_u64()).sum();
+            Ok(serde_json::json!({ "files": files.len(), "bytes": bytes }))
+        })?
+        .build();
+    let worker = engine
+        .start_worker(WorkerConfig::new("quickstart").poll_interval(Duration::from_millis(10)))?;
+    let dag = DagSpec::new()
+        .node(NodeSpec::step("inventory", "inventory"))
+        .node(NodeSpec::step("sizes", "sizes").depends_on("inventory"));
+    let started = Instant::now();
+    let run = engine
+        .submit(
+            admin,
+            tenant,
+            &RunSpec::new(dag, Value::Null).label("source", "quickstart"),
+        )
+        .await?
+        .run;
+    let done = loop {
+        let now = store.get(admin, tenant, run.id).await?;
+        if now.status.is_finished() {
+            break now;
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            return Err(CoreError::Internal("the workflow did not finish in 30 s".into()).into());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let took_ms = started.elapsed().as_millis();
+    worker.shutdown(Duration::from_secs(5)).await;
+    let sizes = done.nodes.iter().find(|n| n.id.as_str() == "sizes");
+    let output = sizes.and_then(|n| n.output.clone()).unwrap_or(Value::Null);
+    let logs = store.logs(admin, tenant, run.id, &LogQuery::new()).await?;
+    Ok(WorkflowRun {
+        run: run.id,
+        status: done.status,
+        took_ms,
+        files: output["files"].as_u64().unwrap_or(0),
+        bytes: output["bytes"].as_u64().unwrap_or(0),
+        log_lines: logs.items.len(),
+    })
 }
 
 async fn ensure_tenant(
