@@ -871,3 +871,49 @@ pub async fn logs_are_filtered_and_paged(env: Env) {
         "nothing half-written"
     );
 }
+
+/// A tenant with hundreds of ready nodes does not starve another tenant's single run, and a
+/// per-tenant limit on running nodes holds across claims.
+pub async fn claims_are_fair_across_tenants(env: Env) {
+    let (big, small) = (tenant(&env, "bulk").await, tenant(&env, "solo").await);
+    let s: Arc<dyn WorkflowStore> = Arc::new(
+        SqlWorkflowStore::open(env.db.clone())
+            .await
+            .unwrap()
+            .with_clock(env.clock.clone())
+            .with_max_running_per_tenant(3),
+    );
+    let one = || DagSpec::new().node(NodeSpec::step("n", "s"));
+    for i in 0..300 {
+        // Higher priority than the small tenant's run, and earlier: still not starving it.
+        s.submit(
+            &env.admin,
+            big,
+            &valid(RunSpec::new(one(), json!(i)).priority(100)),
+        )
+        .await
+        .unwrap();
+    }
+    env.clock.advance(TimeDelta::seconds(1));
+    let lone = s
+        .submit(&env.admin, small, &valid(RunSpec::new(one(), json!("me"))))
+        .await
+        .unwrap()
+        .run;
+    let first = s.claim("w", 2, LEASE).await.unwrap();
+    assert!(
+        first.iter().any(|c| c.lease.run == lone.id),
+        "the small tenant's run waits: {first:?}"
+    );
+    assert_eq!(first.iter().filter(|c| c.tenant == big).count(), 1);
+    // The big tenant may run 3 at a time, whatever is asked.
+    let more = s.claim("w", 50, LEASE).await.unwrap();
+    assert_eq!(more.len(), 2, "up to the limit of 3 running");
+    assert!(s.claim("w", 50, LEASE).await.unwrap().is_empty());
+    s.complete(&more[0].lease, json!(null)).await.unwrap();
+    assert_eq!(
+        s.claim("w", 50, LEASE).await.unwrap().len(),
+        1,
+        "a finished node frees a place"
+    );
+}

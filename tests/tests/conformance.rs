@@ -225,6 +225,7 @@ workflow_matrix! {
     signals_complete_waiting_nodes,
     signal_timeouts_fail_runs,
     logs_are_filtered_and_paged,
+    claims_are_fair_across_tenants,
 }
 
 /// The workflow engine end to end (workers and handlers) on every metadata backend.

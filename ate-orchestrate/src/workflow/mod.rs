@@ -38,10 +38,13 @@
 //! Handlers write per-run logs through [`StepContext::log`]; they are read with
 //! [`WorkflowStore::logs`].
 //!
-//! Still to come: heartbeat timeouts, tenant fairness and concurrency limits
-//! in claims, LISTEN/NOTIFY wake-ups, child runs, the SIGKILL crash test with separate
-//! processes, schedules, integration endpoints, metrics, Python, benches and the README
-//! examples.
+//! Claims are fair across tenants, with an optional per-tenant limit on running nodes
+//! ([`SqlWorkflowStore::with_max_running_per_tenant`]).
+//!
+//! Still to come: heartbeat timeouts, a global concurrency limit, LISTEN/NOTIFY wake-ups,
+//! batched completions, retry-from-failure through the store, child runs, a stream of state
+//! changes, the SIGKILL crash test with separate processes, schedules, integration
+//! endpoints, metrics, Python, benches and a Python README example.
 //!
 //! ```
 //! use ate_orchestrate::workflow::{Condition, DagSpec, Limits, NodeSpec, RetrySpec, RunSpec};

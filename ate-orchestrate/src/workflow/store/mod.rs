@@ -311,7 +311,9 @@ pub trait WorkflowStore: Send + Sync + std::fmt::Debug {
     ) -> Result<(), OrchestrateError>;
 
     /// Hands up to `max` due nodes to `worker`, each with a lease of `lease` and a fencing
-    /// token, most urgent first (run priority, then readiness). Nodes of runs that are
+    /// token. The pick is fair across tenants (each tenant's most urgent node first, by run
+    /// priority then readiness, in turns) and respects the store's per-tenant limit on
+    /// running nodes. Nodes of runs that are
     /// stopping are never handed out. On PostgreSQL concurrent claimers skip each other's
     /// rows (`SKIP LOCKED`), so no node goes to two workers. For the engine's workers: no
     /// principal is checked.

@@ -40,6 +40,7 @@ pub struct SqlWorkflowStore {
     db: Db,
     clock: Arc<dyn Clock>,
     limits: Limits,
+    max_running_per_tenant: Option<usize>,
 }
 
 macro_rules! run_columns {
@@ -228,7 +229,16 @@ impl SqlWorkflowStore {
             db,
             clock: Arc::new(SystemClock),
             limits: Limits::default(),
+            max_running_per_tenant: None,
         })
+    }
+
+    /// Lets claims hand out at most `n` running nodes per tenant at a time, across every
+    /// worker and host on the database (default: no limit beyond the workers' own
+    /// concurrency). A tenant at its limit waits; the others go on.
+    pub fn with_max_running_per_tenant(mut self, n: usize) -> Self {
+        self.max_running_per_tenant = Some(n);
+        self
     }
 
     /// Uses `limits` for what the store itself checks (the size of a node's output, held to

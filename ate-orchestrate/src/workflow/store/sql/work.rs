@@ -17,16 +17,35 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use uuid::Uuid;
 
-/// Ready nodes of running runs that are not stopping, most urgent first.
-const PICK: &str = "SELECT n.run_id, n.idx FROM wf_nodes n JOIN wf_runs r ON r.id = n.run_id \
-     WHERE n.status = 'ready' AND n.ready_at <= $1 AND r.status = 'running' \
-     AND r.stopping IS NULL ORDER BY n.priority DESC, n.ready_at, n.run_id, n.idx LIMIT $2";
-/// The same on PostgreSQL: rows other workers are claiming (or runs being changed) are
-/// skipped, not waited for.
-const PICK_PG: &str = "SELECT n.run_id, n.idx FROM wf_nodes n JOIN wf_runs r ON r.id = n.run_id \
-     WHERE n.status = 'ready' AND n.ready_at <= $1 AND r.status = 'running' \
-     AND r.stopping IS NULL ORDER BY n.priority DESC, n.ready_at, n.run_id, n.idx LIMIT $2 \
-     FOR UPDATE OF n, r SKIP LOCKED";
+/// Due nodes of running runs that are not stopping, **fair across tenants**: each tenant's
+/// nodes are ranked by urgency (run priority, then readiness), and the pick takes every
+/// tenant's first, then every tenant's second, and so on, so a tenant with thousands of
+/// ready nodes cannot starve one with a single node. `$3` caps each tenant's running nodes
+/// (its running count included).
+macro_rules! ranked {
+    () => {
+        "SELECT run_id, idx FROM (\
+           SELECT n.run_id, n.idx, n.tenant_id, \
+             ROW_NUMBER() OVER (PARTITION BY n.tenant_id \
+               ORDER BY n.priority DESC, n.ready_at, n.run_id, n.idx) AS rank, \
+             (SELECT COUNT(*) FROM wf_nodes x WHERE x.tenant_id = n.tenant_id \
+               AND x.status = 'running') AS running \
+           FROM wf_nodes n JOIN wf_runs r ON r.id = n.run_id \
+           WHERE n.status = 'ready' AND n.ready_at <= $1 AND r.status = 'running' \
+             AND r.stopping IS NULL) ranked \
+         WHERE rank + running <= $3 ORDER BY rank, tenant_id LIMIT $2"
+    };
+}
+const PICK: &str = ranked!();
+/// The same on PostgreSQL, locking what it picks: rows other workers are claiming (or runs
+/// being changed) are skipped, not waited for. (PostgreSQL refuses `FOR UPDATE` next to a
+/// window function, so the lock is taken on the ranked pick.)
+const PICK_PG: &str = concat!(
+    "SELECT n.run_id, n.idx FROM wf_nodes n JOIN wf_runs r ON r.id = n.run_id \
+     WHERE (n.run_id, n.idx) IN (",
+    ranked!(),
+    ") AND n.status = 'ready' FOR UPDATE OF n, r SKIP LOCKED"
+);
 
 /// Most rows one maintenance step handles; the next pass takes the rest.
 const MAINTENANCE_BATCH: i64 = 100;
@@ -74,10 +93,14 @@ impl SqlWorkflowStore {
             _ => PICK,
         };
         let limit = i64::try_from(max).unwrap_or(i64::MAX);
+        let per_tenant = self
+            .max_running_per_tenant
+            .map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX));
         let claims: Vec<Claim> = with_write_tx!(self.db, |tx| {
             let picked: Vec<(Uuid, i32)> = sqlx::query_as(pick)
                 .bind(to_micros(now))
                 .bind(limit)
+                .bind(per_tenant)
                 .fetch_all(&mut *tx)
                 .await?;
             let mut claims = Vec::with_capacity(picked.len());
