@@ -1,0 +1,262 @@
+//! The caller side of [`SqlWorkflowStore`]: submitting, listing, cancelling and signalling
+//! runs (reading one is [`SqlWorkflowStore::load`]).
+
+use super::{CURSOR_KIND, RunRow, SqlWorkflowStore, json_text, wait_until};
+use crate::OrchestrateError;
+use crate::workflow::dag::{NodeKind, SignalName};
+use crate::workflow::run::ValidRun;
+use crate::workflow::state::{RunState, RunStatus};
+use crate::workflow::store::{Run, RunQuery, Submitted, WORKFLOWS_READ, WORKFLOWS_RUN};
+use ate_core::audit::{NewAuditEvent, Outcome, actions};
+use ate_core::db::to_micros;
+use ate_core::{CoreTx, Cursor, Page, Principal, RunId, TenantId, with_pool, with_write_tx};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+impl SqlWorkflowStore {
+    pub(super) async fn submit_run(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        run: &ValidRun,
+    ) -> Result<Submitted, OrchestrateError> {
+        actor.require(tenant, &WORKFLOWS_RUN)?;
+        let (spec, dag) = (run.spec(), run.dag());
+        let now = self.clock.now();
+        let id = RunId::new();
+        let start_at = spec.start_at.unwrap_or(now);
+        let mut state = RunState::new(dag);
+        if start_at <= now {
+            state.start(dag, now);
+        }
+        let definition = spec.dag.to_json();
+        let input = json_text(&spec.input, "run input")?;
+        let labels = json_text(&spec.labels, "run labels")?;
+        let timeout_ms = spec
+            .timeout
+            .map(|t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX));
+        let event = NewAuditEvent::new(
+            tenant,
+            actor.subject(),
+            actions::WORKFLOW_SUBMITTED,
+            Outcome::Success,
+        )
+        .target(format!("workflow_run:{id}"))
+        .metadata(json!({
+            "nodes": dag.nodes().len(),
+            "priority": spec.priority,
+            "idempotency_key": spec.idempotency_key,
+        }))
+        .validate()?;
+        let tasks: Vec<(&str, &str)> = dag
+            .nodes()
+            .iter()
+            .map(|n| match &n.kind {
+                NodeKind::Step { step, .. } => ("step", step.as_str()),
+                NodeKind::Signal { signal, .. } => ("signal", signal.as_str()),
+            })
+            .collect();
+        let existing: Option<Uuid> = with_write_tx!(self.db, |tx| {
+            let locked = tx.lock_tenant(tenant).await?;
+            locked.require_active()?;
+            // Under the tenant's lock, so two submissions with one key cannot both insert.
+            let found: Option<Uuid> = match &spec.idempotency_key {
+                Some(key) => {
+                    sqlx::query_scalar(
+                        "SELECT id FROM wf_runs WHERE tenant_id = $1 AND idempotency_key = $2",
+                    )
+                    .bind(tenant.as_uuid())
+                    .bind(key)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                }
+                None => None,
+            };
+            if found.is_none() {
+                sqlx::query(concat!(
+                    "INSERT INTO wf_runs (",
+                    run_columns!(),
+                    ", definition) VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, $8, $9, NULL, $10, \
+                     $11, $11, NULL, 1, $12)"
+                ))
+                .bind(id.as_uuid())
+                .bind(tenant.as_uuid())
+                .bind(state.status.as_str())
+                .bind(&input)
+                .bind(&spec.idempotency_key)
+                .bind(spec.priority)
+                .bind(&labels)
+                .bind(to_micros(start_at))
+                .bind(timeout_ms)
+                .bind(actor.subject())
+                .bind(to_micros(now))
+                .bind(&definition)
+                .execute(&mut *tx)
+                .await?;
+                for (key, value) in &spec.labels {
+                    sqlx::query("INSERT INTO wf_run_labels (run_id, tenant_id, key, value) VALUES ($1, $2, $3, $4)")
+                        .bind(id.as_uuid())
+                        .bind(tenant.as_uuid())
+                        .bind(key)
+                        .bind(value)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for (i, (node, st)) in dag.nodes().iter().zip(&state.nodes).enumerate() {
+                    sqlx::query(
+                        "INSERT INTO wf_nodes (run_id, idx, tenant_id, node_id, kind, task, status, \
+                         attempt, priority, ready_at, first_ready_at, wait_until) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $10, $11)",
+                    )
+                    .bind(id.as_uuid())
+                    .bind(i32::try_from(i).unwrap_or(i32::MAX))
+                    .bind(tenant.as_uuid())
+                    .bind(node.id.as_str())
+                    .bind(tasks[i].0)
+                    .bind(tasks[i].1)
+                    .bind(st.status.as_str())
+                    .bind(spec.priority)
+                    .bind(st.ready_at.map(to_micros))
+                    .bind(st.first_ready_at.map(to_micros))
+                    .bind(wait_until(dag, i, st))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.append_audit(&event, now).await?;
+            }
+            found
+        });
+        match existing {
+            Some(found) => Ok(Submitted {
+                run: self.load(tenant, RunId::from_uuid(found)?).await?,
+                created: false,
+            }),
+            None => Ok(Submitted {
+                run: self.load(tenant, id).await?,
+                created: true,
+            }),
+        }
+    }
+
+    pub(super) async fn list_runs(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        query: &RunQuery,
+    ) -> Result<Page<Run>, OrchestrateError> {
+        actor.require(tenant, &WORKFLOWS_READ)?;
+        let limit = ate_core::page::page_size(query.limit)?;
+        let before: Option<Uuid> = query
+            .cursor
+            .as_ref()
+            .map(|c| c.decode(CURSOR_KIND))
+            .transpose()?
+            .map(|s| {
+                s.parse::<RunId>()
+                    .map(|id| id.as_uuid())
+                    .map_err(|_| OrchestrateError::invalid("cursor", "is not from this listing"))
+            })
+            .transpose()?;
+        let (label_key, label_value) = match &query.label {
+            Some((k, v)) => (Some(k.as_str()), Some(v.as_str())),
+            None => (None, None),
+        };
+        let rows: Vec<RunRow> = with_pool!(self.db, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                run_columns!(),
+                " FROM wf_runs WHERE tenant_id = $1 \
+                 AND ($2 IS NULL OR status = $2) \
+                 AND ($3 IS NULL OR id IN (SELECT run_id FROM wf_run_labels \
+                      WHERE tenant_id = $1 AND key = $3 AND value = $4)) \
+                 AND ($5 IS NULL OR created_at >= $5) \
+                 AND ($6 IS NULL OR created_at < $6) \
+                 AND ($7 IS NULL OR id < $7) \
+                 ORDER BY id DESC LIMIT $8"
+            ))
+            .bind(tenant.as_uuid())
+            .bind(query.status.map(RunStatus::as_str))
+            .bind(label_key)
+            .bind(label_value)
+            .bind(query.since.map(to_micros))
+            .bind(query.until.map(to_micros))
+            .bind(before)
+            .bind(i64::from(limit) + 1)
+            .fetch_all(pool)
+            .await?
+        });
+        let more = rows.len() > limit as usize;
+        let items = rows
+            .into_iter()
+            .take(limit as usize)
+            .map(|r| r.run(Vec::new()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_cursor = match (more, items.last()) {
+            (true, Some(last)) => Some(Cursor::encode(CURSOR_KIND, &last.id.to_string())),
+            _ => None,
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    pub(super) async fn cancel_run(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        id: RunId,
+    ) -> Result<Run, OrchestrateError> {
+        actor.require(tenant, &WORKFLOWS_RUN)?;
+        let now = self.clock.now();
+        let event = NewAuditEvent::new(
+            tenant,
+            actor.subject(),
+            actions::WORKFLOW_CANCELLED,
+            Outcome::Success,
+        )
+        .target(format!("workflow_run:{id}"))
+        .validate()?;
+        self.mutate(id, Some(tenant), now, move |_, state| {
+            let changed = state.cancel();
+            Ok(((), changed.then_some(event)))
+        })
+        .await?;
+        self.load(tenant, id).await
+    }
+
+    pub(super) async fn signal_run(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        id: RunId,
+        name: &str,
+        payload: Value,
+    ) -> Result<Run, OrchestrateError> {
+        actor.require(tenant, &WORKFLOWS_RUN)?;
+        let name = SignalName::new(name)?;
+        let size = serde_json::to_vec(&payload).map_or(usize::MAX, |v| v.len());
+        if size > self.limits.max_input_bytes {
+            return Err(OrchestrateError::invalid(
+                "signal payload",
+                format!(
+                    "{size} bytes is larger than the limit of {}",
+                    self.limits.max_input_bytes
+                ),
+            ));
+        }
+        let now = self.clock.now();
+        let event = NewAuditEvent::new(
+            tenant,
+            actor.subject(),
+            actions::WORKFLOW_SIGNALLED,
+            Outcome::Success,
+        )
+        .target(format!("workflow_run:{id}"))
+        .metadata(json!({ "signal": name.as_str() }))
+        .validate()?;
+        self.mutate(id, Some(tenant), now, move |loaded, state| {
+            state.signal(&loaded.dag, &name, &payload, now)?;
+            Ok(((), Some(event)))
+        })
+        .await?;
+        self.load(tenant, id).await
+    }
+}
