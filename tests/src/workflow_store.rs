@@ -917,3 +917,71 @@ pub async fn claims_are_fair_across_tenants(env: Env) {
         "a finished node frees a place"
     );
 }
+
+/// A failed run starts again from its failure: succeeded nodes keep their outputs, the
+/// failed node runs again with fresh attempts, and the run can succeed.
+pub async fn failed_runs_retry_from_their_failure(env: Env) {
+    let s = store(&env).await;
+    let t = tenant(&env, "acme").await;
+    let dag = DagSpec::new()
+        .node(NodeSpec::step("fetch", "s"))
+        .node(
+            NodeSpec::step("build", "s")
+                .depends_on("fetch")
+                .retry(RetrySpec::default().max_attempts(1)),
+        )
+        .node(NodeSpec::step("ship", "s").depends_on("build"));
+    let run = s
+        .submit(&env.admin, t, &valid(RunSpec::new(dag, json!(null))))
+        .await
+        .unwrap()
+        .run;
+    assert_kind(s.retry(&env.admin, t, run.id).await, ErrorKind::Conflict);
+    let fetch = s.claim("w", 1, LEASE).await.unwrap().remove(0);
+    s.complete(&fetch.lease, json!("sources")).await.unwrap();
+    let build = s.claim("w", 1, LEASE).await.unwrap().remove(0);
+    assert_eq!(
+        s.fail(&build.lease, NodeError::retryable("unavailable", "no disk"))
+            .await
+            .unwrap(),
+        RunStatus::Failed
+    );
+    let failed = s.get(&env.admin, t, run.id).await.unwrap();
+    assert!(failed.finished_at.is_some());
+    let reader = member(t, &[WORKFLOWS_READ]);
+    assert_kind(
+        s.retry(&reader, t, run.id).await,
+        ErrorKind::PermissionDenied,
+    );
+    env.clock.advance(TimeDelta::seconds(5));
+    let again = s.retry(&env.admin, t, run.id).await.unwrap();
+    assert_eq!(
+        (again.status, again.error.clone(), again.finished_at),
+        (RunStatus::Running, None, None)
+    );
+    assert_eq!(again.nodes[0].status, NodeStatus::Succeeded);
+    assert_eq!(again.nodes[0].output, Some(json!("sources")));
+    assert_eq!(
+        (again.nodes[1].status, again.nodes[1].attempt),
+        (NodeStatus::Ready, 0)
+    );
+    assert_eq!(
+        (again.nodes[1].finished_at, again.nodes[1].error.clone()),
+        (None, None)
+    );
+    assert_eq!(again.nodes[2].status, NodeStatus::Blocked);
+    assert_eq!(
+        audited(&env, t, actions::WORKFLOW_RETRIED.as_str()).await,
+        1
+    );
+    let build = s.claim("w", 1, LEASE).await.unwrap().remove(0);
+    assert_eq!(build.attempt, 1);
+    assert_eq!(build.input["deps"], json!({"fetch": "sources"}));
+    s.complete(&build.lease, json!("binary")).await.unwrap();
+    let ship = s.claim("w", 1, LEASE).await.unwrap().remove(0);
+    assert_eq!(
+        s.complete(&ship.lease, json!(null)).await.unwrap(),
+        RunStatus::Succeeded
+    );
+    assert_kind(s.retry(&env.admin, t, run.id).await, ErrorKind::Conflict);
+}

@@ -226,6 +226,7 @@ workflow_matrix! {
     signal_timeouts_fail_runs,
     logs_are_filtered_and_paged,
     claims_are_fair_across_tenants,
+    failed_runs_retry_from_their_failure,
 }
 
 /// The workflow engine end to end (workers and handlers) on every metadata backend.

@@ -100,6 +100,8 @@ pub mod actions {
     pub const WORKFLOW_FAILED: AuditAction = AuditAction::from_static("workflow_failed");
     /// A signal was delivered to a workflow run.
     pub const WORKFLOW_SIGNALLED: AuditAction = AuditAction::from_static("workflow_signalled");
+    /// A failed workflow run was started again from its failure.
+    pub const WORKFLOW_RETRIED: AuditAction = AuditAction::from_static("workflow_retried");
 
     /// Every action ATE itself records.
     pub const ALL: &[AuditAction] = &[
@@ -127,6 +129,7 @@ pub mod actions {
         WORKFLOW_CANCELLED,
         WORKFLOW_FAILED,
         WORKFLOW_SIGNALLED,
+        WORKFLOW_RETRIED,
     ];
 }
 

@@ -42,7 +42,7 @@
 //! ([`SqlWorkflowStore::with_max_running_per_tenant`]).
 //!
 //! Still to come: heartbeat timeouts, a global concurrency limit, LISTEN/NOTIFY wake-ups,
-//! batched completions, retry-from-failure through the store, child runs, a stream of state
+//! batched completions, child runs, a stream of state
 //! changes, the SIGKILL crash test with separate processes, schedules, integration
 //! endpoints, metrics, Python, benches and a Python README example.
 //!

@@ -278,6 +278,18 @@ pub trait WorkflowStore: Send + Sync + std::fmt::Debug {
         id: RunId,
     ) -> Result<Run, OrchestrateError>;
 
+    /// Starts failed run `id` again from its failure
+    /// ([`RunState::retry_from_failure`](super::RunState::retry_from_failure)): succeeded
+    /// nodes keep their outputs, every other node starts over with fresh attempts. Audited
+    /// as `workflow_retried`. Needs [`WORKFLOWS_RUN`]; `Conflict` unless the run failed;
+    /// `NotFound` for another tenant's run.
+    async fn retry(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        id: RunId,
+    ) -> Result<Run, OrchestrateError>;
+
     /// Delivers signal `name` with `payload` to run `id`: every node of the run waiting for
     /// it succeeds with the payload as its output, audited as `workflow_signalled`. Needs
     /// [`WORKFLOWS_RUN`]. `InvalidInput` when no node of the run waits for that signal, or

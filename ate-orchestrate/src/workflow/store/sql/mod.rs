@@ -378,7 +378,7 @@ impl SqlWorkflowStore {
                         sqlx::query(
                             "UPDATE wf_nodes SET status = $3, attempt = $4, ready_at = $5, \
                          first_ready_at = $6, output = $7, error = $8, cancel_requested = $9, \
-                         finished_at = COALESCE($10, finished_at), \
+                         finished_at = CASE WHEN $13 = 1 THEN COALESCE($10, finished_at) ELSE NULL END, \
                          lease_owner = CASE WHEN $11 = 1 THEN NULL ELSE lease_owner END, \
                          lease_expires_at = CASE WHEN $11 = 1 THEN NULL ELSE lease_expires_at END, \
                          wait_until = $12 WHERE run_id = $1 AND idx = $2",
@@ -395,6 +395,7 @@ impl SqlWorkflowStore {
                         .bind(finished)
                         .bind(i32::from(left_running))
                         .bind(wait_until(&loaded.dag, i, new))
+                    .bind(i32::from(new.status.is_finished()))
                         .execute(&mut *tx)
                         .await?;
                     }
@@ -403,7 +404,7 @@ impl SqlWorkflowStore {
                             .then_some(to_micros(now));
                         sqlx::query(
                         "UPDATE wf_runs SET status = $2, stopping = $3, error = $4, updated_at = $5, \
-                         finished_at = COALESCE($6, finished_at), revision = revision + 1 \
+                         finished_at = CASE WHEN $7 = 1 THEN COALESCE($6, finished_at) ELSE NULL END, revision = revision + 1 \
                          WHERE id = $1",
                     )
                     .bind(id.as_uuid())
@@ -412,6 +413,7 @@ impl SqlWorkflowStore {
                     .bind(&after.error)
                     .bind(to_micros(now))
                     .bind(finished)
+                    .bind(i32::from(after.status.is_finished()))
                     .execute(&mut *tx)
                     .await?;
                     }
@@ -510,6 +512,15 @@ impl WorkflowStore for SqlWorkflowStore {
         id: RunId,
     ) -> Result<Run, OrchestrateError> {
         self.cancel_run(actor, tenant, id).await
+    }
+
+    async fn retry(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        id: RunId,
+    ) -> Result<Run, OrchestrateError> {
+        self.retry_run(actor, tenant, id).await
     }
 
     async fn signal(

@@ -259,4 +259,28 @@ impl SqlWorkflowStore {
         .await?;
         self.load(tenant, id).await
     }
+
+    pub(super) async fn retry_run(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        id: RunId,
+    ) -> Result<Run, OrchestrateError> {
+        actor.require(tenant, &WORKFLOWS_RUN)?;
+        let now = self.clock.now();
+        let event = NewAuditEvent::new(
+            tenant,
+            actor.subject(),
+            actions::WORKFLOW_RETRIED,
+            Outcome::Success,
+        )
+        .target(format!("workflow_run:{id}"))
+        .validate()?;
+        self.mutate(id, Some(tenant), now, move |loaded, state| {
+            state.retry_from_failure(&loaded.dag, now)?;
+            Ok(((), Some(event)))
+        })
+        .await?;
+        self.load(tenant, id).await
+    }
 }
