@@ -43,7 +43,7 @@
 //!
 //! Still to come: heartbeat timeouts, a global concurrency limit, LISTEN/NOTIFY wake-ups,
 //! batched completions, child runs, a stream of state
-//! changes, the SIGKILL crash test with separate processes, schedules, integration
+//! changes, schedules, integration
 //! endpoints, metrics, Python, benches and a Python README example.
 //!
 //! ```
