@@ -42,8 +42,7 @@
 //! ([`SqlWorkflowStore::with_max_running_per_tenant`]).
 //!
 //! Still to come: heartbeat timeouts, a global concurrency limit, LISTEN/NOTIFY wake-ups,
-//! batched completions, child runs, a stream of state
-//! changes, schedules, integration
+//! batched completions, child runs, a stream of state changes, schedules, integration
 //! endpoints, metrics, Python, benches and a Python README example.
 //!
 //! ```
