@@ -7,11 +7,17 @@ use crate::workflow::dag::{NodeKind, SignalName};
 use crate::workflow::run::ValidRun;
 use crate::workflow::state::{RunState, RunStatus};
 use crate::workflow::store::{Run, RunQuery, Submitted, WORKFLOWS_READ, WORKFLOWS_RUN};
-use ate_core::audit::{NewAuditEvent, Outcome, actions};
+use ate_core::audit::{AuditAction, NewAuditEvent, Outcome, actions};
 use ate_core::db::to_micros;
 use ate_core::{CoreTx, Cursor, Page, Principal, RunId, TenantId, with_pool, with_write_tx};
 use serde_json::{Value, json};
 use uuid::Uuid;
+
+/// The audit event of `actor` changing run `id` (validated by the caller).
+fn run_event(tenant: TenantId, actor: &Principal, action: AuditAction, id: RunId) -> NewAuditEvent {
+    NewAuditEvent::new(tenant, actor.subject(), action, Outcome::Success)
+        .target(format!("workflow_run:{id}"))
+}
 
 impl SqlWorkflowStore {
     pub(super) async fn submit_run(
@@ -35,19 +41,13 @@ impl SqlWorkflowStore {
         let timeout_ms = spec
             .timeout
             .map(|t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX));
-        let event = NewAuditEvent::new(
-            tenant,
-            actor.subject(),
-            actions::WORKFLOW_SUBMITTED,
-            Outcome::Success,
-        )
-        .target(format!("workflow_run:{id}"))
-        .metadata(json!({
-            "nodes": dag.nodes().len(),
-            "priority": spec.priority,
-            "idempotency_key": spec.idempotency_key,
-        }))
-        .validate()?;
+        let event = run_event(tenant, actor, actions::WORKFLOW_SUBMITTED, id)
+            .metadata(json!({
+                "nodes": dag.nodes().len(),
+                "priority": spec.priority,
+                "idempotency_key": spec.idempotency_key,
+            }))
+            .validate()?;
         let tasks: Vec<(&str, &str)> = dag
             .nodes()
             .iter()
@@ -206,14 +206,7 @@ impl SqlWorkflowStore {
     ) -> Result<Run, OrchestrateError> {
         actor.require(tenant, &WORKFLOWS_RUN)?;
         let now = self.clock.now();
-        let event = NewAuditEvent::new(
-            tenant,
-            actor.subject(),
-            actions::WORKFLOW_CANCELLED,
-            Outcome::Success,
-        )
-        .target(format!("workflow_run:{id}"))
-        .validate()?;
+        let event = run_event(tenant, actor, actions::WORKFLOW_CANCELLED, id).validate()?;
         self.mutate(id, Some(tenant), now, move |_, state| {
             let changed = state.cancel();
             Ok(((), changed.then_some(event)))
@@ -243,15 +236,9 @@ impl SqlWorkflowStore {
             ));
         }
         let now = self.clock.now();
-        let event = NewAuditEvent::new(
-            tenant,
-            actor.subject(),
-            actions::WORKFLOW_SIGNALLED,
-            Outcome::Success,
-        )
-        .target(format!("workflow_run:{id}"))
-        .metadata(json!({ "signal": name.as_str() }))
-        .validate()?;
+        let event = run_event(tenant, actor, actions::WORKFLOW_SIGNALLED, id)
+            .metadata(json!({ "signal": name.as_str() }))
+            .validate()?;
         self.mutate(id, Some(tenant), now, move |loaded, state| {
             state.signal(&loaded.dag, &name, &payload, now)?;
             Ok(((), Some(event)))
@@ -268,14 +255,7 @@ impl SqlWorkflowStore {
     ) -> Result<Run, OrchestrateError> {
         actor.require(tenant, &WORKFLOWS_RUN)?;
         let now = self.clock.now();
-        let event = NewAuditEvent::new(
-            tenant,
-            actor.subject(),
-            actions::WORKFLOW_RETRIED,
-            Outcome::Success,
-        )
-        .target(format!("workflow_run:{id}"))
-        .validate()?;
+        let event = run_event(tenant, actor, actions::WORKFLOW_RETRIED, id).validate()?;
         self.mutate(id, Some(tenant), now, move |loaded, state| {
             state.retry_from_failure(&loaded.dag, now)?;
             Ok(((), Some(event)))
