@@ -313,3 +313,41 @@ pub async fn workers_share_the_work(env: Env) {
     w1.shutdown(Duration::from_secs(5)).await;
     w2.shutdown(Duration::from_secs(5)).await;
 }
+
+/// A handler that stops sending heartbeats is cancelled and its attempt fails
+/// (`heartbeat_timeout`, retried); one that keeps them coming runs as long as it needs.
+pub async fn silent_handlers_time_out(env: Env) {
+    let s = store(&env).await;
+    let t = tenant(&env).await;
+    let engine = WorkflowEngine::builder(s.clone())
+        .step("stalls-first", |ctx: StepContext, _: Value| async move {
+            if ctx.attempt == 1 {
+                ctx.cancelled().await; // stuck: never beats
+                return Err(NodeError::retryable("cancelled", "gave up"));
+            }
+            for _ in 0..10 {
+                ctx.heartbeat();
+                tokio::time::sleep(Duration::from_millis(40)).await;
+            }
+            Ok(json!("worked 400 ms with a 200 ms heartbeat timeout"))
+        })
+        .unwrap()
+        .build();
+    let worker = engine.start_worker(fast("w1")).unwrap();
+    let node = NodeSpec::step("n", "stalls-first")
+        .retry(RetrySpec::default().initial_interval_ms(10).jitter(0.0))
+        .timeouts(ate_orchestrate::workflow::NodeTimeouts::default().heartbeat_ms(200));
+    let run = engine
+        .submit(
+            &env.admin,
+            t,
+            &RunSpec::new(DagSpec::new().node(node), json!(null)),
+        )
+        .await
+        .unwrap()
+        .run;
+    let done = wait_for(&env, &s, t, run.id, finished).await;
+    assert_eq!(done.status, RunStatus::Succeeded, "{done:?}");
+    assert_eq!(done.nodes[0].attempt, 2);
+    worker.shutdown(Duration::from_secs(5)).await;
+}

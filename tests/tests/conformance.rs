@@ -252,4 +252,5 @@ engine_matrix! {
     cancellation_reaches_handlers,
     shutdown_releases_unfinished_attempts,
     workers_share_the_work,
+    silent_handlers_time_out,
 }

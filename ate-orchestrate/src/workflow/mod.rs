@@ -29,7 +29,7 @@
 //! * [`engine`]: [`WorkflowEngine`] (step handlers registered by name, submissions checked
 //!   against them) and its [`Worker`]s: tokio tasks that claim due nodes, run handlers with a
 //!   [`StepContext`] (tenant, run, node, attempt, idempotency key, cancellation), renew their
-//!   leases, enforce start-to-close timeouts, record results, run the maintenance pass, and
+//!   leases, enforce start-to-close and heartbeat timeouts, record results, run the maintenance pass, and
 //!   shut down gracefully (unfinished attempts are given back at once).
 //!
 //! Signals are delivered with [`WorkflowStore::signal`]; a signal node's timeout is applied by
@@ -41,7 +41,7 @@
 //! Claims are fair across tenants, with an optional per-tenant limit on running nodes
 //! ([`SqlWorkflowStore::with_max_running_per_tenant`]).
 //!
-//! Still to come: heartbeat timeouts, a global concurrency limit, LISTEN/NOTIFY wake-ups,
+//! Still to come: a global concurrency limit, LISTEN/NOTIFY wake-ups,
 //! batched completions, child runs, a stream of state changes, schedules, integration
 //! endpoints, metrics, Python, benches and a Python README example.
 //!

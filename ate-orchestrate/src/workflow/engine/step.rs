@@ -59,6 +59,7 @@ pub struct StepContext {
     pub attempt: u32,
     pub(crate) cancel: CancellationToken,
     pub(crate) logs: Arc<Mutex<Vec<LogEntry>>>,
+    pub(crate) beat: Arc<Mutex<tokio::time::Instant>>,
 }
 
 impl StepContext {
@@ -96,6 +97,14 @@ impl StepContext {
     /// [`log`](Self::log) at [`LogLevel::Info`], without fields.
     pub fn info(&self, message: &str) {
         self.log(LogLevel::Info, message, Value::Null);
+    }
+
+    /// Says the handler is alive and making progress. A node with a heartbeat timeout
+    /// (`timeouts.heartbeat_ms`) must call this at least that often, or the attempt is
+    /// cancelled and fails (retryable, kind `heartbeat_timeout`): that catches a handler
+    /// stuck inside a long step well before its start-to-close timeout.
+    pub fn heartbeat(&self) {
+        *self.beat.lock().unwrap_or_else(PoisonError::into_inner) = tokio::time::Instant::now();
     }
 
     /// Whether [`cancelled`](Self::cancelled) has fired.

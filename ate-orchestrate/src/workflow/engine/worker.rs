@@ -242,6 +242,7 @@ async fn attempt(
         return;
     };
     let logs: Arc<Mutex<Vec<LogEntry>>> = Arc::default();
+    let beat = Arc::new(Mutex::new(tokio::time::Instant::now()));
     let ctx = StepContext {
         tenant: claim.tenant,
         run: claim.lease.run,
@@ -249,6 +250,7 @@ async fn attempt(
         attempt: claim.attempt,
         cancel: cancel.clone(),
         logs: logs.clone(),
+        beat: beat.clone(),
     };
     let mut work = tokio::spawn(handler.run(ctx, claim.input));
     let deadline = tokio::time::sleep(claim.start_to_close);
@@ -269,6 +271,15 @@ async fn attempt(
                 break Err(NodeError::retryable(
                     "timeout",
                     format!("the start-to-close timeout of {} ms passed", claim.start_to_close.as_millis()),
+                ));
+            }
+            () = silence(&beat, claim.heartbeat_timeout) => {
+                cancel.cancel();
+                work.abort();
+                let limit = claim.heartbeat_timeout.unwrap_or_default();
+                break Err(NodeError::retryable(
+                    "heartbeat_timeout",
+                    format!("no heartbeat for {} ms", limit.as_millis()),
                 ));
             }
             _ = renew.tick() => {
@@ -312,6 +323,22 @@ async fn flush_logs(engine: &WorkflowEngine, lease: &Lease, logs: &Mutex<Vec<Log
     for batch in entries.chunks(MAX_LOG_BATCH) {
         if let Err(e) = engine.store.append_logs(lease, batch).await {
             tracing::warn!(run = %lease.run, error = %e, "writing workflow logs failed");
+        }
+    }
+}
+
+/// Completes once the handler has gone longer than `limit` without a heartbeat (never, when
+/// the node has no heartbeat timeout).
+async fn silence(beat: &Mutex<tokio::time::Instant>, limit: Option<Duration>) {
+    let Some(limit) = limit else {
+        return std::future::pending().await;
+    };
+    let mut every = tokio::time::interval((limit / 4).max(Duration::from_millis(1)));
+    loop {
+        every.tick().await;
+        let last = *beat.lock().unwrap_or_else(PoisonError::into_inner);
+        if last.elapsed() > limit {
+            return;
         }
     }
 }

@@ -214,6 +214,10 @@ pub struct Claim {
     pub lease_expires_at: DateTime<Utc>,
     /// How long this attempt may run (the node's start-to-close timeout).
     pub start_to_close: Duration,
+    /// The longest the handler may go without calling
+    /// [`StepContext::heartbeat`](crate::workflow::StepContext::heartbeat) (the node's
+    /// heartbeat timeout), if it has one.
+    pub heartbeat_timeout: Option<Duration>,
 }
 
 /// What one [`WorkflowStore::maintain`] pass did.

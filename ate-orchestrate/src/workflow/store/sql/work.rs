@@ -161,10 +161,12 @@ impl SqlWorkflowStore {
                     let out = outputs.get(&i32::try_from(d).ok()?)?;
                     Some((dag.nodes()[d].id.as_str(), out))
                 });
-                let start_to_close = match &node.kind {
-                    crate::workflow::NodeKind::Step { timeouts, .. } => timeouts.start_to_close,
+                let (start_to_close, heartbeat_timeout) = match &node.kind {
+                    crate::workflow::NodeKind::Step { timeouts, .. } => {
+                        (timeouts.start_to_close, timeouts.heartbeat)
+                    }
                     crate::workflow::NodeKind::Signal { .. } => {
-                        crate::workflow::policy::DEFAULT_START_TO_CLOSE
+                        (crate::workflow::policy::DEFAULT_START_TO_CLOSE, None)
                     }
                 };
                 claims.push(Claim {
@@ -180,6 +182,7 @@ impl SqlWorkflowStore {
                     input: node_input(input, deps),
                     lease_expires_at: expires,
                     start_to_close,
+                    heartbeat_timeout,
                 });
             }
             claims
