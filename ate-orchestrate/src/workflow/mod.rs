@@ -28,9 +28,10 @@
 //!
 //! * [`engine`]: [`WorkflowEngine`] (step handlers registered by name, submissions checked
 //!   against them) and its [`Worker`]s: tokio tasks that claim due nodes, run handlers with a
-//!   [`StepContext`] (tenant, run, node, attempt, idempotency key, cancellation), renew their
-//!   leases, enforce start-to-close and heartbeat timeouts, record results, run the maintenance pass, and
-//!   shut down gracefully (unfinished attempts are given back at once).
+//!   [`StepContext`] (tenant, run, node, attempt, idempotency key, cancellation, logs,
+//!   heartbeats), renew their leases, enforce start-to-close and heartbeat timeouts, record
+//!   results, run the maintenance pass, and shut down gracefully (unfinished attempts are
+//!   given back at once).
 //!
 //! Signals are delivered with [`WorkflowStore::signal`]; a signal node's timeout is applied by
 //! the maintenance pass.
