@@ -235,14 +235,15 @@ fn nothing_reads_outside_the_repository() {
         );
     }
     files.push(root.join("Cargo.toml"));
+    // Built from parts, so that this file does not name the folder itself and needs no
+    // exemption from its own check.
+    let outside = ["..", "shared"].join("/");
+    let vectors = ["shared", "testvectors"].join("/");
     let mut offenders = Vec::new();
     for f in &files {
-        if f.ends_with("tests/tests/seams.rs") {
-            continue;
-        }
         let text = std::fs::read_to_string(f).unwrap();
         for (n, line) in text.lines().enumerate() {
-            if line.contains("../shared") || line.contains("shared/testvectors") {
+            if line.contains(&outside) || line.contains(&vectors) {
                 offenders.push(format!("{}:{}: {}", rel(f), n + 1, line.trim()));
             }
         }
