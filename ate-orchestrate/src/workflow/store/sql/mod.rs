@@ -198,6 +198,12 @@ fn json_text(v: &impl serde::Serialize, what: &str) -> Result<String, Orchestrat
         .map_err(|e| OrchestrateError::Core(CoreError::Internal(format!("encoding {what}: {e}"))))
 }
 
+/// The size of `v` as stored (serialized JSON), for the store's limit on outputs and signal
+/// payloads.
+fn json_size(v: &Value) -> usize {
+    serde_json::to_vec(v).map_or(usize::MAX, |bytes| bytes.len())
+}
+
 /// The state of a loaded run, for the state machine.
 fn run_state(row: &RunRow, nodes: &[NodeRow]) -> Result<RunState, OrchestrateError> {
     let mut state = RunState::empty(nodes.len());

@@ -1,15 +1,16 @@
 //! The caller side of [`SqlWorkflowStore`]: submitting, listing, cancelling and signalling
 //! runs (reading one is [`SqlWorkflowStore::load`]).
 
-use super::{CURSOR_KIND, RunRow, SqlWorkflowStore, json_text, wait_until};
+use super::{CURSOR_KIND, RunRow, SqlWorkflowStore, json_size, json_text, wait_until};
 use crate::OrchestrateError;
-use crate::workflow::dag::{NodeKind, SignalName};
+use crate::workflow::dag::{NodeKind, SignalName, ValidDag};
 use crate::workflow::run::ValidRun;
 use crate::workflow::state::{RunState, RunStatus};
 use crate::workflow::store::{Run, RunQuery, Submitted, WORKFLOWS_READ, WORKFLOWS_RUN};
 use ate_core::audit::{AuditAction, NewAuditEvent, Outcome, actions};
 use ate_core::db::to_micros;
 use ate_core::{CoreTx, Cursor, Page, Principal, RunId, TenantId, with_pool, with_write_tx};
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -198,6 +199,29 @@ impl SqlWorkflowStore {
         Ok(Page { items, next_cursor })
     }
 
+    /// A caller's change to run `id` (already authorized): `change` moves the run's state and
+    /// says whether it changed anything; if it did, `event` is audited with it. Returns the
+    /// run as it is after.
+    async fn change_run<F>(
+        &self,
+        tenant: TenantId,
+        id: RunId,
+        event: NewAuditEvent,
+        change: F,
+    ) -> Result<Run, OrchestrateError>
+    where
+        F: FnOnce(&ValidDag, &mut RunState, DateTime<Utc>) -> Result<bool, OrchestrateError> + Send,
+    {
+        let now = self.clock.now();
+        let event = event.validate()?;
+        self.mutate(id, Some(tenant), now, move |loaded, state| {
+            let changed = change(&loaded.dag, state, now)?;
+            Ok(((), changed.then_some(event)))
+        })
+        .await?;
+        self.load(tenant, id).await
+    }
+
     pub(super) async fn cancel_run(
         &self,
         actor: &Principal,
@@ -205,14 +229,9 @@ impl SqlWorkflowStore {
         id: RunId,
     ) -> Result<Run, OrchestrateError> {
         actor.require(tenant, &WORKFLOWS_RUN)?;
-        let now = self.clock.now();
-        let event = run_event(tenant, actor, actions::WORKFLOW_CANCELLED, id).validate()?;
-        self.mutate(id, Some(tenant), now, move |_, state| {
-            let changed = state.cancel();
-            Ok(((), changed.then_some(event)))
-        })
-        .await?;
-        self.load(tenant, id).await
+        let event = run_event(tenant, actor, actions::WORKFLOW_CANCELLED, id);
+        self.change_run(tenant, id, event, |_, state, _| Ok(state.cancel()))
+            .await
     }
 
     pub(super) async fn signal_run(
@@ -225,7 +244,7 @@ impl SqlWorkflowStore {
     ) -> Result<Run, OrchestrateError> {
         actor.require(tenant, &WORKFLOWS_RUN)?;
         let name = SignalName::new(name)?;
-        let size = serde_json::to_vec(&payload).map_or(usize::MAX, |v| v.len());
+        let size = json_size(&payload);
         if size > self.limits.max_input_bytes {
             return Err(OrchestrateError::invalid(
                 "signal payload",
@@ -235,16 +254,13 @@ impl SqlWorkflowStore {
                 ),
             ));
         }
-        let now = self.clock.now();
         let event = run_event(tenant, actor, actions::WORKFLOW_SIGNALLED, id)
-            .metadata(json!({ "signal": name.as_str() }))
-            .validate()?;
-        self.mutate(id, Some(tenant), now, move |loaded, state| {
-            state.signal(&loaded.dag, &name, &payload, now)?;
-            Ok(((), Some(event)))
+            .metadata(json!({ "signal": name.as_str() }));
+        self.change_run(tenant, id, event, move |dag, state, now| {
+            state.signal(dag, &name, &payload, now)?;
+            Ok(true)
         })
-        .await?;
-        self.load(tenant, id).await
+        .await
     }
 
     pub(super) async fn retry_run(
@@ -254,13 +270,11 @@ impl SqlWorkflowStore {
         id: RunId,
     ) -> Result<Run, OrchestrateError> {
         actor.require(tenant, &WORKFLOWS_RUN)?;
-        let now = self.clock.now();
-        let event = run_event(tenant, actor, actions::WORKFLOW_RETRIED, id).validate()?;
-        self.mutate(id, Some(tenant), now, move |loaded, state| {
-            state.retry_from_failure(&loaded.dag, now)?;
-            Ok(((), Some(event)))
+        let event = run_event(tenant, actor, actions::WORKFLOW_RETRIED, id);
+        self.change_run(tenant, id, event, |dag, state, now| {
+            state.retry_from_failure(dag, now)?;
+            Ok(true)
         })
-        .await?;
-        self.load(tenant, id).await
+        .await
     }
 }

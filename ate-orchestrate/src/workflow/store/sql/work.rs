@@ -3,7 +3,7 @@
 //! takes back expired leases and times runs out. Every change to a run goes through
 //! [`RunState`], applied under the run's row lock ([`SqlWorkflowStore::mutate`]).
 
-use super::{NodeRow, SqlWorkflowStore, corrupt};
+use super::{Loaded, NodeRow, SqlWorkflowStore, corrupt, json_size};
 use crate::OrchestrateError;
 use crate::workflow::condition::node_input;
 use crate::workflow::dag::{NodeId, StepName};
@@ -59,6 +59,16 @@ fn lost(lease: &Lease) -> OrchestrateError {
         "the lease on node {} of run {} (token {}) is no longer held",
         lease.node, lease.run, lease.token
     )))
+}
+
+/// The index of the node `lease` is on, if the lease is still held (the node runs under the
+/// same fencing token); otherwise `Conflict`.
+fn held(loaded: &Loaded, lease: &Lease) -> Result<usize, OrchestrateError> {
+    let i = usize::try_from(lease.node).unwrap_or(usize::MAX);
+    let holds = loaded.nodes.get(i).is_some_and(|n: &NodeRow| {
+        n.lease_token == lease.token && n.status == NodeStatus::Running.as_str()
+    });
+    if holds { Ok(i) } else { Err(lost(lease)) }
 }
 
 #[derive(sqlx::FromRow)]
@@ -220,16 +230,10 @@ impl SqlWorkflowStore {
         let random = fastrand::f64();
         let max_output = self.limits.max_input_bytes;
         self.mutate(lease.run, None, now, move |loaded, state| {
-            let i = usize::try_from(lease.node).unwrap_or(usize::MAX);
-            let held = loaded.nodes.get(i).is_some_and(|n: &NodeRow| {
-                n.lease_token == lease.token && n.status == NodeStatus::Running.as_str()
-            });
-            if !held {
-                return Err(lost(lease));
-            }
+            let i = held(loaded, lease)?;
             match result {
                 Ok(output) => {
-                    let size = serde_json::to_vec(&output).map_or(usize::MAX, |v| v.len());
+                    let size = json_size(&output);
                     if size > max_output {
                         let error = NodeError::permanent(
                             "output_too_large",
@@ -252,13 +256,7 @@ impl SqlWorkflowStore {
     pub(super) async fn give_back(&self, lease: &Lease) -> Result<(), OrchestrateError> {
         let now = self.clock.now();
         self.mutate(lease.run, None, now, move |loaded, state| {
-            let i = usize::try_from(lease.node).unwrap_or(usize::MAX);
-            let held = loaded.nodes.get(i).is_some_and(|n: &NodeRow| {
-                n.lease_token == lease.token && n.status == NodeStatus::Running.as_str()
-            });
-            if !held {
-                return Err(lost(lease));
-            }
+            let i = held(loaded, lease)?;
             state.node_released(i, now)?;
             Ok(((), None))
         })
