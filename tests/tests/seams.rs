@@ -265,3 +265,63 @@ fn nothing_reads_outside_the_repository() {
         assert!(p.is_file(), "missing vendored vector file {}", p.display());
     }
 }
+
+#[test]
+fn every_crate_with_migrations_has_the_one_entry_point() {
+    let root = repo();
+    let mut crates = Vec::new();
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let dir = entry.unwrap().path();
+        if dir.join("migrations").is_dir() && dir.join("src/lib.rs").is_file() {
+            crates.push(dir);
+        }
+    }
+    assert!(crates.len() >= 4, "found only {crates:?}");
+    for dir in crates {
+        let lib = std::fs::read_to_string(dir.join("src/lib.rs")).unwrap();
+        let entry = lib.lines().any(|l| {
+            l.starts_with("pub fn migrations() -> ")
+                && (l.contains("ate_core::Migrations") || l.contains("-> Migrations"))
+        });
+        assert!(
+            entry,
+            "{}/src/lib.rs must offer `pub fn migrations() -> ate_core::Migrations`",
+            rel(&dir)
+        );
+    }
+}
+
+/// Rooms of a readable size: no library or example source file (tests aside) grows past
+/// 800 lines; split it by concern instead.
+#[test]
+fn no_source_file_is_over_800_lines() {
+    const MAX_LINES: usize = 800;
+    let root = repo();
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let dir = entry.unwrap().path();
+        if dir.join("src").is_dir() && dir.file_name().is_some_and(|n| n != "tests") {
+            files_under(&dir.join("src"), &[".rs", ".py"], &mut files);
+        }
+    }
+    assert!(files.len() > 50, "found only {} source files", files.len());
+    let test_file = |p: &Path| {
+        let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        name == "tests.rs"
+            || name == "test_support.rs"
+            || p.components().any(|c| c.as_os_str() == "tests")
+    };
+    let long: Vec<String> = files
+        .iter()
+        .filter(|f| !test_file(f))
+        .filter_map(|f| {
+            let n = std::fs::read_to_string(f).unwrap().lines().count();
+            (n > MAX_LINES).then(|| format!("{}: {n} lines", rel(f)))
+        })
+        .collect();
+    assert!(
+        long.is_empty(),
+        "split these by concern:\n{}",
+        long.join("\n")
+    );
+}
