@@ -6,8 +6,9 @@ use crate::{assert_kind, member};
 use ate_core::audit::{AuditQuery, actions};
 use ate_core::{ErrorKind, NewTenant, RunId, TenantId};
 use ate_orchestrate::workflow::{
-    Claim, DagSpec, Lease, Limits, NodeError, NodeSpec, NodeStatus, NodeTask, RetrySpec, RunQuery,
-    RunSpec, RunStatus, SqlWorkflowStore, ValidRun, WORKFLOWS_READ, WORKFLOWS_RUN, WorkflowStore,
+    Claim, DagSpec, Lease, Limits, MAX_SUBMIT_BATCH, NodeError, NodeSpec, NodeStatus, NodeTask,
+    RetrySpec, RunQuery, RunSpec, RunStatus, SqlWorkflowStore, ValidRun, WORKFLOWS_READ,
+    WORKFLOWS_RUN, WorkflowStore,
 };
 use chrono::TimeDelta;
 use serde_json::json;
@@ -872,9 +873,10 @@ pub async fn logs_are_filtered_and_paged(env: Env) {
     );
 }
 
-/// A tenant with hundreds of ready nodes does not starve another tenant's single run, and a
+/// A tenant with 10,000 ready runs does not starve another tenant's single run, and a
 /// per-tenant limit on running nodes holds across claims.
 pub async fn claims_are_fair_across_tenants(env: Env) {
+    const BULK_RUNS: usize = 10_000;
     let (big, small) = (tenant(&env, "bulk").await, tenant(&env, "solo").await);
     let s: Arc<dyn WorkflowStore> = Arc::new(
         SqlWorkflowStore::open(env.db.clone())
@@ -884,15 +886,11 @@ pub async fn claims_are_fair_across_tenants(env: Env) {
             .with_max_running_per_tenant(3),
     );
     let one = || DagSpec::new().node(NodeSpec::step("n", "s"));
-    for i in 0..300 {
-        // Higher priority than the small tenant's run, and earlier: still not starving it.
-        s.submit(
-            &env.admin,
-            big,
-            &valid(RunSpec::new(one(), json!(i)).priority(100)),
-        )
-        .await
-        .unwrap();
+    // 10,000 runs, each of higher priority than the small tenant's run, and earlier: still
+    // not starving it. Submitted in batches of the most one call takes.
+    let bulk = vec![valid(RunSpec::new(one(), json!("bulk")).priority(100)); MAX_SUBMIT_BATCH];
+    for _ in 0..BULK_RUNS / MAX_SUBMIT_BATCH {
+        s.submit_many(&env.admin, big, &bulk).await.unwrap();
     }
     env.clock.advance(TimeDelta::seconds(1));
     let lone = s
@@ -916,6 +914,85 @@ pub async fn claims_are_fair_across_tenants(env: Env) {
         1,
         "a finished node frees a place"
     );
+}
+
+/// A batch is stored in one transaction, in order, with idempotency keys honoured between
+/// its runs and against earlier runs; an oversized batch stores nothing.
+pub async fn batches_submit_all_or_nothing(env: Env) {
+    let s = store(&env).await;
+    let t = tenant(&env, "acme").await;
+    let keyed = |key: &str| valid(RunSpec::new(chain(), json!(key)).idempotency_key(key));
+    let before = s.submit(&env.admin, t, &keyed("old")).await.unwrap().run;
+    let batch = [
+        keyed("a"),
+        keyed("old"),
+        keyed("a"),
+        valid(RunSpec::new(chain(), json!(1))),
+    ];
+    let stored = s.submit_many(&env.admin, t, &batch).await.unwrap();
+    let created: Vec<bool> = stored.iter().map(|x| x.created).collect();
+    assert_eq!(created, [true, false, false, true]);
+    assert_eq!(stored[1].run.id, before.id, "the key of an earlier run");
+    assert_eq!(
+        stored[2].run.id, stored[0].run.id,
+        "a key repeated in the batch"
+    );
+    assert_eq!(stored[3].run.input, json!(1));
+    assert_eq!(stored[0].run.nodes.len(), 4);
+    assert_eq!(
+        audited(&env, t, actions::WORKFLOW_SUBMITTED.as_str()).await,
+        3
+    );
+    assert!(s.submit_many(&env.admin, t, &[]).await.unwrap().is_empty());
+    let too_many = vec![valid(RunSpec::new(chain(), json!(2))); MAX_SUBMIT_BATCH + 1];
+    let err = s.submit_many(&env.admin, t, &too_many).await.unwrap_err();
+    assert!(err.to_string().contains("1001 runs"), "{err}");
+    assert_kind(Err::<(), _>(err), ErrorKind::InvalidInput);
+    let reader = member(t, &[WORKFLOWS_READ]);
+    assert_kind(
+        s.submit_many(&reader, t, &batch).await,
+        ErrorKind::PermissionDenied,
+    );
+    let all = s.list(&env.admin, t, &RunQuery::new()).await.unwrap();
+    assert_eq!(all.items.len(), 3, "nothing more was stored");
+}
+
+/// A global limit on running nodes holds across tenants and across concurrent claimers (on
+/// PostgreSQL: separate connections), stays fair within it, and frees places as nodes end.
+pub async fn global_running_limit_holds(env: Env) {
+    let (a, b) = (tenant(&env, "alpha").await, tenant(&env, "beta").await);
+    let s: Arc<dyn WorkflowStore> = Arc::new(
+        SqlWorkflowStore::open(env.db.clone())
+            .await
+            .unwrap()
+            .with_clock(env.clock.clone())
+            .with_max_running(4),
+    );
+    let one = || DagSpec::new().node(NodeSpec::step("n", "s"));
+    for t in [a, b] {
+        for i in 0..10 {
+            s.submit(&env.admin, t, &valid(RunSpec::new(one(), json!(i))))
+                .await
+                .unwrap();
+        }
+    }
+    let first = s.claim("w", 50, LEASE).await.unwrap();
+    assert_eq!(first.len(), 4, "the global limit: {first:?}");
+    for t in [a, b] {
+        assert_eq!(first.iter().filter(|c| c.tenant == t).count(), 2, "fair");
+    }
+    assert!(s.claim("w", 50, LEASE).await.unwrap().is_empty());
+    for claim in &first[..3] {
+        s.complete(&claim.lease, json!(null)).await.unwrap();
+    }
+    // Three places free; eight claimers race for them.
+    let racing = (0..8).map(|i| {
+        let s = s.clone();
+        async move { s.claim(&format!("w{i}"), 5, LEASE).await.unwrap().len() }
+    });
+    let won: usize = futures::future::join_all(racing).await.into_iter().sum();
+    assert_eq!(won, 3, "concurrent claimers together stay within the limit");
+    assert!(s.claim("w", 50, LEASE).await.unwrap().is_empty());
 }
 
 /// A failed run starts again from its failure: succeeded nodes keep their outputs, the

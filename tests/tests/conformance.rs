@@ -213,6 +213,7 @@ macro_rules! workflow_matrix {
 workflow_matrix! {
     submit_and_get,
     submissions_are_idempotent,
+    batches_submit_all_or_nothing,
     list_filters_and_paginates,
     cancel_is_idempotent_and_audited,
     tenancy_is_enforced,
@@ -226,6 +227,7 @@ workflow_matrix! {
     signal_timeouts_fail_runs,
     logs_are_filtered_and_paged,
     claims_are_fair_across_tenants,
+    global_running_limit_holds,
     failed_runs_retry_from_their_failure,
 }
 

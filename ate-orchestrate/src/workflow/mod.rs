@@ -90,6 +90,7 @@ pub use run::{RunSpec, ValidRun};
 pub use spec::{DagSpec, Limits, NodeSpec};
 pub use state::{NodeError, NodeState, NodeStatus, RunState, RunStatus};
 pub use store::{
-    Claim, Lease, LogEntry, LogLevel, LogQuery, MAX_LOG_BATCH, Maintenance, NodeTask, NodeView,
-    Run, RunQuery, SqlWorkflowStore, Submitted, WORKFLOWS_READ, WORKFLOWS_RUN, WorkflowStore,
+    Claim, Lease, LogEntry, LogLevel, LogQuery, MAX_LOG_BATCH, MAX_SUBMIT_BATCH, Maintenance,
+    NodeTask, NodeView, Run, RunQuery, SqlWorkflowStore, Submitted, WORKFLOWS_READ, WORKFLOWS_RUN,
+    WorkflowStore,
 };

@@ -102,6 +102,21 @@ impl WorkflowEngine {
         self.store.submit(actor, tenant, &valid).await
     }
 
+    /// Checks every run of `runs` as [`submit`](Self::submit) does and submits them in one
+    /// transaction ([`WorkflowStore::submit_many`]): all or nothing.
+    pub async fn submit_many(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        runs: &[RunSpec],
+    ) -> Result<Vec<Submitted>, OrchestrateError> {
+        let valid = runs
+            .iter()
+            .map(|run| run.validate(&self.limits, &|step| self.steps.contains_key(step)))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.store.submit_many(actor, tenant, &valid).await
+    }
+
     pub(crate) fn handler(&self, step: &StepName) -> Option<Arc<dyn StepHandler>> {
         self.steps.get(step).cloned()
     }

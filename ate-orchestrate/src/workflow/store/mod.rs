@@ -16,7 +16,7 @@ pub mod logs;
 mod sql;
 
 pub use logs::{LogEntry, LogLevel, LogQuery};
-pub use sql::{MAX_LOG_BATCH, SqlWorkflowStore};
+pub use sql::{MAX_LOG_BATCH, MAX_SUBMIT_BATCH, SqlWorkflowStore};
 
 use super::dag::{NodeId, SignalName, StepName};
 use super::run::ValidRun;
@@ -252,6 +252,17 @@ pub trait WorkflowStore: Send + Sync + std::fmt::Debug {
         tenant: TenantId,
         run: &ValidRun,
     ) -> Result<Submitted, OrchestrateError>;
+
+    /// Submits `runs` for `tenant` in one transaction, each as [`submit`](Self::submit)
+    /// would (idempotency keys included, also between runs of the batch), and returns them
+    /// in order. All or nothing: one error stores none. `InvalidInput` for more than
+    /// [`MAX_SUBMIT_BATCH`] runs.
+    async fn submit_many(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        runs: &[ValidRun],
+    ) -> Result<Vec<Submitted>, OrchestrateError>;
 
     /// Run `id` of `tenant`, with its nodes. Needs [`WORKFLOWS_READ`]. `NotFound` for a run
     /// that does not exist or belongs to another tenant.

@@ -30,6 +30,7 @@ use uuid::Uuid;
 const CURSOR_KIND: &str = "workflow_runs";
 
 pub use logs::MAX_LOG_BATCH;
+pub use runs::MAX_SUBMIT_BATCH;
 
 /// A [`WorkflowStore`] in a [`Db`] (SQLite or PostgreSQL).
 #[derive(Debug, Clone)]
@@ -38,6 +39,7 @@ pub struct SqlWorkflowStore {
     clock: Arc<dyn Clock>,
     limits: Limits,
     max_running_per_tenant: Option<usize>,
+    max_running: Option<usize>,
 }
 
 macro_rules! run_columns {
@@ -237,6 +239,7 @@ impl SqlWorkflowStore {
             clock: Arc::new(SystemClock),
             limits: Limits::default(),
             max_running_per_tenant: None,
+            max_running: None,
         })
     }
 
@@ -245,6 +248,18 @@ impl SqlWorkflowStore {
     /// concurrency). A tenant at its limit waits; the others go on.
     pub fn with_max_running_per_tenant(mut self, n: usize) -> Self {
         self.max_running_per_tenant = Some(n);
+        self
+    }
+
+    /// Lets claims hand out at most `n` running nodes in all, across every tenant, worker
+    /// and host on the database (default: no limit beyond the workers' own concurrency), to
+    /// protect what the steps call. Within it, claims stay fair across tenants.
+    ///
+    /// With this or [`with_max_running_per_tenant`](Self::with_max_running_per_tenant) set,
+    /// PostgreSQL claims take turns (a transaction-scoped advisory lock), so the limits hold
+    /// exactly however many hosts claim at once.
+    pub fn with_max_running(mut self, n: usize) -> Self {
+        self.max_running = Some(n);
         self
     }
 
@@ -489,7 +504,21 @@ impl WorkflowStore for SqlWorkflowStore {
         tenant: TenantId,
         run: &ValidRun,
     ) -> Result<Submitted, OrchestrateError> {
-        self.submit_run(actor, tenant, run).await
+        let mut submitted = self
+            .submit_runs(actor, tenant, std::slice::from_ref(run))
+            .await?;
+        submitted
+            .pop()
+            .ok_or_else(|| OrchestrateError::Core(CoreError::Internal("no run stored".into())))
+    }
+
+    async fn submit_many(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        runs: &[ValidRun],
+    ) -> Result<Vec<Submitted>, OrchestrateError> {
+        self.submit_runs(actor, tenant, runs).await
     }
 
     async fn get(

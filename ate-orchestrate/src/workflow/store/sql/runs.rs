@@ -20,28 +20,38 @@ fn run_event(tenant: TenantId, actor: &Principal, action: AuditAction, id: RunId
         .target(format!("workflow_run:{id}"))
 }
 
-impl SqlWorkflowStore {
-    pub(super) async fn submit_run(
-        &self,
+/// Most runs one [`WorkflowStore::submit_many`](crate::workflow::WorkflowStore::submit_many)
+/// call stores.
+pub const MAX_SUBMIT_BATCH: usize = 1_000;
+
+/// A run about to be stored: everything computed before the transaction.
+struct NewRun<'a> {
+    run: &'a ValidRun,
+    id: RunId,
+    state: RunState,
+    start_at: DateTime<Utc>,
+    definition: String,
+    input: String,
+    labels: String,
+    timeout_ms: Option<i64>,
+    event: ate_core::audit::ValidEvent,
+    tasks: Vec<(&'static str, &'a str)>,
+}
+
+impl<'a> NewRun<'a> {
+    fn new(
         actor: &Principal,
         tenant: TenantId,
-        run: &ValidRun,
-    ) -> Result<Submitted, OrchestrateError> {
-        actor.require(tenant, &WORKFLOWS_RUN)?;
+        run: &'a ValidRun,
+        now: DateTime<Utc>,
+    ) -> Result<Self, OrchestrateError> {
         let (spec, dag) = (run.spec(), run.dag());
-        let now = self.clock.now();
         let id = RunId::new();
         let start_at = spec.start_at.unwrap_or(now);
         let mut state = RunState::new(dag);
         if start_at <= now {
             state.start(dag, now);
         }
-        let definition = spec.dag.to_json();
-        let input = json_text(&spec.input, "run input")?;
-        let labels = json_text(&spec.labels, "run labels")?;
-        let timeout_ms = spec
-            .timeout
-            .map(|t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX));
         let event = run_event(tenant, actor, actions::WORKFLOW_SUBMITTED, id)
             .metadata(json!({
                 "nodes": dag.nodes().len(),
@@ -49,7 +59,7 @@ impl SqlWorkflowStore {
                 "idempotency_key": spec.idempotency_key,
             }))
             .validate()?;
-        let tasks: Vec<(&str, &str)> = dag
+        let tasks = dag
             .nodes()
             .iter()
             .map(|n| match &n.kind {
@@ -57,64 +67,113 @@ impl SqlWorkflowStore {
                 NodeKind::Signal { signal, .. } => ("signal", signal.as_str()),
             })
             .collect();
-        let existing: Option<Uuid> = with_write_tx!(self.db, |tx| {
+        Ok(NewRun {
+            run,
+            id,
+            state,
+            start_at,
+            definition: spec.dag.to_json(),
+            input: json_text(&spec.input, "run input")?,
+            labels: json_text(&spec.labels, "run labels")?,
+            timeout_ms: spec
+                .timeout
+                .map(|t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX)),
+            event,
+            tasks,
+        })
+    }
+}
+
+impl SqlWorkflowStore {
+    pub(super) async fn submit_runs(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        runs: &[ValidRun],
+    ) -> Result<Vec<Submitted>, OrchestrateError> {
+        actor.require(tenant, &WORKFLOWS_RUN)?;
+        if runs.len() > MAX_SUBMIT_BATCH {
+            return Err(OrchestrateError::invalid(
+                "runs",
+                format!(
+                    "{} runs in one submission, over the limit of {MAX_SUBMIT_BATCH}",
+                    runs.len()
+                ),
+            ));
+        }
+        let now = self.clock.now();
+        let rows = runs
+            .iter()
+            .map(|run| NewRun::new(actor, tenant, run, now))
+            .collect::<Result<Vec<_>, _>>()?;
+        // For each run: the id of the run stored before under its idempotency key, if any.
+        let existing: Vec<Option<Uuid>> = with_write_tx!(self.db, |tx| {
             let locked = tx.lock_tenant(tenant).await?;
             locked.require_active()?;
-            // Under the tenant's lock, so two submissions with one key cannot both insert.
-            let found: Option<Uuid> = match &spec.idempotency_key {
-                Some(key) => {
-                    sqlx::query_scalar(
-                        "SELECT id FROM wf_runs WHERE tenant_id = $1 AND idempotency_key = $2",
-                    )
-                    .bind(tenant.as_uuid())
-                    .bind(key)
-                    .fetch_optional(&mut *tx)
-                    .await?
+            let mut existing = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let (spec, dag) = (row.run.spec(), row.run.dag());
+                // Under the tenant's lock, so two submissions with one key cannot both
+                // insert (nor two runs of one batch).
+                let found: Option<Uuid> =
+                    match &spec.idempotency_key {
+                        Some(key) => sqlx::query_scalar(
+                            "SELECT id FROM wf_runs WHERE tenant_id = $1 AND idempotency_key = $2",
+                        )
+                        .bind(tenant.as_uuid())
+                        .bind(key)
+                        .fetch_optional(&mut *tx)
+                        .await?,
+                        None => None,
+                    };
+                existing.push(found);
+                if found.is_some() {
+                    continue;
                 }
-                None => None,
-            };
-            if found.is_none() {
                 sqlx::query(concat!(
                     "INSERT INTO wf_runs (",
                     run_columns!(),
                     ", definition) VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, $8, $9, NULL, $10, \
                      $11, $11, NULL, 1, $12)"
                 ))
-                .bind(id.as_uuid())
+                .bind(row.id.as_uuid())
                 .bind(tenant.as_uuid())
-                .bind(state.status.as_str())
-                .bind(&input)
+                .bind(row.state.status.as_str())
+                .bind(&row.input)
                 .bind(&spec.idempotency_key)
                 .bind(spec.priority)
-                .bind(&labels)
-                .bind(to_micros(start_at))
-                .bind(timeout_ms)
+                .bind(&row.labels)
+                .bind(to_micros(row.start_at))
+                .bind(row.timeout_ms)
                 .bind(actor.subject())
                 .bind(to_micros(now))
-                .bind(&definition)
+                .bind(&row.definition)
                 .execute(&mut *tx)
                 .await?;
                 for (key, value) in &spec.labels {
-                    sqlx::query("INSERT INTO wf_run_labels (run_id, tenant_id, key, value) VALUES ($1, $2, $3, $4)")
-                        .bind(id.as_uuid())
-                        .bind(tenant.as_uuid())
-                        .bind(key)
-                        .bind(value)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                for (i, (node, st)) in dag.nodes().iter().zip(&state.nodes).enumerate() {
                     sqlx::query(
-                        "INSERT INTO wf_nodes (run_id, idx, tenant_id, node_id, kind, task, status, \
-                         attempt, priority, ready_at, first_ready_at, wait_until) \
+                        "INSERT INTO wf_run_labels (run_id, tenant_id, key, value) \
+                         VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(row.id.as_uuid())
+                    .bind(tenant.as_uuid())
+                    .bind(key)
+                    .bind(value)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                for (i, (node, st)) in dag.nodes().iter().zip(&row.state.nodes).enumerate() {
+                    sqlx::query(
+                        "INSERT INTO wf_nodes (run_id, idx, tenant_id, node_id, kind, task, \
+                         status, attempt, priority, ready_at, first_ready_at, wait_until) \
                          VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, $9, $10, $11)",
                     )
-                    .bind(id.as_uuid())
+                    .bind(row.id.as_uuid())
                     .bind(i32::try_from(i).unwrap_or(i32::MAX))
                     .bind(tenant.as_uuid())
                     .bind(node.id.as_str())
-                    .bind(tasks[i].0)
-                    .bind(tasks[i].1)
+                    .bind(row.tasks[i].0)
+                    .bind(row.tasks[i].1)
                     .bind(st.status.as_str())
                     .bind(spec.priority)
                     .bind(st.ready_at.map(to_micros))
@@ -123,20 +182,24 @@ impl SqlWorkflowStore {
                     .execute(&mut *tx)
                     .await?;
                 }
-                tx.append_audit(&event, now).await?;
+                tx.append_audit(&row.event, now).await?;
             }
-            found
+            existing
         });
-        match existing {
-            Some(found) => Ok(Submitted {
-                run: self.load(tenant, RunId::from_uuid(found)?).await?,
-                created: false,
-            }),
-            None => Ok(Submitted {
-                run: self.load(tenant, id).await?,
-                created: true,
-            }),
+        let mut submitted = Vec::with_capacity(rows.len());
+        for (row, found) in rows.iter().zip(existing) {
+            submitted.push(match found {
+                Some(found) => Submitted {
+                    run: self.load(tenant, RunId::from_uuid(found)?).await?,
+                    created: false,
+                },
+                None => Submitted {
+                    run: self.load(tenant, row.id).await?,
+                    created: true,
+                },
+            });
         }
+        Ok(submitted)
     }
 
     pub(super) async fn list_runs(

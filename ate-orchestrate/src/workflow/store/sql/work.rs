@@ -47,6 +47,10 @@ const PICK_PG: &str = concat!(
     ") AND n.status = 'ready' FOR UPDATE OF n, r SKIP LOCKED"
 );
 
+/// The PostgreSQL advisory lock claimers take turns on while a running-node limit is set
+/// (`"ate_wf_c"` as a number).
+const CLAIM_LOCK: i64 = 0x6174_655f_7766_5f63;
+
 /// Most rows one maintenance step handles; the next pass takes the rest.
 const MAINTENANCE_BATCH: i64 = 100;
 
@@ -102,17 +106,39 @@ impl SqlWorkflowStore {
             DbBackend::Postgres => PICK_PG,
             _ => PICK,
         };
-        let limit = i64::try_from(max).unwrap_or(i64::MAX);
+        let mut limit = i64::try_from(max).unwrap_or(i64::MAX);
         let per_tenant = self
             .max_running_per_tenant
             .map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX));
+        let limited = self.max_running_per_tenant.is_some() || self.max_running.is_some();
         let claims: Vec<Claim> = with_write_tx!(self.db, |tx| {
-            let picked: Vec<(Uuid, i32)> = sqlx::query_as(pick)
-                .bind(to_micros(now))
-                .bind(limit)
-                .bind(per_tenant)
-                .fetch_all(&mut *tx)
-                .await?;
+            if limited && self.db.backend() == DbBackend::Postgres {
+                // Limits count running nodes, which concurrent claimers would each count
+                // before the other's claim commits: with a limit, claims take turns. (On
+                // SQLite every write transaction does.)
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(CLAIM_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if let Some(global) = self.max_running {
+                let running: i64 =
+                    sqlx::query_scalar("SELECT COUNT(*) FROM wf_nodes WHERE status = 'running'")
+                        .fetch_one(&mut *tx)
+                        .await?;
+                let global = i64::try_from(global).unwrap_or(i64::MAX);
+                limit = limit.min(global.saturating_sub(running));
+            }
+            let picked: Vec<(Uuid, i32)> = if limit <= 0 {
+                Vec::new()
+            } else {
+                sqlx::query_as(pick)
+                    .bind(to_micros(now))
+                    .bind(limit)
+                    .bind(per_tenant)
+                    .fetch_all(&mut *tx)
+                    .await?
+            };
             let mut claims = Vec::with_capacity(picked.len());
             // Inputs need each run's input and its succeeded nodes' outputs, read once per run.
             let mut runs: BTreeMap<Uuid, (Value, crate::workflow::ValidDag, BTreeMap<i32, Value>)> =
