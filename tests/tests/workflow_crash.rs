@@ -1,6 +1,7 @@
 //! A worker process killed with SIGKILL in the middle of a step: after its lease expires,
 //! a worker in another process runs the step again and the run completes; nothing stays
-//! `running`. Real processes (`src/bin/workflow-worker.rs`) on a SQLite file and on
+//! `running`; and two worker processes sharing one database run every node exactly once
+//! between them. Real processes (`src/bin/workflow-worker.rs`) on a SQLite file and on
 //! PostgreSQL (`CI=true` fails if PostgreSQL is missing). Waits are bounded, not timed.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
@@ -24,6 +25,36 @@ fn worker(url: &str, id: &str, markers: &Path) -> Child {
         .stdout(Stdio::null())
         .spawn()
         .expect("start the workflow-worker process")
+}
+
+/// The marker files the workers wrote: `(run, node, attempt, worker)` for every attempt
+/// started.
+fn markers(dir: &Path) -> Vec<(String, String, u32, String)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        let parts: Vec<&str> = name.split('.').collect();
+        let [run, node, attempt, worker] = parts.as_slice() else {
+            panic!("unexpected marker {name}");
+        };
+        let attempt = attempt.parse().unwrap();
+        found.push((
+            run.to_string(),
+            node.to_string(),
+            attempt,
+            worker.to_string(),
+        ));
+    }
+    found
+}
+
+/// The workers that started attempt `attempt` of node `node` (of any run).
+fn attempts(dir: &Path, node: &str, attempt: u32) -> Vec<String> {
+    markers(dir)
+        .into_iter()
+        .filter(|(_, n, a, _)| n == node && *a == attempt)
+        .map(|(_, _, _, worker)| worker)
+        .collect()
 }
 
 async fn wait_until(what: &str, mut done: impl AsyncFnMut() -> bool) {
@@ -55,8 +86,10 @@ async fn killed_worker_mid_step(backend: Backend) {
     let markers = tempfile::tempdir().unwrap();
     let mut first = worker(&test_db.url, "doomed", markers.path());
     let run = store.submit(&admin, tenant, &spec).await.unwrap().run;
-    let started = markers.path().join("long-1");
-    wait_until("the first attempt to start", async || started.exists()).await;
+    wait_until("the first attempt to start", async || {
+        !attempts(markers.path(), "long", 1).is_empty()
+    })
+    .await;
     first.kill().expect("SIGKILL the worker"); // Child::kill is SIGKILL on Unix
     first.wait().unwrap();
     let stuck = store.get(&admin, tenant, run.id).await.unwrap();
@@ -83,8 +116,12 @@ async fn killed_worker_mid_step(backend: Backend) {
         "the killed attempt, then one more"
     );
     assert_eq!(done.nodes[0].output, Some(json!({"attempt": 2})));
-    assert!(markers.path().join("long-2").exists());
-    assert!(!markers.path().join("long-3").exists(), "no third attempt");
+    assert_eq!(attempts(markers.path(), "long", 1), ["doomed"]);
+    assert_eq!(attempts(markers.path(), "long", 2), ["rescuer"]);
+    assert!(
+        attempts(markers.path(), "long", 3).is_empty(),
+        "no third attempt"
+    );
     assert!(done.nodes.iter().all(|n| n.status == NodeStatus::Succeeded));
     test_db.cleanup().await;
 }
@@ -97,4 +134,80 @@ async fn sigkill_mid_step_on_a_sqlite_file() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_step_on_postgres() {
     killed_worker_mid_step(Backend::Postgres).await;
+}
+
+/// Two worker processes (two hosts) share one database: every node runs and is completed
+/// exactly once (attempt 1, one marker each), and both workers take part.
+async fn two_hosts_share_the_work(backend: Backend) {
+    const RUNS: usize = 60;
+    let Some(test_db) = TestDb::open(backend).await else {
+        return;
+    };
+    let admin = Principal::platform_admin("ops:test").unwrap();
+    let tenant = SqlTenantStore::new(test_db.db.clone())
+        .create(&admin, NewTenant::new("acme", "Acme"))
+        .await
+        .unwrap()
+        .id;
+    let store = SqlWorkflowStore::open(test_db.db.clone()).await.unwrap();
+    let markers_dir = tempfile::tempdir().unwrap();
+    let mut hosts = [
+        worker(&test_db.url, "host-a", markers_dir.path()),
+        worker(&test_db.url, "host-b", markers_dir.path()),
+    ];
+    let dag = DagSpec::new()
+        .node(NodeSpec::step("fetch", "slow"))
+        .node(NodeSpec::step("build", "slow").depends_on("fetch"))
+        .node(NodeSpec::step("ship", "slow").depends_on("build"));
+    let spec = RunSpec::new(dag, json!({"ms": 20}))
+        .validate(&Limits::default(), &|s| s.as_str() == "slow")
+        .unwrap();
+    let submitted = store
+        .submit_many(&admin, tenant, &vec![spec; RUNS])
+        .await
+        .unwrap();
+    let mut runs = Vec::new();
+    wait_until("every run to finish", async || {
+        runs.clear();
+        for s in &submitted {
+            runs.push(store.get(&admin, tenant, s.run.id).await.unwrap());
+        }
+        runs.iter().all(|r| r.status.is_finished())
+    })
+    .await;
+    for host in &mut hosts {
+        host.kill().unwrap();
+        host.wait().unwrap();
+    }
+    for run in &runs {
+        assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+        for node in &run.nodes {
+            assert_eq!(node.attempt, 1, "completed once, never retried: {run:?}");
+            assert_eq!(node.output, Some(json!({"attempt": 1})));
+        }
+    }
+    let started = markers(markers_dir.path());
+    assert_eq!(
+        started.len(),
+        RUNS * 3,
+        "each node's handler ran exactly once"
+    );
+    let mut seen = std::collections::HashSet::new();
+    for (run, node, _, _) in &started {
+        assert!(seen.insert((run, node)), "{run}/{node} ran twice");
+    }
+    let by = |host: &str| started.iter().filter(|m| m.3 == host).count();
+    println!("host-a ran {}, host-b ran {}", by("host-a"), by("host-b"));
+    assert!(by("host-a") > 0 && by("host-b") > 0, "both hosts took part");
+    test_db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hosts_share_a_sqlite_file() {
+    two_hosts_share_the_work(Backend::SqliteFile).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hosts_share_postgres() {
+    two_hosts_share_the_work(Backend::Postgres).await;
 }

@@ -6,9 +6,9 @@
 //! workflow-worker <database-url> <worker-id> <marker-dir>
 //! ```
 //!
-//! Step `slow` writes `<marker-dir>/<node>-<attempt>` when an attempt starts, sleeps
-//! `input.ms` milliseconds and returns `{"attempt": n}`. The worker uses a 1 s lease and
-//! runs until it is killed.
+//! Step `slow` writes `<marker-dir>/<run>.<node>.<attempt>.<worker-id>` when an attempt
+//! starts, sleeps `input.ms` milliseconds and returns `{"attempt": n}`. The worker uses a
+//! 1 s lease and runs until it is killed.
 
 use ate_core::Db;
 use ate_orchestrate::workflow::{SqlWorkflowStore, StepContext, WorkerConfig, WorkflowEngine};
@@ -36,9 +36,10 @@ async fn main() -> std::process::ExitCode {
 async fn serve(url: &str, id: &str, markers: PathBuf) -> Result<(), Box<dyn std::error::Error>> {
     let db = Db::open(url).await?;
     let store = Arc::new(SqlWorkflowStore::open(db).await?);
+    let me = id.to_owned();
     let engine = WorkflowEngine::builder(store)
         .step("slow", move |ctx: StepContext, input: Value| {
-            let marker = markers.join(format!("{}-{}", ctx.node, ctx.attempt));
+            let marker = markers.join(format!("{}.{}.{}.{me}", ctx.run, ctx.node, ctx.attempt));
             async move {
                 std::fs::write(&marker, b"started").map_err(|e| {
                     ate_orchestrate::workflow::NodeError::permanent("io", e.to_string())
