@@ -351,3 +351,53 @@ pub async fn silent_handlers_time_out(env: Env) {
     assert_eq!(done.nodes[0].attempt, 2);
     worker.shutdown(Duration::from_secs(5)).await;
 }
+
+/// Workers that never poll (an hour between polls and maintenance passes) still run
+/// everything, woken by run events alone: a submitted run, the dependents a completion
+/// releases, a retry whose backoff ends, and a delayed run whose start time comes.
+pub async fn events_wake_idle_workers(env: Env) {
+    let s = store(&env).await;
+    let t = tenant(&env).await;
+    let engine = WorkflowEngine::builder(s.clone())
+        .step("flaky", |ctx: StepContext, _: Value| async move {
+            if ctx.attempt < 2 {
+                Err(NodeError::retryable("unavailable", "try again"))
+            } else {
+                Ok(json!(ctx.attempt))
+            }
+        })
+        .unwrap()
+        .build();
+    let idle = WorkerConfig::new("idle")
+        .poll_interval(Duration::from_secs(3600))
+        .maintain_interval(Duration::from_secs(3600));
+    let worker = engine.start_worker(idle).unwrap();
+    // Let it make its first (and, without events, only) look for work.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let retry = RetrySpec::default().initial_interval_ms(100).jitter(0.0);
+    let dag = DagSpec::new()
+        .node(NodeSpec::step("a", "flaky").retry(retry.clone()))
+        .node(NodeSpec::step("b", "flaky").retry(retry).depends_on("a"));
+    let now = engine
+        .submit(&env.admin, t, &RunSpec::new(dag.clone(), json!(null)))
+        .await
+        .unwrap()
+        .run;
+    let later = chrono::Utc::now() + chrono::TimeDelta::milliseconds(300);
+    let delayed = engine
+        .submit(
+            &env.admin,
+            t,
+            &RunSpec::new(dag, json!(null)).start_at(later),
+        )
+        .await
+        .unwrap()
+        .run;
+    assert_eq!(delayed.status, RunStatus::Pending);
+    for id in [now.id, delayed.id] {
+        let done = wait_for(&env, &s, t, id, finished).await;
+        assert_eq!(done.status, RunStatus::Succeeded, "{done:?}");
+        assert!(done.nodes.iter().all(|n| n.attempt == 2), "{done:?}");
+    }
+    worker.shutdown(Duration::from_secs(5)).await;
+}

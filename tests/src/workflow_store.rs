@@ -7,8 +7,8 @@ use ate_core::audit::{AuditQuery, actions};
 use ate_core::{ErrorKind, NewTenant, RunId, TenantId};
 use ate_orchestrate::workflow::{
     Claim, DagSpec, Lease, Limits, MAX_SUBMIT_BATCH, NodeError, NodeSpec, NodeStatus, NodeTask,
-    RetrySpec, RunQuery, RunSpec, RunStatus, SqlWorkflowStore, ValidRun, WORKFLOWS_READ,
-    WORKFLOWS_RUN, WorkflowStore,
+    RetrySpec, RunEvent, RunQuery, RunSpec, RunStatus, RunWatch, SqlWorkflowStore, ValidRun,
+    WORKFLOWS_READ, WORKFLOWS_RUN, WorkflowStore,
 };
 use chrono::TimeDelta;
 use serde_json::json;
@@ -1061,4 +1061,113 @@ pub async fn failed_runs_retry_from_their_failure(env: Env) {
         RunStatus::Succeeded
     );
     assert_kind(s.retry(&env.admin, t, run.id).await, ErrorKind::Conflict);
+}
+
+/// The next event of `watch`, within a bounded wait.
+async fn next_event(watch: &mut RunWatch) -> RunEvent {
+    let event = tokio::time::timeout(Duration::from_secs(10), watch.next())
+        .await
+        .expect("an event within 10 s")
+        .expect("the store is still there");
+    event.expect("no events were dropped")
+}
+
+fn changes(event: &RunEvent) -> Vec<(&str, NodeStatus)> {
+    event
+        .nodes
+        .iter()
+        .map(|n| (n.node.as_str(), n.status))
+        .collect()
+}
+
+/// Watchers get a tenant's (or one run's) committed changes, in order, with revisions and
+/// the nodes that changed; other tenants' runs never show; reading needs `workflows:read`
+/// and another tenant's run is `NotFound`.
+pub async fn watchers_follow_run_changes(env: Env) {
+    let s = store(&env).await;
+    let (t, other) = (tenant(&env, "acme").await, tenant(&env, "umbrella").await);
+    let reader = member(t, &[WORKFLOWS_READ]);
+    assert_kind(
+        s.watch(&member(t, &[]), t, None).await,
+        ErrorKind::PermissionDenied,
+    );
+    let theirs = s
+        .submit(&env.admin, other, &valid(RunSpec::new(chain(), json!(0))))
+        .await
+        .unwrap()
+        .run;
+    assert_kind(
+        s.watch(&reader, t, Some(theirs.id)).await,
+        ErrorKind::NotFound,
+    );
+    let mut tenant_watch = s.watch(&reader, t, None).await.unwrap();
+    s.submit(&env.admin, other, &valid(RunSpec::new(chain(), json!(1))))
+        .await
+        .unwrap();
+    let run = s
+        .submit(&env.admin, t, &valid(RunSpec::new(chain(), json!(2))))
+        .await
+        .unwrap()
+        .run;
+    let mut run_watch = s.watch(&reader, t, Some(run.id)).await.unwrap();
+    let submitted = next_event(&mut tenant_watch).await;
+    assert_eq!(
+        (submitted.tenant, submitted.run),
+        (t, run.id),
+        "not the other tenant's"
+    );
+    assert_eq!(
+        (submitted.revision, submitted.status),
+        (1, RunStatus::Running)
+    );
+    assert_eq!(changes(&submitted), [("clone", NodeStatus::Ready)]);
+    assert_eq!(submitted.due_at, Some(env.clock_now()));
+    // Another run of the tenant: the tenant watcher sees it, the run watcher does not.
+    let second = s
+        .submit(&env.admin, t, &valid(RunSpec::new(chain(), json!(3))))
+        .await
+        .unwrap()
+        .run;
+    assert_eq!(next_event(&mut tenant_watch).await.run, second.id);
+    let claims = s.claim("w", 1, LEASE).await.unwrap();
+    assert_eq!(claims[0].lease.run, run.id, "the older run first");
+    for watch in [&mut tenant_watch, &mut run_watch] {
+        let claimed = next_event(watch).await;
+        assert_eq!(claimed.run, run.id);
+        assert_eq!(changes(&claimed), [("clone", NodeStatus::Running)]);
+        assert_eq!((claimed.revision, claimed.due_at), (1, None));
+    }
+    s.complete(&claims[0].lease, json!({"ok": true}))
+        .await
+        .unwrap();
+    let completed = next_event(&mut run_watch).await;
+    assert_eq!(completed.revision, 2);
+    assert_eq!(
+        changes(&completed),
+        [
+            ("clone", NodeStatus::Succeeded),
+            ("scan", NodeStatus::Ready)
+        ]
+    );
+    s.cancel(&env.admin, t, run.id).await.unwrap();
+    let cancelled = next_event(&mut run_watch).await;
+    assert_eq!(
+        (cancelled.revision, cancelled.status),
+        (3, RunStatus::Cancelled)
+    );
+    let now = s.get(&env.admin, t, run.id).await.unwrap();
+    assert_eq!(
+        now.revision, cancelled.revision,
+        "events carry the stored revision"
+    );
+    for revision in [2, 3] {
+        let seen = next_event(&mut tenant_watch).await;
+        assert_eq!((seen.run, seen.revision), (run.id, revision));
+    }
+    // Cancelling again changes nothing and publishes nothing: the next event is the other
+    // run's cancellation.
+    s.cancel(&env.admin, t, run.id).await.unwrap();
+    s.cancel(&env.admin, t, second.id).await.unwrap();
+    let next = next_event(&mut tenant_watch).await;
+    assert_eq!((next.run, next.status), (second.id, RunStatus::Cancelled));
 }

@@ -228,6 +228,7 @@ workflow_matrix! {
     logs_are_filtered_and_paged,
     claims_are_fair_across_tenants,
     global_running_limit_holds,
+    watchers_follow_run_changes,
     failed_runs_retry_from_their_failure,
 }
 
@@ -250,6 +251,7 @@ macro_rules! engine_matrix {
 
 engine_matrix! {
     runs_complete_end_to_end,
+    events_wake_idle_workers,
     failing_steps_are_retried,
     cancellation_reaches_handlers,
     shutdown_releases_unfinished_attempts,

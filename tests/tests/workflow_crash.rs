@@ -20,9 +20,16 @@ use tests::support::{Backend, TestDb};
 const WITHIN: Duration = Duration::from_secs(60);
 
 fn worker(url: &str, id: &str, markers: &Path) -> Child {
+    worker_timed(url, id, markers, [10, 50, 1_000])
+}
+
+/// A worker process that polls every `poll` ms, runs maintenance every `maintain` ms and
+/// takes leases of `lease` ms.
+fn worker_timed(url: &str, id: &str, markers: &Path, timing: [u64; 3]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_workflow-worker"))
         .args([url, id, &markers.display().to_string()])
-        .stdout(Stdio::null())
+        .args(timing.map(|ms| ms.to_string()))
+        .stdout(Stdio::piped())
         .spawn()
         .expect("start the workflow-worker process")
 }
@@ -55,6 +62,25 @@ fn attempts(dir: &Path, node: &str, attempt: u32) -> Vec<String> {
         .filter(|(_, n, a, _)| n == node && *a == attempt)
         .map(|(_, _, _, worker)| worker)
         .collect()
+}
+
+/// A worker process killed (and reaped) when dropped, also when the test fails.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits for the worker process to print `ready`.
+fn await_ready(child: &mut Child) {
+    use std::io::BufRead;
+    let out = child.stdout.take().expect("the worker's stdout");
+    let mut line = String::new();
+    std::io::BufReader::new(out).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready", "the worker did not start");
 }
 
 async fn wait_until(what: &str, mut done: impl AsyncFnMut() -> bool) {
@@ -137,7 +163,9 @@ async fn sigkill_mid_step_on_postgres() {
 }
 
 /// Two worker processes (two hosts) share one database: every node runs and is completed
-/// exactly once (attempt 1, one marker each), and both workers take part.
+/// exactly once (attempt 1, one marker each), and both workers take part. On PostgreSQL the
+/// workers never poll (an hour between polls and maintenance passes): only notifications
+/// from the submitting process and from each other move the runs.
 async fn two_hosts_share_the_work(backend: Backend) {
     const RUNS: usize = 60;
     let Some(test_db) = TestDb::open(backend).await else {
@@ -151,10 +179,31 @@ async fn two_hosts_share_the_work(backend: Backend) {
         .id;
     let store = SqlWorkflowStore::open(test_db.db.clone()).await.unwrap();
     let markers_dir = tempfile::tempdir().unwrap();
+    // Long leases: SQLite's write lock is not fair between processes, and a worker kept
+    // waiting past a short lease would (rightly) see its node retried elsewhere.
+    let timing = match backend {
+        Backend::Postgres => [3_600_000, 3_600_000, 30_000],
+        _ => [10, 50, 30_000],
+    };
     let mut hosts = [
-        worker(&test_db.url, "host-a", markers_dir.path()),
-        worker(&test_db.url, "host-b", markers_dir.path()),
+        Reaped(worker_timed(
+            &test_db.url,
+            "host-a",
+            markers_dir.path(),
+            timing,
+        )),
+        Reaped(worker_timed(
+            &test_db.url,
+            "host-b",
+            markers_dir.path(),
+            timing,
+        )),
     ];
+    // Each worker looks for work once as it starts: submit after both are idle, so that
+    // (on PostgreSQL) only notifications start the runs.
+    for host in &mut hosts {
+        await_ready(&mut host.0);
+    }
     let dag = DagSpec::new()
         .node(NodeSpec::step("fetch", "slow"))
         .node(NodeSpec::step("build", "slow").depends_on("fetch"))
@@ -175,10 +224,7 @@ async fn two_hosts_share_the_work(backend: Backend) {
         runs.iter().all(|r| r.status.is_finished())
     })
     .await;
-    for host in &mut hosts {
-        host.kill().unwrap();
-        host.wait().unwrap();
-    }
+    drop(hosts);
     for run in &runs {
         assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
         for node in &run.nodes {

@@ -39,12 +39,18 @@
 //! Handlers write per-run logs through [`StepContext::log`]; they are read with
 //! [`WorkflowStore::logs`].
 //!
-//! Claims are fair across tenants, with an optional per-tenant limit on running nodes
-//! ([`SqlWorkflowStore::with_max_running_per_tenant`]).
+//! Claims are fair across tenants, with optional limits on running nodes per tenant
+//! ([`SqlWorkflowStore::with_max_running_per_tenant`]) and in all
+//! ([`SqlWorkflowStore::with_max_running`]). [`WorkflowStore::submit_many`] stores up to
+//! [`MAX_SUBMIT_BATCH`] runs in one transaction.
 //!
-//! Still to come: a global concurrency limit, LISTEN/NOTIFY wake-ups,
-//! batched completions, child runs, a stream of state changes, schedules, integration
-//! endpoints, metrics, Python, benches and a Python README example.
+//! Every committed change is a [`RunEvent`] ([`store::events`]: in-process on SQLite,
+//! `LISTEN`/`NOTIFY` across hosts on PostgreSQL). Idle workers wake on them at once (and
+//! when a retry's backoff or a delayed start comes), and operators follow a tenant or a
+//! run with [`WorkflowStore::watch`].
+//!
+//! Still to come: batched completions, child runs, schedules, integration endpoints,
+//! metrics, Python, benches and a Python README example.
 //!
 //! ```
 //! use ate_orchestrate::workflow::{Condition, DagSpec, Limits, NodeSpec, RetrySpec, RunSpec};
@@ -91,6 +97,6 @@ pub use spec::{DagSpec, Limits, NodeSpec};
 pub use state::{NodeError, NodeState, NodeStatus, RunState, RunStatus};
 pub use store::{
     Claim, Lease, LogEntry, LogLevel, LogQuery, MAX_LOG_BATCH, MAX_SUBMIT_BATCH, Maintenance,
-    NodeTask, NodeView, Run, RunQuery, SqlWorkflowStore, Submitted, WORKFLOWS_READ, WORKFLOWS_RUN,
-    WorkflowStore,
+    NodeChange, NodeTask, NodeView, Run, RunEvent, RunQuery, RunWatch, SqlWorkflowStore, Submitted,
+    WORKFLOWS_READ, WORKFLOWS_RUN, WatchGap, WorkflowStore,
 };

@@ -3,12 +3,13 @@
 //! the run.
 //!
 //! ```text
-//! workflow-worker <database-url> <worker-id> <marker-dir>
+//! workflow-worker <database-url> <worker-id> <marker-dir> [<poll-ms> <maintain-ms> <lease-ms>]
 //! ```
 //!
 //! Step `slow` writes `<marker-dir>/<run>.<node>.<attempt>.<worker-id>` when an attempt
 //! starts, sleeps `input.ms` milliseconds and returns `{"attempt": n}`. The worker uses a
-//! 1 s lease and runs until it is killed.
+//! lease of `lease-ms` (default 1,000), polls every `poll-ms` (default 10) and runs
+//! maintenance every `maintain-ms` (default 50), until it is killed.
 
 use ate_core::Db;
 use ate_orchestrate::workflow::{SqlWorkflowStore, StepContext, WorkerConfig, WorkflowEngine};
@@ -20,11 +21,19 @@ use std::time::Duration;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    let [_, url, id, markers] = args.as_slice() else {
-        eprintln!("usage: workflow-worker <database-url> <worker-id> <marker-dir>");
-        return std::process::ExitCode::from(2);
+    let (url, id, markers, timing) = match args.as_slice() {
+        [_, url, id, markers] => (url, id, markers, [10, 50, 1_000]),
+        [_, url, id, markers, timing @ ..] if timing.len() == 3 => {
+            let parsed: Result<Vec<u64>, _> = timing.iter().map(|t| t.parse()).collect();
+            match parsed.as_deref() {
+                Ok(&[poll, maintain, lease]) => (url, id, markers, [poll, maintain, lease]),
+                _ => return usage(),
+            }
+        }
+        _ => return usage(),
     };
-    match serve(url, id, PathBuf::from(markers)).await {
+    let every = timing.map(Duration::from_millis);
+    match serve(url, id, PathBuf::from(markers), every).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("workflow-worker: {e}");
@@ -33,9 +42,24 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn serve(url: &str, id: &str, markers: PathBuf) -> Result<(), Box<dyn std::error::Error>> {
+fn usage() -> std::process::ExitCode {
+    eprintln!(
+        "usage: workflow-worker <database-url> <worker-id> <marker-dir> \
+         [<poll-ms> <maintain-ms> <lease-ms>]"
+    );
+    std::process::ExitCode::from(2)
+}
+
+async fn serve(
+    url: &str,
+    id: &str,
+    markers: PathBuf,
+    [poll, maintain, lease]: [Duration; 3],
+) -> Result<(), Box<dyn std::error::Error>> {
     let db = Db::open(url).await?;
     let store = Arc::new(SqlWorkflowStore::open(db).await?);
+    // Listening before the worker starts, so "ready" means notifications reach it.
+    let _events = ate_orchestrate::workflow::WorkflowStore::events(store.as_ref()).await?;
     let me = id.to_owned();
     let engine = WorkflowEngine::builder(store)
         .step("slow", move |ctx: StepContext, input: Value| {
@@ -52,10 +76,12 @@ async fn serve(url: &str, id: &str, markers: PathBuf) -> Result<(), Box<dyn std:
         .build();
     let _worker = engine.start_worker(
         WorkerConfig::new(id)
-            .lease(Duration::from_secs(1))
-            .poll_interval(Duration::from_millis(10))
-            .maintain_interval(Duration::from_millis(50)),
+            .lease(lease)
+            .poll_interval(poll)
+            .maintain_interval(maintain),
     )?;
+    // Time for its first look for work (a poll), so that after "ready" it is idle.
+    tokio::time::sleep(Duration::from_millis(200)).await;
     println!("ready");
     loop {
         tokio::time::sleep(Duration::from_secs(3600)).await;

@@ -25,7 +25,10 @@ pub struct WorkerConfig {
     /// it every third of that while the handler runs; a worker that dies loses it after at
     /// most this long, and the node is retried elsewhere.
     pub lease: Duration,
-    /// How long an idle worker waits before looking for work again (default 100 ms).
+    /// How long an idle worker waits before looking for work again when no run event woke
+    /// it (default 1 s). Events wake it at once when a node becomes ready anywhere on the
+    /// database, and when a retry's backoff or a delayed run's start time comes, so this
+    /// only bounds how late work found without an event (a lost notification) starts.
     pub poll_interval: Duration,
     /// How often the worker runs the store's maintenance pass (default 1 s).
     pub maintain_interval: Duration,
@@ -38,7 +41,7 @@ impl WorkerConfig {
             id: id.into(),
             concurrency: 8,
             lease: Duration::from_secs(30),
-            poll_interval: Duration::from_millis(100),
+            poll_interval: Duration::from_secs(1),
             maintain_interval: Duration::from_secs(1),
         }
     }
@@ -153,8 +156,19 @@ async fn run(
     let in_flight: InFlight = Arc::default();
     let mut attempts: JoinSet<()> = JoinSet::new();
     let mut next_maintenance = tokio::time::Instant::now();
+    // Run events wake the worker when work becomes due; polling stays as the fallback.
+    let mut events = match engine.store.events().await {
+        Ok(events) => Some(events),
+        Err(e) => {
+            tracing::warn!(worker = %config.id, error = %e, "no workflow events; polling only");
+            None
+        }
+    };
+    // The times events said work becomes due (retries' backoffs, delayed runs).
+    let mut due = DueTimes::default();
     while !stop.is_cancelled() {
-        if tokio::time::Instant::now() >= next_maintenance {
+        let due_now = due.take_due(tokio::time::Instant::now());
+        if due_now || tokio::time::Instant::now() >= next_maintenance {
             if let Err(e) = engine.store.maintain().await {
                 tracing::warn!(worker = %config.id, error = %e, "workflow maintenance failed");
             }
@@ -188,10 +202,22 @@ async fn run(
         if claimed > 0 && claimed == free {
             continue; // there may be more
         }
-        tokio::select! {
-            () = tokio::time::sleep(config.poll_interval) => {}
-            () = stop.cancelled() => {}
-            Some(_) = attempts.join_next(), if !attempts.is_empty() => {}
+        let poll_at = tokio::time::Instant::now() + config.poll_interval;
+        loop {
+            let wake_at = due
+                .next()
+                .map_or(poll_at, |at| at.min(poll_at))
+                .min(next_maintenance);
+            tokio::select! {
+                () = tokio::time::sleep_until(wake_at) => break,
+                () = stop.cancelled() => break,
+                Some(_) = attempts.join_next(), if !attempts.is_empty() => break,
+                event = next_event(&mut events) => match event {
+                    Wake::Now => break,
+                    Wake::At(at) => due.add(at),
+                    Wake::Not => {}
+                },
+            }
         }
     }
     // Graceful shutdown: no more claims; running attempts get the grace period.
@@ -214,6 +240,79 @@ async fn run(
         }
     }
     report
+}
+
+/// The future times at which work becomes due, as run events announced them. Bounded: past
+/// [`DueTimes::MAX`] the latest are forgotten (polling finds that work).
+#[derive(Default)]
+struct DueTimes(std::collections::BTreeSet<tokio::time::Instant>);
+
+impl DueTimes {
+    const MAX: usize = 1024;
+
+    fn add(&mut self, at: tokio::time::Instant) {
+        self.0.insert(at);
+        if self.0.len() > Self::MAX {
+            self.0.pop_last();
+        }
+    }
+
+    fn next(&self) -> Option<tokio::time::Instant> {
+        self.0.first().copied()
+    }
+
+    /// Forgets the times that have come; `true` if there were any.
+    fn take_due(&mut self, now: tokio::time::Instant) -> bool {
+        let later = self.0.split_off(&now);
+        let came = !self.0.is_empty();
+        self.0 = later;
+        came
+    }
+}
+
+/// What a run event asks of an idle worker.
+enum Wake {
+    /// Work is due now: claim.
+    Now,
+    /// Work becomes due then.
+    At(tokio::time::Instant),
+    /// Nothing.
+    Not,
+}
+
+/// The next run event, as a [`Wake`]; never completes without a subscription. Missed events
+/// (lagging) wake the worker, which then looks for itself.
+async fn next_event(
+    events: &mut Option<tokio::sync::broadcast::Receiver<crate::workflow::RunEvent>>,
+) -> Wake {
+    use tokio::sync::broadcast::error::RecvError;
+    let Some(receiver) = events else {
+        return std::future::pending().await;
+    };
+    match receiver.recv().await {
+        Ok(event) => match event.due_at {
+            None => Wake::Not,
+            Some(at) => {
+                // Far-off times are looked at again in a day (no overflow).
+                let wait = (at - chrono::Utc::now())
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+                    .min(Duration::from_secs(86_400));
+                if wait.is_zero() {
+                    Wake::Now
+                } else {
+                    // A little after: the runtime's timer and the wall clock the store
+                    // compares with may differ by a fraction of a millisecond.
+                    Wake::At(tokio::time::Instant::now() + wait + Duration::from_millis(2))
+                }
+            }
+        },
+        Err(RecvError::Lagged(_)) => Wake::Now,
+        Err(RecvError::Closed) => {
+            *events = None;
+            Wake::Not
+        }
+    }
 }
 
 fn lock(in_flight: &InFlight) -> std::sync::MutexGuard<'_, HashMap<Lease, CancellationToken>> {

@@ -12,9 +12,11 @@
 //! [`maintain`](WorkflowStore::maintain)) checks no principal: it is for the engine's
 //! workers, which the host runs.
 
+pub mod events;
 pub mod logs;
 mod sql;
 
+pub use events::{NodeChange, RunEvent, RunWatch, WatchGap};
 pub use logs::{LogEntry, LogLevel, LogQuery};
 pub use sql::{MAX_LOG_BATCH, MAX_SUBMIT_BATCH, SqlWorkflowStore};
 
@@ -318,6 +320,28 @@ pub trait WorkflowStore: Send + Sync + std::fmt::Debug {
         name: &str,
         payload: Value,
     ) -> Result<Run, OrchestrateError>;
+
+    /// Every run event of every tenant from now on ([`RunEvent`], published after each
+    /// change commits; see [`events`] for where they come from). For the engine's workers
+    /// and the host: no principal is checked; hand operators [`watch`](Self::watch) instead.
+    async fn events(&self) -> Result<tokio::sync::broadcast::Receiver<RunEvent>, OrchestrateError>;
+
+    /// `tenant`'s run events from now on, or only run `run`'s. Needs [`WORKFLOWS_READ`];
+    /// `NotFound` for a run of another tenant. Subscribe, then [`get`](Self::get) the run,
+    /// then apply the events newer than its revision.
+    async fn watch(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        run: Option<RunId>,
+    ) -> Result<RunWatch, OrchestrateError> {
+        actor.require(tenant, &WORKFLOWS_READ)?;
+        let events = self.events().await?;
+        if let Some(id) = run {
+            self.get(actor, tenant, id).await?;
+        }
+        Ok(RunWatch::new(events, tenant, run))
+    }
 
     /// Run `id`'s log entries matching `query`, oldest first, paginated. Needs
     /// [`WORKFLOWS_READ`]; `NotFound` for another tenant's run.

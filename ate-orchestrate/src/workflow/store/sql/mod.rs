@@ -5,6 +5,7 @@
 //! (`UPDATE … RETURNING` on the run, the same statement on both backends), so concurrent
 //! changes to one run apply one after the other, each on the state the previous one left.
 
+use super::events::{CHANNEL, Feed, NodeChange, RunEvent};
 use super::logs::{LogEntry, LogQuery};
 use super::{
     Claim, Lease, Maintenance, NodeTask, NodeView, Run, RunQuery, Submitted, WORKFLOWS_READ,
@@ -40,6 +41,7 @@ pub struct SqlWorkflowStore {
     limits: Limits,
     max_running_per_tenant: Option<usize>,
     max_running: Option<usize>,
+    feed: Feed,
 }
 
 macro_rules! run_columns {
@@ -56,6 +58,7 @@ macro_rules! node_columns {
     };
 }
 
+mod listen;
 mod logs;
 mod runs;
 mod work;
@@ -240,6 +243,7 @@ impl SqlWorkflowStore {
             limits: Limits::default(),
             max_running_per_tenant: None,
             max_running: None,
+            feed: Feed::new(),
         })
     }
 
@@ -352,11 +356,12 @@ impl SqlWorkflowStore {
         F: FnOnce(&Loaded, &mut RunState) -> Result<(T, Option<ValidEvent>), OrchestrateError>
             + Send,
     {
-        let value = with_write_tx!(self.db, |tx| {
+        let is_pg = self.db.backend() == ate_core::DbBackend::Postgres;
+        let (value, published) = with_write_tx!(self.db, |tx| {
             // Errors inside are rolled back here, at once: a transaction merely dropped
             // is rolled back only when its connection is next used, and until then it
             // would hold the run's lock (and claims would skip the run).
-            let attempt: Result<T, OrchestrateError> = async {
+            let attempt: Result<(T, Option<RunEvent>), OrchestrateError> = async {
                     // Takes the run's row lock: concurrent changes to the run queue behind this one.
                     let row: Option<LockedRow> = sqlx::query_as(concat!(
                         "UPDATE wf_runs SET revision = revision WHERE id = $1 \
@@ -388,6 +393,19 @@ impl SqlWorkflowStore {
                     }
                     let mut after = before.clone();
                     let (value, event) = change(&loaded, &mut after)?;
+                    let published = (before != after).then(|| {
+                        change_event(&loaded, &before, &after, id, row.run.revision + 1)
+                    });
+                    if let Some(published) = &published
+                        && is_pg
+                    {
+                        // Delivered to every host when (and only if) this commits.
+                        sqlx::query("SELECT pg_notify($1, $2)")
+                            .bind(CHANNEL)
+                            .bind(published.to_payload())
+                            .execute(&mut *tx)
+                            .await?;
+                    }
                     for (i, (old, new)) in before.nodes.iter().zip(&after.nodes).enumerate() {
                         if old == new {
                             continue;
@@ -457,18 +475,65 @@ impl SqlWorkflowStore {
                         .validate()?;
                         tx.append_audit(&failed, now).await?;
                     }
-                    Ok(value)
+                    Ok((value, published))
                 }
                 .await;
             match attempt {
-                Ok(value) => value,
+                Ok(done) => done,
                 Err(e) => {
                     tx.rollback().await.map_err(CoreError::from)?;
                     return Err(e);
                 }
             }
         });
+        if let Some(event) = published
+            && !is_pg
+        {
+            self.feed.publish(event);
+        }
         Ok(value)
+    }
+}
+
+/// The event of a change from `before` to `after` (the run's new revision: `revision`).
+fn change_event(
+    loaded: &Loaded,
+    before: &RunState,
+    after: &RunState,
+    run: RunId,
+    revision: i64,
+) -> RunEvent {
+    let mut nodes = Vec::new();
+    let mut due_at: Option<DateTime<Utc>> = None;
+    for ((old, new), node) in before
+        .nodes
+        .iter()
+        .zip(&after.nodes)
+        .zip(loaded.dag.nodes())
+    {
+        if old.status == new.status && old.ready_at == new.ready_at {
+            continue;
+        }
+        if new.status == NodeStatus::Ready
+            && let Some(at) = new.ready_at
+        {
+            due_at = Some(due_at.map_or(at, |d| d.min(at)));
+        }
+        if old.status != new.status {
+            nodes.push(NodeChange {
+                node: node.id.clone(),
+                status: new.status,
+            });
+        }
+    }
+    RunEvent {
+        tenant: loaded.tenant,
+        run,
+        revision,
+        status: after.status,
+        nodes,
+        nodes_omitted: false,
+        due_at,
     }
 }
 
@@ -567,6 +632,10 @@ impl WorkflowStore for SqlWorkflowStore {
         payload: Value,
     ) -> Result<Run, OrchestrateError> {
         self.signal_run(actor, tenant, id, name, payload).await
+    }
+
+    async fn events(&self) -> Result<tokio::sync::broadcast::Receiver<RunEvent>, OrchestrateError> {
+        self.subscribe().await
     }
 
     async fn logs(

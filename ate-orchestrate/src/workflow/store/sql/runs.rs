@@ -5,7 +5,8 @@ use super::{CURSOR_KIND, RunRow, SqlWorkflowStore, json_size, json_text, wait_un
 use crate::OrchestrateError;
 use crate::workflow::dag::{NodeKind, SignalName, ValidDag};
 use crate::workflow::run::ValidRun;
-use crate::workflow::state::{RunState, RunStatus};
+use crate::workflow::state::{NodeStatus, RunState, RunStatus};
+use crate::workflow::store::events::{CHANNEL, NodeChange, RunEvent};
 use crate::workflow::store::{Run, RunQuery, Submitted, WORKFLOWS_READ, WORKFLOWS_RUN};
 use ate_core::audit::{AuditAction, NewAuditEvent, Outcome, actions};
 use ate_core::db::to_micros;
@@ -39,6 +40,35 @@ struct NewRun<'a> {
 }
 
 impl<'a> NewRun<'a> {
+    /// The event announcing the new run: its nodes that are not blocked, and when it is
+    /// due (its start time, or its roots' readiness).
+    fn published(&self, tenant: TenantId) -> RunEvent {
+        let dag = self.run.dag();
+        let nodes = dag
+            .nodes()
+            .iter()
+            .zip(&self.state.nodes)
+            .filter(|(_, st)| st.status != NodeStatus::Blocked)
+            .map(|(node, st)| NodeChange {
+                node: node.id.clone(),
+                status: st.status,
+            })
+            .collect();
+        let due_at = match self.state.status {
+            RunStatus::Pending => Some(self.start_at),
+            _ => self.state.nodes.iter().filter_map(|n| n.ready_at).min(),
+        };
+        RunEvent {
+            tenant,
+            run: self.id,
+            revision: 1,
+            status: self.state.status,
+            nodes,
+            nodes_omitted: false,
+            due_at,
+        }
+    }
+
     fn new(
         actor: &Principal,
         tenant: TenantId,
@@ -106,6 +136,7 @@ impl SqlWorkflowStore {
             .iter()
             .map(|run| NewRun::new(actor, tenant, run, now))
             .collect::<Result<Vec<_>, _>>()?;
+        let is_pg = self.db.backend() == ate_core::DbBackend::Postgres;
         // For each run: the id of the run stored before under its idempotency key, if any.
         let existing: Vec<Option<Uuid>> = with_write_tx!(self.db, |tx| {
             let locked = tx.lock_tenant(tenant).await?;
@@ -183,9 +214,23 @@ impl SqlWorkflowStore {
                     .await?;
                 }
                 tx.append_audit(&row.event, now).await?;
+                if is_pg {
+                    sqlx::query("SELECT pg_notify($1, $2)")
+                        .bind(CHANNEL)
+                        .bind(row.published(tenant).to_payload())
+                        .execute(&mut *tx)
+                        .await?;
+                }
             }
             existing
         });
+        if !is_pg {
+            for (row, found) in rows.iter().zip(&existing) {
+                if found.is_none() {
+                    self.feed.publish(row.published(tenant));
+                }
+            }
+        }
         let mut submitted = Vec::with_capacity(rows.len());
         for (row, found) in rows.iter().zip(existing) {
             submitted.push(match found {

@@ -8,6 +8,7 @@ use crate::OrchestrateError;
 use crate::workflow::condition::node_input;
 use crate::workflow::dag::{NodeId, StepName};
 use crate::workflow::state::{NodeError, NodeStatus, RunStatus};
+use crate::workflow::store::events::{CHANNEL, NodeChange, RunEvent};
 use crate::workflow::store::{Claim, Lease, Maintenance};
 use ate_core::db::to_micros;
 use ate_core::{DbBackend, RunId, TenantId, with_pool, with_write_tx};
@@ -75,6 +76,14 @@ fn held(loaded: &Loaded, lease: &Lease) -> Result<usize, OrchestrateError> {
     if holds { Ok(i) } else { Err(lost(lease)) }
 }
 
+/// What claims read once per run: its input, definition, succeeded outputs and revision.
+struct ClaimedRun {
+    input: Value,
+    dag: crate::workflow::ValidDag,
+    outputs: BTreeMap<i32, Value>,
+    revision: i64,
+}
+
 #[derive(sqlx::FromRow)]
 struct Claimed {
     tenant_id: Uuid,
@@ -111,7 +120,8 @@ impl SqlWorkflowStore {
             .max_running_per_tenant
             .map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX));
         let limited = self.max_running_per_tenant.is_some() || self.max_running.is_some();
-        let claims: Vec<Claim> = with_write_tx!(self.db, |tx| {
+        let is_pg = self.db.backend() == DbBackend::Postgres;
+        let (claims, published): (Vec<Claim>, Vec<RunEvent>) = with_write_tx!(self.db, |tx| {
             if limited && self.db.backend() == DbBackend::Postgres {
                 // Limits count running nodes, which concurrent claimers would each count
                 // before the other's claim commits: with a limit, claims take turns. (On
@@ -141,8 +151,8 @@ impl SqlWorkflowStore {
             };
             let mut claims = Vec::with_capacity(picked.len());
             // Inputs need each run's input and its succeeded nodes' outputs, read once per run.
-            let mut runs: BTreeMap<Uuid, (Value, crate::workflow::ValidDag, BTreeMap<i32, Value>)> =
-                BTreeMap::new();
+            let mut runs: BTreeMap<Uuid, ClaimedRun> = BTreeMap::new();
+            let mut published = Vec::new();
             for (run_id, idx) in picked {
                 // Still ready: on PostgreSQL the row lock guarantees it; the condition keeps
                 // the claim exact on any backend.
@@ -164,11 +174,12 @@ impl SqlWorkflowStore {
                     continue;
                 };
                 if let std::collections::btree_map::Entry::Vacant(slot) = runs.entry(run_id) {
-                    let (input, definition): (String, String) =
-                        sqlx::query_as("SELECT input, definition FROM wf_runs WHERE id = $1")
-                            .bind(run_id)
-                            .fetch_one(&mut *tx)
-                            .await?;
+                    let (input, definition, revision): (String, String, i64) = sqlx::query_as(
+                        "SELECT input, definition, revision FROM wf_runs WHERE id = $1",
+                    )
+                    .bind(run_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
                     let outputs: Vec<(i32, String)> = sqlx::query_as(
                         "SELECT idx, output FROM wf_nodes WHERE run_id = $1 \
                          AND status = 'succeeded' AND output IS NOT NULL",
@@ -188,9 +199,19 @@ impl SqlWorkflowStore {
                             ))
                         })
                         .collect::<Result<BTreeMap<_, _>, OrchestrateError>>()?;
-                    slot.insert((input, super::stored_dag(&definition)?, outputs));
+                    slot.insert(ClaimedRun {
+                        input,
+                        dag: super::stored_dag(&definition)?,
+                        outputs,
+                        revision,
+                    });
                 }
-                let (input, dag, outputs) = &runs[&run_id];
+                let ClaimedRun {
+                    input,
+                    dag,
+                    outputs,
+                    revision,
+                } = &runs[&run_id];
                 let node = usize::try_from(idx).ok().and_then(|i| dag.nodes().get(i));
                 let node = node.ok_or_else(|| corrupt("node index", idx))?;
                 let deps = node.depends_on.iter().filter_map(|&d| {
@@ -205,6 +226,26 @@ impl SqlWorkflowStore {
                         (crate::workflow::policy::DEFAULT_START_TO_CLOSE, None)
                     }
                 };
+                let event = RunEvent {
+                    tenant: TenantId::from_uuid(claimed.tenant_id)?,
+                    run: RunId::from_uuid(run_id)?,
+                    revision: *revision,
+                    status: RunStatus::Running,
+                    nodes: vec![NodeChange {
+                        node: node.id.clone(),
+                        status: NodeStatus::Running,
+                    }],
+                    nodes_omitted: false,
+                    due_at: None,
+                };
+                if is_pg {
+                    sqlx::query("SELECT pg_notify($1, $2)")
+                        .bind(CHANNEL)
+                        .bind(event.to_payload())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                published.push(event);
                 claims.push(Claim {
                     lease: Lease {
                         run: RunId::from_uuid(run_id)?,
@@ -221,8 +262,13 @@ impl SqlWorkflowStore {
                     heartbeat_timeout,
                 });
             }
-            claims
+            (claims, published)
         });
+        if !is_pg {
+            for event in published {
+                self.feed.publish(event);
+            }
+        }
         Ok(claims)
     }
 
