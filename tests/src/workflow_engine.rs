@@ -401,3 +401,110 @@ pub async fn events_wake_idle_workers(env: Env) {
     }
     worker.shutdown(Duration::from_secs(5)).await;
 }
+
+/// A step starts a child run and waits for it; a repeated attempt finds the same child; and
+/// cancelling a parent cancels its running child, whose handler sees the cancellation.
+pub async fn child_runs_are_awaited_and_cancelled_with_their_parent(env: Env) {
+    let s = store(&env).await;
+    let t = tenant(&env).await;
+    let child_started = Arc::new(AtomicBool::new(false));
+    let child_cancelled = Arc::new(AtomicBool::new(false));
+    let (started, cancelled) = (child_started.clone(), child_cancelled.clone());
+    let leaf = |step: &str| DagSpec::new().node(NodeSpec::step("leaf", step));
+    let engine = WorkflowEngine::builder(s.clone())
+        .step("double", |_: StepContext, input: Value| async move {
+            Ok(json!(input["input"].as_i64().unwrap_or(0) * 2))
+        })
+        .unwrap()
+        .step("block", move |ctx: StepContext, _: Value| {
+            let (started, cancelled) = (started.clone(), cancelled.clone());
+            async move {
+                started.store(true, Ordering::SeqCst);
+                ctx.cancelled().await;
+                cancelled.store(true, Ordering::SeqCst);
+                Err(NodeError::permanent("cancelled", "stopped on request"))
+            }
+        })
+        .unwrap()
+        .step("parent", move |ctx: StepContext, input: Value| async move {
+            let step = input["input"]["child"]
+                .as_str()
+                .unwrap_or("double")
+                .to_owned();
+            let spec = RunSpec::new(leaf(&step), json!(21));
+            let child = ctx
+                .start_child(&spec)
+                .await
+                .map_err(|e| NodeError::permanent("child", e.to_string()))?;
+            if ctx.attempt == 1 {
+                // Crash-like: the child was started, the attempt fails before waiting.
+                return Err(NodeError::retryable("flaky", "after starting the child"));
+            }
+            assert!(!child.created, "attempt 2 finds attempt 1's child");
+            let done = ctx
+                .wait_child(child.run.id)
+                .await
+                .map_err(|e| NodeError::permanent("child", e.to_string()))?;
+            Ok(json!({"child": child.run.id.to_string(), "out": done.nodes[0].output}))
+        })
+        .unwrap()
+        .build();
+    let worker = engine.start_worker(fast("w")).unwrap();
+    let retry = RetrySpec::default().initial_interval_ms(10).jitter(0.0);
+    let parent_dag = DagSpec::new().node(NodeSpec::step("p", "parent").retry(retry));
+    let run = engine
+        .submit(&env.admin, t, &RunSpec::new(parent_dag.clone(), json!({})))
+        .await
+        .unwrap()
+        .run;
+    let done = wait_for(&env, &s, t, run.id, finished).await;
+    assert_eq!(done.status, RunStatus::Succeeded, "{done:?}");
+    let output = done.nodes[0].output.clone().unwrap();
+    assert_eq!(output["out"], json!(42));
+    let child_id: RunId = output["child"].as_str().unwrap().parse().unwrap();
+    let child = s.get(&env.admin, t, child_id).await.unwrap();
+    assert_eq!(
+        (child.parent, child.status),
+        (Some(run.id), RunStatus::Succeeded)
+    );
+    let all = s
+        .list(&env.admin, t, &ate_orchestrate::workflow::RunQuery::new())
+        .await
+        .unwrap();
+    assert_eq!(all.items.len(), 2, "one child for two attempts");
+
+    // Cancelling the parent cancels the child that blocks.
+    let run = engine
+        .submit(
+            &env.admin,
+            t,
+            &RunSpec::new(parent_dag, json!({"child": "block"})),
+        )
+        .await
+        .unwrap()
+        .run;
+    let waiting = tokio::time::Instant::now();
+    while !child_started.load(Ordering::SeqCst) {
+        assert!(waiting.elapsed() < FINISH_WITHIN, "the child never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    s.cancel(&env.admin, t, run.id).await.unwrap();
+    let parent = wait_for(&env, &s, t, run.id, finished).await;
+    assert_eq!(parent.status, RunStatus::Cancelled, "{parent:?}");
+    let children = s
+        .list(&env.admin, t, &ate_orchestrate::workflow::RunQuery::new())
+        .await
+        .unwrap();
+    let child = children
+        .items
+        .iter()
+        .find(|r| r.parent == Some(run.id))
+        .expect("the blocking child");
+    let child = wait_for(&env, &s, t, child.id, finished).await;
+    assert_eq!(child.status, RunStatus::Cancelled, "{child:?}");
+    assert!(
+        child_cancelled.load(Ordering::SeqCst),
+        "the child's handler saw it"
+    );
+    worker.shutdown(Duration::from_secs(5)).await;
+}

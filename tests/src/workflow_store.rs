@@ -1171,3 +1171,74 @@ pub async fn watchers_follow_run_changes(env: Env) {
     let next = next_event(&mut tenant_watch).await;
     assert_eq!((next.run, next.status), (second.id, RunStatus::Cancelled));
 }
+
+/// Sets run `id`'s status behind the store's back (a crash between a run's end and the
+/// cancellation of its children).
+async fn force_status(env: &Env, id: RunId, status: &'static str) {
+    ate_core::with_pool!(env.db, |pool| {
+        sqlx::query("UPDATE wf_runs SET status = $2 WHERE id = $1")
+            .bind(id.as_uuid())
+            .bind(status)
+            .execute(pool)
+            .await
+            .unwrap();
+    })
+}
+
+/// Child runs: started under a held lease in the parent's tenant, idempotent per key,
+/// readable through the parent's lease only, and cancelled when the parent ends (at once,
+/// or by maintenance after a crash).
+pub async fn child_runs_belong_to_their_parent(env: Env) {
+    let s = store(&env).await;
+    let t = tenant(&env, "acme").await;
+    let one = |step: &str| DagSpec::new().node(NodeSpec::step("n", step));
+    let parent = s
+        .submit(&env.admin, t, &valid(RunSpec::new(one("parent"), json!(1))))
+        .await
+        .unwrap()
+        .run;
+    let lease = s.claim("w", 1, LEASE).await.unwrap()[0].lease;
+    let child_spec = valid(RunSpec::new(one("child"), json!(2)).idempotency_key("k"));
+    let child = s.submit_child(&lease, &child_spec).await.unwrap();
+    assert!(child.created);
+    let child = child.run;
+    assert_eq!((child.tenant, child.parent), (t, Some(parent.id)));
+    assert_eq!(child.created_by, format!("workflow:{}", parent.id));
+    let again = s.submit_child(&lease, &child_spec).await.unwrap();
+    assert_eq!((again.created, again.run.id), (false, child.id));
+    assert_eq!(s.get_child(&lease, child.id).await.unwrap().id, child.id);
+    assert_kind(s.get_child(&lease, parent.id).await, ErrorKind::NotFound);
+    let mut stale = lease;
+    stale.token += 1;
+    let other = valid(RunSpec::new(one("child"), json!(3)));
+    assert_kind(s.submit_child(&stale, &other).await, ErrorKind::Conflict);
+    let listed = s.list(&env.admin, t, &RunQuery::new()).await.unwrap();
+    assert_eq!(listed.items.len(), 2, "nothing stored for the stale lease");
+    // The parent ends: its unfinished child is cancelled at once, audited.
+    s.complete(&lease, json!("done")).await.unwrap();
+    let child = s.get(&env.admin, t, child.id).await.unwrap();
+    assert_eq!(child.status, RunStatus::Cancelled);
+    assert_eq!(
+        audited(&env, t, actions::WORKFLOW_CANCELLED.as_str()).await,
+        1
+    );
+    // After a crash between a parent's end and its children's cancellation, maintenance
+    // cancels them.
+    let parent = s
+        .submit(&env.admin, t, &valid(RunSpec::new(one("parent"), json!(4))))
+        .await
+        .unwrap()
+        .run;
+    let lease = s.claim("w", 1, LEASE).await.unwrap()[0].lease;
+    let orphan = s
+        .submit_child(&lease, &valid(RunSpec::new(one("child"), json!(5))))
+        .await
+        .unwrap()
+        .run;
+    force_status(&env, parent.id, "failed").await;
+    let done = s.maintain().await.unwrap();
+    assert_eq!(done.children_cancelled, 1);
+    let orphan = s.get(&env.admin, t, orphan.id).await.unwrap();
+    assert_eq!(orphan.status, RunStatus::Cancelled);
+    assert_eq!(s.maintain().await.unwrap().children_cancelled, 0);
+}

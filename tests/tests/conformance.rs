@@ -229,6 +229,7 @@ workflow_matrix! {
     claims_are_fair_across_tenants,
     global_running_limit_holds,
     watchers_follow_run_changes,
+    child_runs_belong_to_their_parent,
     failed_runs_retry_from_their_failure,
 }
 
@@ -252,6 +253,7 @@ macro_rules! engine_matrix {
 engine_matrix! {
     runs_complete_end_to_end,
     events_wake_idle_workers,
+    child_runs_are_awaited_and_cancelled_with_their_parent,
     failing_steps_are_retried,
     cancellation_reaches_handlers,
     shutdown_releases_unfinished_attempts,

@@ -49,8 +49,11 @@
 //! when a retry's backoff or a delayed start comes), and operators follow a tenant or a
 //! run with [`WorkflowStore::watch`].
 //!
-//! Still to come: batched completions, child runs, schedules, integration endpoints,
-//! metrics, Python, benches and a Python README example.
+//! A step may start **child runs** ([`StepContext::start_child`]) and wait for them
+//! ([`StepContext::wait_child`]); a child is cancelled when its parent ends or stops.
+//!
+//! Still to come: batched completions, schedules, integration endpoints, metrics, Python,
+//! benches and a Python README example.
 //!
 //! ```
 //! use ate_orchestrate::workflow::{Condition, DagSpec, Limits, NodeSpec, RetrySpec, RunSpec};

@@ -32,7 +32,7 @@ pub use worker::{ShutdownReport, Worker, WorkerConfig};
 
 use crate::OrchestrateError;
 use crate::workflow::dag::StepName;
-use crate::workflow::run::RunSpec;
+use crate::workflow::run::{RunSpec, ValidRun};
 use crate::workflow::spec::Limits;
 use crate::workflow::store::{Submitted, WorkflowStore};
 use ate_core::{Principal, TenantId};
@@ -98,8 +98,13 @@ impl WorkflowEngine {
         tenant: TenantId,
         run: &RunSpec,
     ) -> Result<Submitted, OrchestrateError> {
-        let valid = run.validate(&self.limits, &|step| self.steps.contains_key(step))?;
+        let valid = self.validate(run)?;
         self.store.submit(actor, tenant, &valid).await
+    }
+
+    /// Checks `run` against this engine's limits and steps.
+    pub(crate) fn validate(&self, run: &RunSpec) -> Result<ValidRun, OrchestrateError> {
+        run.validate(&self.limits, &|step| self.steps.contains_key(step))
     }
 
     /// Checks every run of `runs` as [`submit`](Self::submit) does and submits them in one
@@ -112,7 +117,7 @@ impl WorkflowEngine {
     ) -> Result<Vec<Submitted>, OrchestrateError> {
         let valid = runs
             .iter()
-            .map(|run| run.validate(&self.limits, &|step| self.steps.contains_key(step)))
+            .map(|run| self.validate(run))
             .collect::<Result<Vec<_>, _>>()?;
         self.store.submit_many(actor, tenant, &valid).await
     }

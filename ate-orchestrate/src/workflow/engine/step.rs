@@ -1,8 +1,12 @@
 //! Steps: the handlers a workflow's nodes run ([`StepHandler`]) and what each attempt is
 //! given besides its input ([`StepContext`]).
 
+use super::WorkflowEngine;
+use crate::OrchestrateError;
 use crate::workflow::dag::NodeId;
+use crate::workflow::run::RunSpec;
 use crate::workflow::state::NodeError;
+use crate::workflow::store::{Lease, Run, Submitted};
 use crate::workflow::store::{LogEntry, LogLevel};
 use ate_core::{RunId, TenantId};
 use chrono::Utc;
@@ -10,6 +14,7 @@ use serde_json::Value;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// What a step returns: its output, or why the attempt failed (retryable or not).
@@ -60,6 +65,8 @@ pub struct StepContext {
     pub(crate) cancel: CancellationToken,
     pub(crate) logs: Arc<Mutex<Vec<LogEntry>>>,
     pub(crate) beat: Arc<Mutex<tokio::time::Instant>>,
+    pub(crate) engine: WorkflowEngine,
+    pub(crate) lease: Lease,
 }
 
 impl StepContext {
@@ -110,5 +117,61 @@ impl StepContext {
     /// Whether [`cancelled`](Self::cancelled) has fired.
     pub fn is_cancelled(&self) -> bool {
         self.cancel.is_cancelled()
+    }
+
+    /// Starts `spec` as a **child run** of this node
+    /// ([`WorkflowStore::submit_child`](crate::workflow::WorkflowStore::submit_child)): in
+    /// this run's tenant, its steps checked against this engine's. The child's idempotency
+    /// key is made from [`idempotency_key`](Self::idempotency_key) and the spec's own key
+    /// (default `child`), so a repeated attempt starting "the same" child gets the run the
+    /// first attempt started instead of a second one; give children of one node distinct
+    /// keys. The child is cancelled if this run ends or stops first.
+    ///
+    /// `InvalidInput` for a spec that does not validate; `Conflict` if this attempt no
+    /// longer holds its lease.
+    pub async fn start_child(&self, spec: &RunSpec) -> Result<Submitted, OrchestrateError> {
+        let own = spec.idempotency_key.as_deref().unwrap_or("child");
+        let keyed = spec
+            .clone()
+            .idempotency_key(format!("{}/{own}", self.idempotency_key()));
+        let valid = self.engine.validate(&keyed)?;
+        self.engine.store().submit_child(&self.lease, &valid).await
+    }
+
+    /// Waits until child run `id` (started by [`start_child`](Self::start_child)) has ended,
+    /// and returns it. Woken by the run's events, with a look every second besides;
+    /// heartbeats for the handler while it waits. `NotFound` for a run that is not a child
+    /// of this run; `Conflict` when this attempt is cancelled meanwhile (return soon: the
+    /// child is cancelled with the run).
+    pub async fn wait_child(&self, id: RunId) -> Result<Run, OrchestrateError> {
+        use tokio::sync::broadcast::error::RecvError;
+        let store = self.engine.store();
+        let mut events = store.events().await?;
+        loop {
+            self.heartbeat();
+            let run = store.get_child(&self.lease, id).await?;
+            if run.status.is_finished() {
+                return Ok(run);
+            }
+            let woken = async {
+                loop {
+                    match events.recv().await {
+                        Ok(event) if event.run != id => continue,
+                        Ok(_) | Err(RecvError::Lagged(_)) => return,
+                        // The store is gone: the next look (each second) will say more.
+                        Err(RecvError::Closed) => std::future::pending::<()>().await,
+                    }
+                }
+            };
+            tokio::select! {
+                () = woken => {}
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                () = self.cancel.cancelled() => {
+                    return Err(OrchestrateError::Core(ate_core::CoreError::Conflict(
+                        "the step was cancelled while waiting for its child run".into(),
+                    )));
+                }
+            }
+        }
     }
 }

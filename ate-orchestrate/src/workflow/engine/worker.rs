@@ -212,7 +212,7 @@ async fn run(
                 () = tokio::time::sleep_until(wake_at) => break,
                 () = stop.cancelled() => break,
                 Some(_) = attempts.join_next(), if !attempts.is_empty() => break,
-                event = next_event(&mut events) => match event {
+                event = next_event(&mut events, &in_flight) => match event {
                     Wake::Now => break,
                     Wake::At(at) => due.add(at),
                     Wake::Not => {}
@@ -281,15 +281,26 @@ enum Wake {
 }
 
 /// The next run event, as a [`Wake`]; never completes without a subscription. Missed events
-/// (lagging) wake the worker, which then looks for itself.
+/// (lagging) wake the worker, which then looks for itself. An event saying a run is stopping
+/// or has ended cancels this worker's attempts of that run at once (on any host: the event
+/// travels by notification on PostgreSQL), rather than at their next lease renewal.
 async fn next_event(
     events: &mut Option<tokio::sync::broadcast::Receiver<crate::workflow::RunEvent>>,
+    in_flight: &InFlight,
 ) -> Wake {
     use tokio::sync::broadcast::error::RecvError;
     let Some(receiver) = events else {
         return std::future::pending().await;
     };
     match receiver.recv().await {
+        Ok(event) if event.stopping.is_some() || event.status.is_finished() => {
+            for (lease, token) in lock(in_flight).iter() {
+                if lease.run == event.run {
+                    token.cancel();
+                }
+            }
+            Wake::Not
+        }
         Ok(event) => match event.due_at {
             None => Wake::Not,
             Some(at) => {
@@ -350,6 +361,8 @@ async fn attempt(
         cancel: cancel.clone(),
         logs: logs.clone(),
         beat: beat.clone(),
+        engine: engine.clone(),
+        lease,
     };
     let mut work = tokio::spawn(handler.run(ctx, claim.input));
     let deadline = tokio::time::sleep(claim.start_to_close);

@@ -62,6 +62,10 @@ pub struct RunEvent {
     pub revision: i64,
     /// The run's status after the change.
     pub status: RunStatus,
+    /// While running handlers wind down: how the run will end (as
+    /// [`Run::stopping`](super::Run::stopping)). Workers cancel the run's running attempts
+    /// when they see it.
+    pub stopping: Option<RunStatus>,
     /// The nodes whose status changed, in definition order.
     pub nodes: Vec<NodeChange>,
     /// `true` when the change touched more nodes than one notification carries: `nodes` is
@@ -85,6 +89,7 @@ impl RunEvent {
             "r": self.run.to_string(),
             "v": self.revision,
             "s": self.status.as_str(),
+            "x": self.stopping.map(RunStatus::as_str),
             "n": nodes,
             "a": self.due_at.map(to_micros),
         });
@@ -109,6 +114,10 @@ impl RunEvent {
         let run = text_of("r")?.parse().map_err(|_| bad("run"))?;
         let status = RunStatus::parse(text_of("s")?).map_err(|_| bad("status"))?;
         let revision = v["v"].as_i64().ok_or_else(|| bad("revision"))?;
+        let stopping = match v["x"].as_str() {
+            Some(s) => Some(RunStatus::parse(s).map_err(|_| bad("stopping"))?),
+            None => None,
+        };
         let due_at = match v["a"].as_i64() {
             Some(micros) => Some(from_micros(micros).map_err(|_| bad("due time"))?),
             None => None,
@@ -135,6 +144,7 @@ impl RunEvent {
             run,
             revision,
             status,
+            stopping,
             nodes,
             nodes_omitted,
             due_at,
@@ -280,6 +290,7 @@ mod tests {
             run: RunId::new(),
             revision: 3,
             status: RunStatus::Running,
+            stopping: Some(RunStatus::Cancelled),
             nodes: (0..nodes)
                 .map(|i| NodeChange {
                     node: NodeId::new(format!("node-{i}")).unwrap(),

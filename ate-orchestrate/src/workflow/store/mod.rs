@@ -71,6 +71,8 @@ pub struct Run {
     pub finished_at: Option<DateTime<Utc>>,
     /// Grows with every change.
     pub revision: i64,
+    /// The run whose step started this one ([`WorkflowStore::submit_child`]).
+    pub parent: Option<RunId>,
     /// Its nodes, in the order of the definition.
     pub nodes: Vec<NodeView>,
 }
@@ -235,6 +237,9 @@ pub struct Maintenance {
     pub timed_out: usize,
     /// Signal nodes whose signal did not come in time (failed).
     pub signals_timed_out: usize,
+    /// Child runs cancelled because their parent had ended (left over when the
+    /// cancellation right after the parent's end did not happen, e.g. a crash).
+    pub children_cancelled: usize,
 }
 
 /// Stores workflow runs. Implementations must pass the conformance suite in
@@ -265,6 +270,23 @@ pub trait WorkflowStore: Send + Sync + std::fmt::Debug {
         tenant: TenantId,
         runs: &[ValidRun],
     ) -> Result<Vec<Submitted>, OrchestrateError>;
+
+    /// Starts `run` as a **child** of the attempt holding `lease`, in the parent's tenant,
+    /// submitted by `workflow:<parent run>` (audited so). The lease must still be held
+    /// (`Conflict` otherwise); the idempotency key works as for [`submit`](Self::submit), so
+    /// a repeated attempt passing the same key gets the same child. A child is cancelled
+    /// when its parent ends or stops, whatever the reason (Temporal's default parent-close
+    /// policy): at once, or by the next maintenance pass. For the engine's workers (see
+    /// [`StepContext::start_child`](crate::workflow::StepContext::start_child)).
+    async fn submit_child(
+        &self,
+        lease: &Lease,
+        run: &ValidRun,
+    ) -> Result<Submitted, OrchestrateError>;
+
+    /// Child run `id` of the run `lease` is on, with its nodes. `NotFound` for a run that is
+    /// not a child of that run. For the engine's workers.
+    async fn get_child(&self, lease: &Lease, id: RunId) -> Result<Run, OrchestrateError>;
 
     /// Run `id` of `tenant`, with its nodes. Needs [`WORKFLOWS_READ`]. `NotFound` for a run
     /// that does not exist or belongs to another tenant.
@@ -398,7 +420,8 @@ pub trait WorkflowStore: Send + Sync + std::fmt::Debug {
     /// One maintenance pass, safe to run from every host at once: starts delayed runs
     /// whose time came, takes back attempts whose lease expired (a failed, retryable
     /// attempt of kind `lease_expired`), times out runs past their timeout and fails signal
-    /// nodes whose signal did not come in time. Handles a
+    /// nodes whose signal did not come in time, and cancels child runs whose parent
+    /// ended. Handles a
     /// bounded batch of each; call it again (workers do, periodically).
     async fn maintain(&self) -> Result<Maintenance, OrchestrateError>;
 }

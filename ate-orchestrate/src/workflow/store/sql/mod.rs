@@ -47,7 +47,8 @@ pub struct SqlWorkflowStore {
 macro_rules! run_columns {
     () => {
         "id, tenant_id, status, stopping, input, idempotency_key, priority, labels, start_at, \
-         timeout_ms, error, created_by, created_at, updated_at, finished_at, revision"
+         timeout_ms, error, created_by, created_at, updated_at, finished_at, revision, \
+         parent_run_id"
     };
 }
 
@@ -81,6 +82,7 @@ struct RunRow {
     updated_at: i64,
     finished_at: Option<i64>,
     revision: i64,
+    parent_run_id: Option<Uuid>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -137,6 +139,7 @@ impl RunRow {
             updated_at: from_micros(self.updated_at)?,
             finished_at: micros(self.finished_at)?,
             revision: self.revision,
+            parent: self.parent_run_id.map(RunId::from_uuid).transpose()?,
             nodes,
         })
     }
@@ -344,6 +347,9 @@ impl SqlWorkflowStore {
     /// back what changed, and appends `change`'s audit event (if any) and a
     /// `workflow_failed` event if the run has just failed. `NotFound` for a run that does not
     /// exist (in that tenant); an error from `change` rolls everything back.
+    ///
+    /// When the change ends the run or starts stopping it, its unfinished child runs are
+    /// cancelled next ([`close_children`](Self::close_children)).
     async fn mutate<T, F>(
         &self,
         id: RunId,
@@ -356,12 +362,33 @@ impl SqlWorkflowStore {
         F: FnOnce(&Loaded, &mut RunState) -> Result<(T, Option<ValidEvent>), OrchestrateError>
             + Send,
     {
+        let (value, closed) = self.mutate_one(id, tenant, now, change).await?;
+        if closed {
+            self.close_children(id, now).await;
+        }
+        Ok(value)
+    }
+
+    /// [`mutate`](Self::mutate) without the children; also says whether the run has just
+    /// ended or started stopping.
+    async fn mutate_one<T, F>(
+        &self,
+        id: RunId,
+        tenant: Option<TenantId>,
+        now: DateTime<Utc>,
+        change: F,
+    ) -> Result<(T, bool), OrchestrateError>
+    where
+        T: Send,
+        F: FnOnce(&Loaded, &mut RunState) -> Result<(T, Option<ValidEvent>), OrchestrateError>
+            + Send,
+    {
         let is_pg = self.db.backend() == ate_core::DbBackend::Postgres;
-        let (value, published) = with_write_tx!(self.db, |tx| {
+        let (value, published, closed) = with_write_tx!(self.db, |tx| {
             // Errors inside are rolled back here, at once: a transaction merely dropped
             // is rolled back only when its connection is next used, and until then it
             // would hold the run's lock (and claims would skip the run).
-            let attempt: Result<(T, Option<RunEvent>), OrchestrateError> = async {
+            let attempt: Result<(T, Option<RunEvent>, bool), OrchestrateError> = async {
                     // Takes the run's row lock: concurrent changes to the run queue behind this one.
                     let row: Option<LockedRow> = sqlx::query_as(concat!(
                         "UPDATE wf_runs SET revision = revision WHERE id = $1 \
@@ -475,7 +502,9 @@ impl SqlWorkflowStore {
                         .validate()?;
                         tx.append_audit(&failed, now).await?;
                     }
-                    Ok((value, published))
+                    let closed = (!before.status.is_finished() && after.status.is_finished())
+                        || (before.stopping.is_none() && after.stopping.is_some());
+                    Ok((value, published, closed))
                 }
                 .await;
             match attempt {
@@ -491,7 +520,70 @@ impl SqlWorkflowStore {
         {
             self.feed.publish(event);
         }
-        Ok(value)
+        Ok((value, closed))
+    }
+
+    /// Cancels the unfinished child runs of `parent` (which has ended or is stopping), and
+    /// theirs, each audited as `workflow_cancelled` by `workflow:<parent>`. Best effort: a
+    /// failure is logged, and the maintenance pass cancels what is left.
+    async fn close_children(&self, parent: RunId, now: DateTime<Utc>) {
+        let mut parents = vec![parent];
+        while let Some(parent) = parents.pop() {
+            let children: Result<Vec<Uuid>, CoreError> = async {
+                Ok(with_pool!(self.db, |pool| {
+                    sqlx::query_scalar(
+                        "SELECT id FROM wf_runs WHERE parent_run_id = $1 \
+                         AND status IN ('pending', 'running') AND stopping IS NULL",
+                    )
+                    .bind(parent.as_uuid())
+                    .fetch_all(pool)
+                    .await?
+                }))
+            }
+            .await;
+            let children = match children {
+                Ok(children) => children,
+                Err(e) => {
+                    tracing::warn!(run = %parent, error = %e, "listing child runs failed");
+                    continue;
+                }
+            };
+            for child in children {
+                match self.cancel_child(child, parent, now).await {
+                    Ok(child) => parents.push(child),
+                    Err(e) => {
+                        tracing::warn!(run = %parent, error = %e, "cancelling a child run failed")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Cancels child run `child` of `parent`.
+    pub(super) async fn cancel_child(
+        &self,
+        child: Uuid,
+        parent: RunId,
+        now: DateTime<Utc>,
+    ) -> Result<RunId, OrchestrateError> {
+        let child = RunId::from_uuid(child)?;
+        self.mutate_one(child, None, now, |loaded, state| {
+            if !state.cancel() {
+                return Ok(((), None));
+            }
+            let event = NewAuditEvent::new(
+                loaded.tenant,
+                format!("workflow:{parent}"),
+                actions::WORKFLOW_CANCELLED,
+                Outcome::Success,
+            )
+            .target(format!("workflow_run:{child}"))
+            .metadata(json!({ "reason": "the parent run ended" }))
+            .validate()?;
+            Ok(((), Some(event)))
+        })
+        .await?;
+        Ok(child)
     }
 }
 
@@ -531,6 +623,7 @@ fn change_event(
         run,
         revision,
         status: after.status,
+        stopping: after.stopping.filter(|_| !after.status.is_finished()),
         nodes,
         nodes_omitted: false,
         due_at,
@@ -584,6 +677,26 @@ impl WorkflowStore for SqlWorkflowStore {
         runs: &[ValidRun],
     ) -> Result<Vec<Submitted>, OrchestrateError> {
         self.submit_runs(actor, tenant, runs).await
+    }
+
+    async fn submit_child(
+        &self,
+        lease: &Lease,
+        run: &ValidRun,
+    ) -> Result<Submitted, OrchestrateError> {
+        self.submit_child_run(lease, run).await
+    }
+
+    async fn get_child(&self, lease: &Lease, id: RunId) -> Result<Run, OrchestrateError> {
+        let tenant: Option<Uuid> = with_pool!(self.db, |pool| {
+            sqlx::query_scalar("SELECT tenant_id FROM wf_runs WHERE id = $1 AND parent_run_id = $2")
+                .bind(id.as_uuid())
+                .bind(lease.run.as_uuid())
+                .fetch_optional(pool)
+                .await?
+        });
+        let tenant = tenant.ok_or_else(|| OrchestrateError::not_found("child run", id))?;
+        self.load(TenantId::from_uuid(tenant)?, id).await
     }
 
     async fn get(

@@ -7,7 +7,7 @@ use crate::workflow::dag::{NodeKind, SignalName, ValidDag};
 use crate::workflow::run::ValidRun;
 use crate::workflow::state::{NodeStatus, RunState, RunStatus};
 use crate::workflow::store::events::{CHANNEL, NodeChange, RunEvent};
-use crate::workflow::store::{Run, RunQuery, Submitted, WORKFLOWS_READ, WORKFLOWS_RUN};
+use crate::workflow::store::{Lease, Run, RunQuery, Submitted, WORKFLOWS_READ, WORKFLOWS_RUN};
 use ate_core::audit::{AuditAction, NewAuditEvent, Outcome, actions};
 use ate_core::db::to_micros;
 use ate_core::{CoreTx, Cursor, Page, Principal, RunId, TenantId, with_pool, with_write_tx};
@@ -16,9 +16,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 /// The audit event of `actor` changing run `id` (validated by the caller).
-fn run_event(tenant: TenantId, actor: &Principal, action: AuditAction, id: RunId) -> NewAuditEvent {
-    NewAuditEvent::new(tenant, actor.subject(), action, Outcome::Success)
-        .target(format!("workflow_run:{id}"))
+fn run_event(tenant: TenantId, actor: &str, action: AuditAction, id: RunId) -> NewAuditEvent {
+    NewAuditEvent::new(tenant, actor, action, Outcome::Success).target(format!("workflow_run:{id}"))
 }
 
 /// Most runs one [`WorkflowStore::submit_many`](crate::workflow::WorkflowStore::submit_many)
@@ -63,6 +62,7 @@ impl<'a> NewRun<'a> {
             run: self.id,
             revision: 1,
             status: self.state.status,
+            stopping: None,
             nodes,
             nodes_omitted: false,
             due_at,
@@ -70,7 +70,7 @@ impl<'a> NewRun<'a> {
     }
 
     fn new(
-        actor: &Principal,
+        actor: &str,
         tenant: TenantId,
         run: &'a ValidRun,
         now: DateTime<Utc>,
@@ -122,6 +122,43 @@ impl SqlWorkflowStore {
         runs: &[ValidRun],
     ) -> Result<Vec<Submitted>, OrchestrateError> {
         actor.require(tenant, &WORKFLOWS_RUN)?;
+        self.store_runs(actor.subject(), tenant, runs, None).await
+    }
+
+    /// Starts `run` as a child of the attempt holding `lease` (see
+    /// [`WorkflowStore::submit_child`](crate::workflow::WorkflowStore::submit_child)).
+    pub(super) async fn submit_child_run(
+        &self,
+        lease: &Lease,
+        run: &ValidRun,
+    ) -> Result<Submitted, OrchestrateError> {
+        let tenant: Option<Uuid> = with_pool!(self.db, |pool| {
+            sqlx::query_scalar("SELECT tenant_id FROM wf_runs WHERE id = $1")
+                .bind(lease.run.as_uuid())
+                .fetch_optional(pool)
+                .await?
+        });
+        let tenant =
+            tenant.ok_or_else(|| OrchestrateError::not_found("workflow run", lease.run))?;
+        let tenant = TenantId::from_uuid(tenant)?;
+        let actor = format!("workflow:{}", lease.run);
+        let mut stored = self
+            .store_runs(&actor, tenant, std::slice::from_ref(run), Some(lease))
+            .await?;
+        stored.pop().ok_or_else(|| {
+            OrchestrateError::Core(ate_core::CoreError::Internal("no run stored".into()))
+        })
+    }
+
+    /// Stores `runs` for `tenant` in one transaction, submitted by `actor` (a subject), as
+    /// children of the attempt holding `parent` if given (checked in the transaction).
+    async fn store_runs(
+        &self,
+        actor: &str,
+        tenant: TenantId,
+        runs: &[ValidRun],
+        parent: Option<&Lease>,
+    ) -> Result<Vec<Submitted>, OrchestrateError> {
         if runs.len() > MAX_SUBMIT_BATCH {
             return Err(OrchestrateError::invalid(
                 "runs",
@@ -141,6 +178,20 @@ impl SqlWorkflowStore {
         let existing: Vec<Option<Uuid>> = with_write_tx!(self.db, |tx| {
             let locked = tx.lock_tenant(tenant).await?;
             locked.require_active()?;
+            if let Some(lease) = parent {
+                let holds: Option<i32> = sqlx::query_scalar(
+                    "SELECT idx FROM wf_nodes WHERE run_id = $1 AND idx = $2 \
+                     AND lease_token = $3 AND status = 'running'",
+                )
+                .bind(lease.run.as_uuid())
+                .bind(i32::try_from(lease.node).unwrap_or(i32::MAX))
+                .bind(lease.token)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if holds.is_none() {
+                    return Err(super::work::lost(lease));
+                }
+            }
             let mut existing = Vec::with_capacity(rows.len());
             for row in &rows {
                 let (spec, dag) = (row.run.spec(), row.run.dag());
@@ -164,8 +215,8 @@ impl SqlWorkflowStore {
                 sqlx::query(concat!(
                     "INSERT INTO wf_runs (",
                     run_columns!(),
-                    ", definition) VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, $8, $9, NULL, $10, \
-                     $11, $11, NULL, 1, $12)"
+                    ", definition, parent_node) VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, $8, \
+                     $9, NULL, $10, $11, $11, NULL, 1, $13, $12, $14)"
                 ))
                 .bind(row.id.as_uuid())
                 .bind(tenant.as_uuid())
@@ -176,9 +227,11 @@ impl SqlWorkflowStore {
                 .bind(&row.labels)
                 .bind(to_micros(row.start_at))
                 .bind(row.timeout_ms)
-                .bind(actor.subject())
+                .bind(actor)
                 .bind(to_micros(now))
                 .bind(&row.definition)
+                .bind(parent.map(|l| l.run.as_uuid()))
+                .bind(parent.map(|l| i32::try_from(l.node).unwrap_or(i32::MAX)))
                 .execute(&mut *tx)
                 .await?;
                 for (key, value) in &spec.labels {
@@ -337,7 +390,7 @@ impl SqlWorkflowStore {
         id: RunId,
     ) -> Result<Run, OrchestrateError> {
         actor.require(tenant, &WORKFLOWS_RUN)?;
-        let event = run_event(tenant, actor, actions::WORKFLOW_CANCELLED, id);
+        let event = run_event(tenant, actor.subject(), actions::WORKFLOW_CANCELLED, id);
         self.change_run(tenant, id, event, |_, state, _| Ok(state.cancel()))
             .await
     }
@@ -362,7 +415,7 @@ impl SqlWorkflowStore {
                 ),
             ));
         }
-        let event = run_event(tenant, actor, actions::WORKFLOW_SIGNALLED, id)
+        let event = run_event(tenant, actor.subject(), actions::WORKFLOW_SIGNALLED, id)
             .metadata(json!({ "signal": name.as_str() }));
         self.change_run(tenant, id, event, move |dag, state, now| {
             state.signal(dag, &name, &payload, now)?;
@@ -378,7 +431,7 @@ impl SqlWorkflowStore {
         id: RunId,
     ) -> Result<Run, OrchestrateError> {
         actor.require(tenant, &WORKFLOWS_RUN)?;
-        let event = run_event(tenant, actor, actions::WORKFLOW_RETRIED, id);
+        let event = run_event(tenant, actor.subject(), actions::WORKFLOW_RETRIED, id);
         self.change_run(tenant, id, event, |dag, state, now| {
             state.retry_from_failure(dag, now)?;
             Ok(true)

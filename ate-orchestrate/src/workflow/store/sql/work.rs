@@ -59,7 +59,7 @@ fn to_delta(d: Duration) -> TimeDelta {
     TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX)
 }
 
-fn lost(lease: &Lease) -> OrchestrateError {
+pub(super) fn lost(lease: &Lease) -> OrchestrateError {
     OrchestrateError::Core(ate_core::CoreError::Conflict(format!(
         "the lease on node {} of run {} (token {}) is no longer held",
         lease.node, lease.run, lease.token
@@ -231,6 +231,7 @@ impl SqlWorkflowStore {
                     run: RunId::from_uuid(run_id)?,
                     revision: *revision,
                     status: RunStatus::Running,
+                    stopping: None,
                     nodes: vec![NodeChange {
                         node: node.id.clone(),
                         status: NodeStatus::Running,
@@ -427,6 +428,22 @@ impl SqlWorkflowStore {
                 })
                 .await?;
             done.signals_timed_out += usize::from(failed);
+        }
+        let orphans: Vec<(Uuid, Uuid)> = with_pool!(self.db, |pool| {
+            sqlx::query_as(
+                "SELECT c.id, p.id FROM wf_runs c JOIN wf_runs p ON p.id = c.parent_run_id \
+                 WHERE c.status IN ('pending', 'running') AND c.stopping IS NULL \
+                 AND (p.status IN ('succeeded', 'failed', 'cancelled') OR p.stopping IS NOT NULL) \
+                 LIMIT $1",
+            )
+            .bind(MAINTENANCE_BATCH)
+            .fetch_all(pool)
+            .await?
+        });
+        for (child, parent) in orphans {
+            self.cancel_child(child, RunId::from_uuid(parent)?, now)
+                .await?;
+            done.children_cancelled += 1;
         }
         Ok(done)
     }
