@@ -508,3 +508,48 @@ pub async fn child_runs_are_awaited_and_cancelled_with_their_parent(env: Env) {
     );
     worker.shutdown(Duration::from_secs(5)).await;
 }
+
+/// The engine checks a schedule's steps against its own before storing it; bad cron
+/// expressions and time zones are refused with messages naming them; nothing is stored.
+pub async fn schedules_are_checked_against_the_engine(env: Env) {
+    use ate_orchestrate::workflow::ScheduleSpec;
+    let s = store(&env).await;
+    let t = tenant(&env).await;
+    let engine = WorkflowEngine::builder(s.clone())
+        .step(
+            "scan",
+            |_: StepContext, _: Value| async move { Ok(json!(null)) },
+        )
+        .unwrap()
+        .build();
+    let run = |step: &str| RunSpec::new(DagSpec::new().node(NodeSpec::step("n", step)), json!(1));
+    for (spec, says) in [
+        (ScheduleSpec::new("a", "0 2 * * *", run("nope")), "nope"),
+        (ScheduleSpec::new("b", "0 2 * *", run("scan")), "4 fields"),
+        (
+            ScheduleSpec::new("c", "0 2 * * *", run("scan")).time_zone("Moon/Base"),
+            "IANA",
+        ),
+        (
+            ScheduleSpec::new("", "0 2 * * *", run("scan")),
+            "schedule name",
+        ),
+    ] {
+        let e = engine
+            .create_schedule(&env.admin, t, &spec)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains(says), "{e}");
+        assert_eq!(
+            ate_core::Classify::kind(&e),
+            ate_core::ErrorKind::InvalidInput
+        );
+    }
+    assert!(s.list_schedules(&env.admin, t).await.unwrap().is_empty());
+    let ok = ScheduleSpec::new("nightly", "0 2 * * *", run("scan")).time_zone("Asia/Tokyo");
+    let created = engine.create_schedule(&env.admin, t, &ok).await.unwrap();
+    assert_eq!(
+        created.run.labels.get("schedule").map(String::as_str),
+        Some("nightly")
+    );
+}

@@ -7,8 +7,8 @@ use ate_core::audit::{AuditQuery, actions};
 use ate_core::{ErrorKind, NewTenant, RunId, TenantId};
 use ate_orchestrate::workflow::{
     Claim, DagSpec, Lease, Limits, MAX_SUBMIT_BATCH, NodeError, NodeSpec, NodeStatus, NodeTask,
-    RetrySpec, RunEvent, RunQuery, RunSpec, RunStatus, RunWatch, SqlWorkflowStore, ValidRun,
-    WORKFLOWS_READ, WORKFLOWS_RUN, WorkflowStore,
+    RetrySpec, RunEvent, RunQuery, RunSpec, RunStatus, RunWatch, SCHEDULE_LABEL, ScheduleSpec,
+    SqlWorkflowStore, ValidRun, WORKFLOWS_READ, WORKFLOWS_RUN, WorkflowStore,
 };
 use chrono::TimeDelta;
 use serde_json::json;
@@ -1241,4 +1241,135 @@ pub async fn child_runs_belong_to_their_parent(env: Env) {
     let orphan = s.get(&env.admin, t, orphan.id).await.unwrap();
     assert_eq!(orphan.status, RunStatus::Cancelled);
     assert_eq!(s.maintain().await.unwrap().children_cancelled, 0);
+}
+
+/// Sets the test clock to `at`.
+fn set_clock(env: &Env, at: chrono::DateTime<chrono::Utc>) {
+    env.clock.advance(at - env.clock_now());
+}
+
+/// Schedules: created with their first tick after now; each tick fires exactly once however
+/// many hosts run maintenance at once; missed ticks fire once; paused schedules wait and
+/// resume from now; deleting keeps the runs. Bad names, duplicates, permissions and other
+/// tenants are refused.
+pub async fn schedules_fire_each_tick_once(env: Env) {
+    let hosts: Vec<Arc<dyn WorkflowStore>> =
+        vec![store(&env).await, store(&env).await, store(&env).await];
+    let s = hosts[0].clone();
+    let (t, other) = (tenant(&env, "acme").await, tenant(&env, "umbrella").await);
+    let spec = ScheduleSpec::new("nightly", "*/5 * * * *", RunSpec::new(chain(), json!(7)))
+        .time_zone("Europe/Berlin");
+    let valid = spec.validate(&Limits::default(), &|_| true).unwrap();
+    let reader = member(t, &[WORKFLOWS_READ]);
+    assert_kind(
+        s.create_schedule(&reader, t, &valid).await,
+        ErrorKind::PermissionDenied,
+    );
+    let created = s.create_schedule(&env.admin, t, &valid).await.unwrap();
+    assert_eq!((created.name.as_str(), created.paused), ("nightly", false));
+    assert_eq!(created.time_zone, "Europe/Berlin");
+    let first = created.next_fire_at.expect("a first tick");
+    assert!(first > env.clock_now() && first <= env.clock_now() + TimeDelta::minutes(5));
+    assert_eq!(first.timestamp() % 300, 0, "on a five-minute boundary");
+    assert_kind(
+        s.create_schedule(&env.admin, t, &valid).await,
+        ErrorKind::AlreadyExists,
+    );
+    assert_kind(
+        s.get_schedule(&reader, t, "nope").await,
+        ErrorKind::NotFound,
+    );
+    assert_kind(
+        s.get_schedule(&member(other, &[WORKFLOWS_READ]), other, "nightly")
+            .await,
+        ErrorKind::NotFound,
+    );
+    // Nothing fires before the tick.
+    assert_eq!(s.maintain().await.unwrap().schedules_fired, 0);
+    let scheduled = || RunQuery::new().label(SCHEDULE_LABEL, "nightly");
+    for tick in 0..6 {
+        set_clock(&env, first + TimeDelta::minutes(5 * tick));
+        let racing = hosts.iter().map(|h| h.maintain());
+        let fired: usize = futures::future::join_all(racing)
+            .await
+            .into_iter()
+            .map(|m| m.unwrap().schedules_fired)
+            .sum();
+        assert_eq!(fired, 1, "tick {tick} fired once");
+        let runs = s.list(&env.admin, t, &scheduled()).await.unwrap().items;
+        assert_eq!(
+            runs.len(),
+            usize::try_from(tick).unwrap() + 1,
+            "one run per tick"
+        );
+    }
+    let runs = s.list(&env.admin, t, &scheduled()).await.unwrap().items;
+    assert_eq!(runs[0].created_by, "schedule:nightly");
+    assert_eq!(runs[0].input, json!(7));
+    let now = s.get_schedule(&reader, t, "nightly").await.unwrap();
+    assert_eq!(now.last_run, Some(runs[0].id));
+    // An hour with no scheduler: one catch-up run, then on from now.
+    set_clock(&env, first + TimeDelta::minutes(25 + 60));
+    assert_eq!(s.maintain().await.unwrap().schedules_fired, 1);
+    assert_eq!(s.maintain().await.unwrap().schedules_fired, 0);
+    let next = s
+        .get_schedule(&reader, t, "nightly")
+        .await
+        .unwrap()
+        .next_fire_at
+        .unwrap();
+    assert_eq!(next, first + TimeDelta::minutes(90));
+    assert_eq!(
+        s.list(&env.admin, t, &scheduled())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        7
+    );
+    // Paused: nothing fires; resumed: from now on.
+    let paused = s
+        .pause_schedule(&env.admin, t, "nightly", true)
+        .await
+        .unwrap();
+    assert!(paused.paused && paused.next_fire_at.is_none());
+    set_clock(&env, first + TimeDelta::minutes(200));
+    assert_eq!(s.maintain().await.unwrap().schedules_fired, 0);
+    let resumed = s
+        .pause_schedule(&env.admin, t, "nightly", false)
+        .await
+        .unwrap();
+    assert_eq!(resumed.next_fire_at, Some(first + TimeDelta::minutes(205)));
+    assert_kind(
+        s.pause_schedule(&env.admin, t, "nope", true).await,
+        ErrorKind::NotFound,
+    );
+    assert_eq!(s.list_schedules(&reader, t).await.unwrap().len(), 1);
+    assert!(
+        s.list_schedules(&env.admin, other)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    s.delete_schedule(&env.admin, t, "nightly").await.unwrap();
+    assert_kind(
+        s.delete_schedule(&env.admin, t, "nightly").await,
+        ErrorKind::NotFound,
+    );
+    assert_eq!(
+        s.list(&env.admin, t, &scheduled())
+            .await
+            .unwrap()
+            .items
+            .len(),
+        7
+    );
+    for (action, n) in [
+        (actions::SCHEDULE_CREATED, 1),
+        (actions::SCHEDULE_UPDATED, 2),
+        (actions::SCHEDULE_DELETED, 1),
+        (actions::WORKFLOW_SUBMITTED, 7),
+    ] {
+        assert_eq!(audited(&env, t, action.as_str()).await, n, "{action:?}");
+    }
 }

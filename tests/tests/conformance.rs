@@ -230,6 +230,7 @@ workflow_matrix! {
     global_running_limit_holds,
     watchers_follow_run_changes,
     child_runs_belong_to_their_parent,
+    schedules_fire_each_tick_once,
     failed_runs_retry_from_their_failure,
 }
 
@@ -254,6 +255,7 @@ engine_matrix! {
     runs_complete_end_to_end,
     events_wake_idle_workers,
     child_runs_are_awaited_and_cancelled_with_their_parent,
+    schedules_are_checked_against_the_engine,
     failing_steps_are_retried,
     cancellation_reaches_handlers,
     shutdown_releases_unfinished_attempts,

@@ -102,6 +102,12 @@ pub mod actions {
     pub const WORKFLOW_SIGNALLED: AuditAction = AuditAction::from_static("workflow_signalled");
     /// A failed workflow run was started again from its failure.
     pub const WORKFLOW_RETRIED: AuditAction = AuditAction::from_static("workflow_retried");
+    /// A workflow schedule was created.
+    pub const SCHEDULE_CREATED: AuditAction = AuditAction::from_static("schedule_created");
+    /// A workflow schedule was paused or resumed.
+    pub const SCHEDULE_UPDATED: AuditAction = AuditAction::from_static("schedule_updated");
+    /// A workflow schedule was deleted.
+    pub const SCHEDULE_DELETED: AuditAction = AuditAction::from_static("schedule_deleted");
 
     /// Every action ATE itself records.
     pub const ALL: &[AuditAction] = &[
@@ -130,6 +136,9 @@ pub mod actions {
         WORKFLOW_FAILED,
         WORKFLOW_SIGNALLED,
         WORKFLOW_RETRIED,
+        SCHEDULE_CREATED,
+        SCHEDULE_UPDATED,
+        SCHEDULE_DELETED,
     ];
 }
 

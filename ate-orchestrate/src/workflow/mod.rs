@@ -52,8 +52,11 @@
 //! A step may start **child runs** ([`StepContext::start_child`]) and wait for them
 //! ([`StepContext::wait_child`]); a child is cancelled when its parent ends or stops.
 //!
-//! Still to come: batched completions, schedules, integration endpoints, metrics, Python,
-//! benches and a Python README example.
+//! **Schedules** ([`schedule`], [`ScheduleSpec`]) submit a run at every tick of a cron
+//! expression in a time zone, each tick exactly once across hosts.
+//!
+//! Still to come: batched completions, integration endpoints, metrics, Python, benches and
+//! a Python README example.
 //!
 //! ```
 //! use ate_orchestrate::workflow::{Condition, DagSpec, Limits, NodeSpec, RetrySpec, RunSpec};
@@ -84,6 +87,7 @@ pub mod dag;
 pub mod engine;
 pub mod policy;
 pub mod run;
+pub mod schedule;
 pub mod spec;
 pub mod state;
 pub mod store;
@@ -96,6 +100,7 @@ pub use engine::{
 };
 pub use policy::{NodeRetry, NodeTimeouts, RetrySpec, ValidTimeouts};
 pub use run::{RunSpec, ValidRun};
+pub use schedule::{CronTz, SCHEDULE_LABEL, Schedule, ScheduleName, ScheduleSpec, ValidSchedule};
 pub use spec::{DagSpec, Limits, NodeSpec};
 pub use state::{NodeError, NodeState, NodeStatus, RunState, RunStatus};
 pub use store::{

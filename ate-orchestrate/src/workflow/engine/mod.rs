@@ -33,6 +33,7 @@ pub use worker::{ShutdownReport, Worker, WorkerConfig};
 use crate::OrchestrateError;
 use crate::workflow::dag::StepName;
 use crate::workflow::run::{RunSpec, ValidRun};
+use crate::workflow::schedule::{Schedule, ScheduleSpec};
 use crate::workflow::spec::Limits;
 use crate::workflow::store::{Submitted, WorkflowStore};
 use ate_core::{Principal, TenantId};
@@ -100,6 +101,18 @@ impl WorkflowEngine {
     ) -> Result<Submitted, OrchestrateError> {
         let valid = self.validate(run)?;
         self.store.submit(actor, tenant, &valid).await
+    }
+
+    /// Checks `schedule` ([`ScheduleSpec::validate`], its steps registered here) and
+    /// creates it ([`WorkflowStore::create_schedule`]).
+    pub async fn create_schedule(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        schedule: &ScheduleSpec,
+    ) -> Result<Schedule, OrchestrateError> {
+        let valid = schedule.validate(&self.limits, &|step| self.steps.contains_key(step))?;
+        self.store.create_schedule(actor, tenant, &valid).await
     }
 
     /// Checks `run` against this engine's limits and steps.

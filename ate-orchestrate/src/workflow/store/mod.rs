@@ -22,6 +22,7 @@ pub use sql::{MAX_LOG_BATCH, MAX_SUBMIT_BATCH, SqlWorkflowStore};
 
 use super::dag::{NodeId, SignalName, StepName};
 use super::run::ValidRun;
+use super::schedule::{Schedule, ValidSchedule};
 use super::state::{NodeError, NodeStatus, RunStatus};
 use crate::OrchestrateError;
 use ate_core::{Cursor, Page, Permission, Principal, RunId, TenantId};
@@ -240,6 +241,8 @@ pub struct Maintenance {
     /// Child runs cancelled because their parent had ended (left over when the
     /// cancellation right after the parent's end did not happen, e.g. a crash).
     pub children_cancelled: usize,
+    /// Schedule ticks fired (each submitted its run).
+    pub schedules_fired: usize,
 }
 
 /// Stores workflow runs. Implementations must pass the conformance suite in
@@ -287,6 +290,51 @@ pub trait WorkflowStore: Send + Sync + std::fmt::Debug {
     /// Child run `id` of the run `lease` is on, with its nodes. `NotFound` for a run that is
     /// not a child of that run. For the engine's workers.
     async fn get_child(&self, lease: &Lease, id: RunId) -> Result<Run, OrchestrateError>;
+
+    /// Creates a schedule for `tenant` (see [`schedule`](super::schedule)): its first tick
+    /// is the first after now. Audited as `schedule_created`; needs [`WORKFLOWS_RUN`];
+    /// `AlreadyExists` for a name the tenant uses; the tenant must be active.
+    async fn create_schedule(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        schedule: &ValidSchedule,
+    ) -> Result<Schedule, OrchestrateError>;
+
+    /// `tenant`'s schedule `name`. Needs [`WORKFLOWS_READ`]; `NotFound` otherwise.
+    async fn get_schedule(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        name: &str,
+    ) -> Result<Schedule, OrchestrateError>;
+
+    /// `tenant`'s schedules, by name. Needs [`WORKFLOWS_READ`].
+    async fn list_schedules(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+    ) -> Result<Vec<Schedule>, OrchestrateError>;
+
+    /// Pauses (`true`) or resumes schedule `name`. Resuming starts from now: ticks missed
+    /// while paused do not fire. Audited as `schedule_updated` when it changes anything;
+    /// needs [`WORKFLOWS_RUN`]; `NotFound` for an unknown name.
+    async fn pause_schedule(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        name: &str,
+        paused: bool,
+    ) -> Result<Schedule, OrchestrateError>;
+
+    /// Deletes schedule `name` (its runs stay). Audited as `schedule_deleted`; needs
+    /// [`WORKFLOWS_RUN`]; `NotFound` for an unknown name.
+    async fn delete_schedule(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        name: &str,
+    ) -> Result<(), OrchestrateError>;
 
     /// Run `id` of `tenant`, with its nodes. Needs [`WORKFLOWS_READ`]. `NotFound` for a run
     /// that does not exist or belongs to another tenant.
@@ -421,7 +469,8 @@ pub trait WorkflowStore: Send + Sync + std::fmt::Debug {
     /// whose time came, takes back attempts whose lease expired (a failed, retryable
     /// attempt of kind `lease_expired`), times out runs past their timeout and fails signal
     /// nodes whose signal did not come in time, and cancels child runs whose parent
-    /// ended. Handles a
+    /// ended, and fires due schedule ticks (exactly once each, whichever host fires them).
+    /// Handles a
     /// bounded batch of each; call it again (workers do, periodically).
     async fn maintain(&self) -> Result<Maintenance, OrchestrateError>;
 }

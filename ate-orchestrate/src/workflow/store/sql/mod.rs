@@ -14,6 +14,7 @@ use super::{
 use crate::OrchestrateError;
 use crate::workflow::dag::{NodeId, NodeKind, SignalName, StepName, ValidDag};
 use crate::workflow::run::ValidRun;
+use crate::workflow::schedule::{Schedule, ValidSchedule};
 use crate::workflow::spec::{DagSpec, Limits};
 use crate::workflow::state::{NodeError, NodeState, NodeStatus, RunState, RunStatus};
 use ate_core::audit::{NewAuditEvent, Outcome, ValidEvent, actions};
@@ -62,6 +63,7 @@ macro_rules! node_columns {
 mod listen;
 mod logs;
 mod runs;
+mod schedules;
 mod work;
 
 #[derive(sqlx::FromRow)]
@@ -707,6 +709,51 @@ impl WorkflowStore for SqlWorkflowStore {
     ) -> Result<Run, OrchestrateError> {
         actor.require(tenant, &WORKFLOWS_READ)?;
         self.load(tenant, id).await
+    }
+
+    async fn create_schedule(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        schedule: &ValidSchedule,
+    ) -> Result<Schedule, OrchestrateError> {
+        self.create_schedule_row(actor, tenant, schedule).await
+    }
+
+    async fn get_schedule(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        name: &str,
+    ) -> Result<Schedule, OrchestrateError> {
+        self.read_schedule(actor, tenant, name).await
+    }
+
+    async fn list_schedules(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+    ) -> Result<Vec<Schedule>, OrchestrateError> {
+        self.list_schedule_rows(actor, tenant).await
+    }
+
+    async fn pause_schedule(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        name: &str,
+        paused: bool,
+    ) -> Result<Schedule, OrchestrateError> {
+        self.pause_schedule_row(actor, tenant, name, paused).await
+    }
+
+    async fn delete_schedule(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        name: &str,
+    ) -> Result<(), OrchestrateError> {
+        self.delete_schedule_row(actor, tenant, name).await
     }
 
     async fn list(

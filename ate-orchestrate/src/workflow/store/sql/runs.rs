@@ -152,7 +152,7 @@ impl SqlWorkflowStore {
 
     /// Stores `runs` for `tenant` in one transaction, submitted by `actor` (a subject), as
     /// children of the attempt holding `parent` if given (checked in the transaction).
-    async fn store_runs(
+    pub(super) async fn store_runs(
         &self,
         actor: &str,
         tenant: TenantId,

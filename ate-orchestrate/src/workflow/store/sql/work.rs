@@ -445,6 +445,7 @@ impl SqlWorkflowStore {
                 .await?;
             done.children_cancelled += 1;
         }
+        done.schedules_fired = self.fire_schedules().await?;
         Ok(done)
     }
 }
