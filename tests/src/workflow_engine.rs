@@ -144,7 +144,11 @@ pub async fn failing_steps_are_retried(env: Env) {
     let t = tenant(&env).await;
     let calls = Arc::new(AtomicU32::new(0));
     let seen = calls.clone();
+    let metrics = ate_orchestrate::workflow::WorkflowMetrics::new();
+    let mut registry = prometheus_client::registry::Registry::default();
+    metrics.register(&mut registry);
     let engine = WorkflowEngine::builder(s.clone())
+        .metrics(metrics)
         .step("flaky", move |ctx: StepContext, _: Value| {
             let seen = seen.clone();
             async move {
@@ -181,6 +185,15 @@ pub async fn failing_steps_are_retried(env: Env) {
         Some(json!({"key": format!("{}/f", run.id)}))
     );
     worker.shutdown(Duration::from_secs(5)).await;
+    // The worker counted each attempt by outcome, and timed them.
+    let text = ate_orchestrate::metrics::render_openmetrics(&registry).unwrap();
+    for line in [
+        r#"ate_workflow_node_attempts_total{step="flaky",outcome="failed"} 2"#,
+        r#"ate_workflow_node_attempts_total{step="flaky",outcome="succeeded"} 1"#,
+        r#"ate_workflow_node_attempt_duration_seconds_count{step="flaky"} 3"#,
+    ] {
+        assert!(text.contains(line), "{line} missing from:\n{text}");
+    }
 }
 
 /// Cancelling a run fires the running handler's cancellation, and the run ends cancelled

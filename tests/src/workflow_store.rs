@@ -1373,3 +1373,82 @@ pub async fn schedules_fire_each_tick_once(env: Env) {
         assert_eq!(audited(&env, t, action.as_str()).await, n, "{action:?}");
     }
 }
+
+/// The workload as the database holds it: runs by status, due nodes and the oldest's age,
+/// running nodes, per tenant. The metric gauges follow it (tenants whose work is gone are
+/// removed), and an alert rule on the backlog fires and resolves with it.
+pub async fn stats_feed_metrics_and_alerts(env: Env) {
+    use ate_orchestrate::alerts::{
+        AlertEngine, AlertEventState, AlertRule, CollectingSink, Condition, MemoryAlertHistory,
+    };
+    use ate_orchestrate::metrics::{MetricsRecorder, RecorderConfig, render_openmetrics};
+    use ate_orchestrate::workflow::WorkflowMetrics;
+    let s = store(&env).await;
+    let (t, quiet) = (tenant(&env, "acme").await, tenant(&env, "quiet").await);
+    let one = || DagSpec::new().node(NodeSpec::step("n", "s"));
+    let runs = vec![valid(RunSpec::new(one(), json!(null))); 3];
+    s.submit_many(&env.admin, t, &runs).await.unwrap();
+    let empty = s.stats().await.unwrap();
+    assert!(!empty.tenants.contains_key(&quiet), "no runs, no entry");
+    env.clock.advance(TimeDelta::seconds(90));
+    let stats = s.stats().await.unwrap();
+    let work = &stats.tenants[&t];
+    assert_eq!(work.runs.get(&RunStatus::Running), Some(&3));
+    assert_eq!((work.ready_nodes, work.running_nodes), (3, 0));
+    assert_eq!(stats.oldest_ready_age(t), Duration::from_secs(90));
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = WorkflowMetrics::new();
+    metrics.register(&mut registry);
+    metrics.observe(&stats);
+    let text = render_openmetrics(&registry).unwrap();
+    for line in [
+        format!("ate_workflow_runs{{tenant=\"{t}\",status=\"running\"}} 3"),
+        format!("ate_workflow_ready_nodes{{tenant=\"{t}\"}} 3"),
+        format!("ate_workflow_oldest_ready_seconds{{tenant=\"{t}\"}} 90.0"),
+        format!("ate_workflow_running_nodes{{tenant=\"{t}\"}} 0"),
+    ] {
+        assert!(text.contains(&line), "{line} missing from:\n{text}");
+    }
+    // An alert on the backlog: fires past 60 s, resolves once the queue drains.
+    let recorder = Arc::new(MetricsRecorder::new(RecorderConfig::default()).unwrap());
+    let sink = Arc::new(CollectingSink::new());
+    let alerts = AlertEngine::new(recorder, sink.clone(), Arc::new(MemoryAlertHistory::new()));
+    let rule = Condition::workflow_backlog_above(None, Duration::from_secs(60));
+    alerts
+        .add_rule(AlertRule::new("backlog", "Workflow backlog", rule))
+        .unwrap();
+    alerts.set_workflow_stats(&stats);
+    alerts.evaluate(env.clock_now()).await;
+    let fired = sink.drain();
+    assert_eq!(fired.len(), 1);
+    assert_eq!(fired[0].state, AlertEventState::Firing);
+    assert!(fired[0].summary.contains("90.0 s"), "{}", fired[0].summary);
+    let claims = s.claim("w", 10, LEASE).await.unwrap();
+    let stats = s.stats().await.unwrap();
+    assert_eq!(
+        (
+            stats.tenants[&t].ready_nodes,
+            stats.tenants[&t].running_nodes
+        ),
+        (0, 3)
+    );
+    assert_eq!(stats.oldest_ready_age(t), Duration::ZERO);
+    alerts.set_workflow_stats(&stats);
+    alerts.evaluate(env.clock_now()).await;
+    assert_eq!(sink.drain()[0].state, AlertEventState::Resolved);
+    for claim in &claims {
+        s.complete(&claim.lease, json!(null)).await.unwrap();
+    }
+    let stats = s.stats().await.unwrap();
+    assert_eq!(stats.tenants[&t].runs.get(&RunStatus::Succeeded), Some(&3));
+    assert_eq!(stats.tenants[&t].runs.get(&RunStatus::Running), None);
+    metrics.observe(&stats);
+    let text = render_openmetrics(&registry).unwrap();
+    assert!(
+        !text.contains("status=\"running\""),
+        "stale series removed:\n{text}"
+    );
+    assert!(text.contains(&format!(
+        "ate_workflow_runs{{tenant=\"{t}\",status=\"succeeded\"}} 3"
+    )));
+}

@@ -231,6 +231,7 @@ workflow_matrix! {
     watchers_follow_run_changes,
     child_runs_belong_to_their_parent,
     schedules_fire_each_tick_once,
+    stats_feed_metrics_and_alerts,
     failed_runs_retry_from_their_failure,
 }
 

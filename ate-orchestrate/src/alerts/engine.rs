@@ -8,6 +8,7 @@ use super::sink::AlertSink;
 use crate::error::OrchestrateError;
 use crate::metrics::{MetricsRecorder, WindowStats};
 use crate::registry::{HealthStatus, InstanceId, ServiceName};
+use crate::workflow::WorkflowStats;
 use chrono::{DateTime, TimeDelta, Utc};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt::Write as _;
@@ -70,6 +71,7 @@ struct EngineState {
     rules: BTreeMap<String, RuleEntry>,
     statuses: HashMap<InstanceKey, HealthStatus>,
     open_breakers: HashSet<InstanceKey>,
+    workflow: Option<WorkflowStats>,
     outbox: VecDeque<Outgoing>,
     dropped_events: u64,
 }
@@ -235,6 +237,13 @@ impl AlertEngine {
         }
     }
 
+    /// Feeds the latest workflow workload ([`WorkflowStore::stats`](crate::workflow::WorkflowStore::stats))
+    /// for [`Condition::WorkflowBacklogAbove`] rules; call it as often as the stats are
+    /// read (a worker with metrics does every few seconds; the host decides).
+    pub fn set_workflow_stats(&self, stats: &WorkflowStats) {
+        self.lock().workflow = Some(stats.clone());
+    }
+
     /// Forgets what was fed about an instance (call it when it is deregistered).
     pub fn forget_instance(&self, service: &ServiceName, instance: &InstanceId) {
         let mut state = self.lock();
@@ -273,6 +282,7 @@ impl AlertEngine {
                     &self.inner.recorder,
                     &state.statuses,
                     &state.open_breakers,
+                    state.workflow.as_ref(),
                     now,
                 );
                 entry.value = value;
@@ -519,9 +529,34 @@ fn check(
     recorder: &MetricsRecorder,
     statuses: &HashMap<InstanceKey, HealthStatus>,
     open_breakers: &HashSet<InstanceKey>,
+    workflow: Option<&WorkflowStats>,
     now: DateTime<Utc>,
 ) -> (bool, f64, String) {
     match condition {
+        Condition::WorkflowBacklogAbove {
+            tenant,
+            oldest_ready,
+        } => {
+            let Some(stats) = workflow else {
+                return (false, 0.0, "no workflow stats fed yet".into());
+            };
+            let worst = stats
+                .tenants
+                .keys()
+                .filter(|t| tenant.is_none_or(|want| want == **t))
+                .map(|t| (stats.oldest_ready_age(*t), *t))
+                .max();
+            let (age, who) = match worst {
+                Some((age, who)) => (age, who.to_string()),
+                None => (Duration::ZERO, "none".into()),
+            };
+            let summary = format!(
+                "the oldest ready workflow node waited {:.1} s (tenant {who}; limit {:.1} s)",
+                age.as_secs_f64(),
+                oldest_ready.as_secs_f64()
+            );
+            (age > *oldest_ready, age.as_secs_f64(), summary)
+        }
         Condition::ErrorRateAbove {
             service,
             instance,

@@ -169,9 +169,31 @@ pub enum Condition {
         /// One instance, or `None` for any.
         instance: Option<InstanceId>,
     },
+    /// Breached while the longest-waiting due workflow node of the tenant (or, with
+    /// `None`, of any tenant) has waited longer than `oldest_ready`: workers are missing,
+    /// stuck or too few. Fed by [`AlertEngine::set_workflow_stats`](super::AlertEngine::set_workflow_stats);
+    /// never breached before the first feed.
+    WorkflowBacklogAbove {
+        /// One tenant, or `None` for any.
+        tenant: Option<ate_core::TenantId>,
+        /// The longest acceptable wait.
+        oldest_ready: Duration,
+    },
 }
 
 impl Condition {
+    /// The oldest due workflow node of `tenant` (or any tenant) waited longer than
+    /// `oldest_ready`.
+    pub fn workflow_backlog_above(
+        tenant: Option<ate_core::TenantId>,
+        oldest_ready: Duration,
+    ) -> Self {
+        Condition::WorkflowBacklogAbove {
+            tenant,
+            oldest_ready,
+        }
+    }
+
     /// Error rate of the whole service above `threshold` over `window` (min 1 request).
     pub fn error_rate_above(service: ServiceName, threshold: f64, window: Duration) -> Self {
         Condition::ErrorRateAbove {
@@ -254,7 +276,7 @@ impl Condition {
         }
     }
 
-    /// Narrows the condition to one instance.
+    /// Narrows the condition to one instance (a workflow condition has none: unchanged).
     pub fn for_instance(mut self, id: InstanceId) -> Self {
         match &mut self {
             Condition::ErrorRateAbove { instance, .. }
@@ -263,19 +285,21 @@ impl Condition {
             | Condition::RequestRateAbove { instance, .. }
             | Condition::InstanceStatus { instance, .. }
             | Condition::BreakerOpen { instance, .. } => *instance = Some(id),
+            Condition::WorkflowBacklogAbove { .. } => {}
         }
         self
     }
 
-    /// The service watched.
-    pub fn service(&self) -> &ServiceName {
+    /// The service watched (`None` for a workflow condition).
+    pub fn service(&self) -> Option<&ServiceName> {
         match self {
             Condition::ErrorRateAbove { service, .. }
             | Condition::LatencyAbove { service, .. }
             | Condition::RequestRateBelow { service, .. }
             | Condition::RequestRateAbove { service, .. }
             | Condition::InstanceStatus { service, .. }
-            | Condition::BreakerOpen { service, .. } => service,
+            | Condition::BreakerOpen { service, .. } => Some(service),
+            Condition::WorkflowBacklogAbove { .. } => None,
         }
     }
 
@@ -286,7 +310,9 @@ impl Condition {
             | Condition::LatencyAbove { window, .. }
             | Condition::RequestRateBelow { window, .. }
             | Condition::RequestRateAbove { window, .. } => Some(*window),
-            Condition::InstanceStatus { .. } | Condition::BreakerOpen { .. } => None,
+            Condition::InstanceStatus { .. }
+            | Condition::BreakerOpen { .. }
+            | Condition::WorkflowBacklogAbove { .. } => None,
         }
     }
 
@@ -310,6 +336,14 @@ impl Condition {
                     return Err(OrchestrateError::invalid(
                         "request rate threshold",
                         format!("{per_second} is not a finite, non-negative rate"),
+                    ));
+                }
+            }
+            Condition::WorkflowBacklogAbove { oldest_ready, .. } => {
+                if oldest_ready.is_zero() {
+                    return Err(OrchestrateError::invalid(
+                        "workflow backlog threshold",
+                        "must be positive",
                     ));
                 }
             }

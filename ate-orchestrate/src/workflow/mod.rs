@@ -55,8 +55,13 @@
 //! **Schedules** ([`schedule`], [`ScheduleSpec`]) submit a run at every tick of a cron
 //! expression in a time zone, each tick exactly once across hosts.
 //!
-//! Still to come: batched completions, integration endpoints, metrics, Python, benches and
-//! a Python README example.
+//! **Observability**: [`WorkflowStore::stats`] reads every tenant's workload, and
+//! [`WorkflowMetrics`] ([`metrics`]) exports it and what the workers did as Prometheus
+//! families; [`alerts::Condition::WorkflowBacklogAbove`](crate::alerts::Condition::WorkflowBacklogAbove)
+//! alerts on a backlog.
+//!
+//! Still to come: batched completions, integration endpoints, Python, benches and a Python
+//! README example.
 //!
 //! ```
 //! use ate_orchestrate::workflow::{Condition, DagSpec, Limits, NodeSpec, RetrySpec, RunSpec};
@@ -85,6 +90,7 @@
 pub mod condition;
 pub mod dag;
 pub mod engine;
+pub mod metrics;
 pub mod policy;
 pub mod run;
 pub mod schedule;
@@ -98,6 +104,7 @@ pub use engine::{
     EngineBuilder, ShutdownReport, StepContext, StepHandler, StepResult, Worker, WorkerConfig,
     WorkflowEngine,
 };
+pub use metrics::{ATTEMPT_DURATION_BUCKETS, AttemptOutcome, WorkflowMetrics};
 pub use policy::{NodeRetry, NodeTimeouts, RetrySpec, ValidTimeouts};
 pub use run::{RunSpec, ValidRun};
 pub use schedule::{CronTz, SCHEDULE_LABEL, Schedule, ScheduleName, ScheduleSpec, ValidSchedule};
@@ -106,5 +113,5 @@ pub use state::{NodeError, NodeState, NodeStatus, RunState, RunStatus};
 pub use store::{
     Claim, Lease, LogEntry, LogLevel, LogQuery, MAX_LOG_BATCH, MAX_SUBMIT_BATCH, Maintenance,
     NodeChange, NodeTask, NodeView, Run, RunEvent, RunQuery, RunWatch, SqlWorkflowStore, Submitted,
-    WORKFLOWS_READ, WORKFLOWS_RUN, WatchGap, WorkflowStore,
+    TenantWorkload, WORKFLOWS_READ, WORKFLOWS_RUN, WatchGap, WorkflowStats, WorkflowStore,
 };

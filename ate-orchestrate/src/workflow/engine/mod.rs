@@ -32,6 +32,7 @@ pub use worker::{ShutdownReport, Worker, WorkerConfig};
 
 use crate::OrchestrateError;
 use crate::workflow::dag::StepName;
+use crate::workflow::metrics::WorkflowMetrics;
 use crate::workflow::run::{RunSpec, ValidRun};
 use crate::workflow::schedule::{Schedule, ScheduleSpec};
 use crate::workflow::spec::Limits;
@@ -46,6 +47,7 @@ pub struct WorkflowEngine {
     store: Arc<dyn WorkflowStore>,
     steps: Arc<HashMap<StepName, Arc<dyn StepHandler>>>,
     limits: Limits,
+    metrics: Option<WorkflowMetrics>,
 }
 
 impl std::fmt::Debug for WorkflowEngine {
@@ -64,6 +66,7 @@ pub struct EngineBuilder {
     store: Arc<dyn WorkflowStore>,
     steps: HashMap<StepName, Arc<dyn StepHandler>>,
     limits: Limits,
+    metrics: Option<WorkflowMetrics>,
 }
 
 impl std::fmt::Debug for EngineBuilder {
@@ -83,6 +86,7 @@ impl WorkflowEngine {
             store,
             steps: HashMap::new(),
             limits: Limits::default(),
+            metrics: None,
         }
     }
 
@@ -161,12 +165,20 @@ impl EngineBuilder {
         self
     }
 
+    /// Has the workers count attempts and maintenance into `metrics`, and refresh its
+    /// database gauges (register `metrics` in the host's registry).
+    pub fn metrics(mut self, metrics: WorkflowMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
     /// The engine.
     pub fn build(self) -> WorkflowEngine {
         WorkflowEngine {
             store: self.store,
             steps: Arc::new(self.steps),
             limits: self.limits,
+            metrics: self.metrics,
         }
     }
 }

@@ -5,6 +5,7 @@
 use super::WorkflowEngine;
 use super::step::StepContext;
 use crate::OrchestrateError;
+use crate::workflow::metrics::AttemptOutcome;
 use crate::workflow::state::NodeError;
 use crate::workflow::store::{Claim, Lease, LogEntry, MAX_LOG_BATCH};
 use std::collections::HashMap;
@@ -32,6 +33,11 @@ pub struct WorkerConfig {
     pub poll_interval: Duration,
     /// How often the worker runs the store's maintenance pass (default 1 s).
     pub maintain_interval: Duration,
+    /// How often the worker refreshes the engine's [`WorkflowMetrics`](crate::workflow::WorkflowMetrics) gauges from
+    /// [`WorkflowStore::stats`](crate::workflow::WorkflowStore::stats) (default 10 s; only
+    /// with [`EngineBuilder::metrics`](super::EngineBuilder::metrics)). One worker per host
+    /// is enough; each does it.
+    pub stats_interval: Duration,
 }
 
 impl WorkerConfig {
@@ -43,6 +49,7 @@ impl WorkerConfig {
             lease: Duration::from_secs(30),
             poll_interval: Duration::from_secs(1),
             maintain_interval: Duration::from_secs(1),
+            stats_interval: Duration::from_secs(10),
         }
     }
 
@@ -64,6 +71,12 @@ impl WorkerConfig {
         self
     }
 
+    /// Sets [`WorkerConfig::stats_interval`].
+    pub fn stats_interval(mut self, every: Duration) -> Self {
+        self.stats_interval = every;
+        self
+    }
+
     /// Sets [`WorkerConfig::maintain_interval`].
     pub fn maintain_interval(mut self, every: Duration) -> Self {
         self.maintain_interval = every;
@@ -81,7 +94,10 @@ impl WorkerConfig {
         if self.lease < Duration::from_millis(30) {
             return Err(bad("the lease must be at least 30 ms"));
         }
-        if self.poll_interval.is_zero() || self.maintain_interval.is_zero() {
+        if self.poll_interval.is_zero()
+            || self.maintain_interval.is_zero()
+            || self.stats_interval.is_zero()
+        {
             return Err(bad("intervals must be positive"));
         }
         Ok(())
@@ -109,7 +125,13 @@ pub struct Worker {
 }
 
 /// Attempts in flight: their leases and cancellation tokens.
-type InFlight = Arc<Mutex<HashMap<Lease, CancellationToken>>>;
+type InFlight = Arc<Mutex<HashMap<Lease, Running>>>;
+
+/// An attempt in flight: how to cancel it, and its step (for metrics).
+struct Running {
+    cancel: CancellationToken,
+    step: crate::workflow::StepName,
+}
 
 impl WorkflowEngine {
     /// Starts a worker on the current tokio runtime. `InvalidInput` for a bad config.
@@ -156,6 +178,7 @@ async fn run(
     let in_flight: InFlight = Arc::default();
     let mut attempts: JoinSet<()> = JoinSet::new();
     let mut next_maintenance = tokio::time::Instant::now();
+    let mut next_stats = tokio::time::Instant::now();
     // Run events wake the worker when work becomes due; polling stays as the fallback.
     let mut events = match engine.store.events().await {
         Ok(events) => Some(events),
@@ -169,10 +192,28 @@ async fn run(
     while !stop.is_cancelled() {
         let due_now = due.take_due(tokio::time::Instant::now());
         if due_now || tokio::time::Instant::now() >= next_maintenance {
-            if let Err(e) = engine.store.maintain().await {
-                tracing::warn!(worker = %config.id, error = %e, "workflow maintenance failed");
+            match engine.store.maintain().await {
+                Ok(done) => {
+                    if let Some(metrics) = &engine.metrics {
+                        metrics.record_maintenance(&done);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(worker = %config.id, error = %e, "workflow maintenance failed")
+                }
             }
             next_maintenance = tokio::time::Instant::now() + config.maintain_interval;
+        }
+        if let Some(metrics) = &engine.metrics
+            && tokio::time::Instant::now() >= next_stats
+        {
+            match engine.store.stats().await {
+                Ok(stats) => metrics.observe(&stats),
+                Err(e) => {
+                    tracing::warn!(worker = %config.id, error = %e, "reading workflow stats failed")
+                }
+            }
+            next_stats = tokio::time::Instant::now() + config.stats_interval;
         }
         while attempts.try_join_next().is_some() {}
         let free = config.concurrency.saturating_sub(attempts.len());
@@ -183,7 +224,13 @@ async fn run(
                     claimed = claims.len();
                     for claim in claims {
                         let token = CancellationToken::new();
-                        lock(&in_flight).insert(claim.lease, token.clone());
+                        lock(&in_flight).insert(
+                            claim.lease,
+                            Running {
+                                cancel: token.clone(),
+                                step: claim.step.clone(),
+                            },
+                        );
                         let attempt = attempt(
                             engine.clone(),
                             claim,
@@ -231,11 +278,20 @@ async fn run(
         }
     }
     attempts.abort_all();
-    let left: Vec<(Lease, CancellationToken)> = lock(&in_flight).drain().collect();
-    for (lease, token) in left {
-        token.cancel();
+    let left: Vec<(Lease, Running)> = lock(&in_flight).drain().collect();
+    for (lease, running) in left {
+        running.cancel.cancel();
         match engine.store.release(&lease).await {
-            Ok(()) => report.released += 1,
+            Ok(()) => {
+                report.released += 1;
+                if let Some(metrics) = &engine.metrics {
+                    metrics.record_attempt(
+                        running.step.as_str(),
+                        AttemptOutcome::Released,
+                        Duration::ZERO,
+                    );
+                }
+            }
             Err(e) => tracing::warn!(worker = %config.id, error = %e, "releasing a lease failed"),
         }
     }
@@ -294,9 +350,9 @@ async fn next_event(
     };
     match receiver.recv().await {
         Ok(event) if event.stopping.is_some() || event.status.is_finished() => {
-            for (lease, token) in lock(in_flight).iter() {
+            for (lease, running) in lock(in_flight).iter() {
                 if lease.run == event.run {
-                    token.cancel();
+                    running.cancel.cancel();
                 }
             }
             Wake::Not
@@ -326,7 +382,7 @@ async fn next_event(
     }
 }
 
-fn lock(in_flight: &InFlight) -> std::sync::MutexGuard<'_, HashMap<Lease, CancellationToken>> {
+fn lock(in_flight: &InFlight) -> std::sync::MutexGuard<'_, HashMap<Lease, Running>> {
     in_flight.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -344,6 +400,7 @@ async fn attempt(
     in_flight: InFlight,
 ) {
     let lease = claim.lease;
+    let began = tokio::time::Instant::now();
     let Some(handler) = engine.handler(&claim.step) else {
         // Submitted through another engine that knows this step: leave it to one of its
         // workers (the lease expires and the node is retried).
@@ -416,16 +473,31 @@ async fn attempt(
         }
     };
     flush_logs(&engine, &lease, &logs).await;
+    let mut outcome = AttemptOutcome::Lost;
     if !lost {
-        let recorded = match result {
-            Ok(output) => engine.store.complete(&lease, output).await,
-            Err(error) => engine.store.fail(&lease, error).await,
+        let (recorded, done) = match result {
+            Ok(output) => (
+                engine.store.complete(&lease, output).await,
+                AttemptOutcome::Succeeded,
+            ),
+            Err(error) => (
+                engine.store.fail(&lease, error).await,
+                AttemptOutcome::Failed,
+            ),
         };
-        if let Err(e) = recorded {
-            tracing::warn!(run = %lease.run, node = lease.node, error = %e, "recording an attempt failed");
+        match recorded {
+            Ok(_) => outcome = done,
+            Err(e) => {
+                tracing::warn!(run = %lease.run, node = lease.node, error = %e, "recording an attempt failed")
+            }
         }
     }
-    lock(&in_flight).remove(&lease);
+    // Given back at shutdown meanwhile: counted there.
+    if lock(&in_flight).remove(&lease).is_some()
+        && let Some(metrics) = &engine.metrics
+    {
+        metrics.record_attempt(claim.step.as_str(), outcome, began.elapsed());
+    }
 }
 
 /// Sends the attempt's buffered log entries to the store.

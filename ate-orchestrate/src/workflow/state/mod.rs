@@ -30,7 +30,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::Value;
 
 /// A run's status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
 pub enum RunStatus {
     /// Submitted, not started (a delayed run, or not yet picked up).

@@ -245,6 +245,42 @@ pub struct Maintenance {
     pub schedules_fired: usize,
 }
 
+/// One tenant's workload, as [`WorkflowStore::stats`] reads it.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct TenantWorkload {
+    /// How many of its runs are in each status (statuses without runs are absent).
+    pub runs: BTreeMap<RunStatus, u64>,
+    /// Nodes due now and waiting for a worker (the queue).
+    pub ready_nodes: u64,
+    /// Nodes running now.
+    pub running_nodes: u64,
+    /// Since when the longest-waiting due node has been ready.
+    pub oldest_ready_at: Option<DateTime<Utc>>,
+}
+
+/// Every tenant's workload at one moment ([`WorkflowStore::stats`]), for metrics, alerts and
+/// dashboards.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct WorkflowStats {
+    /// When it was read.
+    pub at: DateTime<Utc>,
+    /// Per tenant with any run.
+    pub tenants: BTreeMap<TenantId, TenantWorkload>,
+}
+
+impl WorkflowStats {
+    /// How long tenant `tenant`'s longest-waiting due node has waited (zero when none waits).
+    pub fn oldest_ready_age(&self, tenant: TenantId) -> Duration {
+        self.tenants
+            .get(&tenant)
+            .and_then(|w| w.oldest_ready_at)
+            .and_then(|at| (self.at - at).to_std().ok())
+            .unwrap_or_default()
+    }
+}
+
 /// Stores workflow runs. Implementations must pass the conformance suite in
 /// `tests/src/workflow_store.rs`.
 #[async_trait::async_trait]
@@ -464,6 +500,11 @@ pub trait WorkflowStore: Send + Sync + std::fmt::Debug {
     /// again at once and the attempt does not count. `Conflict` when the lease is no longer
     /// held.
     async fn release(&self, lease: &Lease) -> Result<(), OrchestrateError>;
+
+    /// Every tenant's workload now: runs by status, the queue of due nodes and its oldest
+    /// entry, running nodes. For the host's metrics and alerts: no principal is checked.
+    /// Reads whole tables (grouped), so call it every few seconds, not per request.
+    async fn stats(&self) -> Result<WorkflowStats, OrchestrateError>;
 
     /// One maintenance pass, safe to run from every host at once: starts delayed runs
     /// whose time came, takes back attempts whose lease expired (a failed, retryable

@@ -64,6 +64,7 @@ mod listen;
 mod logs;
 mod runs;
 mod schedules;
+mod stats;
 mod work;
 
 #[derive(sqlx::FromRow)]
@@ -839,6 +840,10 @@ impl WorkflowStore for SqlWorkflowStore {
 
     async fn release(&self, lease: &Lease) -> Result<(), OrchestrateError> {
         self.give_back(lease).await
+    }
+
+    async fn stats(&self) -> Result<super::WorkflowStats, OrchestrateError> {
+        self.read_stats().await
     }
 
     async fn maintain(&self) -> Result<Maintenance, OrchestrateError> {
