@@ -566,3 +566,48 @@ pub async fn schedules_are_checked_against_the_engine(env: Env) {
         Some("nightly")
     );
 }
+
+/// Two engines with different steps on one database: each worker takes only the nodes it
+/// has a handler for, and together they finish the run.
+pub async fn engines_with_different_steps_share_a_database(env: Env) {
+    let s = store(&env).await;
+    let t = tenant(&env).await;
+    let a = WorkflowEngine::builder(s.clone())
+        .step(
+            "a",
+            |_: StepContext, _: Value| async move { Ok(json!("A")) },
+        )
+        .unwrap()
+        .build();
+    let b = WorkflowEngine::builder(s.clone())
+        .step(
+            "b",
+            |_: StepContext, _: Value| async move { Ok(json!("B")) },
+        )
+        .unwrap()
+        .build();
+    let worker_a = a.start_worker(fast("wa")).unwrap();
+    let dag = DagSpec::new()
+        .node(NodeSpec::step("one", "a"))
+        .node(NodeSpec::step("two", "b"));
+    // Submitted where both steps are known (engine `a` alone would refuse step `b`).
+    let spec = RunSpec::new(dag, json!(null))
+        .validate(&ate_orchestrate::workflow::Limits::default(), &|_| true)
+        .unwrap();
+    let run = s.submit(&env.admin, t, &spec).await.unwrap().run;
+    let half = wait_for(&env, &s, t, run.id, |r| {
+        r.nodes[0].status == NodeStatus::Succeeded
+    })
+    .await;
+    assert_eq!(
+        (half.nodes[1].status, half.nodes[1].attempt),
+        (NodeStatus::Ready, 0),
+        "engine a never took b's node"
+    );
+    let worker_b = b.start_worker(fast("wb")).unwrap();
+    let done = wait_for(&env, &s, t, run.id, finished).await;
+    assert_eq!(done.status, RunStatus::Succeeded, "{done:?}");
+    assert_eq!(done.nodes[1].output, Some(json!("B")));
+    worker_a.shutdown(Duration::from_secs(5)).await;
+    worker_b.shutdown(Duration::from_secs(5)).await;
+}

@@ -1452,3 +1452,37 @@ pub async fn stats_feed_metrics_and_alerts(env: Env) {
         "ate_workflow_runs{{tenant=\"{t}\",status=\"succeeded\"}} 3"
     )));
 }
+
+/// `claim_steps` hands out only nodes of the named steps (engines with different handlers
+/// share a database); no steps, nothing.
+pub async fn claims_take_only_known_steps(env: Env) {
+    let s = store(&env).await;
+    let t = tenant(&env, "acme").await;
+    let dag = DagSpec::new()
+        .node(NodeSpec::step("x", "rust.scan"))
+        .node(NodeSpec::step("y", "py.report"))
+        .node(NodeSpec::step("z", "py.report"));
+    s.submit(&env.admin, t, &valid(RunSpec::new(dag, json!(null))))
+        .await
+        .unwrap();
+    let name = |n: &str| ate_orchestrate::workflow::StepName::new(n).unwrap();
+    assert!(s.claim_steps("w", &[], 10, LEASE).await.unwrap().is_empty());
+    let none = s
+        .claim_steps("w", &[name("other")], 10, LEASE)
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+    let py = s
+        .claim_steps("py", &[name("py.report"), name("other")], 10, LEASE)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = py.iter().map(|c| c.node_id.as_str()).collect();
+    assert_eq!(ids.len(), 2);
+    assert!(py.iter().all(|c| c.step.as_str() == "py.report"), "{ids:?}");
+    let rust = s
+        .claim_steps("rs", &[name("rust.scan")], 10, LEASE)
+        .await
+        .unwrap();
+    assert_eq!(rust.len(), 1);
+    assert_eq!(rust[0].node_id.as_str(), "x");
+}

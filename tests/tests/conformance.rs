@@ -232,6 +232,7 @@ workflow_matrix! {
     child_runs_belong_to_their_parent,
     schedules_fire_each_tick_once,
     stats_feed_metrics_and_alerts,
+    claims_take_only_known_steps,
     failed_runs_retry_from_their_failure,
 }
 
@@ -257,6 +258,7 @@ engine_matrix! {
     events_wake_idle_workers,
     child_runs_are_awaited_and_cancelled_with_their_parent,
     schedules_are_checked_against_the_engine,
+    engines_with_different_steps_share_a_database,
     failing_steps_are_retried,
     cancellation_reaches_handlers,
     shutdown_releases_unfinished_attempts,

@@ -179,6 +179,8 @@ async fn run(
     let mut attempts: JoinSet<()> = JoinSet::new();
     let mut next_maintenance = tokio::time::Instant::now();
     let mut next_stats = tokio::time::Instant::now();
+    // Only nodes this engine can run: other engines on the database take theirs.
+    let steps: Vec<crate::workflow::StepName> = engine.steps.keys().cloned().collect();
     // Run events wake the worker when work becomes due; polling stays as the fallback.
     let mut events = match engine.store.events().await {
         Ok(events) => Some(events),
@@ -219,7 +221,11 @@ async fn run(
         let free = config.concurrency.saturating_sub(attempts.len());
         let mut claimed = 0;
         if free > 0 {
-            match engine.store.claim(&config.id, free, config.lease).await {
+            match engine
+                .store
+                .claim_steps(&config.id, &steps, free, config.lease)
+                .await
+            {
                 Ok(claims) => {
                     claimed = claims.len();
                     for claim in claims {
@@ -402,9 +408,12 @@ async fn attempt(
     let lease = claim.lease;
     let began = tokio::time::Instant::now();
     let Some(handler) = engine.handler(&claim.step) else {
-        // Submitted through another engine that knows this step: leave it to one of its
-        // workers (the lease expires and the node is retried).
+        // Claims ask only for this engine's steps, so this does not happen; should it,
+        // give the node back for an engine that has the step.
         tracing::warn!(step = %claim.step, "no handler for a claimed step here");
+        if let Err(e) = engine.store.release(&lease).await {
+            tracing::warn!(error = %e, "releasing a node without a handler failed");
+        }
         lock(&in_flight).remove(&lease);
         return;
     };

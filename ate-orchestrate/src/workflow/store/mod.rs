@@ -481,6 +481,17 @@ pub trait WorkflowStore: Send + Sync + std::fmt::Debug {
         lease: Duration,
     ) -> Result<Vec<Claim>, OrchestrateError>;
 
+    /// [`claim`](Self::claim), only nodes running one of `steps` (the handlers the
+    /// claiming engine has): engines with different steps can share a database, each
+    /// taking only what it can run. No steps: nothing is claimed.
+    async fn claim_steps(
+        &self,
+        worker: &str,
+        steps: &[StepName],
+        max: usize,
+        lease: Duration,
+    ) -> Result<Vec<Claim>, OrchestrateError>;
+
     /// Extends `lease` to `extend` from now; returns whether the run asked the attempt to
     /// stop (cancelled, or failing). `Conflict` when the lease is no longer held.
     async fn heartbeat(&self, lease: &Lease, extend: Duration) -> Result<bool, OrchestrateError>;

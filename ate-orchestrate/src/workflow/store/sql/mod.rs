@@ -823,7 +823,17 @@ impl WorkflowStore for SqlWorkflowStore {
         max: usize,
         lease: Duration,
     ) -> Result<Vec<Claim>, OrchestrateError> {
-        self.claim_nodes(worker, max, lease).await
+        self.claim_nodes(worker, None, max, lease).await
+    }
+
+    async fn claim_steps(
+        &self,
+        worker: &str,
+        steps: &[StepName],
+        max: usize,
+        lease: Duration,
+    ) -> Result<Vec<Claim>, OrchestrateError> {
+        self.claim_nodes(worker, Some(steps), max, lease).await
     }
 
     async fn heartbeat(&self, lease: &Lease, extend: Duration) -> Result<bool, OrchestrateError> {

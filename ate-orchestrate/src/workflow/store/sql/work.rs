@@ -3,7 +3,7 @@
 //! takes back expired leases and times runs out. Every change to a run goes through
 //! [`RunState`], applied under the run's row lock ([`SqlWorkflowStore::mutate`]).
 
-use super::{Loaded, NodeRow, SqlWorkflowStore, corrupt, json_size};
+use super::{Loaded, NodeRow, SqlWorkflowStore, corrupt, json_size, json_text};
 use crate::OrchestrateError;
 use crate::workflow::condition::node_input;
 use crate::workflow::dag::{NodeId, StepName};
@@ -23,9 +23,11 @@ use uuid::Uuid;
 /// tenant's first, then every tenant's second, and so on, so a tenant with thousands of
 /// ready nodes cannot starve one with a single node. `$3` caps each tenant's running nodes
 /// (its running count included).
+/// `$4`: a JSON array of the step names the claimer runs, or NULL for any step.
 macro_rules! ranked {
-    () => {
-        "SELECT run_id, idx FROM (\
+    ($steps:literal) => {
+        concat!(
+            "SELECT run_id, idx FROM (\
            SELECT n.run_id, n.idx, n.tenant_id, \
              ROW_NUMBER() OVER (PARTITION BY n.tenant_id \
                ORDER BY n.priority DESC, n.ready_at, n.run_id, n.idx) AS rank, \
@@ -33,18 +35,21 @@ macro_rules! ranked {
                AND x.status = 'running') AS running \
            FROM wf_nodes n JOIN wf_runs r ON r.id = n.run_id \
            WHERE n.status = 'ready' AND n.ready_at <= $1 AND r.status = 'running' \
-             AND r.stopping IS NULL) ranked \
+             AND r.stopping IS NULL AND ",
+            $steps,
+            ") ranked \
          WHERE rank + running <= $3 ORDER BY rank, tenant_id LIMIT $2"
+        )
     };
 }
-const PICK: &str = ranked!();
+const PICK: &str = ranked!("($4 IS NULL OR n.task IN (SELECT value FROM json_each($4)))");
 /// The same on PostgreSQL, locking what it picks: rows other workers are claiming (or runs
 /// being changed) are skipped, not waited for. (PostgreSQL refuses `FOR UPDATE` next to a
 /// window function, so the lock is taken on the ranked pick.)
 const PICK_PG: &str = concat!(
     "SELECT n.run_id, n.idx FROM wf_nodes n JOIN wf_runs r ON r.id = n.run_id \
      WHERE (n.run_id, n.idx) IN (",
-    ranked!(),
+    ranked!("($4::text IS NULL OR n.task IN (SELECT jsonb_array_elements_text($4::jsonb)))"),
     ") AND n.status = 'ready' FOR UPDATE OF n, r SKIP LOCKED"
 );
 
@@ -97,9 +102,15 @@ impl SqlWorkflowStore {
     pub(super) async fn claim_nodes(
         &self,
         worker: &str,
+        steps: Option<&[StepName]>,
         max: usize,
         lease: Duration,
     ) -> Result<Vec<Claim>, OrchestrateError> {
+        let steps: Option<String> = match steps {
+            Some([]) => return Ok(Vec::new()),
+            Some(steps) => Some(json_text(&steps, "step names")?),
+            None => None,
+        };
         if worker.is_empty() || worker.len() > 256 {
             return Err(OrchestrateError::invalid(
                 "worker id",
@@ -146,6 +157,7 @@ impl SqlWorkflowStore {
                     .bind(to_micros(now))
                     .bind(limit)
                     .bind(per_tenant)
+                    .bind(steps.as_deref())
                     .fetch_all(&mut *tx)
                     .await?
             };
