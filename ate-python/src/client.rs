@@ -17,6 +17,7 @@ use crate::runtime::{Done, awaitable, block};
 use crate::storage::{AsyncStorage, Storage};
 use crate::tenants::{AsyncTenants, Tenants};
 use crate::types::auth::Principal;
+use crate::workflows::{AsyncWorkflows, Workflows};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 use std::sync::OnceLock;
@@ -48,6 +49,10 @@ pub(crate) struct Ate {
     storage: Py<Storage>,
     auth: Py<Auth>,
     registry: OnceLock<Py<Registry>>,
+    /// The durable workflow engine: step handlers, workers, runs. Its tables are opened on
+    /// the first call that needs them.
+    #[pyo3(get)]
+    workflows: Py<Workflows>,
 }
 
 impl Ate {
@@ -58,6 +63,7 @@ impl Ate {
             storage: Py::new(py, Storage { view: view.clone() })?,
             auth: Py::new(py, Auth { view: view.clone() })?,
             registry: OnceLock::new(),
+            workflows: Py::new(py, Workflows { view: view.clone() })?,
             owner,
             view,
         })
@@ -192,6 +198,9 @@ pub(crate) struct AsyncAte {
     /// builds the client's hub (opening the registry's tables) without blocking the loop.
     #[pyo3(get)]
     registry: Py<AsyncRegistry>,
+    /// The durable workflow engine (asyncio).
+    #[pyo3(get)]
+    workflows: Py<AsyncWorkflows>,
 }
 
 impl AsyncAte {
@@ -202,6 +211,7 @@ impl AsyncAte {
             storage: Py::new(py, AsyncStorage { view: view.clone() })?,
             auth: Py::new(py, AsyncAuth { view: view.clone() })?,
             registry: Py::new(py, AsyncRegistry { view: view.clone() })?,
+            workflows: Py::new(py, AsyncWorkflows { view: view.clone() })?,
             owner,
             view,
         })

@@ -29,6 +29,8 @@ pub(crate) struct Core {
     registry: tokio::sync::OnceCell<Arc<Hub>>,
     /// Where the hub's alerts go; exists before the hub so callbacks can be added early.
     pub(crate) alerts: Arc<PySink>,
+    /// The workflow store (opened on first use) and the step handlers registered.
+    pub(crate) workflows: crate::workflows::WorkflowsState,
 }
 
 impl Core {
@@ -65,6 +67,7 @@ impl Core {
             db,
             registry: tokio::sync::OnceCell::new(),
             alerts: Arc::new(PySink::default()),
+            workflows: Default::default(),
         }))
     }
 

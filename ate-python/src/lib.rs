@@ -15,6 +15,7 @@
 //! * `storage`: `a.storage`, encrypted objects (bytes or streamed file objects);
 //! * `auth`: `a.auth`, users, logins, tokens and sessions; `ate.auth.JwtVerifier`;
 //! * `registry`: `a.registry`, service discovery, health checks, balancing, metrics, alerts;
+//! * `workflows`: `a.workflows`, the durable workflow engine with Python step handlers;
 //! * `client`: `Ate` (blocking) and `AsyncAte` (asyncio), and their `acting_as` views;
 //! * `crypto`: `ate.crypto`, Cobblestone-256 one-shot.
 //!
@@ -38,6 +39,7 @@ mod registry;
 mod storage;
 mod tenants;
 mod types;
+mod workflows;
 
 use pyo3::prelude::*;
 
@@ -83,6 +85,20 @@ fn _ate(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<types::registry::Stats>()?;
     m.add_class::<types::registry::CheckResult>()?;
     m.add_class::<types::registry::AlertEvent>()?;
+    m.add_class::<workflows::Workflows>()?;
+    m.add_class::<workflows::AsyncWorkflows>()?;
+    m.add_class::<workflows::StepDecorator>()?;
+    m.add_class::<workflows::StepContext>()?;
+    m.add_class::<workflows::Worker>()?;
+    m.add_class::<workflows::AsyncWorker>()?;
+    m.add_class::<workflows::RunEvents>()?;
+    m.add_class::<workflows::AsyncRunEvents>()?;
+    m.add_class::<types::workflows::Run>()?;
+    m.add_class::<types::workflows::RunNode>()?;
+    m.add_class::<types::workflows::RunPage>()?;
+    m.add_class::<types::workflows::RunEvent>()?;
+    m.add_class::<types::workflows::LogEntry>()?;
+    m.add_class::<types::workflows::LogPage>()?;
     m.add_function(wrap_pyfunction!(registry::http_check, m)?)?;
     m.add_function(wrap_pyfunction!(registry::tcp_check, m)?)?;
     m.add_function(wrap_pyfunction!(registry::ttl_check, m)?)?;

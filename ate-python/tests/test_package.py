@@ -20,6 +20,11 @@ DOMAINS = {
         "Registry", "AsyncRegistry", "Pick", "PendingPick", "CheckDefinition", "Instance", "Stats",
         "CheckResult", "AlertEvent", "http_check", "tcp_check", "ttl_check",
     ],
+    "ate.workflows": [
+        "Workflows", "AsyncWorkflows", "Worker", "AsyncWorker", "StepContext", "StepDecorator",
+        "StepFailed", "Run", "RunNode", "RunPage", "RunEvent", "RunEvents", "AsyncRunEvents",
+        "LogEntry", "LogPage",
+    ],
 }
 
 # Every name the top level exported before the domain modules existed.
@@ -52,11 +57,11 @@ def test_top_level_names_keep_working():
     assert missing == []
     assert set(TOP_LEVEL) <= set(ate.__all__)
     assert ate.Ate.__module__ == ate.AsyncAte.__module__ == "ate"
-    for module in ("tenants", "audit", "storage", "auth", "registry", "crypto"):
+    for module in ("tenants", "audit", "storage", "auth", "registry", "crypto", "workflows"):
         assert getattr(ate, module).__name__ == f"ate.{module}"
 
 
-@pytest.mark.parametrize("module_name", ["ate.tenants", "ate.audit", "ate.storage"])
+@pytest.mark.parametrize("module_name", ["ate.tenants", "ate.audit", "ate.storage", "ate.workflows"])
 def test_module_docstring_examples_run(module_name):
     failures, tried = doctest.testmod(importlib.import_module(module_name), verbose=False)
     assert tried > 0 and failures == 0

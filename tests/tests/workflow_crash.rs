@@ -257,3 +257,20 @@ async fn two_hosts_share_a_sqlite_file() {
 async fn two_hosts_share_postgres() {
     two_hosts_share_the_work(Backend::Postgres).await;
 }
+
+/// A host that closes its database while a store listens for run events (PostgreSQL:
+/// a pooled `LISTEN` connection) gets its close back: the listener lets go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_the_database_stops_the_listener() {
+    for backend in [Backend::SqliteFile, Backend::Postgres] {
+        let Some(test_db) = TestDb::open(backend).await else {
+            continue;
+        };
+        let store = SqlWorkflowStore::open(test_db.db.clone()).await.unwrap();
+        let _events = store.events().await.unwrap();
+        tokio::time::timeout(Duration::from_secs(20), test_db.db.close())
+            .await
+            .expect("Db::close returned while a listener was open");
+        test_db.cleanup().await;
+    }
+}

@@ -60,8 +60,10 @@
 //! families; [`alerts::Condition::WorkflowBacklogAbove`](crate::alerts::Condition::WorkflowBacklogAbove)
 //! alerts on a backlog.
 //!
-//! Still to come: batched completions, integration endpoints, Python, benches and a Python
-//! README example.
+//! Python: `ate.workflows` in the `ate-python` crate (Python step handlers, workers on
+//! background threads).
+//!
+//! Still to come: batched completions, integration endpoints and benches.
 //!
 //! ```
 //! use ate_orchestrate::workflow::{Condition, DagSpec, Limits, NodeSpec, RetrySpec, RunSpec};

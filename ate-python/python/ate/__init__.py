@@ -16,7 +16,8 @@ Each domain has its module, holding its classes: ``ate.tenants``, ``ate.audit``,
 (``a.auth`` registers users, logs them in, refreshes and verifies tokens; it needs
 ``auth_issuer``, ``auth_audience`` and ``master_key``), ``ate.registry`` (``a.registry``
 registers service instances, checks their health, picks one per request and renders
-metrics) and ``ate.crypto``. The clients (``ate.Ate``, ``ate.AsyncAte``), the errors
+metrics), ``ate.workflows`` (``a.workflows`` runs DAGs of Python steps durably, with
+workers on background threads) and ``ate.crypto``. The clients (``ate.Ate``, ``ate.AsyncAte``), the errors
 (``ate.AteError`` and its subclasses) and the main classes are also here at the top.
 
 **Acting for a user.** A client acts as its own platform administrator (``actor=``). A
@@ -51,7 +52,7 @@ Every blocking call releases the GIL. ``ate.AsyncAte`` offers the same surface f
 """
 
 from ate._ate import AsyncAte, Ate, __version__
-from ate import audit, auth, crypto, registry, storage, tenants
+from ate import audit, auth, crypto, registry, storage, tenants, workflows
 from ate.audit import AsyncAudit, Audit, AuditEvent, AuditPage, ChainBreak, ChainHead, ChainReport
 from ate.auth import AsyncAuth, Auth, Principal, Session, SigningKeyInfo, Tokens, User, UserPage
 from ate.storage import (
@@ -66,6 +67,7 @@ from ate.storage import (
     Storage,
 )
 from ate.tenants import AsyncTenants, Tenant, TenantPage, Tenants
+from ate.workflows import AsyncWorkflows, Run, StepFailed, Workflows
 from ate._errors import (
     AlreadyExistsError,
     AteError,
@@ -89,6 +91,7 @@ __all__ = [
     "registry",
     "storage",
     "tenants",
+    "workflows",
     "Ate",
     "AsyncAte",
     "AsyncAudit",
@@ -117,6 +120,10 @@ __all__ = [
     "TenantPage",
     "Tenants",
     "Tokens",
+    "Workflows",
+    "AsyncWorkflows",
+    "Run",
+    "StepFailed",
     "User",
     "UserPage",
     "__version__",

@@ -8,3 +8,4 @@ pub(crate) mod auth;
 pub(crate) mod registry;
 pub(crate) mod storage;
 pub(crate) mod tenants;
+pub(crate) mod workflows;

@@ -55,6 +55,9 @@ async fn listen(pool: sqlx::PgPool, feed: WeakFeed) -> Result<(), OrchestrateErr
                 Ok(Ok(None)) => {
                     tracing::warn!("the workflow notification connection was lost; reconnecting")
                 }
+                // The host closed the database: let go of the connection (closing waits
+                // for it) and stop.
+                Ok(Err(sqlx::Error::PoolClosed)) => return,
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "workflow notifications failed; retrying in 1 s");
                     if feed.is_gone() {
