@@ -523,3 +523,65 @@ impl TenantKeyring {
         Ok(destroyed?)
     }
 }
+
+/// The key id a tenant secret sealed with data key `version` carries.
+fn secret_key_id(version: u32) -> String {
+    format!("tenant-key-v{version}")
+}
+
+/// Tenant secrets (integration credentials, say) sealed under the tenant's active data
+/// key: readable while that key version lives, unreadable once it is destroyed
+/// (crypto-shredding covers them with the tenant's objects). Rotating the tenant key
+/// leaves old secrets readable (their version turns decrypt-only).
+#[async_trait::async_trait]
+impl ate_core::keys::TenantSecrets for TenantKeyring {
+    async fn seal(
+        &self,
+        tenant: TenantId,
+        secret: &[u8],
+        context: &[u8],
+    ) -> Result<Vec<u8>, CoreError> {
+        let key = self.encryption_key(tenant).await.map_err(core_error)?;
+        ate_core::keys::tenant::seal_with(
+            &key.key,
+            &secret_key_id(key.version),
+            tenant,
+            secret,
+            context,
+        )
+    }
+
+    async fn open(
+        &self,
+        tenant: TenantId,
+        sealed: &[u8],
+        context: &[u8],
+    ) -> Result<ate_core::keys::SecretBytes, CoreError> {
+        let wrapped = ate_core::keys::tenant::decode_sealed(sealed)?;
+        let version = wrapped
+            .key_id
+            .strip_prefix("tenant-key-v")
+            .and_then(|v| v.parse::<u32>().ok())
+            .ok_or_else(|| {
+                CoreError::invalid("sealed secret", "does not name a tenant key version")
+            })?;
+        let key = self
+            .decryption_key(tenant, version)
+            .await
+            .map_err(core_error)?;
+        ate_core::keys::tenant::open_with(&key.key, &wrapped, tenant, context)
+    }
+}
+
+/// A storage error as the core error it carries (or an internal one).
+fn core_error(e: StorageError) -> CoreError {
+    use ate_core::Classify;
+    match e {
+        StorageError::Core(core) => core,
+        // A destroyed key: what it sealed is gone for good.
+        other if other.kind() == ate_core::ErrorKind::NotFound => {
+            CoreError::not_found("tenant key", other.to_string())
+        }
+        other => CoreError::Internal(other.to_string()),
+    }
+}

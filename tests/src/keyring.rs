@@ -300,3 +300,52 @@ pub async fn tenant_state_and_unknowns(env: Env) {
     env.tenants.delete(&env.admin, t.id).await.unwrap();
     assert_kind(kr.encryption_key(t.id).await, ErrorKind::NotFound);
 }
+
+/// The keyring as [`TenantSecrets`]: secrets sealed under the tenant's active key, bound to
+/// tenant and context, readable after a rotation, gone with a destroyed key.
+pub async fn tenant_secrets_follow_the_tenant_keys(env: Env) {
+    use ate_core::keys::TenantSecrets;
+    let (t, other) = (tenant(&env, "acme").await, tenant(&env, "globex").await);
+    let kr = keyring(&env, Arc::new(LocalKeyProvider::new(master(1)))).await;
+    let sealed = kr
+        .seal(t.id, b"api-key-123", b"endpoint:crm")
+        .await
+        .unwrap();
+    assert!(!sealed.windows(11).any(|w| w == b"api-key-123"));
+    let open = |s: &[u8], tenant: TenantId, ctx: &'static [u8]| {
+        let (kr, s) = (&kr, s.to_vec());
+        async move { kr.open(tenant, &s, ctx).await }
+    };
+    assert_eq!(
+        open(&sealed, t.id, b"endpoint:crm")
+            .await
+            .unwrap()
+            .expose_secret(),
+        b"api-key-123"
+    );
+    assert_kind(
+        open(&sealed, other.id, b"endpoint:crm").await,
+        ErrorKind::NotFound,
+    );
+    assert_kind(
+        open(&sealed, t.id, b"endpoint:erp").await,
+        ErrorKind::Integrity,
+    );
+    assert_kind(
+        open(b"junk", t.id, b"endpoint:crm").await,
+        ErrorKind::InvalidInput,
+    );
+    kr.rotate(&owner(t.id), t.id).await.unwrap();
+    assert!(
+        open(&sealed, t.id, b"endpoint:crm").await.is_ok(),
+        "v1 is decrypt-only"
+    );
+    let newer = kr
+        .seal(t.id, b"api-key-456", b"endpoint:crm")
+        .await
+        .unwrap();
+    kr.destroy(&owner(t.id), t.id).await.unwrap();
+    for s in [&sealed, &newer] {
+        assert_kind(open(s, t.id, b"endpoint:crm").await, ErrorKind::NotFound);
+    }
+}

@@ -64,6 +64,7 @@ matrix! {
     keyring::rotation_keeps_old_versions_readable,
     keyring::master_rotation_rewraps_keys,
     keyring::destroy_crypto_shreds,
+    keyring::tenant_secrets_follow_the_tenant_keys,
     keyring::wrapped_keys_are_bound_to_tenant_and_version,
     keyring::tenant_state_and_unknowns,
 }

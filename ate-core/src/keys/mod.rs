@@ -7,14 +7,19 @@
 //! * [`envelope`]: the AES-256-GCM envelope format local providers use, binding a caller
 //!   context (tenant, key version) so a wrapped key cannot be moved.
 //!
+//! * [`TenantSecrets`]: small secrets sealed under a tenant's keys (the storage keyring
+//!   implements it; [`MasterKeySecrets`] without storage), e.g. integration credentials.
+//!
 //! Storage (tenant data keys) and auth (signing keys) both keep their secrets wrapped this way.
 
 pub mod envelope;
 mod provider;
 mod secret;
+pub mod tenant;
 
 pub use envelope::WrappedKey;
 pub use provider::{
     KeyProvider, LocalKeyProvider, MIN_CONTEXT_CAPACITY, MIN_SECRET_CAPACITY, MasterKeySource,
 };
 pub use secret::{SecretBytes, SecretKey};
+pub use tenant::{MasterKeySecrets, TenantSecrets};
