@@ -86,6 +86,7 @@ pub mod endpoint;
 pub mod error;
 pub mod health;
 pub mod hub;
+pub mod integrations;
 #[cfg(feature = "tower")]
 pub mod layer;
 pub mod metrics;

@@ -15,6 +15,7 @@ pub mod alert_history;
 pub mod audit_sink;
 pub mod auth;
 pub mod blob_store;
+pub mod integrations;
 pub mod key_provider;
 pub mod keyring;
 pub mod object_store;

@@ -4,7 +4,7 @@
 //! they fail rather than skip when it is missing or unreachable.
 
 use tests::support::{Backend, run};
-use tests::{audit_sink, keyring, tenant_store};
+use tests::{audit_sink, integrations, keyring, tenant_store};
 
 macro_rules! matrix {
     ($($suite:ident :: $case:ident),* $(,)?) => {
@@ -65,6 +65,7 @@ matrix! {
     keyring::master_rotation_rewraps_keys,
     keyring::destroy_crypto_shreds,
     keyring::tenant_secrets_follow_the_tenant_keys,
+    integrations::endpoints_are_sealed_called_and_probed,
     keyring::wrapped_keys_are_bound_to_tenant_and_version,
     keyring::tenant_state_and_unknowns,
 }

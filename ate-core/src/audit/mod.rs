@@ -108,6 +108,12 @@ pub mod actions {
     pub const SCHEDULE_UPDATED: AuditAction = AuditAction::from_static("schedule_updated");
     /// A workflow schedule was deleted.
     pub const SCHEDULE_DELETED: AuditAction = AuditAction::from_static("schedule_deleted");
+    /// An integration endpoint was registered.
+    pub const INTEGRATION_CREATED: AuditAction = AuditAction::from_static("integration_created");
+    /// An integration endpoint (or its credentials) was changed.
+    pub const INTEGRATION_UPDATED: AuditAction = AuditAction::from_static("integration_updated");
+    /// An integration endpoint was deleted.
+    pub const INTEGRATION_DELETED: AuditAction = AuditAction::from_static("integration_deleted");
 
     /// Every action ATE itself records.
     pub const ALL: &[AuditAction] = &[
@@ -139,6 +145,9 @@ pub mod actions {
         SCHEDULE_CREATED,
         SCHEDULE_UPDATED,
         SCHEDULE_DELETED,
+        INTEGRATION_CREATED,
+        INTEGRATION_UPDATED,
+        INTEGRATION_DELETED,
     ];
 }
 

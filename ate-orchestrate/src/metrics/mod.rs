@@ -32,7 +32,7 @@
 //! ```
 
 mod families;
-mod histogram;
+pub(crate) mod histogram;
 mod recorder;
 mod window;
 

@@ -1,0 +1,24 @@
+//! Integration endpoints (the seeds' "Integration Hub"): external HTTP endpoints a tenant
+//! registers with their authentication ([`EndpointSpec`], [`EndpointAuth`]), kept with the
+//! secret sealed under the tenant's keys ([`SqlIntegrations`]), called and probed with
+//! per-endpoint metrics ([`IntegrationClient`]).
+//!
+//! Permissions: `integrations:read` (see endpoints, never secrets), `integrations:write`
+//! (register, change, delete), `integrations:call` (call, probe).
+
+mod client;
+mod spec;
+mod store;
+
+pub use client::{
+    CallError, CallRequest, CallResponse, EndpointStats, IntegrationClient, MAX_RESPONSE_BYTES,
+    ProbeReport,
+};
+pub use spec::{
+    DEFAULT_TIMEOUT, EndpointAuth, EndpointName, EndpointSpec, MAX_HEADERS, MAX_SECRET_LEN,
+    MAX_TIMEOUT, MAX_URL_LEN,
+};
+pub use store::{
+    Endpoint, INTEGRATIONS_CALL, INTEGRATIONS_READ, INTEGRATIONS_WRITE, ResolvedEndpoint,
+    SqlIntegrations,
+};
