@@ -301,7 +301,7 @@ pub async fn tenant_state_and_unknowns(env: Env) {
     assert_kind(kr.encryption_key(t.id).await, ErrorKind::NotFound);
 }
 
-/// The keyring as [`TenantSecrets`]: secrets sealed under the tenant's active key, bound to
+/// The keyring as [`TenantSecrets`](ate_core::keys::TenantSecrets): secrets sealed under the tenant's active key, bound to
 /// tenant and context, readable after a rotation, gone with a destroyed key.
 pub async fn tenant_secrets_follow_the_tenant_keys(env: Env) {
     use ate_core::keys::TenantSecrets;
