@@ -5,7 +5,7 @@
 //! [`MasterKeySecrets`] seals under the master key, bound to the tenant, for hosts without
 //! storage.
 //!
-//! Sealed form: `key id (u16 length ‖ UTF-8) ‖ envelope` ([`envelope`](super::envelope) format,
+//! Sealed form: `key id (u16 length ‖ UTF-8) ‖ envelope` ([`super::envelope`] format,
 //! AES-256-GCM), the envelope's associated data binding the tenant and the caller's
 //! context, so a sealed secret moved to another tenant or another purpose fails to open
 //! (`Integrity`).
