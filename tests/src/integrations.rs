@@ -22,13 +22,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// What the loopback server saw: per request, its path, headers and body.
-#[derive(Default)]
-struct Seen {
-    requests: Vec<(String, HeaderMap, Vec<u8>)>,
-    token_requests: usize,
+#[derive(Debug, Default)]
+pub struct Seen {
+    /// Path, headers and body of each request.
+    pub requests: Vec<(String, HeaderMap, Vec<u8>)>,
+    /// Requests to the OAuth 2.0 token endpoint.
+    pub token_requests: usize,
 }
 
-type Shared = Arc<Mutex<Seen>>;
+/// What the server saw, shared with the test.
+pub type Shared = Arc<Mutex<Seen>>;
 
 async fn hook(
     State(seen): State<Shared>,
@@ -68,7 +71,9 @@ async fn token(
     )
 }
 
-async fn serve() -> (String, Shared) {
+/// Serves `/hook` (200, JSON), `/token` (OAuth 2.0 client credentials), `/fail500` and
+/// `/fail400` on a loopback port; returns its base URL and what it saw.
+pub async fn serve() -> (String, Shared) {
     let seen: Shared = Arc::default();
     let app = axum::Router::new()
         .route("/hook", post(hook))

@@ -611,3 +611,115 @@ pub async fn engines_with_different_steps_share_a_database(env: Env) {
     worker_a.shutdown(Duration::from_secs(5)).await;
     worker_b.shutdown(Duration::from_secs(5)).await;
 }
+
+/// The built-in integration step: a node with `params: {"endpoint": …}` calls the tenant's
+/// endpoint with the node's input (or `params.body`) and outputs the answer; a 5xx is
+/// retried under the node's policy, a 4xx and an unknown endpoint fail the node for good.
+pub async fn integration_step_calls_endpoints(env: Env) {
+    use ate_core::keys::{LocalKeyProvider, MasterKeySecrets, SecretKey};
+    use ate_orchestrate::integrations::{
+        EndpointSpec, INTEGRATION_STEP, IntegrationClient, IntegrationStep, SqlIntegrations,
+    };
+    let (base, seen) = crate::integrations::serve().await;
+    let s = store(&env).await;
+    let t = tenant(&env).await;
+    let secrets = Arc::new(MasterKeySecrets::new(Arc::new(LocalKeyProvider::new(
+        SecretKey::from_bytes([9; 32]),
+    ))));
+    let integrations = SqlIntegrations::open(env.db.clone(), secrets)
+        .await
+        .unwrap();
+    for (name, path) in [
+        ("crm", "/hook"),
+        ("broken", "/fail500"),
+        ("refused", "/fail400"),
+    ] {
+        let spec = EndpointSpec::new(name, format!("{base}{path}"));
+        integrations.create(&env.admin, t, &spec).await.unwrap();
+    }
+    let client = IntegrationClient::new(integrations).unwrap();
+    let engine = WorkflowEngine::builder(s.clone())
+        .step(
+            "count",
+            |_: StepContext, _: Value| async move { Ok(json!(3)) },
+        )
+        .unwrap()
+        .step(INTEGRATION_STEP, IntegrationStep::new(client))
+        .unwrap()
+        .build();
+    let worker = engine.start_worker(fast("w")).unwrap();
+    let retry = RetrySpec::default()
+        .initial_interval_ms(10)
+        .jitter(0.0)
+        .max_attempts(2);
+    let call = |id: &str, endpoint: &str| {
+        NodeSpec::step(id, INTEGRATION_STEP)
+            .depends_on("count")
+            .retry(retry.clone())
+            .params(json!({"endpoint": endpoint}))
+    };
+    let dag = DagSpec::new()
+        .node(NodeSpec::step("count", "count"))
+        .node(call("notify", "crm"))
+        .node(
+            NodeSpec::step("custom", INTEGRATION_STEP)
+                .depends_on("count")
+                .params(json!({"endpoint": "crm", "body": {"fixed": true}})),
+        );
+    let run = engine
+        .submit(&env.admin, t, &RunSpec::new(dag, json!({"repo": "r"})))
+        .await
+        .unwrap()
+        .run;
+    let done = wait_for(&env, &s, t, run.id, finished).await;
+    assert_eq!(done.status, RunStatus::Succeeded, "{done:?}");
+    assert_eq!(
+        done.nodes[1].output,
+        Some(json!({"status": 200, "body": {"ok": true}}))
+    );
+    {
+        let seen = seen.lock().unwrap();
+        let bodies: Vec<Value> = seen
+            .requests
+            .iter()
+            .map(|r| serde_json::from_slice(&r.2).unwrap())
+            .collect();
+        assert!(bodies.contains(&json!({"input": {"repo": "r"}, "deps": {"count": 3}})));
+        assert!(bodies.contains(&json!({"fixed": true})));
+    }
+    for (endpoint, attempts, kind) in [
+        ("broken", 2, "http_500"),
+        ("refused", 1, "http_400"),
+        ("ghost", 1, "endpoint_not_found"),
+    ] {
+        let dag = DagSpec::new()
+            .node(NodeSpec::step("count", "count"))
+            .node(call("n", endpoint));
+        let run = engine
+            .submit(&env.admin, t, &RunSpec::new(dag, json!(null)))
+            .await
+            .unwrap()
+            .run;
+        let done = wait_for(&env, &s, t, run.id, finished).await;
+        assert_eq!(done.status, RunStatus::Failed, "{endpoint}: {done:?}");
+        let node = &done.nodes[1];
+        assert_eq!(node.attempt, attempts, "{endpoint}");
+        assert_eq!(node.error.as_ref().unwrap().kind, kind, "{endpoint}");
+    }
+    // Params belong to step nodes; a node without "endpoint" fails at once.
+    let bad = DagSpec::new().node(NodeSpec::signal("s", "go").params(json!({})));
+    let e = engine
+        .submit(&env.admin, t, &RunSpec::new(bad, json!(null)))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("params are for step nodes"), "{e}");
+    let dag = DagSpec::new().node(NodeSpec::step("n", INTEGRATION_STEP));
+    let run = engine
+        .submit(&env.admin, t, &RunSpec::new(dag, json!(null)))
+        .await
+        .unwrap()
+        .run;
+    let done = wait_for(&env, &s, t, run.id, finished).await;
+    assert_eq!(done.nodes[0].error.as_ref().unwrap().kind, "bad_params");
+    worker.shutdown(Duration::from_secs(5)).await;
+}

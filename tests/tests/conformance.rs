@@ -261,6 +261,7 @@ engine_matrix! {
     child_runs_are_awaited_and_cancelled_with_their_parent,
     schedules_are_checked_against_the_engine,
     engines_with_different_steps_share_a_database,
+    integration_step_calls_endpoints,
     failing_steps_are_retried,
     cancellation_reaches_handlers,
     shutdown_releases_unfinished_attempts,

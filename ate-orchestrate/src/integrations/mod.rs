@@ -1,13 +1,15 @@
 //! Integration endpoints (the seeds' "Integration Hub"): external HTTP endpoints a tenant
 //! registers with their authentication ([`EndpointSpec`], [`EndpointAuth`]), kept with the
 //! secret sealed under the tenant's keys ([`SqlIntegrations`]), called and probed with
-//! per-endpoint metrics ([`IntegrationClient`]).
+//! per-endpoint metrics ([`IntegrationClient`]), and a built-in workflow step that calls one
+//! ([`IntegrationStep`], registered as [`INTEGRATION_STEP`]).
 //!
 //! Permissions: `integrations:read` (see endpoints, never secrets), `integrations:write`
 //! (register, change, delete), `integrations:call` (call, probe).
 
 mod client;
 mod spec;
+mod step;
 mod store;
 
 pub use client::{
@@ -18,6 +20,7 @@ pub use spec::{
     DEFAULT_TIMEOUT, EndpointAuth, EndpointName, EndpointSpec, MAX_HEADERS, MAX_SECRET_LEN,
     MAX_TIMEOUT, MAX_URL_LEN,
 };
+pub use step::{INTEGRATION_STEP, IntegrationStep};
 pub use store::{
     Endpoint, INTEGRATIONS_CALL, INTEGRATIONS_READ, INTEGRATIONS_WRITE, ResolvedEndpoint,
     SqlIntegrations,

@@ -138,7 +138,8 @@ impl Condition {
 }
 
 /// What a node's handler receives: `{"input": <the run's input>, "deps": {<dependency id>:
-/// <its output>, …}}`. A dependency that was skipped, or failed with
+/// <its output>, …}}`, plus `"params"` when the node has
+/// [`params`](super::NodeSpec::params). A dependency that was skipped, or failed with
 /// `continue_on_failure`, is absent from `deps`.
 pub fn node_input<'a>(
     run_input: &Value,

@@ -64,6 +64,8 @@ pub struct ValidNode {
     pub when: Option<Condition>,
     /// Whether the run goes on when it fails for good.
     pub continue_on_failure: bool,
+    /// Fixed arguments for its handler ([`NodeSpec::params`]).
+    pub params: Option<serde_json::Value>,
 }
 
 /// A DAG that passed every check of [`DagSpec::validate`]. Nodes keep the order they were
@@ -156,6 +158,7 @@ impl DagSpec {
                 dependents: Vec::new(),
                 when: node.when.clone(),
                 continue_on_failure: node.continue_on_failure,
+                params: node.params.clone(),
             });
         }
         for i in 0..nodes.len() {
@@ -221,6 +224,11 @@ fn kind(
             })
         }
         (None, Some(signal)) => {
+            if node.params.is_some() {
+                return Err(bad(
+                    "params are for step nodes; a signal node has no handler".into(),
+                ));
+            }
             if node.retry.is_some() || node.timeouts.is_some() {
                 return Err(bad(
                     "a signal node has no retry policy or step timeouts (use timeout_ms)".into(),

@@ -155,6 +155,10 @@ pub struct NodeSpec {
     /// of failing.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub continue_on_failure: bool,
+    /// Fixed arguments for a step node's handler, given to it as `input["params"]` (the
+    /// endpoint a built-in integration step calls, say). Not for signal nodes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<serde_json::Value>,
 }
 
 impl NodeSpec {
@@ -209,6 +213,12 @@ impl NodeSpec {
     /// Sets [`NodeSpec::continue_on_failure`].
     pub fn continue_on_failure(mut self, yes: bool) -> Self {
         self.continue_on_failure = yes;
+        self
+    }
+
+    /// Sets [`NodeSpec::params`].
+    pub fn params(mut self, params: serde_json::Value) -> Self {
+        self.params = Some(params);
         self
     }
 }

@@ -81,6 +81,14 @@ fn held(loaded: &Loaded, lease: &Lease) -> Result<usize, OrchestrateError> {
     if holds { Ok(i) } else { Err(lost(lease)) }
 }
 
+/// A node's input with its fixed `params`, if it has any.
+fn with_params(mut input: Value, params: Option<&Value>) -> Value {
+    if let (Some(params), Some(map)) = (params, input.as_object_mut()) {
+        map.insert("params".into(), params.clone());
+    }
+    input
+}
+
 /// What claims read once per run: its input, definition, succeeded outputs and revision.
 struct ClaimedRun {
     input: Value,
@@ -269,7 +277,7 @@ impl SqlWorkflowStore {
                     node_id: NodeId::new(claimed.node_id).map_err(|e| corrupt("node id", e))?,
                     step: StepName::new(claimed.task).map_err(|e| corrupt("step", e))?,
                     attempt: u32::try_from(claimed.attempt).unwrap_or(0),
-                    input: node_input(input, deps),
+                    input: with_params(node_input(input, deps), node.params.as_ref()),
                     lease_expires_at: expires,
                     start_to_close,
                     heartbeat_timeout,
