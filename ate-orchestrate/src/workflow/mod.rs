@@ -63,7 +63,10 @@
 //! Python: `ate.workflows` in the `ate-python` crate (Python step handlers, workers on
 //! background threads).
 //!
-//! Still to come: batched completions, integration endpoints and benches.
+//! Integration endpoints ([`crate::integrations`]) give DAGs a built-in step that calls a
+//! tenant's external HTTP endpoint (`ate.integration`, with [`NodeSpec::params`]).
+//!
+//! Still to come: batched completions and the benches.
 //!
 //! ```
 //! use ate_orchestrate::workflow::{Condition, DagSpec, Limits, NodeSpec, RetrySpec, RunSpec};
