@@ -30,7 +30,7 @@ pub(crate) struct Core {
     /// Where the hub's alerts go; exists before the hub so callbacks can be added early.
     pub(crate) alerts: Arc<PySink>,
     /// The workflow store (opened on first use) and the step handlers registered.
-    pub(crate) workflows: crate::workflows::WorkflowsState,
+    pub(crate) workflows: crate::workflows::state::WorkflowsState,
 }
 
 impl Core {

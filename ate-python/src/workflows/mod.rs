@@ -8,6 +8,7 @@
 //! use (running the engine's migrations).
 
 mod handler;
+pub(crate) mod state;
 mod worker;
 
 pub(crate) use handler::StepContext;
@@ -27,16 +28,8 @@ use handler::{PyStep, SharedStep};
 use pyo3::prelude::*;
 use pyo3::types::PyDateTime;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-
-/// The workflow side of one client: its store (opened on first use) and the step handlers
-/// registered on it.
-#[derive(Default)]
-pub(crate) struct WorkflowsState {
-    store: tokio::sync::OnceCell<Arc<SqlWorkflowStore>>,
-    steps: Mutex<BTreeMap<String, Arc<PyStep>>>,
-}
 
 impl View {
     async fn workflow_store(&self) -> Result<Arc<SqlWorkflowStore>, Error> {
