@@ -31,9 +31,10 @@ macro_rules! ranked {
            SELECT n.run_id, n.idx, n.tenant_id, \
              ROW_NUMBER() OVER (PARTITION BY n.tenant_id \
                ORDER BY n.priority DESC, n.ready_at, n.run_id, n.idx) AS rank, \
-             (SELECT COUNT(*) FROM wf_nodes x WHERE x.tenant_id = n.tenant_id \
-               AND x.status = 'running') AS running \
+             COALESCE(busy.running, 0) AS running \
            FROM wf_nodes n JOIN wf_runs r ON r.id = n.run_id \
+           LEFT JOIN (SELECT tenant_id, COUNT(*) AS running FROM wf_nodes \
+             WHERE status = 'running' GROUP BY tenant_id) busy ON busy.tenant_id = n.tenant_id \
            WHERE n.status = 'ready' AND n.ready_at <= $1 AND r.status = 'running' \
              AND r.stopping IS NULL AND ",
             $steps,
