@@ -23,6 +23,7 @@ pub mod registry;
 pub mod support;
 pub mod tenant_store;
 pub mod test_kms;
+pub mod workflow_batches;
 pub mod workflow_engine;
 pub mod workflow_store;
 

@@ -2,6 +2,9 @@
 //! PostgreSQL) must pass each case unchanged; `tests/conformance.rs` runs the matrix.
 
 use crate::support::Env;
+pub use crate::workflow_batches::{
+    batched_completions_are_independent, claims_rotate_across_tenants,
+};
 use crate::{assert_kind, member};
 use ate_core::audit::{AuditQuery, actions};
 use ate_core::{ErrorKind, NewTenant, RunId, TenantId};

@@ -236,6 +236,8 @@ workflow_matrix! {
     stats_feed_metrics_and_alerts,
     claims_take_only_known_steps,
     failed_runs_retry_from_their_failure,
+    claims_rotate_across_tenants,
+    batched_completions_are_independent,
 }
 
 /// The workflow engine end to end (workers and handlers) on every metadata backend.

@@ -48,6 +48,9 @@ pub struct WorkflowEngine {
     steps: Arc<HashMap<StepName, Arc<dyn StepHandler>>>,
     limits: Limits,
     metrics: Option<WorkflowMetrics>,
+    /// Where this engine's workers send attempts' results: one recorder for all of them,
+    /// so their results share transactions ([`worker::Recorder`]).
+    recorder: worker::Recorder,
 }
 
 impl std::fmt::Debug for WorkflowEngine {
@@ -179,6 +182,7 @@ impl EngineBuilder {
             steps: Arc::new(self.steps),
             limits: self.limits,
             metrics: self.metrics,
+            recorder: worker::Recorder::default(),
         }
     }
 }

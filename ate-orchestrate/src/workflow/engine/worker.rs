@@ -6,11 +6,14 @@ use super::WorkflowEngine;
 use super::step::StepContext;
 use crate::OrchestrateError;
 use crate::workflow::metrics::AttemptOutcome;
-use crate::workflow::state::NodeError;
+use crate::workflow::state::{NodeError, RunStatus};
 use crate::workflow::store::{Claim, Lease, LogEntry, MAX_LOG_BATCH};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -177,6 +180,7 @@ async fn run(
 ) -> ShutdownReport {
     let in_flight: InFlight = Arc::default();
     let mut attempts: JoinSet<()> = JoinSet::new();
+    let results = engine.recorder.sender(&engine.store);
     let mut next_maintenance = tokio::time::Instant::now();
     let mut next_stats = tokio::time::Instant::now();
     // Only nodes this engine can run: other engines on the database take theirs.
@@ -218,6 +222,20 @@ async fn run(
             next_stats = tokio::time::Instant::now() + config.stats_interval;
         }
         while attempts.try_join_next().is_some() {}
+        // Events already waiting say nothing a claim now would not find.
+        drain_events(&mut events, &in_flight, &mut due);
+        let quarter = config.concurrency.div_ceil(4);
+        if attempts.len() > config.concurrency.saturating_sub(quarter) && !attempts.is_empty() {
+            // Few places are free: attempts ending within moments free more (their results
+            // are recorded together), and one claim then fills them all.
+            let until = tokio::time::Instant::now() + CLAIM_GATHER;
+            while attempts.len() > config.concurrency.saturating_sub(quarter) {
+                match tokio::time::timeout_at(until, attempts.join_next()).await {
+                    Ok(Some(_)) => {}
+                    _ => break,
+                }
+            }
+        }
         let free = config.concurrency.saturating_sub(attempts.len());
         let mut claimed = 0;
         if free > 0 {
@@ -243,6 +261,7 @@ async fn run(
                             config.lease,
                             token,
                             in_flight.clone(),
+                            results.clone(),
                         );
                         attempts.spawn(attempt);
                     }
@@ -350,11 +369,45 @@ async fn next_event(
     events: &mut Option<tokio::sync::broadcast::Receiver<crate::workflow::RunEvent>>,
     in_flight: &InFlight,
 ) -> Wake {
-    use tokio::sync::broadcast::error::RecvError;
     let Some(receiver) = events else {
         return std::future::pending().await;
     };
-    match receiver.recv().await {
+    let received = receiver.recv().await;
+    wake_for(received, events, in_flight)
+}
+
+/// Takes the run events already waiting (their wake-ups folded into one): `true` if one asks
+/// for work now. Called before claiming, so a burst of events makes one claim, not one each.
+fn drain_events(
+    events: &mut Option<tokio::sync::broadcast::Receiver<crate::workflow::RunEvent>>,
+    in_flight: &InFlight,
+    due: &mut DueTimes,
+) -> bool {
+    use tokio::sync::broadcast::error::TryRecvError;
+    let mut now = false;
+    while let Some(receiver) = events {
+        let received = match receiver.try_recv() {
+            Ok(event) => Ok(event),
+            Err(TryRecvError::Empty) => break,
+            Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
+            Err(TryRecvError::Closed) => Err(RecvError::Closed),
+        };
+        match wake_for(received, events, in_flight) {
+            Wake::Now => now = true,
+            Wake::At(at) => due.add(at),
+            Wake::Not => {}
+        }
+    }
+    now
+}
+
+/// What one received run event (or a gap) asks for; see [`next_event`].
+fn wake_for(
+    received: Result<crate::workflow::RunEvent, RecvError>,
+    events: &mut Option<tokio::sync::broadcast::Receiver<crate::workflow::RunEvent>>,
+    in_flight: &InFlight,
+) -> Wake {
+    match received {
         Ok(event) if event.stopping.is_some() || event.status.is_finished() => {
             for (lease, running) in lock(in_flight).iter() {
                 if lease.run == event.run {
@@ -396,14 +449,90 @@ fn lock_grace(grace: &Mutex<Duration>) -> std::sync::MutexGuard<'_, Duration> {
     grace.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// An attempt's result on its way to the store, and where its outcome goes.
+type Recording = (
+    Lease,
+    Result<Value, NodeError>,
+    oneshot::Sender<Result<RunStatus, OrchestrateError>>,
+);
+
+/// How long a worker with less than a quarter of its places free waits for more to free
+/// before claiming: claims come in batches (one transaction for many nodes) without holding
+/// work back noticeably.
+const CLAIM_GATHER: Duration = Duration::from_millis(2);
+
+/// Most results one batch records.
+const MAX_RECORD_BATCH: usize = 256;
+
+/// The recorder of an engine's workers: a task that records attempts' results in batches,
+/// as a database's group commit does. It takes every result waiting, records them with one
+/// [`record_many`](crate::workflow::WorkflowStore::record_many) (one transaction on a SQL
+/// store) while the next ones gather; a result that finds it idle is recorded at once,
+/// alone. Shared by the engine's workers, so two workers' results share a transaction too.
+/// Started by the first worker, on its runtime; started again should that runtime go.
+#[derive(Clone, Default)]
+pub(super) struct Recorder(Arc<Mutex<Option<mpsc::UnboundedSender<Recording>>>>);
+
+impl Recorder {
+    /// Where to send results (starting the task if it is not running).
+    fn sender(
+        &self,
+        store: &Arc<dyn crate::workflow::WorkflowStore>,
+    ) -> mpsc::UnboundedSender<Recording> {
+        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(sender) = slot.as_ref().filter(|s| !s.is_closed()) {
+            return sender.clone();
+        }
+        let (sender, waiting) = mpsc::unbounded_channel();
+        tokio::spawn(record(store.clone(), waiting));
+        *slot = Some(sender.clone());
+        sender
+    }
+}
+
+/// The recorder's task; ends when its engine (every sender) has gone.
+async fn record(
+    store: Arc<dyn crate::workflow::WorkflowStore>,
+    mut waiting: mpsc::UnboundedReceiver<Recording>,
+) {
+    let mut batch = Vec::new();
+    while waiting.recv_many(&mut batch, MAX_RECORD_BATCH).await > 0 {
+        let (attempts, replies): (Vec<_>, Vec<_>) = batch
+            .drain(..)
+            .map(|(lease, result, reply)| ((lease, result), reply))
+            .unzip();
+        let done = match store.record_many(&attempts).await {
+            Ok(done) => done,
+            Err(e) => {
+                // One by one, so that one attempt the store refuses does not hold back the
+                // others.
+                tracing::warn!(error = %e, attempts = attempts.len(), "recording a batch of attempts failed; recording them one by one");
+                let mut done = Vec::with_capacity(attempts.len());
+                for (lease, result) in attempts {
+                    done.push(match result {
+                        Ok(output) => store.complete(&lease, output).await,
+                        Err(error) => store.fail(&lease, error).await,
+                    });
+                }
+                done
+            }
+        };
+        for (reply, result) in replies.into_iter().zip(done) {
+            let _ = reply.send(result); // its attempt may have been aborted
+        }
+    }
+}
+
 /// Runs one attempt: the handler (in its own task, under the start-to-close timeout) while
-/// the lease is renewed; then records the result, unless the lease was lost meanwhile.
+/// the lease is renewed; then records the result (through [`record`]), unless the lease
+/// was lost meanwhile.
 async fn attempt(
     engine: WorkflowEngine,
     claim: Claim,
     lease_for: Duration,
     cancel: CancellationToken,
     in_flight: InFlight,
+    recorder: mpsc::UnboundedSender<Recording>,
 ) {
     let lease = claim.lease;
     let began = tokio::time::Instant::now();
@@ -484,15 +613,14 @@ async fn attempt(
     flush_logs(&engine, &lease, &logs).await;
     let mut outcome = AttemptOutcome::Lost;
     if !lost {
-        let (recorded, done) = match result {
-            Ok(output) => (
-                engine.store.complete(&lease, output).await,
-                AttemptOutcome::Succeeded,
-            ),
-            Err(error) => (
-                engine.store.fail(&lease, error).await,
-                AttemptOutcome::Failed,
-            ),
+        let done = match result {
+            Ok(_) => AttemptOutcome::Succeeded,
+            Err(_) => AttemptOutcome::Failed,
+        };
+        let (reply, outcome_of) = oneshot::channel();
+        let recorded = match recorder.send((lease, result, reply)) {
+            Ok(()) => outcome_of.await.unwrap_or_else(|_| Err(stopped())),
+            Err(_) => Err(stopped()),
         };
         match recorded {
             Ok(_) => outcome = done,
@@ -507,6 +635,14 @@ async fn attempt(
     {
         metrics.record_attempt(claim.step.as_str(), outcome, began.elapsed());
     }
+}
+
+/// The error of an attempt whose worker stopped before recording it.
+fn stopped() -> OrchestrateError {
+    OrchestrateError::Core(ate_core::CoreError::Unavailable {
+        message: "the worker stopped before recording the attempt".into(),
+        source: None,
+    })
 }
 
 /// Sends the attempt's buffered log entries to the store.

@@ -507,6 +507,27 @@ pub trait WorkflowStore: Send + Sync + std::fmt::Debug {
     /// held.
     async fn fail(&self, lease: &Lease, error: NodeError) -> Result<RunStatus, OrchestrateError>;
 
+    /// Records several attempts' results at once, each as [`complete`](Self::complete)
+    /// (`Ok`) or [`fail`](Self::fail) (`Err`) would, and returns each one's outcome in the
+    /// same order: a lost lease fails only its own attempt. The engine's workers record
+    /// through this, so a SQL store commits many completions in one transaction (one
+    /// disk flush) instead of one each. `Err` for the whole batch means nothing was
+    /// recorded; the caller may record the attempts one by one. The default records them one
+    /// by one.
+    async fn record_many(
+        &self,
+        attempts: &[(Lease, Result<Value, NodeError>)],
+    ) -> Result<Vec<Result<RunStatus, OrchestrateError>>, OrchestrateError> {
+        let mut done = Vec::with_capacity(attempts.len());
+        for (lease, result) in attempts {
+            done.push(match result {
+                Ok(output) => self.complete(lease, output.clone()).await,
+                Err(error) => self.fail(lease, error.clone()).await,
+            });
+        }
+        Ok(done)
+    }
+
     /// Gives back an unfinished attempt (its worker is shutting down): the node is ready
     /// again at once and the attempt does not count. `Conflict` when the lease is no longer
     /// held.

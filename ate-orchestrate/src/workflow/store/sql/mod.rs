@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
-use mutate::{Loaded, stored_dag, wait_until};
+use mutate::{DagCache, Loaded, wait_until};
 
 const CURSOR_KIND: &str = "workflow_runs";
 
@@ -41,6 +41,9 @@ pub struct SqlWorkflowStore {
     max_running_per_tenant: Option<usize>,
     max_running: Option<usize>,
     feed: Feed,
+    dags: DagCache,
+    /// The tenant the last claim ended with: the next starts after it.
+    claim_cursor: Arc<std::sync::Mutex<Option<Uuid>>>,
 }
 
 macro_rules! run_columns {
@@ -249,6 +252,8 @@ impl SqlWorkflowStore {
             max_running_per_tenant: None,
             max_running: None,
             feed: Feed::new(),
+            dags: DagCache::default(),
+            claim_cursor: Arc::default(),
         })
     }
 
@@ -506,6 +511,13 @@ impl WorkflowStore for SqlWorkflowStore {
 
     async fn fail(&self, lease: &Lease, error: NodeError) -> Result<RunStatus, OrchestrateError> {
         self.finish(lease, Err(error)).await
+    }
+
+    async fn record_many(
+        &self,
+        attempts: &[(Lease, Result<Value, NodeError>)],
+    ) -> Result<Vec<Result<RunStatus, OrchestrateError>>, OrchestrateError> {
+        self.finish_many(attempts.to_vec()).await
     }
 
     async fn release(&self, lease: &Lease) -> Result<(), OrchestrateError> {

@@ -3,11 +3,12 @@
 //! takes back expired leases and times runs out. Every change to a run goes through
 //! [`RunState`], applied under the run's row lock ([`SqlWorkflowStore::mutate`]).
 
+use super::mutate::NOTIFY_ALL;
 use super::{Loaded, NodeRow, SqlWorkflowStore, corrupt, json_size, json_text};
 use crate::OrchestrateError;
 use crate::workflow::condition::node_input;
 use crate::workflow::dag::{NodeId, StepName};
-use crate::workflow::state::{NodeError, NodeStatus, RunStatus};
+use crate::workflow::state::{NodeError, NodeStatus, RunState, RunStatus};
 use crate::workflow::store::events::{CHANNEL, NodeChange, RunEvent};
 use crate::workflow::store::{Claim, Lease, Maintenance};
 use ate_core::db::to_micros;
@@ -15,44 +16,96 @@ use ate_core::{DbBackend, RunId, TenantId, with_pool, with_write_tx};
 use chrono::TimeDelta;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 use uuid::Uuid;
 
-/// Due nodes of running runs that are not stopping, **fair across tenants**: each tenant's
-/// nodes are ranked by urgency (run priority, then readiness), and the pick takes every
-/// tenant's first, then every tenant's second, and so on, so a tenant with thousands of
-/// ready nodes cannot starve one with a single node. `$3` caps each tenant's running nodes
-/// (its running count included).
-/// `$4`: a JSON array of the step names the claimer runs, or NULL for any step.
-macro_rules! ranked {
-    ($steps:literal) => {
+/// The tenants with ready nodes, in id order: a loose index scan (one probe of
+/// `wf_nodes_claim` per tenant, however many nodes are ready). `$1` caps how many.
+/// `$from`: `wf_nodes`, on SQLite told to use the index (its planner, without statistics,
+/// would rather sort the whole queue).
+macro_rules! ready_tenants {
+    ($from:literal) => {
         concat!(
-            "SELECT run_id, idx FROM (\
-           SELECT n.run_id, n.idx, n.tenant_id, \
-             ROW_NUMBER() OVER (PARTITION BY n.tenant_id \
-               ORDER BY n.priority DESC, n.ready_at, n.run_id, n.idx) AS rank, \
-             COALESCE(busy.running, 0) AS running \
-           FROM wf_nodes n JOIN wf_runs r ON r.id = n.run_id \
-           LEFT JOIN (SELECT tenant_id, COUNT(*) AS running FROM wf_nodes \
-             WHERE status = 'running' GROUP BY tenant_id) busy ON busy.tenant_id = n.tenant_id \
-           WHERE n.status = 'ready' AND n.ready_at <= $1 AND r.status = 'running' \
-             AND r.stopping IS NULL AND ",
-            $steps,
-            ") ranked \
-         WHERE rank + running <= $3 ORDER BY rank, tenant_id LIMIT $2"
+            "WITH RECURSIVE t(id) AS (\
+             SELECT (SELECT tenant_id FROM ",
+            $from,
+            " WHERE status = 'ready' ORDER BY tenant_id LIMIT 1) \
+             UNION ALL SELECT (SELECT tenant_id FROM ",
+            $from,
+            " WHERE status = 'ready' AND tenant_id > t.id ORDER BY tenant_id LIMIT 1) \
+             FROM t WHERE t.id IS NOT NULL) \
+             SELECT id FROM t WHERE id IS NOT NULL LIMIT $1"
         )
     };
 }
-const PICK: &str = ranked!("($4 IS NULL OR n.task IN (SELECT value FROM json_each($4)))");
-/// The same on PostgreSQL, locking what it picks: rows other workers are claiming (or runs
-/// being changed) are skipped, not waited for. (PostgreSQL refuses `FOR UPDATE` next to a
-/// window function, so the lock is taken on the ranked pick.)
-const PICK_PG: &str = concat!(
-    "SELECT n.run_id, n.idx FROM wf_nodes n JOIN wf_runs r ON r.id = n.run_id \
-     WHERE (n.run_id, n.idx) IN (",
-    ranked!("($4::text IS NULL OR n.task IN (SELECT jsonb_array_elements_text($4::jsonb)))"),
-    ") AND n.status = 'ready' FOR UPDATE OF n, r SKIP LOCKED"
+const READY_TENANTS: &str = ready_tenants!("wf_nodes INDEXED BY wf_nodes_claim");
+const READY_TENANTS_PG: &str = ready_tenants!("wf_nodes");
+
+/// Tenant `$1`'s due nodes (ready since `$2` at the latest) of running runs that are not
+/// stopping, most urgent first (run priority, then readiness), at most `$3`, read in
+/// `wf_nodes_claim` order so nothing is sorted. `$4`: a JSON array of the step names the
+/// claimer runs, or NULL for any step.
+macro_rules! candidates {
+    ($from:literal, $steps:literal, $lock:literal) => {
+        concat!(
+            "SELECT n.run_id, n.idx FROM ",
+            $from,
+            " JOIN wf_runs r ON r.id = n.run_id \
+             WHERE n.status = 'ready' AND n.tenant_id = $1 AND n.ready_at <= $2 \
+             AND r.status = 'running' AND r.stopping IS NULL AND ",
+            $steps,
+            " ORDER BY n.priority DESC, n.ready_at, n.run_id, n.idx LIMIT $3",
+            $lock
+        )
+    };
+}
+const CANDIDATES: &str = candidates!(
+    "wf_nodes n INDEXED BY wf_nodes_claim",
+    "($4 IS NULL OR n.task IN (SELECT value FROM json_each($4)))",
+    ""
 );
+/// The same on PostgreSQL, locking what it picks: rows other workers are claiming (or runs
+/// being changed) are skipped, not waited for.
+const CANDIDATES_PG: &str = candidates!(
+    "wf_nodes n",
+    "($4::text IS NULL OR n.task IN (SELECT jsonb_array_elements_text($4::jsonb)))",
+    " FOR UPDATE OF n, r SKIP LOCKED"
+);
+
+/// Most tenants one claim looks at; the rotation reaches the others in later claims.
+const MAX_CLAIM_TENANTS: i64 = 10_000;
+
+/// Takes up to `limit` candidates from the tenants' lists (each most urgent first), fair
+/// across tenants: every tenant's first, then every tenant's second, and so on.
+fn round_robin(lists: &[(Uuid, Vec<(Uuid, i32)>)], limit: usize) -> Vec<(Uuid, Uuid, i32)> {
+    let mut picked = Vec::new();
+    for rank in 0.. {
+        let before = picked.len();
+        for (tenant, list) in lists {
+            if picked.len() == limit {
+                return picked;
+            }
+            if let Some(&(run, idx)) = list.get(rank) {
+                picked.push((*tenant, run, idx));
+            }
+        }
+        if picked.len() == before {
+            break;
+        }
+    }
+    picked
+}
+
+/// `tenants` (in id order) starting after `cursor`, wrapping around: where the last claim
+/// stopped, so no tenant is always first.
+fn rotated(mut tenants: Vec<Uuid>, cursor: Option<Uuid>) -> Vec<Uuid> {
+    if let Some(cursor) = cursor {
+        let start = tenants.partition_point(|t| *t <= cursor);
+        tenants.rotate_left(start);
+    }
+    tenants
+}
 
 /// The PostgreSQL advisory lock claimers take turns on while a running-node limit is set
 /// (`"ate_wf_c"` as a number).
@@ -90,11 +143,12 @@ fn with_params(mut input: Value, params: Option<&Value>) -> Value {
     input
 }
 
-/// What claims read once per run: its input, definition, succeeded outputs and revision.
+/// What claims read once per run: its input, definition, succeeded outputs (when a
+/// claimed node has dependencies) and revision.
 struct ClaimedRun {
     input: Value,
-    dag: crate::workflow::ValidDag,
-    outputs: BTreeMap<i32, Value>,
+    dag: Arc<crate::workflow::ValidDag>,
+    outputs: Option<BTreeMap<i32, Value>>,
     revision: i64,
 }
 
@@ -105,6 +159,39 @@ struct Claimed {
     task: String,
     attempt: i32,
     lease_token: i64,
+}
+
+/// Records an attempt's result on its run's state: the node succeeds (unless its output is
+/// over `max_output` bytes) or fails (and is retried per its policy, with `random` as the
+/// backoff's jitter).
+fn record(
+    loaded: &Loaded,
+    state: &mut RunState,
+    lease: &Lease,
+    result: Result<Value, NodeError>,
+    now: chrono::DateTime<chrono::Utc>,
+    random: f64,
+    max_output: usize,
+) -> Result<(RunStatus, Option<ate_core::audit::ValidEvent>), OrchestrateError> {
+    let i = held(loaded, lease)?;
+    match result {
+        Ok(output) => {
+            let size = json_size(&output);
+            if size > max_output {
+                let error = NodeError::permanent(
+                    "output_too_large",
+                    format!("the output is {size} bytes, over the limit of {max_output}"),
+                );
+                state.node_failed(&loaded.dag, i, error, now, random)?;
+            } else {
+                state.node_succeeded(&loaded.dag, i, output, now)?;
+            }
+        }
+        Err(error) => {
+            state.node_failed(&loaded.dag, i, error, now, random)?;
+        }
+    }
+    Ok((state.status, None))
 }
 
 impl SqlWorkflowStore {
@@ -131,161 +218,239 @@ impl SqlWorkflowStore {
         }
         let now = self.clock.now();
         let expires = now + to_delta(lease);
-        let pick = match self.db.backend() {
-            DbBackend::Postgres => PICK_PG,
-            _ => PICK,
+        let is_pg = self.db.backend() == DbBackend::Postgres;
+        if !is_pg {
+            // On SQLite a claim takes the database's write lock: look first, unlocked.
+            let any: Vec<Uuid> = with_pool!(self.db, |pool| {
+                sqlx::query_scalar(READY_TENANTS)
+                    .bind(1_i64)
+                    .fetch_all(pool)
+                    .await?
+            });
+            if any.is_empty() {
+                return Ok(Vec::new());
+            }
+        }
+        let (candidates, ready_tenants) = if is_pg {
+            (CANDIDATES_PG, READY_TENANTS_PG)
+        } else {
+            (CANDIDATES, READY_TENANTS)
         };
         let mut limit = i64::try_from(max).unwrap_or(i64::MAX);
         let per_tenant = self
             .max_running_per_tenant
             .map_or(i64::MAX, |n| i64::try_from(n).unwrap_or(i64::MAX));
         let limited = self.max_running_per_tenant.is_some() || self.max_running.is_some();
-        let is_pg = self.db.backend() == DbBackend::Postgres;
-        let (claims, published): (Vec<Claim>, Vec<RunEvent>) = with_write_tx!(self.db, |tx| {
-            if limited && self.db.backend() == DbBackend::Postgres {
-                // Limits count running nodes, which concurrent claimers would each count
-                // before the other's claim commits: with a limit, claims take turns. (On
-                // SQLite every write transaction does.)
-                sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                    .bind(CLAIM_LOCK)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            if let Some(global) = self.max_running {
-                let running: i64 =
-                    sqlx::query_scalar("SELECT COUNT(*) FROM wf_nodes WHERE status = 'running'")
-                        .fetch_one(&mut *tx)
-                        .await?;
-                let global = i64::try_from(global).unwrap_or(i64::MAX);
-                limit = limit.min(global.saturating_sub(running));
-            }
-            let picked: Vec<(Uuid, i32)> = if limit <= 0 {
-                Vec::new()
-            } else {
-                sqlx::query_as(pick)
-                    .bind(to_micros(now))
-                    .bind(limit)
-                    .bind(per_tenant)
-                    .bind(steps.as_deref())
-                    .fetch_all(&mut *tx)
-                    .await?
-            };
-            let mut claims = Vec::with_capacity(picked.len());
-            // Inputs need each run's input and its succeeded nodes' outputs, read once per run.
-            let mut runs: BTreeMap<Uuid, ClaimedRun> = BTreeMap::new();
-            let mut published = Vec::new();
-            for (run_id, idx) in picked {
-                // Still ready: on PostgreSQL the row lock guarantees it; the condition keeps
-                // the claim exact on any backend.
-                let claimed: Option<Claimed> = sqlx::query_as(
-                    "UPDATE wf_nodes SET status = 'running', attempt = attempt + 1, \
-                     lease_owner = $3, lease_token = lease_token + 1, lease_expires_at = $4, \
-                     started_at = $5, ready_at = NULL \
-                     WHERE run_id = $1 AND idx = $2 AND status = 'ready' \
-                     RETURNING tenant_id, node_id, task, attempt, lease_token",
-                )
-                .bind(run_id)
-                .bind(idx)
-                .bind(worker)
-                .bind(to_micros(expires))
-                .bind(to_micros(now))
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some(claimed) = claimed else {
-                    continue;
-                };
-                if let std::collections::btree_map::Entry::Vacant(slot) = runs.entry(run_id) {
-                    let (input, definition, revision): (String, String, i64) = sqlx::query_as(
-                        "SELECT input, definition, revision FROM wf_runs WHERE id = $1",
-                    )
-                    .bind(run_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    let outputs: Vec<(i32, String)> = sqlx::query_as(
-                        "SELECT idx, output FROM wf_nodes WHERE run_id = $1 \
-                         AND status = 'succeeded' AND output IS NOT NULL",
-                    )
-                    .bind(run_id)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                    let input: Value =
-                        serde_json::from_str(&input).map_err(|e| corrupt("input", e))?;
-                    let outputs = outputs
-                        .into_iter()
-                        .map(|(i, text)| {
-                            Ok((
-                                i,
-                                serde_json::from_str(&text)
-                                    .map_err(|e| corrupt("node output", e))?,
-                            ))
-                        })
-                        .collect::<Result<BTreeMap<_, _>, OrchestrateError>>()?;
-                    slot.insert(ClaimedRun {
-                        input,
-                        dag: super::stored_dag(&definition)?,
-                        outputs,
-                        revision,
-                    });
-                }
-                let ClaimedRun {
-                    input,
-                    dag,
-                    outputs,
-                    revision,
-                } = &runs[&run_id];
-                let node = usize::try_from(idx).ok().and_then(|i| dag.nodes().get(i));
-                let node = node.ok_or_else(|| corrupt("node index", idx))?;
-                let deps = node.depends_on.iter().filter_map(|&d| {
-                    let out = outputs.get(&i32::try_from(d).ok()?)?;
-                    Some((dag.nodes()[d].id.as_str(), out))
-                });
-                let (start_to_close, heartbeat_timeout) = match &node.kind {
-                    crate::workflow::NodeKind::Step { timeouts, .. } => {
-                        (timeouts.start_to_close, timeouts.heartbeat)
-                    }
-                    crate::workflow::NodeKind::Signal { .. } => {
-                        (crate::workflow::policy::DEFAULT_START_TO_CLOSE, None)
-                    }
-                };
-                let event = RunEvent {
-                    tenant: TenantId::from_uuid(claimed.tenant_id)?,
-                    run: RunId::from_uuid(run_id)?,
-                    revision: *revision,
-                    status: RunStatus::Running,
-                    stopping: None,
-                    nodes: vec![NodeChange {
-                        node: node.id.clone(),
-                        status: NodeStatus::Running,
-                    }],
-                    nodes_omitted: false,
-                    due_at: None,
-                };
-                if is_pg {
-                    sqlx::query("SELECT pg_notify($1, $2)")
-                        .bind(CHANNEL)
-                        .bind(event.to_payload())
+        let cursor = *self
+            .claim_cursor
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let (claims, published, last): (Vec<Claim>, Vec<RunEvent>, Option<Uuid>) =
+            with_write_tx!(self.db, |tx| {
+                if limited && is_pg {
+                    // Limits count running nodes, which concurrent claimers would each count
+                    // before the other's claim commits: with a limit, claims take turns. (On
+                    // SQLite every write transaction does.)
+                    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                        .bind(CLAIM_LOCK)
                         .execute(&mut *tx)
                         .await?;
                 }
-                published.push(event);
-                claims.push(Claim {
-                    lease: Lease {
+                if let Some(global) = self.max_running {
+                    let running: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM wf_nodes WHERE status = 'running'",
+                    )
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    let global = i64::try_from(global).unwrap_or(i64::MAX);
+                    limit = limit.min(global.saturating_sub(running));
+                }
+                let running: BTreeMap<Uuid, i64> = if self.max_running_per_tenant.is_some() {
+                    sqlx::query_as(
+                        "SELECT tenant_id, COUNT(*) FROM wf_nodes WHERE status = 'running' \
+                         GROUP BY tenant_id",
+                    )
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .into_iter()
+                    .collect()
+                } else {
+                    BTreeMap::new()
+                };
+                let tenants: Vec<Uuid> = if limit <= 0 {
+                    Vec::new()
+                } else {
+                    sqlx::query_scalar(ready_tenants)
+                        .bind(MAX_CLAIM_TENANTS)
+                        .fetch_all(&mut *tx)
+                        .await?
+                };
+                let wanted = usize::try_from(limit).unwrap_or(0);
+                let mut lists: Vec<(Uuid, Vec<(Uuid, i32)>)> = Vec::new();
+                for tenant in rotated(tenants, cursor) {
+                    let room =
+                        per_tenant.saturating_sub(running.get(&tenant).copied().unwrap_or(0));
+                    let want = limit.min(room);
+                    if want <= 0 {
+                        continue;
+                    }
+                    let list: Vec<(Uuid, i32)> = sqlx::query_as(candidates)
+                        .bind(tenant)
+                        .bind(to_micros(now))
+                        .bind(want)
+                        .bind(steps.as_deref())
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    if !list.is_empty() {
+                        lists.push((tenant, list));
+                        if lists.len() >= wanted {
+                            break; // each of these gets at least one
+                        }
+                    }
+                }
+                let picked = round_robin(&lists, wanted);
+                let last = picked.last().map(|(tenant, _, _)| *tenant);
+                let mut claims = Vec::with_capacity(picked.len());
+                // Inputs need each run's input and, for nodes with dependencies, its
+                // succeeded nodes' outputs: read once per run.
+                let mut runs: BTreeMap<Uuid, ClaimedRun> = BTreeMap::new();
+                let mut published = Vec::new();
+                let mut payloads = Vec::new();
+                for (_, run_id, idx) in picked {
+                    // Still ready: on PostgreSQL the row lock guarantees it; the condition
+                    // keeps the claim exact on any backend.
+                    let claimed: Option<Claimed> = sqlx::query_as(
+                        "UPDATE wf_nodes SET status = 'running', attempt = attempt + 1, \
+                         lease_owner = $3, lease_token = lease_token + 1, lease_expires_at = $4, \
+                         started_at = $5, ready_at = NULL \
+                         WHERE run_id = $1 AND idx = $2 AND status = 'ready' \
+                         RETURNING tenant_id, node_id, task, attempt, lease_token",
+                    )
+                    .bind(run_id)
+                    .bind(idx)
+                    .bind(worker)
+                    .bind(to_micros(expires))
+                    .bind(to_micros(now))
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let Some(claimed) = claimed else {
+                        continue;
+                    };
+                    if let std::collections::btree_map::Entry::Vacant(slot) = runs.entry(run_id) {
+                        let (input, revision): (String, i64) =
+                            sqlx::query_as("SELECT input, revision FROM wf_runs WHERE id = $1")
+                                .bind(run_id)
+                                .fetch_one(&mut *tx)
+                                .await?;
+                        let dag = match self.dags.get(run_id) {
+                            Some(dag) => dag,
+                            None => {
+                                let definition: String = sqlx::query_scalar(
+                                    "SELECT definition FROM wf_runs WHERE id = $1",
+                                )
+                                .bind(run_id)
+                                .fetch_one(&mut *tx)
+                                .await?;
+                                self.dags.parse(run_id, &definition)?
+                            }
+                        };
+                        slot.insert(ClaimedRun {
+                            input: serde_json::from_str(&input).map_err(|e| corrupt("input", e))?,
+                            dag,
+                            outputs: None,
+                            revision,
+                        });
+                    }
+                    let Some(run) = runs.get_mut(&run_id) else {
+                        continue;
+                    };
+                    let dag = run.dag.clone();
+                    let node = usize::try_from(idx).ok().and_then(|i| dag.nodes().get(i));
+                    let node = node.ok_or_else(|| corrupt("node index", idx))?;
+                    if run.outputs.is_none() && !node.depends_on.is_empty() {
+                        let outputs: Vec<(i32, String)> = sqlx::query_as(
+                            "SELECT idx, output FROM wf_nodes WHERE run_id = $1 \
+                             AND status = 'succeeded' AND output IS NOT NULL",
+                        )
+                        .bind(run_id)
+                        .fetch_all(&mut *tx)
+                        .await?;
+                        run.outputs = Some(
+                            outputs
+                                .into_iter()
+                                .map(|(i, text)| {
+                                    Ok((
+                                        i,
+                                        serde_json::from_str(&text)
+                                            .map_err(|e| corrupt("node output", e))?,
+                                    ))
+                                })
+                                .collect::<Result<BTreeMap<_, _>, OrchestrateError>>()?,
+                        );
+                    }
+                    let none = BTreeMap::new();
+                    let outputs = run.outputs.as_ref().unwrap_or(&none);
+                    let deps = node.depends_on.iter().filter_map(|&d| {
+                        let out = outputs.get(&i32::try_from(d).ok()?)?;
+                        Some((dag.nodes()[d].id.as_str(), out))
+                    });
+                    let (start_to_close, heartbeat_timeout) = match &node.kind {
+                        crate::workflow::NodeKind::Step { timeouts, .. } => {
+                            (timeouts.start_to_close, timeouts.heartbeat)
+                        }
+                        crate::workflow::NodeKind::Signal { .. } => {
+                            (crate::workflow::policy::DEFAULT_START_TO_CLOSE, None)
+                        }
+                    };
+                    let event = RunEvent {
+                        tenant: TenantId::from_uuid(claimed.tenant_id)?,
                         run: RunId::from_uuid(run_id)?,
-                        node: u32::try_from(idx).unwrap_or(0),
-                        token: claimed.lease_token,
-                    },
-                    tenant: TenantId::from_uuid(claimed.tenant_id)?,
-                    node_id: NodeId::new(claimed.node_id).map_err(|e| corrupt("node id", e))?,
-                    step: StepName::new(claimed.task).map_err(|e| corrupt("step", e))?,
-                    attempt: u32::try_from(claimed.attempt).unwrap_or(0),
-                    input: with_params(node_input(input, deps), node.params.as_ref()),
-                    lease_expires_at: expires,
-                    start_to_close,
-                    heartbeat_timeout,
-                });
-            }
-            (claims, published)
-        });
+                        revision: run.revision,
+                        status: RunStatus::Running,
+                        stopping: None,
+                        nodes: vec![NodeChange {
+                            node: node.id.clone(),
+                            status: NodeStatus::Running,
+                        }],
+                        nodes_omitted: false,
+                        due_at: None,
+                    };
+                    if is_pg {
+                        payloads.push(event.to_payload());
+                    }
+                    published.push(event);
+                    claims.push(Claim {
+                        lease: Lease {
+                            run: RunId::from_uuid(run_id)?,
+                            node: u32::try_from(idx).unwrap_or(0),
+                            token: claimed.lease_token,
+                        },
+                        tenant: TenantId::from_uuid(claimed.tenant_id)?,
+                        node_id: NodeId::new(claimed.node_id).map_err(|e| corrupt("node id", e))?,
+                        step: StepName::new(claimed.task).map_err(|e| corrupt("step", e))?,
+                        attempt: u32::try_from(claimed.attempt).unwrap_or(0),
+                        input: with_params(node_input(&run.input, deps), node.params.as_ref()),
+                        lease_expires_at: expires,
+                        start_to_close,
+                        heartbeat_timeout,
+                    });
+                }
+                if !payloads.is_empty() {
+                    // Delivered to every host when (and only if) this commits.
+                    sqlx::query(NOTIFY_ALL)
+                        .bind(CHANNEL)
+                        .bind(Value::from(payloads).to_string())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                (claims, published, last)
+            });
+        if last.is_some() {
+            *self
+                .claim_cursor
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = last;
+        }
         if !is_pg {
             for event in published {
                 self.feed.publish(event);
@@ -324,27 +489,45 @@ impl SqlWorkflowStore {
         let random = fastrand::f64();
         let max_output = self.limits.max_input_bytes;
         self.mutate(lease.run, None, now, move |loaded, state| {
-            let i = held(loaded, lease)?;
-            match result {
-                Ok(output) => {
-                    let size = json_size(&output);
-                    if size > max_output {
-                        let error = NodeError::permanent(
-                            "output_too_large",
-                            format!("the output is {size} bytes, over the limit of {max_output}"),
-                        );
-                        state.node_failed(&loaded.dag, i, error, now, random)?;
-                    } else {
-                        state.node_succeeded(&loaded.dag, i, output, now)?;
-                    }
-                }
-                Err(error) => {
-                    state.node_failed(&loaded.dag, i, error, now, random)?;
-                }
-            }
-            Ok((state.status, None))
+            record(loaded, state, lease, result, now, random, max_output)
         })
         .await
+    }
+
+    /// [`finish`](Self::finish) for several attempts, in one transaction; each gets its own
+    /// result (a lost lease fails only its attempt). An error for the batch means none was
+    /// recorded.
+    pub(super) async fn finish_many(
+        &self,
+        attempts: Vec<(Lease, Result<Value, NodeError>)>,
+    ) -> Result<Vec<Result<RunStatus, OrchestrateError>>, OrchestrateError> {
+        let now = self.clock.now();
+        let max_output = self.limits.max_input_bytes;
+        let runs: Vec<RunId> = attempts.iter().map(|(lease, _)| lease.run).collect();
+        let changes = attempts
+            .into_iter()
+            .map(|(lease, result)| {
+                let random = fastrand::f64();
+                let change = move |loaded: &Loaded, state: &mut RunState| {
+                    record(loaded, state, &lease, result, now, random, max_output)
+                };
+                (lease.run, None, change)
+            })
+            .collect();
+        let done = self.mutate_batch(changes, now, true).await?;
+        let mut statuses = Vec::with_capacity(done.len());
+        for (result, run) in done.into_iter().zip(runs) {
+            statuses.push(match result {
+                Ok((status, closed)) => {
+                    if closed {
+                        self.close_children(run, now).await;
+                    }
+                    Ok(status)
+                }
+                Err(e) => Err(e),
+            });
+        }
+        Ok(statuses)
     }
 
     pub(super) async fn give_back(&self, lease: &Lease) -> Result<(), OrchestrateError> {
