@@ -3,38 +3,16 @@
 //! runs them.
 
 use crate::support::Env;
-use ate_core::{ErrorKind, NewTenant, TenantId};
+use crate::workflow_store::{store, tenant, valid};
+use ate_core::{ErrorKind, TenantId};
 use ate_orchestrate::workflow::{
-    DagSpec, Limits, NodeError, NodeSpec, NodeStatus, RetrySpec, RunSpec, RunStatus,
-    SqlWorkflowStore, ValidRun, WorkflowStore,
+    DagSpec, NodeError, NodeSpec, NodeStatus, RetrySpec, RunSpec, RunStatus,
 };
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 const LEASE: Duration = Duration::from_secs(30);
-
-async fn store(env: &Env) -> Arc<dyn WorkflowStore> {
-    Arc::new(
-        SqlWorkflowStore::open(env.db.clone())
-            .await
-            .unwrap()
-            .with_clock(env.clock.clone()),
-    )
-}
-
-async fn tenant(env: &Env, slug: &str) -> TenantId {
-    env.tenants
-        .create(&env.admin, NewTenant::new(slug, slug))
-        .await
-        .unwrap()
-        .id
-}
-
-fn valid(spec: RunSpec) -> ValidRun {
-    spec.validate(&Limits::default(), &|_| true).unwrap()
-}
 
 fn one() -> DagSpec {
     DagSpec::new().node(NodeSpec::step("n", "s"))

@@ -18,7 +18,7 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 
-async fn store(env: &Env) -> Arc<dyn WorkflowStore> {
+pub(crate) async fn store(env: &Env) -> Arc<dyn WorkflowStore> {
     Arc::new(
         SqlWorkflowStore::open(env.db.clone())
             .await
@@ -27,7 +27,7 @@ async fn store(env: &Env) -> Arc<dyn WorkflowStore> {
     )
 }
 
-async fn tenant(env: &Env, slug: &str) -> TenantId {
+pub(crate) async fn tenant(env: &Env, slug: &str) -> TenantId {
     env.tenants
         .create(&env.admin, NewTenant::new(slug, slug))
         .await
@@ -44,7 +44,7 @@ fn chain() -> DagSpec {
         .node(NodeSpec::step("report", "report").depends_on("approve"))
 }
 
-fn valid(spec: RunSpec) -> ValidRun {
+pub(crate) fn valid(spec: RunSpec) -> ValidRun {
     spec.validate(&Limits::default(), &|_| true).unwrap()
 }
 
