@@ -1,10 +1,10 @@
-//! More of the [`WorkflowStore`] conformance suite: claims that rotate across tenants and
-//! completions recorded in batches. Re-exported by [`crate::workflow_store`], whose matrix
-//! runs them.
+//! More of the [`WorkflowStore`](ate_orchestrate::workflow::WorkflowStore) conformance suite:
+//! claims that rotate across tenants and completions recorded in batches. Re-exported by
+//! [`crate::workflow_store`], whose matrix runs them.
 
 use crate::support::Env;
 use crate::workflow_store::{store, tenant, valid};
-use ate_core::{ErrorKind, TenantId};
+use ate_core::{ErrorKind, RunId, TenantId};
 use ate_orchestrate::workflow::{
     DagSpec, NodeError, NodeSpec, NodeStatus, RetrySpec, RunSpec, RunStatus,
 };
@@ -86,6 +86,8 @@ pub async fn batched_completions_are_independent(env: Env) {
     let stale = of(2, "n");
     s.release(&stale).await.unwrap();
     assert!(s.record_many(&[]).await.unwrap().is_empty());
+    let mut missing = of(0, "n");
+    missing.run = RunId::new();
     let done = s
         .record_many(&[
             (of(3, "a"), Ok(json!("a-out"))),
@@ -93,10 +95,17 @@ pub async fn batched_completions_are_independent(env: Env) {
             (stale, Ok(json!("late"))),
             (of(1, "n"), Err(NodeError::retryable("flaky", "try again"))),
             (of(3, "b"), Ok(json!("b-out"))),
+            // Recorded a moment ago in this very batch: the lease is no longer held.
+            (of(0, "n"), Ok(json!("again"))),
+            (missing, Ok(json!("nobody"))),
         ])
         .await
         .unwrap();
-    assert_eq!(done.len(), 5);
+    assert_eq!(done.len(), 7);
+    for (at, kind) in [(5, ErrorKind::Conflict), (6, ErrorKind::NotFound)] {
+        let e = done[at].as_ref().unwrap_err();
+        assert_eq!(ate_core::Classify::kind(e), kind, "{at}: {e}");
+    }
     assert_eq!(done[0].as_ref().unwrap(), &RunStatus::Running);
     assert_eq!(done[1].as_ref().unwrap(), &RunStatus::Succeeded);
     let lost = done[2].as_ref().unwrap_err();
@@ -111,6 +120,7 @@ pub async fn batched_completions_are_independent(env: Env) {
     let first = get(0).await.unwrap();
     assert_eq!(first.status, RunStatus::Succeeded);
     assert_eq!(first.nodes[0].output, Some(json!({"done": true})));
+    assert_eq!(first.revision, 2, "submitted, then succeeded once");
     let flaky = get(1).await.unwrap();
     assert_eq!(flaky.nodes[0].status, NodeStatus::Ready, "retried later");
     assert_eq!(flaky.nodes[0].error.as_ref().unwrap().kind, "flaky");
@@ -123,7 +133,9 @@ pub async fn batched_completions_are_independent(env: Env) {
         (NodeStatus::Ready, None),
         "the stale result changed nothing"
     );
-    // Both halves of the fan-out finished in the same batch: the join is due, with both.
+    // Both halves of the fan-out finished in the same batch: two changes, two revisions,
+    // and the join is due, with both outputs.
+    assert_eq!(get(3).await.unwrap().revision, 3);
     let join = s.claim("w", 10, LEASE).await.unwrap();
     let join = join.iter().find(|c| c.lease.run == runs[3]).unwrap();
     assert_eq!(join.node_id.as_str(), "join");

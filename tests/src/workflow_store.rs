@@ -1112,8 +1112,10 @@ pub async fn watchers_follow_run_changes(env: Env) {
         .await
         .unwrap()
         .run;
-    let mut run_watch = s.watch(&reader, t, Some(run.id)).await.unwrap();
     let submitted = next_event(&mut tenant_watch).await;
+    // Subscribed once the submission has been delivered (on PostgreSQL it comes back
+    // through LISTEN, after `submit` returns): the run watcher starts with the claim.
+    let mut run_watch = s.watch(&reader, t, Some(run.id)).await.unwrap();
     assert_eq!(
         (submitted.tenant, submitted.run),
         (t, run.id),

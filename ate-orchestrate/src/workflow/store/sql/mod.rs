@@ -61,6 +61,7 @@ macro_rules! node_columns {
     };
 }
 
+mod bulk;
 mod listen;
 mod logs;
 mod mutate;
@@ -90,7 +91,7 @@ struct RunRow {
     parent_run_id: Option<Uuid>,
 }
 
-#[derive(sqlx::FromRow)]
+#[derive(Clone, sqlx::FromRow)]
 struct NodeRow {
     idx: i32,
     node_id: String,

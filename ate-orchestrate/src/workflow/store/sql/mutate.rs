@@ -3,17 +3,18 @@
 //! the children of a run that ended; plus the helpers it shares with the other parts.
 
 use super::super::events::{CHANNEL, NodeChange, RunEvent};
-use super::{NodeRow, RunRow, SqlWorkflowStore, corrupt, run_state};
+use super::{NodeRow, RunRow, SqlWorkflowStore, bulk, corrupt, run_state};
 use crate::OrchestrateError;
 use crate::workflow::dag::{NodeKind, ValidDag};
 use crate::workflow::spec::{DagSpec, Limits};
-use crate::workflow::state::{NodeError, NodeState, NodeStatus, RunState, RunStatus};
+use crate::workflow::state::{NodeState, NodeStatus, RunState, RunStatus};
 use ate_core::audit::{NewAuditEvent, Outcome, ValidEvent, actions};
 use ate_core::db::to_micros;
 use ate_core::{CoreError, CoreTx, RunId, TenantId, with_pool, with_write_tx};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::{Arc, Mutex, PoisonError};
 use uuid::Uuid;
 
@@ -73,6 +74,52 @@ impl DagCache {
     }
 }
 
+/// A run of a batch, loaded once and changed in memory by each of its changes in turn.
+struct Working {
+    loaded: Loaded,
+    /// As loaded.
+    initial: RunState,
+    /// After the changes applied so far.
+    state: RunState,
+    /// The run's revision after them.
+    revision: i64,
+}
+
+impl Working {
+    fn new(row: &RunRow, nodes: &[NodeRow], dag: Arc<ValidDag>) -> Result<Self, OrchestrateError> {
+        let initial = run_state(row, nodes)?;
+        if dag.nodes().len() != initial.nodes.len() {
+            return Err(corrupt("node list", "it does not match the definition"));
+        }
+        Ok(Working {
+            loaded: Loaded {
+                tenant: TenantId::from_uuid(row.tenant_id)?,
+                dag,
+                nodes: nodes.to_vec(),
+            },
+            state: initial.clone(),
+            initial,
+            revision: row.revision,
+        })
+    }
+
+    /// Makes `state` the run's state, keeping the loaded node rows' statuses in step (the
+    /// next change checks its lease against them).
+    fn apply(&mut self, state: RunState) {
+        for (row, (old, new)) in self
+            .loaded
+            .nodes
+            .iter_mut()
+            .zip(self.state.nodes.iter().zip(&state.nodes))
+        {
+            if old.status != new.status {
+                row.status = new.status.as_str().to_owned();
+            }
+        }
+        self.state = state;
+    }
+}
+
 /// How one change in a batch went wrong: before it wrote anything (the other changes go
 /// on), or while writing (the whole transaction is rolled back).
 enum Failed {
@@ -125,7 +172,7 @@ impl SqlWorkflowStore {
     {
         let (value, closed) = self.mutate_one(id, tenant, now, change).await?;
         if closed {
-            self.close_children(id, now).await;
+            self.close_children(vec![id], now).await;
         }
         Ok(value)
     }
@@ -155,8 +202,14 @@ impl SqlWorkflowStore {
     }
 
     /// Applies several changes, each as [`mutate`](Self::mutate) would (children aside: the
-    /// caller closes them), in **one** transaction: one commit for many completions. Runs
-    /// are locked in id order, so concurrent batches cannot deadlock.
+    /// caller closes them), in **one** transaction: one commit for many completions.
+    ///
+    /// The batch costs a fixed number of statements, however many changes it holds: one
+    /// reads (and on PostgreSQL locks, in id order, so concurrent batches cannot deadlock)
+    /// every run, one reads their nodes, one their definitions if not cached; the changes
+    /// are applied in memory, in order (a second change to a run sees the first), and one
+    /// statement writes every changed node, one every changed run ([`super::bulk`]). Audit
+    /// events are appended one by one, in order.
     ///
     /// With `independent`, a change that fails before writing (its run is gone, its lease
     /// lost, its transition refused) gets its own error and the others are applied; without
@@ -174,126 +227,102 @@ impl SqlWorkflowStore {
             + Send,
     {
         let is_pg = self.db.backend() == ate_core::DbBackend::Postgres;
+        let sql = if is_pg {
+            &bulk::POSTGRES
+        } else {
+            &bulk::SQLITE
+        };
         let count = changes.len();
         let mut ordered: Vec<(usize, Change<F>)> = changes.into_iter().enumerate().collect();
+        // Stable: the changes to one run keep their order.
         ordered.sort_by_key(|(_, (id, _, _))| id.as_uuid());
+        let mut ids: Vec<Uuid> = ordered.iter().map(|(_, (id, _, _))| id.as_uuid()).collect();
+        ids.dedup();
+        let uncached = bulk::id_list(
+            ids.iter()
+                .copied()
+                .filter(|id| self.dags.get(*id).is_none()),
+        );
+        let ids = bulk::id_list(ids);
         let (results, published) = with_write_tx!(self.db, |tx| {
             let mut results: Vec<Option<Result<(T, bool), OrchestrateError>>> =
                 (0..count).map(|_| None).collect();
             let mut published = Vec::new();
             let mut payloads = Vec::new();
-            for (at, (id, tenant, change)) in ordered {
-                let attempt: Result<(T, Option<RunEvent>, bool), Failed> = async {
-                    // Takes the run's row lock: concurrent changes to the run queue behind this one.
-                    let row: Option<RunRow> = sqlx::query_as(concat!(
-                        "UPDATE wf_runs SET revision = revision WHERE id = $1 \
-                         AND ($2 IS NULL OR tenant_id = $2) RETURNING ",
-                        run_columns!()
-                    ))
-                    .bind(id.as_uuid())
-                    .bind(tenant.map(|t| t.as_uuid()))
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    let row = row.ok_or_else(|| {
-                        Failed::Change(OrchestrateError::not_found("workflow run", id))
-                    })?;
-                    let dag = match self.dags.get(row.id) {
-                        Some(dag) => dag,
-                        None => {
-                            let definition: String =
-                                sqlx::query_scalar("SELECT definition FROM wf_runs WHERE id = $1")
-                                    .bind(row.id)
-                                    .fetch_one(&mut *tx)
-                                    .await?;
-                            self.dags.parse(row.id, &definition).map_err(Failed::Change)?
-                        }
-                    };
-                    let nodes: Vec<NodeRow> = sqlx::query_as(concat!(
-                        "SELECT ",
-                        node_columns!(),
-                        " FROM wf_nodes WHERE run_id = $1 ORDER BY idx"
-                    ))
-                    .bind(id.as_uuid())
+            let loaded: Result<_, sqlx::Error> = async {
+                let rows: Vec<RunRow> = sqlx::query_as(sql.lock_runs)
+                    .bind(&ids)
                     .fetch_all(&mut *tx)
                     .await?;
-                    let before = run_state(&row, &nodes).map_err(Failed::Change)?;
-                    let loaded = Loaded {
-                        tenant: TenantId::from_uuid(row.tenant_id)
-                            .map_err(|e| Failed::Change(e.into()))?,
-                        dag,
-                        nodes,
-                    };
-                    if loaded.dag.nodes().len() != before.nodes.len() {
-                        return Err(Failed::Change(corrupt(
-                            "node list",
-                            "it does not match the definition",
-                        )));
-                    }
-                    let mut after = before.clone();
-                    let (value, event) = change(&loaded, &mut after).map_err(Failed::Change)?;
-                    let revision = row.revision + 1;
-                    let published =
-                        (before != after).then(|| change_event(&loaded, &before, &after, id, revision));
-                    for (i, (old, new)) in before.nodes.iter().zip(&after.nodes).enumerate() {
-                        if old == new {
-                            continue;
+                let definitions: HashMap<Uuid, String> = if uncached == "[]" {
+                    HashMap::new()
+                } else {
+                    sqlx::query_as(sql.definitions)
+                        .bind(&uncached)
+                        .fetch_all(&mut *tx)
+                        .await?
+                        .into_iter()
+                        .collect()
+                };
+                let mut nodes: HashMap<Uuid, Vec<NodeRow>> = HashMap::new();
+                for row in sqlx::query_as::<_, bulk::RunNode>(sql.nodes)
+                    .bind(&ids)
+                    .fetch_all(&mut *tx)
+                    .await?
+                {
+                    nodes.entry(row.run_id).or_default().push(row.node);
+                }
+                Ok((rows, definitions, nodes))
+            }
+            .await;
+            let (rows, definitions, nodes) = match loaded {
+                Ok(loaded) => loaded,
+                Err(e) => {
+                    tx.rollback().await.map_err(CoreError::from)?;
+                    return Err(CoreError::from(e).into());
+                }
+            };
+            let rows: HashMap<Uuid, RunRow> = rows.into_iter().map(|r| (r.id, r)).collect();
+            let mut working: HashMap<Uuid, Working> = HashMap::new();
+            for (at, (id, tenant, change)) in ordered {
+                let attempt: Result<(T, Option<RunEvent>, bool), Failed> = async {
+                    let uuid = id.as_uuid();
+                    let row = rows
+                        .get(&uuid)
+                        .filter(|row| tenant.is_none_or(|t| t.as_uuid() == row.tenant_id))
+                        .ok_or_else(|| {
+                            Failed::Change(OrchestrateError::not_found("workflow run", id))
+                        })?;
+                    let w = match working.entry(uuid) {
+                        Entry::Occupied(w) => w.into_mut(),
+                        Entry::Vacant(slot) => {
+                            let dag = match self.dags.get(uuid) {
+                                Some(dag) => dag,
+                                None => {
+                                    let definition = definitions.get(&uuid).ok_or_else(|| {
+                                        Failed::Change(corrupt("definition", "missing"))
+                                    })?;
+                                    self.dags.parse(uuid, definition).map_err(Failed::Change)?
+                                }
+                            };
+                            let empty = Vec::new();
+                            let rows = nodes.get(&uuid).unwrap_or(&empty);
+                            slot.insert(Working::new(row, rows, dag).map_err(Failed::Change)?)
                         }
-                        let finished = (!old.status.is_finished() && new.status.is_finished())
-                            .then_some(to_micros(now));
-                        let left_running =
-                            old.status == NodeStatus::Running && new.status != NodeStatus::Running;
-                        sqlx::query(
-                            "UPDATE wf_nodes SET status = $3, attempt = $4, ready_at = $5, \
-                             first_ready_at = $6, output = $7, error = $8, cancel_requested = $9, \
-                             finished_at = CASE WHEN $13 = 1 THEN COALESCE($10, finished_at) ELSE NULL END, \
-                             lease_owner = CASE WHEN $11 = 1 THEN NULL ELSE lease_owner END, \
-                             lease_expires_at = CASE WHEN $11 = 1 THEN NULL ELSE lease_expires_at END, \
-                             wait_until = $12 WHERE run_id = $1 AND idx = $2",
-                        )
-                        .bind(id.as_uuid())
-                        .bind(i32::try_from(i).unwrap_or(i32::MAX))
-                        .bind(new.status.as_str())
-                        .bind(i32::try_from(new.attempt).unwrap_or(i32::MAX))
-                        .bind(new.ready_at.map(to_micros))
-                        .bind(new.first_ready_at.map(to_micros))
-                        .bind(new.output.as_ref().map(|v| v.to_string()))
-                        .bind(new.error.as_ref().map(error_json))
-                        .bind(i32::from(new.cancel_requested))
-                        .bind(finished)
-                        .bind(i32::from(left_running))
-                        .bind(wait_until(&loaded.dag, i, new))
-                        .bind(i32::from(new.status.is_finished()))
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                    if before != after {
-                        let finished = (!before.status.is_finished() && after.status.is_finished())
-                            .then_some(to_micros(now));
-                        sqlx::query(
-                            "UPDATE wf_runs SET status = $2, stopping = $3, error = $4, updated_at = $5, \
-                             finished_at = CASE WHEN $7 = 1 THEN COALESCE($6, finished_at) ELSE NULL END, \
-                             revision = revision + 1 WHERE id = $1",
-                        )
-                        .bind(id.as_uuid())
-                        .bind(after.status.as_str())
-                        .bind(after.stopping.filter(|_| !after.status.is_finished()).map(RunStatus::as_str))
-                        .bind(&after.error)
-                        .bind(to_micros(now))
-                        .bind(finished)
-                        .bind(i32::from(after.status.is_finished()))
-                        .execute(&mut *tx)
-                        .await?;
-                    }
+                    };
+                    let before = &w.state;
+                    let mut after = before.clone();
+                    let (value, event) = change(&w.loaded, &mut after).map_err(Failed::Change)?;
                     if let Some(event) = &event {
                         tx.append_audit(event, now).await?;
                     }
                     let was_failing = before.status == RunStatus::Failed
                         || before.stopping == Some(RunStatus::Failed);
-                    let is_failing =
-                        after.status == RunStatus::Failed || after.stopping == Some(RunStatus::Failed);
+                    let is_failing = after.status == RunStatus::Failed
+                        || after.stopping == Some(RunStatus::Failed);
                     if is_failing && !was_failing {
                         let failed = NewAuditEvent::new(
-                            loaded.tenant,
+                            w.loaded.tenant,
                             "system:workflows",
                             actions::WORKFLOW_FAILED,
                             Outcome::Failure,
@@ -305,6 +334,11 @@ impl SqlWorkflowStore {
                     }
                     let closed = (!before.status.is_finished() && after.status.is_finished())
                         || (before.stopping.is_none() && after.stopping.is_some());
+                    let published = (*before != after).then(|| {
+                        w.revision += 1;
+                        change_event(&w.loaded, before, &after, id, w.revision)
+                    });
+                    w.apply(after);
                     Ok((value, published, closed))
                 }
                 .await;
@@ -329,17 +363,47 @@ impl SqlWorkflowStore {
                     }
                 }
             }
-            if !payloads.is_empty() {
-                // Delivered to every host when (and only if) this commits.
-                let sent = sqlx::query(NOTIFY_ALL)
-                    .bind(CHANNEL)
-                    .bind(serde_json::Value::from(payloads).to_string())
-                    .execute(&mut *tx)
-                    .await;
-                if let Err(e) = sent {
-                    tx.rollback().await.map_err(CoreError::from)?;
-                    return Err(CoreError::from(e).into());
+            let mut node_writes = Vec::new();
+            let mut run_writes = Vec::new();
+            for (id, w) in &working {
+                if w.initial == w.state {
+                    continue;
                 }
+                for (i, (old, new)) in w.initial.nodes.iter().zip(&w.state.nodes).enumerate() {
+                    if old != new {
+                        node_writes.push(bulk::node_write(*id, i, old, new, &w.loaded.dag, now));
+                    }
+                }
+                run_writes.push(bulk::run_write(*id, &w.initial, &w.state, w.revision, now));
+            }
+            let written: Result<(), sqlx::Error> = async {
+                if !node_writes.is_empty() {
+                    sqlx::query(sql.write_nodes)
+                        .bind(serde_json::Value::from(node_writes).to_string())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                if !run_writes.is_empty() {
+                    sqlx::query(sql.write_runs)
+                        .bind(serde_json::Value::from(run_writes).to_string())
+                        .bind(to_micros(now))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                if !payloads.is_empty() {
+                    // Delivered to every host when (and only if) this commits.
+                    sqlx::query(NOTIFY_ALL)
+                        .bind(CHANNEL)
+                        .bind(serde_json::Value::from(payloads).to_string())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Ok(())
+            }
+            .await;
+            if let Err(e) = written {
+                tx.rollback().await.map_err(CoreError::from)?;
+                return Err(CoreError::from(e).into());
             }
             (results, published)
         });
@@ -360,32 +424,39 @@ impl SqlWorkflowStore {
             .collect())
     }
 
-    /// Cancels the unfinished child runs of `parent` (which has ended or is stopping), and
-    /// theirs, each audited as `workflow_cancelled` by `workflow:<parent>`. Best effort: a
-    /// failure is logged, and the maintenance pass cancels what is left.
-    pub(super) async fn close_children(&self, parent: RunId, now: DateTime<Utc>) {
-        let mut parents = vec![parent];
-        while let Some(parent) = parents.pop() {
-            let children: Result<Vec<Uuid>, CoreError> = async {
+    /// Cancels the unfinished child runs of `parents` (which have ended or are stopping),
+    /// and theirs, each audited as `workflow_cancelled` by `workflow:<parent>`. One query
+    /// per generation finds the children of all. Best effort: a failure is logged, and the
+    /// maintenance pass cancels what is left.
+    pub(super) async fn close_children(&self, mut parents: Vec<RunId>, now: DateTime<Utc>) {
+        let sql = if self.db.backend() == ate_core::DbBackend::Postgres {
+            &bulk::POSTGRES
+        } else {
+            &bulk::SQLITE
+        };
+        while !parents.is_empty() {
+            let ids = bulk::id_list(parents.iter().map(|p| p.as_uuid()));
+            let children: Result<Vec<(Uuid, Uuid)>, CoreError> = async {
                 Ok(with_pool!(self.db, |pool| {
-                    sqlx::query_scalar(
-                        "SELECT id FROM wf_runs WHERE parent_run_id = $1 \
-                         AND status IN ('pending', 'running') AND stopping IS NULL",
-                    )
-                    .bind(parent.as_uuid())
-                    .fetch_all(pool)
-                    .await?
+                    sqlx::query_as(sql.children)
+                        .bind(&ids)
+                        .fetch_all(pool)
+                        .await?
                 }))
             }
             .await;
             let children = match children {
                 Ok(children) => children,
                 Err(e) => {
-                    tracing::warn!(run = %parent, error = %e, "listing child runs failed");
-                    continue;
+                    tracing::warn!(runs = %ids, error = %e, "listing child runs failed");
+                    return;
                 }
             };
-            for child in children {
+            parents = Vec::new();
+            for (child, parent) in children {
+                let Ok(parent) = RunId::from_uuid(parent) else {
+                    continue;
+                };
                 match self.cancel_child(child, parent, now).await {
                     Ok(child) => parents.push(child),
                     Err(e) => {
@@ -484,9 +555,4 @@ pub(super) fn wait_until(dag: &ValidDag, i: usize, state: &NodeState) -> Option<
     Some(to_micros(
         since + chrono::TimeDelta::from_std(timeout).unwrap_or(chrono::TimeDelta::MAX),
     ))
-}
-
-/// A node error as stored.
-fn error_json(e: &NodeError) -> String {
-    json!({"kind": e.kind, "message": e.message, "retryable": e.retryable}).to_string()
 }

@@ -4,7 +4,7 @@
 //! [`RunState`], applied under the run's row lock ([`SqlWorkflowStore::mutate`]).
 
 use super::mutate::NOTIFY_ALL;
-use super::{Loaded, NodeRow, SqlWorkflowStore, corrupt, json_size, json_text};
+use super::{Loaded, NodeRow, SqlWorkflowStore, bulk, corrupt, json_size, json_text};
 use crate::OrchestrateError;
 use crate::workflow::condition::node_input;
 use crate::workflow::dag::{NodeId, StepName};
@@ -15,7 +15,7 @@ use ate_core::db::to_micros;
 use ate_core::{DbBackend, RunId, TenantId, with_pool, with_write_tx};
 use chrono::TimeDelta;
 use serde_json::Value;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, PoisonError};
 use std::time::Duration;
 use uuid::Uuid;
@@ -154,6 +154,8 @@ struct ClaimedRun {
 
 #[derive(sqlx::FromRow)]
 struct Claimed {
+    run_id: Uuid,
+    idx: i32,
     tenant_id: Uuid,
     node_id: String,
     task: String,
@@ -231,10 +233,10 @@ impl SqlWorkflowStore {
                 return Ok(Vec::new());
             }
         }
-        let (candidates, ready_tenants) = if is_pg {
-            (CANDIDATES_PG, READY_TENANTS_PG)
+        let (candidates, ready_tenants, sql) = if is_pg {
+            (CANDIDATES_PG, READY_TENANTS_PG, &bulk::POSTGRES)
         } else {
-            (CANDIDATES, READY_TENANTS)
+            (CANDIDATES, READY_TENANTS, &bulk::SQLITE)
         };
         let mut limit = i64::try_from(max).unwrap_or(i64::MAX);
         let per_tenant = self
@@ -310,84 +312,117 @@ impl SqlWorkflowStore {
                 }
                 let picked = round_robin(&lists, wanted);
                 let last = picked.last().map(|(tenant, _, _)| *tenant);
-                let mut claims = Vec::with_capacity(picked.len());
-                // Inputs need each run's input and, for nodes with dependencies, its
-                // succeeded nodes' outputs: read once per run.
+                // One statement claims them all; the condition keeps the claim exact on any
+                // backend (on PostgreSQL the row locks already guarantee it).
+                let wanted: Vec<Value> = picked
+                    .iter()
+                    .map(|(_, run, idx)| serde_json::json!({"r": bulk::hex(*run), "i": idx}))
+                    .collect();
+                let claimed: Vec<Claimed> = if wanted.is_empty() {
+                    Vec::new()
+                } else {
+                    sqlx::query_as(sql.claim)
+                        .bind(Value::from(wanted).to_string())
+                        .bind(worker)
+                        .bind(to_micros(expires))
+                        .bind(to_micros(now))
+                        .fetch_all(&mut *tx)
+                        .await?
+                };
+                let mut claimed: BTreeMap<(Uuid, i32), Claimed> = claimed
+                    .into_iter()
+                    .map(|c| ((c.run_id, c.idx), c))
+                    .collect();
+                // What inputs need, read once for all the runs: each run's input and
+                // revision, definitions not cached yet, and the succeeded nodes' outputs of
+                // runs with a claimed node that has dependencies.
+                let run_ids: BTreeSet<Uuid> = claimed.keys().map(|(run, _)| *run).collect();
                 let mut runs: BTreeMap<Uuid, ClaimedRun> = BTreeMap::new();
+                if !run_ids.is_empty() {
+                    let inputs: Vec<(Uuid, String, i64)> = sqlx::query_as(sql.inputs)
+                        .bind(bulk::id_list(run_ids.iter().copied()))
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    let uncached: Vec<Uuid> = run_ids
+                        .iter()
+                        .copied()
+                        .filter(|id| self.dags.get(*id).is_none())
+                        .collect();
+                    let definitions: BTreeMap<Uuid, String> = if uncached.is_empty() {
+                        BTreeMap::new()
+                    } else {
+                        sqlx::query_as(sql.definitions)
+                            .bind(bulk::id_list(uncached))
+                            .fetch_all(&mut *tx)
+                            .await?
+                            .into_iter()
+                            .collect()
+                    };
+                    for (id, input, revision) in inputs {
+                        let dag = match self.dags.get(id) {
+                            Some(dag) => dag,
+                            None => {
+                                let definition = definitions
+                                    .get(&id)
+                                    .ok_or_else(|| corrupt("definition", "missing"))?;
+                                self.dags.parse(id, definition)?
+                            }
+                        };
+                        runs.insert(
+                            id,
+                            ClaimedRun {
+                                input: serde_json::from_str(&input)
+                                    .map_err(|e| corrupt("input", e))?,
+                                dag,
+                                outputs: None,
+                                revision,
+                            },
+                        );
+                    }
+                    let with_deps: Vec<Uuid> = claimed
+                        .keys()
+                        .filter(|(run, idx)| {
+                            runs.get(run).is_some_and(|r| {
+                                usize::try_from(*idx)
+                                    .ok()
+                                    .and_then(|i| r.dag.nodes().get(i))
+                                    .is_some_and(|n| !n.depends_on.is_empty())
+                            })
+                        })
+                        .map(|(run, _)| *run)
+                        .collect::<BTreeSet<_>>()
+                        .into_iter()
+                        .collect();
+                    if !with_deps.is_empty() {
+                        for run in &with_deps {
+                            if let Some(r) = runs.get_mut(run) {
+                                r.outputs = Some(BTreeMap::new());
+                            }
+                        }
+                        let outputs: Vec<(Uuid, i32, String)> = sqlx::query_as(sql.outputs)
+                            .bind(bulk::id_list(with_deps))
+                            .fetch_all(&mut *tx)
+                            .await?;
+                        for (run, idx, text) in outputs {
+                            let value: Value = serde_json::from_str(&text)
+                                .map_err(|e| corrupt("node output", e))?;
+                            if let Some(map) = runs.get_mut(&run).and_then(|r| r.outputs.as_mut()) {
+                                map.insert(idx, value);
+                            }
+                        }
+                    }
+                }
+                let mut claims = Vec::with_capacity(claimed.len());
                 let mut published = Vec::new();
                 let mut payloads = Vec::new();
                 for (_, run_id, idx) in picked {
-                    // Still ready: on PostgreSQL the row lock guarantees it; the condition
-                    // keeps the claim exact on any backend.
-                    let claimed: Option<Claimed> = sqlx::query_as(
-                        "UPDATE wf_nodes SET status = 'running', attempt = attempt + 1, \
-                         lease_owner = $3, lease_token = lease_token + 1, lease_expires_at = $4, \
-                         started_at = $5, ready_at = NULL \
-                         WHERE run_id = $1 AND idx = $2 AND status = 'ready' \
-                         RETURNING tenant_id, node_id, task, attempt, lease_token",
-                    )
-                    .bind(run_id)
-                    .bind(idx)
-                    .bind(worker)
-                    .bind(to_micros(expires))
-                    .bind(to_micros(now))
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    let Some(claimed) = claimed else {
-                        continue;
+                    let Some(claimed) = claimed.remove(&(run_id, idx)) else {
+                        continue; // no longer ready
                     };
-                    if let std::collections::btree_map::Entry::Vacant(slot) = runs.entry(run_id) {
-                        let (input, revision): (String, i64) =
-                            sqlx::query_as("SELECT input, revision FROM wf_runs WHERE id = $1")
-                                .bind(run_id)
-                                .fetch_one(&mut *tx)
-                                .await?;
-                        let dag = match self.dags.get(run_id) {
-                            Some(dag) => dag,
-                            None => {
-                                let definition: String = sqlx::query_scalar(
-                                    "SELECT definition FROM wf_runs WHERE id = $1",
-                                )
-                                .bind(run_id)
-                                .fetch_one(&mut *tx)
-                                .await?;
-                                self.dags.parse(run_id, &definition)?
-                            }
-                        };
-                        slot.insert(ClaimedRun {
-                            input: serde_json::from_str(&input).map_err(|e| corrupt("input", e))?,
-                            dag,
-                            outputs: None,
-                            revision,
-                        });
-                    }
-                    let Some(run) = runs.get_mut(&run_id) else {
-                        continue;
-                    };
-                    let dag = run.dag.clone();
+                    let run = runs.get(&run_id).ok_or_else(|| corrupt("run", "missing"))?;
+                    let dag = &run.dag;
                     let node = usize::try_from(idx).ok().and_then(|i| dag.nodes().get(i));
                     let node = node.ok_or_else(|| corrupt("node index", idx))?;
-                    if run.outputs.is_none() && !node.depends_on.is_empty() {
-                        let outputs: Vec<(i32, String)> = sqlx::query_as(
-                            "SELECT idx, output FROM wf_nodes WHERE run_id = $1 \
-                             AND status = 'succeeded' AND output IS NOT NULL",
-                        )
-                        .bind(run_id)
-                        .fetch_all(&mut *tx)
-                        .await?;
-                        run.outputs = Some(
-                            outputs
-                                .into_iter()
-                                .map(|(i, text)| {
-                                    Ok((
-                                        i,
-                                        serde_json::from_str(&text)
-                                            .map_err(|e| corrupt("node output", e))?,
-                                    ))
-                                })
-                                .collect::<Result<BTreeMap<_, _>, OrchestrateError>>()?,
-                        );
-                    }
                     let none = BTreeMap::new();
                     let outputs = run.outputs.as_ref().unwrap_or(&none);
                     let deps = node.depends_on.iter().filter_map(|&d| {
@@ -515,17 +550,18 @@ impl SqlWorkflowStore {
             })
             .collect();
         let done = self.mutate_batch(changes, now, true).await?;
+        let mut closed = Vec::new();
         let mut statuses = Vec::with_capacity(done.len());
         for (result, run) in done.into_iter().zip(runs) {
-            statuses.push(match result {
-                Ok((status, closed)) => {
-                    if closed {
-                        self.close_children(run, now).await;
-                    }
-                    Ok(status)
+            statuses.push(result.map(|(status, ended)| {
+                if ended {
+                    closed.push(run);
                 }
-                Err(e) => Err(e),
-            });
+                status
+            }));
+        }
+        if !closed.is_empty() {
+            self.close_children(closed, now).await;
         }
         Ok(statuses)
     }

@@ -1,0 +1,234 @@
+//! Statements that read or write many runs and nodes at once, for batched changes and
+//! claims: one round trip for a whole batch instead of one per run or node. Each takes a
+//! JSON array as `$1` (ids as 32 hex digits, or one object per row); SQLite reads it with
+//! `json_each`, PostgreSQL with `jsonb_array_elements_text` / `jsonb_to_recordset`.
+
+use super::NodeRow;
+use super::mutate::wait_until;
+use crate::workflow::dag::ValidDag;
+use crate::workflow::state::{NodeError, NodeState, RunState, RunStatus};
+use ate_core::db::to_micros;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// The ids in `$1` (a JSON array of hex ids) as a subquery, in each dialect.
+macro_rules! ids {
+    (sqlite) => {
+        "(SELECT unhex(value) FROM json_each($1))"
+    };
+    (pg) => {
+        "(SELECT value::uuid FROM jsonb_array_elements_text($1::jsonb))"
+    };
+}
+
+/// The statements of one dialect.
+pub(super) struct Bulk {
+    /// The runs in `$1`, locked on PostgreSQL in id order (so concurrent batches cannot
+    /// deadlock; on SQLite the write transaction is the lock).
+    pub(super) lock_runs: &'static str,
+    /// `id, definition` of the runs in `$1`.
+    pub(super) definitions: &'static str,
+    /// `id, input, revision` of the runs in `$1`.
+    pub(super) inputs: &'static str,
+    /// `run_id` and the node columns of the runs in `$1`, in run and index order.
+    pub(super) nodes: &'static str,
+    /// `run_id, idx, output` of the succeeded nodes of the runs in `$1`.
+    pub(super) outputs: &'static str,
+    /// Writes the node rows of `$1` (objects made by [`node_write`]).
+    pub(super) write_nodes: &'static str,
+    /// Writes the run rows of `$1` (objects made by [`run_write`]); `$2`: now.
+    pub(super) write_runs: &'static str,
+    /// The unfinished child runs (not stopping yet) of the runs in `$1`.
+    pub(super) children: &'static str,
+    /// Claims the nodes `$1` (objects `{r, i}`) that are still ready for worker `$2`, with
+    /// leases expiring at `$3`, started at `$4`; returns what a claim needs.
+    pub(super) claim: &'static str,
+}
+
+pub(super) const SQLITE: Bulk = Bulk {
+    children: concat!(
+        "SELECT id, parent_run_id FROM wf_runs WHERE parent_run_id IN ",
+        ids!(sqlite),
+        " AND status IN ('pending', 'running') AND stopping IS NULL"
+    ),
+    lock_runs: concat!(
+        "SELECT ",
+        run_columns!(),
+        " FROM wf_runs WHERE id IN ",
+        ids!(sqlite)
+    ),
+    definitions: concat!(
+        "SELECT id, definition FROM wf_runs WHERE id IN ",
+        ids!(sqlite)
+    ),
+    inputs: concat!(
+        "SELECT id, input, revision FROM wf_runs WHERE id IN ",
+        ids!(sqlite)
+    ),
+    nodes: concat!(
+        "SELECT run_id, ",
+        node_columns!(),
+        " FROM wf_nodes WHERE run_id IN ",
+        ids!(sqlite),
+        " ORDER BY run_id, idx"
+    ),
+    outputs: concat!(
+        "SELECT run_id, idx, output FROM wf_nodes WHERE run_id IN ",
+        ids!(sqlite),
+        " AND status = 'succeeded' AND output IS NOT NULL"
+    ),
+    write_nodes: "UPDATE wf_nodes SET status = c.value ->> 's', attempt = c.value ->> 'a', \
+         ready_at = c.value ->> 'ra', first_ready_at = c.value ->> 'fr', \
+         output = c.value ->> 'o', error = c.value ->> 'e', \
+         cancel_requested = c.value ->> 'cr', \
+         finished_at = CASE WHEN c.value ->> 'fin' = 1 \
+             THEN COALESCE(c.value ->> 'f', finished_at) ELSE NULL END, \
+         lease_owner = CASE WHEN c.value ->> 'l' = 1 THEN NULL ELSE lease_owner END, \
+         lease_expires_at = CASE WHEN c.value ->> 'l' = 1 THEN NULL ELSE lease_expires_at END, \
+         wait_until = c.value ->> 'w' \
+         FROM json_each($1) AS c \
+         WHERE wf_nodes.run_id = unhex(c.value ->> 'r') AND wf_nodes.idx = c.value ->> 'i'",
+    write_runs: "UPDATE wf_runs SET status = c.value ->> 's', stopping = c.value ->> 'st', \
+         error = c.value ->> 'e', updated_at = $2, \
+         finished_at = CASE WHEN c.value ->> 'fin' = 1 \
+             THEN COALESCE(c.value ->> 'f', finished_at) ELSE NULL END, \
+         revision = c.value ->> 'v' \
+         FROM json_each($1) AS c WHERE wf_runs.id = unhex(c.value ->> 'r')",
+    claim: "UPDATE wf_nodes SET status = 'running', attempt = attempt + 1, lease_owner = $2, \
+         lease_token = lease_token + 1, lease_expires_at = $3, started_at = $4, ready_at = NULL \
+         FROM json_each($1) AS c \
+         WHERE wf_nodes.run_id = unhex(c.value ->> 'r') AND wf_nodes.idx = c.value ->> 'i' \
+         AND wf_nodes.status = 'ready' \
+         RETURNING run_id, idx, tenant_id, node_id, task, attempt, lease_token",
+};
+
+pub(super) const POSTGRES: Bulk = Bulk {
+    children: concat!(
+        "SELECT id, parent_run_id FROM wf_runs WHERE parent_run_id IN ",
+        ids!(pg),
+        " AND status IN ('pending', 'running') AND stopping IS NULL"
+    ),
+    lock_runs: concat!(
+        "SELECT ",
+        run_columns!(),
+        " FROM wf_runs WHERE id IN ",
+        ids!(pg),
+        " ORDER BY id FOR NO KEY UPDATE"
+    ),
+    definitions: concat!("SELECT id, definition FROM wf_runs WHERE id IN ", ids!(pg)),
+    inputs: concat!(
+        "SELECT id, input, revision FROM wf_runs WHERE id IN ",
+        ids!(pg)
+    ),
+    nodes: concat!(
+        "SELECT run_id, ",
+        node_columns!(),
+        " FROM wf_nodes WHERE run_id IN ",
+        ids!(pg),
+        " ORDER BY run_id, idx"
+    ),
+    outputs: concat!(
+        "SELECT run_id, idx, output FROM wf_nodes WHERE run_id IN ",
+        ids!(pg),
+        " AND status = 'succeeded' AND output IS NOT NULL"
+    ),
+    write_nodes: "UPDATE wf_nodes n SET status = c.s, attempt = c.a, ready_at = c.ra, \
+         first_ready_at = c.fr, output = c.o, error = c.e, cancel_requested = c.cr, \
+         finished_at = CASE WHEN c.fin = 1 THEN COALESCE(c.f, n.finished_at) ELSE NULL END, \
+         lease_owner = CASE WHEN c.l = 1 THEN NULL ELSE n.lease_owner END, \
+         lease_expires_at = CASE WHEN c.l = 1 THEN NULL ELSE n.lease_expires_at END, \
+         wait_until = c.w \
+         FROM jsonb_to_recordset($1::jsonb) AS c(r uuid, i int, s text, a int, ra bigint, \
+             fr bigint, o text, e text, cr int, fin int, f bigint, l int, w bigint) \
+         WHERE n.run_id = c.r AND n.idx = c.i",
+    write_runs: "UPDATE wf_runs w SET status = c.s, stopping = c.st, error = c.e, \
+         updated_at = $2, \
+         finished_at = CASE WHEN c.fin = 1 THEN COALESCE(c.f, w.finished_at) ELSE NULL END, \
+         revision = c.v \
+         FROM jsonb_to_recordset($1::jsonb) AS c(r uuid, s text, st text, e text, fin int, \
+             f bigint, v bigint) \
+         WHERE w.id = c.r",
+    claim: "UPDATE wf_nodes n SET status = 'running', attempt = n.attempt + 1, \
+         lease_owner = $2, lease_token = n.lease_token + 1, lease_expires_at = $3, \
+         started_at = $4, ready_at = NULL \
+         FROM jsonb_to_recordset($1::jsonb) AS c(r uuid, i int) \
+         WHERE n.run_id = c.r AND n.idx = c.i AND n.status = 'ready' \
+         RETURNING n.run_id, n.idx, n.tenant_id, n.node_id, n.task, n.attempt, n.lease_token",
+};
+
+/// A run id as these statements take it.
+pub(super) fn hex(id: Uuid) -> String {
+    id.simple().to_string()
+}
+
+/// `ids` as the JSON array the statements take as `$1`.
+pub(super) fn id_list(ids: impl IntoIterator<Item = Uuid>) -> String {
+    Value::from(ids.into_iter().map(hex).collect::<Vec<_>>()).to_string()
+}
+
+/// A node row and the run it belongs to, as [`Bulk::nodes`] reads them.
+#[derive(sqlx::FromRow)]
+pub(super) struct RunNode {
+    pub(super) run_id: Uuid,
+    #[sqlx(flatten)]
+    pub(super) node: NodeRow,
+}
+
+/// A node error as stored.
+pub(super) fn error_json(e: &NodeError) -> String {
+    json!({"kind": e.kind, "message": e.message, "retryable": e.retryable}).to_string()
+}
+
+/// The row [`Bulk::write_nodes`] writes for node `i` of run `run` going from `old` to
+/// `new` at `now`.
+pub(super) fn node_write(
+    run: Uuid,
+    i: usize,
+    old: &NodeState,
+    new: &NodeState,
+    dag: &ValidDag,
+    now: DateTime<Utc>,
+) -> Value {
+    let finished =
+        (!old.status.is_finished() && new.status.is_finished()).then_some(to_micros(now));
+    let left_running = old.status == crate::workflow::NodeStatus::Running
+        && new.status != crate::workflow::NodeStatus::Running;
+    json!({
+        "r": hex(run),
+        "i": i,
+        "s": new.status.as_str(),
+        "a": new.attempt,
+        "ra": new.ready_at.map(to_micros),
+        "fr": new.first_ready_at.map(to_micros),
+        "o": new.output.as_ref().map(Value::to_string),
+        "e": new.error.as_ref().map(error_json),
+        "cr": i32::from(new.cancel_requested),
+        "fin": i32::from(new.status.is_finished()),
+        "f": finished,
+        "l": i32::from(left_running),
+        "w": wait_until(dag, i, new),
+    })
+}
+
+/// The row [`Bulk::write_runs`] writes for run `run` going from `old` to `new` (now at
+/// `revision`) at `now`.
+pub(super) fn run_write(
+    run: Uuid,
+    old: &RunState,
+    new: &RunState,
+    revision: i64,
+    now: DateTime<Utc>,
+) -> Value {
+    let finished =
+        (!old.status.is_finished() && new.status.is_finished()).then_some(to_micros(now));
+    json!({
+        "r": hex(run),
+        "s": new.status.as_str(),
+        "st": new.stopping.filter(|_| !new.status.is_finished()).map(RunStatus::as_str),
+        "e": new.error,
+        "fin": i32::from(new.status.is_finished()),
+        "f": finished,
+        "v": revision,
+    })
+}
