@@ -12,13 +12,23 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-/// The ids in `$1` (a JSON array of hex ids) as a subquery, in each dialect.
+/// "Is one of the ids in `$1`" (a JSON array of hex ids), in each dialect. On PostgreSQL
+/// as `= ANY(ARRAY(…))`: the planner then looks the ids up in the index (given a
+/// set-returning function to join, it guesses 100 rows and scans the table).
 macro_rules! ids {
     (sqlite) => {
-        "(SELECT unhex(value) FROM json_each($1))"
+        " IN (SELECT unhex(value) FROM json_each($1))"
     };
     (pg) => {
-        "(SELECT value::uuid FROM jsonb_array_elements_text($1::jsonb))"
+        " = ANY(ARRAY(SELECT value::uuid FROM jsonb_array_elements_text($1::jsonb)))"
+    };
+}
+
+/// "Is one of the runs of the rows in `$1`" (a JSON array of objects with the run id as
+/// `r`), on PostgreSQL: as in [`ids`], so the planner uses the index.
+macro_rules! row_runs {
+    () => {
+        " = ANY(ARRAY(SELECT (x.v ->> 'r')::uuid FROM jsonb_array_elements($1::jsonb) AS x(v)))"
     };
 }
 
@@ -48,33 +58,30 @@ pub(super) struct Bulk {
 
 pub(super) const SQLITE: Bulk = Bulk {
     children: concat!(
-        "SELECT id, parent_run_id FROM wf_runs WHERE parent_run_id IN ",
+        "SELECT id, parent_run_id FROM wf_runs WHERE parent_run_id",
         ids!(sqlite),
         " AND status IN ('pending', 'running') AND stopping IS NULL"
     ),
     lock_runs: concat!(
         "SELECT ",
         run_columns!(),
-        " FROM wf_runs WHERE id IN ",
+        " FROM wf_runs WHERE id",
         ids!(sqlite)
     ),
-    definitions: concat!(
-        "SELECT id, definition FROM wf_runs WHERE id IN ",
-        ids!(sqlite)
-    ),
+    definitions: concat!("SELECT id, definition FROM wf_runs WHERE id", ids!(sqlite)),
     inputs: concat!(
-        "SELECT id, input, revision FROM wf_runs WHERE id IN ",
+        "SELECT id, input, revision FROM wf_runs WHERE id",
         ids!(sqlite)
     ),
     nodes: concat!(
         "SELECT run_id, ",
         node_columns!(),
-        " FROM wf_nodes WHERE run_id IN ",
+        " FROM wf_nodes WHERE run_id",
         ids!(sqlite),
         " ORDER BY run_id, idx"
     ),
     outputs: concat!(
-        "SELECT run_id, idx, output FROM wf_nodes WHERE run_id IN ",
+        "SELECT run_id, idx, output FROM wf_nodes WHERE run_id",
         ids!(sqlite),
         " AND status = 'succeeded' AND output IS NOT NULL"
     ),
@@ -99,41 +106,39 @@ pub(super) const SQLITE: Bulk = Bulk {
          lease_token = lease_token + 1, lease_expires_at = $3, started_at = $4, ready_at = NULL \
          FROM json_each($1) AS c \
          WHERE wf_nodes.run_id = unhex(c.value ->> 'r') AND wf_nodes.idx = c.value ->> 'i' \
-         AND wf_nodes.status = 'ready' \
+         AND +wf_nodes.status = 'ready' \
          RETURNING run_id, idx, tenant_id, node_id, task, attempt, lease_token",
 };
 
 pub(super) const POSTGRES: Bulk = Bulk {
     children: concat!(
-        "SELECT id, parent_run_id FROM wf_runs WHERE parent_run_id IN ",
+        "SELECT id, parent_run_id FROM wf_runs WHERE parent_run_id",
         ids!(pg),
         " AND status IN ('pending', 'running') AND stopping IS NULL"
     ),
     lock_runs: concat!(
         "SELECT ",
         run_columns!(),
-        " FROM wf_runs WHERE id IN ",
+        " FROM wf_runs WHERE id",
         ids!(pg),
         " ORDER BY id FOR NO KEY UPDATE"
     ),
-    definitions: concat!("SELECT id, definition FROM wf_runs WHERE id IN ", ids!(pg)),
-    inputs: concat!(
-        "SELECT id, input, revision FROM wf_runs WHERE id IN ",
-        ids!(pg)
-    ),
+    definitions: concat!("SELECT id, definition FROM wf_runs WHERE id", ids!(pg)),
+    inputs: concat!("SELECT id, input, revision FROM wf_runs WHERE id", ids!(pg)),
     nodes: concat!(
         "SELECT run_id, ",
         node_columns!(),
-        " FROM wf_nodes WHERE run_id IN ",
+        " FROM wf_nodes WHERE run_id",
         ids!(pg),
         " ORDER BY run_id, idx"
     ),
     outputs: concat!(
-        "SELECT run_id, idx, output FROM wf_nodes WHERE run_id IN ",
+        "SELECT run_id, idx, output FROM wf_nodes WHERE run_id",
         ids!(pg),
         " AND status = 'succeeded' AND output IS NOT NULL"
     ),
-    write_nodes: "UPDATE wf_nodes n SET status = c.s, attempt = c.a, ready_at = c.ra, \
+    write_nodes: concat!(
+        "UPDATE wf_nodes n SET status = c.s, attempt = c.a, ready_at = c.ra, \
          first_ready_at = c.fr, output = c.o, error = c.e, cancel_requested = c.cr, \
          finished_at = CASE WHEN c.fin = 1 THEN COALESCE(c.f, n.finished_at) ELSE NULL END, \
          lease_owner = CASE WHEN c.l = 1 THEN NULL ELSE n.lease_owner END, \
@@ -141,20 +146,28 @@ pub(super) const POSTGRES: Bulk = Bulk {
          wait_until = c.w \
          FROM jsonb_to_recordset($1::jsonb) AS c(r uuid, i int, s text, a int, ra bigint, \
              fr bigint, o text, e text, cr int, fin int, f bigint, l int, w bigint) \
-         WHERE n.run_id = c.r AND n.idx = c.i",
-    write_runs: "UPDATE wf_runs w SET status = c.s, stopping = c.st, error = c.e, \
+         WHERE n.run_id = c.r AND n.idx = c.i AND n.run_id",
+        row_runs!()
+    ),
+    write_runs: concat!(
+        "UPDATE wf_runs w SET status = c.s, stopping = c.st, error = c.e, \
          updated_at = $2, \
          finished_at = CASE WHEN c.fin = 1 THEN COALESCE(c.f, w.finished_at) ELSE NULL END, \
          revision = c.v \
          FROM jsonb_to_recordset($1::jsonb) AS c(r uuid, s text, st text, e text, fin int, \
              f bigint, v bigint) \
-         WHERE w.id = c.r",
-    claim: "UPDATE wf_nodes n SET status = 'running', attempt = n.attempt + 1, \
+         WHERE w.id = c.r AND w.id",
+        row_runs!()
+    ),
+    claim: concat!(
+        "UPDATE wf_nodes n SET status = 'running', attempt = n.attempt + 1, \
          lease_owner = $2, lease_token = n.lease_token + 1, lease_expires_at = $3, \
          started_at = $4, ready_at = NULL \
          FROM jsonb_to_recordset($1::jsonb) AS c(r uuid, i int) \
-         WHERE n.run_id = c.r AND n.idx = c.i AND n.status = 'ready' \
-         RETURNING n.run_id, n.idx, n.tenant_id, n.node_id, n.task, n.attempt, n.lease_token",
+         WHERE n.run_id = c.r AND n.idx = c.i AND n.status = 'ready' AND n.run_id",
+        row_runs!(),
+        " RETURNING n.run_id, n.idx, n.tenant_id, n.node_id, n.task, n.attempt, n.lease_token"
+    ),
 };
 
 /// A run id as these statements take it.
