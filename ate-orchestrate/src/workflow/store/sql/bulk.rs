@@ -3,13 +3,15 @@
 //! JSON array as `$1` (ids as 32 hex digits, or one object per row); SQLite reads it with
 //! `json_each`, PostgreSQL with `jsonb_array_elements_text` / `jsonb_to_recordset`.
 
-use super::NodeRow;
 use super::mutate::wait_until;
+use super::{NodeRow, RunRow, corrupt};
+use crate::OrchestrateError;
 use crate::workflow::dag::ValidDag;
 use crate::workflow::state::{NodeError, NodeState, RunState, RunStatus};
 use ate_core::db::to_micros;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use uuid::Uuid;
 
 /// "Is one of the ids in `$1`" (a JSON array of hex ids), in each dialect. On PostgreSQL
@@ -17,10 +19,32 @@ use uuid::Uuid;
 /// set-returning function to join, it guesses 100 rows and scans the table).
 macro_rules! ids {
     (sqlite) => {
-        " IN (SELECT unhex(value) FROM json_each($1))"
+        ids!(sqlite, "$1")
     };
     (pg) => {
-        " = ANY(ARRAY(SELECT value::uuid FROM jsonb_array_elements_text($1::jsonb)))"
+        ids!(pg, "$1")
+    };
+    (sqlite, $p:literal) => {
+        concat!(" IN (SELECT unhex(value) FROM json_each(", $p, "))")
+    };
+    (pg, $p:literal) => {
+        concat!(
+            " = ANY(ARRAY(SELECT value::uuid FROM jsonb_array_elements_text(",
+            $p,
+            "::jsonb)))"
+        )
+    };
+}
+
+/// A node row of `wf_nodes n` as a JSON array of [`NodeRow`]'s fields, in order.
+macro_rules! node_json {
+    ($array:literal) => {
+        concat!(
+            $array,
+            "(n.idx, n.node_id, n.kind, n.task, n.status, n.attempt, n.ready_at, \
+             n.first_ready_at, n.output, n.error, n.cancel_requested, n.lease_token, \
+             n.started_at, n.finished_at)"
+        )
     };
 }
 
@@ -35,16 +59,14 @@ macro_rules! row_runs {
 /// The statements of one dialect.
 pub(super) struct Bulk {
     /// The runs in `$1`, locked on PostgreSQL in id order (so concurrent batches cannot
-    /// deadlock; on SQLite the write transaction is the lock).
+    /// deadlock; on SQLite the write transaction is the lock): the run columns, the
+    /// definition of those also in `$2` (else NULL), and the run's nodes as one JSON array
+    /// of [`NodeRow`]s (any order): a [`LockedRun`].
     pub(super) lock_runs: &'static str,
-    /// `id, definition` of the runs in `$1`.
-    pub(super) definitions: &'static str,
-    /// `id, input, revision` of the runs in `$1`.
-    pub(super) inputs: &'static str,
-    /// `run_id` and the node columns of the runs in `$1`, in run and index order.
-    pub(super) nodes: &'static str,
-    /// `run_id, idx, output` of the succeeded nodes of the runs in `$1`.
-    pub(super) outputs: &'static str,
+    /// What a claim needs of the runs in `$1`: `id, input, revision`, the definition of
+    /// those also in `$2` (else NULL), and for those also in `$3` the outputs of their
+    /// succeeded nodes as one JSON array of `[idx, output]` (else NULL): a [`ClaimedRunRow`].
+    pub(super) claimed_runs: &'static str,
     /// Writes the node rows of `$1` (objects made by [`node_write`]).
     pub(super) write_nodes: &'static str,
     /// Writes the run rows of `$1` (objects made by [`run_write`]); `$2`: now.
@@ -65,25 +87,26 @@ pub(super) const SQLITE: Bulk = Bulk {
     lock_runs: concat!(
         "SELECT ",
         run_columns!(),
-        " FROM wf_runs WHERE id",
+        ", CASE WHEN id",
+        ids!(sqlite, "$2"),
+        " THEN definition END AS definition, \
+         (SELECT json_group_array(",
+        node_json!("json_array"),
+        ") FROM wf_nodes n WHERE n.run_id = r.id) AS nodes \
+         FROM wf_runs r WHERE id",
         ids!(sqlite)
     ),
-    definitions: concat!("SELECT id, definition FROM wf_runs WHERE id", ids!(sqlite)),
-    inputs: concat!(
-        "SELECT id, input, revision FROM wf_runs WHERE id",
+    claimed_runs: concat!(
+        "SELECT id, input, revision, CASE WHEN id",
+        ids!(sqlite, "$2"),
+        " THEN definition END AS definition, CASE WHEN id",
+        ids!(sqlite, "$3"),
+        // `+n.status`: by key, not through the status index (SQLite would read every
+        // succeeded node's entry).
+        " THEN (SELECT json_group_array(json_array(n.idx, n.output)) FROM wf_nodes n \
+         WHERE n.run_id = r.id AND +n.status = 'succeeded' AND n.output IS NOT NULL) END \
+         AS outputs FROM wf_runs r WHERE id",
         ids!(sqlite)
-    ),
-    nodes: concat!(
-        "SELECT run_id, ",
-        node_columns!(),
-        " FROM wf_nodes WHERE run_id",
-        ids!(sqlite),
-        " ORDER BY run_id, idx"
-    ),
-    outputs: concat!(
-        "SELECT run_id, idx, output FROM wf_nodes WHERE run_id",
-        ids!(sqlite),
-        " AND status = 'succeeded' AND output IS NOT NULL"
     ),
     write_nodes: "UPDATE wf_nodes SET status = c.value ->> 's', attempt = c.value ->> 'a', \
          ready_at = c.value ->> 'ra', first_ready_at = c.value ->> 'fr', \
@@ -119,23 +142,28 @@ pub(super) const POSTGRES: Bulk = Bulk {
     lock_runs: concat!(
         "SELECT ",
         run_columns!(),
-        " FROM wf_runs WHERE id",
+        ", CASE WHEN id",
+        ids!(pg, "$2"),
+        " THEN definition END AS definition, \
+         (SELECT json_agg(",
+        node_json!("json_build_array"),
+        ")::text FROM wf_nodes n WHERE n.run_id = r.id) AS nodes \
+         FROM wf_runs r WHERE id",
         ids!(pg),
         " ORDER BY id FOR NO KEY UPDATE"
     ),
-    definitions: concat!("SELECT id, definition FROM wf_runs WHERE id", ids!(pg)),
-    inputs: concat!("SELECT id, input, revision FROM wf_runs WHERE id", ids!(pg)),
-    nodes: concat!(
-        "SELECT run_id, ",
-        node_columns!(),
-        " FROM wf_nodes WHERE run_id",
-        ids!(pg),
-        " ORDER BY run_id, idx"
-    ),
-    outputs: concat!(
-        "SELECT run_id, idx, output FROM wf_nodes WHERE run_id",
-        ids!(pg),
-        " AND status = 'succeeded' AND output IS NOT NULL"
+    claimed_runs: concat!(
+        "SELECT id, input, revision, CASE WHEN id",
+        ids!(pg, "$2"),
+        " THEN definition END AS definition, CASE WHEN id",
+        ids!(pg, "$3"),
+        // Filtered in the aggregate, not in `WHERE`: there the planner would combine the
+        // status index with the key and read every succeeded node's entry.
+        " THEN (SELECT json_agg(json_build_array(n.idx, n.output)) \
+         FILTER (WHERE n.status = 'succeeded' AND n.output IS NOT NULL)::text \
+         FROM wf_nodes n WHERE n.run_id = r.id) END \
+         AS outputs FROM wf_runs r WHERE id",
+        ids!(pg)
     ),
     write_nodes: concat!(
         "UPDATE wf_nodes n SET status = c.s, attempt = c.a, ready_at = c.ra, \
@@ -180,12 +208,55 @@ pub(super) fn id_list(ids: impl IntoIterator<Item = Uuid>) -> String {
     Value::from(ids.into_iter().map(hex).collect::<Vec<_>>()).to_string()
 }
 
-/// A node row and the run it belongs to, as [`Bulk::nodes`] reads them.
+/// A run as [`Bulk::lock_runs`] reads it.
 #[derive(sqlx::FromRow)]
-pub(super) struct RunNode {
-    pub(super) run_id: Uuid,
+pub(super) struct LockedRun {
     #[sqlx(flatten)]
-    pub(super) node: NodeRow,
+    pub(super) row: RunRow,
+    pub(super) definition: Option<String>,
+    nodes: Option<String>,
+}
+
+impl LockedRun {
+    /// The run's nodes, in index order.
+    pub(super) fn nodes(&self) -> Result<Vec<NodeRow>, OrchestrateError> {
+        let Some(text) = &self.nodes else {
+            return Ok(Vec::new()); // no nodes: SQLite's aggregate gives `[]`, PostgreSQL's NULL
+        };
+        let mut nodes: Vec<NodeRow> =
+            serde_json::from_str(text).map_err(|e| corrupt("node list", e))?;
+        nodes.sort_by_key(|n| n.idx);
+        Ok(nodes)
+    }
+}
+
+/// A run as [`Bulk::claimed_runs`] reads it.
+#[derive(sqlx::FromRow)]
+pub(super) struct ClaimedRunRow {
+    pub(super) id: Uuid,
+    pub(super) input: String,
+    pub(super) revision: i64,
+    pub(super) definition: Option<String>,
+    outputs: Option<String>,
+}
+
+impl ClaimedRunRow {
+    /// The outputs of the run's succeeded nodes by index, if they were asked for.
+    pub(super) fn outputs(&self) -> Result<Option<BTreeMap<i32, Value>>, OrchestrateError> {
+        let Some(text) = &self.outputs else {
+            return Ok(None);
+        };
+        let pairs: Vec<(i32, String)> =
+            serde_json::from_str(text).map_err(|e| corrupt("node outputs", e))?;
+        pairs
+            .into_iter()
+            .map(|(idx, output)| {
+                let value = serde_json::from_str(&output).map_err(|e| corrupt("node output", e))?;
+                Ok((idx, value))
+            })
+            .collect::<Result<_, _>>()
+            .map(Some)
+    }
 }
 
 /// A node error as stored.

@@ -91,7 +91,8 @@ struct RunRow {
     parent_run_id: Option<Uuid>,
 }
 
-#[derive(Clone, sqlx::FromRow)]
+/// A node as stored. Also read from a JSON array of its fields, in order ([`bulk`]).
+#[derive(Clone, sqlx::FromRow, serde::Deserialize)]
 struct NodeRow {
     idx: i32,
     node_id: String,

@@ -238,76 +238,60 @@ impl SqlWorkflowStore {
         ordered.sort_by_key(|(_, (id, _, _))| id.as_uuid());
         let mut ids: Vec<Uuid> = ordered.iter().map(|(_, (id, _, _))| id.as_uuid()).collect();
         ids.dedup();
-        let uncached = bulk::id_list(
-            ids.iter()
-                .copied()
-                .filter(|id| self.dags.get(*id).is_none()),
-        );
+        // The definitions parsed already, taken now (the cache may be emptied meanwhile);
+        // the others are read with the runs.
+        let cached: HashMap<Uuid, Arc<ValidDag>> = ids
+            .iter()
+            .filter_map(|id| Some((*id, self.dags.get(*id)?)))
+            .collect();
+        let uncached = bulk::id_list(ids.iter().copied().filter(|id| !cached.contains_key(id)));
         let ids = bulk::id_list(ids);
         let (results, published) = with_write_tx!(self.db, |tx| {
             let mut results: Vec<Option<Result<(T, bool), OrchestrateError>>> =
                 (0..count).map(|_| None).collect();
             let mut published = Vec::new();
             let mut payloads = Vec::new();
-            let loaded: Result<_, sqlx::Error> = async {
-                let rows: Vec<RunRow> = sqlx::query_as(sql.lock_runs)
-                    .bind(&ids)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                let definitions: HashMap<Uuid, String> = if uncached == "[]" {
-                    HashMap::new()
-                } else {
-                    sqlx::query_as(sql.definitions)
-                        .bind(&uncached)
-                        .fetch_all(&mut *tx)
-                        .await?
-                        .into_iter()
-                        .collect()
-                };
-                let mut nodes: HashMap<Uuid, Vec<NodeRow>> = HashMap::new();
-                for row in sqlx::query_as::<_, bulk::RunNode>(sql.nodes)
-                    .bind(&ids)
-                    .fetch_all(&mut *tx)
-                    .await?
-                {
-                    nodes.entry(row.run_id).or_default().push(row.node);
-                }
-                Ok((rows, definitions, nodes))
-            }
-            .await;
-            let (rows, definitions, nodes) = match loaded {
-                Ok(loaded) => loaded,
+            // One statement reads (and on PostgreSQL locks) every run, with its nodes and,
+            // if not cached, its definition.
+            let loaded: Result<Vec<bulk::LockedRun>, sqlx::Error> = sqlx::query_as(sql.lock_runs)
+                .bind(&ids)
+                .bind(&uncached)
+                .fetch_all(&mut *tx)
+                .await;
+            let rows: HashMap<Uuid, bulk::LockedRun> = match loaded {
+                Ok(rows) => rows.into_iter().map(|r| (r.row.id, r)).collect(),
                 Err(e) => {
                     tx.rollback().await.map_err(CoreError::from)?;
                     return Err(CoreError::from(e).into());
                 }
             };
-            let rows: HashMap<Uuid, RunRow> = rows.into_iter().map(|r| (r.id, r)).collect();
             let mut working: HashMap<Uuid, Working> = HashMap::new();
             for (at, (id, tenant, change)) in ordered {
                 let attempt: Result<(T, Option<RunEvent>, bool), Failed> = async {
                     let uuid = id.as_uuid();
-                    let row = rows
+                    let locked = rows
                         .get(&uuid)
-                        .filter(|row| tenant.is_none_or(|t| t.as_uuid() == row.tenant_id))
+                        .filter(|r| tenant.is_none_or(|t| t.as_uuid() == r.row.tenant_id))
                         .ok_or_else(|| {
                             Failed::Change(OrchestrateError::not_found("workflow run", id))
                         })?;
                     let w = match working.entry(uuid) {
                         Entry::Occupied(w) => w.into_mut(),
                         Entry::Vacant(slot) => {
-                            let dag = match self.dags.get(uuid) {
-                                Some(dag) => dag,
+                            let dag = match cached.get(&uuid) {
+                                Some(dag) => dag.clone(),
                                 None => {
-                                    let definition = definitions.get(&uuid).ok_or_else(|| {
-                                        Failed::Change(corrupt("definition", "missing"))
-                                    })?;
+                                    let definition =
+                                        locked.definition.as_deref().ok_or_else(|| {
+                                            Failed::Change(corrupt("definition", "missing"))
+                                        })?;
                                     self.dags.parse(uuid, definition).map_err(Failed::Change)?
                                 }
                             };
-                            let empty = Vec::new();
-                            let rows = nodes.get(&uuid).unwrap_or(&empty);
-                            slot.insert(Working::new(row, rows, dag).map_err(Failed::Change)?)
+                            let nodes = locked.nodes().map_err(Failed::Change)?;
+                            slot.insert(
+                                Working::new(&locked.row, &nodes, dag).map_err(Failed::Change)?,
+                            )
                         }
                     };
                     let before = &w.state;

@@ -7,7 +7,7 @@ use super::mutate::NOTIFY_ALL;
 use super::{Loaded, NodeRow, SqlWorkflowStore, bulk, corrupt, json_size, json_text};
 use crate::OrchestrateError;
 use crate::workflow::condition::node_input;
-use crate::workflow::dag::{NodeId, StepName};
+use crate::workflow::dag::{NodeId, StepName, ValidDag};
 use crate::workflow::state::{NodeError, NodeStatus, RunState, RunStatus};
 use crate::workflow::store::events::{CHANNEL, NodeChange, RunEvent};
 use crate::workflow::store::{Claim, Lease, Maintenance};
@@ -147,7 +147,7 @@ fn with_params(mut input: Value, params: Option<&Value>) -> Value {
 /// claimed node has dependencies) and revision.
 struct ClaimedRun {
     input: Value,
-    dag: Arc<crate::workflow::ValidDag>,
+    dag: Arc<ValidDag>,
     outputs: Option<BTreeMap<i32, Value>>,
     revision: i64,
 }
@@ -221,17 +221,22 @@ impl SqlWorkflowStore {
         let now = self.clock.now();
         let expires = now + to_delta(lease);
         let is_pg = self.db.backend() == DbBackend::Postgres;
+        // On SQLite a claim takes the database's write lock: look for the tenants with ready
+        // nodes first, unlocked, and claim only if there are any. (A tenant whose nodes
+        // become ready after this look is served by the next claim, which the event of
+        // those nodes brings.)
+        let mut looked: Option<Vec<Uuid>> = None;
         if !is_pg {
-            // On SQLite a claim takes the database's write lock: look first, unlocked.
-            let any: Vec<Uuid> = with_pool!(self.db, |pool| {
+            let tenants: Vec<Uuid> = with_pool!(self.db, |pool| {
                 sqlx::query_scalar(READY_TENANTS)
-                    .bind(1_i64)
+                    .bind(MAX_CLAIM_TENANTS)
                     .fetch_all(pool)
                     .await?
             });
-            if any.is_empty() {
+            if tenants.is_empty() {
                 return Ok(Vec::new());
             }
+            looked = Some(tenants);
         }
         let (candidates, ready_tenants, sql) = if is_pg {
             (CANDIDATES_PG, READY_TENANTS_PG, &bulk::POSTGRES)
@@ -281,6 +286,8 @@ impl SqlWorkflowStore {
                 };
                 let tenants: Vec<Uuid> = if limit <= 0 {
                     Vec::new()
+                } else if let Some(tenants) = looked.take() {
+                    tenants
                 } else {
                     sqlx::query_scalar(ready_tenants)
                         .bind(MAX_CLAIM_TENANTS)
@@ -333,83 +340,60 @@ impl SqlWorkflowStore {
                     .into_iter()
                     .map(|c| ((c.run_id, c.idx), c))
                     .collect();
-                // What inputs need, read once for all the runs: each run's input and
-                // revision, definitions not cached yet, and the succeeded nodes' outputs of
-                // runs with a claimed node that has dependencies.
+                // What inputs need, read in one statement for all the runs: each run's input
+                // and revision, the definitions not parsed yet, and the succeeded nodes'
+                // outputs of runs with a claimed node that has dependencies (or whose
+                // definition is not parsed yet, so nobody knows).
                 let run_ids: BTreeSet<Uuid> = claimed.keys().map(|(run, _)| *run).collect();
                 let mut runs: BTreeMap<Uuid, ClaimedRun> = BTreeMap::new();
                 if !run_ids.is_empty() {
-                    let inputs: Vec<(Uuid, String, i64)> = sqlx::query_as(sql.inputs)
-                        .bind(bulk::id_list(run_ids.iter().copied()))
-                        .fetch_all(&mut *tx)
-                        .await?;
-                    let uncached: Vec<Uuid> = run_ids
+                    // Taken now: the cache may be emptied meanwhile.
+                    let cached: BTreeMap<Uuid, Arc<ValidDag>> = run_ids
+                        .iter()
+                        .filter_map(|id| Some((*id, self.dags.get(*id)?)))
+                        .collect();
+                    let uncached = run_ids
                         .iter()
                         .copied()
-                        .filter(|id| self.dags.get(*id).is_none())
-                        .collect();
-                    let definitions: BTreeMap<Uuid, String> = if uncached.is_empty() {
-                        BTreeMap::new()
-                    } else {
-                        sqlx::query_as(sql.definitions)
-                            .bind(bulk::id_list(uncached))
-                            .fetch_all(&mut *tx)
-                            .await?
-                            .into_iter()
-                            .collect()
-                    };
-                    for (id, input, revision) in inputs {
-                        let dag = match self.dags.get(id) {
-                            Some(dag) => dag,
-                            None => {
-                                let definition = definitions
-                                    .get(&id)
-                                    .ok_or_else(|| corrupt("definition", "missing"))?;
-                                self.dags.parse(id, definition)?
-                            }
-                        };
-                        runs.insert(
-                            id,
-                            ClaimedRun {
-                                input: serde_json::from_str(&input)
-                                    .map_err(|e| corrupt("input", e))?,
-                                dag,
-                                outputs: None,
-                                revision,
-                            },
-                        );
-                    }
-                    let with_deps: Vec<Uuid> = claimed
+                        .filter(|id| !cached.contains_key(id));
+                    let with_deps: BTreeSet<Uuid> = claimed
                         .keys()
                         .filter(|(run, idx)| {
-                            runs.get(run).is_some_and(|r| {
+                            cached.get(run).is_none_or(|dag| {
                                 usize::try_from(*idx)
                                     .ok()
-                                    .and_then(|i| r.dag.nodes().get(i))
+                                    .and_then(|i| dag.nodes().get(i))
                                     .is_some_and(|n| !n.depends_on.is_empty())
                             })
                         })
                         .map(|(run, _)| *run)
-                        .collect::<BTreeSet<_>>()
-                        .into_iter()
                         .collect();
-                    if !with_deps.is_empty() {
-                        for run in &with_deps {
-                            if let Some(r) = runs.get_mut(run) {
-                                r.outputs = Some(BTreeMap::new());
+                    let rows: Vec<bulk::ClaimedRunRow> = sqlx::query_as(sql.claimed_runs)
+                        .bind(bulk::id_list(run_ids.iter().copied()))
+                        .bind(bulk::id_list(uncached))
+                        .bind(bulk::id_list(with_deps))
+                        .fetch_all(&mut *tx)
+                        .await?;
+                    for row in rows {
+                        let dag = match cached.get(&row.id) {
+                            Some(dag) => dag.clone(),
+                            None => {
+                                let definition = row.definition.as_deref();
+                                let definition =
+                                    definition.ok_or_else(|| corrupt("definition", "missing"))?;
+                                self.dags.parse(row.id, definition)?
                             }
-                        }
-                        let outputs: Vec<(Uuid, i32, String)> = sqlx::query_as(sql.outputs)
-                            .bind(bulk::id_list(with_deps))
-                            .fetch_all(&mut *tx)
-                            .await?;
-                        for (run, idx, text) in outputs {
-                            let value: Value = serde_json::from_str(&text)
-                                .map_err(|e| corrupt("node output", e))?;
-                            if let Some(map) = runs.get_mut(&run).and_then(|r| r.outputs.as_mut()) {
-                                map.insert(idx, value);
-                            }
-                        }
+                        };
+                        runs.insert(
+                            row.id,
+                            ClaimedRun {
+                                input: serde_json::from_str(&row.input)
+                                    .map_err(|e| corrupt("input", e))?,
+                                dag,
+                                outputs: row.outputs()?,
+                                revision: row.revision,
+                            },
+                        );
                     }
                 }
                 let mut claims = Vec::with_capacity(claimed.len());
