@@ -3,11 +3,10 @@
 //! JSON array as `$1` (ids as 32 hex digits, or one object per row); SQLite reads it with
 //! `json_each`, PostgreSQL with `jsonb_array_elements_text` / `jsonb_to_recordset`.
 
-use super::mutate::wait_until;
 use super::{NodeRow, RunRow, corrupt};
 use crate::OrchestrateError;
-use crate::workflow::dag::ValidDag;
-use crate::workflow::state::{NodeError, NodeState, RunState, RunStatus};
+use crate::workflow::dag::{NodeKind, ValidDag};
+use crate::workflow::state::{NodeError, NodeState, NodeStatus, RunState, RunStatus};
 use ate_core::db::to_micros;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -52,8 +51,28 @@ macro_rules! node_json {
 /// `r`), on PostgreSQL: as in [`ids`], so the planner uses the index.
 macro_rules! row_runs {
     () => {
-        " = ANY(ARRAY(SELECT (x.v ->> 'r')::uuid FROM jsonb_array_elements($1::jsonb) AS x(v)))"
+        row_runs!("$1")
     };
+    ($p:literal) => {
+        concat!(
+            " = ANY(ARRAY(SELECT (x.v ->> 'r')::uuid FROM jsonb_array_elements(",
+            $p,
+            "::jsonb) AS x(v)))"
+        )
+    };
+}
+
+/// How a batch writes its changed nodes (objects made by [`node_write`]) and runs (made by
+/// [`run_write`]).
+pub(super) enum Writes {
+    /// Two statements: the nodes of `$1`; the runs of `$1`, updated at `$2`.
+    Apart {
+        nodes: &'static str,
+        runs: &'static str,
+    },
+    /// One statement (data-modifying `WITH`): the nodes of `$1`, the runs of `$2` updated
+    /// at `$3`, and the notifications `$5` (a JSON array of payloads) on channel `$4`.
+    Together(&'static str),
 }
 
 /// The statements of one dialect.
@@ -67,10 +86,8 @@ pub(super) struct Bulk {
     /// those also in `$2` (else NULL), and for those also in `$3` the outputs of their
     /// succeeded nodes as one JSON array of `[idx, output]` (else NULL): a [`ClaimedRunRow`].
     pub(super) claimed_runs: &'static str,
-    /// Writes the node rows of `$1` (objects made by [`node_write`]).
-    pub(super) write_nodes: &'static str,
-    /// Writes the run rows of `$1` (objects made by [`run_write`]); `$2`: now.
-    pub(super) write_runs: &'static str,
+    /// How a batch's changes are written.
+    pub(super) writes: Writes,
     /// The unfinished child runs (not stopping yet) of the runs in `$1`.
     pub(super) children: &'static str,
     /// Claims the nodes `$1` (objects `{r, i}`) that are still ready for worker `$2`, with
@@ -108,7 +125,8 @@ pub(super) const SQLITE: Bulk = Bulk {
          AS outputs FROM wf_runs r WHERE id",
         ids!(sqlite)
     ),
-    write_nodes: "UPDATE wf_nodes SET status = c.value ->> 's', attempt = c.value ->> 'a', \
+    writes: Writes::Apart {
+        nodes: "UPDATE wf_nodes SET status = c.value ->> 's', attempt = c.value ->> 'a', \
          ready_at = c.value ->> 'ra', first_ready_at = c.value ->> 'fr', \
          output = c.value ->> 'o', error = c.value ->> 'e', \
          cancel_requested = c.value ->> 'cr', \
@@ -119,12 +137,13 @@ pub(super) const SQLITE: Bulk = Bulk {
          wait_until = c.value ->> 'w' \
          FROM json_each($1) AS c \
          WHERE wf_nodes.run_id = unhex(c.value ->> 'r') AND wf_nodes.idx = c.value ->> 'i'",
-    write_runs: "UPDATE wf_runs SET status = c.value ->> 's', stopping = c.value ->> 'st', \
+        runs: "UPDATE wf_runs SET status = c.value ->> 's', stopping = c.value ->> 'st', \
          error = c.value ->> 'e', updated_at = $2, \
          finished_at = CASE WHEN c.value ->> 'fin' = 1 \
              THEN COALESCE(c.value ->> 'f', finished_at) ELSE NULL END, \
          revision = c.value ->> 'v' \
          FROM json_each($1) AS c WHERE wf_runs.id = unhex(c.value ->> 'r')",
+    },
     claim: "UPDATE wf_nodes SET status = 'running', attempt = attempt + 1, lease_owner = $2, \
          lease_token = lease_token + 1, lease_expires_at = $3, started_at = $4, ready_at = NULL \
          FROM json_each($1) AS c \
@@ -165,9 +184,11 @@ pub(super) const POSTGRES: Bulk = Bulk {
          AS outputs FROM wf_runs r WHERE id",
         ids!(pg)
     ),
-    write_nodes: concat!(
-        "UPDATE wf_nodes n SET status = c.s, attempt = c.a, ready_at = c.ra, \
-         first_ready_at = c.fr, output = c.o, error = c.e, cancel_requested = c.cr, \
+    // Data-modifying `WITH` queries run whether or not the query reads them.
+    writes: Writes::Together(concat!(
+        "WITH written_nodes AS (UPDATE wf_nodes n SET status = c.s, attempt = c.a, \
+         ready_at = c.ra, first_ready_at = c.fr, output = c.o, error = c.e, \
+         cancel_requested = c.cr, \
          finished_at = CASE WHEN c.fin = 1 THEN COALESCE(c.f, n.finished_at) ELSE NULL END, \
          lease_owner = CASE WHEN c.l = 1 THEN NULL ELSE n.lease_owner END, \
          lease_expires_at = CASE WHEN c.l = 1 THEN NULL ELSE n.lease_expires_at END, \
@@ -175,18 +196,17 @@ pub(super) const POSTGRES: Bulk = Bulk {
          FROM jsonb_to_recordset($1::jsonb) AS c(r uuid, i int, s text, a int, ra bigint, \
              fr bigint, o text, e text, cr int, fin int, f bigint, l int, w bigint) \
          WHERE n.run_id = c.r AND n.idx = c.i AND n.run_id",
-        row_runs!()
-    ),
-    write_runs: concat!(
-        "UPDATE wf_runs w SET status = c.s, stopping = c.st, error = c.e, \
-         updated_at = $2, \
+        row_runs!("$1"),
+        " RETURNING 1), written_runs AS (UPDATE wf_runs w SET status = c.s, stopping = c.st, \
+         error = c.e, updated_at = $3, \
          finished_at = CASE WHEN c.fin = 1 THEN COALESCE(c.f, w.finished_at) ELSE NULL END, \
          revision = c.v \
-         FROM jsonb_to_recordset($1::jsonb) AS c(r uuid, s text, st text, e text, fin int, \
+         FROM jsonb_to_recordset($2::jsonb) AS c(r uuid, s text, st text, e text, fin int, \
              f bigint, v bigint) \
          WHERE w.id = c.r AND w.id",
-        row_runs!()
-    ),
+        row_runs!("$2"),
+        " RETURNING 1) SELECT pg_notify($4, value) FROM jsonb_array_elements_text($5::jsonb)"
+    )),
     claim: concat!(
         "UPDATE wf_nodes n SET status = 'running', attempt = n.attempt + 1, \
          lease_owner = $2, lease_token = n.lease_token + 1, lease_expires_at = $3, \
@@ -264,7 +284,7 @@ pub(super) fn error_json(e: &NodeError) -> String {
     json!({"kind": e.kind, "message": e.message, "retryable": e.retryable}).to_string()
 }
 
-/// The row [`Bulk::write_nodes`] writes for node `i` of run `run` going from `old` to
+/// The row [`Bulk::writes`] writes for node `i` of run `run` going from `old` to
 /// `new` at `now`.
 pub(super) fn node_write(
     run: Uuid,
@@ -276,8 +296,7 @@ pub(super) fn node_write(
 ) -> Value {
     let finished =
         (!old.status.is_finished() && new.status.is_finished()).then_some(to_micros(now));
-    let left_running = old.status == crate::workflow::NodeStatus::Running
-        && new.status != crate::workflow::NodeStatus::Running;
+    let left_running = old.status == NodeStatus::Running && new.status != NodeStatus::Running;
     json!({
         "r": hex(run),
         "i": i,
@@ -295,7 +314,7 @@ pub(super) fn node_write(
     })
 }
 
-/// The row [`Bulk::write_runs`] writes for run `run` going from `old` to `new` (now at
+/// The row [`Bulk::writes`] writes for run `run` going from `old` to `new` (now at
 /// `revision`) at `now`.
 pub(super) fn run_write(
     run: Uuid,
@@ -315,4 +334,23 @@ pub(super) fn run_write(
         "f": finished,
         "v": revision,
     })
+}
+
+/// When node `i`, in `state`, fails for want of its signal (as stored), if it waits for one
+/// with a timeout.
+pub(super) fn wait_until(dag: &ValidDag, i: usize, state: &NodeState) -> Option<i64> {
+    let NodeKind::Signal {
+        timeout: Some(timeout),
+        ..
+    } = dag.nodes().get(i)?.kind
+    else {
+        return None;
+    };
+    if state.status != NodeStatus::Waiting {
+        return None;
+    }
+    let since = state.first_ready_at?;
+    Some(to_micros(
+        since + chrono::TimeDelta::from_std(timeout).unwrap_or(chrono::TimeDelta::MAX),
+    ))
 }

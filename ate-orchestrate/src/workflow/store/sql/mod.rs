@@ -25,7 +25,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
-use mutate::{DagCache, Loaded, wait_until};
+use bulk::wait_until;
+use mutate::{DagCache, Loaded};
 
 const CURSOR_KIND: &str = "workflow_runs";
 

@@ -5,9 +5,9 @@
 use super::super::events::{CHANNEL, NodeChange, RunEvent};
 use super::{NodeRow, RunRow, SqlWorkflowStore, bulk, corrupt, run_state};
 use crate::OrchestrateError;
-use crate::workflow::dag::{NodeKind, ValidDag};
+use crate::workflow::dag::ValidDag;
 use crate::workflow::spec::{DagSpec, Limits};
-use crate::workflow::state::{NodeState, NodeStatus, RunState, RunStatus};
+use crate::workflow::state::{NodeStatus, RunState, RunStatus};
 use ate_core::audit::{NewAuditEvent, Outcome, ValidEvent, actions};
 use ate_core::db::to_micros;
 use ate_core::{CoreError, CoreTx, RunId, TenantId, with_pool, with_write_tx};
@@ -360,27 +360,41 @@ impl SqlWorkflowStore {
                 }
                 run_writes.push(bulk::run_write(*id, &w.initial, &w.state, w.revision, now));
             }
+            let nodes = serde_json::Value::from(node_writes).to_string();
+            let runs = serde_json::Value::from(run_writes).to_string();
             let written: Result<(), sqlx::Error> = async {
-                if !node_writes.is_empty() {
-                    sqlx::query(sql.write_nodes)
-                        .bind(serde_json::Value::from(node_writes).to_string())
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                if !run_writes.is_empty() {
-                    sqlx::query(sql.write_runs)
-                        .bind(serde_json::Value::from(run_writes).to_string())
-                        .bind(to_micros(now))
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                if !payloads.is_empty() {
-                    // Delivered to every host when (and only if) this commits.
-                    sqlx::query(NOTIFY_ALL)
-                        .bind(CHANNEL)
-                        .bind(serde_json::Value::from(payloads).to_string())
-                        .execute(&mut *tx)
-                        .await?;
+                match sql.writes {
+                    bulk::Writes::Apart {
+                        nodes: write_nodes,
+                        runs: write_runs,
+                    } => {
+                        if nodes != "[]" {
+                            sqlx::query(write_nodes)
+                                .bind(&nodes)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                        if runs != "[]" {
+                            sqlx::query(write_runs)
+                                .bind(&runs)
+                                .bind(to_micros(now))
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                    }
+                    // With the notifications, delivered to every host when (and only if)
+                    // this commits.
+                    bulk::Writes::Together(write) if runs != "[]" || !payloads.is_empty() => {
+                        sqlx::query(write)
+                            .bind(&nodes)
+                            .bind(&runs)
+                            .bind(to_micros(now))
+                            .bind(CHANNEL)
+                            .bind(serde_json::Value::from(payloads).to_string())
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    bulk::Writes::Together(_) => {} // nothing changed
                 }
                 Ok(())
             }
@@ -520,23 +534,4 @@ fn change_event(
         nodes_omitted: false,
         due_at,
     }
-}
-
-/// When node `i`, in `state`, fails for want of its signal (as stored), if it waits for one
-/// with a timeout.
-pub(super) fn wait_until(dag: &ValidDag, i: usize, state: &NodeState) -> Option<i64> {
-    let NodeKind::Signal {
-        timeout: Some(timeout),
-        ..
-    } = dag.nodes().get(i)?.kind
-    else {
-        return None;
-    };
-    if state.status != NodeStatus::Waiting {
-        return None;
-    }
-    let since = state.first_ready_at?;
-    Some(to_micros(
-        since + chrono::TimeDelta::from_std(timeout).unwrap_or(chrono::TimeDelta::MAX),
-    ))
 }
