@@ -62,6 +62,37 @@ macro_rules! row_runs {
     };
 }
 
+/// [`Bulk::children`] in dialect `$d`.
+macro_rules! children {
+    ($d:ident) => {
+        concat!(
+            "SELECT id, parent_run_id FROM wf_runs WHERE parent_run_id",
+            ids!($d),
+            " AND status IN ('pending', 'running') AND stopping IS NULL"
+        )
+    };
+}
+
+/// [`Bulk::lock_runs`] in dialect `$d`: `$agg … $end` aggregates the nodes made by
+/// `$array` into JSON text; `$lock` ends the statement.
+macro_rules! lock_runs {
+    ($d:ident, $agg:literal, $array:literal, $end:literal, $lock:literal) => {
+        concat!(
+            "SELECT ",
+            run_columns!(),
+            ", CASE WHEN id",
+            ids!($d, "$2"),
+            " THEN definition END AS definition, (SELECT ",
+            $agg,
+            node_json!($array),
+            $end,
+            " FROM wf_nodes n WHERE n.run_id = r.id) AS nodes FROM wf_runs r WHERE id",
+            ids!($d),
+            $lock
+        )
+    };
+}
+
 /// How a batch writes its changed nodes (objects made by [`node_write`]) and runs (made by
 /// [`run_write`]).
 pub(super) enum Writes {
@@ -96,23 +127,8 @@ pub(super) struct Bulk {
 }
 
 pub(super) const SQLITE: Bulk = Bulk {
-    children: concat!(
-        "SELECT id, parent_run_id FROM wf_runs WHERE parent_run_id",
-        ids!(sqlite),
-        " AND status IN ('pending', 'running') AND stopping IS NULL"
-    ),
-    lock_runs: concat!(
-        "SELECT ",
-        run_columns!(),
-        ", CASE WHEN id",
-        ids!(sqlite, "$2"),
-        " THEN definition END AS definition, \
-         (SELECT json_group_array(",
-        node_json!("json_array"),
-        ") FROM wf_nodes n WHERE n.run_id = r.id) AS nodes \
-         FROM wf_runs r WHERE id",
-        ids!(sqlite)
-    ),
+    children: children!(sqlite),
+    lock_runs: lock_runs!(sqlite, "json_group_array(", "json_array", ")", ""),
     claimed_runs: concat!(
         "SELECT id, input, revision, CASE WHEN id",
         ids!(sqlite, "$2"),
@@ -153,22 +169,12 @@ pub(super) const SQLITE: Bulk = Bulk {
 };
 
 pub(super) const POSTGRES: Bulk = Bulk {
-    children: concat!(
-        "SELECT id, parent_run_id FROM wf_runs WHERE parent_run_id",
-        ids!(pg),
-        " AND status IN ('pending', 'running') AND stopping IS NULL"
-    ),
-    lock_runs: concat!(
-        "SELECT ",
-        run_columns!(),
-        ", CASE WHEN id",
-        ids!(pg, "$2"),
-        " THEN definition END AS definition, \
-         (SELECT json_agg(",
-        node_json!("json_build_array"),
-        ")::text FROM wf_nodes n WHERE n.run_id = r.id) AS nodes \
-         FROM wf_runs r WHERE id",
-        ids!(pg),
+    children: children!(pg),
+    lock_runs: lock_runs!(
+        pg,
+        "json_agg(",
+        "json_build_array",
+        ")::text",
         " ORDER BY id FOR NO KEY UPDATE"
     ),
     claimed_runs: concat!(
