@@ -1,12 +1,14 @@
-//! More of the [`WorkflowStore`](ate_orchestrate::workflow::WorkflowStore) conformance suite:
-//! claims that rotate across tenants and completions recorded in batches. Re-exported by
-//! [`crate::workflow_store`], whose matrix runs them.
+//! More of the [`WorkflowStore`] conformance suite: claims that rotate across tenants,
+//! completions recorded in batches, results recorded with claims in one call, and batches
+//! that wait for a run's lock. Re-exported by [`crate::workflow_store`], whose matrix runs
+//! them.
 
-use crate::support::Env;
+use crate::support::{Backend, Env};
 use crate::workflow_store::{store, tenant, valid};
 use ate_core::{ErrorKind, RunId, TenantId};
 use ate_orchestrate::workflow::{
-    DagSpec, NodeError, NodeSpec, NodeStatus, RetrySpec, RunSpec, RunStatus,
+    ClaimRequest, DagSpec, NodeError, NodeSpec, NodeStatus, RetrySpec, RunSpec, RunStatus,
+    SqlWorkflowStore, StepName, WorkflowStore,
 };
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -140,4 +142,198 @@ pub async fn batched_completions_are_independent(env: Env) {
     let join = join.iter().find(|c| c.lease.run == runs[3]).unwrap();
     assert_eq!(join.node_id.as_str(), "join");
     assert_eq!(join.input["deps"], json!({"a": "a-out", "b": "b-out"}));
+}
+
+/// `record_and_claim` records results as `record_many` does, then answers each request as
+/// `claim_steps` would: the claims see the nodes the results have just made ready (with the
+/// outputs those results recorded), a node goes to one request only, an invalid request gets
+/// its own error, and a request for no steps gets nothing.
+pub async fn results_and_claims_go_together(env: Env) {
+    let s = store(&env).await;
+    let t = tenant(&env, "acme").await;
+    let chain = DagSpec::new()
+        .node(NodeSpec::step("a", "s"))
+        .node(NodeSpec::step("b", "s").depends_on("a"));
+    let submit = |dag: DagSpec| {
+        let s = s.clone();
+        let admin = env.admin.clone();
+        async move {
+            s.submit(&admin, t, &valid(RunSpec::new(dag, json!({"in": 1}))))
+                .await
+                .unwrap()
+                .run
+                .id
+        }
+    };
+    let chained = submit(chain).await;
+    let single = submit(one()).await;
+    let claims = s.claim("w", 10, LEASE).await.unwrap();
+    assert_eq!(claims.len(), 2);
+    let lease = |run| claims.iter().find(|c| c.lease.run == run).unwrap().lease;
+    let other = submit(DagSpec::new().node(NodeSpec::step("n", "other"))).await;
+    let step = |name: &str| StepName::new(name).unwrap();
+    let done = s
+        .record_and_claim(
+            &[
+                (lease(chained), Ok(json!("a-out"))),
+                (lease(single), Err(NodeError::permanent("broken", "no"))),
+            ],
+            &[
+                ClaimRequest::new("w1", vec![step("s")], 10, LEASE),
+                ClaimRequest::new("", vec![step("s")], 10, LEASE),
+                ClaimRequest::new("w2", vec![], 10, LEASE),
+                ClaimRequest::new("w3", vec![step("s"), step("other")], 10, LEASE),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.recorded.len(), 2);
+    assert_eq!(done.recorded[0].as_ref().unwrap(), &RunStatus::Running);
+    assert_eq!(done.recorded[1].as_ref().unwrap(), &RunStatus::Failed);
+    assert_eq!(done.claimed.len(), 4);
+    let next = done.claimed[0].as_ref().unwrap();
+    assert_eq!(next.len(), 1, "{next:?}");
+    assert_eq!(
+        (next[0].lease.run, next[0].node_id.as_str()),
+        (chained, "b")
+    );
+    assert_eq!(next[0].input["deps"], json!({"a": "a-out"}));
+    let e = done.claimed[1].as_ref().unwrap_err();
+    assert_eq!(ate_core::Classify::kind(e), ErrorKind::InvalidInput, "{e}");
+    assert!(done.claimed[2].as_ref().unwrap().is_empty());
+    let third = done.claimed[3].as_ref().unwrap();
+    assert_eq!(third.len(), 1, "{third:?}");
+    assert_eq!(third[0].lease.run, other);
+    // The claims hold: their leases record, and nothing is left to claim.
+    let run = s.get(&env.admin, t, chained).await.unwrap();
+    assert_eq!(run.nodes[1].status, NodeStatus::Running);
+    let left = s
+        .record_and_claim(
+            &[(next[0].lease, Ok(json!("b-out")))],
+            &[ClaimRequest::new(
+                "w1",
+                vec![step("s"), step("other")],
+                10,
+                LEASE,
+            )],
+        )
+        .await
+        .unwrap();
+    assert_eq!(left.recorded[0].as_ref().unwrap(), &RunStatus::Succeeded);
+    assert!(left.claimed[0].as_ref().unwrap().is_empty());
+    // Claims alone, and nothing at all.
+    let alone = s
+        .record_and_claim(&[], &[ClaimRequest::new("w1", vec![step("s")], 10, LEASE)])
+        .await
+        .unwrap();
+    assert!(alone.recorded.is_empty());
+    assert!(alone.claimed[0].as_ref().unwrap().is_empty());
+    let nothing = s.record_and_claim(&[], &[]).await.unwrap();
+    assert!(nothing.recorded.is_empty() && nothing.claimed.is_empty());
+    // One batch at a time where writers take turns anyway; three on PostgreSQL.
+    let side_by_side = if env.backend == Backend::Postgres {
+        3
+    } else {
+        1
+    };
+    assert_eq!(s.concurrent_batches(), side_by_side);
+    let one = SqlWorkflowStore::open(env.db.clone()).await.unwrap();
+    assert_eq!(one.with_concurrent_batches(0).concurrent_batches(), 1);
+}
+
+/// A batch that waited for a run's lock sees what the transaction it waited for wrote.
+/// PostgreSQL only: there another transaction holds the run's row lock while it changes
+/// the run's nodes, and commits while a batch waits for that lock (SQLite's write
+/// transaction locks the whole database, so no statement waits for a row). The batch
+/// records the other two branches of a fan-in: it must see the first branch succeeded by
+/// the other transaction, and release the join.
+pub async fn batches_see_what_they_waited_for(env: Env) {
+    let ate_core::DbPool::Postgres(pool) = env.db.pool().clone() else {
+        return;
+    };
+    let s = store(&env).await;
+    let t = tenant(&env, "acme").await;
+    let fan = DagSpec::new()
+        .node(NodeSpec::step("p0", "s"))
+        .node(NodeSpec::step("p1", "s"))
+        .node(NodeSpec::step("p2", "s"))
+        .node(
+            NodeSpec::step("join", "s")
+                .depends_on("p0")
+                .depends_on("p1")
+                .depends_on("p2"),
+        );
+    let run = s
+        .submit(&env.admin, t, &valid(RunSpec::new(fan, json!(null))))
+        .await
+        .unwrap()
+        .run
+        .id;
+    let claims = s.claim("w", 10, LEASE).await.unwrap();
+    assert_eq!(claims.len(), 3);
+    let lease = |node: &str| {
+        claims
+            .iter()
+            .find(|c| c.node_id.as_str() == node)
+            .unwrap()
+            .lease
+    };
+    // Another writer: locks the run and finishes branch p0 (as a completion would, less
+    // the bookkeeping this test does not look at).
+    let mut other = pool.begin().await.unwrap();
+    let holder: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *other)
+        .await
+        .unwrap();
+    sqlx::query("SELECT id FROM wf_runs WHERE id = $1 FOR NO KEY UPDATE")
+        .bind(run.as_uuid())
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE wf_nodes SET status = 'succeeded', output = '\"p0-out\"', \
+         finished_at = started_at, lease_owner = NULL, lease_expires_at = NULL \
+         WHERE run_id = $1 AND node_id = 'p0'",
+    )
+    .bind(run.as_uuid())
+    .execute(&mut *other)
+    .await
+    .unwrap();
+    let batch = tokio::spawn({
+        let s = s.clone();
+        let (p1, p2) = (lease("p1"), lease("p2"));
+        async move {
+            s.record_many(&[(p1, Ok(json!("p1-out"))), (p2, Ok(json!("p2-out")))])
+                .await
+        }
+    });
+    // Commits only once the batch waits for the lock it holds.
+    let waiting = "SELECT COUNT(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))";
+    let started = tokio::time::Instant::now();
+    loop {
+        let n: i64 = sqlx::query_scalar(waiting)
+            .bind(holder)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        if n > 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the batch never waited"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    other.commit().await.unwrap();
+    let done = batch.await.unwrap().unwrap();
+    assert!(done.iter().all(|r| r.is_ok()), "{done:?}");
+    let after = s.get(&env.admin, t, run).await.unwrap();
+    let join = &after.nodes[3];
+    assert_eq!(join.status, NodeStatus::Ready, "{after:?}");
+    let claimed = s.claim("w", 10, LEASE).await.unwrap();
+    assert_eq!(
+        claimed[0].input["deps"],
+        json!({"p0": "p0-out", "p1": "p1-out", "p2": "p2-out"})
+    );
 }

@@ -281,9 +281,16 @@ pub async fn shutdown_releases_unfinished_attempts(env: Env) {
     second.shutdown(Duration::from_secs(5)).await;
 }
 
-/// Two workers on one store: every run succeeds and every handler ran exactly once.
+/// Two engines, three workers, on one store that lets each engine record and claim in up to
+/// four transactions at once: every run (single nodes and chains) succeeds and every handler
+/// ran exactly once.
 pub async fn workers_share_the_work(env: Env) {
-    let s = store(&env).await;
+    let sql = SqlWorkflowStore::open(env.db.clone())
+        .await
+        .unwrap()
+        .with_concurrent_batches(4);
+    assert_eq!(sql.concurrent_batches(), 4);
+    let s: Arc<dyn WorkflowStore> = Arc::new(sql);
     let t = tenant(&env).await;
     let handled: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
     let engine = |handled: Arc<Mutex<HashMap<String, u32>>>| {
@@ -305,9 +312,15 @@ pub async fn workers_share_the_work(env: Env) {
     let (e1, e2) = (engine(handled.clone()), engine(handled.clone()));
     let w1 = e1.start_worker(fast("w1").concurrency(4)).unwrap();
     let w2 = e2.start_worker(fast("w2").concurrency(4)).unwrap();
+    let w3 = e2.start_worker(fast("w3").concurrency(3)).unwrap();
     let mut ids = Vec::new();
     for i in 0..40 {
-        let dag = DagSpec::new().node(NodeSpec::step("n", "count"));
+        let mut dag = DagSpec::new().node(NodeSpec::step("n", "count"));
+        if i % 4 == 0 {
+            for (at, previous) in ["m", "o"].into_iter().zip(["n", "m"]) {
+                dag = dag.node(NodeSpec::step(at, "count").depends_on(previous));
+            }
+        }
         ids.push(
             e1.submit(&env.admin, t, &RunSpec::new(dag, json!(i)))
                 .await
@@ -321,10 +334,11 @@ pub async fn workers_share_the_work(env: Env) {
         assert_eq!(done.status, RunStatus::Succeeded);
     }
     let handled = handled.lock().unwrap().clone();
-    assert_eq!(handled.len(), 40);
+    assert_eq!(handled.len(), 40 + 10 * 2);
     assert!(handled.values().all(|&n| n == 1), "{handled:?}");
     w1.shutdown(Duration::from_secs(5)).await;
     w2.shutdown(Duration::from_secs(5)).await;
+    w3.shutdown(Duration::from_secs(5)).await;
 }
 
 /// A handler that stops sending heartbeats is cancelled and its attempt fails

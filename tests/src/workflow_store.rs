@@ -3,7 +3,8 @@
 
 use crate::support::Env;
 pub use crate::workflow_batches::{
-    batched_completions_are_independent, claims_rotate_across_tenants,
+    batched_completions_are_independent, batches_see_what_they_waited_for,
+    claims_rotate_across_tenants, results_and_claims_go_together,
 };
 use crate::{assert_kind, member};
 use ate_core::audit::{AuditQuery, actions};

@@ -238,6 +238,8 @@ workflow_matrix! {
     failed_runs_retry_from_their_failure,
     claims_rotate_across_tenants,
     batched_completions_are_independent,
+    results_and_claims_go_together,
+    batches_see_what_they_waited_for,
 }
 
 /// The workflow engine end to end (workers and handlers) on every metadata backend.

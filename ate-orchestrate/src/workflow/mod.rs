@@ -116,7 +116,8 @@ pub use schedule::{CronTz, SCHEDULE_LABEL, Schedule, ScheduleName, ScheduleSpec,
 pub use spec::{DagSpec, Limits, NodeSpec};
 pub use state::{NodeError, NodeState, NodeStatus, RunState, RunStatus};
 pub use store::{
-    Claim, Lease, LogEntry, LogLevel, LogQuery, MAX_LOG_BATCH, MAX_SUBMIT_BATCH, Maintenance,
-    NodeChange, NodeTask, NodeView, Run, RunEvent, RunQuery, RunWatch, SqlWorkflowStore, Submitted,
-    TenantWorkload, WORKFLOWS_READ, WORKFLOWS_RUN, WatchGap, WorkflowStats, WorkflowStore,
+    Claim, ClaimRequest, Lease, LogEntry, LogLevel, LogQuery, MAX_LOG_BATCH, MAX_SUBMIT_BATCH,
+    Maintenance, NodeChange, NodeTask, NodeView, RecordedAndClaimed, Run, RunEvent, RunQuery,
+    RunWatch, SqlWorkflowStore, Submitted, TenantWorkload, WORKFLOWS_READ, WORKFLOWS_RUN, WatchGap,
+    WorkflowStats, WorkflowStore,
 };

@@ -24,6 +24,7 @@
 //! # let _ = run; Ok(()) }
 //! ```
 
+mod recorder;
 mod step;
 mod worker;
 
@@ -49,8 +50,8 @@ pub struct WorkflowEngine {
     limits: Limits,
     metrics: Option<WorkflowMetrics>,
     /// Where this engine's workers send attempts' results: one recorder for all of them,
-    /// so their results share transactions ([`worker::Recorder`]).
-    recorder: worker::Recorder,
+    /// so their results share transactions ([`recorder::Recorder`]).
+    recorder: recorder::Recorder,
 }
 
 impl std::fmt::Debug for WorkflowEngine {
@@ -182,7 +183,7 @@ impl EngineBuilder {
             steps: Arc::new(self.steps),
             limits: self.limits,
             metrics: self.metrics,
-            recorder: worker::Recorder::default(),
+            recorder: recorder::Recorder::default(),
         }
     }
 }

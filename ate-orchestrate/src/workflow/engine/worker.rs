@@ -3,17 +3,18 @@
 //! may share one store.
 
 use super::WorkflowEngine;
+use super::recorder::{Job, ask};
 use super::step::StepContext;
 use crate::OrchestrateError;
 use crate::workflow::metrics::AttemptOutcome;
-use crate::workflow::state::{NodeError, RunStatus};
-use crate::workflow::store::{Claim, Lease, LogEntry, MAX_LOG_BATCH};
-use serde_json::Value;
+use crate::workflow::state::NodeError;
+use crate::workflow::store::{Claim, ClaimRequest, Lease, LogEntry, MAX_LOG_BATCH};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -23,7 +24,9 @@ use tokio_util::sync::CancellationToken;
 pub struct WorkerConfig {
     /// Names the worker in leases (host and process, for example).
     pub id: String,
-    /// Most attempts run at once (default 8).
+    /// Most handlers run at once (default 8). A place is free again as soon as its handler
+    /// returns: the worker asks for the next node while the result is being recorded, and
+    /// the two are done in one transaction.
     pub concurrency: usize,
     /// How long a claim holds a node without a heartbeat (default 30 s). The worker renews
     /// it every third of that while the handler runs; a worker that dies loses it after at
@@ -180,7 +183,8 @@ async fn run(
 ) -> ShutdownReport {
     let in_flight: InFlight = Arc::default();
     let mut attempts: JoinSet<()> = JoinSet::new();
-    let results = engine.recorder.sender(&engine.store);
+    let recorder = engine.recorder.sender(&engine.store);
+    let places = Places::default();
     let mut next_maintenance = tokio::time::Instant::now();
     let mut next_stats = tokio::time::Instant::now();
     // Only nodes this engine can run: other engines on the database take theirs.
@@ -225,25 +229,24 @@ async fn run(
         // Events already waiting say nothing a claim now would not find.
         drain_events(&mut events, &in_flight, &mut due);
         let quarter = config.concurrency.div_ceil(4);
-        if attempts.len() > config.concurrency.saturating_sub(quarter) && !attempts.is_empty() {
-            // Few places are free: attempts ending within moments free more (their results
-            // are recorded together), and one claim then fills them all.
+        if places.busy() > config.concurrency.saturating_sub(quarter) {
+            // Few places are free: handlers returning within moments free more, and one
+            // claim then fills them all.
             let until = tokio::time::Instant::now() + CLAIM_GATHER;
-            while attempts.len() > config.concurrency.saturating_sub(quarter) {
-                match tokio::time::timeout_at(until, attempts.join_next()).await {
-                    Ok(Some(_)) => {}
-                    _ => break,
+            while places.busy() > config.concurrency.saturating_sub(quarter) {
+                if tokio::time::timeout_at(until, places.freed())
+                    .await
+                    .is_err()
+                {
+                    break;
                 }
             }
         }
-        let free = config.concurrency.saturating_sub(attempts.len());
+        let free = config.concurrency.saturating_sub(places.busy());
         let mut claimed = 0;
         if free > 0 {
-            match engine
-                .store
-                .claim_steps(&config.id, &steps, free, config.lease)
-                .await
-            {
+            let request = ClaimRequest::new(config.id.clone(), steps.clone(), free, config.lease);
+            match ask(&recorder, |reply| Job::Claim(request, reply)).await {
                 Ok(claims) => {
                     claimed = claims.len();
                     for claim in claims {
@@ -261,7 +264,8 @@ async fn run(
                             config.lease,
                             token,
                             in_flight.clone(),
-                            results.clone(),
+                            recorder.clone(),
+                            places.take(),
                         );
                         attempts.spawn(attempt);
                     }
@@ -283,7 +287,7 @@ async fn run(
             tokio::select! {
                 () = tokio::time::sleep_until(wake_at) => break,
                 () = stop.cancelled() => break,
-                Some(_) = attempts.join_next(), if !attempts.is_empty() => break,
+                () = places.freed() => break,
                 event = next_event(&mut events, &in_flight) => match event {
                     Wake::Now => break,
                     Wake::At(at) => due.add(at),
@@ -449,79 +453,10 @@ fn lock_grace(grace: &Mutex<Duration>) -> std::sync::MutexGuard<'_, Duration> {
     grace.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// An attempt's result on its way to the store, and where its outcome goes.
-type Recording = (
-    Lease,
-    Result<Value, NodeError>,
-    oneshot::Sender<Result<RunStatus, OrchestrateError>>,
-);
-
 /// How long a worker with less than a quarter of its places free waits for more to free
 /// before claiming: claims come in batches (one transaction for many nodes) without holding
 /// work back noticeably.
 const CLAIM_GATHER: Duration = Duration::from_millis(2);
-
-/// Most results one batch records.
-const MAX_RECORD_BATCH: usize = 256;
-
-/// The recorder of an engine's workers: a task that records attempts' results in batches,
-/// as a database's group commit does. It takes every result waiting, records them with one
-/// [`record_many`](crate::workflow::WorkflowStore::record_many) (one transaction on a SQL
-/// store) while the next ones gather; a result that finds it idle is recorded at once,
-/// alone. Shared by the engine's workers, so two workers' results share a transaction too.
-/// Started by the first worker, on its runtime; started again should that runtime go.
-#[derive(Clone, Default)]
-pub(super) struct Recorder(Arc<Mutex<Option<mpsc::UnboundedSender<Recording>>>>);
-
-impl Recorder {
-    /// Where to send results (starting the task if it is not running).
-    fn sender(
-        &self,
-        store: &Arc<dyn crate::workflow::WorkflowStore>,
-    ) -> mpsc::UnboundedSender<Recording> {
-        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(sender) = slot.as_ref().filter(|s| !s.is_closed()) {
-            return sender.clone();
-        }
-        let (sender, waiting) = mpsc::unbounded_channel();
-        tokio::spawn(record(store.clone(), waiting));
-        *slot = Some(sender.clone());
-        sender
-    }
-}
-
-/// The recorder's task; ends when its engine (every sender) has gone.
-async fn record(
-    store: Arc<dyn crate::workflow::WorkflowStore>,
-    mut waiting: mpsc::UnboundedReceiver<Recording>,
-) {
-    let mut batch = Vec::new();
-    while waiting.recv_many(&mut batch, MAX_RECORD_BATCH).await > 0 {
-        let (attempts, replies): (Vec<_>, Vec<_>) = batch
-            .drain(..)
-            .map(|(lease, result, reply)| ((lease, result), reply))
-            .unzip();
-        let done = match store.record_many(&attempts).await {
-            Ok(done) => done,
-            Err(e) => {
-                // One by one, so that one attempt the store refuses does not hold back the
-                // others.
-                tracing::warn!(error = %e, attempts = attempts.len(), "recording a batch of attempts failed; recording them one by one");
-                let mut done = Vec::with_capacity(attempts.len());
-                for (lease, result) in attempts {
-                    done.push(match result {
-                        Ok(output) => store.complete(&lease, output).await,
-                        Err(error) => store.fail(&lease, error).await,
-                    });
-                }
-                done
-            }
-        };
-        for (reply, result) in replies.into_iter().zip(done) {
-            let _ = reply.send(result); // its attempt may have been aborted
-        }
-    }
-}
 
 /// Runs one attempt: the handler (in its own task, under the start-to-close timeout) while
 /// the lease is renewed; then records the result (through [`record`]), unless the lease
@@ -532,7 +467,8 @@ async fn attempt(
     lease_for: Duration,
     cancel: CancellationToken,
     in_flight: InFlight,
-    recorder: mpsc::UnboundedSender<Recording>,
+    recorder: mpsc::UnboundedSender<Job>,
+    place: Place,
 ) {
     let lease = claim.lease;
     let began = tokio::time::Instant::now();
@@ -610,6 +546,9 @@ async fn attempt(
             }
         }
     };
+    // The handler is done: its place is free, and the worker may ask for the next node
+    // while this result is recorded (in the same transaction, under load).
+    drop(place);
     flush_logs(&engine, &lease, &logs).await;
     let mut outcome = AttemptOutcome::Lost;
     if !lost {
@@ -617,11 +556,7 @@ async fn attempt(
             Ok(_) => AttemptOutcome::Succeeded,
             Err(_) => AttemptOutcome::Failed,
         };
-        let (reply, outcome_of) = oneshot::channel();
-        let recorded = match recorder.send((lease, result, reply)) {
-            Ok(()) => outcome_of.await.unwrap_or_else(|_| Err(stopped())),
-            Err(_) => Err(stopped()),
-        };
+        let recorded = ask(&recorder, |reply| Job::Record(lease, result, reply)).await;
         match recorded {
             Ok(_) => outcome = done,
             Err(e) => {
@@ -637,12 +572,40 @@ async fn attempt(
     }
 }
 
-/// The error of an attempt whose worker stopped before recording it.
-fn stopped() -> OrchestrateError {
-    OrchestrateError::Core(ate_core::CoreError::Unavailable {
-        message: "the worker stopped before recording the attempt".into(),
-        source: None,
-    })
+/// The worker's places: how many handlers run, and a wake-up when one returns.
+#[derive(Clone, Default)]
+struct Places {
+    busy: Arc<AtomicUsize>,
+    freed: Arc<Notify>,
+}
+
+impl Places {
+    fn busy(&self) -> usize {
+        self.busy.load(Ordering::Acquire)
+    }
+
+    /// Takes a place, held until the [`Place`] is dropped.
+    fn take(&self) -> Place {
+        self.busy.fetch_add(1, Ordering::AcqRel);
+        Place(self.clone())
+    }
+
+    /// Completes when a place is given back (at once if one was given back since the last
+    /// call returned).
+    async fn freed(&self) {
+        self.freed.notified().await;
+    }
+}
+
+/// A place taken by a running handler; given back when dropped (also if its attempt is
+/// aborted).
+struct Place(Places);
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::AcqRel);
+        self.0.freed.notify_one();
+    }
 }
 
 /// Sends the attempt's buffered log entries to the store.

@@ -225,6 +225,48 @@ pub struct Claim {
     pub heartbeat_timeout: Option<Duration>,
 }
 
+/// A worker's request for work, answered by [`WorkflowStore::record_and_claim`] as
+/// [`WorkflowStore::claim_steps`] would answer it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ClaimRequest {
+    /// The worker (1 to 256 bytes), named in the leases.
+    pub worker: String,
+    /// The steps it runs; none: it is given nothing.
+    pub steps: Vec<StepName>,
+    /// The most nodes it takes.
+    pub max: usize,
+    /// How long each lease lasts without a heartbeat.
+    pub lease: Duration,
+}
+
+impl ClaimRequest {
+    /// Up to `max` nodes running one of `steps`, for `worker`, each leased for `lease`.
+    pub fn new(
+        worker: impl Into<String>,
+        steps: Vec<StepName>,
+        max: usize,
+        lease: Duration,
+    ) -> Self {
+        ClaimRequest {
+            worker: worker.into(),
+            steps,
+            max,
+            lease,
+        }
+    }
+}
+
+/// What [`WorkflowStore::record_and_claim`] did.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct RecordedAndClaimed {
+    /// Each attempt's outcome, in order, as [`WorkflowStore::record_many`] gives them.
+    pub recorded: Vec<Result<RunStatus, OrchestrateError>>,
+    /// Each request's claims, in order (an invalid request: its error).
+    pub claimed: Vec<Result<Vec<Claim>, OrchestrateError>>,
+}
+
 /// What one [`WorkflowStore::maintain`] pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -526,6 +568,39 @@ pub trait WorkflowStore: Send + Sync + std::fmt::Debug {
             });
         }
         Ok(done)
+    }
+
+    /// Records attempts' results as [`record_many`](Self::record_many) does, then answers
+    /// each of `requests` as [`claim_steps`](Self::claim_steps) would, in order: the claims
+    /// see the nodes the results have just made ready. The engine's workers record and
+    /// claim through this, so a SQL store does both in **one** transaction: a worker that
+    /// finishes attempts and takes new ones pays for one commit, not two. There, `Err`
+    /// means nothing was recorded and nothing claimed (the caller may record the attempts
+    /// one by one, then claim). The default calls the two in turn; `Err` only if recording
+    /// failed as a whole.
+    async fn record_and_claim(
+        &self,
+        attempts: &[(Lease, Result<Value, NodeError>)],
+        requests: &[ClaimRequest],
+    ) -> Result<RecordedAndClaimed, OrchestrateError> {
+        let recorded = if attempts.is_empty() {
+            Vec::new()
+        } else {
+            self.record_many(attempts).await?
+        };
+        let mut claimed = Vec::with_capacity(requests.len());
+        for r in requests {
+            claimed.push(self.claim_steps(&r.worker, &r.steps, r.max, r.lease).await);
+        }
+        Ok(RecordedAndClaimed { recorded, claimed })
+    }
+
+    /// How many [`record_and_claim`](Self::record_and_claim) calls an engine makes at
+    /// once: 1 (the default) where writes take turns anyway, as on SQLite, so results and
+    /// requests gather into larger batches; more where the database runs transactions side
+    /// by side, as PostgreSQL does.
+    fn concurrent_batches(&self) -> usize {
+        1
     }
 
     /// Gives back an unfinished attempt (its worker is shutting down): the node is ready

@@ -74,9 +74,9 @@ macro_rules! children {
 }
 
 /// [`Bulk::lock_runs`] in dialect `$d`: `$agg … $end` aggregates the nodes made by
-/// `$array` into JSON text; `$lock` ends the statement.
+/// `$array` into JSON text.
 macro_rules! lock_runs {
-    ($d:ident, $agg:literal, $array:literal, $end:literal, $lock:literal) => {
+    ($d:ident, $agg:literal, $array:literal, $end:literal) => {
         concat!(
             "SELECT ",
             run_columns!(),
@@ -87,8 +87,7 @@ macro_rules! lock_runs {
             node_json!($array),
             $end,
             " FROM wf_nodes n WHERE n.run_id = r.id) AS nodes FROM wf_runs r WHERE id",
-            ids!($d),
-            $lock
+            ids!($d)
         )
     };
 }
@@ -108,8 +107,14 @@ pub(super) enum Writes {
 
 /// The statements of one dialect.
 pub(super) struct Bulk {
-    /// The runs in `$1`, locked on PostgreSQL in id order (so concurrent batches cannot
-    /// deadlock; on SQLite the write transaction is the lock): the run columns, the
+    /// Locks the runs in `$1` in id order (so concurrent batches cannot deadlock) before
+    /// [`lock_runs`](Self::lock_runs) reads them; `None` on SQLite, where the write
+    /// transaction is the lock. A statement of its own on PostgreSQL: a statement that
+    /// waits for a row lock gets the row as the transaction it waited for left it, but
+    /// reads everything else (the run's nodes) as it was when the statement began, before
+    /// that transaction committed; the next statement sees it all.
+    pub(super) lock_first: Option<&'static str>,
+    /// The runs in `$1` (locked, or in SQLite's write transaction): the run columns, the
     /// definition of those also in `$2` (else NULL), and the run's nodes as one JSON array
     /// of [`NodeRow`]s (any order): a [`LockedRun`].
     pub(super) lock_runs: &'static str,
@@ -128,7 +133,8 @@ pub(super) struct Bulk {
 
 pub(super) const SQLITE: Bulk = Bulk {
     children: children!(sqlite),
-    lock_runs: lock_runs!(sqlite, "json_group_array(", "json_array", ")", ""),
+    lock_first: None,
+    lock_runs: lock_runs!(sqlite, "json_group_array(", "json_array", ")"),
     claimed_runs: concat!(
         "SELECT id, input, revision, CASE WHEN id",
         ids!(sqlite, "$2"),
@@ -170,13 +176,12 @@ pub(super) const SQLITE: Bulk = Bulk {
 
 pub(super) const POSTGRES: Bulk = Bulk {
     children: children!(pg),
-    lock_runs: lock_runs!(
-        pg,
-        "json_agg(",
-        "json_build_array",
-        ")::text",
+    lock_first: Some(concat!(
+        "SELECT id FROM wf_runs WHERE id",
+        ids!(pg),
         " ORDER BY id FOR NO KEY UPDATE"
-    ),
+    )),
+    lock_runs: lock_runs!(pg, "json_agg(", "json_build_array", ")::text"),
     claimed_runs: concat!(
         "SELECT id, input, revision, CASE WHEN id",
         ids!(pg, "$2"),

@@ -3,11 +3,13 @@
 //! the children of a run that ended; plus the helpers it shares with the other parts.
 
 use super::super::events::{CHANNEL, NodeChange, RunEvent};
+use super::claim::{Ask, ClaimTx, Taken};
 use super::{NodeRow, RunRow, SqlWorkflowStore, bulk, corrupt, run_state};
 use crate::OrchestrateError;
 use crate::workflow::dag::ValidDag;
 use crate::workflow::spec::{DagSpec, Limits};
 use crate::workflow::state::{NodeStatus, RunState, RunStatus};
+use crate::workflow::store::Claim;
 use ate_core::audit::{NewAuditEvent, Outcome, ValidEvent, actions};
 use ate_core::db::to_micros;
 use ate_core::{CoreError, CoreTx, RunId, TenantId, with_pool, with_write_tx};
@@ -145,6 +147,10 @@ impl From<OrchestrateError> for Failed {
     }
 }
 
+/// What [`SqlWorkflowStore::mutate_batch`] did: each change's result (its value, and whether
+/// it ended the run or started stopping it), then each ask's claims.
+pub(super) type Batch<T> = (Vec<Result<(T, bool), OrchestrateError>>, Vec<Vec<Claim>>);
+
 /// One change for [`SqlWorkflowStore::mutate_batch`]: the run, its tenant (if checked), and
 /// the transition.
 pub(super) type Change<F> = (RunId, Option<TenantId>, F);
@@ -191,8 +197,8 @@ impl SqlWorkflowStore {
         F: FnOnce(&Loaded, &mut RunState) -> Result<(T, Option<ValidEvent>), OrchestrateError>
             + Send,
     {
-        let mut done = self
-            .mutate_batch(vec![(id, tenant, change)], now, false)
+        let (mut done, _) = self
+            .mutate_batch(vec![(id, tenant, change)], now, false, &[])
             .await?;
         done.pop().unwrap_or_else(|| {
             Err(OrchestrateError::Core(CoreError::Internal(
@@ -204,9 +210,9 @@ impl SqlWorkflowStore {
     /// Applies several changes, each as [`mutate`](Self::mutate) would (children aside: the
     /// caller closes them), in **one** transaction: one commit for many completions.
     ///
-    /// The batch costs a fixed number of statements, however many changes it holds: one
-    /// reads (and on PostgreSQL locks, in id order, so concurrent batches cannot deadlock)
-    /// every run, one reads their nodes, one their definitions if not cached; the changes
+    /// The batch costs a fixed number of statements, however many changes it holds: on
+    /// PostgreSQL one locks every run (in id order, so concurrent batches cannot deadlock),
+    /// then one reads them with their nodes and the definitions not cached; the changes
     /// are applied in memory, in order (a second change to a run sees the first), and one
     /// statement writes every changed node, one every changed run ([`super::bulk`]). Audit
     /// events are appended one by one, in order.
@@ -215,12 +221,17 @@ impl SqlWorkflowStore {
     /// lost, its transition refused) gets its own error and the others are applied; without
     /// it, any error rolls everything back. An error while writing always rolls everything
     /// back and is returned for the batch. The results come in the order of `changes`.
+    ///
+    /// Then, in the same transaction, the claims `asks` are made (see
+    /// [`ClaimTx::claim_in`]): they see the nodes the changes made ready. Their claims come
+    /// second, one list per ask; an error in them rolls everything back.
     pub(super) async fn mutate_batch<T, F>(
         &self,
         changes: Vec<Change<F>>,
         now: DateTime<Utc>,
         independent: bool,
-    ) -> Result<Vec<Result<(T, bool), OrchestrateError>>, OrchestrateError>
+        asks: &[Ask],
+    ) -> Result<Batch<T>, OrchestrateError>
     where
         T: Send,
         F: FnOnce(&Loaded, &mut RunState) -> Result<(T, Option<ValidEvent>), OrchestrateError>
@@ -246,18 +257,24 @@ impl SqlWorkflowStore {
             .collect();
         let uncached = bulk::id_list(ids.iter().copied().filter(|id| !cached.contains_key(id)));
         let ids = bulk::id_list(ids);
-        let (results, published) = with_write_tx!(self.db, |tx| {
+        let (results, published, mut taken) = with_write_tx!(self.db, |tx| {
             let mut results: Vec<Option<Result<(T, bool), OrchestrateError>>> =
                 (0..count).map(|_| None).collect();
             let mut published = Vec::new();
             let mut payloads = Vec::new();
-            // One statement reads (and on PostgreSQL locks) every run, with its nodes and,
-            // if not cached, its definition.
-            let loaded: Result<Vec<bulk::LockedRun>, sqlx::Error> = sqlx::query_as(sql.lock_runs)
-                .bind(&ids)
-                .bind(&uncached)
-                .fetch_all(&mut *tx)
-                .await;
+            // One statement reads every run, with its nodes and, if not cached, its
+            // definition; on PostgreSQL one before it locks them.
+            let loaded: Result<Vec<bulk::LockedRun>, sqlx::Error> = async {
+                if let Some(lock) = sql.lock_first {
+                    sqlx::query(lock).bind(&ids).execute(&mut *tx).await?;
+                }
+                sqlx::query_as(sql.lock_runs)
+                    .bind(&ids)
+                    .bind(&uncached)
+                    .fetch_all(&mut *tx)
+                    .await
+            }
+            .await;
             let rows: HashMap<Uuid, bulk::LockedRun> = match loaded {
                 Ok(rows) => rows.into_iter().map(|r| (r.row.id, r)).collect(),
                 Err(e) => {
@@ -403,14 +420,26 @@ impl SqlWorkflowStore {
                 tx.rollback().await.map_err(CoreError::from)?;
                 return Err(CoreError::from(e).into());
             }
-            (results, published)
+            let taken = if asks.is_empty() {
+                Taken::default()
+            } else {
+                match tx.claim_in(self, asks, now, None).await {
+                    Ok(taken) => taken,
+                    Err(e) => {
+                        tx.rollback().await.map_err(CoreError::from)?;
+                        return Err(e);
+                    }
+                }
+            };
+            (results, published, taken)
         });
         if !is_pg {
             for event in published {
                 self.feed.publish(event);
             }
         }
-        Ok(results
+        self.claimed(&mut taken);
+        let results = results
             .into_iter()
             .map(|r| {
                 r.unwrap_or_else(|| {
@@ -419,7 +448,8 @@ impl SqlWorkflowStore {
                     )))
                 })
             })
-            .collect())
+            .collect();
+        Ok((results, taken.claims))
     }
 
     /// Cancels the unfinished child runs of `parents` (which have ended or are stopping),
