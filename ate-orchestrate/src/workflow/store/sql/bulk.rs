@@ -86,23 +86,23 @@ macro_rules! lock_runs {
             $agg,
             node_json!($array),
             $end,
-            " FROM wf_nodes n WHERE n.run_id = r.id) AS nodes FROM wf_runs r WHERE id",
+            " FROM wf_nodes n WHERE n.run_id = r.id) AS nodes, EXISTS (SELECT 1 FROM wf_runs c \
+             WHERE c.parent_run_id = r.id AND c.status IN ('pending', 'running') \
+             AND c.stopping IS NULL) AS children FROM wf_runs r WHERE id",
             ids!($d)
         )
     };
 }
 
 /// How a batch writes its changed nodes (objects made by [`node_write`]) and runs (made by
-/// [`run_write`]).
+/// [`run_write`]), in one call: the nodes of `$1`, the runs of `$2` updated at `$3`.
 pub(super) enum Writes {
-    /// Two statements: the nodes of `$1`; the runs of `$1`, updated at `$2`.
-    Apart {
-        nodes: &'static str,
-        runs: &'static str,
-    },
-    /// One statement (data-modifying `WITH`): the nodes of `$1`, the runs of `$2` updated
-    /// at `$3`, and the notifications `$5` (a JSON array of payloads) on channel `$4`.
-    Together(&'static str),
+    /// Two statements in one string (SQLite runs them one after the other, in one call to
+    /// its connection's thread).
+    Quiet(&'static str),
+    /// One statement (data-modifying `WITH`) that also sends the notifications `$5` (a JSON
+    /// array of payloads) on channel `$4`.
+    Notifying(&'static str),
 }
 
 /// The statements of one dialect.
@@ -115,8 +115,9 @@ pub(super) struct Bulk {
     /// that transaction committed; the next statement sees it all.
     pub(super) lock_first: Option<&'static str>,
     /// The runs in `$1` (locked, or in SQLite's write transaction): the run columns, the
-    /// definition of those also in `$2` (else NULL), and the run's nodes as one JSON array
-    /// of [`NodeRow`]s (any order): a [`LockedRun`].
+    /// definition of those also in `$2` (else NULL), the run's nodes as one JSON array of
+    /// [`NodeRow`]s (any order), and whether it has unfinished children not stopping yet:
+    /// a [`LockedRun`].
     pub(super) lock_runs: &'static str,
     /// What a claim needs of the runs in `$1`: `id, input, revision`, the definition of
     /// those also in `$2` (else NULL), and for those also in `$3` the outputs of their
@@ -147,8 +148,8 @@ pub(super) const SQLITE: Bulk = Bulk {
          AS outputs FROM wf_runs r WHERE id",
         ids!(sqlite)
     ),
-    writes: Writes::Apart {
-        nodes: "UPDATE wf_nodes SET status = c.value ->> 's', attempt = c.value ->> 'a', \
+    writes: Writes::Quiet(
+        "UPDATE wf_nodes SET status = c.value ->> 's', attempt = c.value ->> 'a', \
          ready_at = c.value ->> 'ra', first_ready_at = c.value ->> 'fr', \
          output = c.value ->> 'o', error = c.value ->> 'e', \
          cancel_requested = c.value ->> 'cr', \
@@ -158,14 +159,14 @@ pub(super) const SQLITE: Bulk = Bulk {
          lease_expires_at = CASE WHEN c.value ->> 'l' = 1 THEN NULL ELSE lease_expires_at END, \
          wait_until = c.value ->> 'w' \
          FROM json_each($1) AS c \
-         WHERE wf_nodes.run_id = unhex(c.value ->> 'r') AND wf_nodes.idx = c.value ->> 'i'",
-        runs: "UPDATE wf_runs SET status = c.value ->> 's', stopping = c.value ->> 'st', \
-         error = c.value ->> 'e', updated_at = $2, \
+         WHERE wf_nodes.run_id = unhex(c.value ->> 'r') AND wf_nodes.idx = c.value ->> 'i'; \
+         UPDATE wf_runs SET status = c.value ->> 's', stopping = c.value ->> 'st', \
+         error = c.value ->> 'e', updated_at = $3, \
          finished_at = CASE WHEN c.value ->> 'fin' = 1 \
              THEN COALESCE(c.value ->> 'f', finished_at) ELSE NULL END, \
          revision = c.value ->> 'v' \
-         FROM json_each($1) AS c WHERE wf_runs.id = unhex(c.value ->> 'r')",
-    },
+         FROM json_each($2) AS c WHERE wf_runs.id = unhex(c.value ->> 'r')",
+    ),
     claim: "UPDATE wf_nodes SET status = 'running', attempt = attempt + 1, lease_owner = $2, \
          lease_token = lease_token + 1, lease_expires_at = $3, started_at = $4, ready_at = NULL \
          FROM json_each($1) AS c \
@@ -196,7 +197,7 @@ pub(super) const POSTGRES: Bulk = Bulk {
         ids!(pg)
     ),
     // Data-modifying `WITH` queries run whether or not the query reads them.
-    writes: Writes::Together(concat!(
+    writes: Writes::Notifying(concat!(
         "WITH written_nodes AS (UPDATE wf_nodes n SET status = c.s, attempt = c.a, \
          ready_at = c.ra, first_ready_at = c.fr, output = c.o, error = c.e, \
          cancel_requested = c.cr, \
@@ -246,6 +247,8 @@ pub(super) struct LockedRun {
     pub(super) row: RunRow,
     pub(super) definition: Option<String>,
     nodes: Option<String>,
+    /// Has unfinished child runs (not stopping yet).
+    pub(super) children: bool,
 }
 
 impl LockedRun {

@@ -148,7 +148,8 @@ impl From<OrchestrateError> for Failed {
 }
 
 /// What [`SqlWorkflowStore::mutate_batch`] did: each change's result (its value, and whether
-/// it ended the run or started stopping it), then each ask's claims.
+/// it ended the run or started stopping it while the run had unfinished children, which
+/// are then to be cancelled), then each ask's claims.
 pub(super) type Batch<T> = (Vec<Result<(T, bool), OrchestrateError>>, Vec<Vec<Claim>>);
 
 /// One change for [`SqlWorkflowStore::mutate_batch`]: the run, its tenant (if checked), and
@@ -184,7 +185,7 @@ impl SqlWorkflowStore {
     }
 
     /// [`mutate`](Self::mutate) without the children; also says whether the run has just
-    /// ended or started stopping.
+    /// ended or started stopping while it had unfinished children.
     async fn mutate_one<T, F>(
         &self,
         id: RunId,
@@ -333,8 +334,10 @@ impl SqlWorkflowStore {
                         .validate()?;
                         tx.append_audit(&failed, now).await?;
                     }
-                    let closed = (!before.status.is_finished() && after.status.is_finished())
-                        || (before.stopping.is_none() && after.stopping.is_some());
+                    // Its children are looked up only if it has some: most runs have none.
+                    let closed = locked.children
+                        && ((!before.status.is_finished() && after.status.is_finished())
+                            || (before.stopping.is_none() && after.stopping.is_some()));
                     let published = (*before != after).then(|| {
                         w.revision += 1;
                         change_event(&w.loaded, before, &after, id, w.revision)
@@ -380,28 +383,19 @@ impl SqlWorkflowStore {
             let nodes = serde_json::Value::from(node_writes).to_string();
             let runs = serde_json::Value::from(run_writes).to_string();
             let written: Result<(), sqlx::Error> = async {
+                // Every change to a node changes its run.
                 match sql.writes {
-                    bulk::Writes::Apart {
-                        nodes: write_nodes,
-                        runs: write_runs,
-                    } => {
-                        if nodes != "[]" {
-                            sqlx::query(write_nodes)
-                                .bind(&nodes)
-                                .execute(&mut *tx)
-                                .await?;
-                        }
-                        if runs != "[]" {
-                            sqlx::query(write_runs)
-                                .bind(&runs)
-                                .bind(to_micros(now))
-                                .execute(&mut *tx)
-                                .await?;
-                        }
+                    bulk::Writes::Quiet(write) if runs != "[]" => {
+                        sqlx::query(write)
+                            .bind(&nodes)
+                            .bind(&runs)
+                            .bind(to_micros(now))
+                            .execute(&mut *tx)
+                            .await?;
                     }
                     // With the notifications, delivered to every host when (and only if)
                     // this commits.
-                    bulk::Writes::Together(write) if runs != "[]" || !payloads.is_empty() => {
+                    bulk::Writes::Notifying(write) if runs != "[]" || !payloads.is_empty() => {
                         sqlx::query(write)
                             .bind(&nodes)
                             .bind(&runs)
@@ -411,7 +405,7 @@ impl SqlWorkflowStore {
                             .execute(&mut *tx)
                             .await?;
                     }
-                    bulk::Writes::Together(_) => {} // nothing changed
+                    bulk::Writes::Quiet(_) | bulk::Writes::Notifying(_) => {} // nothing changed
                 }
                 Ok(())
             }
