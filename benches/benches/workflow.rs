@@ -2,12 +2,15 @@
 //! same database, in the same run.
 //!
 //! * `workflow/<db>/engine_one_node`: `RUNS` one-node runs submitted in batches, then
-//!   `WORKERS` engine workers (concurrency 16 each) run them; node completions per second.
+//!   `WORKERS` engine workers run them; node completions per second. Twice: with 16 places
+//!   per worker (32 handlers at once), and with 64 (128).
 //! * `workflow/<db>/engine_chain10`: `RUNS / 10` runs of a 10-node chain; node completions
-//!   per second.
+//!   per second; the same two sizes.
 //! * `workflow/<db>/baseline`: the plainest durable queue: a `jobs` table, `WORKERS` tasks
 //!   each claiming one job (`FOR UPDATE SKIP LOCKED` on PostgreSQL; an `UPDATE … RETURNING`
-//!   on SQLite) and completing it in one transaction; jobs per second.
+//!   on SQLite) and completing it in one transaction; jobs per second. The issue's
+//!   reference, which the ratios divide by. Also with as many tasks as the engine's larger
+//!   size has places (`baseline_wide`): how far concurrency alone takes the bare queue.
 //! * `workflow/<db>/submit_to_start`: one run at a time submitted to an idle worker (woken
 //!   by run events, its poll interval an hour), the time until its handler starts; p50
 //!   and p99.
@@ -43,8 +46,12 @@ async fn tenant(db: &Db) -> (Principal, TenantId) {
     (admin, id)
 }
 
-/// Node completions per second for `runs` runs of `dag` run by `WORKERS` workers.
-async fn engine_throughput(db: &Db, dag: DagSpec, runs: usize) -> f64 {
+/// The places per worker measured: the default size, and a larger one.
+const PLACES: [usize; 2] = [16, 64];
+
+/// Node completions per second for `runs` runs of `dag` run by `WORKERS` workers with
+/// `places` places each.
+async fn engine_throughput(db: &Db, dag: DagSpec, runs: usize, places: usize) -> f64 {
     let (admin, t) = tenant(db).await;
     let store = Arc::new(SqlWorkflowStore::open(db.clone()).await.expect("store"));
     let done = Arc::new(AtomicU64::new(0));
@@ -75,7 +82,7 @@ async fn engine_throughput(db: &Db, dag: DagSpec, runs: usize) -> f64 {
     let workers: Vec<_> = (0..WORKERS)
         .map(|i| {
             engine
-                .start_worker(WorkerConfig::new(format!("bench-{i}")).concurrency(16))
+                .start_worker(WorkerConfig::new(format!("bench-{i}")).concurrency(places))
                 .expect("worker")
         })
         .collect();
@@ -89,8 +96,8 @@ async fn engine_throughput(db: &Db, dag: DagSpec, runs: usize) -> f64 {
     total as f64 / took.as_secs_f64()
 }
 
-/// Jobs per second through a bare SQL queue with `WORKERS` claimers.
-async fn baseline_throughput(db: &Db, jobs: usize) -> f64 {
+/// Jobs per second through a bare SQL queue with `claimers` tasks.
+async fn baseline_throughput(db: &Db, jobs: usize, claimers: usize) -> f64 {
     let table = format!("bench_jobs_{}", uuid::Uuid::now_v7().simple());
     let postgres = db.backend() == ate_core::DbBackend::Postgres;
     let create = format!(
@@ -126,7 +133,7 @@ async fn baseline_throughput(db: &Db, jobs: usize) -> f64 {
     };
     let complete = format!("UPDATE {table} SET status = 'done' WHERE id = $1");
     let started = Instant::now();
-    let tasks: Vec<_> = (0..WORKERS)
+    let tasks: Vec<_> = (0..claimers)
         .map(|_| {
             let (db, claim, complete) = (db.clone(), claim.clone(), complete.clone());
             tokio::spawn(async move {
@@ -238,17 +245,31 @@ fn chain(n: usize) -> DagSpec {
 
 async fn bench(name: &str, db: Db) {
     let (runs, samples) = if test_mode() { (40, 5) } else { (4_000, 200) };
-    let one = engine_throughput(&db, chain(1), runs).await;
-    let ten = engine_throughput(&db, chain(10), runs / 10).await;
-    let base = baseline_throughput(&db, runs).await;
-    println!("workflow/{name}/engine_one_node   {one:>10.0} node completions/s");
-    println!("workflow/{name}/engine_chain10    {ten:>10.0} node completions/s");
-    println!("workflow/{name}/baseline          {base:>10.0} jobs/s");
-    println!(
-        "workflow/{name}/ratio              one node {:.2}x, chain {:.2}x the baseline",
-        one / base,
-        ten / base
-    );
+    let mut engine = Vec::new();
+    for places in PLACES {
+        let one = engine_throughput(&db, chain(1), runs, places).await;
+        let ten = engine_throughput(&db, chain(10), runs / 10, places).await;
+        let handlers = places * WORKERS;
+        println!(
+            "workflow/{name}/engine_one_node  {handlers:>4} places {one:>10.0} node completions/s"
+        );
+        println!(
+            "workflow/{name}/engine_chain10   {handlers:>4} places {ten:>10.0} node completions/s"
+        );
+        engine.push((handlers, one, ten));
+    }
+    let base = baseline_throughput(&db, runs, WORKERS).await;
+    let claimers = PLACES[1] * WORKERS;
+    let wide = baseline_throughput(&db, runs, claimers).await;
+    println!("workflow/{name}/baseline         {WORKERS:>4} tasks  {base:>10.0} jobs/s");
+    println!("workflow/{name}/baseline_wide    {claimers:>4} tasks  {wide:>10.0} jobs/s");
+    for (handlers, one, ten) in engine {
+        println!(
+            "workflow/{name}/ratio            {handlers:>4} places: one node {:.2}x, chain {:.2}x the baseline",
+            one / base,
+            ten / base
+        );
+    }
     let lat = submit_to_start(&db, samples).await;
     println!(
         "workflow/{name}/submit_to_start    p50 {:.2} ms, p99 {:.2} ms ({} samples)",
