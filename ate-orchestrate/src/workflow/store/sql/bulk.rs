@@ -230,6 +230,10 @@ pub(super) const POSTGRES: Bulk = Bulk {
     ),
 };
 
+/// Sends each payload of a JSON array (`$2`) on channel `$1`, in one statement.
+pub(super) const NOTIFY_ALL: &str =
+    "SELECT pg_notify($1, value) FROM jsonb_array_elements_text($2::jsonb)";
+
 /// A run id as these statements take it.
 pub(super) fn hex(id: Uuid) -> String {
     id.simple().to_string()

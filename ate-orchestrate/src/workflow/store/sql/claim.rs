@@ -6,7 +6,6 @@
 //! transaction ([`SqlWorkflowStore::finish_many`]), so a worker that records results and
 //! takes new work pays for one transaction, not two.
 
-use super::mutate::NOTIFY_ALL;
 use super::{SqlWorkflowStore, bulk, corrupt, json_text};
 use crate::OrchestrateError;
 use crate::workflow::condition::node_input;
@@ -197,7 +196,7 @@ macro_rules! impl_claim_tx {
                 }
                 if !payloads.is_empty() {
                     // Delivered to every host when (and only if) this commits.
-                    sqlx::query(NOTIFY_ALL)
+                    sqlx::query(bulk::NOTIFY_ALL)
                         .bind(CHANNEL)
                         .bind(Value::from(payloads).to_string())
                         .execute(&mut **self)

@@ -20,10 +20,6 @@ use std::collections::hash_map::Entry;
 use std::sync::{Arc, Mutex, PoisonError};
 use uuid::Uuid;
 
-/// Sends each payload of a JSON array (`$2`) on channel `$1`, in one statement.
-pub(super) const NOTIFY_ALL: &str =
-    "SELECT pg_notify($1, value) FROM jsonb_array_elements_text($2::jsonb)";
-
 /// A stored definition, read back: it was validated on submission, so every step counts as
 /// registered and no limit applies.
 pub(super) fn stored_dag(definition: &str) -> Result<ValidDag, OrchestrateError> {
