@@ -9,6 +9,11 @@
 //!   and garbage collection of orphan blobs. Objects are indexed in the database ([`Db`]) and
 //!   stored as encrypted blobs.
 //!
+//! * [`projects`]: **codebase projects** ([`ProjectStore`], [`SqlProjectStore`]): a tenant's
+//!   named projects with labels and settings, listed with filters and cursors, updated with
+//!   optimistic concurrency, counted against the tenant's `max_projects` quota, audited.
+//!   Snapshots, files and analysis results come next (issue 12).
+//!
 //! * [`keyring`]: the **tenant keyring** ([`TenantKeyring`]): per-tenant data keys wrapped
 //!   under the master key from [`ate_core::keys::KeyProvider`], with versions, rotation,
 //!   master-key rotation and crypto-shredding, every change audited atomically.
@@ -40,6 +45,7 @@ pub mod cobblestone;
 mod error;
 pub mod keyring;
 pub mod objects;
+pub mod projects;
 
 pub use blob::{BlobBackend, BlobStore, BlobWriter, S3Credentials};
 pub use cobblestone::{Cobblestone, CryptoProvider};
@@ -48,8 +54,11 @@ pub use keyring::{DataKey, KeyInfo, KeyState, MasterRotation, TenantKeyring};
 pub use objects::{
     GcReport, ObjectInfo, ObjectReader, ObjectStore, ObjectWriter, PutOptions, ReencryptProgress,
 };
+pub use projects::{
+    Project, ProjectQuery, ProjectSpec, ProjectStore, ProjectUpdate, SqlProjectStore,
+};
 
-/// `ate-storage`'s migrations (tenant keys, the object index), for
+/// `ate-storage`'s migrations (tenant keys, the object index, projects), for
 /// [`Db::migrate`](ate_core::Db::migrate); the stores run them when opened.
 pub fn migrations() -> ate_core::Migrations {
     ate_core::Migrations::new(

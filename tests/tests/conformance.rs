@@ -4,7 +4,7 @@
 //! they fail rather than skip when it is missing or unreachable.
 
 use tests::support::{Backend, run};
-use tests::{audit_sink, integrations, keyring, tenant_store};
+use tests::{audit_sink, integrations, keyring, project_store, tenant_store};
 
 macro_rules! matrix {
     ($($suite:ident :: $case:ident),* $(,)?) => {
@@ -39,6 +39,14 @@ macro_rules! matrix {
 }
 
 matrix! {
+    project_store::projects_are_created_and_read,
+    project_store::project_names_are_unique_without_case,
+    project_store::bad_project_input_writes_nothing,
+    project_store::projects_list_with_filters_and_pages,
+    project_store::project_updates_are_optimistic,
+    project_store::project_quota_holds_under_parallel_creates,
+    project_store::project_access_is_checked,
+    project_store::projects_are_deleted,
     tenant_store::create_and_get,
     tenant_store::duplicate_slug_is_rejected,
     tenant_store::concurrent_duplicate_creates,
@@ -52,7 +60,7 @@ matrix! {
     tenant_store::concurrent_updates_serialize,
     tenant_store::changes_are_published_after_commit,
     tenant_store::core_tx_contract,
-    tenant_store::unenforceable_quotas_are_refused,
+    tenant_store::every_quota_is_accepted,
     audit_sink::append_links_events,
     audit_sink::concurrent_appends_never_fork,
     audit_sink::query_filters_and_pages,

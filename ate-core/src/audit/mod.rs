@@ -114,6 +114,12 @@ pub mod actions {
     pub const INTEGRATION_UPDATED: AuditAction = AuditAction::from_static("integration_updated");
     /// An integration endpoint was deleted.
     pub const INTEGRATION_DELETED: AuditAction = AuditAction::from_static("integration_deleted");
+    /// A codebase project was created.
+    pub const PROJECT_CREATED: AuditAction = AuditAction::from_static("project_created");
+    /// A project's name, description, labels or settings changed.
+    pub const PROJECT_UPDATED: AuditAction = AuditAction::from_static("project_updated");
+    /// A project was deleted.
+    pub const PROJECT_DELETED: AuditAction = AuditAction::from_static("project_deleted");
 
     /// Every action ATE itself records.
     pub const ALL: &[AuditAction] = &[
@@ -148,6 +154,9 @@ pub mod actions {
         INTEGRATION_CREATED,
         INTEGRATION_UPDATED,
         INTEGRATION_DELETED,
+        PROJECT_CREATED,
+        PROJECT_UPDATED,
+        PROJECT_DELETED,
     ];
 }
 

@@ -101,9 +101,8 @@ pub struct Quotas {
     pub max_objects: Option<u64>,
     /// Number of users (enforced by ate-auth when users are created or registered).
     pub max_users: Option<u64>,
-    /// Number of projects. Not enforceable yet: ATE has no projects until the codebase
-    /// projects of ate-storage arrive, so a tenant store refuses a value here with
-    /// `Unsupported` instead of accepting a limit it would silently ignore.
+    /// Number of codebase projects (enforced by ate-storage's project store when a project
+    /// is created).
     pub max_projects: Option<u64>,
 }
 
@@ -145,16 +144,11 @@ impl TenantSettings {
         TenantSettings { quotas }
     }
 
-    /// Refuses settings this build cannot honour: every quota ATE accepts is enforced.
-    /// Errors: `Unsupported` for [`Quotas::max_projects`] (no projects exist yet).
+    /// Refuses settings this build cannot honour, so that no quota is accepted and then
+    /// silently ignored. Every quota of this build is enforced: `max_storage_bytes` and
+    /// `max_objects` by ate-storage's object store, `max_users` by ate-auth,
+    /// `max_projects` by ate-storage's project store.
     pub fn validate(&self) -> Result<(), CoreError> {
-        if self.quotas.max_projects.is_some() {
-            return Err(CoreError::Unsupported(
-                "the max_projects quota cannot be enforced yet (ATE has no projects); \
-                 leave it unset"
-                    .into(),
-            ));
-        }
         Ok(())
     }
 }
