@@ -56,6 +56,29 @@ const INSERT_LABELS: &str = "INSERT INTO project_labels (project_id, tenant_id, 
 const INSERT_LABELS_PG: &str = "INSERT INTO project_labels (project_id, tenant_id, key, value) \
      SELECT $1, $2, key, value FROM jsonb_each_text($3::jsonb)";
 
+/// In a write transaction `$tx`: takes tenant `$tenant`'s lock (it must be active), then
+/// reads project `$id`. Evaluates to the project, or to `NotFound` / `Conflict` (not at
+/// revision `$expected`, when given) as a value; database errors return at once.
+macro_rules! locked_project {
+    ($tx:ident, $tenant:ident, $id:ident, $expected:expr) => {{
+        $tx.lock_tenant($tenant).await?.require_active()?;
+        let row: Option<ProjectRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            project_columns!(),
+            " FROM projects WHERE tenant_id = $1 AND id = $2"
+        ))
+        .bind($tenant.as_uuid())
+        .bind($id.as_uuid())
+        .fetch_optional(&mut *$tx)
+        .await
+        .map_err(CoreError::from)?;
+        match row.as_ref().map(ProjectRow::project).transpose()? {
+            None => Err(StorageError::from(CoreError::not_found("project", $id))),
+            Some(p) => check_revision(&p, $expected).map(|()| p),
+        }
+    }};
+}
+
 #[derive(sqlx::FromRow)]
 struct ProjectRow {
     id: Uuid,
@@ -372,21 +395,7 @@ impl ProjectStore for SqlProjectStore {
             INSERT_LABELS
         };
         let outcome: Result<(), StorageError> = with_write_tx!(self.db, |tx| {
-            tx.lock_tenant(tenant).await?.require_active()?;
-            let row: Option<ProjectRow> = sqlx::query_as(concat!(
-                "SELECT ",
-                project_columns!(),
-                " FROM projects WHERE tenant_id = $1 AND id = $2"
-            ))
-            .bind(tenant.as_uuid())
-            .bind(id.as_uuid())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(CoreError::from)?;
-            let current = match row.as_ref().map(ProjectRow::project).transpose()? {
-                None => Err(CoreError::not_found("project", id).into()),
-                Some(p) => check_revision(&p, update.expected_revision).map(|()| p),
-            };
+            let current = locked_project!(tx, tenant, id, update.expected_revision);
             match current {
                 Err(e) => Err(e),
                 Ok(current) => {
@@ -475,21 +484,7 @@ impl ProjectStore for SqlProjectStore {
         actor.require(tenant, &PROJECTS_DELETE)?;
         let now = self.clock.now();
         let outcome: Result<(), StorageError> = with_write_tx!(self.db, |tx| {
-            tx.lock_tenant(tenant).await?.require_active()?;
-            let row: Option<ProjectRow> = sqlx::query_as(concat!(
-                "SELECT ",
-                project_columns!(),
-                " FROM projects WHERE tenant_id = $1 AND id = $2"
-            ))
-            .bind(tenant.as_uuid())
-            .bind(id.as_uuid())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(CoreError::from)?;
-            let current = match row.as_ref().map(ProjectRow::project).transpose()? {
-                None => Err(CoreError::not_found("project", id).into()),
-                Some(p) => check_revision(&p, expected_revision).map(|()| p),
-            };
+            let current = locked_project!(tx, tenant, id, expected_revision);
             match current {
                 Err(e) => Err(e),
                 Ok(current) => {
