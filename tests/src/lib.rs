@@ -19,6 +19,7 @@ pub mod integrations;
 pub mod key_provider;
 pub mod keyring;
 pub mod object_store;
+pub mod project_keys;
 pub mod project_store;
 pub mod registry;
 pub mod support;

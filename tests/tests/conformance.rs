@@ -4,7 +4,7 @@
 //! they fail rather than skip when it is missing or unreachable.
 
 use tests::support::{Backend, run};
-use tests::{audit_sink, integrations, keyring, project_store, tenant_store};
+use tests::{audit_sink, integrations, keyring, project_keys, project_store, tenant_store};
 
 macro_rules! matrix {
     ($($suite:ident :: $case:ident),* $(,)?) => {
@@ -47,6 +47,10 @@ matrix! {
     project_store::project_quota_holds_under_parallel_creates,
     project_store::project_access_is_checked,
     project_store::projects_are_deleted,
+    project_keys::project_keys_are_made_and_rotated,
+    project_keys::project_keys_are_bound_to_their_project,
+    project_keys::deleting_a_project_shreds_its_keys,
+    project_keys::project_keys_follow_the_tenant_key,
     tenant_store::create_and_get,
     tenant_store::duplicate_slug_is_rejected,
     tenant_store::concurrent_duplicate_creates,

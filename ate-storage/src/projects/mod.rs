@@ -10,6 +10,10 @@
 //! tenant's lock so that parallel creations cannot overshoot it. Every change is audited
 //! (`project_created`, `project_updated`, `project_deleted`) in its transaction.
 //!
+//! **Per-project keys** ([`ProjectKeyring`]): master key → tenant data key → project key,
+//! versioned and rotated like the tenant's keys; deleting a project deletes its keys with
+//! it (crypto-shredding one project).
+//!
 //! Permissions: [`PROJECTS_READ`] for get and list, [`PROJECTS_WRITE`] for create and
 //! update, [`PROJECTS_DELETE`] for delete, in the project's tenant.
 //!
@@ -25,9 +29,11 @@
 //! assert_eq!(rename.expected_revision, Some(1));
 //! ```
 
+mod keys;
 mod sql;
 mod valid;
 
+pub use keys::{ProjectKey, ProjectKeyInfo, ProjectKeyring};
 pub use sql::SqlProjectStore;
 pub use valid::{
     MAX_DESCRIPTION_BYTES, MAX_LABEL_KEY_BYTES, MAX_LABEL_VALUE_BYTES, MAX_LABELS,
@@ -292,8 +298,9 @@ pub trait ProjectStore: Send + Sync + std::fmt::Debug {
         update: &ProjectUpdate,
     ) -> Result<Project, StorageError>;
 
-    /// Deletes project `id`. Needs [`PROJECTS_DELETE`]; `Conflict` if it is no longer at
-    /// `expected_revision` (when given), `NotFound` if it does not exist.
+    /// Deletes project `id` with its keys ([`ProjectKeyring`]): what they encrypted is
+    /// unrecoverable from then on. Needs [`PROJECTS_DELETE`]; `Conflict` if it is no longer
+    /// at `expected_revision` (when given), `NotFound` if it does not exist.
     async fn delete(
         &self,
         actor: &Principal,

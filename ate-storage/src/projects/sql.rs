@@ -488,6 +488,12 @@ impl ProjectStore for SqlProjectStore {
             match current {
                 Err(e) => Err(e),
                 Ok(current) => {
+                    let keys = sqlx::query("DELETE FROM project_keys WHERE project_id = $1")
+                        .bind(id.as_uuid())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(CoreError::from)?
+                        .rows_affected();
                     sqlx::query("DELETE FROM project_labels WHERE project_id = $1")
                         .bind(id.as_uuid())
                         .execute(&mut *tx)
@@ -504,7 +510,11 @@ impl ProjectStore for SqlProjectStore {
                         actor,
                         actions::PROJECT_DELETED,
                         id,
-                        json!({"name": current.name, "revision": current.revision}),
+                        json!({
+                            "name": current.name,
+                            "revision": current.revision,
+                            "keys_destroyed": keys,
+                        }),
                     )?;
                     tx.append_audit(&deleted, now).await?;
                     Ok(())
