@@ -53,6 +53,15 @@ pub enum StorageError {
         /// What ATE uses them for.
         reason: String,
     },
+    /// A content scanner could not give a verdict (unreachable, timed out, over its size
+    /// limit, or an answer it could not read). The content was not scanned.
+    #[error("content scanner: {message}")]
+    Scanner {
+        /// What kind of failure it was.
+        kind: ErrorKind,
+        /// What failed.
+        message: String,
+    },
     /// An I/O error from the underlying reader or writer.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -80,7 +89,7 @@ impl Classify for StorageError {
             StorageError::KeyDestroyed { .. } => ErrorKind::NotFound,
             StorageError::UnsupportedBackend { .. } => ErrorKind::Unsupported,
             StorageError::Io(_) => ErrorKind::Unavailable,
-            StorageError::Backend { kind, .. } => *kind,
+            StorageError::Backend { kind, .. } | StorageError::Scanner { kind, .. } => *kind,
             StorageError::Core(e) => e.kind(),
         }
     }
@@ -124,6 +133,10 @@ pub(crate) fn replay(e: &StorageError) -> StorageError {
             scheme: scheme.clone(),
             missing: missing.clone(),
             reason: reason.clone(),
+        },
+        StorageError::Scanner { kind, message } => StorageError::Scanner {
+            kind: *kind,
+            message: message.clone(),
         },
         StorageError::Io(io) => StorageError::Io(std::io::Error::new(io.kind(), io.to_string())),
         StorageError::Core(c) => StorageError::Integrity(c.to_string()),

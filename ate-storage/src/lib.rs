@@ -14,6 +14,9 @@
 //!   optimistic concurrency, counted against the tenant's `max_projects` quota, audited.
 //!   Snapshots, files and analysis results come next (issue 12).
 //!
+//! * [`scan`]: **content scanning** ([`scan::ContentScanner`]), with a ClamAV adapter
+//!   ([`scan::ClamdScanner`], clamd's `INSTREAM`) for the imports to come.
+//!
 //! * [`keyring`]: the **tenant keyring** ([`TenantKeyring`]): per-tenant data keys wrapped
 //!   under the master key from [`ate_core::keys::KeyProvider`], with versions, rotation,
 //!   master-key rotation and crypto-shredding, every change audited atomically.
@@ -46,6 +49,7 @@ mod error;
 pub mod keyring;
 pub mod objects;
 pub mod projects;
+pub mod scan;
 
 pub use blob::{BlobBackend, BlobStore, BlobWriter, S3Credentials};
 pub use cobblestone::{Cobblestone, CryptoProvider};

@@ -22,6 +22,7 @@ pub mod object_store;
 pub mod project_keys;
 pub mod project_store;
 pub mod registry;
+pub mod scanner;
 pub mod support;
 pub mod tenant_store;
 pub mod test_kms;

@@ -284,3 +284,21 @@ engine_matrix! {
     workers_share_the_work,
     silent_handlers_time_out,
 }
+
+/// The ClamAV adapter against the clamd `scripts/test` starts (one engine, no matrix).
+mod clamd {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn clamd_finds_the_test_signature() {
+        tests::scanner::clamd_finds_the_test_signature().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn clamd_limits_and_failures_are_errors() {
+        tests::scanner::clamd_limits_and_failures_are_errors().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn odd_answers_are_errors() {
+        tests::scanner::odd_answers_are_errors().await;
+    }
+}
