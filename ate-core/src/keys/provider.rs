@@ -71,9 +71,10 @@ pub const MIN_CONTEXT_CAPACITY: usize = 1024;
 /// runs them against [`LocalKeyProvider`] and against a KMS stand-in that wraps in a
 /// separate process over a line protocol (`tests/src/bin/test-kms.rs`). To check your own
 /// provider, call the same functions from a `#[tokio::test]` (inside this workspace, or
-/// with `tests` as a git dependency):
+/// with `tests` as a git dependency; shown as text, since ate-core cannot depend on
+/// `tests`):
 ///
-/// ```ignore
+/// ```text
 /// #[tokio::test]
 /// async fn my_kms_meets_the_key_provider_contract() {
 ///     let kms = MyKmsProvider::connect(test_config()).await.unwrap();
