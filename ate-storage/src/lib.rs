@@ -14,6 +14,9 @@
 //!   optimistic concurrency, counted against the tenant's `max_projects` quota, audited.
 //!   Snapshots, files and analysis results come next (issue 12).
 //!
+//! * [`import`]: what an import learns about each file ([`import::classify`]: language by
+//!   GitHub Linguist's data, vendored, generated, binary, line counts by `tokei`).
+//!
 //! * [`scan`]: **content scanning** ([`scan::ContentScanner`]), with a ClamAV adapter
 //!   ([`scan::ClamdScanner`], clamd's `INSTREAM`) for the imports to come.
 //!
@@ -46,6 +49,7 @@
 pub mod blob;
 pub mod cobblestone;
 mod error;
+pub mod import;
 pub mod keyring;
 pub mod objects;
 pub mod projects;
