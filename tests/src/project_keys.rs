@@ -28,8 +28,10 @@ async fn keys(env: &Env) -> Keys {
         .await
         .unwrap()
         .with_clock(env.clock.clone());
-    let keys =
-        ProjectKeyring::new(env.db.clone(), tenant_keys.clone()).with_clock(env.clock.clone());
+    let keys = ProjectKeyring::open(env.db.clone(), tenant_keys.clone())
+        .await
+        .unwrap()
+        .with_clock(env.clock.clone());
     Keys {
         tenant_keys,
         projects,

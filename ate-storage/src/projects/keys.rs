@@ -165,15 +165,16 @@ pub struct ProjectKeyring {
 }
 
 impl ProjectKeyring {
-    /// Project keys in `db` (migrated by `tenant_keys`, which opened it), sealed under
+    /// Project keys in `db` (running `ate-storage`'s migrations), sealed under
     /// `tenant_keys`.
-    pub fn new(db: Db, tenant_keys: TenantKeyring) -> Self {
-        ProjectKeyring {
+    pub async fn open(db: Db, tenant_keys: TenantKeyring) -> Result<Self, StorageError> {
+        db.migrate(&crate::migrations()).await?;
+        Ok(ProjectKeyring {
             tenants: SqlTenantStore::new(db.clone()),
             db,
             tenant_keys,
             clock: Arc::new(SystemClock),
-        }
+        })
     }
 
     /// Uses `clock` for key times and audit events.

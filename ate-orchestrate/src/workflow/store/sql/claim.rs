@@ -320,11 +320,7 @@ macro_rules! claim_one {
         let run_ids: BTreeSet<Uuid> = claimed.keys().map(|(run, _)| *run).collect();
         let mut runs: BTreeMap<Uuid, ClaimedRun> = BTreeMap::new();
         if !run_ids.is_empty() {
-            // Taken now: the cache may be emptied meanwhile.
-            let cached: BTreeMap<Uuid, Arc<ValidDag>> = run_ids
-                .iter()
-                .filter_map(|id| Some((*id, $store.dags.get(*id)?)))
-                .collect();
+            let cached = $store.dags.snapshot(&run_ids);
             let uncached = run_ids
                 .iter()
                 .copied()
@@ -348,15 +344,9 @@ macro_rules! claim_one {
                 .fetch_all(&mut **$tx)
                 .await?;
             for row in rows {
-                let dag = match cached.get(&row.id) {
-                    Some(dag) => dag.clone(),
-                    None => {
-                        let definition = row.definition.as_deref();
-                        let definition =
-                            definition.ok_or_else(|| corrupt("definition", "missing"))?;
-                        $store.dags.parse(row.id, definition)?
-                    }
-                };
+                let dag = $store
+                    .dags
+                    .resolve(&cached, row.id, row.definition.as_deref())?;
                 runs.insert(
                     row.id,
                     ClaimedRun {

@@ -52,8 +52,33 @@ impl DagCache {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub(super) fn get(&self, run: Uuid) -> Option<Arc<ValidDag>> {
-        self.lock().get(&run).cloned()
+    /// The definitions of `ids` parsed already, taken at once: the cache may be emptied
+    /// meanwhile, and the others are read with the runs.
+    pub(super) fn snapshot<'a>(
+        &self,
+        ids: impl IntoIterator<Item = &'a Uuid>,
+    ) -> HashMap<Uuid, Arc<ValidDag>> {
+        let map = self.lock();
+        ids.into_iter()
+            .filter_map(|id| Some((*id, map.get(id)?.clone())))
+            .collect()
+    }
+
+    /// Run `run`'s definition: from `snapshot`, else parsed from `definition` (as read with
+    /// the run) and kept.
+    pub(super) fn resolve(
+        &self,
+        snapshot: &HashMap<Uuid, Arc<ValidDag>>,
+        run: Uuid,
+        definition: Option<&str>,
+    ) -> Result<Arc<ValidDag>, OrchestrateError> {
+        match snapshot.get(&run) {
+            Some(dag) => Ok(dag.clone()),
+            None => self.parse(
+                run,
+                definition.ok_or_else(|| corrupt("definition", "missing"))?,
+            ),
+        }
     }
 
     /// Parses `definition` (run `run`'s) and keeps it.
@@ -246,12 +271,7 @@ impl SqlWorkflowStore {
         ordered.sort_by_key(|(_, (id, _, _))| id.as_uuid());
         let mut ids: Vec<Uuid> = ordered.iter().map(|(_, (id, _, _))| id.as_uuid()).collect();
         ids.dedup();
-        // The definitions parsed already, taken now (the cache may be emptied meanwhile);
-        // the others are read with the runs.
-        let cached: HashMap<Uuid, Arc<ValidDag>> = ids
-            .iter()
-            .filter_map(|id| Some((*id, self.dags.get(*id)?)))
-            .collect();
+        let cached = self.dags.snapshot(&ids);
         let uncached = bulk::id_list(ids.iter().copied().filter(|id| !cached.contains_key(id)));
         let ids = bulk::id_list(ids);
         let (results, published, mut taken) = with_write_tx!(self.db, |tx| {
@@ -292,16 +312,10 @@ impl SqlWorkflowStore {
                     let w = match working.entry(uuid) {
                         Entry::Occupied(w) => w.into_mut(),
                         Entry::Vacant(slot) => {
-                            let dag = match cached.get(&uuid) {
-                                Some(dag) => dag.clone(),
-                                None => {
-                                    let definition =
-                                        locked.definition.as_deref().ok_or_else(|| {
-                                            Failed::Change(corrupt("definition", "missing"))
-                                        })?;
-                                    self.dags.parse(uuid, definition).map_err(Failed::Change)?
-                                }
-                            };
+                            let dag = self
+                                .dags
+                                .resolve(&cached, uuid, locked.definition.as_deref())
+                                .map_err(Failed::Change)?;
                             let nodes = locked.nodes().map_err(Failed::Change)?;
                             slot.insert(
                                 Working::new(&locked.row, &nodes, dag).map_err(Failed::Change)?,
