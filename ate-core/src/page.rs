@@ -67,14 +67,16 @@ impl std::fmt::Display for Cursor {
 }
 
 /// Builds a page from rows fetched with `LIMIT limit + 1`: the extra row only signals that
-/// another page follows, and the cursor points after the last row kept.
-pub(crate) fn page_from_rows<R, T>(
+/// another page follows, and the cursor points after the last row kept. For every store's
+/// listing (the other crates' too): `convert` turns a row into an item, `position` says
+/// where an item stands for [`Cursor::encode`] under `cursor_kind`.
+pub fn page_from_rows<R, T, E>(
     rows: Vec<R>,
     limit: u32,
-    convert: impl FnMut(R) -> Result<T, CoreError>,
+    convert: impl FnMut(R) -> Result<T, E>,
     cursor_kind: &str,
     position: impl Fn(&T) -> String,
-) -> Result<Page<T>, CoreError> {
+) -> Result<Page<T>, E> {
     let more = rows.len() > limit as usize;
     let items = rows
         .into_iter()

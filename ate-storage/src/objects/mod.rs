@@ -419,17 +419,9 @@ impl ObjectStore {
                 .await
                 .map_err(CoreError::from)?
         });
-        let more = rows.len() > limit as usize;
-        let items = rows
-            .into_iter()
-            .take(limit as usize)
-            .map(ObjectRow::info)
-            .collect::<Result<Vec<_>, _>>()?;
-        let next_cursor = match (more, items.last()) {
-            (true, Some(last)) => Some(Cursor::encode(CURSOR_KIND, &last.path)),
-            _ => None,
-        };
-        Ok(Page { items, next_cursor })
+        ate_core::page::page_from_rows(rows, limit, ObjectRow::info, CURSOR_KIND, |o| {
+            o.path.clone()
+        })
     }
 
     /// Copies the object at `from` to `to` within the tenant (re-encrypted under a new object

@@ -231,12 +231,16 @@ impl ProjectStore for SqlProjectStore {
         let outcome: Result<(), StorageError> = with_write_tx!(self.db, |tx| {
             let locked = tx.lock_tenant(tenant).await?;
             locked.require_active()?;
-            let count: i64 =
+            // Counted only against a quota.
+            let count: i64 = if locked.settings.quotas.max_projects.is_some() {
                 sqlx::query_scalar("SELECT COUNT(*) FROM projects WHERE tenant_id = $1")
                     .bind(tenant.as_uuid())
                     .fetch_one(&mut *tx)
                     .await
-                    .map_err(CoreError::from)?;
+                    .map_err(CoreError::from)?
+            } else {
+                0
+            };
             let taken: Option<Uuid> = sqlx::query_scalar(
                 "SELECT id FROM projects WHERE tenant_id = $1 AND name_key = $2",
             )
@@ -366,17 +370,13 @@ impl ProjectStore for SqlProjectStore {
                 .await
                 .map_err(CoreError::from)?
         });
-        let more = rows.len() > limit as usize;
-        let items = rows
-            .iter()
-            .take(limit as usize)
-            .map(ProjectRow::project)
-            .collect::<Result<Vec<_>, _>>()?;
-        let next_cursor = match (more, items.last()) {
-            (true, Some(last)) => Some(Cursor::encode(CURSOR_KIND, &last.name.key())),
-            _ => None,
-        };
-        Ok(Page { items, next_cursor })
+        ate_core::page::page_from_rows(
+            rows,
+            limit,
+            |row| row.project(),
+            CURSOR_KIND,
+            |p| p.name.key(),
+        )
     }
 
     async fn update(
