@@ -136,6 +136,11 @@ define_id!(
     "project id"
 );
 define_id!(
+    /// Identifies a snapshot (one import of a project's codebase).
+    SnapshotId,
+    "snapshot id"
+);
+define_id!(
     /// Identifies a workflow run within a tenant.
     RunId,
     "run id"

@@ -62,6 +62,16 @@ pub enum StorageError {
         /// What failed.
         message: String,
     },
+    /// An import refused its input: a path that is not allowed, an entry of a kind it does
+    /// not store, a limit exceeded, an infected file, a malformed archive. Nothing of the
+    /// import was kept.
+    #[error("import refused{}: {reason}", .entry.as_deref().map(|e| format!(" at {e:?}")).unwrap_or_default())]
+    ImportRefused {
+        /// The entry at fault, when there is one (as named by the source).
+        entry: Option<String>,
+        /// Why.
+        reason: String,
+    },
     /// An I/O error from the underlying reader or writer.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
@@ -71,6 +81,13 @@ pub enum StorageError {
 }
 
 impl StorageError {
+    pub(crate) fn refused(entry: Option<&str>, reason: impl Into<String>) -> Self {
+        StorageError::ImportRefused {
+            entry: entry.map(str::to_owned),
+            reason: reason.into(),
+        }
+    }
+
     pub(crate) fn invalid(what: &'static str, reason: impl Into<String>) -> Self {
         StorageError::InvalidInput {
             what,
@@ -82,9 +99,9 @@ impl StorageError {
 impl Classify for StorageError {
     fn kind(&self) -> ErrorKind {
         match self {
-            StorageError::InvalidKeySize(_) | StorageError::InvalidInput { .. } => {
-                ErrorKind::InvalidInput
-            }
+            StorageError::InvalidKeySize(_)
+            | StorageError::InvalidInput { .. }
+            | StorageError::ImportRefused { .. } => ErrorKind::InvalidInput,
             StorageError::Integrity(_) => ErrorKind::Integrity,
             StorageError::KeyDestroyed { .. } => ErrorKind::NotFound,
             StorageError::UnsupportedBackend { .. } => ErrorKind::Unsupported,
@@ -137,6 +154,10 @@ pub(crate) fn replay(e: &StorageError) -> StorageError {
         StorageError::Scanner { kind, message } => StorageError::Scanner {
             kind: *kind,
             message: message.clone(),
+        },
+        StorageError::ImportRefused { entry, reason } => StorageError::ImportRefused {
+            entry: entry.clone(),
+            reason: reason.clone(),
         },
         StorageError::Io(io) => StorageError::Io(std::io::Error::new(io.kind(), io.to_string())),
         StorageError::Core(c) => StorageError::Integrity(c.to_string()),

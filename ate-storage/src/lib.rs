@@ -48,6 +48,7 @@
 
 pub mod blob;
 pub mod cobblestone;
+pub mod dedup;
 mod error;
 pub mod import;
 pub mod keyring;

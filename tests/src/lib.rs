@@ -23,6 +23,8 @@ pub mod project_keys;
 pub mod project_store;
 pub mod registry;
 pub mod scanner;
+pub mod snapshot_life;
+pub mod snapshots;
 pub mod support;
 pub mod tenant_store;
 pub mod test_kms;

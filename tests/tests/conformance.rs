@@ -172,6 +172,45 @@ object_matrix! {
     ]
 }
 
+/// The snapshot suite on every metadata × blob backend combination.
+macro_rules! snapshot_matrix {
+    ($($module:ident: $db:ident + $blobs:ident),* $(,)? ; $cases:tt) => {
+        $(
+            mod $module {
+                use tests::support::{Backend, BlobBackendKind};
+                snapshot_matrix!(@cases $db, $blobs; $cases);
+            }
+        )*
+    };
+    (@cases $db:ident, $blobs:ident; [$($suite:ident :: $case:ident),* $(,)?]) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                tests::snapshots::run(Backend::$db, BlobBackendKind::$blobs, tests::$suite::$case).await;
+            }
+        )*
+    };
+}
+
+snapshot_matrix! {
+    snapshots_sqlite_memory: SqliteMemory + Memory,
+    snapshots_sqlite_fs: SqliteFile + Fs,
+    snapshots_sqlite_s3: SqliteFile + S3,
+    snapshots_postgres_memory: Postgres + Memory,
+    snapshots_postgres_fs: Postgres + Fs,
+    snapshots_postgres_s3: Postgres + S3;
+    [
+    snapshots::directories_import_and_read_back,
+    snapshots::reimports_are_deduplicated,
+    snapshot_life::files_are_listed_with_filters,
+    snapshot_life::snapshots_are_diffed,
+    snapshot_life::failed_imports_leave_nothing,
+    snapshot_life::imports_are_charged_to_the_quota,
+    snapshot_life::snapshots_are_isolated,
+    snapshot_life::garbage_is_collected,
+    ]
+}
+
 /// The ate-auth suite on every metadata backend.
 macro_rules! auth_matrix {
     ($($case:ident),* $(,)?) => {

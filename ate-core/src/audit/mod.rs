@@ -120,6 +120,10 @@ pub mod actions {
     pub const PROJECT_UPDATED: AuditAction = AuditAction::from_static("project_updated");
     /// A project was deleted.
     pub const PROJECT_DELETED: AuditAction = AuditAction::from_static("project_deleted");
+    /// A snapshot of a project's codebase was imported and committed.
+    pub const SNAPSHOT_CREATED: AuditAction = AuditAction::from_static("snapshot_created");
+    /// A snapshot was deleted.
+    pub const SNAPSHOT_DELETED: AuditAction = AuditAction::from_static("snapshot_deleted");
 
     /// Every action ATE itself records.
     pub const ALL: &[AuditAction] = &[
@@ -157,6 +161,8 @@ pub mod actions {
         PROJECT_CREATED,
         PROJECT_UPDATED,
         PROJECT_DELETED,
+        SNAPSHOT_CREATED,
+        SNAPSHOT_DELETED,
     ];
 }
 

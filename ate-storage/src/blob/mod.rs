@@ -202,16 +202,33 @@ impl BlobStore {
         tenant: TenantId,
         object: ObjectId,
     ) -> Result<BlobWriter, StorageError> {
-        let name = Self::blob_name(tenant, object);
+        self.writer_in(&format!("t/{tenant}/o"), object.as_uuid())
+            .await
+    }
+
+    /// Starts a streaming upload of the blob `<dir>/<id>` (`dir` made of ids only, like
+    /// `t/<tenant>/o`), published only when it closes, as [`writer`](Self::writer) does.
+    pub(crate) async fn writer_in(
+        &self,
+        dir: &str,
+        id: uuid::Uuid,
+    ) -> Result<BlobWriter, StorageError> {
+        let name = format!("{dir}/{id}");
         let sync_dirs = match &self.fs_root {
             Some(root) => {
-                let dir = root.join(format!("t/{tenant}/o"));
-                let new_dir = !tokio::fs::try_exists(&dir).await.unwrap_or(false);
-                let mut dirs = vec![dir];
+                let leaf = root.join(dir);
+                let new_dir = !tokio::fs::try_exists(&leaf).await.unwrap_or(false);
+                let mut dirs = vec![leaf.clone()];
                 if new_dir {
-                    dirs.push(root.join(format!("t/{tenant}")));
-                    dirs.push(root.join("t"));
-                    dirs.push(root.clone());
+                    // Every directory the upload may create, up to the root.
+                    let mut up = leaf.parent();
+                    while let Some(d) = up {
+                        dirs.push(d.to_path_buf());
+                        if d == root.as_path() {
+                            break;
+                        }
+                        up = d.parent();
+                    }
                 }
                 dirs
             }
@@ -225,8 +242,8 @@ impl BlobStore {
                         "the operating system's random number generator failed: {e}"
                     )))
                 })?;
-                // `<object id>.<random>`: garbage collection reads the id back from the name.
-                let staged = format!("{STAGING_DIR}/{object}.{suffix:016x}");
+                // `<id>.<random>`: garbage collection reads the id back from the name.
+                let staged = format!("{STAGING_DIR}/{id}.{suffix:016x}");
                 let target = Staged {
                     op: self.op.clone(),
                     staged: staged.clone(),
@@ -250,16 +267,25 @@ impl BlobStore {
         object: ObjectId,
         range: std::ops::Range<u64>,
     ) -> Result<Vec<u8>, StorageError> {
+        self.read_named(&Self::blob_name(tenant, object), range)
+            .await
+    }
+
+    /// Reads `range` of the blob called `name`.
+    pub(crate) async fn read_named(
+        &self,
+        name: &str,
+        range: std::ops::Range<u64>,
+    ) -> Result<Vec<u8>, StorageError> {
         if range.start > range.end {
             return Err(StorageError::invalid("byte range", "reversed"));
         }
         if range.start == range.end {
             return Ok(Vec::new());
         }
-        let name = Self::blob_name(tenant, object);
         let buf = self
             .op
-            .read_with(&name)
+            .read_with(name)
             .range(range.clone())
             .await
             .map_err(|e| backend_error("reading a blob", e))?;
@@ -288,9 +314,13 @@ impl BlobStore {
 
     /// Deletes the blob of `object`; deleting a missing blob succeeds.
     pub async fn delete(&self, tenant: TenantId, object: ObjectId) -> Result<(), StorageError> {
-        let name = Self::blob_name(tenant, object);
+        self.delete_named(&Self::blob_name(tenant, object)).await
+    }
+
+    /// Deletes the blob called `name`; deleting a missing blob succeeds.
+    pub(crate) async fn delete_named(&self, name: &str) -> Result<(), StorageError> {
         self.op
-            .delete(&name)
+            .delete(name)
             .await
             .map_err(|e| backend_error("deleting a blob", e))
     }
@@ -339,7 +369,17 @@ impl BlobStore {
     /// Every object id with a blob under `tenant` (for garbage collection). Names that are
     /// not ATE blob names are ignored.
     pub async fn list(&self, tenant: TenantId) -> Result<Vec<ObjectId>, StorageError> {
-        let prefix = format!("t/{tenant}/o/");
+        let ids = self.list_in(&format!("t/{tenant}/o")).await?;
+        Ok(ids
+            .into_iter()
+            .filter_map(|id| ObjectId::from_uuid(id).ok())
+            .collect())
+    }
+
+    /// The ids of the blobs directly under `dir` (named `<dir>/<uuid>`), sorted. Other
+    /// names are ignored.
+    pub(crate) async fn list_in(&self, dir: &str) -> Result<Vec<uuid::Uuid>, StorageError> {
+        let prefix = format!("{dir}/");
         // Blobs sit directly under the prefix: a flat listing sees them all, on every
         // backend, without relying on recursive listing (or its simulation).
         let entries = match self.op.list(&prefix).await {
@@ -347,7 +387,7 @@ impl BlobStore {
             Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(backend_error("listing blobs", e)),
         };
-        let mut ids: Vec<ObjectId> = entries
+        let mut ids: Vec<uuid::Uuid> = entries
             .iter()
             .filter_map(|entry| entry.path().strip_prefix(&prefix))
             .filter_map(|rest| rest.parse().ok())

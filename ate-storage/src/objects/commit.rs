@@ -52,6 +52,12 @@ impl ObjectStore {
                 .bind(tenant.as_uuid())
                 .fetch_one(&mut *tx)
                 .await?;
+                // Projects' stored chunks count against the same byte quota.
+                let project_bytes: i64 = sqlx::query_scalar(crate::projects::PROJECT_BYTES)
+                    .bind(tenant.as_uuid())
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let bytes = bytes + project_bytes;
                 if let Some(expected) = w.replaces
                     && existing.map(|(id, _, _)| id) != Some(expected.as_uuid())
                 {

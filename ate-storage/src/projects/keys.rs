@@ -20,6 +20,7 @@
 
 use super::PROJECTS_READ;
 use crate::StorageError;
+use crate::dedup::DedupKey;
 use crate::keyring::{KEY_READ, KEY_ROTATE, KeyState, TenantKeyring};
 use ate_core::audit::{NewAuditEvent, Outcome, actions};
 use ate_core::db::{from_micros, to_micros};
@@ -79,6 +80,9 @@ fn seal_context(project: ProjectId, version: u32) -> Vec<u8> {
     ctx.extend_from_slice(&version.to_be_bytes());
     ctx
 }
+
+/// The context a tenant's dedup key is sealed to (the tenant is bound by the sealing).
+const DEDUP_CONTEXT: &[u8] = b"ate.dedup-key.v1\0";
 
 /// The tenant key version sealed bytes name (`tenant-key-v<N>`).
 fn sealed_under(sealed: &[u8]) -> Result<u32, StorageError> {
@@ -256,6 +260,103 @@ impl ProjectKeyring {
         self.open_row(tenant, &row).await
     }
 
+    /// The tenant's dedup key (chunk ids are an HMAC under it, [`crate::dedup`]); the first
+    /// call for a tenant creates it. It never changes: equal content must keep its id. It is
+    /// sealed under the tenant's data key, so destroying the tenant's keys destroys it too.
+    pub(crate) async fn dedup_key(&self, tenant: TenantId) -> Result<DedupKey, StorageError> {
+        if let Some(sealed) = self.fetch_dedup(tenant).await? {
+            return self.open_dedup(tenant, &sealed).await;
+        }
+        let key = SecretKey::generate()?;
+        let sealed = self
+            .tenant_keys
+            .seal(tenant, key.expose_secret(), DEDUP_CONTEXT)
+            .await?;
+        let under = sealed_under(&sealed)?;
+        let now = to_micros(self.clock.now());
+        with_pool!(self.db, |pool| {
+            sqlx::query(
+                "INSERT INTO dedup_keys (tenant_id, tenant_key_version, sealed, created_at) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id) DO NOTHING",
+            )
+            .bind(tenant.as_uuid())
+            .bind(i64::from(under))
+            .bind(&sealed)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map_err(CoreError::from)?;
+        });
+        // Another caller may have made it first: theirs is the one.
+        let sealed = self
+            .fetch_dedup(tenant)
+            .await?
+            .ok_or_else(|| CoreError::not_found("dedup key of tenant", tenant))?;
+        self.open_dedup(tenant, &sealed).await
+    }
+
+    async fn fetch_dedup(&self, tenant: TenantId) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(with_pool!(self.db, |pool| {
+            sqlx::query_scalar("SELECT sealed FROM dedup_keys WHERE tenant_id = $1")
+                .bind(tenant.as_uuid())
+                .fetch_optional(pool)
+                .await
+                .map_err(CoreError::from)?
+        }))
+    }
+
+    async fn open_dedup(&self, tenant: TenantId, sealed: &[u8]) -> Result<DedupKey, StorageError> {
+        let bytes = self.tenant_keys.open(tenant, sealed, DEDUP_CONTEXT).await?;
+        let key: &[u8; 32] = bytes
+            .expose_secret()
+            .try_into()
+            .map_err(|_| StorageError::Integrity("a stored dedup key is not 32 bytes".into()))?;
+        Ok(DedupKey::new(key))
+    }
+
+    /// Seals the tenant's dedup key again under its active data key, if it is under an
+    /// older one. Returns whether it did.
+    async fn rewrap_dedup(&self, tenant: TenantId, current: u32) -> Result<bool, StorageError> {
+        let row: Option<(Vec<u8>, i64)> = with_pool!(self.db, |pool| {
+            sqlx::query_as(
+                "SELECT sealed, tenant_key_version FROM dedup_keys \
+                 WHERE tenant_id = $1 AND tenant_key_version < $2",
+            )
+            .bind(tenant.as_uuid())
+            .bind(i64::from(current))
+            .fetch_optional(pool)
+            .await
+            .map_err(CoreError::from)?
+        });
+        let Some((sealed, was)) = row else {
+            return Ok(false);
+        };
+        let key = self
+            .tenant_keys
+            .open(tenant, &sealed, DEDUP_CONTEXT)
+            .await?;
+        let resealed = self
+            .tenant_keys
+            .seal(tenant, key.expose_secret(), DEDUP_CONTEXT)
+            .await?;
+        let under = sealed_under(&resealed)?;
+        let n = with_pool!(self.db, |pool| {
+            sqlx::query(
+                "UPDATE dedup_keys SET sealed = $3, tenant_key_version = $4 \
+                 WHERE tenant_id = $1 AND tenant_key_version = $2",
+            )
+            .bind(tenant.as_uuid())
+            .bind(was)
+            .bind(&resealed)
+            .bind(i64::from(under))
+            .execute(pool)
+            .await
+            .map_err(CoreError::from)?
+            .rows_affected()
+        });
+        Ok(n == 1)
+    }
+
     /// Rotates the project's key: its new data uses a new version, its existing data stays
     /// readable with the older ones. Needs [`KEY_ROTATE`] in the tenant.
     pub async fn rotate(
@@ -295,8 +396,8 @@ impl ProjectKeyring {
     }
 
     /// Seals every project key of the tenant that is under an older tenant key again, under
-    /// the tenant's active one. Resumable: each key in its own transaction. Needs
-    /// [`KEY_ROTATE`]; returns how many were sealed again.
+    /// the tenant's active one, and the tenant's dedup key with them. Resumable: each key in
+    /// its own transaction. Needs [`KEY_ROTATE`]; returns how many were sealed again.
     pub async fn rewrap(&self, actor: &Principal, tenant: TenantId) -> Result<u64, StorageError> {
         actor.require(tenant, &KEY_ROTATE)?;
         let current = self.tenant_keys.encryption_key(tenant).await?.version;
@@ -311,7 +412,7 @@ impl ProjectKeyring {
                     .map_err(CoreError::from)?
             });
             if batch.is_empty() {
-                return Ok(done);
+                return Ok(done + u64::from(self.rewrap_dedup(tenant, current).await?));
             }
             for row in &batch {
                 let info = row.info()?;

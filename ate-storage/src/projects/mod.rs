@@ -30,10 +30,19 @@
 //! ```
 
 mod keys;
+mod snapshot_sql;
+mod snapshots;
 mod sql;
 mod valid;
 
 pub use keys::{ProjectKey, ProjectKeyInfo, ProjectKeyring};
+pub(crate) use snapshot_sql::SnapshotCore;
+pub use snapshot_sql::SqlSnapshotStore;
+pub use snapshots::{
+    ChunkGcReport, DirectoryStats, FileEntry, FileKind, FileQuery, LanguageStats,
+    MAX_DIRECTORIES_LISTED, MAX_READ_BYTES, MAX_SKIPPED_LISTED, Snapshot, SnapshotDiff,
+    SnapshotQuery, SnapshotStats, SnapshotStore,
+};
 pub use sql::SqlProjectStore;
 pub use valid::{
     MAX_DESCRIPTION_BYTES, MAX_LABEL_KEY_BYTES, MAX_LABEL_VALUE_BYTES, MAX_LABELS,
@@ -45,6 +54,16 @@ use ate_core::{Cursor, Page, Permission, Principal, ProjectId, TenantId};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::collections::BTreeMap;
+
+/// The stored bytes of a tenant's projects (`$1`: the tenant).
+pub(crate) const PROJECT_BYTES: &str =
+    "SELECT CAST(COALESCE(SUM(stored_bytes), 0) AS BIGINT) FROM projects WHERE tenant_id = $1";
+
+/// What counts against a tenant's `max_storage_bytes` (`$1`: the tenant): its objects'
+/// bytes and its projects' stored bytes.
+pub(crate) const TENANT_BYTES_USED: &str = "SELECT \
+     (SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM objects WHERE tenant_id = $1) + \
+     (SELECT CAST(COALESCE(SUM(stored_bytes), 0) AS BIGINT) FROM projects WHERE tenant_id = $1)";
 
 /// Read a tenant's projects.
 pub const PROJECTS_READ: Permission = Permission::from_static("projects:read");

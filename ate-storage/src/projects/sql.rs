@@ -141,6 +141,26 @@ pub struct SqlProjectStore {
     clock: Arc<dyn Clock>,
 }
 
+/// `actor` may read with `permission` in `tenant`: its own principals only while the
+/// tenant is active; platform administrators unless it was deleted.
+pub(crate) async fn may_read(
+    tenants: &SqlTenantStore,
+    actor: &Principal,
+    tenant: TenantId,
+    permission: &Permission,
+) -> Result<(), StorageError> {
+    actor.require(tenant, permission)?;
+    if actor.is_platform_admin() {
+        let t = tenants.get(actor, tenant).await?;
+        if t.status == TenantStatus::Deleted {
+            return Err(CoreError::not_found("tenant", tenant).into());
+        }
+    } else {
+        tenants.require_active(tenant).await?;
+    }
+    Ok(())
+}
+
 impl SqlProjectStore {
     /// Opens the store in `db`, running `ate-storage`'s migrations.
     pub async fn open(db: Db) -> Result<Self, StorageError> {
@@ -163,24 +183,13 @@ impl SqlProjectStore {
         self.db.backend() == DbBackend::Postgres
     }
 
-    /// `actor` may read with `permission` in `tenant`: its own principals only while the
-    /// tenant is active; platform administrators unless it was deleted.
     async fn may_read(
         &self,
         actor: &Principal,
         tenant: TenantId,
         permission: &Permission,
     ) -> Result<(), StorageError> {
-        actor.require(tenant, permission)?;
-        if actor.is_platform_admin() {
-            let t = self.tenants.get(actor, tenant).await?;
-            if t.status == TenantStatus::Deleted {
-                return Err(CoreError::not_found("tenant", tenant).into());
-            }
-        } else {
-            self.tenants.require_active(tenant).await?;
-        }
-        Ok(())
+        may_read(&self.tenants, actor, tenant, permission).await
     }
 
     async fn row(&self, tenant: TenantId, id: ProjectId) -> Result<ProjectRow, StorageError> {

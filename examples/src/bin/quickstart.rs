@@ -178,6 +178,11 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     let listing = objects.list(&alice, acme.id, "", None, None).await?;
 
+    // 5b. A codebase: this repository's own `ate-core/` imported as a snapshot of a project
+    //     (deduplicated, compressed, encrypted under the project's key), with its languages.
+    let blobs = BlobStore::open(&format!("fs://{}/blobs", dir_abs.display()))?;
+    let codebase = import_codebase(&db, &objects, blobs, acme.id).await?;
+
     // 6. Authentication: register a user with a new organization (first run), log in,
     //    verify the access token, refresh, log out.
     let auth = Auth::open(
@@ -296,6 +301,17 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         }
     );
     println!(
+        "  codebase   ate-core/ imported as snapshot {} of project `ate-core`: {} files, {} bytes, {} new stored bytes ({} snapshot(s) so far)",
+        codebase.id, codebase.files, codebase.logical_bytes, codebase.new_bytes, codebase.count,
+    );
+    println!("             language     files    bytes     code  comments  blanks");
+    for l in codebase.stats.languages.iter().take(8) {
+        println!(
+            "             {:<12} {:>5} {:>8} {:>8} {:>9} {:>7}",
+            l.language, l.files, l.bytes, l.code, l.comments, l.blanks
+        );
+    }
+    println!(
         "  auth       {} in {} ({}): logged in, token verifies as {} with roles [{}]",
         email,
         org.slug,
@@ -358,6 +374,69 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
     db.close().await;
     Ok(())
+}
+
+/// What the codebase part of the quickstart made.
+struct Codebase {
+    id: ate_core::SnapshotId,
+    files: u64,
+    logical_bytes: u64,
+    new_bytes: u64,
+    count: usize,
+    stats: ate_storage::projects::SnapshotStats,
+}
+
+/// Imports `ate-core/` (found next to this crate) into the project `ate-core` of `tenant`,
+/// made on the first run; later runs import it again (nothing new to store if unchanged).
+async fn import_codebase(
+    db: &Db,
+    objects: &ObjectStore,
+    blobs: BlobStore,
+    tenant: ate_core::TenantId,
+) -> Result<Codebase, Box<dyn std::error::Error>> {
+    use ate_storage::import::ImportOptions;
+    use ate_storage::projects::{
+        PROJECTS_READ, PROJECTS_WRITE, ProjectKeyring, ProjectSpec, ProjectStore, SnapshotQuery,
+        SnapshotStore, SqlProjectStore, SqlSnapshotStore,
+    };
+    let bob = Principal::new(tenant, "user:bob")?
+        .permission(PROJECTS_READ)
+        .permission(PROJECTS_WRITE);
+    let projects = SqlProjectStore::open(db.clone()).await?;
+    let project = match projects.get_by_name(&bob, tenant, "ate-core").await {
+        Ok(p) => p,
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            projects
+                .create(&bob, tenant, &ProjectSpec::new("ate-core"))
+                .await?
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let keys = ProjectKeyring::open(db.clone(), objects.keyring().clone()).await?;
+    let snapshots = SqlSnapshotStore::open(db.clone(), blobs, keys).await?;
+    let source = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../ate-core");
+    let snap = snapshots
+        .import_dir(
+            &bob,
+            tenant,
+            project.id,
+            &source,
+            ImportOptions::new().label("ate-core (quickstart)"),
+        )
+        .await?;
+    let count = snapshots
+        .list(&bob, tenant, project.id, &SnapshotQuery::new().limit(1000))
+        .await?
+        .items
+        .len();
+    Ok(Codebase {
+        id: snap.id,
+        files: snap.files,
+        logical_bytes: snap.logical_bytes,
+        new_bytes: snap.new_bytes,
+        count,
+        stats: snap.stats,
+    })
 }
 
 /// What the workflow part of the quickstart saw.

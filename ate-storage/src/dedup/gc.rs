@@ -1,0 +1,280 @@
+//! Garbage collection of a project's chunks: mark what committed snapshots need, sweep the
+//! rest, then the packs nothing points at.
+//!
+//! The sweep runs in one transaction under the tenant's lock, and only if no import of the
+//! project is in progress and none began or committed since the marking began (the
+//! project's write epoch is unchanged): an import that reuses a chunk has either committed
+//! before the marking (so the chunk is marked) or is in progress (so nothing is swept).
+
+use super::ChunkId;
+use super::pack::{pack_dir, pack_name};
+use crate::StorageError;
+use crate::blob::minted_at;
+use crate::projects::{ChunkGcReport, SnapshotCore};
+use ate_core::db::to_micros;
+use ate_core::{CoreError, CoreTx, ObjectId, ProjectId, TenantId, with_pool, with_write_tx};
+use std::collections::HashSet;
+use uuid::Uuid;
+
+/// Rows read or deleted per statement.
+const BATCH: i64 = 5000;
+
+/// Deletes the file rows of snapshots being deleted, then their rows (resumable).
+pub(crate) async fn purge_deleted_snapshots(
+    core: &SnapshotCore,
+    project: ProjectId,
+) -> Result<(), StorageError> {
+    let doomed: Vec<Uuid> = with_pool!(core.db, |pool| {
+        sqlx::query_scalar("SELECT id FROM snapshots WHERE project_id = $1 AND state = 'deleting'")
+            .bind(project.as_uuid())
+            .fetch_all(pool)
+            .await
+            .map_err(CoreError::from)?
+    });
+    for id in doomed {
+        purge_snapshot(core, id).await?;
+    }
+    Ok(())
+}
+
+/// Deletes a snapshot's file rows in batches, then its row.
+pub(crate) async fn purge_snapshot(core: &SnapshotCore, id: Uuid) -> Result<(), StorageError> {
+    loop {
+        let n = with_write_tx!(core.db, |tx| {
+            sqlx::query(
+                "DELETE FROM snapshot_files WHERE snapshot_id = $1 AND path IN \
+                 (SELECT path FROM snapshot_files WHERE snapshot_id = $1 ORDER BY path LIMIT $2)",
+            )
+            .bind(id)
+            .bind(BATCH)
+            .execute(&mut *tx)
+            .await
+            .map_err(CoreError::from)?
+            .rows_affected()
+        });
+        if n == 0 {
+            break;
+        }
+    }
+    with_write_tx!(core.db, |tx| {
+        sqlx::query("DELETE FROM snapshots WHERE id = $1 AND state = 'deleting'")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(CoreError::from)?;
+    });
+    Ok(())
+}
+
+/// Every chunk id the project's snapshots (committed, or being deleted) point at.
+async fn mark(core: &SnapshotCore, project: ProjectId) -> Result<HashSet<ChunkId>, StorageError> {
+    let mut marked = HashSet::new();
+    let snapshots: Vec<Uuid> = with_pool!(core.db, |pool| {
+        sqlx::query_scalar(
+            "SELECT id FROM snapshots WHERE project_id = $1 AND state IN ('committed', 'deleting')",
+        )
+        .bind(project.as_uuid())
+        .fetch_all(pool)
+        .await
+        .map_err(CoreError::from)?
+    });
+    for snapshot in snapshots {
+        let mut after = String::new();
+        loop {
+            let rows: Vec<(String, Vec<u8>)> = with_pool!(core.db, |pool| {
+                sqlx::query_as(
+                    "SELECT path, chunks FROM snapshot_files WHERE snapshot_id = $1 AND path > $2 \
+                     ORDER BY path LIMIT $3",
+                )
+                .bind(snapshot)
+                .bind(&after)
+                .bind(BATCH)
+                .fetch_all(pool)
+                .await
+                .map_err(CoreError::from)?
+            });
+            let Some((last, _)) = rows.last() else { break };
+            after = last.clone();
+            for (_, chunks) in &rows {
+                marked.extend(super::decode_refs(chunks)?.into_iter().map(|r| r.id));
+            }
+        }
+    }
+    Ok(marked)
+}
+
+/// The project's committed chunks that are not in `marked`.
+async fn unmarked(
+    core: &SnapshotCore,
+    project: ProjectId,
+    marked: &HashSet<ChunkId>,
+) -> Result<Vec<ChunkId>, StorageError> {
+    let mut out = Vec::new();
+    let mut after: Vec<u8> = Vec::new();
+    loop {
+        let rows: Vec<Vec<u8>> = with_pool!(core.db, |pool| {
+            sqlx::query_scalar(
+                "SELECT chunk_id FROM chunks WHERE project_id = $1 AND chunk_id > $2 \
+                 ORDER BY chunk_id LIMIT $3",
+            )
+            .bind(project.as_uuid())
+            .bind(&after)
+            .bind(BATCH)
+            .fetch_all(pool)
+            .await
+            .map_err(CoreError::from)?
+        });
+        let Some(last) = rows.last() else { break };
+        after = last.clone();
+        for r in &rows {
+            let id = ChunkId::from_slice(r)?;
+            if !marked.contains(&id) {
+                out.push(id);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One pass over a project (see the [module docs](self)).
+pub(crate) async fn collect(
+    core: &SnapshotCore,
+    tenant: TenantId,
+    project: ProjectId,
+    grace: chrono::TimeDelta,
+) -> Result<ChunkGcReport, StorageError> {
+    let now = core.clock.now();
+    let mut report = ChunkGcReport::default();
+    let epoch: Option<i64> = with_pool!(core.db, |pool| {
+        sqlx::query_scalar("SELECT write_epoch FROM projects WHERE id = $1 AND tenant_id = $2")
+            .bind(project.as_uuid())
+            .bind(tenant.as_uuid())
+            .fetch_optional(pool)
+            .await
+            .map_err(CoreError::from)?
+    });
+    let Some(epoch) = epoch else {
+        // The project is gone, and its keys with it: every pack blob left is garbage.
+        for id in core.blobs.list_in(&pack_dir(tenant, project)).await? {
+            core.blobs
+                .delete_named(&pack_name(tenant, project, id))
+                .await?;
+            report.packs_deleted += 1;
+        }
+        return Ok(report);
+    };
+    // Imports whose lease ran out: removed with their file rows and pending chunks (their
+    // packs go below). One that is merely slow fails at its next write.
+    report.expired_imports = with_write_tx!(core.db, |tx| {
+        sqlx::query(
+            "DELETE FROM snapshots WHERE project_id = $1 AND state = 'importing' \
+             AND lease_until < $2",
+        )
+        .bind(project.as_uuid())
+        .bind(to_micros(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(CoreError::from)?
+        .rows_affected()
+    });
+    purge_deleted_snapshots(core, project).await?;
+    let marked = mark(core, project).await?;
+    let garbage = unmarked(core, project, &marked).await?;
+    let swept: Option<(u64, u64, Vec<Uuid>)> = with_write_tx!(core.db, |tx| {
+        tx.lock_tenant(tenant).await?;
+        let (current, importing): (i64, i64) = sqlx::query_as(
+            "SELECT write_epoch, (SELECT COUNT(*) FROM snapshots WHERE project_id = $1 \
+             AND state = 'importing') FROM projects WHERE id = $1",
+        )
+        .bind(project.as_uuid())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(CoreError::from)?;
+        if current != epoch || importing > 0 {
+            None
+        } else {
+            let (mut chunks, mut bytes) = (0u64, 0i64);
+            for batch in garbage.chunks(500) {
+                let list: Vec<String> = (0..batch.len()).map(|i| format!("${}", i + 2)).collect();
+                let sql = format!(
+                    "DELETE FROM chunks WHERE project_id = $1 AND chunk_id IN ({}) \
+                     RETURNING stored_len",
+                    list.join(", ")
+                );
+                let mut q =
+                    sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str())).bind(project.as_uuid());
+                for id in batch {
+                    q = q.bind(&id.as_bytes()[..]);
+                }
+                let freed: Vec<i64> = q.fetch_all(&mut *tx).await.map_err(CoreError::from)?;
+                chunks += freed.len() as u64;
+                bytes += freed.iter().sum::<i64>();
+            }
+            sqlx::query("UPDATE projects SET stored_bytes = stored_bytes - $2 WHERE id = $1")
+                .bind(project.as_uuid())
+                .bind(bytes)
+                .execute(&mut *tx)
+                .await
+                .map_err(CoreError::from)?;
+            let packs: Vec<Uuid> = sqlx::query_scalar(
+                "DELETE FROM packs WHERE project_id = $1 \
+                 AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.pack_id = packs.id) \
+                 AND NOT EXISTS (SELECT 1 FROM pending_chunks p WHERE p.pack_id = packs.id) \
+                 RETURNING id",
+            )
+            .bind(project.as_uuid())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(CoreError::from)?;
+            Some((chunks, bytes as u64, packs))
+        }
+    });
+    let Some((chunks, bytes, packs)) = swept else {
+        report.busy = true;
+        return Ok(report);
+    };
+    report.chunks_deleted = chunks;
+    report.bytes_freed = bytes;
+    for pack in &packs {
+        core.blobs
+            .delete_named(&pack_name(tenant, project, *pack))
+            .await?;
+    }
+    report.packs_deleted = packs.len() as u64;
+    // Pack blobs without a row: written by an import that died before recording them.
+    // Younger than `grace` they may belong to an import just begun.
+    let known: HashSet<Uuid> = with_pool!(core.db, |pool| {
+        sqlx::query_scalar("SELECT id FROM packs WHERE project_id = $1")
+            .bind(project.as_uuid())
+            .fetch_all(pool)
+            .await
+            .map_err(CoreError::from)?
+    })
+    .into_iter()
+    .collect();
+    let cutoff = now - grace;
+    for id in core.blobs.list_in(&pack_dir(tenant, project)).await? {
+        let old = ObjectId::from_uuid(id)
+            .ok()
+            .and_then(minted_at)
+            .is_none_or(|born| born <= cutoff);
+        if !known.contains(&id) && old {
+            core.blobs
+                .delete_named(&pack_name(tenant, project, id))
+                .await?;
+            report.packs_deleted += 1;
+        }
+    }
+    let dead: i64 = with_pool!(core.db, |pool| {
+        sqlx::query_scalar(
+            "SELECT CAST(COALESCE((SELECT SUM(size) FROM packs WHERE project_id = $1), 0) \
+             - COALESCE((SELECT SUM(stored_len) FROM chunks WHERE project_id = $1), 0) AS BIGINT)",
+        )
+        .bind(project.as_uuid())
+        .fetch_one(pool)
+        .await
+        .map_err(CoreError::from)?
+    });
+    report.dead_bytes_in_live_packs = dead.max(0) as u64;
+    Ok(report)
+}

@@ -1,0 +1,136 @@
+//! Reading chunks back: where they are, then the pack ranges, opened and checked.
+
+use super::pack::pack_name;
+use super::{ChunkId, ChunkRef, DedupKey, Encoding, open_chunk};
+use crate::StorageError;
+use crate::projects::SnapshotCore;
+use ate_core::{CoreError, ProjectId, TenantId, with_pool};
+use std::collections::HashMap;
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+/// Where a committed chunk is.
+#[derive(Debug, Clone, Copy)]
+struct ChunkLoc {
+    pack: Uuid,
+    offset: u64,
+    stored_len: u64,
+    raw_len: u32,
+    key_version: u32,
+    encoding: Encoding,
+}
+
+type LocRow = (Vec<u8>, Uuid, i64, i64, i64, i64, i64);
+
+fn loc_of(row: &LocRow) -> Result<(ChunkId, ChunkLoc), StorageError> {
+    let bad =
+        |what: &str| StorageError::Integrity(format!("a stored chunk's {what} is out of range"));
+    Ok((
+        ChunkId::from_slice(&row.0)?,
+        ChunkLoc {
+            pack: row.1,
+            offset: u64::try_from(row.2).map_err(|_| bad("offset"))?,
+            stored_len: u64::try_from(row.3).map_err(|_| bad("length"))?,
+            raw_len: u32::try_from(row.4).map_err(|_| bad("plaintext length"))?,
+            key_version: u32::try_from(row.5).map_err(|_| bad("key version"))?,
+            encoding: Encoding::from_i64(row.6)?,
+        },
+    ))
+}
+
+async fn locate(
+    core: &SnapshotCore,
+    project: ProjectId,
+    ids: &[ChunkId],
+) -> Result<HashMap<ChunkId, ChunkLoc>, StorageError> {
+    let mut out = HashMap::with_capacity(ids.len());
+    for batch in ids.chunks(500) {
+        let list: Vec<String> = (0..batch.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "SELECT chunk_id, pack_id, pack_offset, stored_len, raw_len, key_version, encoding \
+             FROM chunks WHERE project_id = $1 AND chunk_id IN ({})",
+            list.join(", ")
+        );
+        let rows: Vec<LocRow> = with_pool!(core.db, |pool| {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(project.as_uuid());
+            for id in batch {
+                q = q.bind(&id.as_bytes()[..]);
+            }
+            q.fetch_all(pool).await.map_err(CoreError::from)?
+        });
+        for row in &rows {
+            let (id, loc) = loc_of(row)?;
+            out.insert(id, loc);
+        }
+    }
+    Ok(out)
+}
+
+/// Reads and opens the chunks `refs` name, in order (a chunk named twice is read once).
+pub(crate) async fn read_chunks(
+    core: &SnapshotCore,
+    tenant: TenantId,
+    project: ProjectId,
+    refs: &[ChunkRef],
+) -> Result<Vec<Vec<u8>>, StorageError> {
+    if refs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut ids: Vec<ChunkId> = refs.iter().map(|r| r.id).collect();
+    ids.sort();
+    ids.dedup();
+    let locs = locate(core, project, &ids).await?;
+    let dedup: DedupKey = core.keys.dedup_key(tenant).await?;
+    let mut keys: HashMap<u32, Zeroizing<[u8; 32]>> = HashMap::new();
+    let mut opened: HashMap<ChunkId, Vec<u8>> = HashMap::new();
+    let mut out = Vec::with_capacity(refs.len());
+    for r in refs {
+        if let Some(bytes) = opened.get(&r.id) {
+            out.push(bytes.clone());
+            continue;
+        }
+        let loc = locs.get(&r.id).ok_or_else(|| {
+            StorageError::Integrity(format!(
+                "chunk {:?} of project {project} is missing from the chunk index",
+                r.id
+            ))
+        })?;
+        if loc.raw_len != r.len {
+            return Err(StorageError::Integrity(format!(
+                "chunk {:?} is {} bytes in the index and {} in the file's list",
+                r.id, loc.raw_len, r.len
+            )));
+        }
+        if let std::collections::hash_map::Entry::Vacant(slot) = keys.entry(loc.key_version) {
+            let key = core
+                .keys
+                .decryption_key(tenant, project, loc.key_version)
+                .await?;
+            slot.insert(Zeroizing::new(*key.expose_secret()));
+        }
+        let key = keys.get(&loc.key_version).ok_or_else(|| {
+            StorageError::Integrity("a project key went missing while reading".into())
+        })?;
+        let sealed = core
+            .blobs
+            .read_named(
+                &pack_name(tenant, project, loc.pack),
+                loc.offset..loc.offset + loc.stored_len,
+            )
+            .await?;
+        let raw = open_chunk(
+            &core.cipher,
+            key,
+            &dedup,
+            tenant,
+            project,
+            r.id,
+            &sealed,
+            loc.encoding,
+            loc.raw_len,
+        )?;
+        opened.insert(r.id, raw.clone());
+        out.push(raw);
+    }
+    Ok(out)
+}

@@ -1,0 +1,681 @@
+//! The importer: entries in, one snapshot out.
+
+use super::flush::{self, FileRow, Totals};
+use super::stats::StatsBuilder;
+use super::{CLASSIFY_BYTES, CaseCollisions, FileClass, ImportOptions, classify, normalize_path};
+use crate::StorageError;
+use crate::cobblestone::Cobblestone;
+use crate::dedup::pack::{PACK_TARGET, PackWriter};
+use crate::dedup::{self, ChunkId, ChunkRef, Chunker, DedupKey, SealedChunk};
+use crate::projects::{FileEntry, FileKind, PROJECTS_WRITE, Snapshot, SnapshotCore};
+use crate::scan::{InfectedPolicy, Verdict};
+use ate_core::{Principal, ProjectId, SnapshotId, TenantId};
+use chrono::{DateTime, Utc};
+use md5::Md5;
+use sha2::{Digest, Sha256};
+use std::collections::HashSet;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use uuid::Uuid;
+use zeroize::Zeroizing;
+
+/// New chunks are looked up and sealed in batches of about this many bytes.
+const CANDIDATE_BYTES: usize = 4 << 20;
+/// … or this many chunks.
+const CANDIDATE_CHUNKS: usize = 512;
+/// File rows are written in batches of this many.
+const ROW_BATCH: usize = 1000;
+/// How much of a file is read at once.
+const READ_BUF: usize = 64 * 1024;
+/// Label and source limits.
+const MAX_LABEL_BYTES: usize = 1000;
+const MAX_SOURCE_BYTES: usize = 100;
+
+/// Paths seen so far, as 128-bit keyed hashes (exact and case-folded).
+#[derive(Debug)]
+struct PathSet {
+    keys: (RandomState, RandomState),
+    exact: HashSet<u128>,
+    folded: HashSet<u128>,
+}
+
+impl PathSet {
+    fn new() -> Self {
+        PathSet {
+            keys: (RandomState::new(), RandomState::new()),
+            exact: HashSet::new(),
+            folded: HashSet::new(),
+        }
+    }
+
+    fn hash(&self, s: &str) -> u128 {
+        (u128::from(self.keys.0.hash_one(s)) << 64) | u128::from(self.keys.1.hash_one(s))
+    }
+}
+
+/// An import in progress (see the [module docs](super)). Get one from
+/// [`SnapshotStore::begin_import`](crate::projects::SnapshotStore::begin_import).
+///
+/// Any error from an `add_*` call ends the import: what it wrote is removed and later
+/// calls fail.
+pub struct Importer {
+    core: Arc<SnapshotCore>,
+    tenant: TenantId,
+    project: ProjectId,
+    snapshot: SnapshotId,
+    subject: String,
+    options: ImportOptions,
+    created_at: DateTime<Utc>,
+    key_version: u32,
+    key: Zeroizing<[u8; 32]>,
+    dedup: DedupKey,
+    chunker: Chunker,
+    paths: PathSet,
+    /// Chunks the project has: committed before, or written by this import.
+    have: HashSet<ChunkId>,
+    candidates: Vec<(ChunkId, Vec<u8>)>,
+    candidate_ids: HashSet<ChunkId>,
+    candidate_bytes: usize,
+    pack: Option<PackWriter>,
+    packs: Vec<Uuid>,
+    rows: Vec<FileRow>,
+    stats: StatsBuilder,
+    files: u64,
+    logical: u64,
+    ended: bool,
+}
+
+impl std::fmt::Debug for Importer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Importer")
+            .field("snapshot", &self.snapshot)
+            .field("project", &self.project)
+            .field("files", &self.files)
+            .field("logical_bytes", &self.logical)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What streaming one file's content produced.
+struct Streamed {
+    size: u64,
+    sha256: [u8; 32],
+    md5: [u8; 16],
+    head: Vec<u8>,
+    refs: Vec<ChunkRef>,
+}
+
+impl Importer {
+    pub(crate) async fn start(
+        core: Arc<SnapshotCore>,
+        actor: &Principal,
+        tenant: TenantId,
+        project: ProjectId,
+        options: ImportOptions,
+    ) -> Result<Self, StorageError> {
+        actor.require(tenant, &PROJECTS_WRITE)?;
+        if options.label.len() > MAX_LABEL_BYTES || options.label.contains('\0') {
+            return Err(StorageError::invalid(
+                "snapshot label",
+                format!("must be at most {MAX_LABEL_BYTES} bytes without NUL"),
+            ));
+        }
+        if options.source.len() > MAX_SOURCE_BYTES || options.source.chars().any(char::is_control) {
+            return Err(StorageError::invalid(
+                "snapshot source",
+                format!("must be at most {MAX_SOURCE_BYTES} bytes without control characters"),
+            ));
+        }
+        if options.lease <= chrono::TimeDelta::zero() {
+            return Err(StorageError::invalid("import lease", "must be positive"));
+        }
+        let key = core.keys.encryption_key(tenant, project).await?;
+        let dedup = core.keys.dedup_key(tenant).await?;
+        let snapshot = SnapshotId::new();
+        let now = core.clock.now();
+        flush::begin(
+            &core.db,
+            tenant,
+            project,
+            snapshot,
+            &options.label,
+            &options.source,
+            actor.subject(),
+            now,
+            now + options.lease,
+        )
+        .await?;
+        Ok(Importer {
+            chunker: Chunker::new(dedup.gear_seed()),
+            key_version: key.version,
+            key: Zeroizing::new(*key.expose_secret()),
+            dedup,
+            core,
+            tenant,
+            project,
+            snapshot,
+            subject: actor.subject().to_owned(),
+            options,
+            created_at: now,
+            paths: PathSet::new(),
+            have: HashSet::new(),
+            candidates: Vec::new(),
+            candidate_ids: HashSet::new(),
+            candidate_bytes: 0,
+            pack: None,
+            packs: Vec::new(),
+            rows: Vec::new(),
+            stats: StatsBuilder::default(),
+            files: 0,
+            logical: 0,
+            ended: false,
+        })
+    }
+
+    /// The id the snapshot will have.
+    pub fn snapshot_id(&self) -> SnapshotId {
+        self.snapshot
+    }
+
+    /// Files and links added so far.
+    pub fn files(&self) -> u64 {
+        self.files
+    }
+
+    /// Bytes added so far.
+    pub fn logical_bytes(&self) -> u64 {
+        self.logical
+    }
+
+    fn lease_until(&self) -> DateTime<Utc> {
+        self.core.clock.now() + self.options.lease
+    }
+
+    fn check_open(&self) -> Result<(), StorageError> {
+        if self.ended {
+            return Err(StorageError::invalid(
+                "import",
+                "it has ended (committed, aborted, or failed on an earlier error)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Ends the import if `out` is an error (removing what it wrote), and passes `out` on:
+    /// the error that ended the import is the one to report; a failed clean-up is left to
+    /// garbage collection.
+    async fn end_on_error<T>(&mut self, out: Result<T, StorageError>) -> Result<T, StorageError> {
+        if out.is_err() {
+            let _ = self.discard().await;
+        }
+        out
+    }
+
+    /// Adds a regular file at `path` with permission bits `mode`, reading its content
+    /// from `content` to the end. Returns the entry as it will be stored.
+    pub async fn add_file(
+        &mut self,
+        path: &str,
+        mode: u32,
+        content: &mut (dyn AsyncRead + Unpin + Send),
+    ) -> Result<FileEntry, StorageError> {
+        self.check_open()?;
+        let out = self.file(path, mode, content).await;
+        self.end_on_error(out).await
+    }
+
+    /// Adds a symbolic link at `path` pointing at `target`. The target is stored as given
+    /// (it may point anywhere, `..` or absolute included: it is never followed, and an
+    /// export writes it back as a link); it must be non-empty, without NUL, and no longer
+    /// than a path may be.
+    pub async fn add_symlink(
+        &mut self,
+        path: &str,
+        target: &str,
+    ) -> Result<FileEntry, StorageError> {
+        self.check_open()?;
+        let out = self.symlink(path, target).await;
+        self.end_on_error(out).await
+    }
+
+    /// Records that the source's entry at `path` was skipped and why (a device file, a
+    /// FIFO): it is counted in the snapshot's statistics.
+    pub fn skip(&mut self, path: &str, why: &str) {
+        self.stats.skipped(path, why);
+    }
+
+    /// Checks a new entry's path: normalized, within the limits, not seen before.
+    fn admit(&mut self, raw: &str) -> Result<String, StorageError> {
+        let limits = &self.options.limits;
+        let path = normalize_path(raw, limits)?;
+        if self.files >= limits.max_files {
+            return Err(StorageError::refused(
+                Some(raw),
+                format!("more than {} entries", limits.max_files),
+            ));
+        }
+        if !self.paths.exact.insert(self.paths.hash(&path)) {
+            return Err(StorageError::refused(
+                Some(raw),
+                format!("a second entry for path {path:?}"),
+            ));
+        }
+        let folded = self.paths.hash(&path.to_lowercase());
+        if !self.paths.folded.insert(folded)
+            && self.options.case_collisions == CaseCollisions::Refuse
+        {
+            return Err(StorageError::refused(
+                Some(raw),
+                format!("{path:?} differs from another entry's path only by case"),
+            ));
+        }
+        Ok(path)
+    }
+
+    async fn symlink(&mut self, raw: &str, target: &str) -> Result<FileEntry, StorageError> {
+        let path = self.admit(raw)?;
+        if target.is_empty()
+            || target.contains('\0')
+            || target.len() > self.options.limits.max_path_bytes
+        {
+            return Err(StorageError::refused(
+                Some(raw),
+                "a link target must be 1 to max_path_bytes bytes without NUL",
+            ));
+        }
+        let row = FileRow {
+            path,
+            kind: FileKind::Symlink,
+            size: target.len() as u64,
+            mode: 0o777,
+            sha256: Sha256::digest(target.as_bytes()).into(),
+            md5: Md5::digest(target.as_bytes()).into(),
+            class: FileClass::default(),
+            link_target: Some(target.to_owned()),
+            quarantined: None,
+            chunks: Vec::new(),
+        };
+        self.stats.symlink(&row.path, row.size);
+        self.push_row(row).await
+    }
+
+    async fn file(
+        &mut self,
+        raw: &str,
+        mode: u32,
+        content: &mut (dyn AsyncRead + Unpin + Send),
+    ) -> Result<FileEntry, StorageError> {
+        let path = self.admit(raw)?;
+        let (streamed, verdict) = match self.options.scanner.clone() {
+            None => (self.stream(&path, content, None).await?, None),
+            Some((scanner, policy)) => {
+                let (tx, rx) = tokio::io::duplex(READ_BUF);
+                let name = path.clone();
+                let scan = async move {
+                    let mut rx = rx;
+                    scanner.scan(&name, &mut rx).await
+                };
+                let (streamed, verdict) = tokio::join!(self.stream(&path, content, Some(tx)), scan);
+                (streamed?, Some((verdict?, policy)))
+            }
+        };
+        let quarantined = match verdict {
+            Some((Verdict::Infected { signature }, InfectedPolicy::RefuseImport)) => {
+                return Err(StorageError::refused(
+                    Some(raw),
+                    format!("the content scanner found {signature}"),
+                ));
+            }
+            Some((Verdict::Infected { signature }, _)) => Some(signature),
+            _ => None,
+        };
+        let complete = streamed.size <= CLASSIFY_BYTES as u64;
+        let class = classify(&path, &streamed.head, complete);
+        self.stats.file(&path, streamed.size, &class);
+        let row = FileRow {
+            path,
+            kind: FileKind::File,
+            size: streamed.size,
+            mode: mode & 0o7777,
+            sha256: streamed.sha256,
+            md5: streamed.md5,
+            class,
+            link_target: None,
+            quarantined,
+            chunks: dedup::encode_refs(&streamed.refs),
+        };
+        self.push_row(row).await
+    }
+
+    /// Streams one file's content through hashing, chunking, deduplication and the
+    /// scanner (when `scan` is given; a scanner that stops reading is left alone).
+    async fn stream(
+        &mut self,
+        path: &str,
+        content: &mut (dyn AsyncRead + Unpin + Send),
+        mut scan: Option<tokio::io::DuplexStream>,
+    ) -> Result<Streamed, StorageError> {
+        let limits = self.options.limits.clone();
+        let mut sha = Sha256::new();
+        let mut md5 = Md5::new();
+        let mut head = Vec::new();
+        let mut size = 0u64;
+        let mut refs = Vec::new();
+        let mut buf = vec![0u8; READ_BUF];
+        loop {
+            let n = content.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            let data = &buf[..n];
+            size += n as u64;
+            if size > limits.max_file_bytes {
+                return Err(StorageError::refused(
+                    Some(path),
+                    format!("a file over {} bytes", limits.max_file_bytes),
+                ));
+            }
+            if self.logical + size > limits.max_total_bytes {
+                return Err(StorageError::refused(
+                    Some(path),
+                    format!("more than {} bytes in all", limits.max_total_bytes),
+                ));
+            }
+            sha.update(data);
+            md5.update(data);
+            if head.len() <= CLASSIFY_BYTES {
+                let room = CLASSIFY_BYTES + 1 - head.len();
+                head.extend_from_slice(&data[..n.min(room)]);
+            }
+            if let Some(tx) = &mut scan
+                && tx.write_all(data).await.is_err()
+            {
+                scan = None; // the scanner has its verdict (or its error) already
+            }
+            let mut cut = Vec::new();
+            let _ = self.chunker.push(data, &mut |c: &[u8]| {
+                cut.push(c.to_vec());
+                Ok::<(), std::convert::Infallible>(())
+            });
+            for c in cut {
+                let id = self.dedup.chunk_id(&dedup::sha256(&c));
+                self.offer(&mut refs, id, c).await?;
+            }
+        }
+        drop(scan); // end of the scanner's stream
+        let mut tail = Vec::new();
+        let _ = self.chunker.finish(&mut |c: &[u8]| {
+            tail.push(c.to_vec());
+            Ok::<(), std::convert::Infallible>(())
+        });
+        let sha256: [u8; 32] = sha.finalize().into();
+        let single = refs.is_empty() && tail.len() == 1;
+        for c in tail {
+            // A file of one chunk: the chunk's SHA-256 is the file's, computed already.
+            let id = if single {
+                self.dedup.chunk_id(&sha256)
+            } else {
+                self.dedup.chunk_id(&dedup::sha256(&c))
+            };
+            self.offer(&mut refs, id, c).await?;
+        }
+        head.truncate(CLASSIFY_BYTES);
+        Ok(Streamed {
+            size,
+            sha256,
+            md5: md5.finalize().into(),
+            head,
+            refs,
+        })
+    }
+
+    /// Adds a chunk to the file's list, and to the batch to store unless the project has
+    /// it or the batch holds it already.
+    async fn offer(
+        &mut self,
+        refs: &mut Vec<ChunkRef>,
+        id: ChunkId,
+        bytes: Vec<u8>,
+    ) -> Result<(), StorageError> {
+        refs.push(ChunkRef {
+            id,
+            len: bytes.len() as u32,
+        });
+        if self.have.contains(&id) || !self.candidate_ids.insert(id) {
+            return Ok(());
+        }
+        self.candidate_bytes += bytes.len();
+        self.candidates.push((id, bytes));
+        if self.candidate_bytes >= CANDIDATE_BYTES || self.candidates.len() >= CANDIDATE_CHUNKS {
+            self.store_candidates().await?;
+        }
+        Ok(())
+    }
+
+    /// Looks the batch's chunks up, seals the new ones (on every core) and appends them to
+    /// the open pack.
+    async fn store_candidates(&mut self) -> Result<(), StorageError> {
+        if self.candidates.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<ChunkId> = self.candidates.iter().map(|(id, _)| *id).collect();
+        let existing: HashSet<ChunkId> = flush::existing_chunks(&self.core.db, self.project, &ids)
+            .await?
+            .into_iter()
+            .collect();
+        let fresh: Vec<(ChunkId, Vec<u8>)> = std::mem::take(&mut self.candidates)
+            .into_iter()
+            .filter(|(id, _)| !existing.contains(id))
+            .collect();
+        self.have.extend(existing);
+        self.candidate_ids.clear();
+        self.candidate_bytes = 0;
+        let sealed = seal_all(
+            self.core.cipher,
+            self.key.clone(),
+            self.tenant,
+            self.project,
+            fresh,
+        )
+        .await?;
+        for chunk in sealed {
+            let id = chunk.id;
+            if self.pack.is_none() {
+                self.pack =
+                    Some(PackWriter::start(&self.core.blobs, self.tenant, self.project).await?);
+            }
+            if let Some(pack) = &mut self.pack {
+                pack.append(chunk, self.key_version).await?;
+            }
+            self.have.insert(id);
+            if self.pack.as_ref().is_some_and(|p| p.size() >= PACK_TARGET) {
+                self.close_pack().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Completes the open pack and records it with its chunks (pending until the commit).
+    async fn close_pack(&mut self) -> Result<(), StorageError> {
+        let Some(pack) = self.pack.take() else {
+            return Ok(());
+        };
+        let closed = pack.close().await?;
+        self.packs.push(closed.id);
+        flush::record_pack(
+            &self.core.db,
+            self.tenant,
+            self.project,
+            self.snapshot,
+            &closed,
+            self.core.clock.now(),
+            self.lease_until(),
+        )
+        .await
+    }
+
+    async fn push_row(&mut self, row: FileRow) -> Result<FileEntry, StorageError> {
+        self.files += 1;
+        self.logical += row.size;
+        let entry = entry_of(&row);
+        self.rows.push(row);
+        if self.rows.len() >= ROW_BATCH {
+            self.flush_rows().await?;
+        }
+        Ok(entry)
+    }
+
+    async fn flush_rows(&mut self) -> Result<(), StorageError> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        let rows = std::mem::take(&mut self.rows);
+        flush::insert_rows(&self.core.db, self.snapshot, &rows, self.lease_until()).await
+    }
+
+    /// Writes what is left and commits: the snapshot becomes visible and its new stored
+    /// bytes are charged to the tenant (`QuotaExceeded` past `max_storage_bytes`). On any
+    /// error the import's work is removed.
+    pub async fn commit(mut self) -> Result<Snapshot, StorageError> {
+        self.check_open()?;
+        let out = self.finish().await;
+        self.end_on_error(out).await
+    }
+
+    async fn finish(&mut self) -> Result<Snapshot, StorageError> {
+        self.store_candidates().await?;
+        self.close_pack().await?;
+        self.flush_rows().await?;
+        let totals = Totals {
+            files: self.files,
+            logical_bytes: self.logical,
+            stats: self.stats.finish(),
+        };
+        let now = self.core.clock.now();
+        let new_bytes = flush::commit(
+            &self.core.db,
+            self.tenant,
+            self.project,
+            self.snapshot,
+            &self.subject,
+            &totals,
+            now,
+        )
+        .await?;
+        self.ended = true;
+        Ok(flush::committed(
+            self.tenant,
+            self.project,
+            self.snapshot,
+            &self.options.label,
+            &self.options.source,
+            &self.subject,
+            self.created_at,
+            now,
+            totals,
+            new_bytes,
+        ))
+    }
+
+    /// Ends the import without a snapshot, removing what it wrote.
+    pub async fn abort(mut self) -> Result<(), StorageError> {
+        if self.ended {
+            return Ok(());
+        }
+        self.discard().await
+    }
+
+    async fn discard(&mut self) -> Result<(), StorageError> {
+        self.ended = true;
+        self.candidates.clear();
+        self.rows.clear();
+        if let Some(pack) = self.pack.take() {
+            let _ = pack.abort().await;
+        }
+        flush::discard(
+            &self.core.db,
+            &self.core.blobs,
+            self.tenant,
+            self.project,
+            self.snapshot,
+            &self.packs,
+        )
+        .await
+    }
+}
+
+/// Seals chunks on every core (off the async threads).
+async fn seal_all(
+    cipher: Cobblestone,
+    key: Zeroizing<[u8; 32]>,
+    tenant: TenantId,
+    project: ProjectId,
+    chunks: Vec<(ChunkId, Vec<u8>)>,
+) -> Result<Vec<SealedChunk>, StorageError> {
+    if chunks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let task = tokio::task::spawn_blocking(move || {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .min(chunks.len());
+        let per = chunks.len().div_ceil(threads);
+        let cipher = cipher.with_max_threads(1);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = chunks
+                .chunks(per)
+                .map(|part| {
+                    let key = &key;
+                    s.spawn(move || {
+                        let mut z = dedup::Compressor::new()?;
+                        part.iter()
+                            .map(|(id, raw)| {
+                                dedup::seal_chunk(&cipher, &mut z, key, tenant, project, *id, raw)
+                            })
+                            .collect::<Result<Vec<_>, StorageError>>()
+                    })
+                })
+                .collect();
+            let mut out = Vec::with_capacity(chunks.len());
+            for h in handles {
+                let part = h
+                    .join()
+                    .map_err(|_| StorageError::Integrity("a sealing thread panicked".into()))??;
+                out.extend(part);
+            }
+            Ok(out)
+        })
+    });
+    task.await
+        .map_err(|e| StorageError::Io(std::io::Error::other(format!("sealing task: {e}"))))?
+}
+
+/// The entry a row will be.
+pub(crate) fn entry_of(row: &FileRow) -> FileEntry {
+    FileEntry {
+        path: row.path.clone(),
+        kind: row.kind,
+        size: row.size,
+        mode: row.mode,
+        sha256: hex(&row.sha256),
+        md5: hex(&row.md5),
+        language: row.class.language.clone(),
+        vendored: row.class.vendored,
+        generated: row.class.generated,
+        binary: row.class.binary,
+        lines: row.class.lines,
+        link_target: row.link_target.clone(),
+        quarantined: row.quarantined.clone(),
+    }
+}
+
+/// Lower-case hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}

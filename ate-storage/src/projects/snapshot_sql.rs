@@ -1,0 +1,607 @@
+//! [`SqlSnapshotStore`]: snapshots in a [`Db`], contents in deduplicated chunks.
+
+use super::snapshots::{
+    ChunkGcReport, FileEntry, FileKind, FileQuery, MAX_READ_BYTES, Snapshot, SnapshotDiff,
+    SnapshotQuery, SnapshotStats, SnapshotStore,
+};
+use super::sql::may_read;
+use super::{PROJECTS_DELETE, PROJECTS_READ, ProjectKeyring};
+use crate::StorageError;
+use crate::blob::BlobStore;
+use crate::cobblestone::Cobblestone;
+use crate::dedup::{self, gc, read};
+use crate::import::{ImportOptions, Importer, LineCounts, walk_dir};
+use ate_core::audit::{NewAuditEvent, Outcome, actions};
+use ate_core::db::{from_micros, to_micros};
+use ate_core::{
+    Clock, CoreError, CoreTx, Cursor, Db, Page, Principal, ProjectId, SnapshotId, SqlTenantStore,
+    SystemClock, TenantId, with_pool, with_write_tx,
+};
+use std::ops::Range;
+use std::path::Path;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// What the store and its importers share.
+#[derive(Debug)]
+pub(crate) struct SnapshotCore {
+    pub(crate) db: Db,
+    pub(crate) blobs: BlobStore,
+    pub(crate) keys: ProjectKeyring,
+    pub(crate) cipher: Cobblestone,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) tenants: SqlTenantStore,
+}
+
+/// Snapshots in a [`Db`] (SQLite or PostgreSQL), their contents in a [`BlobStore`] as
+/// deduplicated chunks under per-project keys; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct SqlSnapshotStore {
+    core: Arc<SnapshotCore>,
+}
+
+const CURSOR_FILES: &str = "snapshot-files";
+const CURSOR_SNAPSHOTS: &str = "snapshots";
+
+macro_rules! snapshot_columns {
+    () => {
+        "id, tenant_id, project_id, label, source, created_by, created_at, committed_at, files, \
+         logical_bytes, new_bytes, stats"
+    };
+}
+
+macro_rules! file_columns {
+    () => {
+        "path, kind, size, mode, sha256, md5, language, is_vendored, is_generated, is_binary, \
+         lines_code, lines_comments, lines_blank, link_target, quarantined"
+    };
+}
+
+#[derive(sqlx::FromRow)]
+struct SnapshotRow {
+    id: Uuid,
+    tenant_id: Uuid,
+    project_id: Uuid,
+    label: String,
+    source: String,
+    created_by: String,
+    created_at: i64,
+    committed_at: Option<i64>,
+    files: i64,
+    logical_bytes: i64,
+    new_bytes: i64,
+    stats: String,
+}
+
+impl SnapshotRow {
+    fn snapshot(self) -> Result<Snapshot, StorageError> {
+        let stats: SnapshotStats = serde_json::from_str(&self.stats).map_err(|e| {
+            StorageError::Integrity(format!("stored statistics of snapshot {}: {e}", self.id))
+        })?;
+        Ok(Snapshot {
+            id: SnapshotId::from_uuid(self.id)?,
+            tenant: TenantId::from_uuid(self.tenant_id)?,
+            project: ProjectId::from_uuid(self.project_id)?,
+            label: self.label,
+            source: self.source,
+            created_by: self.created_by,
+            created_at: from_micros(self.created_at)?,
+            committed_at: from_micros(self.committed_at.unwrap_or(self.created_at))?,
+            files: self.files.max(0) as u64,
+            logical_bytes: self.logical_bytes.max(0) as u64,
+            new_bytes: self.new_bytes.max(0) as u64,
+            stats,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct FileRowOut {
+    path: String,
+    kind: String,
+    size: i64,
+    mode: i64,
+    sha256: Vec<u8>,
+    md5: Vec<u8>,
+    language: Option<String>,
+    is_vendored: i64,
+    is_generated: i64,
+    is_binary: i64,
+    lines_code: Option<i64>,
+    lines_comments: Option<i64>,
+    lines_blank: Option<i64>,
+    link_target: Option<String>,
+    quarantined: Option<String>,
+}
+
+impl FileRowOut {
+    fn entry(self) -> Result<FileEntry, StorageError> {
+        let kind = match self.kind.as_str() {
+            "file" => FileKind::File,
+            "symlink" => FileKind::Symlink,
+            other => {
+                return Err(StorageError::Integrity(format!(
+                    "stored file kind {other:?} is unknown"
+                )));
+            }
+        };
+        let lines = match (self.lines_code, self.lines_comments, self.lines_blank) {
+            (Some(code), Some(comments), Some(blanks)) => Some(LineCounts {
+                code: code.max(0) as u64,
+                comments: comments.max(0) as u64,
+                blanks: blanks.max(0) as u64,
+            }),
+            _ => None,
+        };
+        Ok(FileEntry {
+            path: self.path,
+            kind,
+            size: self.size.max(0) as u64,
+            mode: self.mode.clamp(0, 0o7777) as u32,
+            sha256: crate::import::hex(&self.sha256),
+            md5: crate::import::hex(&self.md5),
+            language: self.language,
+            vendored: self.is_vendored != 0,
+            generated: self.is_generated != 0,
+            binary: self.is_binary != 0,
+            lines,
+            link_target: self.link_target,
+            quarantined: self.quarantined,
+        })
+    }
+}
+
+/// The upper bound of the paths starting with `prefix` (bytewise).
+fn prefix_end(prefix: &str) -> String {
+    let mut end = prefix.to_owned();
+    end.push(char::MAX);
+    end
+}
+
+impl SqlSnapshotStore {
+    /// Snapshots in `db` (running `ate-storage`'s migrations), contents in `blobs`, keys
+    /// from `keys`.
+    pub async fn open(
+        db: Db,
+        blobs: BlobStore,
+        keys: ProjectKeyring,
+    ) -> Result<Self, StorageError> {
+        db.migrate(&crate::migrations()).await?;
+        Ok(SqlSnapshotStore {
+            core: Arc::new(SnapshotCore {
+                tenants: SqlTenantStore::new(db.clone()),
+                db,
+                blobs,
+                keys,
+                cipher: Cobblestone::default(),
+                clock: Arc::new(SystemClock),
+            }),
+        })
+    }
+
+    /// Uses `clock` for the times it records (and import leases).
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
+        let c = &self.core;
+        SqlSnapshotStore {
+            core: Arc::new(SnapshotCore {
+                db: c.db.clone(),
+                blobs: c.blobs.clone(),
+                keys: c.keys.clone().with_clock(clock.clone()),
+                cipher: c.cipher,
+                tenants: c.tenants.clone().with_clock(clock.clone()),
+                clock,
+            }),
+        }
+    }
+
+    /// The committed snapshot `id` of the tenant: its project.
+    async fn project_of(
+        &self,
+        tenant: TenantId,
+        id: SnapshotId,
+    ) -> Result<ProjectId, StorageError> {
+        let project: Option<Uuid> = with_pool!(self.core.db, |pool| {
+            sqlx::query_scalar(
+                "SELECT project_id FROM snapshots WHERE id = $1 AND tenant_id = $2 \
+                 AND state = 'committed'",
+            )
+            .bind(id.as_uuid())
+            .bind(tenant.as_uuid())
+            .fetch_optional(pool)
+            .await
+            .map_err(CoreError::from)?
+        });
+        let project = project.ok_or_else(|| CoreError::not_found("snapshot", id))?;
+        Ok(ProjectId::from_uuid(project)?)
+    }
+
+    async fn file_row(
+        &self,
+        id: SnapshotId,
+        path: &str,
+    ) -> Result<(FileRowOut, Vec<u8>), StorageError> {
+        #[derive(sqlx::FromRow)]
+        struct Full {
+            #[sqlx(flatten)]
+            row: FileRowOut,
+            chunks: Vec<u8>,
+        }
+        let row: Option<Full> = with_pool!(self.core.db, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                file_columns!(),
+                ", chunks FROM snapshot_files WHERE snapshot_id = $1 AND path = $2"
+            ))
+            .bind(id.as_uuid())
+            .bind(path)
+            .fetch_optional(pool)
+            .await
+            .map_err(CoreError::from)?
+        });
+        let full = row.ok_or_else(|| CoreError::not_found("file", path))?;
+        Ok((full.row, full.chunks))
+    }
+
+    /// (path, kind, sha256, mode, link target) of every entry of a snapshot, by path.
+    async fn signatures(
+        &self,
+        id: SnapshotId,
+    ) -> Result<Vec<(String, String, Vec<u8>, i64, Option<String>)>, StorageError> {
+        Ok(with_pool!(self.core.db, |pool| {
+            sqlx::query_as(
+                "SELECT path, kind, sha256, mode, link_target FROM snapshot_files \
+                 WHERE snapshot_id = $1 ORDER BY path",
+            )
+            .bind(id.as_uuid())
+            .fetch_all(pool)
+            .await
+            .map_err(CoreError::from)?
+        }))
+    }
+}
+
+#[async_trait::async_trait]
+impl SnapshotStore for SqlSnapshotStore {
+    async fn begin_import(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        project: ProjectId,
+        options: ImportOptions,
+    ) -> Result<Importer, StorageError> {
+        Importer::start(self.core.clone(), actor, tenant, project, options).await
+    }
+
+    async fn import_dir(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        project: ProjectId,
+        dir: &Path,
+        mut options: ImportOptions,
+    ) -> Result<Snapshot, StorageError> {
+        if options.source == ImportOptions::default().source {
+            options.source = "directory".into();
+        }
+        let mut importer = self.begin_import(actor, tenant, project, options).await?;
+        match walk_dir(&mut importer, dir).await {
+            Ok(()) => importer.commit().await,
+            Err(e) => {
+                let _ = importer.abort().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn get(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        id: SnapshotId,
+    ) -> Result<Snapshot, StorageError> {
+        may_read(&self.core.tenants, actor, tenant, &PROJECTS_READ).await?;
+        let row: Option<SnapshotRow> = with_pool!(self.core.db, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                snapshot_columns!(),
+                " FROM snapshots WHERE id = $1 AND tenant_id = $2 AND state = 'committed'"
+            ))
+            .bind(id.as_uuid())
+            .bind(tenant.as_uuid())
+            .fetch_optional(pool)
+            .await
+            .map_err(CoreError::from)?
+        });
+        row.ok_or_else(|| CoreError::not_found("snapshot", id))?
+            .snapshot()
+    }
+
+    async fn list(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        project: ProjectId,
+        query: &SnapshotQuery,
+    ) -> Result<Page<Snapshot>, StorageError> {
+        let limit = ate_core::page::page_size(query.limit)?;
+        let before = match &query.cursor {
+            Some(c) => Some(
+                c.decode(CURSOR_SNAPSHOTS)?
+                    .parse::<SnapshotId>()
+                    .map_err(|_| CoreError::invalid("cursor", "not a snapshot position"))?,
+            ),
+            None => None,
+        };
+        may_read(&self.core.tenants, actor, tenant, &PROJECTS_READ).await?;
+        let rows: Vec<SnapshotRow> = with_pool!(self.core.db, |pool| {
+            sqlx::query_as(concat!(
+                "SELECT ",
+                snapshot_columns!(),
+                " FROM snapshots WHERE tenant_id = $1 AND project_id = $2 AND state = 'committed' \
+                 AND ($3 IS NULL OR id < $3) ORDER BY id DESC LIMIT $4"
+            ))
+            .bind(tenant.as_uuid())
+            .bind(project.as_uuid())
+            .bind(before.map(|b| b.as_uuid()))
+            .bind(i64::from(limit) + 1)
+            .fetch_all(pool)
+            .await
+            .map_err(CoreError::from)?
+        });
+        ate_core::page::page_from_rows(rows, limit, SnapshotRow::snapshot, CURSOR_SNAPSHOTS, |s| {
+            s.id.to_string()
+        })
+    }
+
+    async fn list_files(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        id: SnapshotId,
+        query: &FileQuery,
+    ) -> Result<Page<FileEntry>, StorageError> {
+        let limit = ate_core::page::page_size(query.limit)?;
+        let glob = match &query.glob {
+            Some(g) => Some(
+                globset::GlobBuilder::new(g)
+                    .literal_separator(true)
+                    .build()
+                    .map_err(|e| StorageError::invalid("glob", e.to_string()))?
+                    .compile_matcher(),
+            ),
+            None => None,
+        };
+        let mut after = query
+            .cursor
+            .as_ref()
+            .map(|c: &Cursor| c.decode(CURSOR_FILES))
+            .transpose()?
+            .unwrap_or_default();
+        let prefix = query.path_prefix.clone().unwrap_or_default();
+        let end = prefix_end(&prefix);
+        if after < prefix {
+            // Start at the prefix: a path equal to it is the first that can match.
+            after = String::new();
+        }
+        may_read(&self.core.tenants, actor, tenant, &PROJECTS_READ).await?;
+        self.project_of(tenant, id).await?;
+        let flag = |b: Option<bool>| b.map(i64::from);
+        // With a glob, rows are read in larger batches and filtered here.
+        let fetch = if glob.is_some() {
+            4 * limit + 1
+        } else {
+            limit + 1
+        };
+        let mut items: Vec<FileEntry> = Vec::new();
+        let mut more = false;
+        loop {
+            let rows: Vec<FileRowOut> = with_pool!(self.core.db, |pool| {
+                sqlx::query_as(concat!(
+                    "SELECT ",
+                    file_columns!(),
+                    " FROM snapshot_files WHERE snapshot_id = $1 AND path >= $2 AND path < $3 \
+                     AND path > $4 AND ($5 IS NULL OR language = $5) \
+                     AND ($6 IS NULL OR is_vendored = $6) AND ($7 IS NULL OR is_generated = $7) \
+                     AND ($8 IS NULL OR is_binary = $8) ORDER BY path LIMIT $9"
+                ))
+                .bind(id.as_uuid())
+                .bind(&prefix)
+                .bind(&end)
+                .bind(&after)
+                .bind(query.language.as_deref())
+                .bind(flag(query.vendored))
+                .bind(flag(query.generated))
+                .bind(flag(query.binary))
+                .bind(i64::from(fetch))
+                .fetch_all(pool)
+                .await
+                .map_err(CoreError::from)?
+            });
+            let exhausted = rows.len() < fetch as usize;
+            for row in rows {
+                after = row.path.clone();
+                if glob.as_ref().is_none_or(|g| g.is_match(&row.path)) {
+                    if items.len() == limit as usize {
+                        more = true;
+                        break;
+                    }
+                    items.push(row.entry()?);
+                }
+            }
+            if more || exhausted {
+                break;
+            }
+        }
+        let next_cursor = match (more, items.last()) {
+            (true, Some(last)) => Some(Cursor::encode(CURSOR_FILES, &last.path)),
+            _ => None,
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn file(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        id: SnapshotId,
+        path: &str,
+    ) -> Result<FileEntry, StorageError> {
+        may_read(&self.core.tenants, actor, tenant, &PROJECTS_READ).await?;
+        self.project_of(tenant, id).await?;
+        self.file_row(id, path).await?.0.entry()
+    }
+
+    async fn read_file(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        id: SnapshotId,
+        path: &str,
+        range: Option<Range<u64>>,
+    ) -> Result<Vec<u8>, StorageError> {
+        if let Some(r) = &range
+            && r.start > r.end
+        {
+            return Err(StorageError::invalid("byte range", "reversed"));
+        }
+        may_read(&self.core.tenants, actor, tenant, &PROJECTS_READ).await?;
+        let project = self.project_of(tenant, id).await?;
+        let (row, chunks) = self.file_row(id, path).await?;
+        let size = row.size.max(0) as u64;
+        let range = range.unwrap_or(0..size);
+        let (start, end) = (range.start.min(size), range.end.min(size));
+        if end - start > MAX_READ_BYTES {
+            return Err(StorageError::invalid(
+                "byte range",
+                format!("at most {MAX_READ_BYTES} bytes at once; read large files in ranges"),
+            ));
+        }
+        if let Some(target) = row.link_target {
+            return Ok(target.as_bytes()[start as usize..end as usize].to_vec());
+        }
+        let refs = dedup::decode_refs(&chunks)?;
+        let mut wanted = Vec::new();
+        let mut first_offset = None;
+        let mut offset = 0u64;
+        for r in refs {
+            let next = offset + u64::from(r.len);
+            if next > start && offset < end {
+                first_offset.get_or_insert(offset);
+                wanted.push(r);
+            }
+            offset = next;
+        }
+        if offset != size {
+            return Err(StorageError::Integrity(format!(
+                "the chunks of {path} add up to {offset} bytes, not {size}"
+            )));
+        }
+        let parts = read::read_chunks(&self.core, tenant, project, &wanted).await?;
+        let mut out = Vec::with_capacity((end - start) as usize);
+        let mut at = first_offset.unwrap_or(start);
+        for part in parts {
+            let from = start.saturating_sub(at).min(part.len() as u64) as usize;
+            let to = (end - at).min(part.len() as u64) as usize;
+            out.extend_from_slice(&part[from..to]);
+            at += part.len() as u64;
+        }
+        Ok(out)
+    }
+
+    async fn diff(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        from: SnapshotId,
+        to: SnapshotId,
+    ) -> Result<SnapshotDiff, StorageError> {
+        may_read(&self.core.tenants, actor, tenant, &PROJECTS_READ).await?;
+        self.project_of(tenant, from).await?;
+        self.project_of(tenant, to).await?;
+        let a = self.signatures(from).await?;
+        let b = self.signatures(to).await?;
+        let mut diff = SnapshotDiff::default();
+        let (mut i, mut j) = (0, 0);
+        while i < a.len() || j < b.len() {
+            match (a.get(i), b.get(j)) {
+                (Some(x), Some(y)) if x.0 == y.0 => {
+                    if x != y {
+                        diff.changed.push(x.0.clone());
+                    }
+                    i += 1;
+                    j += 1;
+                }
+                (Some(x), Some(y)) if x.0 < y.0 => {
+                    diff.removed.push(x.0.clone());
+                    i += 1;
+                }
+                (Some(_), Some(y)) => {
+                    diff.added.push(y.0.clone());
+                    j += 1;
+                }
+                (Some(x), None) => {
+                    diff.removed.push(x.0.clone());
+                    i += 1;
+                }
+                (None, Some(y)) => {
+                    diff.added.push(y.0.clone());
+                    j += 1;
+                }
+                (None, None) => break,
+            }
+        }
+        Ok(diff)
+    }
+
+    async fn delete(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        id: SnapshotId,
+    ) -> Result<(), StorageError> {
+        actor.require(tenant, &PROJECTS_DELETE)?;
+        let now = self.core.clock.now();
+        let event = NewAuditEvent::new(
+            tenant,
+            actor.subject(),
+            actions::SNAPSHOT_DELETED,
+            Outcome::Success,
+        )
+        .target(format!("snapshot:{id}"))
+        .validate()?;
+        let found: u64 = with_write_tx!(self.core.db, |tx| {
+            tx.lock_tenant(tenant).await?.require_active()?;
+            let n = sqlx::query(
+                "UPDATE snapshots SET state = 'deleting', committed_at = $3 \
+                 WHERE id = $1 AND tenant_id = $2 AND state = 'committed'",
+            )
+            .bind(id.as_uuid())
+            .bind(tenant.as_uuid())
+            .bind(to_micros(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(CoreError::from)?
+            .rows_affected();
+            if n == 1 {
+                tx.append_audit(&event, now).await?;
+            }
+            n
+        });
+        if found == 0 {
+            return Err(CoreError::not_found("snapshot", id).into());
+        }
+        // The rows go now; if this is interrupted, garbage collection finishes it.
+        gc::purge_snapshot(&self.core, id.as_uuid()).await
+    }
+
+    async fn collect_garbage(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        project: ProjectId,
+        grace: chrono::TimeDelta,
+    ) -> Result<ChunkGcReport, StorageError> {
+        actor.require_platform_admin("collecting a project's garbage")?;
+        gc::collect(&self.core, tenant, project, grace).await
+    }
+}
