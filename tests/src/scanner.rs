@@ -178,3 +178,79 @@ pub async fn odd_answers_are_errors() {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Internal, "{e}");
 }
+
+/// Imports scan every file through the real clamd: an infected file refuses the import (and
+/// nothing of it stays), or is kept flagged as quarantined; clean files pass untouched.
+pub async fn imports_are_scanned() {
+    use crate::snapshots::{owner, rows_where, tenant_with_project};
+    use crate::support::{Backend, BlobBackendKind};
+    use ate_storage::import::ImportOptions;
+    use ate_storage::projects::SnapshotStore;
+    use ate_storage::scan::InfectedPolicy;
+    use std::sync::Arc;
+    let Some(addr) = clamd() else { return };
+    crate::snapshots::run(Backend::SqliteFile, BlobBackendKind::Fs, |s| async move {
+        let (t, p) = tenant_with_project(&s, "acme").await;
+        let scanner: Arc<dyn ContentScanner> = Arc::new(ClamdScanner::tcp(&addr));
+        let big_clean = vec![b'a'; 300_000];
+        // Refused: the error names the file and the signature; nothing is kept.
+        let mut imp = s
+            .snapshots
+            .begin_import(
+                &owner(t),
+                t,
+                p,
+                ImportOptions::new().scanner(scanner.clone(), InfectedPolicy::RefuseImport),
+            )
+            .await
+            .unwrap();
+        let id = imp.snapshot_id();
+        imp.add_file("clean.txt", 0o644, &mut &big_clean[..])
+            .await
+            .unwrap();
+        let e = imp
+            .add_file("docs/eicar.com", 0o644, &mut &eicar()[..])
+            .await
+            .unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("docs/eicar.com") && text.contains("Eicar"),
+            "{text}"
+        );
+        assert_eq!(rows_where(&s, "snapshots", "id", id.as_uuid()).await, 0);
+        // Quarantined: the import goes on, the file is flagged.
+        let mut imp = s
+            .snapshots
+            .begin_import(
+                &owner(t),
+                t,
+                p,
+                ImportOptions::new().scanner(scanner, InfectedPolicy::Quarantine),
+            )
+            .await
+            .unwrap();
+        let clean = imp
+            .add_file("clean.txt", 0o644, &mut &big_clean[..])
+            .await
+            .unwrap();
+        assert_eq!(clean.quarantined, None);
+        let flagged = imp
+            .add_file("eicar.com", 0o644, &mut &eicar()[..])
+            .await
+            .unwrap();
+        assert!(
+            flagged
+                .quarantined
+                .as_deref()
+                .is_some_and(|f| f.contains("Eicar"))
+        );
+        let snap = imp.commit().await.unwrap();
+        let stored = s
+            .snapshots
+            .file(&owner(t), t, snap.id, "eicar.com")
+            .await
+            .unwrap();
+        assert_eq!(stored.quarantined, flagged.quarantined);
+    })
+    .await;
+}

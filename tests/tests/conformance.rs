@@ -337,6 +337,11 @@ mod clamd {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn imports_are_scanned() {
+        tests::scanner::imports_are_scanned().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn odd_answers_are_errors() {
         tests::scanner::odd_answers_are_errors().await;
     }
