@@ -211,6 +211,23 @@ snapshot_matrix! {
     ]
 }
 
+snapshot_matrix! {
+    archives_sqlite_memory: SqliteMemory + Memory,
+    archives_postgres_fs: Postgres + Fs,
+    archives_sqlite_s3: SqliteFile + S3;
+    [
+    archives::every_format_imports,
+    archives::hostile_archives_are_refused,
+    archives::archive_entries_have_safe_outcomes,
+    archives::exports_round_trip,
+    ]
+}
+
+snapshot_matrix! {
+    archives_sqlite_fs: SqliteFile + Fs;
+    [archives::large_archives_stream_in_bounded_memory]
+}
+
 /// The ate-auth suite on every metadata backend.
 macro_rules! auth_matrix {
     ($($case:ident),* $(,)?) => {

@@ -134,3 +134,43 @@ pub(crate) async fn read_chunks(
     }
     Ok(out)
 }
+
+/// Bytes `start..end` of a file of `size` bytes whose encoded chunk list is `chunks`:
+/// only the chunks the range covers are read.
+pub(crate) async fn read_range(
+    core: &SnapshotCore,
+    tenant: TenantId,
+    project: ProjectId,
+    chunks: &[u8],
+    size: u64,
+    start: u64,
+    end: u64,
+) -> Result<Vec<u8>, StorageError> {
+    let refs = super::decode_refs(chunks)?;
+    let mut wanted = Vec::new();
+    let mut first_offset = None;
+    let mut offset = 0u64;
+    for r in refs {
+        let next = offset + u64::from(r.len);
+        if next > start && offset < end {
+            first_offset.get_or_insert(offset);
+            wanted.push(r);
+        }
+        offset = next;
+    }
+    if offset != size {
+        return Err(StorageError::Integrity(format!(
+            "a file's chunks add up to {offset} bytes, not its {size}"
+        )));
+    }
+    let parts = read_chunks(core, tenant, project, &wanted).await?;
+    let mut out = Vec::with_capacity((end - start) as usize);
+    let mut at = first_offset.unwrap_or(start);
+    for part in parts {
+        let from = start.saturating_sub(at).min(part.len() as u64) as usize;
+        let to = end.saturating_sub(at).min(part.len() as u64) as usize;
+        out.extend_from_slice(&part[from..to]);
+        at += part.len() as u64;
+    }
+    Ok(out)
+}

@@ -439,3 +439,74 @@ pub(crate) fn committed(
         stats: totals.stats,
     }
 }
+
+/// What a copied row was, for the statistics.
+pub(crate) struct Copied {
+    pub(crate) kind: FileKind,
+    pub(crate) size: u64,
+    pub(crate) class: FileClass,
+}
+
+type CopiedRow = (
+    String,
+    i64,
+    Option<String>,
+    i64,
+    i64,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
+
+/// Copies the import's entry at `target` to `path` (a hard link: the same content, already
+/// stored), renewing the lease; `None` if the import has no entry at `target` (yet).
+pub(crate) async fn copy_row(
+    db: &Db,
+    snapshot: SnapshotId,
+    target: &str,
+    path: &str,
+    lease_until: DateTime<Utc>,
+) -> Result<Option<Copied>, StorageError> {
+    let row: Option<CopiedRow> = with_write_tx!(db, |tx| {
+        renew!(tx, snapshot, lease_until);
+        sqlx::query_as(
+            "INSERT INTO snapshot_files (snapshot_id, path, kind, size, mode, sha256, md5, \
+             language, is_vendored, is_generated, is_binary, lines_code, lines_comments, \
+             lines_blank, link_target, quarantined, chunks) \
+             SELECT snapshot_id, $3, kind, size, mode, sha256, md5, language, is_vendored, \
+             is_generated, is_binary, lines_code, lines_comments, lines_blank, link_target, \
+             quarantined, chunks FROM snapshot_files WHERE snapshot_id = $1 AND path = $2 \
+             RETURNING kind, size, language, is_vendored, is_generated, is_binary, lines_code, \
+             lines_comments, lines_blank",
+        )
+        .bind(snapshot.as_uuid())
+        .bind(target)
+        .bind(path)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(CoreError::from)?
+    });
+    Ok(row.map(|r| Copied {
+        kind: if r.0 == "symlink" {
+            FileKind::Symlink
+        } else {
+            FileKind::File
+        },
+        size: r.1.max(0) as u64,
+        class: FileClass {
+            language: r.2,
+            vendored: r.3 != 0,
+            generated: r.4 != 0,
+            binary: r.5 != 0,
+            lines: match (r.6, r.7, r.8) {
+                (Some(code), Some(comments), Some(blanks)) => Some(super::LineCounts {
+                    code: code.max(0) as u64,
+                    comments: comments.max(0) as u64,
+                    blanks: blanks.max(0) as u64,
+                }),
+                _ => None,
+            },
+        },
+    }))
+}

@@ -239,6 +239,53 @@ impl Importer {
         self.end_on_error(out).await
     }
 
+    /// Adds a hard link at `path` to the entry the import already holds at `target`: stored
+    /// as a second entry with the same content (nothing is stored twice). A target the
+    /// import does not hold (yet), or one outside the codebase, is `ImportRefused`.
+    pub async fn add_hardlink(&mut self, path: &str, target: &str) -> Result<(), StorageError> {
+        self.check_open()?;
+        let out = self.hardlink(path, target).await;
+        self.end_on_error(out).await
+    }
+
+    async fn hardlink(&mut self, raw: &str, raw_target: &str) -> Result<(), StorageError> {
+        let path = self.admit(raw)?;
+        let target = normalize_path(raw_target, &self.options.limits).map_err(|_| {
+            StorageError::refused(Some(raw), "a hard link to a path outside the codebase")
+        })?;
+        self.flush_rows().await?;
+        let copied = flush::copy_row(
+            &self.core.db,
+            self.snapshot,
+            &target,
+            &path,
+            self.lease_until(),
+        )
+        .await?
+        .ok_or_else(|| {
+            StorageError::refused(
+                Some(raw),
+                format!("a hard link to {target:?}, which the archive did not hold before it"),
+            )
+        })?;
+        match copied.kind {
+            FileKind::Symlink => self.stats.symlink(&path, copied.size),
+            FileKind::File => self.stats.file(&path, copied.size, &copied.class),
+        }
+        self.files += 1;
+        self.logical += copied.size;
+        if self.logical > self.options.limits.max_total_bytes {
+            return Err(StorageError::refused(
+                Some(raw),
+                format!(
+                    "more than {} bytes in all",
+                    self.options.limits.max_total_bytes
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Records that the source's entry at `path` was skipped and why (a device file, a
     /// FIFO): it is counted in the snapshot's statistics.
     pub fn skip(&mut self, path: &str, why: &str) {

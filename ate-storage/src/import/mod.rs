@@ -15,11 +15,41 @@
 //! path differs from another only by case. A [`crate::scan::ContentScanner`]
 //! in the options sees every file's bytes as they stream past.
 //!
+//! # Archives
+//!
+//! [`SnapshotStore::import_archive`](crate::projects::SnapshotStore::import_archive) reads
+//! tar, tar.gz, tar.zst and zip ([`ArchiveFormat`]) as streams: the archive is parsed on a
+//! blocking thread that hands entries to the importer through a small bounded channel; a
+//! zip (its directory is at its end) is first spooled to a temporary file of at most
+//! [`ImportLimits::max_archive_bytes`].
+//!
+//! Nothing is ever unpacked to a file system: entry names are only names, checked and
+//! normalized by [`normalize_path`]. What each hostile case gets:
+//!
+//! | entry | outcome |
+//! | --- | --- |
+//! | a path with `..`, absolute, a drive letter, a backslash, NUL | refused ([`normalize_path`]) |
+//! | a name that is not UTF-8 | refused |
+//! | the same path twice | refused (tar's "last one wins" would hide the first) |
+//! | paths equal but for case | kept, or refused by [`CaseCollisions::Refuse`] |
+//! | a symbolic link (to anywhere) | stored as a link, never followed |
+//! | a hard link to an earlier entry | stored as a copy of that entry (content shared) |
+//! | a hard link to a path outside, or not yet seen | refused |
+//! | a device file, a FIFO | skipped, listed in the snapshot's statistics |
+//! | a directory entry | nothing stored (directories are implied by paths) |
+//! | a sparse file (GNU), an encrypted zip entry | refused |
+//! | more entries, bytes per file, bytes in all, or inflation than the [`ImportLimits`] | refused (zip bombs and tar bombs) |
+//! | a zip whose central directory and local headers disagree, or whose entries overlap | refused (the `zip` crate's consistency check) |
+//! | a truncated or corrupt archive or compressed stream | refused |
+//!
+//! Every refusal ends the import with `ImportRefused` and nothing of it stays.
+//!
 //! [`Importer::commit`] makes the snapshot visible, in one transaction that also charges
 //! the new stored bytes to the tenant's `max_storage_bytes`; any error before that (and
 //! [`Importer::abort`]) removes what the import wrote. An importer dropped without either
 //! leaves its work to garbage collection once its lease runs out.
 
+mod archive;
 mod classify;
 mod dir;
 mod flush;
@@ -27,6 +57,8 @@ mod importer;
 mod path;
 mod stats;
 
+pub use archive::ArchiveFormat;
+pub(crate) use archive::import_archive;
 pub use classify::{CLASSIFY_BYTES, FileClass, LineCounts, classify};
 pub use importer::Importer;
 pub(crate) use importer::hex;
@@ -51,6 +83,16 @@ pub struct ImportLimits {
     pub max_path_bytes: usize,
     /// Components of one path, default 128.
     pub max_depth: usize,
+    /// Entries of an archive of every kind (directories and skipped entries too), default
+    /// 2,000,000.
+    pub max_entries: u64,
+    /// How many times larger than its compressed form an archive (or a zip entry) may
+    /// inflate, once past 1 MiB: default 200 (source code compresses 3 to 10 times;
+    /// bombs by thousands).
+    pub max_ratio: u64,
+    /// Bytes of a zip archive, which is spooled to a temporary file to be read (its
+    /// directory is at its end), default 16 GiB.
+    pub max_archive_bytes: u64,
 }
 
 impl Default for ImportLimits {
@@ -61,6 +103,9 @@ impl Default for ImportLimits {
             max_file_bytes: 2 << 30,
             max_path_bytes: 4096,
             max_depth: 128,
+            max_entries: 2_000_000,
+            max_ratio: 200,
+            max_archive_bytes: 16 << 30,
         }
     }
 }
@@ -93,6 +138,24 @@ impl ImportLimits {
     /// Sets [`max_depth`](Self::max_depth).
     pub fn max_depth(mut self, n: usize) -> Self {
         self.max_depth = n;
+        self
+    }
+
+    /// Sets [`max_entries`](Self::max_entries).
+    pub fn max_entries(mut self, n: u64) -> Self {
+        self.max_entries = n;
+        self
+    }
+
+    /// Sets [`max_ratio`](Self::max_ratio).
+    pub fn max_ratio(mut self, n: u64) -> Self {
+        self.max_ratio = n;
+        self
+    }
+
+    /// Sets [`max_archive_bytes`](Self::max_archive_bytes).
+    pub fn max_archive_bytes(mut self, n: u64) -> Self {
+        self.max_archive_bytes = n;
         self
     }
 }

@@ -29,6 +29,7 @@
 //! assert_eq!(rename.expected_revision, Some(1));
 //! ```
 
+mod export;
 mod keys;
 mod snapshot_sql;
 mod snapshots;

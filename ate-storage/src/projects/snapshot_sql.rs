@@ -9,8 +9,8 @@ use super::{PROJECTS_DELETE, PROJECTS_READ, ProjectKeyring};
 use crate::StorageError;
 use crate::blob::BlobStore;
 use crate::cobblestone::Cobblestone;
-use crate::dedup::{self, gc, read};
-use crate::import::{ImportOptions, Importer, LineCounts, walk_dir};
+use crate::dedup::{gc, read};
+use crate::import::{ArchiveFormat, ImportOptions, Importer, LineCounts, import_archive, walk_dir};
 use ate_core::audit::{NewAuditEvent, Outcome, actions};
 use ate_core::db::{from_micros, to_micros};
 use ate_core::{
@@ -20,6 +20,7 @@ use ate_core::{
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use uuid::Uuid;
 
 /// What the store and its importers share.
@@ -293,6 +294,56 @@ impl SnapshotStore for SqlSnapshotStore {
         }
     }
 
+    async fn import_archive(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        project: ProjectId,
+        mut archive: Box<dyn AsyncRead + Send + Unpin>,
+        format: Option<ArchiveFormat>,
+        mut options: ImportOptions,
+    ) -> Result<Snapshot, StorageError> {
+        let format = match format {
+            Some(f) => f,
+            None => {
+                // Read the first bytes to tell the format, then hand them back in front.
+                let mut head = Vec::with_capacity(512);
+                (&mut archive).take(512).read_to_end(&mut head).await?;
+                let format = ArchiveFormat::detect(&head).ok_or_else(|| {
+                    StorageError::invalid(
+                        "archive",
+                        "its first bytes are not those of a tar, tar.gz, tar.zst or zip",
+                    )
+                })?;
+                archive = Box::new(std::io::Cursor::new(head).chain(archive));
+                format
+            }
+        };
+        if options.source == ImportOptions::default().source {
+            options.source = format.as_str().into();
+        }
+        let limits = options.limits.clone();
+        let mut importer = self.begin_import(actor, tenant, project, options).await?;
+        match import_archive(&mut importer, archive, format, &limits).await {
+            Ok(()) => importer.commit().await,
+            Err(e) => {
+                let _ = importer.abort().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn export_tar(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        id: SnapshotId,
+        out: &mut (dyn AsyncWrite + Send + Unpin),
+    ) -> Result<u64, StorageError> {
+        let snapshot = self.get(actor, tenant, id).await?;
+        super::export::write_tar(&self.core, &snapshot, out).await
+    }
+
     async fn get(
         &self,
         actor: &Principal,
@@ -479,33 +530,7 @@ impl SnapshotStore for SqlSnapshotStore {
         if let Some(target) = row.link_target {
             return Ok(target.as_bytes()[start as usize..end as usize].to_vec());
         }
-        let refs = dedup::decode_refs(&chunks)?;
-        let mut wanted = Vec::new();
-        let mut first_offset = None;
-        let mut offset = 0u64;
-        for r in refs {
-            let next = offset + u64::from(r.len);
-            if next > start && offset < end {
-                first_offset.get_or_insert(offset);
-                wanted.push(r);
-            }
-            offset = next;
-        }
-        if offset != size {
-            return Err(StorageError::Integrity(format!(
-                "the chunks of {path} add up to {offset} bytes, not {size}"
-            )));
-        }
-        let parts = read::read_chunks(&self.core, tenant, project, &wanted).await?;
-        let mut out = Vec::with_capacity((end - start) as usize);
-        let mut at = first_offset.unwrap_or(start);
-        for part in parts {
-            let from = start.saturating_sub(at).min(part.len() as u64) as usize;
-            let to = (end - at).min(part.len() as u64) as usize;
-            out.extend_from_slice(&part[from..to]);
-            at += part.len() as u64;
-        }
-        Ok(out)
+        read::read_range(&self.core, tenant, project, &chunks, size, start, end).await
     }
 
     async fn diff(

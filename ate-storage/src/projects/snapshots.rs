@@ -13,7 +13,7 @@
 //! garbage collection once its lease has run out).
 
 use crate::StorageError;
-use crate::import::{ImportOptions, Importer, LineCounts};
+use crate::import::{ArchiveFormat, ImportOptions, Importer, LineCounts};
 use ate_core::{Cursor, Page, Principal, ProjectId, SnapshotId, TenantId};
 use chrono::{DateTime, Utc};
 use std::ops::Range;
@@ -326,6 +326,32 @@ pub trait SnapshotStore: Send + Sync + std::fmt::Debug {
         dir: &Path,
         options: ImportOptions,
     ) -> Result<Snapshot, StorageError>;
+
+    /// Imports an archive read from `archive` as one snapshot, committed: `format`, or
+    /// detected from its first bytes when `None` (`InvalidInput` if they name no format this
+    /// reads). Streamed with bounded memory (a zip is spooled to a temporary file first);
+    /// every hostile entry has the outcome listed in the [`crate::import`] docs, and
+    /// any refusal leaves nothing.
+    async fn import_archive(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        project: ProjectId,
+        archive: Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+        format: Option<ArchiveFormat>,
+        options: ImportOptions,
+    ) -> Result<Snapshot, StorageError>;
+
+    /// Writes snapshot `id` to `out` as a tar stream (GNU format, long names supported):
+    /// its files with their permission bits, its links as links, in path order; file
+    /// times are the snapshot's commit time. Returns the bytes written.
+    async fn export_tar(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        id: SnapshotId,
+        out: &mut (dyn tokio::io::AsyncWrite + Send + Unpin),
+    ) -> Result<u64, StorageError>;
 
     /// Snapshot `id`. Needs [`PROJECTS_READ`](super::PROJECTS_READ); `NotFound` for one of
     /// another tenant, or one not committed.
