@@ -10,6 +10,7 @@ use super::ChunkId;
 use super::pack::{pack_dir, pack_name};
 use crate::StorageError;
 use crate::blob::minted_at;
+use crate::import::{ph, ph_list};
 use crate::projects::{ChunkGcReport, SnapshotCore};
 use ate_core::db::to_micros;
 use ate_core::{CoreError, CoreTx, ObjectId, ProjectId, TenantId, with_pool, with_write_tx};
@@ -195,11 +196,11 @@ pub(crate) async fn collect(
         } else {
             let (mut chunks, mut bytes) = (0u64, 0i64);
             for batch in garbage.chunks(500) {
-                let list: Vec<String> = (0..batch.len()).map(|i| format!("${}", i + 2)).collect();
                 let sql = format!(
-                    "DELETE FROM chunks WHERE project_id = $1 AND chunk_id IN ({}) \
+                    "DELETE FROM chunks WHERE project_id = {} AND chunk_id IN ({}) \
                      RETURNING stored_len",
-                    list.join(", ")
+                    ph(&core.db, 1),
+                    ph_list(&core.db, 2, batch.len())
                 );
                 let mut q =
                     sqlx::query_scalar(sqlx::AssertSqlSafe(sql.as_str())).bind(project.as_uuid());

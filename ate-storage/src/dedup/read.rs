@@ -3,6 +3,7 @@
 use super::pack::pack_name;
 use super::{ChunkId, ChunkRef, DedupKey, Encoding, open_chunk};
 use crate::StorageError;
+use crate::import::{ph, ph_list};
 use crate::projects::SnapshotCore;
 use ate_core::{CoreError, ProjectId, TenantId, with_pool};
 use std::collections::HashMap;
@@ -45,11 +46,11 @@ async fn locate(
 ) -> Result<HashMap<ChunkId, ChunkLoc>, StorageError> {
     let mut out = HashMap::with_capacity(ids.len());
     for batch in ids.chunks(500) {
-        let list: Vec<String> = (0..batch.len()).map(|i| format!("${}", i + 2)).collect();
         let sql = format!(
             "SELECT chunk_id, pack_id, pack_offset, stored_len, raw_len, key_version, encoding \
-             FROM chunks WHERE project_id = $1 AND chunk_id IN ({})",
-            list.join(", ")
+             FROM chunks WHERE project_id = {} AND chunk_id IN ({})",
+            ph(&core.db, 1),
+            ph_list(&core.db, 2, batch.len())
         );
         let rows: Vec<LocRow> = with_pool!(core.db, |pool| {
             let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(project.as_uuid());

@@ -76,12 +76,26 @@ impl ArchiveFormat {
 
 /// What the parsing thread hands the importer.
 enum Event {
-    File { path: String, mode: u32 },
+    /// A file; `whole` holds all of a small file's bytes (then no `Data`/`End` follow).
+    File {
+        path: String,
+        mode: u32,
+        whole: Option<Vec<u8>>,
+    },
     Data(Vec<u8>),
     End,
-    Symlink { path: String, target: String },
-    Hardlink { path: String, target: String },
-    Skip { path: String, why: &'static str },
+    Symlink {
+        path: String,
+        target: String,
+    },
+    Hardlink {
+        path: String,
+        target: String,
+    },
+    Skip {
+        path: String,
+        why: &'static str,
+    },
 }
 
 fn refused(entry: Option<&str>, reason: impl Into<String>) -> StorageError {
@@ -172,16 +186,46 @@ impl Sink {
         self.tx.blocking_send(event).is_ok()
     }
 
-    /// Streams `content` as one file; `Ok(false)` once the importer stopped listening.
-    fn file(&self, path: String, mode: u32, content: &mut dyn Read) -> Result<bool, StorageError> {
-        if !self.send(Event::File {
+    /// Streams `content` as one file; `Ok(false)` once the importer stopped listening. A
+    /// file of at most [`INLINE_BYTES`] goes in one message.
+    fn file(
+        &self,
+        path: String,
+        mode: u32,
+        size_hint: u64,
+        content: &mut dyn Read,
+    ) -> Result<bool, StorageError> {
+        if size_hint <= INLINE_BYTES {
+            let mut whole = Vec::with_capacity(size_hint as usize);
+            content
+                .take(INLINE_BYTES + 1)
+                .read_to_end(&mut whole)
+                .map_err(|e| read_error(e, Some(&path)))?;
+            if whole.len() as u64 <= INLINE_BYTES {
+                return Ok(self.send(Event::File {
+                    path,
+                    mode,
+                    whole: Some(whole),
+                }));
+            }
+            // Longer than it said: stream the rest after what was read.
+            if !self.send(Event::File {
+                path: path.clone(),
+                mode,
+                whole: None,
+            }) || !self.send(Event::Data(whole))
+            {
+                return Ok(false);
+            }
+        } else if !self.send(Event::File {
             path: path.clone(),
             mode,
+            whole: None,
         }) {
             return Ok(false);
         }
         loop {
-            let mut buf = vec![0u8; 64 * 1024];
+            let mut buf = vec![0u8; 256 * 1024];
             let n = content
                 .read(&mut buf)
                 .map_err(|e| read_error(e, Some(&path)))?;
@@ -195,6 +239,9 @@ impl Sink {
         }
     }
 }
+
+/// Files up to this size go to the importer in one message.
+const INLINE_BYTES: u64 = 256 * 1024;
 
 /// Parses a tar stream, sending its entries.
 fn parse_tar(input: &mut dyn Read, sink: &Sink, limits: &ImportLimits) -> Result<(), StorageError> {
@@ -220,7 +267,8 @@ fn parse_tar(input: &mut dyn Read, sink: &Sink, limits: &ImportLimits) -> Result
         };
         let go_on = match kind {
             tar::EntryType::Regular | tar::EntryType::Continuous => {
-                sink.file(path, mode, &mut entry)?
+                let size = entry.size();
+                sink.file(path, mode, size, &mut entry)?
             }
             tar::EntryType::Symlink => {
                 let target = link()?;
@@ -306,7 +354,8 @@ fn parse_zip<R: Read + Seek>(
                 inflated: 0,
                 ratio: limits.max_ratio,
             };
-            sink.file(path, mode, &mut guarded)?
+            let size = guarded.inner.size();
+            sink.file(path, mode, size, &mut guarded)?
         };
         if !go_on {
             return Ok(());
@@ -365,7 +414,8 @@ pub(crate) async fn import_archive(
     format: ArchiveFormat,
     limits: &ImportLimits,
 ) -> Result<(), StorageError> {
-    let (tx, mut rx) = mpsc::channel::<Event>(8);
+    // At most 32 messages of at most 256 KiB each are in flight.
+    let (tx, mut rx) = mpsc::channel::<Event>(32);
     let limits = limits.clone();
     let parser = match format {
         ArchiveFormat::Zip => {
@@ -435,7 +485,18 @@ pub(crate) async fn import_archive(
 async fn feed(importer: &mut Importer, rx: &mut mpsc::Receiver<Event>) -> Result<(), StorageError> {
     while let Some(event) = rx.recv().await {
         match event {
-            Event::File { path, mode } => {
+            Event::File {
+                path,
+                mode,
+                whole: Some(whole),
+            } => {
+                importer.add_file(&path, mode, &mut &whole[..]).await?;
+            }
+            Event::File {
+                path,
+                mode,
+                whole: None,
+            } => {
                 let mut bytes = FileBytes {
                     rx: &mut *rx,
                     pending: Vec::new(),

@@ -32,24 +32,32 @@ pub(crate) struct FileRow {
 /// Rows per multi-row statement (SQLite allows 32,766 parameters, PostgreSQL 65,535).
 const ROWS_PER_STATEMENT: usize = 200;
 
-/// `($1, …, $n), ($n+1, …)`: placeholders for `rows` rows of `cols` columns.
-fn placeholders(rows: usize, cols: usize) -> String {
-    let mut s = String::with_capacity(rows * cols * 5);
-    for r in 0..rows {
-        if r > 0 {
-            s.push_str(", ");
-        }
-        s.push('(');
-        for c in 0..cols {
-            if c > 0 {
-                s.push_str(", ");
-            }
-            s.push('$');
-            s.push_str(&(r * cols + c + 1).to_string());
-        }
-        s.push(')');
+/// Placeholder number `i` (from 1) of a statement built at run time: `$i` on PostgreSQL,
+/// `?` on SQLite. SQLite looks named parameters up one by one through a list
+/// (`sqlite3_bind_parameter_name`), which made binding a statement of thousands of `$N`
+/// quadratic; anonymous `?` are bound in order.
+pub(crate) fn ph(db: &Db, i: usize) -> String {
+    if db.backend() == ate_core::DbBackend::Postgres {
+        format!("${i}")
+    } else {
+        "?".to_owned()
     }
-    s
+}
+
+/// `n` placeholders from number `first`, separated by commas.
+pub(crate) fn ph_list(db: &Db, first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| ph(db, i))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `(…), (…)`: placeholders for `rows` rows of `cols` columns.
+fn placeholders(db: &Db, rows: usize, cols: usize) -> String {
+    (0..rows)
+        .map(|r| format!("({})", ph_list(db, r * cols + 1, cols)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn lease_lost(snapshot: SnapshotId) -> StorageError {
@@ -140,7 +148,7 @@ pub(crate) async fn insert_rows(
                 "INSERT INTO snapshot_files (snapshot_id, path, kind, size, mode, sha256, md5, \
                  language, is_vendored, is_generated, is_binary, lines_code, lines_comments, \
                  lines_blank, link_target, quarantined, chunks) VALUES {}",
-                placeholders(batch.len(), COLS)
+                placeholders(db, batch.len(), COLS)
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
             for r in batch {
@@ -207,7 +215,7 @@ pub(crate) async fn record_pack(
                 "INSERT INTO pending_chunks (snapshot_id, chunk_id, pack_id, pack_offset, \
                  stored_len, raw_len, key_version, encoding) VALUES {} \
                  ON CONFLICT (snapshot_id, chunk_id) DO NOTHING",
-                placeholders(batch.len(), COLS)
+                placeholders(db, batch.len(), COLS)
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.as_str()));
             for e in batch {

@@ -65,6 +65,7 @@ pub(crate) use importer::hex;
 pub use path::normalize_path;
 
 pub(crate) use dir::walk_dir;
+pub(crate) use flush::{ph, ph_list};
 
 use crate::scan::{ContentScanner, InfectedPolicy};
 use std::sync::Arc;

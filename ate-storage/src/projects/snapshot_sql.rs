@@ -10,7 +10,9 @@ use crate::StorageError;
 use crate::blob::BlobStore;
 use crate::cobblestone::Cobblestone;
 use crate::dedup::{gc, read};
-use crate::import::{ArchiveFormat, ImportOptions, Importer, LineCounts, import_archive, walk_dir};
+use crate::import::{
+    ArchiveFormat, ImportOptions, Importer, LineCounts, import_archive, ph, walk_dir,
+};
 use ate_core::audit::{NewAuditEvent, Outcome, actions};
 use ate_core::db::{from_micros, to_micros};
 use ate_core::{
@@ -243,6 +245,69 @@ impl SqlSnapshotStore {
         Ok((full.row, full.chunks))
     }
 
+    /// One page of file rows after `after`, with only the filters `query` sets in the SQL
+    /// (so the planner can use the language index), at most `limit` rows.
+    async fn file_page(
+        &self,
+        id: SnapshotId,
+        prefix: &str,
+        end: &str,
+        after: &str,
+        query: &FileQuery,
+        limit: u32,
+    ) -> Result<Vec<FileRowOut>, StorageError> {
+        enum Bind<'a> {
+            Id(Uuid),
+            Text(&'a str),
+            Int(i64),
+        }
+        let db = &self.core.db;
+        let mut binds = vec![Bind::Id(id.as_uuid()), Bind::Text(after)];
+        let mut sql = format!(
+            concat!(
+                "SELECT ",
+                file_columns!(),
+                " FROM snapshot_files WHERE snapshot_id = {} AND path > {}"
+            ),
+            ph(db, 1),
+            ph(db, 2)
+        );
+        let mut conds: Vec<(&str, Bind<'_>)> = Vec::new();
+        if !prefix.is_empty() {
+            conds.push(("path >=", Bind::Text(prefix)));
+            conds.push(("path <", Bind::Text(end)));
+        }
+        if let Some(language) = &query.language {
+            conds.push(("language =", Bind::Text(language)));
+        }
+        for (column, flag) in [
+            ("is_vendored =", query.vendored),
+            ("is_generated =", query.generated),
+            ("is_binary =", query.binary),
+        ] {
+            if let Some(flag) = flag {
+                conds.push((column, Bind::Int(i64::from(flag))));
+            }
+        }
+        for (text, bind) in conds {
+            binds.push(bind);
+            sql.push_str(&format!(" AND {text} {}", ph(db, binds.len())));
+        }
+        binds.push(Bind::Int(i64::from(limit)));
+        sql.push_str(&format!(" ORDER BY path LIMIT {}", ph(db, binds.len())));
+        Ok(with_pool!(self.core.db, |pool| {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()));
+            for b in &binds {
+                q = match b {
+                    Bind::Id(u) => q.bind(*u),
+                    Bind::Text(t) => q.bind(*t),
+                    Bind::Int(i) => q.bind(*i),
+                };
+            }
+            q.fetch_all(pool).await.map_err(CoreError::from)?
+        }))
+    }
+
     /// (path, kind, sha256, mode, link target) of every entry of a snapshot, by path.
     async fn signatures(
         &self,
@@ -436,7 +501,6 @@ impl SnapshotStore for SqlSnapshotStore {
         }
         may_read(&self.core.tenants, actor, tenant, &PROJECTS_READ).await?;
         self.project_of(tenant, id).await?;
-        let flag = |b: Option<bool>| b.map(i64::from);
         // With a glob, rows are read in larger batches and filtered here.
         let fetch = if glob.is_some() {
             4 * limit + 1
@@ -446,28 +510,9 @@ impl SnapshotStore for SqlSnapshotStore {
         let mut items: Vec<FileEntry> = Vec::new();
         let mut more = false;
         loop {
-            let rows: Vec<FileRowOut> = with_pool!(self.core.db, |pool| {
-                sqlx::query_as(concat!(
-                    "SELECT ",
-                    file_columns!(),
-                    " FROM snapshot_files WHERE snapshot_id = $1 AND path >= $2 AND path < $3 \
-                     AND path > $4 AND ($5 IS NULL OR language = $5) \
-                     AND ($6 IS NULL OR is_vendored = $6) AND ($7 IS NULL OR is_generated = $7) \
-                     AND ($8 IS NULL OR is_binary = $8) ORDER BY path LIMIT $9"
-                ))
-                .bind(id.as_uuid())
-                .bind(&prefix)
-                .bind(&end)
-                .bind(&after)
-                .bind(query.language.as_deref())
-                .bind(flag(query.vendored))
-                .bind(flag(query.generated))
-                .bind(flag(query.binary))
-                .bind(i64::from(fetch))
-                .fetch_all(pool)
-                .await
-                .map_err(CoreError::from)?
-            });
+            let rows: Vec<FileRowOut> = self
+                .file_page(id, &prefix, &end, &after, query, fetch)
+                .await?;
             let exhausted = rows.len() < fetch as usize;
             for row in rows {
                 after = row.path.clone();
