@@ -364,11 +364,41 @@ pub async fn reimports_are_deduplicated(s: SnapEnv) {
         .clone();
     big.splice(700_000..700_000, b"an edit".iter().copied());
     std::fs::write(dir.path().join("data/big.dat"), &big).unwrap();
+    // A changed file is classified again; an unchanged one keeps what the last snapshot
+    // found (reused, not recomputed).
+    std::fs::write(
+        dir.path().join("src/main.rs"),
+        "// The entry point.\nfn main() {\n    let x = 1;\n    let y = 2;\n    println!(\"{x}{y}\");\n}\n",
+    )
+    .unwrap();
     let third = s
         .snapshots
         .import_dir(&o, t, p, dir.path(), Default::default())
         .await
         .unwrap();
+    let lines = |id| {
+        let s = s.snapshots.clone();
+        let o = o.clone();
+        async move {
+            let e = s.file(&o, t, id, "src/main.rs").await.unwrap();
+            (e.language, e.lines.map(|l| l.code))
+        }
+    };
+    assert_eq!(lines(second.id).await, (Some("Rust".into()), Some(3)));
+    assert_eq!(lines(third.id).await, (Some("Rust".into()), Some(5)));
+    let readme = s
+        .snapshots
+        .file(&o, t, third.id, "README.md")
+        .await
+        .unwrap();
+    assert_eq!(readme.language.as_deref(), Some("Markdown"));
+    let rust = third
+        .stats
+        .languages
+        .iter()
+        .find(|l| l.language == "Rust")
+        .unwrap();
+    assert_eq!(rust.code, 5);
     assert!(third.new_bytes > 0);
     assert!(
         third.new_bytes < 600_000,

@@ -27,6 +27,8 @@ pub(crate) struct FileRow {
     pub(crate) link_target: Option<String>,
     pub(crate) quarantined: Option<String>,
     pub(crate) chunks: Vec<u8>,
+    /// A file's first bytes and whether they are all of it, until it is classified.
+    pub(crate) pending: Option<(Vec<u8>, bool)>,
 }
 
 /// Rows per multi-row statement (SQLite allows 32,766 parameters, PostgreSQL 65,535).
@@ -517,4 +519,83 @@ pub(crate) async fn copy_row(
             },
         },
     }))
+}
+
+/// The project's latest committed snapshot, if any.
+pub(crate) async fn latest_snapshot(
+    db: &Db,
+    tenant: TenantId,
+    project: ProjectId,
+) -> Result<Option<SnapshotId>, StorageError> {
+    let id: Option<Uuid> = with_pool!(db, |pool| {
+        sqlx::query_scalar(
+            "SELECT id FROM snapshots WHERE tenant_id = $1 AND project_id = $2 \
+             AND state = 'committed' ORDER BY id DESC LIMIT 1",
+        )
+        .bind(tenant.as_uuid())
+        .bind(project.as_uuid())
+        .fetch_optional(pool)
+        .await
+        .map_err(CoreError::from)?
+    });
+    Ok(id.map(SnapshotId::from_uuid).transpose()?)
+}
+
+type ClassRow = (
+    String,
+    Vec<u8>,
+    Option<String>,
+    i64,
+    i64,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+);
+
+/// The SHA-256 and classification of the files at `paths` in snapshot `parent`.
+pub(crate) async fn parent_classes(
+    db: &Db,
+    parent: SnapshotId,
+    paths: &[&str],
+) -> Result<std::collections::HashMap<String, ([u8; 32], FileClass)>, StorageError> {
+    let mut out = std::collections::HashMap::with_capacity(paths.len());
+    for batch in paths.chunks(500) {
+        let sql = format!(
+            "SELECT path, sha256, language, is_vendored, is_generated, is_binary, lines_code, \
+             lines_comments, lines_blank FROM snapshot_files WHERE snapshot_id = {} \
+             AND kind = 'file' AND path IN ({})",
+            ph(db, 1),
+            ph_list(db, 2, batch.len())
+        );
+        let rows: Vec<ClassRow> = with_pool!(db, |pool| {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(parent.as_uuid());
+            for p in batch {
+                q = q.bind(*p);
+            }
+            q.fetch_all(pool).await.map_err(CoreError::from)?
+        });
+        for r in rows {
+            let Ok(sha256) = <[u8; 32]>::try_from(&r.1[..]) else {
+                continue;
+            };
+            let lines = match (r.6, r.7, r.8) {
+                (Some(code), Some(comments), Some(blanks)) => Some(super::LineCounts {
+                    code: code.max(0) as u64,
+                    comments: comments.max(0) as u64,
+                    blanks: blanks.max(0) as u64,
+                }),
+                _ => None,
+            };
+            let class = FileClass {
+                language: r.2,
+                vendored: r.3 != 0,
+                generated: r.4 != 0,
+                binary: r.5 != 0,
+                lines,
+            };
+            out.insert(r.0, (sha256, class));
+        }
+    }
+    Ok(out)
 }

@@ -7,7 +7,7 @@ use crate::StorageError;
 use crate::cobblestone::Cobblestone;
 use crate::dedup::pack::{PACK_TARGET, PackWriter};
 use crate::dedup::{self, ChunkId, ChunkRef, Chunker, DedupKey, SealedChunk};
-use crate::projects::{FileEntry, FileKind, PROJECTS_WRITE, Snapshot, SnapshotCore};
+use crate::projects::{FileKind, PROJECTS_WRITE, Snapshot, SnapshotCore};
 use crate::scan::{InfectedPolicy, Verdict};
 use ate_core::{Principal, ProjectId, SnapshotId, TenantId};
 use chrono::{DateTime, Utc};
@@ -24,8 +24,10 @@ use zeroize::Zeroizing;
 const CANDIDATE_BYTES: usize = 4 << 20;
 /// … or this many chunks.
 const CANDIDATE_CHUNKS: usize = 512;
-/// File rows are written in batches of this many.
+/// File rows are written (and classified) in batches of this many…
 const ROW_BATCH: usize = 1000;
+/// … or once their heads waiting for classification hold this many bytes.
+const PENDING_BYTES: usize = 32 << 20;
 /// How much of a file is read at once.
 const READ_BUF: usize = 64 * 1024;
 /// Label and source limits.
@@ -80,6 +82,10 @@ pub struct Importer {
     pack: Option<PackWriter>,
     packs: Vec<Uuid>,
     rows: Vec<FileRow>,
+    /// Bytes of file heads waiting in `rows` to be classified.
+    pending_bytes: usize,
+    /// The project's latest committed snapshot when the import began.
+    parent: Option<SnapshotId>,
     stats: StatsBuilder,
     files: u64,
     logical: u64,
@@ -95,6 +101,27 @@ impl std::fmt::Debug for Importer {
             .field("logical_bytes", &self.logical)
             .finish_non_exhaustive()
     }
+}
+
+/// What an import recorded of one entry. Its language, flags and line counts are decided
+/// when its batch is written: read them from the committed snapshot's
+/// [`FileEntry`](crate::projects::FileEntry)
+/// ([`SnapshotStore::file`](crate::projects::SnapshotStore::file)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ImportedEntry {
+    /// Its normalized path.
+    pub path: String,
+    /// File or link.
+    pub kind: FileKind,
+    /// Bytes (a link: its target's length).
+    pub size: u64,
+    /// SHA-256, hex.
+    pub sha256: String,
+    /// MD5, hex (legacy interoperability only).
+    pub md5: String,
+    /// What the content scanner found, for a file kept in quarantine.
+    pub quarantined: Option<String>,
 }
 
 /// What streaming one file's content produced.
@@ -132,6 +159,7 @@ impl Importer {
         }
         let key = core.keys.encryption_key(tenant, project).await?;
         let dedup = core.keys.dedup_key(tenant).await?;
+        let parent = flush::latest_snapshot(&core.db, tenant, project).await?;
         let snapshot = SnapshotId::new();
         let now = core.clock.now();
         flush::begin(
@@ -166,6 +194,8 @@ impl Importer {
             pack: None,
             packs: Vec::new(),
             rows: Vec::new(),
+            pending_bytes: 0,
+            parent,
             stats: StatsBuilder::default(),
             files: 0,
             logical: 0,
@@ -219,7 +249,7 @@ impl Importer {
         path: &str,
         mode: u32,
         content: &mut (dyn AsyncRead + Unpin + Send),
-    ) -> Result<FileEntry, StorageError> {
+    ) -> Result<ImportedEntry, StorageError> {
         self.check_open()?;
         let out = self.file(path, mode, content).await;
         self.end_on_error(out).await
@@ -233,7 +263,7 @@ impl Importer {
         &mut self,
         path: &str,
         target: &str,
-    ) -> Result<FileEntry, StorageError> {
+    ) -> Result<ImportedEntry, StorageError> {
         self.check_open()?;
         let out = self.symlink(path, target).await;
         self.end_on_error(out).await
@@ -320,7 +350,7 @@ impl Importer {
         Ok(path)
     }
 
-    async fn symlink(&mut self, raw: &str, target: &str) -> Result<FileEntry, StorageError> {
+    async fn symlink(&mut self, raw: &str, target: &str) -> Result<ImportedEntry, StorageError> {
         let path = self.admit(raw)?;
         if target.is_empty()
             || target.contains('\0')
@@ -342,6 +372,7 @@ impl Importer {
             link_target: Some(target.to_owned()),
             quarantined: None,
             chunks: Vec::new(),
+            pending: None,
         };
         self.stats.symlink(&row.path, row.size);
         self.push_row(row).await
@@ -352,7 +383,7 @@ impl Importer {
         raw: &str,
         mode: u32,
         content: &mut (dyn AsyncRead + Unpin + Send),
-    ) -> Result<FileEntry, StorageError> {
+    ) -> Result<ImportedEntry, StorageError> {
         let path = self.admit(raw)?;
         let (streamed, verdict) = match self.options.scanner.clone() {
             None => (self.stream(&path, content, None).await?, None),
@@ -378,8 +409,6 @@ impl Importer {
             _ => None,
         };
         let complete = streamed.size <= CLASSIFY_BYTES as u64;
-        let class = classify(&path, &streamed.head, complete);
-        self.stats.file(&path, streamed.size, &class);
         let row = FileRow {
             path,
             kind: FileKind::File,
@@ -387,10 +416,11 @@ impl Importer {
             mode: mode & 0o7777,
             sha256: streamed.sha256,
             md5: streamed.md5,
-            class,
+            class: FileClass::default(),
             link_target: None,
             quarantined,
             chunks: dedup::encode_refs(&streamed.refs),
+            pending: Some((streamed.head, complete)),
         };
         self.push_row(row).await
     }
@@ -562,22 +592,60 @@ impl Importer {
         .await
     }
 
-    async fn push_row(&mut self, row: FileRow) -> Result<FileEntry, StorageError> {
+    async fn push_row(&mut self, row: FileRow) -> Result<ImportedEntry, StorageError> {
         self.files += 1;
         self.logical += row.size;
-        let entry = entry_of(&row);
+        let entry = ImportedEntry {
+            path: row.path.clone(),
+            kind: row.kind,
+            size: row.size,
+            sha256: hex(&row.sha256),
+            md5: hex(&row.md5),
+            quarantined: row.quarantined.clone(),
+        };
+        self.pending_bytes += row.pending.as_ref().map_or(0, |(head, _)| head.len());
         self.rows.push(row);
-        if self.rows.len() >= ROW_BATCH {
+        if self.rows.len() >= ROW_BATCH || self.pending_bytes >= PENDING_BYTES {
             self.flush_rows().await?;
         }
         Ok(entry)
+    }
+
+    /// Classifies a batch's files: an unchanged file (same path, same SHA-256) of the
+    /// project's latest snapshot keeps that snapshot's classification; the others go
+    /// through [`classify`]. Then counts them in the statistics.
+    async fn classify_rows(&mut self, rows: &mut [FileRow]) -> Result<(), StorageError> {
+        let known = match self.parent {
+            Some(parent) => {
+                let paths: Vec<&str> = rows
+                    .iter()
+                    .filter(|r| r.pending.is_some())
+                    .map(|r| r.path.as_str())
+                    .collect();
+                flush::parent_classes(&self.core.db, parent, &paths).await?
+            }
+            None => Default::default(),
+        };
+        for row in rows.iter_mut() {
+            let Some((head, complete)) = row.pending.take() else {
+                continue;
+            };
+            row.class = match known.get(&row.path) {
+                Some((sha256, class)) if *sha256 == row.sha256 => class.clone(),
+                _ => classify(&row.path, &head, complete),
+            };
+            self.stats.file(&row.path, row.size, &row.class);
+        }
+        Ok(())
     }
 
     async fn flush_rows(&mut self) -> Result<(), StorageError> {
         if self.rows.is_empty() {
             return Ok(());
         }
-        let rows = std::mem::take(&mut self.rows);
+        let mut rows = std::mem::take(&mut self.rows);
+        self.pending_bytes = 0;
+        self.classify_rows(&mut rows).await?;
         flush::insert_rows(&self.core.db, self.snapshot, &rows, self.lease_until()).await
     }
 
@@ -696,25 +764,6 @@ async fn seal_all(
     });
     task.await
         .map_err(|e| StorageError::Io(std::io::Error::other(format!("sealing task: {e}"))))?
-}
-
-/// The entry a row will be.
-pub(crate) fn entry_of(row: &FileRow) -> FileEntry {
-    FileEntry {
-        path: row.path.clone(),
-        kind: row.kind,
-        size: row.size,
-        mode: row.mode,
-        sha256: hex(&row.sha256),
-        md5: hex(&row.md5),
-        language: row.class.language.clone(),
-        vendored: row.class.vendored,
-        generated: row.class.generated,
-        binary: row.class.binary,
-        lines: row.class.lines,
-        link_target: row.link_target.clone(),
-        quarantined: row.quarantined.clone(),
-    }
 }
 
 /// Lower-case hex.

@@ -60,8 +60,8 @@ mod stats;
 pub use archive::ArchiveFormat;
 pub(crate) use archive::import_archive;
 pub use classify::{CLASSIFY_BYTES, FileClass, LineCounts, classify};
-pub use importer::Importer;
 pub(crate) use importer::hex;
+pub use importer::{ImportedEntry, Importer};
 pub use path::normalize_path;
 
 pub(crate) use dir::walk_dir;
