@@ -30,6 +30,24 @@ pub struct LineCounts {
     pub blanks: u64,
 }
 
+impl LineCounts {
+    /// Line counts from the three stored columns (all set, or none).
+    pub(crate) fn from_columns(
+        code: Option<i64>,
+        comments: Option<i64>,
+        blanks: Option<i64>,
+    ) -> Option<Self> {
+        match (code, comments, blanks) {
+            (Some(code), Some(comments), Some(blanks)) => Some(LineCounts {
+                code: code.max(0) as u64,
+                comments: comments.max(0) as u64,
+                blanks: blanks.max(0) as u64,
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// What [`classify`] found.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]

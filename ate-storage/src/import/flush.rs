@@ -509,14 +509,7 @@ pub(crate) async fn copy_row(
             vendored: r.3 != 0,
             generated: r.4 != 0,
             binary: r.5 != 0,
-            lines: match (r.6, r.7, r.8) {
-                (Some(code), Some(comments), Some(blanks)) => Some(super::LineCounts {
-                    code: code.max(0) as u64,
-                    comments: comments.max(0) as u64,
-                    blanks: blanks.max(0) as u64,
-                }),
-                _ => None,
-            },
+            lines: super::LineCounts::from_columns(r.6, r.7, r.8),
         },
     }))
 }
@@ -579,14 +572,7 @@ pub(crate) async fn parent_classes(
             let Ok(sha256) = <[u8; 32]>::try_from(&r.1[..]) else {
                 continue;
             };
-            let lines = match (r.6, r.7, r.8) {
-                (Some(code), Some(comments), Some(blanks)) => Some(super::LineCounts {
-                    code: code.max(0) as u64,
-                    comments: comments.max(0) as u64,
-                    blanks: blanks.max(0) as u64,
-                }),
-                _ => None,
-            };
+            let lines = super::LineCounts::from_columns(r.6, r.7, r.8);
             let class = FileClass {
                 language: r.2,
                 vendored: r.3 != 0,

@@ -128,14 +128,8 @@ impl FileRowOut {
                 )));
             }
         };
-        let lines = match (self.lines_code, self.lines_comments, self.lines_blank) {
-            (Some(code), Some(comments), Some(blanks)) => Some(LineCounts {
-                code: code.max(0) as u64,
-                comments: comments.max(0) as u64,
-                blanks: blanks.max(0) as u64,
-            }),
-            _ => None,
-        };
+        let lines =
+            LineCounts::from_columns(self.lines_code, self.lines_comments, self.lines_blank);
         Ok(FileEntry {
             path: self.path,
             kind,
