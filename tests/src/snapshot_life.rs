@@ -493,3 +493,90 @@ pub async fn garbage_is_collected(s: SnapEnv) {
     let left = pack_blobs(&s, t, p).await;
     assert!(left == 0 || left == usize::MAX, "{left} pack blobs left");
 }
+
+/// Project totals and tenant usage add up what the snapshots and projects hold.
+pub async fn usage_adds_up(s: SnapEnv) {
+    use ate_storage::projects::ProjectSpec;
+    let (t, p1) = tenant_with_project(&s, "acme").await;
+    let o = owner(t);
+    s.env
+        .tenants
+        .update(
+            &s.env.admin,
+            t,
+            TenantUpdate::new().settings(TenantSettings::with_quotas(
+                Quotas::default().max_projects(5),
+            )),
+        )
+        .await
+        .unwrap();
+    let p2 = s
+        .projects
+        .create(&o, t, &ProjectSpec::new("second"))
+        .await
+        .unwrap()
+        .id;
+    let dir = tempfile::tempdir().unwrap();
+    write_tree(
+        dir.path(),
+        &[("a.rs", &noise(100_000, 1)), ("b.md", b"# B\n")],
+    );
+    let one = s
+        .snapshots
+        .import_dir(&o, t, p1, dir.path(), Default::default())
+        .await
+        .unwrap();
+    write_tree(dir.path(), &[("c.rs", &noise(50_000, 2))]);
+    let two = s
+        .snapshots
+        .import_dir(&o, t, p1, dir.path(), Default::default())
+        .await
+        .unwrap();
+    let three = s
+        .snapshots
+        .import_dir(&o, t, p2, dir.path(), Default::default())
+        .await
+        .unwrap();
+    let stats = s.snapshots.project_stats(&o, t, p1).await.unwrap();
+    assert_eq!(stats.snapshots, 2);
+    assert_eq!(stats.logical_bytes, one.logical_bytes + two.logical_bytes);
+    assert_eq!(stats.stored_bytes as i64, stored_bytes(&s, p1).await);
+    assert_eq!(stats.stored_bytes, one.new_bytes + two.new_bytes);
+    assert_eq!(stats.latest.map(|l| l.id), Some(two.id));
+    let usage = s.snapshots.tenant_usage(&o, t).await.unwrap();
+    assert_eq!((usage.projects, usage.snapshots), (2, 3));
+    assert_eq!(
+        usage.snapshot_logical_bytes,
+        one.logical_bytes + two.logical_bytes + three.logical_bytes
+    );
+    let stored = one.new_bytes + two.new_bytes + three.new_bytes;
+    assert_eq!(
+        (usage.project_stored_bytes, usage.storage_bytes),
+        (stored, stored)
+    );
+    assert_eq!((usage.objects, usage.object_bytes), (0, 0));
+    assert_eq!(usage.quotas.max_projects, Some(5));
+    // Deleting a snapshot and collecting its garbage lowers what is charged.
+    s.snapshots.delete(&o, t, one.id).await.unwrap();
+    s.snapshots
+        .collect_garbage(&s.env.admin, t, p1, chrono::TimeDelta::minutes(1))
+        .await
+        .unwrap();
+    let after = s.snapshots.tenant_usage(&o, t).await.unwrap();
+    assert_eq!(after.snapshots, 2);
+    assert!(after.storage_bytes <= usage.storage_bytes);
+    let (t2, p3) = tenant_with_project(&s, "other").await;
+    assert_kind(
+        s.snapshots.project_stats(&o, t, p3).await,
+        ErrorKind::NotFound,
+    );
+    assert_kind(
+        s.snapshots.tenant_usage(&o, t2).await,
+        ErrorKind::PermissionDenied,
+    );
+    let empty = s.snapshots.project_stats(&owner(t2), t2, p3).await.unwrap();
+    assert_eq!(
+        (empty.snapshots, empty.stored_bytes, empty.latest),
+        (0, 0, None)
+    );
+}

@@ -208,6 +208,7 @@ snapshot_matrix! {
     snapshot_life::imports_are_charged_to_the_quota,
     snapshot_life::snapshots_are_isolated,
     snapshot_life::garbage_is_collected,
+    snapshot_life::usage_adds_up,
     ]
 }
 

@@ -1,8 +1,8 @@
 //! [`SqlSnapshotStore`]: snapshots in a [`Db`], contents in deduplicated chunks.
 
 use super::snapshots::{
-    ChunkGcReport, FileEntry, FileKind, FileQuery, MAX_READ_BYTES, Snapshot, SnapshotDiff,
-    SnapshotQuery, SnapshotStats, SnapshotStore,
+    ChunkGcReport, FileEntry, FileKind, FileQuery, MAX_READ_BYTES, ProjectStats, Snapshot,
+    SnapshotDiff, SnapshotQuery, SnapshotStats, SnapshotStore, TenantUsage,
 };
 use super::sql::may_read;
 use super::{PROJECTS_DELETE, PROJECTS_READ, ProjectKeyring};
@@ -656,6 +656,102 @@ impl SnapshotStore for SqlSnapshotStore {
         }
         // The rows go now; if this is interrupted, garbage collection finishes it.
         gc::purge_snapshot(&self.core, id.as_uuid()).await
+    }
+
+    async fn project_stats(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        project: ProjectId,
+    ) -> Result<ProjectStats, StorageError> {
+        may_read(&self.core.tenants, actor, tenant, &PROJECTS_READ).await?;
+        let row: Option<(i64, i64, i64)> = with_pool!(self.core.db, |pool| {
+            sqlx::query_as(
+                "SELECT p.stored_bytes, \
+                 (SELECT COUNT(*) FROM snapshots s WHERE s.project_id = p.id \
+                  AND s.state = 'committed'), \
+                 (SELECT CAST(COALESCE(SUM(s.logical_bytes), 0) AS BIGINT) FROM snapshots s \
+                  WHERE s.project_id = p.id AND s.state = 'committed') \
+                 FROM projects p WHERE p.id = $1 AND p.tenant_id = $2",
+            )
+            .bind(project.as_uuid())
+            .bind(tenant.as_uuid())
+            .fetch_optional(pool)
+            .await
+            .map_err(CoreError::from)?
+        });
+        let (stored, snapshots, logical) =
+            row.ok_or_else(|| CoreError::not_found("project", project))?;
+        let latest = self
+            .list(actor, tenant, project, &SnapshotQuery::new().limit(1))
+            .await?
+            .items
+            .into_iter()
+            .next();
+        Ok(ProjectStats {
+            project,
+            snapshots: snapshots.max(0) as u64,
+            logical_bytes: logical.max(0) as u64,
+            stored_bytes: stored.max(0) as u64,
+            latest,
+        })
+    }
+
+    async fn tenant_usage(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+    ) -> Result<TenantUsage, StorageError> {
+        may_read(&self.core.tenants, actor, tenant, &PROJECTS_READ).await?;
+        let (projects, stored, snapshots, logical, objects, object_bytes): (
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+            i64,
+        ) = with_pool!(self.core.db, |pool| {
+            sqlx::query_as(
+                "SELECT \
+                 (SELECT COUNT(*) FROM projects WHERE tenant_id = $1), \
+                 (SELECT CAST(COALESCE(SUM(stored_bytes), 0) AS BIGINT) FROM projects \
+                  WHERE tenant_id = $1), \
+                 (SELECT COUNT(*) FROM snapshots WHERE tenant_id = $1 AND state = 'committed'), \
+                 (SELECT CAST(COALESCE(SUM(logical_bytes), 0) AS BIGINT) FROM snapshots \
+                  WHERE tenant_id = $1 AND state = 'committed'), \
+                 (SELECT COUNT(*) FROM objects WHERE tenant_id = $1), \
+                 (SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM objects WHERE tenant_id = $1)",
+            )
+            .bind(tenant.as_uuid())
+            .fetch_one(pool)
+            .await
+            .map_err(CoreError::from)?
+        });
+        let settings: Option<String> = with_pool!(self.core.db, |pool| {
+            sqlx::query_scalar("SELECT settings FROM tenants WHERE id = $1")
+                .bind(tenant.as_uuid())
+                .fetch_optional(pool)
+                .await
+                .map_err(CoreError::from)?
+        });
+        let settings = settings.ok_or_else(|| CoreError::not_found("tenant", tenant))?;
+        let quotas = serde_json::from_str::<ate_core::TenantSettings>(&settings)
+            .map_err(|e| {
+                StorageError::Integrity(format!("tenant {tenant} has unreadable settings: {e}"))
+            })?
+            .quotas;
+        let n = |v: i64| v.max(0) as u64;
+        Ok(TenantUsage {
+            tenant,
+            projects: n(projects),
+            snapshots: n(snapshots),
+            snapshot_logical_bytes: n(logical),
+            project_stored_bytes: n(stored),
+            objects: n(objects),
+            object_bytes: n(object_bytes),
+            storage_bytes: n(stored) + n(object_bytes),
+            quotas,
+        })
     }
 
     async fn collect_garbage(

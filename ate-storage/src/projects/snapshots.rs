@@ -281,6 +281,50 @@ pub struct SnapshotDiff {
     pub changed: Vec<String>,
 }
 
+/// A project's totals ([`SnapshotStore::project_stats`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[non_exhaustive]
+pub struct ProjectStats {
+    /// The project.
+    pub project: ProjectId,
+    /// Committed snapshots.
+    pub snapshots: u64,
+    /// Their logical sizes added up (what a copy of every snapshot would take).
+    pub logical_bytes: u64,
+    /// What the project's chunks take once deduplicated, compressed and encrypted: what is
+    /// charged to the tenant's `max_storage_bytes`.
+    pub stored_bytes: u64,
+    /// The newest snapshot, with its per-language and per-directory statistics.
+    pub latest: Option<Snapshot>,
+}
+
+/// A tenant's storage use against its quotas ([`SnapshotStore::tenant_usage`]). Users are
+/// counted by `ate-auth`, which enforces `max_users`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[non_exhaustive]
+pub struct TenantUsage {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// Projects, against [`Quotas::max_projects`](ate_core::Quotas::max_projects).
+    pub projects: u64,
+    /// Committed snapshots of all its projects.
+    pub snapshots: u64,
+    /// Their logical sizes added up.
+    pub snapshot_logical_bytes: u64,
+    /// The projects' stored bytes.
+    pub project_stored_bytes: u64,
+    /// Objects of the object store, against
+    /// [`Quotas::max_objects`](ate_core::Quotas::max_objects).
+    pub objects: u64,
+    /// Their bytes.
+    pub object_bytes: u64,
+    /// What counts against [`Quotas::max_storage_bytes`](ate_core::Quotas::max_storage_bytes):
+    /// object bytes plus project stored bytes.
+    pub storage_bytes: u64,
+    /// The tenant's quotas.
+    pub quotas: ate_core::Quotas,
+}
+
 /// What a pass of [`SnapshotStore::collect_garbage`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -420,6 +464,23 @@ pub trait SnapshotStore: Send + Sync + std::fmt::Debug {
         tenant: TenantId,
         id: SnapshotId,
     ) -> Result<(), StorageError>;
+
+    /// A project's totals and its newest snapshot. Needs
+    /// [`PROJECTS_READ`](super::PROJECTS_READ); `NotFound` for a project of another tenant.
+    async fn project_stats(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        project: ProjectId,
+    ) -> Result<ProjectStats, StorageError>;
+
+    /// The tenant's storage use against its quotas. Needs
+    /// [`PROJECTS_READ`](super::PROJECTS_READ).
+    async fn tenant_usage(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+    ) -> Result<TenantUsage, StorageError>;
 
     /// Collects a project's garbage: imports whose lease ran out, snapshots being deleted,
     /// chunks no committed snapshot needs, and pack blobs nothing points at that are older
