@@ -471,7 +471,7 @@ fn peak_rss() -> Option<u64> {
 }
 
 /// A 256 MiB archive streams through the import without the process's peak memory
-/// growing by anything like its size (each test runs in its own process under nextest).
+/// growing by anything like its size. Run alone in its process (`tests/bounded_memory.rs`).
 pub async fn large_archives_stream_in_bounded_memory(s: SnapEnv) {
     let (t, p) = tenant_with_project(&s, "acme").await;
     let size: u64 = 256 << 20;

@@ -224,10 +224,6 @@ snapshot_matrix! {
     ]
 }
 
-snapshot_matrix! {
-    archives_sqlite_fs: SqliteFile + Fs;
-    [archives::large_archives_stream_in_bounded_memory]
-}
 
 /// The ate-auth suite on every metadata backend.
 macro_rules! auth_matrix {
