@@ -224,7 +224,6 @@ snapshot_matrix! {
     ]
 }
 
-
 /// The ate-auth suite on every metadata backend.
 macro_rules! auth_matrix {
     ($($case:ident),* $(,)?) => {
