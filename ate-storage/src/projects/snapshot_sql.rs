@@ -727,19 +727,12 @@ impl SnapshotStore for SqlSnapshotStore {
             .await
             .map_err(CoreError::from)?
         });
-        let settings: Option<String> = with_pool!(self.core.db, |pool| {
-            sqlx::query_scalar("SELECT settings FROM tenants WHERE id = $1")
-                .bind(tenant.as_uuid())
-                .fetch_optional(pool)
-                .await
-                .map_err(CoreError::from)?
-        });
-        let settings = settings.ok_or_else(|| CoreError::not_found("tenant", tenant))?;
-        let quotas = serde_json::from_str::<ate_core::TenantSettings>(&settings)
-            .map_err(|e| {
-                StorageError::Integrity(format!("tenant {tenant} has unreadable settings: {e}"))
-            })?
-            .quotas;
+        // The quotas as the writes that enforce them read them: under the tenant's lock.
+        let quotas = with_write_tx!(self.core.db, |tx| tx
+            .lock_tenant(tenant)
+            .await?
+            .settings
+            .quotas);
         let n = |v: i64| v.max(0) as u64;
         Ok(TenantUsage {
             tenant,
