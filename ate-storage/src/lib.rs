@@ -55,6 +55,7 @@ pub mod keyring;
 pub mod objects;
 pub mod projects;
 pub mod scan;
+mod sql;
 
 pub use blob::{BlobBackend, BlobStore, BlobWriter, S3Credentials};
 pub use cobblestone::{Cobblestone, CryptoProvider};

@@ -430,4 +430,25 @@ pub async fn reimports_are_deduplicated(s: SnapEnv) {
     });
     assert_eq!(shared, 0);
     assert!(rows_where(&s, "chunks", "project_id", p2.as_uuid()).await > 0);
+    // A file that repeats itself names the same chunks again: stored once, read back whole.
+    let block = noise(1 << 20, 11);
+    let repeated = [&block[..], &block[..], &block[..]].concat();
+    let rdir = tempfile::tempdir().unwrap();
+    write_tree(rdir.path(), &[("repeated.bin", &repeated)]);
+    let rep = s
+        .snapshots
+        .import_dir(&o, t, p, rdir.path(), Default::default())
+        .await
+        .unwrap();
+    assert!(
+        rep.new_bytes < (block.len() as u64) * 3 / 2,
+        "{}",
+        rep.new_bytes
+    );
+    let back = s
+        .snapshots
+        .read_file(&o, t, rep.id, "repeated.bin", None)
+        .await
+        .unwrap();
+    assert!(back == repeated);
 }

@@ -3,8 +3,8 @@
 use super::pack::pack_name;
 use super::{ChunkId, ChunkRef, DedupKey, Encoding, open_chunk};
 use crate::StorageError;
-use crate::import::{ph, ph_list};
 use crate::projects::SnapshotCore;
+use crate::sql::{ph, ph_list};
 use ate_core::{CoreError, ProjectId, TenantId, with_pool};
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -83,11 +83,13 @@ pub(crate) async fn read_chunks(
     let locs = locate(core, project, &ids).await?;
     let dedup: DedupKey = core.keys.dedup_key(tenant).await?;
     let mut keys: HashMap<u32, Zeroizing<[u8; 32]>> = HashMap::new();
-    let mut opened: HashMap<ChunkId, Vec<u8>> = HashMap::new();
-    let mut out = Vec::with_capacity(refs.len());
+    // Where each chunk was first put in `out`: a chunk named again is copied from there.
+    let mut first_at: HashMap<ChunkId, usize> = HashMap::new();
+    let mut out: Vec<Vec<u8>> = Vec::with_capacity(refs.len());
     for r in refs {
-        if let Some(bytes) = opened.get(&r.id) {
-            out.push(bytes.clone());
+        if let Some(&at) = first_at.get(&r.id) {
+            let again = out[at].clone();
+            out.push(again);
             continue;
         }
         let loc = locs.get(&r.id).ok_or_else(|| {
@@ -130,7 +132,7 @@ pub(crate) async fn read_chunks(
             loc.encoding,
             loc.raw_len,
         )?;
-        opened.insert(r.id, raw.clone());
+        first_at.insert(r.id, out.len());
         out.push(raw);
     }
     Ok(out)

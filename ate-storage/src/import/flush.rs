@@ -7,6 +7,7 @@ use crate::blob::BlobStore;
 use crate::dedup::ChunkId;
 use crate::dedup::pack::{ClosedPack, pack_name};
 use crate::projects::{FileKind, Snapshot, SnapshotStats};
+use crate::sql::{ph, ph_list};
 use ate_core::audit::{NewAuditEvent, Outcome, actions};
 use ate_core::db::to_micros;
 use ate_core::{CoreError, CoreTx, Db, ProjectId, SnapshotId, TenantId, with_pool, with_write_tx};
@@ -33,26 +34,6 @@ pub(crate) struct FileRow {
 
 /// Rows per multi-row statement (SQLite allows 32,766 parameters, PostgreSQL 65,535).
 const ROWS_PER_STATEMENT: usize = 200;
-
-/// Placeholder number `i` (from 1) of a statement built at run time: `$i` on PostgreSQL,
-/// `?` on SQLite. SQLite looks named parameters up one by one through a list
-/// (`sqlite3_bind_parameter_name`), which made binding a statement of thousands of `$N`
-/// quadratic; anonymous `?` are bound in order.
-pub(crate) fn ph(db: &Db, i: usize) -> String {
-    if db.backend() == ate_core::DbBackend::Postgres {
-        format!("${i}")
-    } else {
-        "?".to_owned()
-    }
-}
-
-/// `n` placeholders from number `first`, separated by commas.
-pub(crate) fn ph_list(db: &Db, first: usize, n: usize) -> String {
-    (first..first + n)
-        .map(|i| ph(db, i))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
 
 /// `(…), (…)`: placeholders for `rows` rows of `cols` columns.
 fn placeholders(db: &Db, rows: usize, cols: usize) -> String {
@@ -504,14 +485,27 @@ pub(crate) async fn copy_row(
             FileKind::File
         },
         size: r.1.max(0) as u64,
-        class: FileClass {
-            language: r.2,
-            vendored: r.3 != 0,
-            generated: r.4 != 0,
-            binary: r.5 != 0,
-            lines: super::LineCounts::from_columns(r.6, r.7, r.8),
-        },
+        class: class_of(r.2, r.3, r.4, r.5, r.6, r.7, r.8),
     }))
+}
+
+/// A classification from its stored columns.
+fn class_of(
+    language: Option<String>,
+    vendored: i64,
+    generated: i64,
+    binary: i64,
+    code: Option<i64>,
+    comments: Option<i64>,
+    blanks: Option<i64>,
+) -> FileClass {
+    FileClass {
+        language,
+        vendored: vendored != 0,
+        generated: generated != 0,
+        binary: binary != 0,
+        lines: super::LineCounts::from_columns(code, comments, blanks),
+    }
 }
 
 /// The project's latest committed snapshot, if any.
@@ -572,15 +566,7 @@ pub(crate) async fn parent_classes(
             let Ok(sha256) = <[u8; 32]>::try_from(&r.1[..]) else {
                 continue;
             };
-            let lines = super::LineCounts::from_columns(r.6, r.7, r.8);
-            let class = FileClass {
-                language: r.2,
-                vendored: r.3 != 0,
-                generated: r.4 != 0,
-                binary: r.5 != 0,
-                lines,
-            };
-            out.insert(r.0, (sha256, class));
+            out.insert(r.0, (sha256, class_of(r.2, r.3, r.4, r.5, r.6, r.7, r.8)));
         }
     }
     Ok(out)

@@ -599,8 +599,8 @@ impl Importer {
             path: row.path.clone(),
             kind: row.kind,
             size: row.size,
-            sha256: hex(&row.sha256),
-            md5: hex(&row.md5),
+            sha256: hex::encode(row.sha256),
+            md5: hex::encode(row.md5),
             quarantined: row.quarantined.clone(),
         };
         self.pending_bytes += row.pending.as_ref().map_or(0, |(head, _)| head.len());
@@ -693,6 +693,22 @@ impl Importer {
         ))
     }
 
+    /// Commits if feeding the import went well (`fed`), else aborts it and returns that
+    /// error: the end of every import helper.
+    pub(crate) async fn commit_if(
+        self,
+        fed: Result<(), StorageError>,
+    ) -> Result<Snapshot, StorageError> {
+        match fed {
+            Ok(()) => self.commit().await,
+            Err(e) => {
+                // The error that stopped the feeding is the one to report.
+                let _ = self.abort().await;
+                Err(e)
+            }
+        }
+    }
+
     /// Ends the import without a snapshot, removing what it wrote.
     pub async fn abort(mut self) -> Result<(), StorageError> {
         if self.ended {
@@ -764,14 +780,4 @@ async fn seal_all(
     });
     task.await
         .map_err(|e| StorageError::Io(std::io::Error::other(format!("sealing task: {e}"))))?
-}
-
-/// Lower-case hex.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
 }

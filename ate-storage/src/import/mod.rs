@@ -60,12 +60,10 @@ mod stats;
 pub use archive::ArchiveFormat;
 pub(crate) use archive::import_archive;
 pub use classify::{CLASSIFY_BYTES, FileClass, LineCounts, classify};
-pub(crate) use importer::hex;
 pub use importer::{ImportedEntry, Importer};
 pub use path::normalize_path;
 
 pub(crate) use dir::walk_dir;
-pub(crate) use flush::{ph, ph_list};
 
 use crate::scan::{ContentScanner, InfectedPolicy};
 use std::sync::Arc;
@@ -174,6 +172,10 @@ pub enum CaseCollisions {
     Refuse,
 }
 
+/// [`ImportOptions::source`] unless set: the store's import helpers replace it with what they
+/// read (`"directory"`, `"tar.gz"`, …).
+const DEFAULT_SOURCE: &str = "entries";
+
 /// How to import.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -198,7 +200,7 @@ impl Default for ImportOptions {
     fn default() -> Self {
         ImportOptions {
             label: String::new(),
-            source: "entries".into(),
+            source: DEFAULT_SOURCE.into(),
             limits: ImportLimits::default(),
             case_collisions: CaseCollisions::default(),
             lease: chrono::TimeDelta::minutes(15),
@@ -216,6 +218,14 @@ impl ImportOptions {
     /// Sets the label.
     pub fn label(mut self, label: impl Into<String>) -> Self {
         self.label = label.into();
+        self
+    }
+
+    /// `source` unless the caller set one.
+    pub(crate) fn source_or(mut self, source: &str) -> Self {
+        if self.source == DEFAULT_SOURCE {
+            self.source = source.into();
+        }
         self
     }
 

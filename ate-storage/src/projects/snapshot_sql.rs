@@ -10,9 +10,8 @@ use crate::StorageError;
 use crate::blob::BlobStore;
 use crate::cobblestone::Cobblestone;
 use crate::dedup::{gc, read};
-use crate::import::{
-    ArchiveFormat, ImportOptions, Importer, LineCounts, import_archive, ph, walk_dir,
-};
+use crate::import::{ArchiveFormat, ImportOptions, Importer, LineCounts, import_archive, walk_dir};
+use crate::sql::ph;
 use ate_core::audit::{NewAuditEvent, Outcome, actions};
 use ate_core::db::{from_micros, to_micros};
 use ate_core::{
@@ -135,8 +134,8 @@ impl FileRowOut {
             kind,
             size: self.size.max(0) as u64,
             mode: self.mode.clamp(0, 0o7777) as u32,
-            sha256: crate::import::hex(&self.sha256),
-            md5: crate::import::hex(&self.md5),
+            sha256: hex::encode(&self.sha256),
+            md5: hex::encode(&self.md5),
             language: self.language,
             vendored: self.is_vendored != 0,
             generated: self.is_generated != 0,
@@ -338,19 +337,12 @@ impl SnapshotStore for SqlSnapshotStore {
         tenant: TenantId,
         project: ProjectId,
         dir: &Path,
-        mut options: ImportOptions,
+        options: ImportOptions,
     ) -> Result<Snapshot, StorageError> {
-        if options.source == ImportOptions::default().source {
-            options.source = "directory".into();
-        }
+        let options = options.source_or("directory");
         let mut importer = self.begin_import(actor, tenant, project, options).await?;
-        match walk_dir(&mut importer, dir).await {
-            Ok(()) => importer.commit().await,
-            Err(e) => {
-                let _ = importer.abort().await;
-                Err(e)
-            }
-        }
+        let fed = walk_dir(&mut importer, dir).await;
+        importer.commit_if(fed).await
     }
 
     async fn import_archive(
@@ -360,7 +352,7 @@ impl SnapshotStore for SqlSnapshotStore {
         project: ProjectId,
         mut archive: Box<dyn AsyncRead + Send + Unpin>,
         format: Option<ArchiveFormat>,
-        mut options: ImportOptions,
+        options: ImportOptions,
     ) -> Result<Snapshot, StorageError> {
         let format = match format {
             Some(f) => f,
@@ -378,18 +370,11 @@ impl SnapshotStore for SqlSnapshotStore {
                 format
             }
         };
-        if options.source == ImportOptions::default().source {
-            options.source = format.as_str().into();
-        }
+        let options = options.source_or(format.as_str());
         let limits = options.limits.clone();
         let mut importer = self.begin_import(actor, tenant, project, options).await?;
-        match import_archive(&mut importer, archive, format, &limits).await {
-            Ok(()) => importer.commit().await,
-            Err(e) => {
-                let _ = importer.abort().await;
-                Err(e)
-            }
-        }
+        let fed = import_archive(&mut importer, archive, format, &limits).await;
+        importer.commit_if(fed).await
     }
 
     async fn export_tar(
