@@ -96,6 +96,7 @@ impl HubBuilder {
             Arc::new(Reporter { hub: slot.clone() }),
             config.scheduler.clone(),
         )?;
+        let (started, watching) = tokio::sync::watch::channel(false);
         let inner = Arc::new(Inner {
             registry: Registry::new(self.store),
             health,
@@ -106,6 +107,7 @@ impl HubBuilder {
             alert_loop: Mutex::new(None),
             services: RwLock::new(HashMap::new()),
             watch: Mutex::new(None),
+            watching,
             config,
         });
         // The scheduler reports through a weak reference: no cycle keeps the hub alive.
@@ -114,7 +116,7 @@ impl HubBuilder {
             let handle = engine.spawn(inner.config.alert_interval)?;
             *lock(&inner.alert_loop) = Some(handle);
         }
-        let watch = runtime.spawn(follow_registry(Arc::downgrade(&inner)));
+        let watch = runtime.spawn(follow_registry(Arc::downgrade(&inner), started));
         *lock(&inner.watch) = Some(watch);
         Ok(ServiceHub { inner })
     }

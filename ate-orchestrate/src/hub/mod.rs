@@ -73,4 +73,6 @@ pub use service_hub::ServiceHub;
 pub use tower_picker::HubPicker;
 
 #[cfg(test)]
+mod shared_registry_tests;
+#[cfg(test)]
 mod tests;

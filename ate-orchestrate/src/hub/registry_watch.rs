@@ -14,10 +14,14 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Follows the registry's changes (this process's and, for SQL stores, other processes')
 /// and sweeps outlier ejections, until the hub is dropped.
-pub(super) async fn follow_registry(hub: Weak<Inner>) {
+/// `started` turns `true` once the watch holds its position in the change log (or failed
+/// to open): picks wait for it, so no balancer is built from a read the watch cannot follow.
+pub(super) async fn follow_registry(hub: Weak<Inner>, started: tokio::sync::watch::Sender<bool>) {
     let mut events = {
         let Some(inner) = hub.upgrade() else { return };
-        match inner.registry.store().watch().await {
+        let opened = inner.registry.store().watch().await;
+        let _ = started.send(true);
+        match opened {
             Ok(events) => events,
             Err(e) => {
                 tracing::warn!(error = %e, "service hub: cannot watch the registry");

@@ -189,6 +189,7 @@ impl ServiceHub {
             },
         };
         let strategy = options.strategy.unwrap_or(self.inner.config.strategy);
+        self.inner.watch_started().await;
         let state = self.inner.service(service)?;
         let balancer = state
             .balancer(

@@ -27,6 +27,10 @@ pub(super) struct Inner {
     pub(super) alert_loop: Mutex<Option<AlertLoop>>,
     pub(super) services: RwLock<HashMap<ServiceName, Arc<ServiceState>>>,
     pub(super) watch: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// `true` once the watch holds its position in the registry's change log (or could not
+    /// be opened). A balancer built from a read before that could miss every change made
+    /// between the read and the position, so picks wait for it.
+    pub(super) watching: tokio::sync::watch::Receiver<bool>,
     pub(super) config: HubConfig,
 }
 
@@ -49,6 +53,13 @@ impl Inner {
         &self,
     ) -> std::sync::RwLockReadGuard<'_, HashMap<ServiceName, Arc<ServiceState>>> {
         self.services.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits until the registry watch holds its position (at once after the first time).
+    /// If the watch task is gone, there is nothing to wait for.
+    pub(super) async fn watch_started(&self) {
+        let mut watching = self.watching.clone();
+        let _ = watching.wait_for(|started| *started).await;
     }
 
     pub(super) fn health(&self) -> &HealthScheduler {

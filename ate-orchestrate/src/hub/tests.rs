@@ -11,9 +11,9 @@ use crate::breaker::{BreakerConfig, BreakerState, SlidingWindow};
 use crate::health::{CheckId, CheckKind, CheckSpec};
 use crate::registry::{
     HealthStatus, InstanceId, InstanceKey, InstanceSpec, MemoryRegistry, Query, REGISTRY_WRITE,
-    Scope, ServiceName, SqlRegistry, Visibility,
+    Scope, ServiceName, Visibility,
 };
-use ate_core::{Classify, Db, ErrorKind, Principal, TenantId};
+use ate_core::{Classify, ErrorKind, Principal, TenantId};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -65,19 +65,19 @@ async fn server() -> Server {
     }
 }
 
-fn name(s: &str) -> ServiceName {
+pub(super) fn name(s: &str) -> ServiceName {
     ServiceName::new(s).unwrap()
 }
 
-fn iid(s: &str) -> InstanceId {
+pub(super) fn iid(s: &str) -> InstanceId {
     InstanceId::new(s).unwrap()
 }
 
-fn key(scope: Scope, service: &str, id: &str) -> InstanceKey {
+pub(super) fn key(scope: Scope, service: &str, id: &str) -> InstanceKey {
     InstanceKey::new(scope, name(service), iid(id))
 }
 
-fn admin() -> Principal {
+pub(super) fn admin() -> Principal {
     Principal::platform_admin("ops:tests").unwrap()
 }
 
@@ -98,7 +98,7 @@ fn hub() -> ServiceHub {
 }
 
 /// Waits (bounded) until `cond` holds.
-async fn eventually<F, Fut>(what: &str, mut cond: F)
+pub(super) async fn eventually<F, Fut>(what: &str, mut cond: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -583,71 +583,6 @@ async fn heartbeats_feed_ttl_checks_and_critical_instances_are_reaped() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hubs_sharing_a_sql_registry_see_each_others_changes() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/registry.db", dir.path().display());
-    let open = || async {
-        let db = Db::open(&url).await.unwrap();
-        let store = SqlRegistry::open(db)
-            .await
-            .unwrap()
-            .with_poll_interval(Duration::from_millis(20));
-        // No panic mode: with its only instance critical, a pick must fail.
-        let config = HubConfig::default().panic_threshold(0.0);
-        ServiceHub::builder(Arc::new(store))
-            .config(config)
-            .build()
-            .unwrap()
-    };
-    let (first, second) = (open().await, open().await);
-    let spec =
-        InstanceSpec::new(Scope::Platform, name("api"), iid("a"), "http://127.0.0.1:9").unwrap();
-    first.register(&admin(), spec, vec![]).await.unwrap();
-    // Not passing yet: the second hub has nothing to pick.
-    assert!(
-        second
-            .pick(&admin(), &name("api"), PickOptions::new())
-            .await
-            .is_err()
-    );
-    first
-        .set_status(
-            &admin(),
-            &key(Scope::Platform, "api", "a"),
-            HealthStatus::Passing,
-            "",
-        )
-        .await
-        .unwrap();
-    eventually("the second hub picks the instance", || async {
-        second
-            .pick(&admin(), &name("api"), PickOptions::new())
-            .await
-            .is_ok()
-    })
-    .await;
-    first
-        .set_status(
-            &admin(),
-            &key(Scope::Platform, "api", "a"),
-            HealthStatus::Critical,
-            "down",
-        )
-        .await
-        .unwrap();
-    eventually("the second hub stops picking it", || async {
-        second
-            .pick(&admin(), &name("api"), PickOptions::new())
-            .await
-            .is_err()
-    })
-    .await;
-}
-
-/// The tower layer over the hub, with a real HTTP client: a failing instance costs no
-/// failed call (retries), its breaker opens, and once it recovers a half-open probe closes
-/// the breaker again.
 #[cfg(feature = "tower")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_tower_layer_over_the_hub_survives_failure_and_recovery() {
