@@ -141,6 +141,11 @@ define_id!(
     "snapshot id"
 );
 define_id!(
+    /// Identifies an analysis result (one analyzer's findings on a project or snapshot).
+    AnalysisId,
+    "analysis id"
+);
+define_id!(
     /// Identifies a workflow run within a tenant.
     RunId,
     "run id"

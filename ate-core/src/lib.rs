@@ -55,7 +55,9 @@ pub use audit::{AuditEvent, AuditSink, NewAuditEvent, SqlAuditSink};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use db::{Db, DbBackend, DbOptions, DbPool, Migrations};
 pub use error::{Classify, CoreError, ErrorKind};
-pub use id::{AuditEventId, KeyId, ObjectId, ProjectId, RunId, SnapshotId, TenantId, UserId};
+pub use id::{
+    AnalysisId, AuditEventId, KeyId, ObjectId, ProjectId, RunId, SnapshotId, TenantId, UserId,
+};
 pub use page::{Cursor, Page};
 pub use principal::{Permission, Principal};
 pub use tenant::{

@@ -11,14 +11,19 @@
 //!
 //! * [`projects`]: **codebase projects** ([`ProjectStore`], [`SqlProjectStore`]): a tenant's
 //!   named projects with labels and settings, listed with filters and cursors, updated with
-//!   optimistic concurrency, counted against the tenant's `max_projects` quota, audited.
-//!   Snapshots, files and analysis results come next (issue 12).
+//!   optimistic concurrency, counted against the tenant's `max_projects` quota, audited;
+//!   per-project keys; **snapshots** of a codebase ([`projects::SnapshotStore`]), imported
+//!   from a directory or an archive stream, stored as deduplicated chunks ([`dedup`]).
 //!
-//! * [`import`]: what an import learns about each file ([`import::classify`]: language by
-//!   GitHub Linguist's data, vendored, generated, binary, line counts by `tokei`).
+//! * [`analysis`]: **analysis results** ([`analysis::AnalysisStore`]) on a project or a
+//!   snapshot: status moving forward only, a JSON summary, encrypted payloads streamed in and
+//!   out, removed with their snapshot or project.
+//!
+//! * [`import`]: imports, and what an import learns about each file ([`import::classify`]:
+//!   language by GitHub Linguist's data, vendored, generated, binary, line counts by `tokei`).
 //!
 //! * [`scan`]: **content scanning** ([`scan::ContentScanner`]), with a ClamAV adapter
-//!   ([`scan::ClamdScanner`], clamd's `INSTREAM`) for the imports to come.
+//!   ([`scan::ClamdScanner`], clamd's `INSTREAM`), called on every imported file.
 //!
 //! * [`keyring`]: the **tenant keyring** ([`TenantKeyring`]): per-tenant data keys wrapped
 //!   under the master key from [`ate_core::keys::KeyProvider`], with versions, rotation,
@@ -46,6 +51,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod analysis;
 pub mod blob;
 pub mod cobblestone;
 pub mod dedup;
@@ -68,7 +74,8 @@ pub use projects::{
     Project, ProjectQuery, ProjectSpec, ProjectStore, ProjectUpdate, SqlProjectStore,
 };
 
-/// `ate-storage`'s migrations (tenant keys, the object index, projects), for
+/// `ate-storage`'s migrations (tenant keys, the object index, projects, snapshots, analysis
+/// results), for
 /// [`Db::migrate`](ate_core::Db::migrate); the stores run them when opened.
 pub fn migrations() -> ate_core::Migrations {
     ate_core::Migrations::new(

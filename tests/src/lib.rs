@@ -12,6 +12,7 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 pub mod alert_history;
+pub mod analysis;
 pub mod archives;
 pub mod audit_sink;
 pub mod auth;

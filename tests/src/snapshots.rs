@@ -6,6 +6,7 @@ use crate::support::{Backend, BlobBackendKind, Env, TestBlobs, TestDb};
 use crate::{assert_kind, member};
 use ate_core::keys::{LocalKeyProvider, SecretKey};
 use ate_core::{ErrorKind, NewTenant, Principal, ProjectId, TenantId, with_pool};
+use ate_storage::analysis::SqlAnalysisStore;
 use ate_storage::blob::BlobStore;
 use ate_storage::keyring::TenantKeyring;
 use ate_storage::projects::{
@@ -26,6 +27,8 @@ pub struct SnapEnv {
     pub projects: SqlProjectStore,
     /// The store under test.
     pub snapshots: SqlSnapshotStore,
+    /// Analysis results on the same database and blobs.
+    pub analysis: SqlAnalysisStore,
     /// Per-project keys.
     pub keys: ProjectKeyring,
     /// The raw blob store.
@@ -66,10 +69,16 @@ where
             .await
             .unwrap()
             .with_clock(env.clock.clone());
+    let analysis =
+        SqlAnalysisStore::open(test_db.db.clone(), test_blobs.store.clone(), keys.clone())
+            .await
+            .unwrap()
+            .with_clock(env.clock.clone());
     case(SnapEnv {
         env,
         projects,
         snapshots,
+        analysis,
         keys,
         blobs: test_blobs.store.clone(),
         fs_root: test_blobs.fs_root.clone(),

@@ -209,6 +209,12 @@ snapshot_matrix! {
     snapshot_life::snapshots_are_isolated,
     snapshot_life::garbage_is_collected,
     snapshot_life::usage_adds_up,
+    analysis::results_are_recorded_and_listed,
+    analysis::results_move_forward_only,
+    analysis::payloads_round_trip_encrypted,
+    analysis::payloads_are_charged_to_the_quota,
+    analysis::results_go_with_their_snapshot_and_project,
+    analysis::results_are_isolated,
     ]
 }
 

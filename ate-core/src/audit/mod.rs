@@ -124,6 +124,12 @@ pub mod actions {
     pub const SNAPSHOT_CREATED: AuditAction = AuditAction::from_static("snapshot_created");
     /// A snapshot was deleted.
     pub const SNAPSHOT_DELETED: AuditAction = AuditAction::from_static("snapshot_deleted");
+    /// An analysis result was recorded.
+    pub const ANALYSIS_CREATED: AuditAction = AuditAction::from_static("analysis_created");
+    /// An analysis result changed (status, summary, a payload added).
+    pub const ANALYSIS_UPDATED: AuditAction = AuditAction::from_static("analysis_updated");
+    /// An analysis result was deleted.
+    pub const ANALYSIS_DELETED: AuditAction = AuditAction::from_static("analysis_deleted");
 
     /// Every action ATE itself records.
     pub const ALL: &[AuditAction] = &[
@@ -163,6 +169,9 @@ pub mod actions {
         PROJECT_DELETED,
         SNAPSHOT_CREATED,
         SNAPSHOT_DELETED,
+        ANALYSIS_CREATED,
+        ANALYSIS_UPDATED,
+        ANALYSIS_DELETED,
     ];
 }
 

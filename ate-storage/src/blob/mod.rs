@@ -303,10 +303,14 @@ impl BlobStore {
 
     /// The size of the blob of `object`.
     pub async fn size(&self, tenant: TenantId, object: ObjectId) -> Result<u64, StorageError> {
-        let name = Self::blob_name(tenant, object);
+        self.size_named(&Self::blob_name(tenant, object)).await
+    }
+
+    /// The size of the blob called `name`.
+    pub(crate) async fn size_named(&self, name: &str) -> Result<u64, StorageError> {
         let meta = self
             .op
-            .stat(&name)
+            .stat(name)
             .await
             .map_err(|e| backend_error("reading blob metadata", e))?;
         Ok(meta.content_length())

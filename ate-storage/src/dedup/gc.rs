@@ -9,6 +9,7 @@
 use super::ChunkId;
 use super::pack::{pack_dir, pack_name};
 use crate::StorageError;
+use crate::analysis::{payload_dir, payload_name};
 use crate::blob::minted_at;
 use crate::projects::{ChunkGcReport, SnapshotCore};
 use crate::sql::{ph, ph_list};
@@ -137,6 +138,56 @@ async fn unmarked(
     Ok(out)
 }
 
+/// Deletes the project's payload blobs that no analysis result records and that were
+/// minted before `cutoff` (a younger one may be a payload being uploaded). Returns how many.
+async fn sweep_payloads(
+    core: &SnapshotCore,
+    tenant: TenantId,
+    project: ProjectId,
+    cutoff: chrono::DateTime<chrono::Utc>,
+) -> Result<u64, StorageError> {
+    let blobs = core.blobs.list_in(&payload_dir(tenant, project)).await?;
+    if blobs.is_empty() {
+        return Ok(0);
+    }
+    let old: Vec<Uuid> = blobs
+        .into_iter()
+        .filter(|id| {
+            ObjectId::from_uuid(*id)
+                .ok()
+                .and_then(minted_at)
+                .is_none_or(|born| born <= cutoff)
+        })
+        .collect();
+    if old.is_empty() {
+        return Ok(0);
+    }
+    // Under the tenant's lock, which recording a payload takes too: a payload recorded
+    // before is known here; one recorded after finds its blob gone and fails.
+    let deleted = with_write_tx!(core.db, |tx| {
+        tx.lock_tenant(tenant).await?;
+        let known: HashSet<Uuid> = sqlx::query_scalar(
+            "SELECT p.blob_id FROM analysis_payloads p \
+             JOIN analysis_results r ON r.id = p.result_id WHERE r.project_id = $1",
+        )
+        .bind(project.as_uuid())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(CoreError::from)?
+        .into_iter()
+        .collect();
+        let mut deleted = 0;
+        for id in old.iter().filter(|id| !known.contains(id)) {
+            core.blobs
+                .delete_named(&payload_name(tenant, project, *id))
+                .await?;
+            deleted += 1;
+        }
+        deleted
+    });
+    Ok(deleted)
+}
+
 /// One pass over a project (see the [module docs](self)).
 pub(crate) async fn collect(
     core: &SnapshotCore,
@@ -155,15 +206,23 @@ pub(crate) async fn collect(
             .map_err(CoreError::from)?
     });
     let Some(epoch) = epoch else {
-        // The project is gone, and its keys with it: every pack blob left is garbage.
+        // The project is gone, and its keys with it: every pack and payload blob left is
+        // garbage.
         for id in core.blobs.list_in(&pack_dir(tenant, project)).await? {
             core.blobs
                 .delete_named(&pack_name(tenant, project, id))
                 .await?;
             report.packs_deleted += 1;
         }
+        for id in core.blobs.list_in(&payload_dir(tenant, project)).await? {
+            core.blobs
+                .delete_named(&payload_name(tenant, project, id))
+                .await?;
+            report.payloads_deleted += 1;
+        }
         return Ok(report);
     };
+    report.payloads_deleted = sweep_payloads(core, tenant, project, now - grace).await?;
     // Imports whose lease ran out: removed with their file rows and pending chunks (their
     // packs go below). One that is merely slow fails at its next write.
     report.expired_imports = with_write_tx!(core.db, |tx| {

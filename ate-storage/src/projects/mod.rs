@@ -45,6 +45,7 @@ pub use snapshots::{
     SnapshotDiff, SnapshotQuery, SnapshotStats, SnapshotStore, TenantUsage,
 };
 pub use sql::SqlProjectStore;
+pub(crate) use sql::may_read;
 pub use valid::{
     MAX_DESCRIPTION_BYTES, MAX_LABEL_KEY_BYTES, MAX_LABEL_VALUE_BYTES, MAX_LABELS,
     MAX_PROJECT_NAME_CHARS, MAX_SETTINGS_BYTES, ProjectName,
@@ -56,15 +57,20 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-/// The stored bytes of a tenant's projects (`$1`: the tenant).
-pub(crate) const PROJECT_BYTES: &str =
-    "SELECT CAST(COALESCE(SUM(stored_bytes), 0) AS BIGINT) FROM projects WHERE tenant_id = $1";
+/// The stored bytes of a tenant's projects (`$1`: the tenant): their chunks and their
+/// analysis payloads.
+pub(crate) const PROJECT_BYTES: &str = "SELECT \
+     (SELECT CAST(COALESCE(SUM(stored_bytes), 0) AS BIGINT) FROM projects WHERE tenant_id = $1) + \
+     (SELECT CAST(COALESCE(SUM(stored_bytes), 0) AS BIGINT) FROM analysis_payloads \
+      WHERE tenant_id = $1)";
 
 /// What counts against a tenant's `max_storage_bytes` (`$1`: the tenant): its objects'
-/// bytes and its projects' stored bytes.
+/// bytes, its projects' stored bytes and its analysis payloads' stored bytes.
 pub(crate) const TENANT_BYTES_USED: &str = "SELECT \
      (SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM objects WHERE tenant_id = $1) + \
-     (SELECT CAST(COALESCE(SUM(stored_bytes), 0) AS BIGINT) FROM projects WHERE tenant_id = $1)";
+     (SELECT CAST(COALESCE(SUM(stored_bytes), 0) AS BIGINT) FROM projects WHERE tenant_id = $1) + \
+     (SELECT CAST(COALESCE(SUM(stored_bytes), 0) AS BIGINT) FROM analysis_payloads \
+      WHERE tenant_id = $1)";
 
 /// Read a tenant's projects.
 pub const PROJECTS_READ: Permission = Permission::from_static("projects:read");

@@ -7,6 +7,7 @@ use super::snapshots::{
 use super::sql::may_read;
 use super::{PROJECTS_DELETE, PROJECTS_READ, ProjectKeyring};
 use crate::StorageError;
+use crate::analysis::{PAYLOADS_OF_SNAPSHOT, payload_name};
 use crate::blob::BlobStore;
 use crate::cobblestone::Cobblestone;
 use crate::dedup::{gc, read};
@@ -33,6 +34,37 @@ pub(crate) struct SnapshotCore {
     pub(crate) cipher: Cobblestone,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) tenants: SqlTenantStore,
+}
+
+impl SnapshotCore {
+    /// Runs `ate-storage`'s migrations in `db`.
+    pub(crate) async fn open(
+        db: Db,
+        blobs: BlobStore,
+        keys: ProjectKeyring,
+    ) -> Result<Self, StorageError> {
+        db.migrate(&crate::migrations()).await?;
+        Ok(SnapshotCore {
+            tenants: SqlTenantStore::new(db.clone()),
+            db,
+            blobs,
+            keys,
+            cipher: Cobblestone::default(),
+            clock: Arc::new(SystemClock),
+        })
+    }
+
+    /// The same, with `clock` for every time it records.
+    pub(crate) fn with_clock(&self, clock: Arc<dyn Clock>) -> Self {
+        SnapshotCore {
+            db: self.db.clone(),
+            blobs: self.blobs.clone(),
+            keys: self.keys.clone().with_clock(clock.clone()),
+            cipher: self.cipher,
+            tenants: self.tenants.clone().with_clock(clock.clone()),
+            clock,
+        }
+    }
 }
 
 /// Snapshots in a [`Db`] (SQLite or PostgreSQL), their contents in a [`BlobStore`] as
@@ -162,31 +194,15 @@ impl SqlSnapshotStore {
         blobs: BlobStore,
         keys: ProjectKeyring,
     ) -> Result<Self, StorageError> {
-        db.migrate(&crate::migrations()).await?;
         Ok(SqlSnapshotStore {
-            core: Arc::new(SnapshotCore {
-                tenants: SqlTenantStore::new(db.clone()),
-                db,
-                blobs,
-                keys,
-                cipher: Cobblestone::default(),
-                clock: Arc::new(SystemClock),
-            }),
+            core: Arc::new(SnapshotCore::open(db, blobs, keys).await?),
         })
     }
 
     /// Uses `clock` for the times it records (and import leases).
     pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
-        let c = &self.core;
         SqlSnapshotStore {
-            core: Arc::new(SnapshotCore {
-                db: c.db.clone(),
-                blobs: c.blobs.clone(),
-                keys: c.keys.clone().with_clock(clock.clone()),
-                cipher: c.cipher,
-                tenants: c.tenants.clone().with_clock(clock.clone()),
-                clock,
-            }),
+            core: Arc::new(self.core.with_clock(clock)),
         }
     }
 
@@ -618,26 +634,48 @@ impl SnapshotStore for SqlSnapshotStore {
         )
         .target(format!("snapshot:{id}"))
         .validate()?;
-        let found: u64 = with_write_tx!(self.core.db, |tx| {
+        let found: Option<(Uuid, Vec<Uuid>)> = with_write_tx!(self.core.db, |tx| {
             tx.lock_tenant(tenant).await?.require_active()?;
-            let n = sqlx::query(
+            let project: Option<Uuid> = sqlx::query_scalar(
                 "UPDATE snapshots SET state = 'deleting', committed_at = $3 \
-                 WHERE id = $1 AND tenant_id = $2 AND state = 'committed'",
+                 WHERE id = $1 AND tenant_id = $2 AND state = 'committed' RETURNING project_id",
             )
             .bind(id.as_uuid())
             .bind(tenant.as_uuid())
             .bind(to_micros(now))
-            .execute(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await
-            .map_err(CoreError::from)?
-            .rows_affected();
-            if n == 1 {
-                tx.append_audit(&event, now).await?;
+            .map_err(CoreError::from)?;
+            match project {
+                None => None,
+                Some(project) => {
+                    // Its analysis results go with it, now (their payload blobs below).
+                    let payloads: Vec<Uuid> = sqlx::query_scalar(PAYLOADS_OF_SNAPSHOT)
+                        .bind(id.as_uuid())
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(CoreError::from)?;
+                    sqlx::query("DELETE FROM analysis_results WHERE snapshot_id = $1")
+                        .bind(id.as_uuid())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(CoreError::from)?;
+                    tx.append_audit(&event, now).await?;
+                    Some((project, payloads))
+                }
             }
-            n
         });
-        if found == 0 {
+        let Some((project, payloads)) = found else {
             return Err(CoreError::not_found("snapshot", id).into());
+        };
+        let project = ProjectId::from_uuid(project)?;
+        for blob in payloads {
+            // One left behind is unrecorded: garbage collection removes it.
+            let _ = self
+                .core
+                .blobs
+                .delete_named(&payload_name(tenant, project, blob))
+                .await;
         }
         // The rows go now; if this is interrupted, garbage collection finishes it.
         gc::purge_snapshot(&self.core, id.as_uuid()).await
@@ -688,14 +726,7 @@ impl SnapshotStore for SqlSnapshotStore {
         tenant: TenantId,
     ) -> Result<TenantUsage, StorageError> {
         may_read(&self.core.tenants, actor, tenant, &PROJECTS_READ).await?;
-        let (projects, stored, snapshots, logical, objects, object_bytes): (
-            i64,
-            i64,
-            i64,
-            i64,
-            i64,
-            i64,
-        ) = with_pool!(self.core.db, |pool| {
+        let counts: (i64, i64, i64, i64, i64, i64, i64, i64) = with_pool!(self.core.db, |pool| {
             sqlx::query_as(
                 "SELECT \
                  (SELECT COUNT(*) FROM projects WHERE tenant_id = $1), \
@@ -705,7 +736,10 @@ impl SnapshotStore for SqlSnapshotStore {
                  (SELECT CAST(COALESCE(SUM(logical_bytes), 0) AS BIGINT) FROM snapshots \
                   WHERE tenant_id = $1 AND state = 'committed'), \
                  (SELECT COUNT(*) FROM objects WHERE tenant_id = $1), \
-                 (SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM objects WHERE tenant_id = $1)",
+                 (SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM objects WHERE tenant_id = $1), \
+                 (SELECT COUNT(*) FROM analysis_results WHERE tenant_id = $1), \
+                 (SELECT CAST(COALESCE(SUM(stored_bytes), 0) AS BIGINT) FROM analysis_payloads \
+                  WHERE tenant_id = $1)",
             )
             .bind(tenant.as_uuid())
             .fetch_one(pool)
@@ -718,6 +752,8 @@ impl SnapshotStore for SqlSnapshotStore {
             .await?
             .settings
             .quotas);
+        let (projects, stored, snapshots, logical, objects, object_bytes, results, payload_bytes) =
+            counts;
         let n = |v: i64| v.max(0) as u64;
         Ok(TenantUsage {
             tenant,
@@ -727,7 +763,9 @@ impl SnapshotStore for SqlSnapshotStore {
             project_stored_bytes: n(stored),
             objects: n(objects),
             object_bytes: n(object_bytes),
-            storage_bytes: n(stored) + n(object_bytes),
+            analysis_results: n(results),
+            analysis_payload_bytes: n(payload_bytes),
+            storage_bytes: n(stored) + n(object_bytes) + n(payload_bytes),
             quotas,
         })
     }

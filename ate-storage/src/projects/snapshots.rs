@@ -318,8 +318,12 @@ pub struct TenantUsage {
     pub objects: u64,
     /// Their bytes.
     pub object_bytes: u64,
+    /// Analysis results of all its projects ([`crate::analysis`]).
+    pub analysis_results: u64,
+    /// Their payloads' stored bytes.
+    pub analysis_payload_bytes: u64,
     /// What counts against [`Quotas::max_storage_bytes`](ate_core::Quotas::max_storage_bytes):
-    /// object bytes plus project stored bytes.
+    /// object bytes, project stored bytes and analysis payload bytes.
     pub storage_bytes: u64,
     /// The tenant's quotas.
     pub quotas: ate_core::Quotas,
@@ -337,6 +341,9 @@ pub struct ChunkGcReport {
     pub bytes_freed: u64,
     /// Pack blobs deleted (every chunk in them gone, or never committed).
     pub packs_deleted: u64,
+    /// Analysis payload blobs no result records (left by an upload or a deletion that
+    /// was interrupted, or by a deleted project), deleted.
+    pub payloads_deleted: u64,
     /// Bytes still held in packs by chunks no longer needed, next to chunks that are (a
     /// later repack can reclaim them).
     pub dead_bytes_in_live_packs: u64,
