@@ -19,6 +19,9 @@
 //!   snapshot: status moving forward only, a JSON summary, encrypted payloads streamed in and
 //!   out, removed with their snapshot or project.
 //!
+//! * [`retention`]: **retention policies and legal holds** per tenant and per project, and
+//!   a resumable, audited [`retention::RetentionStore::apply_retention`] sweep with a dry run.
+//!
 //! * [`import`]: imports, and what an import learns about each file ([`import::classify`]:
 //!   language by GitHub Linguist's data, vendored, generated, binary, line counts by `tokei`).
 //!
@@ -60,6 +63,7 @@ pub mod import;
 pub mod keyring;
 pub mod objects;
 pub mod projects;
+pub mod retention;
 pub mod scan;
 mod sql;
 

@@ -13,6 +13,7 @@ use ate_storage::projects::{
     PROJECTS_DELETE, PROJECTS_READ, PROJECTS_WRITE, ProjectKeyring, ProjectSpec, ProjectStore,
     SnapshotStore, SqlProjectStore, SqlSnapshotStore,
 };
+use ate_storage::retention::SqlRetentionStore;
 use sha2::{Digest, Sha256};
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -29,6 +30,8 @@ pub struct SnapEnv {
     pub snapshots: SqlSnapshotStore,
     /// Analysis results on the same database and blobs.
     pub analysis: SqlAnalysisStore,
+    /// Retention policies and legal holds.
+    pub retention: SqlRetentionStore,
     /// Per-project keys.
     pub keys: ProjectKeyring,
     /// The raw blob store.
@@ -74,11 +77,17 @@ where
             .await
             .unwrap()
             .with_clock(env.clock.clone());
+    let retention =
+        SqlRetentionStore::open(test_db.db.clone(), test_blobs.store.clone(), keys.clone())
+            .await
+            .unwrap()
+            .with_clock(env.clock.clone());
     case(SnapEnv {
         env,
         projects,
         snapshots,
         analysis,
+        retention,
         keys,
         blobs: test_blobs.store.clone(),
         fs_root: test_blobs.fs_root.clone(),

@@ -230,6 +230,15 @@ snapshot_matrix! {
     ]
 }
 
+snapshot_matrix! {
+    retention_sqlite_fs: SqliteFile + Fs,
+    retention_postgres_memory: Postgres + Memory;
+    [
+    retention::retention_keeps_what_policies_say,
+    retention::legal_holds_block_every_deletion,
+    ]
+}
+
 /// The ate-auth suite on every metadata backend.
 macro_rules! auth_matrix {
     ($($case:ident),* $(,)?) => {

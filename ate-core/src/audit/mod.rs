@@ -130,6 +130,12 @@ pub mod actions {
     pub const ANALYSIS_UPDATED: AuditAction = AuditAction::from_static("analysis_updated");
     /// An analysis result was deleted.
     pub const ANALYSIS_DELETED: AuditAction = AuditAction::from_static("analysis_deleted");
+    /// A retention policy was set or cleared (for a tenant or a project).
+    pub const RETENTION_POLICY_SET: AuditAction = AuditAction::from_static("retention_policy_set");
+    /// A legal hold was placed (on a tenant or a project).
+    pub const LEGAL_HOLD_PLACED: AuditAction = AuditAction::from_static("legal_hold_placed");
+    /// A legal hold was released.
+    pub const LEGAL_HOLD_RELEASED: AuditAction = AuditAction::from_static("legal_hold_released");
 
     /// Every action ATE itself records.
     pub const ALL: &[AuditAction] = &[
@@ -172,6 +178,9 @@ pub mod actions {
         ANALYSIS_CREATED,
         ANALYSIS_UPDATED,
         ANALYSIS_DELETED,
+        RETENTION_POLICY_SET,
+        LEGAL_HOLD_PLACED,
+        LEGAL_HOLD_RELEASED,
     ];
 }
 

@@ -49,6 +49,7 @@ mod valid;
 
 pub(crate) use payload::{PAYLOADS_OF_SNAPSHOT, payload_dir, payload_name};
 pub use sql::SqlAnalysisStore;
+pub(crate) use sql::delete_result;
 pub use valid::{
     MAX_ANALYZER_BYTES, MAX_CONTENT_TYPE_BYTES, MAX_ERROR_BYTES, MAX_KIND_BYTES,
     MAX_PAYLOAD_NAME_BYTES, MAX_PAYLOADS, MAX_SUMMARY_BYTES, MAX_SUMMARY_DEPTH, MAX_VERSION_BYTES,

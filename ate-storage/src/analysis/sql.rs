@@ -108,17 +108,6 @@ impl SqlAnalysisStore {
         }
         Ok(out)
     }
-
-    /// Deletes payload blobs after their rows went; one left behind (a failing backend) is
-    /// unrecorded, so garbage collection removes it.
-    async fn delete_blobs(&self, tenant: TenantId, project: ProjectId, blobs: &[Uuid]) {
-        for blob in blobs {
-            let name = payload::payload_name(tenant, project, *blob);
-            if let Err(e) = self.core.blobs.delete_named(&name).await {
-                tracing::warn!(error = %e, blob = %name, "analysis payload left for garbage collection");
-            }
-        }
-    }
 }
 
 #[async_trait::async_trait]
@@ -358,36 +347,7 @@ impl AnalysisStore for SqlAnalysisStore {
         expected_revision: Option<i64>,
     ) -> Result<(), StorageError> {
         actor.require(tenant, &ANALYSIS_DELETE)?;
-        let now = self.core.clock.now();
-        let (project, blobs) = with_write_tx!(self.core.db, |tx| {
-            let current = locked_result!(tx, tenant, id, expected_revision);
-            let blobs: Vec<Uuid> =
-                sqlx::query_scalar("SELECT blob_id FROM analysis_payloads WHERE result_id = $1")
-                    .bind(id.as_uuid())
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(CoreError::from)?;
-            sqlx::query("DELETE FROM analysis_results WHERE id = $1")
-                .bind(id.as_uuid())
-                .execute(&mut *tx)
-                .await
-                .map_err(CoreError::from)?;
-            let event = event(
-                tenant,
-                actor,
-                actions::ANALYSIS_DELETED,
-                id,
-                json!({
-                    "project": current.project,
-                    "kind": current.kind,
-                    "payloads": blobs.len(),
-                }),
-            )?;
-            tx.append_audit(&event, now).await?;
-            (current.project, blobs)
-        });
-        self.delete_blobs(tenant, project, &blobs).await;
-        Ok(())
+        delete_result(&self.core, actor, tenant, id, expected_revision, None).await
     }
 
     async fn put_payload(
@@ -458,7 +418,7 @@ impl AnalysisStore for SqlAnalysisStore {
                 created_at: now,
             }),
             Err(e) => {
-                self.delete_blobs(tenant, project, &[blob]).await;
+                delete_blobs(&self.core, tenant, project, &[blob]).await;
                 Err(e)
             }
         }
@@ -641,5 +601,61 @@ impl SqlAnalysisStore {
             tx.append_audit(&event, now).await?;
         });
         Ok(now)
+    }
+}
+
+/// Deletes result `id` and its payloads as `actor` (whose permission the caller checked),
+/// for `reason` (recorded in the audit event; `None` when asked for directly). `Conflict`
+/// under a legal hold.
+pub(crate) async fn delete_result(
+    core: &SnapshotCore,
+    actor: &Principal,
+    tenant: TenantId,
+    id: AnalysisId,
+    expected_revision: Option<i64>,
+    reason: Option<&str>,
+) -> Result<(), StorageError> {
+    let now = core.clock.now();
+    let (project, blobs) = with_write_tx!(core.db, |tx| {
+        let current = locked_result!(tx, tenant, id, expected_revision);
+        crate::retention::refuse_if_held!(tx, tenant, current.project.as_uuid());
+        let blobs: Vec<Uuid> =
+            sqlx::query_scalar("SELECT blob_id FROM analysis_payloads WHERE result_id = $1")
+                .bind(id.as_uuid())
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(CoreError::from)?;
+        sqlx::query("DELETE FROM analysis_results WHERE id = $1")
+            .bind(id.as_uuid())
+            .execute(&mut *tx)
+            .await
+            .map_err(CoreError::from)?;
+        let event = event(
+            tenant,
+            actor,
+            actions::ANALYSIS_DELETED,
+            id,
+            json!({
+                "project": current.project,
+                "kind": current.kind,
+                "payloads": blobs.len(),
+                "reason": reason,
+            }),
+        )?;
+        tx.append_audit(&event, now).await?;
+        (current.project, blobs)
+    });
+    delete_blobs(core, tenant, project, &blobs).await;
+    Ok(())
+}
+
+/// Deletes payload blobs after their rows went; one left behind (a failing backend) is
+/// unrecorded, so garbage collection removes it.
+async fn delete_blobs(core: &SnapshotCore, tenant: TenantId, project: ProjectId, blobs: &[Uuid]) {
+    for blob in blobs {
+        let name = payload::payload_name(tenant, project, *blob);
+        if let Err(e) = core.blobs.delete_named(&name).await {
+            tracing::warn!(error = %e, blob = %name, "analysis payload left for garbage collection");
+        }
     }
 }

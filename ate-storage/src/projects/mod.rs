@@ -31,12 +31,14 @@
 
 mod export;
 mod keys;
+mod snapshot_delete;
 mod snapshot_sql;
 mod snapshots;
 mod sql;
 mod valid;
 
 pub use keys::{ProjectKey, ProjectKeyInfo, ProjectKeyring};
+pub(crate) use snapshot_delete::delete_snapshot;
 pub(crate) use snapshot_sql::SnapshotCore;
 pub use snapshot_sql::SqlSnapshotStore;
 pub use snapshots::{

@@ -5,16 +5,14 @@ use super::snapshots::{
     SnapshotDiff, SnapshotQuery, SnapshotStats, SnapshotStore, TenantUsage,
 };
 use super::sql::may_read;
-use super::{PROJECTS_DELETE, PROJECTS_READ, ProjectKeyring};
+use super::{PROJECTS_DELETE, PROJECTS_READ, ProjectKeyring, delete_snapshot};
 use crate::StorageError;
-use crate::analysis::{PAYLOADS_OF_SNAPSHOT, payload_name};
 use crate::blob::BlobStore;
 use crate::cobblestone::Cobblestone;
 use crate::dedup::{gc, read};
 use crate::import::{ArchiveFormat, ImportOptions, Importer, LineCounts, import_archive, walk_dir};
 use crate::sql::ph;
-use ate_core::audit::{NewAuditEvent, Outcome, actions};
-use ate_core::db::{from_micros, to_micros};
+use ate_core::db::from_micros;
 use ate_core::{
     Clock, CoreError, CoreTx, Cursor, Db, Page, Principal, ProjectId, SnapshotId, SqlTenantStore,
     SystemClock, TenantId, with_pool, with_write_tx,
@@ -625,60 +623,7 @@ impl SnapshotStore for SqlSnapshotStore {
         id: SnapshotId,
     ) -> Result<(), StorageError> {
         actor.require(tenant, &PROJECTS_DELETE)?;
-        let now = self.core.clock.now();
-        let event = NewAuditEvent::new(
-            tenant,
-            actor.subject(),
-            actions::SNAPSHOT_DELETED,
-            Outcome::Success,
-        )
-        .target(format!("snapshot:{id}"))
-        .validate()?;
-        let found: Option<(Uuid, Vec<Uuid>)> = with_write_tx!(self.core.db, |tx| {
-            tx.lock_tenant(tenant).await?.require_active()?;
-            let project: Option<Uuid> = sqlx::query_scalar(
-                "UPDATE snapshots SET state = 'deleting', committed_at = $3 \
-                 WHERE id = $1 AND tenant_id = $2 AND state = 'committed' RETURNING project_id",
-            )
-            .bind(id.as_uuid())
-            .bind(tenant.as_uuid())
-            .bind(to_micros(now))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(CoreError::from)?;
-            match project {
-                None => None,
-                Some(project) => {
-                    // Its analysis results go with it, now (their payload blobs below).
-                    let payloads: Vec<Uuid> = sqlx::query_scalar(PAYLOADS_OF_SNAPSHOT)
-                        .bind(id.as_uuid())
-                        .fetch_all(&mut *tx)
-                        .await
-                        .map_err(CoreError::from)?;
-                    sqlx::query("DELETE FROM analysis_results WHERE snapshot_id = $1")
-                        .bind(id.as_uuid())
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(CoreError::from)?;
-                    tx.append_audit(&event, now).await?;
-                    Some((project, payloads))
-                }
-            }
-        });
-        let Some((project, payloads)) = found else {
-            return Err(CoreError::not_found("snapshot", id).into());
-        };
-        let project = ProjectId::from_uuid(project)?;
-        for blob in payloads {
-            // One left behind is unrecorded: garbage collection removes it.
-            let _ = self
-                .core
-                .blobs
-                .delete_named(&payload_name(tenant, project, blob))
-                .await;
-        }
-        // The rows go now; if this is interrupted, garbage collection finishes it.
-        gc::purge_snapshot(&self.core, id.as_uuid()).await
+        delete_snapshot(&self.core, actor, tenant, id, None).await
     }
 
     async fn project_stats(

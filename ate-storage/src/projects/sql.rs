@@ -497,6 +497,7 @@ impl ProjectStore for SqlProjectStore {
             match current {
                 Err(e) => Err(e),
                 Ok(current) => {
+                    crate::retention::refuse_if_held!(tx, tenant, id.as_uuid());
                     let keys = sqlx::query("DELETE FROM project_keys WHERE project_id = $1")
                         .bind(id.as_uuid())
                         .execute(&mut *tx)
