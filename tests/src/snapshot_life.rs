@@ -580,3 +580,87 @@ pub async fn usage_adds_up(s: SnapEnv) {
         (0, 0, None)
     );
 }
+
+/// Parallel imports and payload uploads against one `max_storage_bytes`: each would fit
+/// alone, together they do not. What is committed never passes the quota, every refusal is
+/// `QuotaExceeded`, and what the tenant is charged is exactly what was committed.
+pub async fn parallel_writers_respect_the_quota(s: SnapEnv) {
+    use ate_storage::analysis::{AnalysisSpec, AnalysisStore};
+    let (t, p) = tenant_with_project(&s, "acme").await;
+    let a = crate::analysis::analyst(t);
+    let quota = 1_000_000;
+    s.env
+        .tenants
+        .update(
+            &s.env.admin,
+            t,
+            TenantUpdate::new().settings(TenantSettings::with_quotas(
+                Quotas::default().max_storage_bytes(quota),
+            )),
+        )
+        .await
+        .unwrap();
+    let result = s
+        .analysis
+        .create(&a, t, p, &AnalysisSpec::new("sast", "semgrep", "1"))
+        .await
+        .unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..6u64 {
+        let (s, a) = (s.clone(), a.clone());
+        tasks.spawn(async move {
+            let dir = tempfile::tempdir().unwrap();
+            // Incompressible and distinct: nothing deduplicates.
+            write_tree(dir.path(), &[("data", &noise(300_000, 1000 + i))]);
+            s.snapshots
+                .import_dir(&a, t, p, dir.path(), Default::default())
+                .await
+                .map(|snap| snap.new_bytes)
+        });
+    }
+    for i in 0..4u64 {
+        let (s, a) = (s.clone(), a.clone());
+        tasks.spawn(async move {
+            let body = noise(300_000, 2000 + i);
+            s.analysis
+                .put_payload(
+                    &a,
+                    t,
+                    result.id,
+                    &format!("p{i}"),
+                    "text/plain",
+                    &mut &body[..],
+                )
+                .await
+                .map(|payload| payload.stored_bytes)
+        });
+    }
+    let (mut committed, mut ok, mut refused) = (0u64, 0, 0);
+    while let Some(outcome) = tasks.join_next().await {
+        match outcome.unwrap() {
+            Ok(bytes) => {
+                committed += bytes;
+                ok += 1;
+            }
+            Err(e) => {
+                assert_eq!(
+                    ate_core::Classify::kind(&e),
+                    ErrorKind::QuotaExceeded,
+                    "{e}"
+                );
+                refused += 1;
+            }
+        }
+    }
+    assert!(ok >= 1 && refused >= 1, "{ok} succeeded, {refused} refused");
+    assert!(
+        committed <= quota,
+        "{committed} bytes committed past {quota}"
+    );
+    let usage = s.snapshots.tenant_usage(&a, t).await.unwrap();
+    assert_eq!(usage.storage_bytes, committed);
+    assert_eq!(
+        usage.project_stored_bytes + usage.analysis_payload_bytes,
+        committed
+    );
+}

@@ -209,6 +209,7 @@ snapshot_matrix! {
     snapshot_life::snapshots_are_isolated,
     snapshot_life::garbage_is_collected,
     snapshot_life::usage_adds_up,
+    snapshot_life::parallel_writers_respect_the_quota,
     analysis::results_are_recorded_and_listed,
     analysis::results_move_forward_only,
     analysis::payloads_round_trip_encrypted,
