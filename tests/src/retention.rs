@@ -2,7 +2,7 @@
 //! audited sweep with a dry run; legal holds blocking every deletion.
 
 use crate::analysis::analyst;
-use crate::snapshots::{SnapEnv, tenant_with_project, write_tree};
+use crate::snapshots::{SnapEnv, rows_where, tenant_with_project, write_tree};
 use crate::{assert_kind, member};
 use ate_core::audit::{AuditQuery, actions};
 use ate_core::{Cursor, ErrorKind, Principal, ProjectId, SnapshotId, TenantId};
@@ -413,4 +413,151 @@ pub async fn legal_holds_block_every_deletion(s: SnapEnv) {
             .len(),
         2
     );
+}
+
+/// Deleting a project marks it gone at once (name free, quota released, imports failing)
+/// and purges its rows in batches; a purge cut short is finished by `purge_deleted` or by
+/// garbage collection, which also removes the blobs.
+pub async fn deleted_projects_are_purged(s: SnapEnv) {
+    use ate_core::{Quotas, TenantSettings, TenantUpdate};
+    use ate_storage::import::ImportOptions;
+    let (t, p) = tenant_with_project(&s, "acme").await;
+    let a = officer(t);
+    s.env
+        .tenants
+        .update(
+            &s.env.admin,
+            t,
+            TenantUpdate::new().settings(TenantSettings::with_quotas(
+                Quotas::default().max_projects(2),
+            )),
+        )
+        .await
+        .unwrap();
+    let snap = import(&s, &a, t, p).await;
+    let result = s
+        .analysis
+        .create(
+            &a,
+            t,
+            p,
+            &AnalysisSpec::new("sast", "semgrep", "1").snapshot(snap),
+        )
+        .await
+        .unwrap();
+    s.analysis
+        .put_payload(&a, t, result.id, "out", "text/plain", &mut &b"findings"[..])
+        .await
+        .unwrap();
+    // An import in progress when the project goes fails at its commit.
+    let mut running = s
+        .snapshots
+        .begin_import(&a, t, p, ImportOptions::new())
+        .await
+        .unwrap();
+    running
+        .add_file("late.rs", 0o644, &mut &b"fn late() {}\n"[..])
+        .await
+        .unwrap();
+    s.projects.delete(&a, t, p, None).await.unwrap();
+    assert!(running.commit().await.is_err());
+    assert_kind(s.projects.get(&a, t, p).await, ErrorKind::NotFound);
+    assert_kind(s.snapshots.get(&a, t, snap).await, ErrorKind::NotFound);
+    assert_kind(s.analysis.get(&a, t, result.id).await, ErrorKind::NotFound);
+    assert_kind(
+        s.snapshots
+            .begin_import(&a, t, p, ImportOptions::new())
+            .await,
+        ErrorKind::NotFound,
+    );
+    for table in ["snapshots", "chunks", "analysis_results", "projects"] {
+        let column = if table == "projects" {
+            "id"
+        } else {
+            "project_id"
+        };
+        assert_eq!(
+            rows_where(&s, table, column, p.as_uuid()).await,
+            0,
+            "{table}"
+        );
+    }
+    // The name is free and the quota counts live projects only.
+    let again = s
+        .projects
+        .create(&a, t, &ProjectSpec::new("code"))
+        .await
+        .unwrap();
+    let other = s
+        .projects
+        .create(&a, t, &ProjectSpec::new("other"))
+        .await
+        .unwrap();
+    assert_kind(
+        s.projects.create(&a, t, &ProjectSpec::new("third")).await,
+        ErrorKind::QuotaExceeded,
+    );
+    // Purges cut short right after the marking: finished by purge_deleted ...
+    for q in [again.id, other.id] {
+        import(&s, &a, t, q).await;
+        crash_after_marking(&s, q).await;
+    }
+    assert_kind(
+        s.projects.purge_deleted(&a, t).await,
+        ErrorKind::PermissionDenied,
+    );
+    assert_eq!(s.projects.purge_deleted(&s.env.admin, t).await.unwrap(), 2);
+    for q in [again.id, other.id] {
+        assert_eq!(rows_where(&s, "projects", "id", q.as_uuid()).await, 0);
+        assert_eq!(rows_where(&s, "chunks", "project_id", q.as_uuid()).await, 0);
+    }
+    assert_eq!(s.projects.purge_deleted(&s.env.admin, t).await.unwrap(), 0);
+    // ... or by garbage collection, which removes the blobs too.
+    let last = s
+        .projects
+        .create(&a, t, &ProjectSpec::new("last"))
+        .await
+        .unwrap()
+        .id;
+    import(&s, &a, t, last).await;
+    crash_after_marking(&s, last).await;
+    let report = s
+        .snapshots
+        .collect_garbage(&s.env.admin, t, last, TimeDelta::minutes(10))
+        .await
+        .unwrap();
+    assert!(report.packs_deleted >= 1, "{report:?}");
+    assert_eq!(rows_where(&s, "projects", "id", last.as_uuid()).await, 0);
+    assert_eq!(
+        rows_where(&s, "snapshots", "project_id", last.as_uuid()).await,
+        0
+    );
+    // The first project's blobs, left by its deletion, go too.
+    let first = s
+        .snapshots
+        .collect_garbage(&s.env.admin, t, p, TimeDelta::minutes(10))
+        .await
+        .unwrap();
+    assert!(
+        first.packs_deleted >= 1 && first.payloads_deleted == 1,
+        "{first:?}"
+    );
+}
+
+/// What the deletion's transaction does, without the purge after it (a crash there).
+async fn crash_after_marking(s: &SnapEnv, project: ProjectId) {
+    ate_core::with_pool!(s.env.db, |pool| {
+        sqlx::query(
+            "UPDATE projects SET deleted_at = 1, name_key = 'crashed ' || name_key WHERE id = $1",
+        )
+        .bind(project.as_uuid())
+        .execute(pool)
+        .await
+        .unwrap();
+        sqlx::query("DELETE FROM project_keys WHERE project_id = $1")
+            .bind(project.as_uuid())
+            .execute(pool)
+            .await
+            .unwrap();
+    });
 }

@@ -237,6 +237,7 @@ snapshot_matrix! {
     [
     retention::retention_keeps_what_policies_say,
     retention::legal_holds_block_every_deletion,
+    retention::deleted_projects_are_purged,
     ]
 }
 

@@ -143,7 +143,8 @@ impl AnalysisStore for SqlAnalysisStore {
         let created = with_write_tx!(self.core.db, |tx| {
             tx.lock_tenant(tenant).await?.require_active()?;
             let known: Option<i64> = sqlx::query_scalar(
-                "SELECT CAST(1 AS BIGINT) FROM projects WHERE id = $1 AND tenant_id = $2",
+                "SELECT CAST(1 AS BIGINT) FROM projects WHERE id = $1 AND tenant_id = $2 \
+                 AND deleted_at IS NULL",
             )
             .bind(project.as_uuid())
             .bind(tenant.as_uuid())
@@ -230,7 +231,8 @@ impl AnalysisStore for SqlAnalysisStore {
         crate::projects::may_read(&self.core.tenants, actor, tenant, &ANALYSIS_READ).await?;
         let rows: Vec<ResultRow> = with_pool!(self.core.db, |pool| {
             let known: Option<i64> = sqlx::query_scalar(
-                "SELECT CAST(1 AS BIGINT) FROM projects WHERE id = $1 AND tenant_id = $2",
+                "SELECT CAST(1 AS BIGINT) FROM projects WHERE id = $1 AND tenant_id = $2 \
+                 AND deleted_at IS NULL",
             )
             .bind(project.as_uuid())
             .bind(tenant.as_uuid())

@@ -34,15 +34,15 @@ pub(crate) async fn purge_deleted_snapshots(
             .map_err(CoreError::from)?
     });
     for id in doomed {
-        purge_snapshot(core, id).await?;
+        purge_snapshot(&core.db, id).await?;
     }
     Ok(())
 }
 
 /// Deletes a snapshot's file rows in batches, then its row.
-pub(crate) async fn purge_snapshot(core: &SnapshotCore, id: Uuid) -> Result<(), StorageError> {
+pub(crate) async fn purge_snapshot(db: &ate_core::Db, id: Uuid) -> Result<(), StorageError> {
     loop {
-        let n = with_write_tx!(core.db, |tx| {
+        let n = with_write_tx!(db, |tx| {
             sqlx::query(
                 "DELETE FROM snapshot_files WHERE snapshot_id = $1 AND path IN \
                  (SELECT path FROM snapshot_files WHERE snapshot_id = $1 ORDER BY path LIMIT $2)",
@@ -58,7 +58,7 @@ pub(crate) async fn purge_snapshot(core: &SnapshotCore, id: Uuid) -> Result<(), 
             break;
         }
     }
-    with_write_tx!(core.db, |tx| {
+    with_write_tx!(db, |tx| {
         sqlx::query("DELETE FROM snapshots WHERE id = $1 AND state = 'deleting'")
             .bind(id)
             .execute(&mut *tx)
@@ -197,6 +197,8 @@ pub(crate) async fn collect(
 ) -> Result<ChunkGcReport, StorageError> {
     let now = core.clock.now();
     let mut report = ChunkGcReport::default();
+    // A deleted project whose purge was interrupted: finish it first.
+    crate::projects::purge_project(&core.db, project).await?;
     let epoch: Option<i64> = with_pool!(core.db, |pool| {
         sqlx::query_scalar("SELECT write_epoch FROM projects WHERE id = $1 AND tenant_id = $2")
             .bind(project.as_uuid())

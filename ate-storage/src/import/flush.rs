@@ -68,7 +68,8 @@ pub(crate) async fn begin(
     with_write_tx!(db, |tx| {
         tx.lock_tenant(tenant).await?.require_active()?;
         let bumped = sqlx::query(
-            "UPDATE projects SET write_epoch = write_epoch + 1 WHERE id = $1 AND tenant_id = $2",
+            "UPDATE projects SET write_epoch = write_epoch + 1 WHERE id = $1 AND tenant_id = $2 \
+             AND deleted_at IS NULL",
         )
         .bind(project.as_uuid())
         .bind(tenant.as_uuid())

@@ -481,13 +481,15 @@ impl ProjectKeyring {
             .validate()?;
         let outcome: Result<bool, StorageError> = with_write_tx!(self.db, |tx| {
             tx.lock_tenant(tenant).await?.require_active()?;
-            let exists: Option<Uuid> =
-                sqlx::query_scalar("SELECT id FROM projects WHERE tenant_id = $1 AND id = $2")
-                    .bind(tenant.as_uuid())
-                    .bind(project.as_uuid())
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(CoreError::from)?;
+            let exists: Option<Uuid> = sqlx::query_scalar(
+                "SELECT id FROM projects WHERE tenant_id = $1 AND id = $2 \
+                     AND deleted_at IS NULL",
+            )
+            .bind(tenant.as_uuid())
+            .bind(project.as_uuid())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(CoreError::from)?;
             let max: Option<i64> =
                 sqlx::query_scalar("SELECT MAX(version) FROM project_keys WHERE project_id = $1")
                     .bind(project.as_uuid())

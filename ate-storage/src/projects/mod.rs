@@ -31,6 +31,7 @@
 
 mod export;
 mod keys;
+mod purge;
 mod snapshot_delete;
 mod snapshot_sql;
 mod snapshots;
@@ -38,6 +39,7 @@ mod sql;
 mod valid;
 
 pub use keys::{ProjectKey, ProjectKeyInfo, ProjectKeyring};
+pub(crate) use purge::purge_project;
 pub(crate) use snapshot_delete::delete_snapshot;
 pub(crate) use snapshot_sql::SnapshotCore;
 pub use snapshot_sql::SqlSnapshotStore;
@@ -328,7 +330,15 @@ pub trait ProjectStore: Send + Sync + std::fmt::Debug {
 
     /// Deletes project `id` with its keys ([`ProjectKeyring`]): what they encrypted is
     /// unrecoverable from then on. Needs [`PROJECTS_DELETE`]; `Conflict` if it is no longer
-    /// at `expected_revision` (when given), `NotFound` if it does not exist.
+    /// at `expected_revision` (when given) or a legal hold covers it, `NotFound` if it does
+    /// not exist.
+    ///
+    /// One transaction marks it deleted (gone for every read, its name free again, its
+    /// imports failing at their next write) and destroys its keys; its rows (snapshots, file
+    /// rows, chunks, analysis results) are then purged in batches. If that is interrupted,
+    /// [`purge_deleted`](Self::purge_deleted) or
+    /// [`SnapshotStore::collect_garbage`] of the project finishes it; garbage collection
+    /// also removes its blobs.
     async fn delete(
         &self,
         actor: &Principal,
@@ -336,4 +346,10 @@ pub trait ProjectStore: Send + Sync + std::fmt::Debug {
         id: ProjectId,
         expected_revision: Option<i64>,
     ) -> Result<(), StorageError>;
+
+    /// Finishes purging the tenant's deleted projects whose purge was interrupted, and
+    /// returns how many there were. A platform administrator's task (`PermissionDenied`
+    /// otherwise); safe to run at any time.
+    async fn purge_deleted(&self, actor: &Principal, tenant: TenantId)
+    -> Result<u64, StorageError>;
 }

@@ -85,5 +85,5 @@ pub(crate) async fn delete_snapshot(
             .await;
     }
     // The rows go now; if this is interrupted, garbage collection finishes it.
-    gc::purge_snapshot(core, id.as_uuid()).await
+    gc::purge_snapshot(&core.db, id.as_uuid()).await
 }

@@ -640,7 +640,7 @@ impl SnapshotStore for SqlSnapshotStore {
                   AND s.state = 'committed'), \
                  (SELECT CAST(COALESCE(SUM(s.logical_bytes), 0) AS BIGINT) FROM snapshots s \
                   WHERE s.project_id = p.id AND s.state = 'committed') \
-                 FROM projects p WHERE p.id = $1 AND p.tenant_id = $2",
+                 FROM projects p WHERE p.id = $1 AND p.tenant_id = $2 AND p.deleted_at IS NULL",
             )
             .bind(project.as_uuid())
             .bind(tenant.as_uuid())
@@ -674,7 +674,7 @@ impl SnapshotStore for SqlSnapshotStore {
         let counts: (i64, i64, i64, i64, i64, i64, i64, i64) = with_pool!(self.core.db, |pool| {
             sqlx::query_as(
                 "SELECT \
-                 (SELECT COUNT(*) FROM projects WHERE tenant_id = $1), \
+                 (SELECT COUNT(*) FROM projects WHERE tenant_id = $1 AND deleted_at IS NULL), \
                  (SELECT CAST(COALESCE(SUM(stored_bytes), 0) AS BIGINT) FROM projects \
                   WHERE tenant_id = $1), \
                  (SELECT COUNT(*) FROM snapshots WHERE tenant_id = $1 AND state = 'committed'), \

@@ -36,7 +36,7 @@ macro_rules! list {
         concat!(
             "SELECT ",
             project_columns!(),
-            " FROM projects p WHERE tenant_id = $1 \
+            " FROM projects p WHERE tenant_id = $1 AND deleted_at IS NULL \
              AND ($2 IS NULL OR substr(name_key, 1, length($2)) = $2) \
              AND ($3 IS NULL OR name_key > $3) \
              AND NOT EXISTS (SELECT 1 FROM ",
@@ -65,7 +65,7 @@ macro_rules! locked_project {
         let row: Option<ProjectRow> = sqlx::query_as(concat!(
             "SELECT ",
             project_columns!(),
-            " FROM projects WHERE tenant_id = $1 AND id = $2"
+            " FROM projects WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL"
         ))
         .bind($tenant.as_uuid())
         .bind($id.as_uuid())
@@ -197,7 +197,7 @@ impl SqlProjectStore {
             sqlx::query_as(concat!(
                 "SELECT ",
                 project_columns!(),
-                " FROM projects WHERE tenant_id = $1 AND id = $2"
+                " FROM projects WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL"
             ))
             .bind(tenant.as_uuid())
             .bind(id.as_uuid())
@@ -242,11 +242,13 @@ impl ProjectStore for SqlProjectStore {
             locked.require_active()?;
             // Counted only against a quota.
             let count: i64 = if locked.settings.quotas.max_projects.is_some() {
-                sqlx::query_scalar("SELECT COUNT(*) FROM projects WHERE tenant_id = $1")
-                    .bind(tenant.as_uuid())
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(CoreError::from)?
+                sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM projects WHERE tenant_id = $1 AND deleted_at IS NULL",
+                )
+                .bind(tenant.as_uuid())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(CoreError::from)?
             } else {
                 0
             };
@@ -326,7 +328,7 @@ impl ProjectStore for SqlProjectStore {
             sqlx::query_as(concat!(
                 "SELECT ",
                 project_columns!(),
-                " FROM projects WHERE tenant_id = $1 AND name_key = $2"
+                " FROM projects WHERE tenant_id = $1 AND name_key = $2 AND deleted_at IS NULL"
             ))
             .bind(tenant.as_uuid())
             .bind(name.key())
@@ -509,12 +511,28 @@ impl ProjectStore for SqlProjectStore {
                         .execute(&mut *tx)
                         .await
                         .map_err(CoreError::from)?;
-                    sqlx::query("DELETE FROM projects WHERE tenant_id = $1 AND id = $2")
-                        .bind(tenant.as_uuid())
-                        .bind(id.as_uuid())
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(CoreError::from)?;
+                    // Marked gone, its name freed; its rows go in batches below.
+                    sqlx::query(
+                        "UPDATE projects SET deleted_at = $3, name_key = $4, retention = NULL, \
+                         legal_hold = NULL WHERE tenant_id = $1 AND id = $2",
+                    )
+                    .bind(tenant.as_uuid())
+                    .bind(id.as_uuid())
+                    .bind(to_micros(now))
+                    .bind(super::purge::deleted_name_key(id))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(CoreError::from)?;
+                    // Imports in progress fail at their next write; every snapshot is
+                    // invisible from now on.
+                    sqlx::query(
+                        "UPDATE snapshots SET state = 'deleting' WHERE project_id = $1 \
+                         AND state IN ('importing', 'committed')",
+                    )
+                    .bind(id.as_uuid())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(CoreError::from)?;
                     let deleted = event(
                         tenant,
                         actor,
@@ -531,7 +549,36 @@ impl ProjectStore for SqlProjectStore {
                 }
             }
         });
-        outcome
+        outcome?;
+        // If this is interrupted, `purge_deleted` (or garbage collection of the project)
+        // finishes it.
+        super::purge::purge_project(&self.db, id).await
+    }
+
+    async fn purge_deleted(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+    ) -> Result<u64, StorageError> {
+        if !actor.is_platform_admin() {
+            return Err(CoreError::PermissionDenied(
+                "purging deleted projects is a platform administrator's task".into(),
+            )
+            .into());
+        }
+        let doomed: Vec<Uuid> = with_pool!(self.db, |pool| {
+            sqlx::query_scalar(
+                "SELECT id FROM projects WHERE tenant_id = $1 AND deleted_at IS NOT NULL",
+            )
+            .bind(tenant.as_uuid())
+            .fetch_all(pool)
+            .await
+            .map_err(CoreError::from)?
+        });
+        for id in &doomed {
+            super::purge::purge_project(&self.db, ProjectId::from_uuid(*id)?).await?;
+        }
+        Ok(doomed.len() as u64)
     }
 }
 

@@ -83,10 +83,10 @@ impl SqlRetentionStore {
                 "SELECT legal_hold FROM tenant_retention WHERE tenant_id = $1 AND $2 IS NULL"
             }
             (RetentionScope::Project(_), Column::Retention) => {
-                "SELECT retention FROM projects WHERE tenant_id = $1 AND id = $2"
+                "SELECT retention FROM projects WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL"
             }
             (RetentionScope::Project(_), Column::LegalHold) => {
-                "SELECT legal_hold FROM projects WHERE tenant_id = $1 AND id = $2"
+                "SELECT legal_hold FROM projects WHERE tenant_id = $1 AND id = $2 AND deleted_at IS NULL"
             }
         };
         let project = match scope {
@@ -134,7 +134,8 @@ impl SqlRetentionStore {
                 RetentionScope::Project(p) => {
                     let row: Option<Option<String>> =
                         sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                            "SELECT {column_name} FROM projects WHERE tenant_id = $1 AND id = $2"
+                            "SELECT {column_name} FROM projects WHERE tenant_id = $1 AND id = $2 \
+                             AND deleted_at IS NULL"
                         )))
                         .bind(tenant.as_uuid())
                         .bind(p.as_uuid())
@@ -388,6 +389,7 @@ impl RetentionStore for SqlRetentionStore {
                 with_pool!(self.core.db, |pool| {
                     sqlx::query_as(
                         "SELECT id, retention, legal_hold FROM projects WHERE tenant_id = $1 \
+                         AND deleted_at IS NULL \
                          AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3",
                     )
                     .bind(tenant.as_uuid())
