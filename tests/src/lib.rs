@@ -24,6 +24,7 @@ pub mod object_store;
 pub mod project_keys;
 pub mod project_store;
 pub mod registry;
+pub mod repack;
 pub mod retention;
 pub mod scanner;
 pub mod snapshot_life;

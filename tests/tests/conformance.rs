@@ -210,6 +210,8 @@ snapshot_matrix! {
     snapshot_life::garbage_is_collected,
     snapshot_life::usage_adds_up,
     snapshot_life::parallel_writers_respect_the_quota,
+    repack::projects_are_reencrypted_and_repacked,
+    repack::dead_bytes_are_reclaimed,
     analysis::results_are_recorded_and_listed,
     analysis::results_move_forward_only,
     analysis::payloads_round_trip_encrypted,

@@ -42,12 +42,14 @@
 //! ```
 
 mod payload;
+mod rekey;
 #[macro_use]
 mod rows;
 mod sql;
 mod valid;
 
 pub(crate) use payload::{PAYLOADS_OF_SNAPSHOT, payload_dir, payload_name};
+pub(crate) use rekey::reencrypt_payloads;
 pub use sql::SqlAnalysisStore;
 pub(crate) use sql::delete_result;
 pub use valid::{

@@ -31,6 +31,7 @@ mod chunker;
 pub(crate) mod gc;
 pub(crate) mod pack;
 pub(crate) mod read;
+pub(crate) mod repack;
 
 pub(crate) use chunker::Chunker;
 

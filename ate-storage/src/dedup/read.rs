@@ -5,7 +5,7 @@ use super::{ChunkId, ChunkRef, DedupKey, Encoding, open_chunk};
 use crate::StorageError;
 use crate::projects::SnapshotCore;
 use crate::sql::{ph, ph_list};
-use ate_core::{CoreError, ProjectId, TenantId, with_pool};
+use ate_core::{Classify, CoreError, ErrorKind, ProjectId, TenantId, with_pool};
 use std::collections::HashMap;
 use uuid::Uuid;
 use zeroize::Zeroizing;
@@ -104,6 +104,21 @@ pub(crate) async fn read_chunks(
                 r.id, loc.raw_len, r.len
             )));
         }
+        let (loc, sealed) = match read_sealed(core, tenant, project, loc).await {
+            Ok(sealed) => (*loc, sealed),
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                // A repack moved the chunk meanwhile (and deleted its old pack): read it
+                // where it is now.
+                let moved = locate(core, project, &[r.id]).await?;
+                match moved.get(&r.id) {
+                    Some(now) if now.pack != loc.pack => {
+                        (*now, read_sealed(core, tenant, project, now).await?)
+                    }
+                    _ => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        };
         if let std::collections::hash_map::Entry::Vacant(slot) = keys.entry(loc.key_version) {
             let key = core
                 .keys
@@ -114,13 +129,6 @@ pub(crate) async fn read_chunks(
         let key = keys.get(&loc.key_version).ok_or_else(|| {
             StorageError::Integrity("a project key went missing while reading".into())
         })?;
-        let sealed = core
-            .blobs
-            .read_named(
-                &pack_name(tenant, project, loc.pack),
-                loc.offset..loc.offset + loc.stored_len,
-            )
-            .await?;
         let raw = open_chunk(
             &core.cipher,
             key,
@@ -136,6 +144,21 @@ pub(crate) async fn read_chunks(
         out.push(raw);
     }
     Ok(out)
+}
+
+/// The sealed bytes of the chunk at `loc`.
+async fn read_sealed(
+    core: &SnapshotCore,
+    tenant: TenantId,
+    project: ProjectId,
+    loc: &ChunkLoc,
+) -> Result<Vec<u8>, StorageError> {
+    core.blobs
+        .read_named(
+            &pack_name(tenant, project, loc.pack),
+            loc.offset..loc.offset + loc.stored_len,
+        )
+        .await
 }
 
 /// Bytes `start..end` of a file of `size` bytes whose encoded chunk list is `chunks`:

@@ -45,8 +45,8 @@ pub(crate) use snapshot_sql::SnapshotCore;
 pub use snapshot_sql::SqlSnapshotStore;
 pub use snapshots::{
     ChunkGcReport, DirectoryStats, FileEntry, FileKind, FileQuery, LanguageStats,
-    MAX_DIRECTORIES_LISTED, MAX_READ_BYTES, MAX_SKIPPED_LISTED, ProjectStats, Snapshot,
-    SnapshotDiff, SnapshotQuery, SnapshotStats, SnapshotStore, TenantUsage,
+    MAX_DIRECTORIES_LISTED, MAX_READ_BYTES, MAX_SKIPPED_LISTED, ProjectStats, RepackOptions,
+    RepackReport, Snapshot, SnapshotDiff, SnapshotQuery, SnapshotStats, SnapshotStore, TenantUsage,
 };
 pub use sql::SqlProjectStore;
 pub(crate) use sql::may_read;

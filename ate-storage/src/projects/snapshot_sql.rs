@@ -1,8 +1,8 @@
 //! [`SqlSnapshotStore`]: snapshots in a [`Db`], contents in deduplicated chunks.
 
 use super::snapshots::{
-    ChunkGcReport, FileEntry, FileKind, FileQuery, MAX_READ_BYTES, ProjectStats, Snapshot,
-    SnapshotDiff, SnapshotQuery, SnapshotStats, SnapshotStore, TenantUsage,
+    ChunkGcReport, FileEntry, FileKind, FileQuery, MAX_READ_BYTES, ProjectStats, RepackOptions,
+    RepackReport, Snapshot, SnapshotDiff, SnapshotQuery, SnapshotStats, SnapshotStore, TenantUsage,
 };
 use super::sql::may_read;
 use super::{PROJECTS_DELETE, PROJECTS_READ, ProjectKeyring, delete_snapshot};
@@ -15,7 +15,7 @@ use crate::sql::ph;
 use ate_core::db::from_micros;
 use ate_core::{
     Clock, CoreError, CoreTx, Cursor, Db, Page, Principal, ProjectId, SnapshotId, SqlTenantStore,
-    SystemClock, TenantId, with_pool, with_write_tx,
+    SystemClock, TenantId, TenantStore, with_pool, with_write_tx,
 };
 use std::ops::Range;
 use std::path::Path;
@@ -724,5 +724,38 @@ impl SnapshotStore for SqlSnapshotStore {
     ) -> Result<ChunkGcReport, StorageError> {
         actor.require_platform_admin("collecting a project's garbage")?;
         gc::collect(&self.core, tenant, project, grace).await
+    }
+
+    async fn repack(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        project: ProjectId,
+        options: RepackOptions,
+    ) -> Result<RepackReport, StorageError> {
+        actor.require(tenant, &crate::keyring::KEY_ROTATE)?;
+        if options.min_dead_share.is_nan() || options.min_dead_share < 0.0 {
+            return Err(StorageError::invalid(
+                "repack options",
+                format!(
+                    "min_dead_share must be 0 or more, got {}",
+                    options.min_dead_share
+                ),
+            ));
+        }
+        self.core.tenants.require_active(tenant).await?;
+        let mut report = crate::dedup::repack::repack(
+            &self.core,
+            tenant,
+            project,
+            options.reencrypt,
+            options.min_dead_share,
+        )
+        .await?;
+        if options.reencrypt {
+            report.payloads_reencrypted =
+                crate::analysis::reencrypt_payloads(&self.core, tenant, project).await?;
+        }
+        Ok(report)
     }
 }

@@ -329,6 +329,63 @@ pub struct TenantUsage {
     pub quotas: ate_core::Quotas,
 }
 
+/// What [`SnapshotStore::repack`] should do.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub struct RepackOptions {
+    /// Seal again under the project's current key every chunk and payload sealed under an
+    /// older one (after [`ProjectKeyring::rotate`](super::ProjectKeyring::rotate)). Default
+    /// `true`.
+    pub reencrypt: bool,
+    /// Rewrite packs in which at least this share (0 to 1) of the bytes belong to chunks no
+    /// longer needed. Default 0.25; above 1, none are rewritten for that reason.
+    pub min_dead_share: f64,
+}
+
+impl Default for RepackOptions {
+    fn default() -> Self {
+        RepackOptions {
+            reencrypt: true,
+            min_dead_share: 0.25,
+        }
+    }
+}
+
+impl RepackOptions {
+    /// Re-encrypts and reclaims packs at least a quarter dead.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether to re-encrypt under the current key.
+    pub fn reencrypt(mut self, yes: bool) -> Self {
+        self.reencrypt = yes;
+        self
+    }
+
+    /// The dead share from which a pack is rewritten.
+    pub fn min_dead_share(mut self, share: f64) -> Self {
+        self.min_dead_share = share;
+        self
+    }
+}
+
+/// What a [`SnapshotStore::repack`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RepackReport {
+    /// Old packs rewritten.
+    pub packs_rewritten: u64,
+    /// Chunks sealed again into new packs.
+    pub chunks_moved: u64,
+    /// Their stored bytes before.
+    pub bytes_before: u64,
+    /// And after.
+    pub bytes_after: u64,
+    /// Analysis payloads sealed again under the current key.
+    pub payloads_reencrypted: u64,
+}
+
 /// What a pass of [`SnapshotStore::collect_garbage`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -499,6 +556,22 @@ pub trait SnapshotStore: Send + Sync + std::fmt::Debug {
         project: ProjectId,
         grace: chrono::TimeDelta,
     ) -> Result<ChunkGcReport, StorageError>;
+
+    /// Rewrites a project's stored data as `options` say: after a key rotation, every chunk
+    /// and analysis payload still sealed under an older project key is sealed again under
+    /// the current one (then nothing needs the old versions); packs holding mostly dead
+    /// bytes (see [`ChunkGcReport::dead_bytes_in_live_packs`]) are rewritten with their live
+    /// chunks only. Safe while imports and reads run; interrupted, it leaves only garbage
+    /// for [`collect_garbage`](Self::collect_garbage). Needs
+    /// [`KEY_ROTATE`](crate::keyring::KEY_ROTATE) in the tenant; `InvalidInput` for a
+    /// negative or NaN `min_dead_share`.
+    async fn repack(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        project: ProjectId,
+        options: RepackOptions,
+    ) -> Result<RepackReport, StorageError>;
 }
 
 /// The most [`SnapshotStore::read_file`] returns at once.
