@@ -29,6 +29,10 @@ use uuid::Uuid;
 
 const CURSOR_KIND: &str = "analysis";
 
+/// A row if project `$1` of tenant `$2` exists and is not deleted.
+const LIVE_PROJECT: &str = "SELECT CAST(1 AS BIGINT) FROM projects WHERE id = $1 \
+     AND tenant_id = $2 AND deleted_at IS NULL";
+
 /// A listing: tenant `$1`, project `$2`, each filter `$3`..`$7` ignored when NULL, before
 /// id `$8`, at most `$9`, newest first.
 const LIST: &str = concat!(
@@ -142,15 +146,12 @@ impl AnalysisStore for SqlAnalysisStore {
         )?;
         let created = with_write_tx!(self.core.db, |tx| {
             tx.lock_tenant(tenant).await?.require_active()?;
-            let known: Option<i64> = sqlx::query_scalar(
-                "SELECT CAST(1 AS BIGINT) FROM projects WHERE id = $1 AND tenant_id = $2 \
-                 AND deleted_at IS NULL",
-            )
-            .bind(project.as_uuid())
-            .bind(tenant.as_uuid())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(CoreError::from)?;
+            let known: Option<i64> = sqlx::query_scalar(LIVE_PROJECT)
+                .bind(project.as_uuid())
+                .bind(tenant.as_uuid())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(CoreError::from)?;
             if known.is_none() {
                 return Err(CoreError::not_found("project", project).into());
             }
@@ -230,15 +231,12 @@ impl AnalysisStore for SqlAnalysisStore {
         };
         crate::projects::may_read(&self.core.tenants, actor, tenant, &ANALYSIS_READ).await?;
         let rows: Vec<ResultRow> = with_pool!(self.core.db, |pool| {
-            let known: Option<i64> = sqlx::query_scalar(
-                "SELECT CAST(1 AS BIGINT) FROM projects WHERE id = $1 AND tenant_id = $2 \
-                 AND deleted_at IS NULL",
-            )
-            .bind(project.as_uuid())
-            .bind(tenant.as_uuid())
-            .fetch_optional(pool)
-            .await
-            .map_err(CoreError::from)?;
+            let known: Option<i64> = sqlx::query_scalar(LIVE_PROJECT)
+                .bind(project.as_uuid())
+                .bind(tenant.as_uuid())
+                .fetch_optional(pool)
+                .await
+                .map_err(CoreError::from)?;
             if known.is_none() {
                 return Err(CoreError::not_found("project", project).into());
             }
