@@ -19,6 +19,10 @@
 //!   snapshot: status moving forward only, a JSON summary, encrypted payloads streamed in and
 //!   out, removed with their snapshot or project.
 //!
+//! * [`backup`]: **backups** of a project ([`backup::BackupStore`]): exported under an
+//!   operator key into a portable, authenticated stream, restored into any database and
+//!   blob store.
+//!
 //! * [`retention`]: **retention policies and legal holds** per tenant and per project, and
 //!   a resumable, audited [`retention::RetentionStore::apply_retention`] sweep with a dry run.
 //!
@@ -55,6 +59,7 @@
 #![deny(missing_docs)]
 
 pub mod analysis;
+pub mod backup;
 pub mod blob;
 pub mod cobblestone;
 pub mod dedup;

@@ -16,6 +16,7 @@ pub mod analysis;
 pub mod archives;
 pub mod audit_sink;
 pub mod auth;
+pub mod backup;
 pub mod blob_store;
 pub mod integrations;
 pub mod key_provider;

@@ -240,6 +240,7 @@ snapshot_matrix! {
     retention::retention_keeps_what_policies_say,
     retention::legal_holds_block_every_deletion,
     retention::deleted_projects_are_purged,
+    backup::backups_restore_elsewhere_byte_for_byte,
     ]
 }
 
