@@ -664,3 +664,84 @@ pub async fn parallel_writers_respect_the_quota(s: SnapEnv) {
         committed
     );
 }
+
+/// Records what an import reports, and fails on the entry numbered `fail_at` if set.
+#[derive(Debug, Default)]
+struct Recorder {
+    seen: std::sync::Mutex<Vec<(String, u64, u64)>>,
+    fail_at: Option<u64>,
+}
+
+impl ate_storage::import::ImportProgress for Recorder {
+    fn entry_added(&self, p: ate_storage::import::Progress<'_>) -> Result<(), StorageError> {
+        self.seen
+            .lock()
+            .unwrap()
+            .push((p.path.to_owned(), p.files, p.bytes));
+        if self.fail_at == Some(p.files) {
+            return Err(ate_core::CoreError::Conflict("stopped by the observer".into()).into());
+        }
+        Ok(())
+    }
+}
+
+/// The progress observer hears of every entry with running totals that end at the
+/// snapshot's; an observer's error stops the import, which then leaves nothing.
+pub async fn imports_report_progress(s: SnapEnv) {
+    use std::sync::Arc;
+    let (t, p) = tenant_with_project(&s, "acme").await;
+    let o = owner(t);
+    let dir = tempfile::tempdir().unwrap();
+    sample_tree(dir.path());
+    let seen = Arc::new(Recorder::default());
+    let snap = s
+        .snapshots
+        .import_dir(
+            &o,
+            t,
+            p,
+            dir.path(),
+            ImportOptions::new().progress(seen.clone()),
+        )
+        .await
+        .unwrap();
+    let seen = seen.seen.lock().unwrap().clone();
+    assert_eq!(seen.len() as u64, snap.files);
+    let counts: Vec<u64> = seen.iter().map(|s| s.1).collect();
+    assert_eq!(counts, (1..=snap.files).collect::<Vec<_>>());
+    assert!(seen.windows(2).all(|w| w[0].2 <= w[1].2), "{seen:?}");
+    let distinct: std::collections::BTreeSet<&str> = seen.iter().map(|s| s.0.as_str()).collect();
+    assert_eq!(distinct.len(), seen.len(), "each entry once: {seen:?}");
+    assert_eq!(seen.last().unwrap().2, snap.logical_bytes);
+    let paths: Vec<&str> = seen.iter().map(|s| s.0.as_str()).collect();
+    assert!(paths.contains(&"data/big.dat") && paths.contains(&"src/link"));
+
+    let before = stored_bytes(&s, p).await;
+    let stopper = Arc::new(Recorder {
+        fail_at: Some(3),
+        ..Recorder::default()
+    });
+    let out = s
+        .snapshots
+        .import_dir(
+            &o,
+            t,
+            p,
+            dir.path(),
+            ImportOptions::new().progress(stopper.clone()),
+        )
+        .await;
+    assert_kind(out, ErrorKind::Conflict);
+    assert_eq!(
+        stopper.seen.lock().unwrap().len(),
+        3,
+        "nothing after the error"
+    );
+    let listed = s
+        .snapshots
+        .list(&o, t, p, &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 1, "only the first import is visible");
+    assert_eq!(stored_bytes(&s, p).await, before, "nothing charged");
+}

@@ -205,6 +205,7 @@ snapshot_matrix! {
     snapshot_life::files_are_listed_with_filters,
     snapshot_life::snapshots_are_diffed,
     snapshot_life::failed_imports_leave_nothing,
+    snapshot_life::imports_report_progress,
     snapshot_life::imports_are_charged_to_the_quota,
     snapshot_life::snapshots_are_isolated,
     snapshot_life::garbage_is_collected,

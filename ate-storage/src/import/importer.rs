@@ -2,7 +2,9 @@
 
 use super::flush::{self, FileRow, Totals};
 use super::stats::StatsBuilder;
-use super::{CLASSIFY_BYTES, CaseCollisions, FileClass, ImportOptions, classify, normalize_path};
+use super::{
+    CLASSIFY_BYTES, CaseCollisions, FileClass, ImportOptions, Progress, classify, normalize_path,
+};
 use crate::StorageError;
 use crate::cobblestone::Cobblestone;
 use crate::dedup::pack::{PACK_TARGET, PackWriter};
@@ -252,6 +254,7 @@ impl Importer {
     ) -> Result<ImportedEntry, StorageError> {
         self.check_open()?;
         let out = self.file(path, mode, content).await;
+        let out = out.and_then(|entry| self.report(&entry.path).map(|()| entry));
         self.end_on_error(out).await
     }
 
@@ -266,6 +269,7 @@ impl Importer {
     ) -> Result<ImportedEntry, StorageError> {
         self.check_open()?;
         let out = self.symlink(path, target).await;
+        let out = out.and_then(|entry| self.report(&entry.path).map(|()| entry));
         self.end_on_error(out).await
     }
 
@@ -275,10 +279,23 @@ impl Importer {
     pub async fn add_hardlink(&mut self, path: &str, target: &str) -> Result<(), StorageError> {
         self.check_open()?;
         let out = self.hardlink(path, target).await;
+        let out = out.and_then(|path| self.report(&path));
         self.end_on_error(out).await
     }
 
-    async fn hardlink(&mut self, raw: &str, raw_target: &str) -> Result<(), StorageError> {
+    /// Tells the progress observer, if any, that the entry at `path` was added.
+    fn report(&self, path: &str) -> Result<(), StorageError> {
+        match &self.options.progress {
+            Some(observer) => observer.entry_added(Progress {
+                path,
+                files: self.files,
+                bytes: self.logical,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    async fn hardlink(&mut self, raw: &str, raw_target: &str) -> Result<String, StorageError> {
         let path = self.admit(raw)?;
         let target = normalize_path(raw_target, &self.options.limits).map_err(|_| {
             StorageError::refused(Some(raw), "a hard link to a path outside the codebase")
@@ -313,7 +330,7 @@ impl Importer {
                 ),
             ));
         }
-        Ok(())
+        Ok(path)
     }
 
     /// Records that the source's entry at `path` was skipped and why (a device file, a

@@ -44,6 +44,13 @@
 //!
 //! Every refusal ends the import with `ImportRefused` and nothing of it stays.
 //!
+//! # Progress
+//!
+//! [`ImportOptions::progress`] hands the import an [`ImportProgress`] observer, told after
+//! every entry (file, link, hard link) of the totals so far: a host drives a progress bar
+//! with it, and stops an import by returning an error (the import is then abandoned as on
+//! any other error, and returns that error).
+//!
 //! [`Importer::commit`] makes the snapshot visible, in one transaction that also charges
 //! the new stored bytes to the tenant's `max_storage_bytes`; any error before that (and
 //! [`Importer::abort`]) removes what the import wrote. An importer dropped without either
@@ -55,6 +62,7 @@ mod dir;
 mod flush;
 mod importer;
 mod path;
+mod progress;
 mod stats;
 
 pub use archive::ArchiveFormat;
@@ -62,6 +70,7 @@ pub(crate) use archive::import_archive;
 pub use classify::{CLASSIFY_BYTES, FileClass, LineCounts, classify};
 pub use importer::{ImportedEntry, Importer};
 pub use path::normalize_path;
+pub use progress::{ImportProgress, Progress};
 
 pub(crate) use dir::walk_dir;
 
@@ -194,6 +203,8 @@ pub struct ImportOptions {
     pub lease: chrono::TimeDelta,
     /// A scanner every file goes through, and what to do with an infected one.
     pub scanner: Option<(Arc<dyn ContentScanner>, InfectedPolicy)>,
+    /// Told of the totals after every entry (see [Progress](self#progress)).
+    pub progress: Option<Arc<dyn ImportProgress>>,
 }
 
 impl Default for ImportOptions {
@@ -205,6 +216,7 @@ impl Default for ImportOptions {
             case_collisions: CaseCollisions::default(),
             lease: chrono::TimeDelta::minutes(15),
             scanner: None,
+            progress: None,
         }
     }
 }
@@ -256,6 +268,12 @@ impl ImportOptions {
     /// Scans every file with `scanner`, handling infected ones by `policy`.
     pub fn scanner(mut self, scanner: Arc<dyn ContentScanner>, policy: InfectedPolicy) -> Self {
         self.scanner = Some((scanner, policy));
+        self
+    }
+
+    /// Tells `observer` of the import's progress after every entry.
+    pub fn progress(mut self, observer: Arc<dyn ImportProgress>) -> Self {
+        self.progress = Some(observer);
         self
     }
 }
