@@ -4,14 +4,16 @@
 //! A client opened by its constructor acts as its own platform administrator (`actor=`).
 //! `acting_as(principal)` returns another client of the same class over the same
 //! connections and stores that acts as `principal` in every domain: `tenants`, `audit`,
-//! `storage`, `auth` and `registry`. Such a view does not own the connections: closing it
+//! `storage`, `projects`, `analysis`, `auth` and `registry`. Such a view does not own the connections: closing it
 //! (or leaving its `with` block) leaves them open; closing the client it came from closes
 //! them for every view.
 
+use crate::analysis::{Analysis, AsyncAnalysis};
 use crate::audit::{AsyncAudit, Audit};
 use crate::auth::{AsyncAuth, Auth};
 use crate::core::{Core, View};
 use crate::options::{Options, auth_config, host_principal};
+use crate::projects::{AsyncProjects, Projects};
 use crate::registry::{AsyncRegistry, Registry};
 use crate::runtime::{Done, awaitable, block};
 use crate::storage::{AsyncStorage, Storage};
@@ -47,6 +49,8 @@ pub(crate) struct Ate {
     #[pyo3(get)]
     audit: Py<Audit>,
     storage: Py<Storage>,
+    projects: Py<Projects>,
+    analysis: Py<Analysis>,
     auth: Py<Auth>,
     registry: OnceLock<Py<Registry>>,
     /// The durable workflow engine: step handlers, workers, runs. Its tables are opened on
@@ -61,6 +65,8 @@ impl Ate {
             tenants: Py::new(py, Tenants { view: view.clone() })?,
             audit: Py::new(py, Audit { view: view.clone() })?,
             storage: Py::new(py, Storage { view: view.clone() })?,
+            projects: Py::new(py, Projects { view: view.clone() })?,
+            analysis: Py::new(py, Analysis { view: view.clone() })?,
             auth: Py::new(py, Auth { view: view.clone() })?,
             registry: OnceLock::new(),
             workflows: Py::new(py, Workflows { view: view.clone() })?,
@@ -118,6 +124,21 @@ impl Ate {
     fn storage(&self, py: Python<'_>) -> PyResult<Py<Storage>> {
         self.view.core.objects()?;
         Ok(self.storage.clone_ref(py))
+    }
+
+    /// Codebase projects: snapshots, files, statistics, backups; raises
+    /// `InvalidInputError` unless the client was opened with `storage_url` and `master_key`.
+    #[getter]
+    fn projects(&self, py: Python<'_>) -> PyResult<Py<Projects>> {
+        self.view.core.project_stores()?;
+        Ok(self.projects.clone_ref(py))
+    }
+
+    /// Analysis results and their payloads; needs storage, like `projects`.
+    #[getter]
+    fn analysis(&self, py: Python<'_>) -> PyResult<Py<Analysis>> {
+        self.view.core.project_stores()?;
+        Ok(self.analysis.clone_ref(py))
     }
 
     /// Users, logins and tokens; raises `InvalidInputError` unless the client was opened
@@ -193,6 +214,8 @@ pub(crate) struct AsyncAte {
     #[pyo3(get)]
     audit: Py<AsyncAudit>,
     storage: Py<AsyncStorage>,
+    projects: Py<AsyncProjects>,
+    analysis: Py<AsyncAnalysis>,
     auth: Py<AsyncAuth>,
     /// The service registry (asyncio). Getting it does no I/O: the first awaited call
     /// builds the client's hub (opening the registry's tables) without blocking the loop.
@@ -209,6 +232,8 @@ impl AsyncAte {
             tenants: Py::new(py, AsyncTenants { view: view.clone() })?,
             audit: Py::new(py, AsyncAudit { view: view.clone() })?,
             storage: Py::new(py, AsyncStorage { view: view.clone() })?,
+            projects: Py::new(py, AsyncProjects { view: view.clone() })?,
+            analysis: Py::new(py, AsyncAnalysis { view: view.clone() })?,
             auth: Py::new(py, AsyncAuth { view: view.clone() })?,
             registry: Py::new(py, AsyncRegistry { view: view.clone() })?,
             workflows: Py::new(py, AsyncWorkflows { view: view.clone() })?,
@@ -269,6 +294,21 @@ impl AsyncAte {
     fn storage(&self, py: Python<'_>) -> PyResult<Py<AsyncStorage>> {
         self.view.core.objects()?;
         Ok(self.storage.clone_ref(py))
+    }
+
+    /// Codebase projects (asyncio); raises `InvalidInputError` unless opened with
+    /// `storage_url` and `master_key`.
+    #[getter]
+    fn projects(&self, py: Python<'_>) -> PyResult<Py<AsyncProjects>> {
+        self.view.core.project_stores()?;
+        Ok(self.projects.clone_ref(py))
+    }
+
+    /// Analysis results and their payloads (asyncio); needs storage, like `projects`.
+    #[getter]
+    fn analysis(&self, py: Python<'_>) -> PyResult<Py<AsyncAnalysis>> {
+        self.view.core.project_stores()?;
+        Ok(self.analysis.clone_ref(py))
     }
 
     /// Users, logins and tokens (asyncio); raises `InvalidInputError` unless opened with

@@ -5,7 +5,7 @@
 //! of each enabled domain. `a.acting_as(principal)` makes another client over the same
 //! `Core` that acts as `principal`; every API class of a client holds its [`View`], so each
 //! domain acts for the same principal the same way. The domain modules (`tenants`, `audit`,
-//! `storage`, `auth`, `registry`) add their operations to `View`; this module knows none of
+//! `storage`, `projects`, `analysis`, `auth`, `registry`) add their operations to `View`; this module knows none of
 //! them.
 
 use crate::error::Error;
@@ -24,6 +24,8 @@ pub(crate) struct Core {
     pub(crate) tenants: SqlTenantStore,
     pub(crate) audit: SqlAuditSink,
     pub(crate) storage: Option<ObjectStore>,
+    /// Projects, snapshots, analysis results and backups (with storage).
+    pub(crate) projects: Option<crate::projects::ProjectStores>,
     pub(crate) auth: Option<ate_auth::Auth>,
     /// The service hub behind `a.registry`, built on first use.
     registry: tokio::sync::OnceCell<Arc<Hub>>,
@@ -53,6 +55,10 @@ impl Core {
             }
             _ => None,
         };
+        let projects = match &storage {
+            Some(objects) => Some(crate::projects::ProjectStores::open(&db, objects).await?),
+            None => None,
+        };
         let auth = match (options.auth, master) {
             (Some(config), Some(master)) => {
                 Some(ate_auth::Auth::open(db.clone(), master, config).await?)
@@ -63,6 +69,7 @@ impl Core {
             tenants: SqlTenantStore::new(db.clone()),
             audit: SqlAuditSink::new(db.clone()),
             storage,
+            projects,
             auth,
             db,
             registry: tokio::sync::OnceCell::new(),

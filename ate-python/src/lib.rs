@@ -13,6 +13,9 @@
 //! * `hub`: the client's service hub and the sink its alerts go to;
 //! * `tenants`, `audit`: `a.tenants` and `a.audit`;
 //! * `storage`: `a.storage`, encrypted objects (bytes or streamed file objects);
+//! * `streams`: paths and file objects as the byte streams imports and exports use;
+//! * `projects`, `analysis`: `a.projects` (codebase projects, snapshots, files, statistics,
+//!   backups) and `a.analysis` (analysis results and payloads);
 //! * `auth`: `a.auth`, users, logins, tokens and sessions; `ate.auth.JwtVerifier`;
 //! * `registry`: `a.registry`, service discovery, health checks, balancing, metrics, alerts;
 //! * `workflows`: `a.workflows`, the durable workflow engine with Python step handlers;
@@ -26,6 +29,7 @@
 
 #[macro_use]
 mod runtime;
+mod analysis;
 mod audit;
 mod auth;
 mod client;
@@ -35,8 +39,10 @@ mod crypto;
 mod error;
 mod hub;
 mod options;
+mod projects;
 mod registry;
 mod storage;
+mod streams;
 mod tenants;
 mod types;
 mod workflows;
@@ -67,6 +73,27 @@ fn _ate(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<types::storage::KeyInfo>()?;
     m.add_class::<types::storage::ReencryptProgress>()?;
     m.add_class::<types::storage::GcReport>()?;
+    m.add_class::<projects::Projects>()?;
+    m.add_class::<projects::AsyncProjects>()?;
+    m.add_class::<analysis::Analysis>()?;
+    m.add_class::<analysis::AsyncAnalysis>()?;
+    m.add_class::<types::projects::Project>()?;
+    m.add_class::<types::projects::ProjectPage>()?;
+    m.add_class::<types::projects::Snapshot>()?;
+    m.add_class::<types::projects::SnapshotPage>()?;
+    m.add_class::<types::projects::LanguageStats>()?;
+    m.add_class::<types::projects::DirectoryStats>()?;
+    m.add_class::<types::projects::FileEntry>()?;
+    m.add_class::<types::projects::FilePage>()?;
+    m.add_class::<types::projects::SnapshotDiff>()?;
+    m.add_class::<types::projects::ProjectStats>()?;
+    m.add_class::<types::projects::TenantUsage>()?;
+    m.add_class::<types::projects::ImportProgress>()?;
+    m.add_class::<types::projects::AnalysisResult>()?;
+    m.add_class::<types::projects::AnalysisPage>()?;
+    m.add_class::<types::projects::Payload>()?;
+    m.add_class::<types::projects::BackupSummary>()?;
+    m.add_class::<types::projects::RestoreReport>()?;
     m.add_class::<auth::Auth>()?;
     m.add_class::<auth::AsyncAuth>()?;
     m.add_class::<auth::JwtVerifier>()?;

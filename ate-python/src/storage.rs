@@ -69,7 +69,7 @@ impl Source {
     }
 }
 
-fn type_name(value: &Bound<'_, PyAny>) -> String {
+pub(crate) fn type_name(value: &Bound<'_, PyAny>) -> String {
     value
         .get_type()
         .name()
@@ -78,7 +78,7 @@ fn type_name(value: &Bound<'_, PyAny>) -> String {
 }
 
 /// Reads up to [`FILE_PART`] bytes from `file` on a blocking thread; `None` at the end.
-async fn read_part(file: Arc<Py<PyAny>>) -> Result<Option<Bytes>, Error> {
+pub(crate) async fn read_part(file: Arc<Py<PyAny>>) -> Result<Option<Bytes>, Error> {
     tokio::task::spawn_blocking(move || {
         Python::attach(|py| {
             let chunk = file
@@ -104,7 +104,7 @@ async fn read_part(file: Arc<Py<PyAny>>) -> Result<Option<Bytes>, Error> {
 }
 
 /// Writes all of `chunk` to `file` on a blocking thread (retrying short writes).
-async fn write_part(file: Arc<Py<PyAny>>, chunk: Vec<u8>) -> Result<(), Error> {
+pub(crate) async fn write_part(file: Arc<Py<PyAny>>, chunk: Vec<u8>) -> Result<(), Error> {
     tokio::task::spawn_blocking(move || {
         Python::attach(|py| {
             let mut done = 0;

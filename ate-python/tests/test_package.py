@@ -20,6 +20,12 @@ DOMAINS = {
         "Registry", "AsyncRegistry", "Pick", "PendingPick", "CheckDefinition", "Instance", "Stats",
         "CheckResult", "AlertEvent", "http_check", "tcp_check", "ttl_check",
     ],
+    "ate.projects": [
+        "Projects", "AsyncProjects", "Analysis", "AsyncAnalysis", "Project", "ProjectPage", "Snapshot",
+        "SnapshotPage", "LanguageStats", "DirectoryStats", "FileEntry", "FilePage", "SnapshotDiff",
+        "ProjectStats", "TenantUsage", "ImportProgress", "AnalysisResult", "AnalysisPage", "Payload",
+        "BackupSummary", "RestoreReport", "SnapshotFile", "AsyncSnapshotFile",
+    ],
     "ate.workflows": [
         "Workflows", "AsyncWorkflows", "Worker", "AsyncWorker", "StepContext", "StepDecorator",
         "StepFailed", "Run", "RunNode", "RunPage", "RunEvent", "RunEvents", "AsyncRunEvents",
@@ -57,11 +63,11 @@ def test_top_level_names_keep_working():
     assert missing == []
     assert set(TOP_LEVEL) <= set(ate.__all__)
     assert ate.Ate.__module__ == ate.AsyncAte.__module__ == "ate"
-    for module in ("tenants", "audit", "storage", "auth", "registry", "crypto", "workflows"):
+    for module in ("tenants", "audit", "storage", "auth", "registry", "crypto", "workflows", "projects"):
         assert getattr(ate, module).__name__ == f"ate.{module}"
 
 
-@pytest.mark.parametrize("module_name", ["ate.tenants", "ate.audit", "ate.storage", "ate.workflows"])
+@pytest.mark.parametrize("module_name", ["ate.tenants", "ate.audit", "ate.storage", "ate.workflows", "ate.projects"])
 def test_module_docstring_examples_run(module_name):
     failures, tried = doctest.testmod(importlib.import_module(module_name), verbose=False)
     assert tried > 0 and failures == 0

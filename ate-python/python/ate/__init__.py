@@ -16,14 +16,16 @@ Each domain has its module, holding its classes: ``ate.tenants``, ``ate.audit``,
 (``a.auth`` registers users, logs them in, refreshes and verifies tokens; it needs
 ``auth_issuer``, ``auth_audience`` and ``master_key``), ``ate.registry`` (``a.registry``
 registers service instances, checks their health, picks one per request and renders
-metrics), ``ate.workflows`` (``a.workflows`` runs DAGs of Python steps durably, with
+metrics), ``ate.projects`` (``a.projects`` imports codebases into deduplicated, encrypted
+snapshots with their languages and statistics; ``a.analysis`` records analysis results;
+both need storage), ``ate.workflows`` (``a.workflows`` runs DAGs of Python steps durably, with
 workers on background threads) and ``ate.crypto``. The clients (``ate.Ate``, ``ate.AsyncAte``), the errors
 (``ate.AteError`` and its subclasses) and the main classes are also here at the top.
 
 **Acting for a user.** A client acts as its own platform administrator (``actor=``). A
 service that verified a user's token acts for that user with ``a.acting_as(principal)``:
 the same client over the same connections, whose ``tenants``, ``audit``, ``storage``,
-``auth`` and ``registry`` all act as that principal, with every permission check applied
+``projects``, ``analysis``, ``auth`` and ``registry`` all act as that principal, with every permission check applied
 (a user acts only in its own tenant, with the permissions it holds there).
 
 >>> a = ate.Ate("sqlite::memory:", storage_url="memory://", master_key=os.urandom(32),
@@ -52,7 +54,7 @@ Every blocking call releases the GIL. ``ate.AsyncAte`` offers the same surface f
 """
 
 from ate._ate import AsyncAte, Ate, __version__
-from ate import audit, auth, crypto, registry, storage, tenants, workflows
+from ate import audit, auth, crypto, projects, registry, storage, tenants, workflows
 from ate.audit import AsyncAudit, Audit, AuditEvent, AuditPage, ChainBreak, ChainHead, ChainReport
 from ate.auth import AsyncAuth, Auth, Principal, Session, SigningKeyInfo, Tokens, User, UserPage
 from ate.storage import (
@@ -66,6 +68,7 @@ from ate.storage import (
     ReencryptProgress,
     Storage,
 )
+from ate.projects import Analysis, AsyncAnalysis, AsyncProjects, Project, Projects, Snapshot
 from ate.tenants import AsyncTenants, Tenant, TenantPage, Tenants
 from ate.workflows import AsyncWorkflows, Run, StepFailed, Workflows
 from ate._errors import (
@@ -88,6 +91,7 @@ __all__ = [
     "audit",
     "auth",
     "crypto",
+    "projects",
     "registry",
     "storage",
     "tenants",
@@ -122,6 +126,12 @@ __all__ = [
     "Tokens",
     "Workflows",
     "AsyncWorkflows",
+    "Projects",
+    "AsyncProjects",
+    "Analysis",
+    "AsyncAnalysis",
+    "Project",
+    "Snapshot",
     "Run",
     "StepFailed",
     "User",

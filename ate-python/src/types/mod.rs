@@ -5,6 +5,7 @@
 mod page;
 pub(crate) mod audit;
 pub(crate) mod auth;
+pub(crate) mod projects;
 pub(crate) mod registry;
 pub(crate) mod storage;
 pub(crate) mod tenants;
