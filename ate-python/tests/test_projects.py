@@ -360,6 +360,38 @@ def test_backups_restore_into_another_database_byte_for_byte(store, acme, projec
         assert b.analysis.read_payload(globex, results.items[0].id, "out.json") == b'{"ok": true}'
 
 
+def test_whole_tenants_back_up_and_restore_elsewhere(store, acme, project, tmp_path):
+    snap = store.projects.import_dir(acme, project, write_tree(tmp_path / "s", TREE))
+    store.projects.create(acme, "empty-project")
+    store.storage.put(acme, "reports/q3.csv", b"region,total\n", content_type="text/csv",
+                      metadata={"owner": "ana"})
+    key = os.urandom(32)
+    summary = store.projects.backup_tenant(acme, key, tmp_path / "acme.atebackup")
+    assert (summary.projects, summary.snapshots, summary.files, summary.objects) == (2, 1, len(TREE), 1)
+    with ate.Ate(f"sqlite://{tmp_path}/other.db", storage_url="memory://", master_key=os.urandom(32)) as b:
+        globex = b.tenants.create("globex", "Globex").id
+        b.storage.put(globex, "reports/q3.csv", b"theirs")
+        with pytest.raises(ate.AlreadyExistsError):
+            b.projects.restore_tenant(globex, key, tmp_path / "acme.atebackup")
+        assert len(b.projects.list(globex)) == 0
+        assert b.storage.get(globex, "reports/q3.csv") == b"theirs"
+        b.storage.delete(globex, "reports/q3.csv")
+        with pytest.raises(ate.InvalidInputError, match="project backup"):
+            one = io.BytesIO()
+            store.projects.backup(acme, project, key, one)
+            b.projects.restore_tenant(globex, key, io.BytesIO(one.getvalue()))
+        report = b.projects.restore_tenant(globex, key, tmp_path / "acme.atebackup")
+        assert (len(report.project_ids), report.files, report.objects) == (2, len(TREE), 1)
+        assert sorted(p.name for p in b.projects.list(globex)) == ["demo", "empty-project"]
+        demo = b.projects.get_by_name(globex, "demo")
+        new_snap = b.projects.snapshots(globex, demo.id).items[0]
+        assert {f.path: f.sha256 for f in b.projects.files(globex, new_snap.id)} == {
+            f.path: f.sha256 for f in store.projects.files(acme, snap.id)}
+        info = b.storage.stat(globex, "reports/q3.csv")
+        assert (info.content_type, info.metadata) == ("text/csv", {"owner": "ana"})
+        assert b.storage.get(globex, "reports/q3.csv") == b"region,total\n"
+
+
 def test_principals_act_only_within_their_permissions_and_tenant(store, acme, project, tmp_path):
     a = ate.Ate(f"sqlite://{tmp_path}/auth.db", storage_url=f"fs://{tmp_path}/b", master_key=MASTER_KEY,
                 auth_issuer="https://auth.example", auth_audience="t", insecure_fast_password_hashing=True)

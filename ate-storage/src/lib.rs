@@ -19,9 +19,9 @@
 //!   snapshot: status moving forward only, a JSON summary, encrypted payloads streamed in and
 //!   out, removed with their snapshot or project.
 //!
-//! * [`backup`]: **backups** of a project ([`backup::BackupStore`]): exported under an
-//!   operator key into a portable, authenticated stream, restored into any database and
-//!   blob store.
+//! * [`backup`]: **backups** of a project or a whole tenant (its projects and objects)
+//!   ([`backup::BackupStore`]): exported under an operator key into a portable,
+//!   authenticated stream, restored into any database and blob store, all or nothing.
 //!
 //! * [`retention`]: **retention policies and legal holds** per tenant and per project, and
 //!   a resumable, audited [`retention::RetentionStore::apply_retention`] sweep with a dry run.

@@ -31,6 +31,7 @@ pub mod scanner;
 pub mod snapshot_life;
 pub mod snapshots;
 pub mod support;
+pub mod tenant_backup;
 pub mod tenant_store;
 pub mod test_kms;
 pub mod workflow_batches;

@@ -242,6 +242,7 @@ snapshot_matrix! {
     retention::legal_holds_block_every_deletion,
     retention::deleted_projects_are_purged,
     backup::backups_restore_elsewhere_byte_for_byte,
+    tenant_backup::tenant_backups_restore_elsewhere,
     ]
 }
 

@@ -59,7 +59,9 @@ impl ProjectStores {
             projects: SqlProjectStore::open(db.clone()).await?,
             snapshots: SqlSnapshotStore::open(db.clone(), blobs.clone(), keys.clone()).await?,
             analysis: SqlAnalysisStore::open(db.clone(), blobs.clone(), keys.clone()).await?,
-            backups: SqlBackupStore::open(db.clone(), blobs, keys).await?,
+            backups: SqlBackupStore::open(db.clone(), blobs, keys)
+                .await?
+                .with_objects(objects.clone()),
         })
     }
 }
@@ -329,6 +331,34 @@ impl View {
         writing(out, |mut w| async move {
             let summary = backups.export_project(actor, t, p, &key, &mut w).await?;
             Ok(BackupSummary::from(summary))
+        })
+        .await
+    }
+    async fn backup_tenant(
+        self,
+        t: TenantId,
+        key: SecretKey,
+        out: Endpoint,
+    ) -> Result<BackupSummary, Error> {
+        let backups = &self.stores()?.backups;
+        let actor = &self.actor;
+        writing(out, |mut w| async move {
+            let summary = backups.export_tenant(actor, t, &key, &mut w).await?;
+            Ok(BackupSummary::from(summary))
+        })
+        .await
+    }
+    async fn restore_tenant(
+        self,
+        t: TenantId,
+        key: SecretKey,
+        input: Endpoint,
+    ) -> Result<RestoreReport, Error> {
+        let backups = &self.stores()?.backups;
+        let actor = &self.actor;
+        reading(input, |mut r| async move {
+            let report = backups.restore_tenant(actor, t, &key, &mut r).await?;
+            Ok(RestoreReport::from(report))
         })
         .await
     }
@@ -621,6 +651,32 @@ macro_rules! projects_class {
                 let (t, p) = (parse_id(tenant_id)?, parse_id(project_id)?);
                 let (key, out) = (backup_key(key)?, Endpoint::from_py(destination, "write")?);
                 Ok(dispatch!($mode, py, self.view.clone().backup_project(t, p, key, out)))
+            }
+
+            /// Every project and object of the tenant into one backup sealed under `key`.
+            fn backup_tenant(
+                &self,
+                py: Python<'_>,
+                tenant_id: &str,
+                key: &[u8],
+                destination: &Bound<'_, PyAny>,
+            ) -> PyResult<Py<PyAny>> {
+                let t = parse_id(tenant_id)?;
+                let (key, out) = (backup_key(key)?, Endpoint::from_py(destination, "write")?);
+                Ok(dispatch!($mode, py, self.view.clone().backup_tenant(t, key, out)))
+            }
+
+            /// Restores a tenant backup into `tenant_id`, all or nothing.
+            fn restore_tenant(
+                &self,
+                py: Python<'_>,
+                tenant_id: &str,
+                key: &[u8],
+                source: &Bound<'_, PyAny>,
+            ) -> PyResult<Py<PyAny>> {
+                let t = parse_id(tenant_id)?;
+                let (key, input) = (backup_key(key)?, Endpoint::from_py(source, "read")?);
+                Ok(dispatch!($mode, py, self.view.clone().restore_tenant(t, key, input)))
             }
 
             #[pyo3(signature = (tenant_id, key, source, *, name = None))]

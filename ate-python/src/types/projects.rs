@@ -557,16 +557,22 @@ page_class!(
 #[pyclass(module = "ate.projects", frozen, eq, get_all, from_py_object)]
 #[derive(Clone, PartialEq)]
 pub(crate) struct BackupSummary {
+    projects: u64,
     snapshots: u64,
     files: u64,
     analysis_results: u64,
     payloads: u64,
+    objects: u64,
+    object_bytes: u64,
     bytes: u64,
 }
 
 impl From<backup::BackupSummary> for BackupSummary {
     fn from(b: backup::BackupSummary) -> Self {
         BackupSummary {
+            projects: b.projects,
+            objects: b.objects,
+            object_bytes: b.object_bytes,
             snapshots: b.snapshots,
             files: b.files,
             analysis_results: b.analysis_results,
@@ -591,6 +597,8 @@ impl BackupSummary {
 #[derive(Clone, PartialEq)]
 pub(crate) struct RestoreReport {
     project_id: Option<String>,
+    project_ids: Vec<String>,
+    objects: u64,
     snapshots: u64,
     files: u64,
     analysis_results: u64,
@@ -601,6 +609,8 @@ impl From<backup::RestoreReport> for RestoreReport {
     fn from(r: backup::RestoreReport) -> Self {
         RestoreReport {
             project_id: r.project.map(|p| p.to_string()),
+            project_ids: r.projects.iter().map(ToString::to_string).collect(),
+            objects: r.objects,
             snapshots: r.snapshots,
             files: r.files,
             analysis_results: r.analysis_results,

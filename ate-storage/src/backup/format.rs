@@ -7,8 +7,10 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-/// The plaintext's first bytes.
+/// The plaintext's first bytes: a project backup.
 pub(super) const MAGIC: &[u8; 8] = b"ATEBKP1\n";
+/// The plaintext's first bytes: a tenant backup.
+pub(super) const TENANT_MAGIC: &[u8; 8] = b"ATEBKT1\n";
 /// The Cobblestone context of every backup.
 pub(super) const CONTEXT: &[u8] = b"ate.backup.v1";
 /// The format version in the manifest.
@@ -21,6 +23,29 @@ pub(super) const MANIFEST: u8 = b'M';
 pub(super) const FILE: u8 = b'F';
 pub(super) const PAYLOAD: u8 = b'P';
 pub(super) const END: u8 = b'E';
+/// A tenant backup's manifest, its objects and its end.
+pub(super) const TENANT: u8 = b'T';
+pub(super) const OBJECT: u8 = b'O';
+pub(super) const TENANT_END: u8 = b'Z';
+
+/// A tenant backup's manifest: what follows it.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(super) struct TenantManifest {
+    pub(super) format: u32,
+    /// The projects' names, in the order their frames follow.
+    pub(super) projects: Vec<String>,
+    pub(super) objects: u64,
+}
+
+/// The header of an object frame.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(super) struct ObjectDoc {
+    pub(super) path: String,
+    pub(super) content_type: String,
+    pub(super) metadata: Value,
+    pub(super) size: u64,
+    pub(super) sha256: String,
+}
 
 /// The manifest: everything but contents.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]

@@ -23,12 +23,27 @@
 //!
 //! Memory stays bounded by a few pieces whatever the project's size.
 //!
+//! **Whole tenants.** [`BackupStore::export_tenant`] writes every project of a tenant and
+//! every object of its object store into one backup (plaintext `ATEBKT1\n`, a tenant
+//! manifest frame, each project's frames as above, one frame per object with its path,
+//! content type, metadata and SHA-256, and an end frame), under the same key and context.
+//! [`BackupStore::restore_tenant`] restores it into any tenant of any ATE installation,
+//! again all or nothing: projects whose names the tenant uses, or objects at paths it
+//! holds, are refused before anything is written, and on any error every project and
+//! object the restore made is removed. It needs [`SqlBackupStore::with_objects`]. What a
+//! tenant backup does not hold: its users and sessions (`ate-auth`), its audit log (it
+//! stays with the installation that wrote it; the restore is audited where it happens),
+//! its keys (everything is sealed again under the destination's), its settings and quotas
+//! (the destination tenant's own apply, and are enforced during the restore).
+//!
 //! Permissions: [`BACKUP_EXPORT`] plus `projects:read` and `analysis:read` to export;
 //! [`BACKUP_RESTORE`] plus `projects:write`, `projects:delete` (to undo a failed restore)
-//! and `analysis:write` to restore.
+//! and `analysis:write` to restore; for a tenant, `storage:read` to export and
+//! `storage:write` and `storage:delete` to restore as well.
 
 mod format;
 mod sql;
+mod tenant;
 
 pub use sql::SqlBackupStore;
 
@@ -54,6 +69,12 @@ pub struct BackupSummary {
     pub analysis_results: u64,
     /// Their payloads.
     pub payloads: u64,
+    /// Projects (1 for a project backup).
+    pub projects: u64,
+    /// Objects of the object store (tenant backups).
+    pub objects: u64,
+    /// Their bytes.
+    pub object_bytes: u64,
     /// Bytes written (encrypted).
     pub bytes: u64,
 }
@@ -83,8 +104,12 @@ impl RestoreOptions {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RestoreReport {
-    /// The new project.
+    /// The new project (of a project backup).
     pub project: Option<ProjectId>,
+    /// The new projects (of a tenant backup), in the backup's order.
+    pub projects: Vec<ProjectId>,
+    /// Objects restored (tenant backups).
+    pub objects: u64,
     /// Snapshots restored.
     pub snapshots: u64,
     /// Files across them.
@@ -120,5 +145,29 @@ pub trait BackupStore: Send + Sync + std::fmt::Debug {
         key: &SecretKey,
         input: &mut (dyn AsyncRead + Unpin + Send),
         options: &RestoreOptions,
+    ) -> Result<RestoreReport, StorageError>;
+
+    /// Writes every project of `tenant` and every object of its object store to `out` as
+    /// one backup sealed under `key`. Needs [`BACKUP_EXPORT`], `projects:read`,
+    /// `analysis:read` and `storage:read`.
+    async fn export_tenant(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        key: &SecretKey,
+        out: &mut (dyn AsyncWrite + Unpin + Send),
+    ) -> Result<BackupSummary, StorageError>;
+
+    /// Restores the tenant backup read from `input` (sealed under `key`) into `tenant`: its
+    /// projects under their names, its objects at their paths. `AlreadyExists` (before
+    /// anything is written) if the tenant has a project of the same name or an object at
+    /// the same path; `Integrity` for a wrong key or a damaged backup; on any error nothing
+    /// is left.
+    async fn restore_tenant(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        key: &SecretKey,
+        input: &mut (dyn AsyncRead + Unpin + Send),
     ) -> Result<RestoreReport, StorageError>;
 }

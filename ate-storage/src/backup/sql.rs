@@ -3,8 +3,8 @@
 
 use super::format::{
     self, END, FILE, FORMAT, FileDoc, MAGIC, MANIFEST, Manifest, PAYLOAD, PayloadDoc,
-    PayloadFrameDoc, ProjectDoc, ResultDoc, SealedWriter, SnapshotDoc, parse, read_frame,
-    truncated,
+    PayloadFrameDoc, ProjectDoc, ResultDoc, SealedWriter, SnapshotDoc, TENANT_MAGIC, parse,
+    read_frame, truncated,
 };
 use super::{
     BACKUP_EXPORT, BACKUP_RESTORE, BackupStore, BackupSummary, RestoreOptions, RestoreReport,
@@ -31,12 +31,14 @@ const WINDOW: u64 = 4 << 20;
 /// Backups of the projects in a [`Db`] and [`BlobStore`]; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct SqlBackupStore {
-    db: Db,
-    projects: SqlProjectStore,
+    pub(super) db: Db,
+    pub(super) projects: SqlProjectStore,
     snapshots: SqlSnapshotStore,
     analysis: SqlAnalysisStore,
-    clock: Arc<dyn Clock>,
-    cipher: crate::Cobblestone,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) cipher: crate::Cobblestone,
+    /// The object store whose objects tenant backups hold.
+    pub(super) objects: Option<crate::ObjectStore>,
 }
 
 impl SqlBackupStore {
@@ -54,7 +56,15 @@ impl SqlBackupStore {
             db,
             clock: Arc::new(ate_core::SystemClock),
             cipher: crate::Cobblestone::default(),
+            objects: None,
         })
+    }
+
+    /// Includes `objects` (the tenant's object store) in tenant backups and restores;
+    /// [`BackupStore::export_tenant`] and [`BackupStore::restore_tenant`] need it.
+    pub fn with_objects(mut self, objects: crate::ObjectStore) -> Self {
+        self.objects = Some(objects);
+        self
     }
 
     /// Uses `clock` for the times it records.
@@ -65,6 +75,7 @@ impl SqlBackupStore {
             analysis: self.analysis.with_clock(clock.clone()),
             db: self.db,
             cipher: self.cipher,
+            objects: self.objects.map(|o| o.with_clock(clock.clone())),
             clock,
         }
     }
@@ -79,14 +90,7 @@ impl SqlBackupStore {
         options: &RestoreOptions,
         report: &mut RestoreReport,
     ) -> Result<(), StorageError> {
-        let mut magic = [0u8; 8];
-        r.read_exact(&mut magic).await.map_err(truncated)?;
-        if &magic != MAGIC {
-            return Err(StorageError::invalid(
-                "backup",
-                "this is not an ATE backup of a known format",
-            ));
-        }
+        read_magic(r, MAGIC).await?;
         let (kind, header, body) = read_frame(r).await?;
         if kind != MANIFEST || body != 0 {
             return Err(StorageError::invalid(
@@ -94,7 +98,22 @@ impl SqlBackupStore {
                 "it does not start with a manifest",
             ));
         }
-        let manifest: Manifest = parse("backup manifest", &header)?;
+        self.restore_project_frames(actor, tenant, r, &header, options.name.clone(), report)
+            .await
+    }
+
+    /// Restores one project from its manifest (`header`, already read) and the frames that
+    /// follow it, up to its end frame.
+    pub(super) async fn restore_project_frames(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        r: &mut tokio::io::DuplexStream,
+        header: &[u8],
+        name: Option<String>,
+        report: &mut RestoreReport,
+    ) -> Result<(), StorageError> {
+        let manifest: Manifest = parse("backup manifest", header)?;
         if manifest.format != FORMAT {
             return Err(StorageError::invalid(
                 "backup",
@@ -105,7 +124,7 @@ impl SqlBackupStore {
             ));
         }
         let doc = &manifest.project;
-        let spec = ProjectSpec::new(options.name.clone().unwrap_or_else(|| doc.name.clone()))
+        let spec = ProjectSpec::new(name.unwrap_or_else(|| doc.name.clone()))
             .description(doc.description.clone())
             .settings(doc.settings.clone());
         let spec = doc
@@ -248,86 +267,16 @@ impl SqlBackupStore {
         }
     }
 
-    /// Starts the import of snapshot `doc`.
-    async fn begin(
+    /// Writes project `project` as a manifest frame, its file and payload frames and an end
+    /// frame, adding what it wrote to `summary`.
+    pub(super) async fn write_project(
         &self,
+        w: &mut SealedWriter<'_>,
         actor: &Principal,
         tenant: TenantId,
         project: ProjectId,
-        doc: &SnapshotDoc,
-    ) -> Result<Importer, StorageError> {
-        let options = ImportOptions::new()
-            .label(doc.label.clone())
-            .source(doc.source.clone());
-        self.snapshots
-            .begin_import(actor, tenant, project, options)
-            .await
-    }
-
-    /// Restores the manifest's snapshots before index `upto` that have no file (and so no
-    /// frame) as empty snapshots.
-    async fn fill_snapshots(
-        &self,
-        actor: &Principal,
-        tenant: TenantId,
-        project: ProjectId,
-        manifest: &Manifest,
-        ids: &mut Vec<ate_core::SnapshotId>,
-        upto: usize,
+        summary: &mut BackupSummary,
     ) -> Result<(), StorageError> {
-        while ids.len() < upto {
-            let doc = &manifest.snapshots[ids.len()];
-            let imp = self.begin(actor, tenant, project, doc).await?;
-            ids.push(imp.commit().await?.id);
-        }
-        Ok(())
-    }
-
-    /// Records the manifest's results as pending (payloads are added next, the final status
-    /// last).
-    async fn create_results(
-        &self,
-        actor: &Principal,
-        tenant: TenantId,
-        project: ProjectId,
-        manifest: &Manifest,
-        snapshots: &[ate_core::SnapshotId],
-    ) -> Result<Vec<ate_core::AnalysisId>, StorageError> {
-        let mut ids = Vec::with_capacity(manifest.analysis.len());
-        for doc in &manifest.analysis {
-            let mut spec = AnalysisSpec::new(&doc.kind, &doc.analyzer, &doc.analyzer_version);
-            if let Some(i) = doc.snapshot {
-                spec = spec.snapshot(*snapshots.get(i).ok_or_else(bad_order)?);
-            }
-            ids.push(
-                self.analysis
-                    .create(actor, tenant, project, &spec)
-                    .await?
-                    .id,
-            );
-        }
-        Ok(ids)
-    }
-}
-
-fn bad_order() -> StorageError {
-    StorageError::invalid(
-        "backup",
-        "its frames are out of order or name unknown entries",
-    )
-}
-
-#[async_trait::async_trait]
-impl BackupStore for SqlBackupStore {
-    async fn export_project(
-        &self,
-        actor: &Principal,
-        tenant: TenantId,
-        project: ProjectId,
-        key: &SecretKey,
-        out: &mut (dyn AsyncWrite + Unpin + Send),
-    ) -> Result<BackupSummary, StorageError> {
-        actor.require(tenant, &BACKUP_EXPORT)?;
         let p = self.projects.get(actor, tenant, project).await?;
         let mut snapshots = Vec::new();
         let mut q = SnapshotQuery::new();
@@ -393,13 +342,8 @@ impl BackupStore for SqlBackupStore {
                 })
                 .collect(),
         };
-        let mut summary = BackupSummary {
-            snapshots: snapshots.len() as u64,
-            analysis_results: results.len() as u64,
-            ..BackupSummary::default()
-        };
-        let mut w = SealedWriter::new(&self.cipher, key.expose_secret(), out)?;
-        w.write(MAGIC).await?;
+        summary.snapshots += snapshots.len() as u64;
+        summary.analysis_results += results.len() as u64;
         w.frame(MANIFEST, &manifest, 0).await?;
         for (index, s) in snapshots.iter().enumerate() {
             let mut q = FileQuery::new();
@@ -476,6 +420,113 @@ impl BackupStore for SqlBackupStore {
             }
         }
         w.frame(END, &serde_json::json!({}), 0).await?;
+        Ok(())
+    }
+
+    /// Starts the import of snapshot `doc`.
+    async fn begin(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        project: ProjectId,
+        doc: &SnapshotDoc,
+    ) -> Result<Importer, StorageError> {
+        let options = ImportOptions::new()
+            .label(doc.label.clone())
+            .source(doc.source.clone());
+        self.snapshots
+            .begin_import(actor, tenant, project, options)
+            .await
+    }
+
+    /// Restores the manifest's snapshots before index `upto` that have no file (and so no
+    /// frame) as empty snapshots.
+    async fn fill_snapshots(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        project: ProjectId,
+        manifest: &Manifest,
+        ids: &mut Vec<ate_core::SnapshotId>,
+        upto: usize,
+    ) -> Result<(), StorageError> {
+        while ids.len() < upto {
+            let doc = &manifest.snapshots[ids.len()];
+            let imp = self.begin(actor, tenant, project, doc).await?;
+            ids.push(imp.commit().await?.id);
+        }
+        Ok(())
+    }
+
+    /// Records the manifest's results as pending (payloads are added next, the final status
+    /// last).
+    async fn create_results(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        project: ProjectId,
+        manifest: &Manifest,
+        snapshots: &[ate_core::SnapshotId],
+    ) -> Result<Vec<ate_core::AnalysisId>, StorageError> {
+        let mut ids = Vec::with_capacity(manifest.analysis.len());
+        for doc in &manifest.analysis {
+            let mut spec = AnalysisSpec::new(&doc.kind, &doc.analyzer, &doc.analyzer_version);
+            if let Some(i) = doc.snapshot {
+                spec = spec.snapshot(*snapshots.get(i).ok_or_else(bad_order)?);
+            }
+            ids.push(
+                self.analysis
+                    .create(actor, tenant, project, &spec)
+                    .await?
+                    .id,
+            );
+        }
+        Ok(ids)
+    }
+}
+
+/// Reads the plaintext's first bytes and checks them against `magic`.
+pub(super) async fn read_magic(
+    r: &mut tokio::io::DuplexStream,
+    magic: &[u8; 8],
+) -> Result<(), StorageError> {
+    let mut got = [0u8; 8];
+    r.read_exact(&mut got).await.map_err(truncated)?;
+    if &got == magic {
+        return Ok(());
+    }
+    let what = match &got {
+        m if m == MAGIC => "a project backup (restore it with restore_project)",
+        m if m == TENANT_MAGIC => "a tenant backup (restore it with restore_tenant)",
+        _ => "not an ATE backup of a known format",
+    };
+    Err(StorageError::invalid("backup", format!("this is {what}")))
+}
+
+pub(super) fn bad_order() -> StorageError {
+    StorageError::invalid(
+        "backup",
+        "its frames are out of order or name unknown entries",
+    )
+}
+
+#[async_trait::async_trait]
+impl BackupStore for SqlBackupStore {
+    async fn export_project(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        project: ProjectId,
+        key: &SecretKey,
+        out: &mut (dyn AsyncWrite + Unpin + Send),
+    ) -> Result<BackupSummary, StorageError> {
+        actor.require(tenant, &BACKUP_EXPORT)?;
+        let mut summary = BackupSummary::default();
+        let mut w = SealedWriter::new(&self.cipher, key.expose_secret(), out)?;
+        w.write(MAGIC).await?;
+        self.write_project(&mut w, actor, tenant, project, &mut summary)
+            .await?;
+        summary.projects = 1;
         summary.bytes = w.finish().await?;
         Ok(summary)
     }
@@ -513,6 +564,26 @@ impl BackupStore for SqlBackupStore {
             return Err(e);
         }
         Ok(report)
+    }
+
+    async fn export_tenant(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        key: &SecretKey,
+        out: &mut (dyn AsyncWrite + Unpin + Send),
+    ) -> Result<BackupSummary, StorageError> {
+        self.export_tenant_to(actor, tenant, key, out).await
+    }
+
+    async fn restore_tenant(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        key: &SecretKey,
+        input: &mut (dyn AsyncRead + Unpin + Send),
+    ) -> Result<RestoreReport, StorageError> {
+        self.restore_tenant_from(actor, tenant, key, input).await
     }
 }
 
