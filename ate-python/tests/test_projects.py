@@ -172,6 +172,7 @@ def test_directories_import_with_progress_and_read_back(store, acme, project, tm
     assert stats.stored_bytes > 0
     usage = store.projects.usage(acme)
     assert (usage.projects, usage.snapshots, usage.project_stored_bytes) == (1, 1, stats.stored_bytes)
+    assert usage.users is None  # this client runs no auth
 
 
 def test_reimports_dedup_and_diff(store, acme, project, tmp_path):
@@ -413,6 +414,9 @@ def test_principals_act_only_within_their_permissions_and_tenant(store, acme, pr
             a.projects.get(acme2, theirs.id)  # another tenant's project is not in this one
         with pytest.raises(ate.PermissionDeniedError):
             reader.analysis.create(acme2, mine.id, "lint", "ruff", "1")
+        # Users count in the usage when the client runs auth and the principal may read them.
+        assert a.projects.usage(acme2).users == 1
+        assert reader.projects.usage(acme2).users is None
 
 
 def test_projects_need_storage(tmp_path):

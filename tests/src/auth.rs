@@ -1132,6 +1132,20 @@ pub async fn user_quota_is_enforced(env: Env) {
     a.create_user(&env.admin, tenant, NewUser::new("late@acme.example"), None)
         .await
         .unwrap();
+    // The seats, counted by status: what the quota is measured against.
+    let counts = a.users().count(&env.admin, tenant).await.unwrap();
+    assert_eq!(
+        (counts.total, counts.active, counts.disabled, counts.locked),
+        (4, 3, 1, 0)
+    );
+    let (other, _) = register(&a, "globex").await;
+    assert_eq!(a.users().count(&env.admin, other).await.unwrap().total, 1);
+    assert_kind(
+        a.users()
+            .count(&Principal::new(other, "user:x").unwrap(), tenant)
+            .await,
+        ErrorKind::PermissionDenied,
+    );
     assert_kind(
         a.create_user(&env.admin, tenant, NewUser::new("later@acme.example"), None)
             .await,

@@ -32,7 +32,7 @@ pub use create::NewUser;
 pub use lockout::LockoutPolicy;
 pub(crate) use lockout::{Attempt, Refusal};
 pub use model::{
-    MAX_EMAIL_BYTES, MAX_NAME_CHARS, Role, USERS_MANAGE, USERS_READ, User, UserStatus,
+    MAX_EMAIL_BYTES, MAX_NAME_CHARS, Role, USERS_MANAGE, USERS_READ, User, UserCounts, UserStatus,
     authorize_grant, normalize_email, normalize_username, validate_name,
 };
 pub use store::UserStore;

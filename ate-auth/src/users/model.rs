@@ -104,6 +104,20 @@ impl UserStatus {
     }
 }
 
+/// How many users a tenant has, by status ([`UserStore::count`](super::UserStore::count)).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct UserCounts {
+    /// Every user, against the tenant's `max_users` quota.
+    pub total: u64,
+    /// Users who may log in.
+    pub active: u64,
+    /// Disabled users.
+    pub disabled: u64,
+    /// Locked users (until an administrator unlocks them).
+    pub locked: u64,
+}
+
 /// A user (never its password hash).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

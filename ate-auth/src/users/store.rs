@@ -3,7 +3,7 @@
 //! Creating users is in [`create`](super::create), changing them in [`update`](super::update)
 //! and [`credentials`](super::credentials), login attempts in [`lockout`](super::lockout).
 
-use super::model::{USERS_READ, User};
+use super::model::{USERS_READ, User, UserCounts};
 use super::row::{BY_ID, LIST, OptionBool, UserRow, user_columns};
 use crate::error::AuthError;
 use crate::verify_cache::{VerifyCache, VerifyFacts};
@@ -226,5 +226,35 @@ impl UserStore {
             _ => None,
         };
         Ok(Page { items, next_cursor })
+    }
+
+    /// How many users `tenant` has, by status: what counts against its `max_users` quota.
+    /// Needs [`USERS_READ`].
+    pub async fn count(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+    ) -> Result<UserCounts, AuthError> {
+        actor.require(tenant, &USERS_READ)?;
+        let rows: Vec<(String, i64)> = with_pool!(self.db, |pool| {
+            sqlx::query_as(
+                "SELECT status, CAST(COUNT(*) AS BIGINT) FROM auth_users \
+                 WHERE tenant_id = $1 GROUP BY status",
+            )
+            .bind(tenant.as_uuid())
+            .fetch_all(pool)
+            .await?
+        });
+        let mut counts = UserCounts::default();
+        for (status, n) in rows {
+            let n = u64::try_from(n).unwrap_or(0);
+            counts.total += n;
+            match status.as_str() {
+                "active" => counts.active += n,
+                "disabled" => counts.disabled += n,
+                _ => counts.locked += n,
+            }
+        }
+        Ok(counts)
     }
 }

@@ -308,8 +308,19 @@ impl View {
         Ok(stats.await?.into())
     }
     async fn tenant_usage(self, t: TenantId) -> Result<TenantUsage, Error> {
-        let usage = self.stores()?.snapshots.tenant_usage(&self.actor, t);
-        Ok(usage.await?.into())
+        let mut usage = self
+            .stores()?
+            .snapshots
+            .tenant_usage(&self.actor, t)
+            .await?;
+        // Users live in ate-auth: counted when the client runs it and the principal may
+        // read them.
+        if let Some(auth) = &self.core.auth
+            && let Ok(counts) = auth.users().count(&self.actor, t).await
+        {
+            usage = usage.with_users(counts.total);
+        }
+        Ok(usage.into())
     }
     async fn export_tar(self, t: TenantId, id: SnapshotId, out: Endpoint) -> Result<u64, Error> {
         let snapshots = &self.stores()?.snapshots;

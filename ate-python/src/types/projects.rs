@@ -362,6 +362,8 @@ pub(crate) struct TenantUsage {
     analysis_payload_bytes: u64,
     #[pyo3(get)]
     storage_bytes: u64,
+    #[pyo3(get)]
+    users: Option<u64>,
     quotas: serde_json::Value,
 }
 
@@ -378,6 +380,7 @@ impl From<projects::TenantUsage> for TenantUsage {
             analysis_results: u.analysis_results,
             analysis_payload_bytes: u.analysis_payload_bytes,
             storage_bytes: u.storage_bytes,
+            users: u.users,
             quotas: serde_json::to_value(&u.quotas).unwrap_or_default(),
         }
     }

@@ -711,6 +711,7 @@ impl SnapshotStore for SqlSnapshotStore {
             analysis_results: n(results),
             analysis_payload_bytes: n(payload_bytes),
             storage_bytes: n(stored) + n(object_bytes) + n(payload_bytes),
+            users: None,
             quotas,
         })
     }

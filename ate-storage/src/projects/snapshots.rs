@@ -298,8 +298,9 @@ pub struct ProjectStats {
     pub latest: Option<Snapshot>,
 }
 
-/// A tenant's storage use against its quotas ([`SnapshotStore::tenant_usage`]). Users are
-/// counted by `ate-auth`, which enforces `max_users`.
+/// A tenant's storage use against its quotas ([`SnapshotStore::tenant_usage`]). Users
+/// live in `ate-auth` (which enforces `max_users`): a host that runs it adds their count
+/// with [`TenantUsage::with_users`] (from `ate_auth`'s `UserStore::count`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[non_exhaustive]
 pub struct TenantUsage {
@@ -325,8 +326,19 @@ pub struct TenantUsage {
     /// What counts against [`Quotas::max_storage_bytes`](ate_core::Quotas::max_storage_bytes):
     /// object bytes, project stored bytes and analysis payload bytes.
     pub storage_bytes: u64,
+    /// Users, against [`Quotas::max_users`](ate_core::Quotas::max_users), when the host
+    /// added them ([`with_users`](Self::with_users)); `None` from the snapshot store.
+    pub users: Option<u64>,
     /// The tenant's quotas.
     pub quotas: ate_core::Quotas,
+}
+
+impl TenantUsage {
+    /// The same usage with the tenant's user count (from the authentication service).
+    pub fn with_users(mut self, users: u64) -> Self {
+        self.users = Some(users);
+        self
+    }
 }
 
 /// What [`SnapshotStore::repack`] should do.
