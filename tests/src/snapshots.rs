@@ -470,3 +470,97 @@ pub async fn reimports_are_deduplicated(s: SnapEnv) {
         .unwrap();
     assert!(back == repeated);
 }
+
+/// A re-import guesses files at known paths unchanged and checks the guess: content of the
+/// same size but different bytes, content that grows or shrinks, and files too large to
+/// guess are all stored and read back exactly, with their own checksums; unchanged ones
+/// keep their chunks and store nothing.
+pub async fn reimports_check_their_guesses(s: SnapEnv) {
+    let (t, p) = tenant_with_project(&s, "acme").await;
+    let o = owner(t);
+    let dir = tempfile::tempdir().unwrap();
+    let base = noise(600_000, 21);
+    let huge = noise(9 << 20, 22); // over the size an import guesses about
+    let mut files: Vec<(&str, Vec<u8>)> = vec![
+        ("same.bin", base.clone()),
+        ("flipped.bin", base.clone()),
+        ("grown.bin", base.clone()),
+        ("shrunk.bin", base.clone()),
+        ("huge.bin", huge.clone()),
+        ("small.txt", b"hello\n".to_vec()),
+        ("small2.txt", b"world\n".to_vec()),
+    ];
+    let write = |files: &[(&str, Vec<u8>)]| {
+        let borrowed: Vec<(&str, &[u8])> = files.iter().map(|(p, c)| (*p, &c[..])).collect();
+        write_tree(dir.path(), &borrowed);
+    };
+    write(&files);
+    let first = s
+        .snapshots
+        .import_dir(&o, t, p, dir.path(), Default::default())
+        .await
+        .unwrap();
+    let mut flipped = base.clone();
+    flipped[300_000] ^= 1;
+    files[1].1 = flipped;
+    files[2].1.extend_from_slice(b"more");
+    files[3].1.truncate(500_000);
+    let mut huge2 = huge.clone();
+    huge2[5_000_000] ^= 1;
+    files[4].1 = huge2;
+    files[6].1 = b"WORLD\n".to_vec(); // same size, one chunk
+    write(&files);
+    std::fs::write(dir.path().join("shrunk.bin"), &files[3].1).unwrap();
+    let second = s
+        .snapshots
+        .import_dir(&o, t, p, dir.path(), Default::default())
+        .await
+        .unwrap();
+    assert!(second.new_bytes > 0 && second.new_bytes < first.new_bytes / 2);
+    for (path, content) in &files {
+        let entry = s.snapshots.file(&o, t, second.id, path).await.unwrap();
+        assert_eq!(entry.size, content.len() as u64, "{path}");
+        assert_eq!(entry.sha256, sha_hex(content), "{path}");
+        assert_eq!(entry.md5, md5_hex(content), "{path}");
+        let back = s
+            .snapshots
+            .read_file(&o, t, second.id, path, None)
+            .await
+            .unwrap();
+        assert!(back == *content, "{path} read back differs");
+    }
+    let d = s.snapshots.diff(&o, t, first.id, second.id).await.unwrap();
+    assert_eq!(
+        d.changed,
+        [
+            "flipped.bin",
+            "grown.bin",
+            "huge.bin",
+            "shrunk.bin",
+            "small2.txt"
+        ]
+    );
+    // Unchanged again: nothing new, the same chunk lists as before.
+    let third = s
+        .snapshots
+        .import_dir(&o, t, p, dir.path(), Default::default())
+        .await
+        .unwrap();
+    assert_eq!(third.new_bytes, 0);
+    let chunks = |id: ate_core::SnapshotId| {
+        let db = s.env.db.clone();
+        async move {
+            let rows: Vec<(String, Vec<u8>)> = with_pool!(db, |pool| {
+                sqlx::query_as(
+                    "SELECT path, chunks FROM snapshot_files WHERE snapshot_id = $1 ORDER BY path",
+                )
+                .bind(id.as_uuid())
+                .fetch_all(pool)
+                .await
+                .unwrap()
+            });
+            rows
+        }
+    };
+    assert_eq!(chunks(second.id).await, chunks(third.id).await);
+}

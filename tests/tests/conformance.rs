@@ -202,6 +202,7 @@ snapshot_matrix! {
     [
     snapshots::directories_import_and_read_back,
     snapshots::reimports_are_deduplicated,
+    snapshots::reimports_check_their_guesses,
     snapshot_life::files_are_listed_with_filters,
     snapshot_life::snapshots_are_diffed,
     snapshot_life::failed_imports_leave_nothing,

@@ -529,6 +529,68 @@ pub(crate) async fn latest_snapshot(
     Ok(id.map(SnapshotId::from_uuid).transpose()?)
 }
 
+/// A file of the previous snapshot, for an import to recognize it unchanged.
+#[derive(Debug, Clone)]
+pub(crate) struct Prior {
+    pub(crate) size: u64,
+    pub(crate) sha256: [u8; 32],
+    pub(crate) md5: [u8; 16],
+    /// Its encoded chunk list.
+    pub(crate) chunks: Vec<u8>,
+}
+
+/// A row of [`prior_files`]: path, size, SHA-256, MD5, chunk list.
+type PriorRow = (String, i64, Vec<u8>, Vec<u8>, Vec<u8>);
+
+/// The regular files of snapshot `parent` of at most `max_size` bytes, by path; `None` if
+/// it holds more than `max_files` of them (then an import does without).
+pub(crate) async fn prior_files(
+    db: &Db,
+    parent: SnapshotId,
+    max_size: u64,
+    max_files: usize,
+) -> Result<Option<std::collections::HashMap<String, Prior>>, StorageError> {
+    let rows: Vec<PriorRow> = with_pool!(db, |pool| {
+        sqlx::query_as(
+            "SELECT path, size, sha256, md5, chunks FROM snapshot_files WHERE snapshot_id = $1 \
+             AND kind = 'file' AND quarantined IS NULL AND size <= $2 LIMIT $3",
+        )
+        .bind(parent.as_uuid())
+        .bind(i64::try_from(max_size).unwrap_or(i64::MAX))
+        .bind(
+            i64::try_from(max_files)
+                .unwrap_or(i64::MAX)
+                .saturating_add(1),
+        )
+        .fetch_all(pool)
+        .await
+        .map_err(CoreError::from)?
+    });
+    if rows.len() > max_files {
+        return Ok(None);
+    }
+    let mut out = std::collections::HashMap::with_capacity(rows.len());
+    for (path, size, sha256, md5, chunks) in rows {
+        let (Ok(sha256), Ok(md5), Ok(size)) = (
+            <[u8; 32]>::try_from(&sha256[..]),
+            <[u8; 16]>::try_from(&md5[..]),
+            u64::try_from(size),
+        ) else {
+            continue;
+        };
+        out.insert(
+            path,
+            Prior {
+                size,
+                sha256,
+                md5,
+                chunks,
+            },
+        );
+    }
+    Ok(Some(out))
+}
+
 type ClassRow = (
     String,
     Vec<u8>,

@@ -1,5 +1,7 @@
 //! The importer: entries in, one snapshot out.
 
+mod stream;
+
 use super::flush::{self, FileRow, Totals};
 use super::stats::StatsBuilder;
 use super::{
@@ -15,10 +17,10 @@ use ate_core::{Principal, ProjectId, SnapshotId, TenantId};
 use chrono::{DateTime, Utc};
 use md5::Md5;
 use sha2::{Digest, Sha256};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncRead;
 use uuid::Uuid;
 use zeroize::Zeroizing;
 
@@ -32,6 +34,13 @@ const ROW_BATCH: usize = 1000;
 const PENDING_BYTES: usize = 32 << 20;
 /// How much of a file is read at once.
 const READ_BUF: usize = 64 * 1024;
+/// Files of the previous snapshot up to this size are guessed unchanged when a path comes
+/// again: the import hashes the new content while holding it (this much memory at most),
+/// and reuses the old MD5 and chunk list if the SHA-256 matches; otherwise it goes on as
+/// for any file. A re-import then skips MD5, chunking and chunk ids of unchanged files.
+const SPECULATE_BYTES: u64 = 8 << 20;
+/// Previous snapshots with more files than this are not loaded for guessing.
+const SPECULATE_FILES: usize = 200_000;
 /// Label and source limits.
 const MAX_LABEL_BYTES: usize = 1000;
 const MAX_SOURCE_BYTES: usize = 100;
@@ -88,6 +97,9 @@ pub struct Importer {
     pending_bytes: usize,
     /// The project's latest committed snapshot when the import began.
     parent: Option<SnapshotId>,
+    /// Its files, loaded at the first file added (see [`SPECULATE_BYTES`]).
+    priors: Option<HashMap<String, flush::Prior>>,
+    priors_loaded: bool,
     stats: StatsBuilder,
     files: u64,
     logical: u64,
@@ -124,15 +136,6 @@ pub struct ImportedEntry {
     pub md5: String,
     /// What the content scanner found, for a file kept in quarantine.
     pub quarantined: Option<String>,
-}
-
-/// What streaming one file's content produced.
-struct Streamed {
-    size: u64,
-    sha256: [u8; 32],
-    md5: [u8; 16],
-    head: Vec<u8>,
-    refs: Vec<ChunkRef>,
 }
 
 impl Importer {
@@ -198,6 +201,8 @@ impl Importer {
             rows: Vec::new(),
             pending_bytes: 0,
             parent,
+            priors: None,
+            priors_loaded: false,
             stats: StatsBuilder::default(),
             files: 0,
             logical: 0,
@@ -440,88 +445,6 @@ impl Importer {
             pending: Some((streamed.head, complete)),
         };
         self.push_row(row).await
-    }
-
-    /// Streams one file's content through hashing, chunking, deduplication and the
-    /// scanner (when `scan` is given; a scanner that stops reading is left alone).
-    async fn stream(
-        &mut self,
-        path: &str,
-        content: &mut (dyn AsyncRead + Unpin + Send),
-        mut scan: Option<tokio::io::DuplexStream>,
-    ) -> Result<Streamed, StorageError> {
-        let limits = self.options.limits.clone();
-        let mut sha = Sha256::new();
-        let mut md5 = Md5::new();
-        let mut head = Vec::new();
-        let mut size = 0u64;
-        let mut refs = Vec::new();
-        let mut buf = vec![0u8; READ_BUF];
-        loop {
-            let n = content.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            let data = &buf[..n];
-            size += n as u64;
-            if size > limits.max_file_bytes {
-                return Err(StorageError::refused(
-                    Some(path),
-                    format!("a file over {} bytes", limits.max_file_bytes),
-                ));
-            }
-            if self.logical + size > limits.max_total_bytes {
-                return Err(StorageError::refused(
-                    Some(path),
-                    format!("more than {} bytes in all", limits.max_total_bytes),
-                ));
-            }
-            sha.update(data);
-            md5.update(data);
-            if head.len() <= CLASSIFY_BYTES {
-                let room = CLASSIFY_BYTES + 1 - head.len();
-                head.extend_from_slice(&data[..n.min(room)]);
-            }
-            if let Some(tx) = &mut scan
-                && tx.write_all(data).await.is_err()
-            {
-                scan = None; // the scanner has its verdict (or its error) already
-            }
-            let mut cut = Vec::new();
-            let _ = self.chunker.push(data, &mut |c: &[u8]| {
-                cut.push(c.to_vec());
-                Ok::<(), std::convert::Infallible>(())
-            });
-            for c in cut {
-                let id = self.dedup.chunk_id(&dedup::sha256(&c));
-                self.offer(&mut refs, id, c).await?;
-            }
-        }
-        drop(scan); // end of the scanner's stream
-        let mut tail = Vec::new();
-        let _ = self.chunker.finish(&mut |c: &[u8]| {
-            tail.push(c.to_vec());
-            Ok::<(), std::convert::Infallible>(())
-        });
-        let sha256: [u8; 32] = sha.finalize().into();
-        let single = refs.is_empty() && tail.len() == 1;
-        for c in tail {
-            // A file of one chunk: the chunk's SHA-256 is the file's, computed already.
-            let id = if single {
-                self.dedup.chunk_id(&sha256)
-            } else {
-                self.dedup.chunk_id(&dedup::sha256(&c))
-            };
-            self.offer(&mut refs, id, c).await?;
-        }
-        head.truncate(CLASSIFY_BYTES);
-        Ok(Streamed {
-            size,
-            sha256,
-            md5: md5.finalize().into(),
-            head,
-            refs,
-        })
     }
 
     /// Adds a chunk to the file's list, and to the batch to store unless the project has
