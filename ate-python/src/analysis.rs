@@ -9,8 +9,8 @@ use crate::convert::{parse_id, to_json};
 use crate::core::View;
 use crate::error::Error;
 use crate::runtime::Done;
-use crate::storage::Source;
-use crate::streams::{Endpoint, reading, writing};
+
+use crate::streams::{Endpoint, Source, reading, writing};
 use crate::types::projects::{AnalysisPage, AnalysisResult, Payload};
 use ate_core::{AnalysisId, Cursor, ProjectId, TenantId};
 use ate_storage::analysis::{

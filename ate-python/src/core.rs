@@ -5,16 +5,19 @@
 //! of each enabled domain. `a.acting_as(principal)` makes another client over the same
 //! `Core` that acts as `principal`; every API class of a client holds its [`View`], so each
 //! domain acts for the same principal the same way. The domain modules (`tenants`, `audit`,
-//! `storage`, `projects`, `analysis`, `auth`, `registry`) add their operations to `View`; this module knows none of
-//! them.
+//! `storage`, `projects`, `analysis`, `auth`, `registry`) add their operations to `View`;
+//! this module opens their stores but knows none of the modules.
 
 use crate::error::Error;
 use crate::hub::{Hub, PySink};
 use crate::options::Options;
 use crate::types::auth::Principal as PyPrincipal;
 use ate_core::{Db, Principal, SqlAuditSink, SqlTenantStore};
+use ate_storage::analysis::SqlAnalysisStore;
+use ate_storage::backup::SqlBackupStore;
 use ate_storage::blob::{BlobBackend, BlobStore};
 use ate_storage::objects::ObjectStore;
+use ate_storage::projects::{ProjectKeyring, SqlProjectStore, SqlSnapshotStore};
 use pyo3::prelude::*;
 use std::sync::Arc;
 
@@ -25,7 +28,7 @@ pub(crate) struct Core {
     pub(crate) audit: SqlAuditSink,
     pub(crate) storage: Option<ObjectStore>,
     /// Projects, snapshots, analysis results and backups (with storage).
-    pub(crate) projects: Option<crate::projects::ProjectStores>,
+    pub(crate) projects: Option<ProjectStores>,
     pub(crate) auth: Option<ate_auth::Auth>,
     /// The service hub behind `a.registry`, built on first use.
     registry: tokio::sync::OnceCell<Arc<Hub>>,
@@ -56,7 +59,7 @@ impl Core {
             _ => None,
         };
         let projects = match &storage {
-            Some(objects) => Some(crate::projects::ProjectStores::open(&db, objects).await?),
+            Some(objects) => Some(ProjectStores::open(&db, objects).await?),
             None => None,
         };
         let auth = match (options.auth, master) {
@@ -123,6 +126,30 @@ impl Core {
             Some(_) => "unknown",
             None => "none",
         }
+    }
+}
+
+/// The stores behind `a.projects` and `a.analysis`, on the client's database and blobs.
+pub(crate) struct ProjectStores {
+    pub(crate) projects: SqlProjectStore,
+    pub(crate) snapshots: SqlSnapshotStore,
+    pub(crate) analysis: SqlAnalysisStore,
+    pub(crate) backups: SqlBackupStore,
+}
+
+impl ProjectStores {
+    /// Opens them next to `objects` (same database, blobs and tenant keyring).
+    pub(crate) async fn open(db: &ate_core::Db, objects: &ObjectStore) -> Result<Self, Error> {
+        let keys = ProjectKeyring::open(db.clone(), objects.keyring().clone()).await?;
+        let blobs = objects.blobs().clone();
+        Ok(ProjectStores {
+            projects: SqlProjectStore::open(db.clone()).await?,
+            snapshots: SqlSnapshotStore::open(db.clone(), blobs.clone(), keys.clone()).await?,
+            analysis: SqlAnalysisStore::open(db.clone(), blobs.clone(), keys.clone()).await?,
+            backups: SqlBackupStore::open(db.clone(), blobs, keys)
+                .await?
+                .with_objects(objects.clone()),
+        })
     }
 }
 

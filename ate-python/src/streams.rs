@@ -1,5 +1,6 @@
-//! Byte streams between Python and the stores: a path or a binary file object as a tokio
-//! reader or writer, for imports, exports, backups and analysis payloads.
+//! Byte streams between Python and the stores: bytes-like values and binary file objects
+//! read and written a part at a time, and a path or a file object as a tokio reader or
+//! writer, for puts, downloads, imports, exports, backups and analysis payloads.
 //!
 //! A path is opened by Rust (no GIL needed). A file object is pumped by a task running
 //! beside the store's operation: parts are read with `read(n)` (or written with
@@ -8,13 +9,116 @@
 //! operation the way a broken stream does: nothing is committed from a stream that failed.
 
 use crate::error::Error;
-use crate::storage::{read_part, type_name, write_part};
 use bytes::Bytes;
 use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyBytes};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// How much of a file object a put reads at a time.
+const FILE_PART: usize = 4 << 20;
+
+/// What a put stores: bytes-like content (copied once) or a readable binary file object.
+pub(crate) enum Source {
+    Bytes(Vec<u8>),
+    File(Py<PyAny>),
+}
+
+/// A copy of a bytes-like object's contents (`bytes`, `bytearray`, `memoryview`, `array`,
+/// …), or `None` if it is not one. (The buffer protocol is not in the stable ABI before
+/// Python 3.11, so anything else goes through `memoryview`.)
+fn bytes_like(value: &Bound<'_, PyAny>) -> Option<Vec<u8>> {
+    if let Ok(b) = value.cast::<PyBytes>() {
+        return Some(b.as_bytes().to_vec());
+    }
+    if let Ok(b) = value.cast::<PyByteArray>() {
+        return Some(b.to_vec());
+    }
+    let view = value
+        .py()
+        .import("builtins")
+        .and_then(|m| m.getattr("memoryview"))
+        .and_then(|mv| mv.call1((value,)))
+        .ok()?;
+    let bytes = view.call_method0("tobytes").ok()?;
+    bytes.cast::<PyBytes>().ok().map(|b| b.as_bytes().to_vec())
+}
+
+impl Source {
+    pub(crate) fn from_py(data: &Bound<'_, PyAny>) -> Result<Self, Error> {
+        if let Some(bytes) = bytes_like(data) {
+            return Ok(Source::Bytes(bytes));
+        }
+        if data.hasattr("read").unwrap_or(false) {
+            return Ok(Source::File(data.clone().unbind()));
+        }
+        Err(Error::invalid(format!(
+            "data must be bytes-like or a binary file object with read(), not {}",
+            type_name(data)
+        )))
+    }
+}
+
+pub(crate) fn type_name(value: &Bound<'_, PyAny>) -> String {
+    value
+        .get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// Reads up to [`FILE_PART`] bytes from `file` on a blocking thread; `None` at the end.
+pub(crate) async fn read_part(file: Arc<Py<PyAny>>) -> Result<Option<Bytes>, Error> {
+    tokio::task::spawn_blocking(move || {
+        Python::attach(|py| {
+            let chunk = file
+                .call_method1(py, "read", (FILE_PART,))
+                .map_err(Error::python)?;
+            let chunk = chunk.bind(py);
+            if chunk.is_none() {
+                return Err(Error::invalid(
+                    "the file object returned None from read() (non-blocking and not ready)",
+                ));
+            }
+            let bytes = bytes_like(chunk).ok_or_else(|| {
+                Error::invalid(format!(
+                    "the file object's read() returned {}, not bytes: open it in binary mode ('rb')",
+                    type_name(chunk)
+                ))
+            })?;
+            Ok((!bytes.is_empty()).then(|| Bytes::from(bytes)))
+        })
+    })
+    .await
+    .map_err(|e| Error::internal(format!("reading the file object: {e}")))?
+}
+
+/// Writes all of `chunk` to `file` on a blocking thread (retrying short writes).
+pub(crate) async fn write_part(file: Arc<Py<PyAny>>, chunk: Vec<u8>) -> Result<(), Error> {
+    tokio::task::spawn_blocking(move || {
+        Python::attach(|py| {
+            let mut done = 0;
+            while done < chunk.len() {
+                let written = file
+                    .call_method1(py, "write", (PyBytes::new(py, &chunk[done..]),))
+                    .map_err(Error::python)?;
+                // Buffered files write everything and may return None; raw ones report.
+                done = match written.extract::<Option<usize>>(py) {
+                    Ok(Some(0)) => {
+                        return Err(Error::invalid("the file object accepted no bytes"));
+                    }
+                    Ok(Some(n)) => done + n.min(chunk.len() - done),
+                    _ => chunk.len(),
+                };
+            }
+            Ok(())
+        })
+    })
+    .await
+    .map_err(|e| Error::internal(format!("writing to the file object: {e}")))?
+}
 
 /// How many parts may wait between a file object and the store.
 const PARTS_IN_FLIGHT: usize = 2;

@@ -14,7 +14,7 @@
 mod args;
 
 use crate::convert::parse_id;
-use crate::core::{Core, View};
+use crate::core::{Core, ProjectStores, View};
 use crate::error::Error;
 use crate::runtime::{Done, lock};
 use crate::streams::{Endpoint, reading, writing};
@@ -29,42 +29,15 @@ use args::{
 use ate_core::keys::SecretKey;
 use ate_core::{Cursor, ProjectId, SnapshotId, TenantId};
 use ate_storage::StorageError;
-use ate_storage::analysis::SqlAnalysisStore;
-use ate_storage::backup::{BackupStore, RestoreOptions, SqlBackupStore};
+use ate_storage::backup::{BackupStore, RestoreOptions};
 use ate_storage::import::{ArchiveFormat, ImportOptions, ImportProgress, Progress};
-use ate_storage::objects::ObjectStore;
 use ate_storage::projects::{
-    FileQuery, ProjectKeyring, ProjectQuery, ProjectSpec, ProjectStore, ProjectUpdate,
-    SnapshotQuery, SnapshotStore, SqlProjectStore, SqlSnapshotStore,
+    FileQuery, ProjectQuery, ProjectSpec, ProjectStore, ProjectUpdate, SnapshotQuery, SnapshotStore,
 };
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-
-/// The stores behind `a.projects` and `a.analysis`, on the client's database and blobs.
-pub(crate) struct ProjectStores {
-    pub(crate) projects: SqlProjectStore,
-    pub(crate) snapshots: SqlSnapshotStore,
-    pub(crate) analysis: SqlAnalysisStore,
-    pub(crate) backups: SqlBackupStore,
-}
-
-impl ProjectStores {
-    /// Opens them next to `objects` (same database, blobs and tenant keyring).
-    pub(crate) async fn open(db: &ate_core::Db, objects: &ObjectStore) -> Result<Self, Error> {
-        let keys = ProjectKeyring::open(db.clone(), objects.keyring().clone()).await?;
-        let blobs = objects.blobs().clone();
-        Ok(ProjectStores {
-            projects: SqlProjectStore::open(db.clone()).await?,
-            snapshots: SqlSnapshotStore::open(db.clone(), blobs.clone(), keys.clone()).await?,
-            analysis: SqlAnalysisStore::open(db.clone(), blobs.clone(), keys.clone()).await?,
-            backups: SqlBackupStore::open(db.clone(), blobs, keys)
-                .await?
-                .with_objects(objects.clone()),
-        })
-    }
-}
 
 impl Core {
     pub(crate) fn project_stores(&self) -> Result<&ProjectStores, Error> {

@@ -597,6 +597,24 @@ impl SqlBackupStore {
         let project = report
             .project
             .ok_or_else(|| StorageError::invalid("backup", "nothing was restored"))?;
+        let metadata = serde_json::json!({
+            "snapshots": report.snapshots,
+            "files": report.files,
+            "analysis_results": report.analysis_results,
+            "payloads": report.payloads,
+        });
+        self.audit_restored(actor, tenant, format!("project:{project}"), metadata)
+            .await
+    }
+
+    /// Appends `backup_restored` for `target` to the tenant's audit log.
+    pub(super) async fn audit_restored(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        target: String,
+        metadata: serde_json::Value,
+    ) -> Result<(), StorageError> {
         let now = self.clock.now();
         let event = NewAuditEvent::new(
             tenant,
@@ -604,13 +622,8 @@ impl SqlBackupStore {
             actions::BACKUP_RESTORED,
             Outcome::Success,
         )
-        .target(format!("project:{project}"))
-        .metadata(serde_json::json!({
-            "snapshots": report.snapshots,
-            "files": report.files,
-            "analysis_results": report.analysis_results,
-            "payloads": report.payloads,
-        }))
+        .target(target)
+        .metadata(metadata)
         .validate()?;
         with_write_tx!(self.db, |tx| {
             tx.lock_tenant(tenant).await?;

@@ -10,9 +10,8 @@ use super::{BACKUP_EXPORT, BACKUP_RESTORE, BackupSummary, RestoreReport, SqlBack
 use crate::objects::{ObjectStore, PutOptions};
 use crate::projects::{ProjectQuery, ProjectStore};
 use crate::{ObjectInfo, StorageError};
-use ate_core::audit::{NewAuditEvent, Outcome, actions};
 use ate_core::keys::SecretKey;
-use ate_core::{CoreError, CoreTx, Cursor, Principal, TenantId, with_write_tx};
+use ate_core::{CoreError, Cursor, Principal, TenantId};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
 /// Objects listed per page while exporting.
@@ -235,28 +234,16 @@ impl SqlBackupStore {
         tenant: TenantId,
         report: &RestoreReport,
     ) -> Result<(), StorageError> {
-        let now = self.clock.now();
-        let event = NewAuditEvent::new(
-            tenant,
-            actor.subject(),
-            actions::BACKUP_RESTORED,
-            Outcome::Success,
-        )
-        .target(format!("tenant:{tenant}"))
-        .metadata(serde_json::json!({
+        let metadata = serde_json::json!({
             "projects": report.projects.len(),
             "snapshots": report.snapshots,
             "files": report.files,
             "analysis_results": report.analysis_results,
             "payloads": report.payloads,
             "objects": report.objects,
-        }))
-        .validate()?;
-        with_write_tx!(self.db, |tx| {
-            tx.lock_tenant(tenant).await?;
-            tx.append_audit(&event, now).await?;
         });
-        Ok(())
+        self.audit_restored(actor, tenant, format!("tenant:{tenant}"), metadata)
+            .await
     }
 }
 
