@@ -167,6 +167,27 @@ def test_directories_import_with_progress_and_read_back(store, acme, project, tm
     with pytest.raises(ate.NotFoundError):
         store.projects.open_file(acme, snap.id, "missing")
 
+    class Counting:
+        """Counts the store reads a file object makes."""
+
+        def __init__(self, projects):
+            self.projects, self.calls = projects, 0
+
+        def read_file(self, *args, **kwargs):
+            self.calls += 1
+            return self.projects.read_file(*args, **kwargs)
+
+    counting = Counting(store.projects)
+    raw = ate.projects.SnapshotFile(counting, acme, snap.id, "data/blob.bin", len(big))
+    raw.READ_PIECE = 300_000
+    assert raw.readall() == big and counting.calls == 4  # not one per 8 KiB
+    raw.seek(10)
+    buf = bytearray(1_000_000)
+    assert raw.readinto(buf) == 300_000 and bytes(buf[:300_000]) == big[10:300_010]
+    with io.BufferedReader(ate.projects.SnapshotFile(counting, acme, snap.id, "data/blob.bin", len(big))) as f:
+        before = counting.calls
+        assert f.read() == big and counting.calls - before <= 2
+
     stats = store.projects.stats(acme, project)
     assert (stats.snapshots, stats.logical_bytes, stats.latest.id) == (1, snap.logical_bytes, snap.id)
     assert stats.stored_bytes > 0

@@ -147,19 +147,37 @@ class SnapshotFile(io.RawIOBase):
         self._position = _new_position(self._position, self.size, offset, whence)
         return self._position
 
-    def readinto(self, buffer: Any) -> int:
-        self._checkClosed()  # type: ignore[attr-defined]
-        view = memoryview(buffer).cast("B")
-        wanted = min(len(view), self.size - self._position)
+    #: The most one call fetches (the store refuses reads over 64 MiB at once).
+    READ_PIECE = 8 << 20
+
+    def _fetch(self, wanted: int) -> bytes:
+        wanted = min(wanted, self.size - self._position, self.READ_PIECE)
         if wanted <= 0:
-            return 0
+            return b""
         data = self._projects.read_file(
             self._tenant_id, self._snapshot_id, self.name,
             start=self._position, end=self._position + wanted,
         )
-        view[: len(data)] = data
         self._position += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        self._checkClosed()  # type: ignore[attr-defined]
+        view = memoryview(buffer).cast("B")
+        data = self._fetch(len(view))
+        view[: len(data)] = data
         return len(data)
+
+    def readall(self) -> bytes:
+        """The rest of the file, fetched in pieces of up to ``READ_PIECE`` bytes (not the
+        8 KiB at a time of ``io.RawIOBase.readall``)."""
+        self._checkClosed()  # type: ignore[attr-defined]
+        pieces = []
+        while True:
+            data = self._fetch(self.READ_PIECE)
+            if not data:
+                return b"".join(pieces)
+            pieces.append(data)
 
     def __repr__(self) -> str:
         return f"SnapshotFile(path={self.name!r}, size={self.size})"
