@@ -1,0 +1,214 @@
+//! Signing keys, every signature algorithm, and password hashes upgraded on login.
+
+use super::*;
+
+/// Rotating the signing key: new tokens use the new key, old ones verify until they
+/// expire, and the JWKS lists exactly the keys that still verify.
+pub async fn signing_keys_rotate(env: Env) {
+    let a = auth(&env).await;
+    let (tenant, _) = register(&a, "acme").await;
+    let (pw, c) = (Password::new(PASSWORD), client());
+    let login = || a.login(tenant, "owner@acme.example", &pw, &c);
+    let old = login().await.unwrap();
+    assert_eq!(
+        a.tokens().jwks().unwrap()["keys"].as_array().unwrap().len(),
+        1
+    );
+    assert_kind(
+        a.tokens()
+            .rotate(&Principal::new(tenant, "user:x").unwrap())
+            .await,
+        ErrorKind::PermissionDenied,
+    );
+    let kid = a.tokens().rotate(&env.admin).await.unwrap();
+    let new = login().await.unwrap();
+    assert!(a.verify(&old.access.token).await.is_ok());
+    assert!(a.verify(&new.access.token).await.is_ok());
+    let jwks = a.tokens().jwks().unwrap();
+    let kids: Vec<_> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(kids.len(), 2);
+    assert!(kids.contains(&kid));
+    // A second process sees the rotation (and still verifies both).
+    let other = auth(&env).await;
+    assert!(other.verify(&new.access.token).await.is_ok());
+    assert!(other.verify(&old.access.token).await.is_ok());
+    // Once the old tokens have expired, a further rotation retires the first key.
+    env.clock.advance(TimeDelta::minutes(20));
+    a.tokens().rotate(&env.admin).await.unwrap();
+    let states: Vec<_> = a
+        .tokens()
+        .keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.state)
+        .collect();
+    assert_eq!(states, ["retired", "verify_only", "active"]);
+    assert_eq!(
+        a.tokens().jwks().unwrap()["keys"].as_array().unwrap().len(),
+        2
+    );
+}
+
+/// Every supported signing algorithm issues tokens that verify (EdDSA is the default).
+pub async fn every_algorithm_signs_and_verifies(env: Env) {
+    for alg in [SigningAlgorithm::ES256, SigningAlgorithm::RS256] {
+        let mut c = config();
+        c.tokens.algorithm = alg;
+        let a = auth_with(&env, c).await;
+        let slug = format!("org-{}", alg.as_str().to_lowercase());
+        let (tenant, _) = register(&a, &slug).await;
+        // The first key was created by the first Auth opened on this database; rotate so
+        // the configured algorithm signs.
+        a.tokens().rotate(&env.admin).await.unwrap();
+        let t = a
+            .login(
+                tenant,
+                &format!("owner@{slug}.example"),
+                &Password::new(PASSWORD),
+                &client(),
+            )
+            .await
+            .unwrap();
+        assert!(a.verify(&t.access.token).await.is_ok(), "{alg}");
+        let jwks = a.tokens().jwks().unwrap();
+        assert!(
+            jwks["keys"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|k| k["alg"] == alg.as_str()),
+            "{jwks}"
+        );
+        // Tampering with the signature or payload is caught.
+        let mut forged = t.access.token.clone();
+        forged.pop();
+        forged.push(if t.access.token.ends_with('A') {
+            'B'
+        } else {
+            'A'
+        });
+        assert_kind(a.verify(&forged).await, ErrorKind::Unauthenticated);
+        assert_kind(a.verify("not.a.jwt").await, ErrorKind::Unauthenticated);
+        assert_kind(
+            a.verify(&"a".repeat(20_000)).await,
+            ErrorKind::Unauthenticated,
+        );
+    }
+}
+
+async fn stored_hash(env: &Env, user: ate_core::UserId) -> String {
+    ate_core::with_pool!(env.db, |pool| {
+        sqlx::query_scalar::<_, String>("SELECT password_hash FROM auth_users WHERE id = $1")
+            .bind(user.as_uuid())
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    })
+}
+
+/// Imported bcrypt hashes and hashes with outdated Argon2id parameters are upgraded on the
+/// next successful login (and only then); an admin reset ends the user's sessions.
+pub async fn hashes_are_upgraded_on_login(env: Env) {
+    let fast = auth(&env).await;
+    let (tenant, owner) = register(&fast, "acme").await;
+    let admin = owner.principal().unwrap();
+    let bcrypt = ate_auth::password::import_bcrypt(&bcrypt_hash("imported secret phrase")).unwrap();
+    let legacy = fast
+        .import_user(&admin, tenant, NewUser::new("legacy@acme.example"), bcrypt)
+        .await
+        .unwrap();
+    assert!(stored_hash(&env, legacy.id).await.starts_with("$2b$"));
+    assert!(matches!(
+        fast.login(
+            tenant,
+            "legacy@acme.example",
+            &Password::new("wrong phrase here"),
+            &client()
+        )
+        .await,
+        Err(AuthError::InvalidCredentials)
+    ));
+    assert!(
+        stored_hash(&env, legacy.id).await.starts_with("$2b$"),
+        "no upgrade on failure"
+    );
+    fast.login(
+        tenant,
+        "legacy@acme.example",
+        &Password::new("imported secret phrase"),
+        &client(),
+    )
+    .await
+    .unwrap();
+    assert!(stored_hash(&env, legacy.id).await.starts_with("$argon2id$"));
+    // The owner's hash used the fast test parameters; a login under the real (OWASP)
+    // parameters rehashes it.
+    assert!(
+        !stored_hash(&env, owner.id)
+            .await
+            .contains("m=19456,t=2,p=1")
+    );
+    let mut real = config();
+    real.insecure_fast_hashing_for_tests = false;
+    let strong = auth_with(&env, real).await;
+    let s = strong
+        .login(
+            tenant,
+            "owner@acme.example",
+            &Password::new(PASSWORD),
+            &client(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        stored_hash(&env, owner.id)
+            .await
+            .contains("$argon2id$v=19$m=19456,t=2,p=1$")
+    );
+    // An admin reset: the new password works, every session and token of the user ends.
+    let bob_pw = Password::new("bob's first passphrase");
+    let bob = fast
+        .create_user(
+            &admin,
+            tenant,
+            NewUser::new("bob@acme.example"),
+            Some(&bob_pw),
+        )
+        .await
+        .unwrap();
+    let bs = fast
+        .login(tenant, "bob@acme.example", &bob_pw, &client())
+        .await
+        .unwrap();
+    env.clock.advance(TimeDelta::seconds(1));
+    let reset = Password::new("a reset passphrase for bob");
+    fast.reset_password(&admin, tenant, bob.id, &reset)
+        .await
+        .unwrap();
+    assert_kind(
+        fast.refresh(&bs.refresh, &client()).await,
+        ErrorKind::Unauthenticated,
+    );
+    assert_kind(
+        fast.verify(&bs.access.token).await,
+        ErrorKind::Unauthenticated,
+    );
+    fast.login(tenant, "bob@acme.example", &reset, &client())
+        .await
+        .unwrap();
+    // A member cannot reset anyone's password.
+    let member = fast.verify(&bs.access.token).await;
+    assert!(member.is_err());
+    let _ = s;
+}
+
+fn bcrypt_hash(password: &str) -> String {
+    // A real bcrypt hash at cost 10, made here so the test carries no opaque constant.
+    bcrypt::hash(password, 10).unwrap()
+}
