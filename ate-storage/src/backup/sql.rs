@@ -135,7 +135,7 @@ impl SqlBackupStore {
         report.project = Some(project);
         let mut snapshot_ids = Vec::new();
         let mut importer: Option<(usize, Importer)> = None;
-        let mut results = Vec::new();
+        let mut results: Option<Vec<ate_core::AnalysisId>> = None;
         loop {
             let (kind, header, body) = read_frame(r).await?;
             if kind != FILE
@@ -191,17 +191,18 @@ impl SqlBackupStore {
                     report.files += 1;
                 }
                 PAYLOAD => {
-                    let all = manifest.snapshots.len();
-                    self.fill_snapshots(actor, tenant, project, &manifest, &mut snapshot_ids, all)
-                        .await?;
-                    if results.is_empty() {
-                        results = self
-                            .create_results(actor, tenant, project, &manifest, &snapshot_ids)
-                            .await?;
-                    }
+                    self.snapshots_then_results(
+                        actor,
+                        tenant,
+                        project,
+                        &manifest,
+                        &mut snapshot_ids,
+                        &mut results,
+                    )
+                    .await?;
                     let frame: PayloadFrameDoc = parse("backup payload frame", &header)?;
                     let (Some(id), Some(doc)) = (
-                        results.get(frame.result),
+                        results.as_deref().unwrap_or(&[]).get(frame.result),
                         manifest
                             .analysis
                             .get(frame.result)
@@ -230,14 +231,15 @@ impl SqlBackupStore {
                     report.payloads += 1;
                 }
                 END => {
-                    let all = manifest.snapshots.len();
-                    self.fill_snapshots(actor, tenant, project, &manifest, &mut snapshot_ids, all)
-                        .await?;
-                    if results.is_empty() {
-                        results = self
-                            .create_results(actor, tenant, project, &manifest, &snapshot_ids)
-                            .await?;
-                    }
+                    self.snapshots_then_results(
+                        actor,
+                        tenant,
+                        project,
+                        &manifest,
+                        &mut snapshot_ids,
+                        &mut results,
+                    )
+                    .await?;
                     if snapshot_ids.len() != manifest.snapshots.len() {
                         return Err(StorageError::Integrity(format!(
                             "the backup holds {} of its {} snapshots",
@@ -245,6 +247,7 @@ impl SqlBackupStore {
                             manifest.snapshots.len()
                         )));
                     }
+                    let results = results.unwrap_or_default();
                     for (id, doc) in results.iter().zip(&manifest.analysis) {
                         let mut update = AnalysisUpdate::new().summary(doc.summary.clone());
                         update = match (&doc.error, doc.status) {
@@ -454,6 +457,30 @@ impl SqlBackupStore {
             let doc = &manifest.snapshots[ids.len()];
             let imp = self.begin(actor, tenant, project, doc).await?;
             ids.push(imp.commit().await?.id);
+        }
+        Ok(())
+    }
+
+    /// Before a project's payloads or its end: restores the snapshots not restored yet
+    /// (those without files), then records its results once.
+    #[allow(clippy::too_many_arguments)]
+    async fn snapshots_then_results(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        project: ProjectId,
+        manifest: &Manifest,
+        snapshot_ids: &mut Vec<ate_core::SnapshotId>,
+        results: &mut Option<Vec<ate_core::AnalysisId>>,
+    ) -> Result<(), StorageError> {
+        let all = manifest.snapshots.len();
+        self.fill_snapshots(actor, tenant, project, manifest, snapshot_ids, all)
+            .await?;
+        if results.is_none() {
+            *results = Some(
+                self.create_results(actor, tenant, project, manifest, snapshot_ids)
+                    .await?,
+            );
         }
         Ok(())
     }
