@@ -16,7 +16,8 @@ use crate::ratelimit::{RateLimiter, RateLimits};
 use crate::sessions::{Session, SessionPolicy, SessionStore};
 use crate::tokens::{AccessToken, RefreshToken, TokenConfig, TokenService};
 use crate::users::{
-    Attempt, LockoutPolicy, NewUser, Refusal, USERS_MANAGE, User, UserStatus, UserStore,
+    Attempt, LockoutPolicy, NewUser, Refusal, RolePermissions, USERS_MANAGE, User, UserStatus,
+    UserStore,
 };
 use crate::verify_cache::{VerifyCache, VerifyFacts};
 use ate_core::audit::{AuditAction, NewAuditEvent, Outcome, actions};
@@ -56,6 +57,9 @@ pub struct AuthConfig {
     pub verify_cache_ttl: std::time::Duration,
     /// How many (user, session) entries the verification cache keeps at most.
     pub verify_cache_capacity: usize,
+    /// Permissions each role carries in this deployment beyond its built-in ones (default:
+    /// none). See [`RolePermissions`].
+    pub role_permissions: RolePermissions,
     /// Fast, weak password hashing: **tests only**.
     pub insecure_fast_hashing_for_tests: bool,
 }
@@ -73,6 +77,7 @@ impl AuthConfig {
             rate_limits: RateLimits::default(),
             verify_cache_ttl: crate::verify_cache::DEFAULT_VERIFY_CACHE_TTL,
             verify_cache_capacity: crate::verify_cache::DEFAULT_VERIFY_CACHE_CAPACITY,
+            role_permissions: RolePermissions::default(),
             insecure_fast_hashing_for_tests: false,
         }
     }
@@ -159,7 +164,8 @@ impl Auth {
         let users = UserStore::open(db.clone())
             .await?
             .with_clock(clock.clone())
-            .with_verify_cache(cache.clone());
+            .with_verify_cache(cache.clone())
+            .with_role_permissions(config.role_permissions);
         let mut passwords = if config.insecure_fast_hashing_for_tests {
             PasswordHasher::insecure_for_tests()
         } else {
@@ -615,6 +621,24 @@ impl Auth {
         let hash = self.passwords.hash(new).await?;
         self.users
             .set_password_hash(principal.subject(), tenant, id, hash.as_str(), keep)
+            .await
+    }
+
+    /// The principal's own user.
+    pub async fn profile(&self, principal: &Principal) -> Result<User, AuthError> {
+        let (tenant, id) = self.principal_user(principal).await?;
+        self.users.get(principal, tenant, id).await
+    }
+
+    /// Changes the principal's own display name (see [`UserStore::update_own_name`]).
+    pub async fn update_profile(
+        &self,
+        principal: &Principal,
+        name: &str,
+    ) -> Result<User, AuthError> {
+        let (tenant, id) = self.principal_user(principal).await?;
+        self.users
+            .update_own_name(principal, tenant, id, name)
             .await
     }
 

@@ -251,6 +251,22 @@ impl Db {
         }
     }
 
+    /// Checks that the database answers (for a host's readiness probe): one round trip
+    /// on a pooled connection. `Unavailable` when it cannot be reached or the pool is
+    /// closed.
+    pub async fn ping(&self) -> Result<(), CoreError> {
+        match &self.pool {
+            DbPool::Sqlite(p) => {
+                sqlx::query("SELECT 1").execute(p).await?;
+            }
+            #[cfg(feature = "postgres")]
+            DbPool::Postgres(p) => {
+                sqlx::query("SELECT 1").execute(p).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// The underlying pool, for store implementations (prefer [`with_pool!`](crate::with_pool)).
     pub fn pool(&self) -> &DbPool {
         &self.pool
@@ -531,6 +547,17 @@ mod tests {
             .enable_all()
             .build()
             .unwrap()
+    }
+
+    #[test]
+    fn ping_answers_until_the_pool_closes() {
+        rt().block_on(async {
+            let db = Db::open("sqlite::memory:").await.unwrap();
+            db.ping().await.unwrap();
+            db.close().await;
+            let e = db.ping().await.unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
+        });
     }
 
     #[test]

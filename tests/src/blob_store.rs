@@ -13,9 +13,12 @@ fn data(len: usize) -> Vec<u8> {
 
 /// Put, size, ranged reads, delete; deleting twice succeeds.
 pub async fn put_read_delete(b: TestBlobs) {
+    // The readiness check answers on a working backend, empty or not.
+    b.store.check().await.unwrap();
     let (t, o) = (TenantId::new(), ObjectId::new());
     let bytes = data(100_000);
     b.store.put(t, o, bytes.clone()).await.unwrap();
+    b.store.check().await.unwrap();
     assert_eq!(b.store.size(t, o).await.unwrap(), 100_000);
     assert_eq!(b.store.read_range(t, o, 0..100_000).await.unwrap(), bytes);
     assert_eq!(
@@ -116,6 +119,12 @@ pub async fn bad_urls_and_unreachable_servers(_b: TestBlobs) {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unavailable, "{e}");
     assert!(e.is_retryable());
+    let e = down.check().await.unwrap_err();
+    assert_eq!(
+        e.kind(),
+        ErrorKind::Unavailable,
+        "check of an unreachable server: {e}"
+    );
 }
 
 /// An operator lacking a capability ATE needs is refused when the store is built, with the

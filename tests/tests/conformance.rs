@@ -280,6 +280,8 @@ auth_matrix! {
     hashes_are_upgraded_on_login,
     locks_apply_to_refresh,
     user_quota_is_enforced,
+    users_manage_their_own_profile,
+    roles_carry_the_deployments_permissions,
 }
 
 /// The workflow store suite on every metadata backend.

@@ -32,8 +32,8 @@ pub use create::NewUser;
 pub use lockout::LockoutPolicy;
 pub(crate) use lockout::{Attempt, Refusal};
 pub use model::{
-    MAX_EMAIL_BYTES, MAX_NAME_CHARS, Role, USERS_MANAGE, USERS_READ, User, UserCounts, UserStatus,
-    authorize_grant, normalize_email, normalize_username, validate_name,
+    MAX_EMAIL_BYTES, MAX_NAME_CHARS, Role, RolePermissions, USERS_MANAGE, USERS_READ, User,
+    UserCounts, UserStatus, authorize_grant, normalize_email, normalize_username, validate_name,
 };
 pub use store::UserStore;
 pub use update::UserUpdate;

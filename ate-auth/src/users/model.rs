@@ -4,7 +4,7 @@
 use crate::error::AuthError;
 use ate_core::{Permission, Principal, TenantId, UserId};
 use chrono::{DateTime, Utc};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Read the users of a tenant.
 pub const USERS_READ: Permission = Permission::from_static("users:read");
@@ -67,6 +67,44 @@ impl Role {
             // Platform administrators hold every permission through their principal.
             Role::SuperAdmin => Vec::new(),
         }
+    }
+}
+
+/// Permissions each role carries in one deployment beyond its built-in ones
+/// ([`Role::permissions`]): a host whose members manage codebases gives `user` the
+/// storage permissions, for example, instead of granting them user by user. Set it in
+/// [`AuthConfig::role_permissions`](crate::AuthConfig::role_permissions); every principal
+/// built from a user (at verification) includes them, and the grant rules of
+/// [`authorize_grant`] count them as held.
+///
+/// ```
+/// use ate_auth::Role;
+/// use ate_auth::users::RolePermissions;
+/// use ate_core::Permission;
+///
+/// let extra = RolePermissions::new()
+///     .grant(Role::User, [Permission::new("projects:read").unwrap()]);
+/// assert_eq!(extra.of(Role::User).count(), 1);
+/// assert_eq!(extra.of(Role::Admin).count(), 0);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RolePermissions(BTreeMap<Role, BTreeSet<Permission>>);
+
+impl RolePermissions {
+    /// No extra permissions.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `permissions` to what `role` carries.
+    pub fn grant(mut self, role: Role, permissions: impl IntoIterator<Item = Permission>) -> Self {
+        self.0.entry(role).or_default().extend(permissions);
+        self
+    }
+
+    /// The extra permissions of `role`.
+    pub fn of(&self, role: Role) -> impl Iterator<Item = &Permission> {
+        self.0.get(&role).into_iter().flatten()
     }
 }
 
@@ -156,6 +194,11 @@ impl User {
     /// The principal this user acts as: `user:<id>` in its tenant, with its roles and every
     /// permission they carry; a `super_admin` is a platform administrator.
     pub fn principal(&self) -> Result<Principal, AuthError> {
+        self.principal_with(&RolePermissions::default())
+    }
+
+    /// [`principal`](Self::principal) with the deployment's extra role permissions.
+    pub fn principal_with(&self, extra: &RolePermissions) -> Result<Principal, AuthError> {
         let subject = format!("user:{}", self.id);
         let mut p = if self.roles.contains(&Role::SuperAdmin) {
             Principal::platform_admin(subject)?
@@ -166,6 +209,9 @@ impl User {
             p = p.role(role.as_str());
             for perm in role.permissions() {
                 p = p.permission(perm);
+            }
+            for perm in extra.of(*role) {
+                p = p.permission(perm.clone());
             }
         }
         for perm in &self.permissions {

@@ -3,7 +3,7 @@
 //! Creating users is in [`create`](super::create), changing them in [`update`](super::update)
 //! and [`credentials`](super::credentials), login attempts in [`lockout`](super::lockout).
 
-use super::model::{USERS_READ, User, UserCounts};
+use super::model::{RolePermissions, USERS_READ, User, UserCounts};
 use super::row::{BY_ID, LIST, OptionBool, UserRow, user_columns};
 use crate::error::AuthError;
 use crate::verify_cache::{VerifyCache, VerifyFacts};
@@ -22,6 +22,8 @@ pub struct UserStore {
     pub(super) tenant_changes: TenantChanges,
     pub(super) clock: Arc<dyn Clock>,
     pub(super) cache: Arc<VerifyCache>,
+    /// The deployment's extra role permissions, in every principal built here.
+    pub(super) role_permissions: Arc<RolePermissions>,
 }
 
 /// `$1` tenant, `$2` user, `$3` session (or NULL).
@@ -55,7 +57,14 @@ impl UserStore {
             db,
             clock: Arc::new(SystemClock),
             cache: Arc::new(VerifyCache::disabled()),
+            role_permissions: Arc::default(),
         })
+    }
+
+    /// Adds `extra` to what each role carries ([`RolePermissions`]).
+    pub fn with_role_permissions(mut self, extra: RolePermissions) -> Self {
+        self.role_permissions = Arc::new(extra);
+        self
     }
 
     /// Uses `clock` for times and lockouts.
@@ -157,7 +166,7 @@ impl UserStore {
                 let user = state.user.user()?;
                 Ok(VerifyFacts {
                     tenant_active,
-                    principal: user.principal()?,
+                    principal: user.principal_with(&self.role_permissions)?,
                     user,
                     session_open: state.session_open.0 == Some(true),
                 })
@@ -187,6 +196,17 @@ impl UserStore {
             actor.require(tenant, &USERS_READ)?;
         }
         self.fetch(tenant, id).await
+    }
+
+    /// User `id` wherever it is, for an actor that does not know its tenant: a platform
+    /// administrator, or an actor allowed to read it in its own tenant (as
+    /// [`get`](Self::get)). A user of another tenant is `NotFound`, like a missing one.
+    pub async fn get_any(&self, actor: &Principal, id: UserId) -> Result<User, AuthError> {
+        let tenant = match self.tenant_of(id).await? {
+            Some(t) if actor.is_platform_admin() || actor.tenant() == Some(t) => t,
+            _ => return Err(CoreError::not_found("user", id).into()),
+        };
+        self.get(actor, tenant, id).await
     }
 
     /// The users of `tenant`, by id, paginated. Needs [`USERS_READ`].

@@ -6,7 +6,7 @@ use super::model::{Role, USERS_MANAGE, User, UserStatus, authorize_grant, valida
 use super::row::{permissions_json, roles_json};
 use super::store::UserStore;
 use crate::error::AuthError;
-use ate_core::audit::actions;
+use ate_core::audit::{AuditAction, actions};
 use ate_core::db::to_micros;
 use ate_core::{CoreError, CoreTx, Permission, Principal, TenantId, UserId, with_write_tx};
 use serde_json::json;
@@ -92,12 +92,68 @@ impl UserStore {
             Some(n) => validate_name(n)?,
             None => current.name.clone(),
         };
-        let now = self.clock.now();
         let action = if privileges_change {
             actions::PRIVILEGE_PERMISSIONS_CHANGED
         } else {
             actions::USER_UPDATED
         };
+        let expected = update.expected_revision.unwrap_or(current.revision);
+        let change = Change {
+            name: &name,
+            roles: &roles,
+            permissions: &permissions,
+            expected,
+            action,
+        };
+        self.write_update(actor, tenant, id, change).await
+    }
+
+    /// Changes the display name of the actor's own user: what every user may change about
+    /// itself (roles and permissions stay an administrator's).
+    pub async fn update_own_name(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        id: UserId,
+        name: &str,
+    ) -> Result<User, AuthError> {
+        let elsewhere = actor.tenant().is_some_and(|t| t != tenant);
+        if actor.subject() != format!("user:{id}") || elsewhere {
+            return Err(CoreError::PermissionDenied(format!(
+                "{} is not user {id}",
+                actor.subject()
+            ))
+            .into());
+        }
+        let current = self.fetch(tenant, id).await?;
+        let name = validate_name(name)?;
+        let change = Change {
+            name: &name,
+            roles: &current.roles,
+            permissions: &current.permissions,
+            expected: current.revision,
+            action: actions::USER_UPDATED,
+        };
+        self.write_update(actor, tenant, id, change).await
+    }
+
+    /// Stores a checked change with its audit event, if the user is still at the expected
+    /// revision.
+    async fn write_update(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        id: UserId,
+        change: Change<'_>,
+    ) -> Result<User, AuthError> {
+        let Change {
+            name,
+            roles,
+            permissions,
+            expected,
+            action,
+        } = change;
+        let now = self.clock.now();
         let event = user_event(
             tenant,
             actor.subject(),
@@ -108,7 +164,6 @@ impl UserStore {
                 "permissions": permissions.iter().map(|p| p.as_str()).collect::<Vec<_>>(),
             }),
         )?;
-        let expected = update.expected_revision.unwrap_or(current.revision);
         with_write_tx!(self.db, |tx| {
             let changed = sqlx::query(
                 "UPDATE auth_users SET display_name = $3, roles = $4, permissions = $5, \
@@ -117,9 +172,9 @@ impl UserStore {
             )
             .bind(tenant.as_uuid())
             .bind(id.as_uuid())
-            .bind(&name)
-            .bind(roles_json(&roles))
-            .bind(permissions_json(&permissions))
+            .bind(name)
+            .bind(roles_json(roles))
+            .bind(permissions_json(permissions))
             .bind(to_micros(now))
             .bind(expected)
             .execute(&mut *tx)
@@ -191,4 +246,13 @@ impl UserStore {
         self.cache.forget_user(id);
         self.fetch(tenant, id).await
     }
+}
+
+/// A checked change of a user's name, roles and permissions.
+struct Change<'a> {
+    name: &'a str,
+    roles: &'a BTreeSet<Role>,
+    permissions: &'a BTreeSet<Permission>,
+    expected: i64,
+    action: AuditAction,
 }

@@ -301,6 +301,16 @@ impl BlobStore {
         Ok(bytes)
     }
 
+    /// Checks that the backend answers (for a host's readiness probe): one cheap request
+    /// (a listing of at most one entry). Fails with the backend's error, `Unavailable` when
+    /// it cannot be reached.
+    pub async fn check(&self) -> Result<(), StorageError> {
+        self.op
+            .check()
+            .await
+            .map_err(|e| backend_error("checking the blob store", e))
+    }
+
     /// The size of the blob of `object`.
     pub async fn size(&self, tenant: TenantId, object: ObjectId) -> Result<u64, StorageError> {
         self.size_named(&Self::blob_name(tenant, object)).await

@@ -8,11 +8,11 @@ use ate_auth::RefreshToken;
 use ate_auth::jwt::SigningAlgorithm;
 use ate_auth::password::Password;
 use ate_auth::ratelimit::{Limit, RateLimits};
-use ate_auth::users::{USERS_MANAGE, USERS_READ};
+use ate_auth::users::{RolePermissions, USERS_MANAGE, USERS_READ};
 use ate_auth::{Auth, AuthConfig, AuthError, ClientInfo, NewUser, Role, UserStatus, UserUpdate};
 use ate_core::audit::{AuditQuery, actions};
 use ate_core::keys::{LocalKeyProvider, SecretKey};
-use ate_core::{Classify, ErrorKind, NewTenant, Principal, TenantId};
+use ate_core::{Classify, ErrorKind, NewTenant, Permission, Principal, TenantId};
 use chrono::TimeDelta;
 use std::sync::Arc;
 
@@ -22,7 +22,10 @@ mod users;
 pub use keys::{
     every_algorithm_signs_and_verifies, hashes_are_upgraded_on_login, signing_keys_rotate,
 };
-pub use users::{user_quota_is_enforced, verification_cache_follows_changes};
+pub use users::{
+    roles_carry_the_deployments_permissions, user_quota_is_enforced,
+    users_manage_their_own_profile, verification_cache_follows_changes,
+};
 
 const PASSWORD: &str = "correct horse battery staple";
 

@@ -233,3 +233,128 @@ pub async fn user_quota_is_enforced(env: Env) {
     .await
     .unwrap();
 }
+
+/// Every user reads and renames itself, and nothing more; `get_any` finds a user for a
+/// platform administrator and, elsewhere, only inside the actor's own tenant.
+pub async fn users_manage_their_own_profile(env: Env) {
+    let a = auth(&env).await;
+    let (acme, owner) = register(&a, "acme").await;
+    let admin = owner.principal().unwrap();
+    let member = a
+        .create_user(
+            &admin,
+            acme,
+            NewUser::new("m@acme.example").name("Mem"),
+            Some(&Password::new(PASSWORD)),
+        )
+        .await
+        .unwrap();
+    let me = member.principal().unwrap();
+    assert_eq!(a.profile(&me).await.unwrap().email, "m@acme.example");
+    let renamed = a.update_profile(&me, "  Member One ").await.unwrap();
+    assert_eq!(renamed.name, "Member One");
+    assert_eq!(renamed.revision, member.revision + 1);
+    assert_eq!(renamed.roles, member.roles, "a rename keeps the roles");
+    assert_kind(
+        a.update_profile(&me, "bad\u{7}name").await,
+        ErrorKind::InvalidInput,
+    );
+    assert_kind(
+        a.update_profile(&me, &"x".repeat(201)).await,
+        ErrorKind::InvalidInput,
+    );
+    // The store method refuses to rename anyone else, even for an administrator.
+    assert_kind(
+        a.users()
+            .update_own_name(&admin, acme, member.id, "Hijacked")
+            .await,
+        ErrorKind::PermissionDenied,
+    );
+    assert_eq!(a.profile(&me).await.unwrap().name, "Member One");
+    let audit = actions_of(&env, acme).await;
+    assert!(audit.iter().any(|x| x == "user_updated"), "{audit:?}");
+
+    // get_any: the platform finds anyone; a tenant's admin only its own users.
+    let (globex, other) = register(&a, "globex").await;
+    let other_admin = other.principal().unwrap();
+    assert_eq!(
+        a.users()
+            .get_any(&env.admin, member.id)
+            .await
+            .unwrap()
+            .tenant,
+        acme
+    );
+    assert_eq!(
+        a.users().get_any(&admin, member.id).await.unwrap().id,
+        member.id
+    );
+    assert_kind(
+        a.users().get_any(&other_admin, member.id).await,
+        ErrorKind::NotFound,
+    );
+    assert_kind(
+        a.users().get_any(&env.admin, ate_core::UserId::new()).await,
+        ErrorKind::NotFound,
+    );
+    assert_ne!(acme, globex);
+}
+
+/// A deployment's extra role permissions are in every verified principal, count as held
+/// when granting, and follow a role change.
+pub async fn roles_carry_the_deployments_permissions(env: Env) {
+    let projects_read = Permission::new("projects:read").unwrap();
+    let projects_delete = Permission::new("projects:delete").unwrap();
+    let mut c = config();
+    c.role_permissions = RolePermissions::new()
+        .grant(Role::User, [projects_read.clone()])
+        .grant(
+            Role::Admin,
+            [projects_read.clone(), projects_delete.clone()],
+        );
+    let a = auth_with(&env, c).await;
+    let (acme, owner) = register(&a, "acme").await;
+    let owner_login = a
+        .login(acme, &owner.email, &Password::new(PASSWORD), &client())
+        .await
+        .unwrap();
+    let admin = a.verify(&owner_login.access.token).await.unwrap();
+    assert!(admin.has_permission(&projects_delete));
+    // The admin holds projects:delete through its role, so it may grant it.
+    let bob = a
+        .create_user(
+            &admin,
+            acme,
+            NewUser::new("bob@acme.example").permission(projects_delete.clone()),
+            Some(&Password::new(PASSWORD)),
+        )
+        .await
+        .unwrap();
+    let login = a
+        .login(
+            acme,
+            "bob@acme.example",
+            &Password::new(PASSWORD),
+            &client(),
+        )
+        .await
+        .unwrap();
+    let p = a.verify(&login.access.token).await.unwrap();
+    assert!(
+        p.has_permission(&projects_read),
+        "the user role's extra permission"
+    );
+    assert!(p.has_permission(&projects_delete), "the granted permission");
+    assert!(!p.has_permission(&USERS_READ));
+    a.users()
+        .update(&admin, acme, bob.id, UserUpdate::new().permissions([]))
+        .await
+        .unwrap();
+    let p = a.verify(&login.access.token).await.unwrap();
+    assert!(p.has_permission(&projects_read));
+    assert!(!p.has_permission(&projects_delete));
+    // Without the configuration, the built-in roles carry none of it.
+    let plain = auth(&env).await;
+    let p = plain.verify(&login.access.token).await.unwrap();
+    assert!(!p.has_permission(&projects_read));
+}

@@ -1,0 +1,162 @@
+//! The REST API under `/api`, described by an OpenAPI 3.1 document generated from the
+//! handlers (utoipa): one module per area of the seeds (`auth`, `tenants`, `users`), the
+//! problem format, the extractors every handler shares, and the cross-cutting layers.
+
+pub(crate) mod auth;
+pub(crate) mod health;
+pub(crate) mod layers;
+pub(crate) mod problem;
+pub(crate) mod tenants;
+pub(crate) mod users;
+
+use crate::host::Host;
+use ate_auth::ClientInfo;
+use ate_auth::layer::AuthLayer;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::header::USER_AGENT;
+use axum::http::request::Parts;
+use problem::ApiError;
+use serde::de::DeserializeOwned;
+use std::net::SocketAddr;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+
+/// The document's fixed parts; the paths come from the routers.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "ATE reference host",
+        description = "The REST API of `ate serve`: the seeds' auth, tenant, user, storage, project and analysis services over the ATE SDK. Errors are RFC 9457 problem documents.",
+        license(name = "Apache-2.0"),
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "Registration, login, tokens, passwords"),
+        (name = "tenants", description = "Organizations (tenants), their usage and audit log"),
+        (name = "users", description = "Users of a tenant and the caller's own profile"),
+        (name = "health", description = "Liveness, readiness and the API document"),
+    ),
+    components(schemas(problem::Problem)),
+)]
+struct ApiDoc;
+
+/// Declares the `bearer` security scheme the authenticated routes name.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                Http::builder()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The public routes and those needing a token, before any layer.
+fn routes() -> (OpenApiRouter<Host>, OpenApiRouter<Host>) {
+    let public = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(auth::public_routes())
+        .merge(health::routes());
+    let authenticated = OpenApiRouter::new()
+        .merge(auth::routes())
+        .merge(tenants::routes())
+        .merge(users::routes());
+    (public, authenticated)
+}
+
+/// The API routes (the authenticated ones behind ate-auth's layer) with their OpenAPI
+/// document.
+pub(crate) fn router(host: Host) -> (axum::Router, utoipa::openapi::OpenApi) {
+    let (public, authenticated) = routes();
+    let authenticated = authenticated.route_layer(AuthLayer::new(host.auth.clone()));
+    let (router, doc) = public.merge(authenticated).split_for_parts();
+    (router.with_state(host), doc)
+}
+
+/// The OpenAPI document, without opening anything (`ate openapi`).
+pub(crate) fn openapi_document() -> String {
+    let (public, authenticated) = routes();
+    openapi_json(&public.merge(authenticated).split_for_parts().1)
+}
+
+/// The OpenAPI document as served and committed (pretty JSON, trailing newline).
+pub(crate) fn openapi_json(doc: &utoipa::openapi::OpenApi) -> String {
+    let mut s = doc.to_pretty_json().unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+/// A JSON body whose rejections (malformed JSON, wrong types, unknown fields, missing
+/// `Content-Type`, too large) are problem documents.
+#[derive(Debug)]
+pub(crate) struct Body<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::Json(value) = axum::Json::<T>::from_request(req, state).await?;
+        Ok(Body(value))
+    }
+}
+
+/// Query parameters whose rejections are problem documents.
+#[derive(Debug)]
+pub(crate) struct Query<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Query(value) =
+            axum::extract::Query::<T>::from_request_parts(parts, state).await?;
+        Ok(Query(value))
+    }
+}
+
+/// Path parameters whose rejections are problem documents.
+#[derive(Debug)]
+pub(crate) struct Path<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path(value) =
+            axum::extract::Path::<T>::from_request_parts(parts, state).await?;
+        Ok(Path(value))
+    }
+}
+
+/// The caller's address and user agent, for rate limits and the audit log.
+#[derive(Debug)]
+pub(crate) struct Client(pub(crate) ClientInfo);
+
+impl<S: Send + Sync> FromRequestParts<S> for Client {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let mut info = match parts.extensions.get::<ConnectInfo<SocketAddr>>() {
+            Some(ConnectInfo(peer)) => ClientInfo::addr(peer.ip()),
+            None => ClientInfo::default(),
+        };
+        if let Some(ua) = parts.headers.get(USER_AGENT).and_then(|v| v.to_str().ok()) {
+            info = info.user_agent(ua);
+        }
+        Ok(Client(info))
+    }
+}
+
+/// Parses an id from a path or body, answering `400` naming the field when it is not one.
+pub(crate) fn parse_id<T: std::str::FromStr>(field: &str, value: &str) -> Result<T, ApiError> {
+    value
+        .parse()
+        .map_err(|_| ApiError::invalid(format!("{field} is not a valid id")))
+}

@@ -1,0 +1,180 @@
+//! The SDK wired the way a host wires it: one database handle, one blob store, one master
+//! key, and every store opened over them ([`Host::open`]); then the platform administrator
+//! bootstrapped once ([`Host::bootstrap`]).
+
+use crate::config::Config;
+use ate_auth::password::Password;
+use ate_auth::users::RolePermissions;
+use ate_auth::{Auth, AuthConfig, NewUser, Role};
+use ate_core::keys::LocalKeyProvider;
+use ate_core::{
+    Classify, CoreError, Db, ErrorKind, NewTenant, Permission, Principal, SqlAuditSink,
+    SqlTenantStore, TenantId, TenantStore,
+};
+use ate_storage::blob::BlobStore;
+use ate_storage::objects::ObjectStore;
+use ate_storage::projects::{ProjectKeyring, SqlSnapshotStore};
+use std::sync::Arc;
+
+/// A boxed error for start-up paths, printed to the operator.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The subject the host acts as for its own work (bootstrap, resolving tenant slugs).
+const HOST_SUBJECT: &str = "host:ate-serve";
+
+/// Every store of one host process.
+#[derive(Debug, Clone)]
+pub(crate) struct Host {
+    pub(crate) config: Arc<Config>,
+    pub(crate) db: Db,
+    pub(crate) auth: Auth,
+    pub(crate) tenants: SqlTenantStore,
+    pub(crate) audit: SqlAuditSink,
+    pub(crate) objects: ObjectStore,
+    pub(crate) snapshots: SqlSnapshotStore,
+    /// The host's own platform principal.
+    pub(crate) system: Principal,
+}
+
+/// What [`Host::bootstrap`] did.
+#[derive(Debug)]
+pub(crate) enum Bootstrap {
+    /// The platform tenant already had users.
+    AlreadyDone,
+    /// The administrator was created; the password is shown when it was generated.
+    Created {
+        tenant: String,
+        email: String,
+        generated_password: Option<String>,
+    },
+}
+
+impl Host {
+    /// Opens the database (running every component's migrations), the blob store and the
+    /// master key (creating the development key file on first start when it is the default).
+    pub(crate) async fn open(config: Config) -> Result<Host, BoxError> {
+        if config.uses_data_dir() {
+            std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+                format!(
+                    "cannot create data directory {}: {e}",
+                    config.data_dir.display()
+                )
+            })?;
+        }
+        let key_file = config.master_key_file();
+        let master =
+            tokio::task::spawn_blocking(move || LocalKeyProvider::load_or_create_file(&key_file))
+                .await??;
+        let master = Arc::new(master);
+        let db = Db::open(&config.database_url()).await?;
+        let blobs = BlobStore::open(&config.storage_url())?;
+        let objects = ObjectStore::open(db.clone(), blobs.clone(), master.clone()).await?;
+        let keys = ProjectKeyring::open(db.clone(), objects.keyring().clone()).await?;
+        let mut auth_config =
+            AuthConfig::new(config.auth.issuer.clone(), config.auth.audience.clone());
+        auth_config.insecure_fast_hashing_for_tests = config.auth.insecure_fast_hashing_for_tests;
+        auth_config.role_permissions = role_permissions(&config)?;
+        let auth = Auth::open(db.clone(), master, auth_config).await?;
+        Ok(Host {
+            tenants: SqlTenantStore::new(db.clone()),
+            audit: SqlAuditSink::new(db.clone()),
+            snapshots: SqlSnapshotStore::open(db.clone(), blobs, keys).await?,
+            objects,
+            auth,
+            db,
+            system: Principal::platform_admin(HOST_SUBJECT)?,
+            config: Arc::new(config),
+        })
+    }
+
+    /// Creates the platform tenant and its first administrator unless the platform tenant
+    /// already has a user. Safe when several hosts start at once on one database: the one
+    /// that loses the race to create either finds the other's work.
+    pub(crate) async fn bootstrap(&self) -> Result<Bootstrap, BoxError> {
+        let admin = &self.config.admin;
+        let tenant = match self.tenants.get_by_slug(&self.system, &admin.tenant).await {
+            Ok(t) => t,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                match self
+                    .tenants
+                    .create(&self.system, NewTenant::new(&admin.tenant, "Platform"))
+                    .await
+                {
+                    Ok(t) => t,
+                    Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                        self.tenants
+                            .get_by_slug(&self.system, &admin.tenant)
+                            .await?
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let users = self.auth.users().count(&self.system, tenant.id).await?;
+        if users.total > 0 {
+            return Ok(Bootstrap::AlreadyDone);
+        }
+        let (password, generated) = match &admin.password {
+            Some(p) => (p.expose().to_owned(), None),
+            None => {
+                let p = generate_password()?;
+                (p.clone(), Some(p))
+            }
+        };
+        let new = NewUser::new(admin.email.clone())
+            .name("Platform administrator")
+            .roles([Role::SuperAdmin]);
+        match self
+            .auth
+            .create_user(&self.system, tenant.id, new, Some(&Password::new(password)))
+            .await
+        {
+            Ok(_) => Ok(Bootstrap::Created {
+                tenant: admin.tenant.clone(),
+                email: admin.email.clone(),
+                generated_password: generated,
+            }),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok(Bootstrap::AlreadyDone),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The id of the tenant with this slug, `None` when there is none (or the slug is not
+    /// one); used where a client names its organization by slug.
+    pub(crate) async fn tenant_by_slug(&self, slug: &str) -> Result<Option<TenantId>, CoreError> {
+        match self.tenants.get_by_slug(&self.system, slug).await {
+            Ok(t) => Ok(Some(t.id)),
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::InvalidInput) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Closes the database pool.
+    pub(crate) async fn close(&self) {
+        self.db.close().await;
+    }
+}
+
+/// `[auth.role_permissions]` as ate-auth's [`RolePermissions`].
+fn role_permissions(config: &Config) -> Result<RolePermissions, BoxError> {
+    let mut out = RolePermissions::new();
+    for (role, perms) in &config.auth.role_permissions {
+        let role = Role::parse(role).map_err(|e| format!("auth.role_permissions: {e}"))?;
+        let perms = perms
+            .iter()
+            .map(|p| Permission::new(p.as_str()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("auth.role_permissions: {e}"))?;
+        out = out.grant(role, perms);
+    }
+    Ok(out)
+}
+
+/// 24 random bytes as URL-safe base64: 192 bits, accepted by the password policy.
+fn generate_password() -> Result<String, BoxError> {
+    use base64::Engine as _;
+    let mut bytes = zeroize::Zeroizing::new([0u8; 24]);
+    getrandom::fill(bytes.as_mut())?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes.as_ref()))
+}

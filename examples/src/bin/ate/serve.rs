@@ -1,0 +1,177 @@
+//! `ate serve`: opens the host, bootstraps the platform administrator, and serves the API
+//! until SIGTERM or Ctrl-C (in-flight requests finish, within the configured grace).
+
+use crate::api;
+use crate::config::{Config, LogFormat};
+use crate::host::{Bootstrap, BoxError, Host};
+use crate::metrics::HttpMetrics;
+use axum::Router;
+use axum::http::HeaderValue;
+use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE};
+use axum::response::{Html, IntoResponse};
+use axum::routing::get;
+use prometheus_client::registry::Registry;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Starts logging to stderr, as JSON lines or text. `RUST_LOG` filters (default `info`).
+pub(crate) fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// The whole application: the API, `/metrics`, `/openapi.json` and `/docs`, in every layer.
+pub(crate) fn app(host: Host) -> Router {
+    let mut registry = Registry::default();
+    let metrics = Arc::new(HttpMetrics::new(&mut registry));
+    let registry = Arc::new(registry);
+    let http = host.config.http.clone();
+    let tls = host.config.tls.cert_file.is_some();
+    let (api, doc) = api::router(host);
+    let doc_json = api::openapi_json(&doc);
+    let router = api
+        .route(
+            "/openapi.json",
+            get(move || {
+                let body = doc_json.clone();
+                async move {
+                    let mut r = body.into_response();
+                    r.headers_mut()
+                        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                    r.headers_mut().insert(
+                        CACHE_CONTROL,
+                        HeaderValue::from_static("public, max-age=300"),
+                    );
+                    r
+                }
+            }),
+        )
+        .route("/docs", get(docs))
+        .route(
+            "/metrics",
+            get(move || {
+                let registry = registry.clone();
+                async move { metrics_text(&registry) }
+            }),
+        );
+    api::layers::wrap(router, &http, metrics, tls)
+}
+
+/// `/metrics`: the registry as OpenMetrics text.
+fn metrics_text(registry: &Registry) -> axum::response::Response {
+    match ate_orchestrate::metrics::render_openmetrics(registry) {
+        Ok(text) => {
+            let mut r = text.into_response();
+            r.headers_mut().insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            r
+        }
+        Err(e) => api::problem::ApiError::internal(e.to_string()).into_response(),
+    }
+}
+
+/// `/docs`: an interactive viewer of `/openapi.json` (Scalar, loaded from its CDN by the
+/// browser; the server itself fetches nothing).
+async fn docs() -> impl IntoResponse {
+    const PAGE: &str = r#"<!doctype html>
+<html><head><meta charset="utf-8"><title>ATE API</title></head>
+<body><script id="api-reference" data-url="/openapi.json"></script>
+<script src="https://cdn.jsdelivr.net/npm/@scalar/api-reference"></script></body></html>
+"#;
+    (
+        [(
+            CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'none'; script-src https://cdn.jsdelivr.net; style-src 'unsafe-inline' https://cdn.jsdelivr.net; font-src https://cdn.jsdelivr.net data:; img-src data: https:; connect-src 'self'",
+            ),
+        )],
+        Html(PAGE),
+    )
+}
+
+/// Runs the server with `config`.
+pub(crate) async fn serve(config: Config) -> Result<(), BoxError> {
+    let grace = Duration::from_secs(config.http.shutdown_grace_secs);
+    let listen = config.listen;
+    let host = Host::open(config).await?;
+    match host.bootstrap().await? {
+        Bootstrap::AlreadyDone => {}
+        Bootstrap::Created {
+            tenant,
+            email,
+            generated_password,
+        } => {
+            println!("platform administrator created: tenant {tenant}, email {email}");
+            if let Some(p) = generated_password {
+                println!("  password (shown once; change it): {p}");
+            }
+        }
+    }
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let addr = listener.local_addr()?;
+    // Signal handlers exist before anyone is told where we listen: a SIGTERM right after
+    // the announcement still shuts down gracefully.
+    let signal = shutdown_signal()?;
+    println!("listening on http://{addr}");
+    tracing::info!(%addr, "listening");
+    let app = app(host.clone());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        signal.await;
+        let _ = stop_tx.send(true);
+    });
+    let mut stopping = stop_rx.clone();
+    let outcome = tokio::select! {
+        r = server => r.map_err(BoxError::from),
+        () = async move {
+            let _ = stopping.wait_for(|s| *s).await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish within the grace period");
+            Ok(())
+        }
+    };
+    host.close().await;
+    tracing::info!("stopped");
+    outcome
+}
+
+/// Installs the SIGTERM and Ctrl-C handlers now; the future resolves on either.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, BoxError> {
+    #[cfg(unix)]
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let ctrl_c = tokio::signal::ctrl_c();
+    Ok(async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+    })
+}
