@@ -251,3 +251,37 @@ impl Reply {
 pub(crate) fn examples_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
+
+/// A gzipped tar of `files` (path, content).
+pub(crate) fn tar_gz(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut tar = tar::Builder::new(gz);
+    for (path, content) in files {
+        // The name is written raw: the tar crate refuses `..`, and tests need hostile names.
+        let mut header = tar::Header::new_gnu();
+        let name = &mut header.as_gnu_mut().expect("gnu header").name;
+        name[..path.len()].copy_from_slice(path.as_bytes());
+        header.set_size(content.len() as u64);
+        header.set_mode(0o644);
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_cksum();
+        tar.append(&header, *content).expect("append");
+    }
+    tar.into_inner().expect("tar").finish().expect("gzip")
+}
+
+impl Server {
+    /// Uploads `archive` with query `query`; returns the reply.
+    pub(crate) async fn upload(&self, token: &str, query: &str, archive: Vec<u8>) -> Reply {
+        let r = self
+            .http
+            .post(format!("{}/api/storage/upload?{query}", self.base))
+            .bearer_auth(token)
+            .header("content-type", "application/octet-stream")
+            .body(archive)
+            .send()
+            .await
+            .expect("upload");
+        Reply::read(r).await
+    }
+}

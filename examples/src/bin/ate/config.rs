@@ -112,11 +112,14 @@ fn default_role_permissions() -> BTreeMap<String, Vec<String>> {
     let member = [
         "projects:read",
         "projects:write",
+        "analysis:read",
+        "analysis:write",
         "storage:read",
         "storage:write",
     ];
     let admin = [
         "projects:delete",
+        "analysis:delete",
         "storage:delete",
         "backup:export",
         "backup:restore",

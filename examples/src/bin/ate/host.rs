@@ -11,9 +11,10 @@ use ate_core::{
     Classify, CoreError, Db, ErrorKind, NewTenant, Permission, Principal, SqlAuditSink,
     SqlTenantStore, TenantId, TenantStore,
 };
+use ate_storage::analysis::SqlAnalysisStore;
 use ate_storage::blob::BlobStore;
 use ate_storage::objects::ObjectStore;
-use ate_storage::projects::{ProjectKeyring, SqlSnapshotStore};
+use ate_storage::projects::{ProjectKeyring, SqlProjectStore, SqlSnapshotStore};
 use std::sync::Arc;
 
 /// A boxed error for start-up paths, printed to the operator.
@@ -31,7 +32,9 @@ pub(crate) struct Host {
     pub(crate) tenants: SqlTenantStore,
     pub(crate) audit: SqlAuditSink,
     pub(crate) objects: ObjectStore,
+    pub(crate) projects: SqlProjectStore,
     pub(crate) snapshots: SqlSnapshotStore,
+    pub(crate) analysis: SqlAnalysisStore,
     /// The host's own platform principal.
     pub(crate) system: Principal,
 }
@@ -78,7 +81,9 @@ impl Host {
         Ok(Host {
             tenants: SqlTenantStore::new(db.clone()),
             audit: SqlAuditSink::new(db.clone()),
-            snapshots: SqlSnapshotStore::open(db.clone(), blobs, keys).await?,
+            projects: SqlProjectStore::open(db.clone()).await?,
+            snapshots: SqlSnapshotStore::open(db.clone(), blobs.clone(), keys.clone()).await?,
+            analysis: SqlAnalysisStore::open(db.clone(), blobs, keys).await?,
             objects,
             auth,
             db,

@@ -10,8 +10,10 @@
 //! 4. security headers, `Cache-Control: no-store` unless a handler chose otherwise (tenant
 //!    data never sits in a shared cache), CORS for the configured origins;
 //! 5. compression, panic catching (a `500` problem, never a dropped connection);
-//! 6. load shedding over a concurrency limit (`503` with `Retry-After`), a request timeout
-//!    (`503`), the body size limit (`413`).
+//! 6. load shedding over a concurrency limit (`503` with `Retry-After`).
+//!
+//! The body size limit (`413`) and the request timeout (`503`) are set per route group in
+//! [`super::router`]: uploads have their own limit and no timeout.
 
 use super::problem::{PROBLEM_JSON, Problem, problem_for_status};
 use crate::config::HttpSection;
@@ -30,12 +32,10 @@ use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{
     MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -114,11 +114,6 @@ pub(crate) fn wrap(
         async move { observe(metrics, req, next).await }
     });
     router
-        .layer(RequestBodyLimitLayer::new(http.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            http.request_timeout(),
-        ))
         .layer(shed)
         .layer(CatchPanicLayer::custom(|_| {
             problem_for_status(StatusCode::INTERNAL_SERVER_ERROR)

@@ -2,10 +2,13 @@
 //! handlers (utoipa): one module per area of the seeds (`auth`, `tenants`, `users`), the
 //! problem format, the extractors every handler shares, and the cross-cutting layers.
 
+pub(crate) mod analysis;
 pub(crate) mod auth;
 pub(crate) mod health;
 pub(crate) mod layers;
 pub(crate) mod problem;
+pub(crate) mod projects;
+pub(crate) mod storage;
 pub(crate) mod tenants;
 pub(crate) mod users;
 
@@ -18,6 +21,8 @@ use axum::http::request::Parts;
 use problem::ApiError;
 use serde::de::DeserializeOwned;
 use std::net::SocketAddr;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
@@ -31,10 +36,14 @@ use utoipa_axum::router::OpenApiRouter;
         license(name = "Apache-2.0"),
     ),
     modifiers(&BearerAuth),
+    paths(storage::download),
     tags(
         (name = "auth", description = "Registration, login, tokens, passwords"),
         (name = "tenants", description = "Organizations (tenants), their usage and audit log"),
         (name = "users", description = "Users of a tenant and the caller's own profile"),
+        (name = "storage", description = "Codebase upload, file download, quotas"),
+        (name = "projects", description = "Codebase projects, snapshots, files, statistics"),
+        (name = "analysis", description = "Analysis results"),
         (name = "health", description = "Liveness, readiness and the API document"),
     ),
     components(schemas(problem::Problem)),
@@ -59,31 +68,65 @@ impl Modify for BearerAuth {
     }
 }
 
-/// The public routes and those needing a token, before any layer.
-fn routes() -> (OpenApiRouter<Host>, OpenApiRouter<Host>) {
-    let public = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(auth::public_routes())
-        .merge(health::routes());
-    let authenticated = OpenApiRouter::new()
-        .merge(auth::routes())
-        .merge(tenants::routes())
-        .merge(users::routes());
-    (public, authenticated)
+/// The routes before any layer: public ones, those needing a token, and uploads (a token,
+/// a larger body limit and no request timeout).
+struct Routes {
+    public: OpenApiRouter<Host>,
+    authenticated: OpenApiRouter<Host>,
+    uploads: OpenApiRouter<Host>,
 }
 
-/// The API routes (the authenticated ones behind ate-auth's layer) with their OpenAPI
-/// document.
+fn routes() -> Routes {
+    Routes {
+        public: OpenApiRouter::with_openapi(ApiDoc::openapi())
+            .merge(auth::public_routes())
+            .merge(health::routes()),
+        authenticated: OpenApiRouter::new()
+            .merge(auth::routes())
+            .merge(tenants::routes())
+            .merge(users::routes())
+            .merge(storage::routes())
+            .merge(projects::routes())
+            .merge(analysis::routes()),
+        uploads: storage::upload_routes(),
+    }
+}
+
+/// The API routes (the authenticated ones behind ate-auth's layer, each group with its
+/// body limit and timeout) with their OpenAPI document.
 pub(crate) fn router(host: Host) -> (axum::Router, utoipa::openapi::OpenApi) {
-    let (public, authenticated) = routes();
-    let authenticated = authenticated.route_layer(AuthLayer::new(host.auth.clone()));
-    let (router, doc) = public.merge(authenticated).split_for_parts();
+    let http = &host.config.http;
+    let Routes {
+        public,
+        authenticated,
+        uploads,
+    } = routes();
+    let authn = AuthLayer::new(host.auth.clone());
+    let bounded = public
+        .merge(authenticated.route_layer(authn.clone()))
+        .layer(RequestBodyLimitLayer::new(http.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            http.request_timeout(),
+        ));
+    let upload_limit = usize::try_from(http.max_upload_bytes).unwrap_or(usize::MAX);
+    let uploads = uploads
+        .route_layer(authn)
+        .layer(RequestBodyLimitLayer::new(upload_limit));
+    let (router, doc) = bounded.merge(uploads).split_for_parts();
     (router.with_state(host), doc)
 }
 
 /// The OpenAPI document, without opening anything (`ate openapi`).
 pub(crate) fn openapi_document() -> String {
-    let (public, authenticated) = routes();
-    openapi_json(&public.merge(authenticated).split_for_parts().1)
+    let r = routes();
+    openapi_json(
+        &r.public
+            .merge(r.authenticated)
+            .merge(r.uploads)
+            .split_for_parts()
+            .1,
+    )
 }
 
 /// The OpenAPI document as served and committed (pretty JSON, trailing newline).

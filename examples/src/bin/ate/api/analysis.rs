@@ -1,0 +1,252 @@
+//! `/api/analysis/results`: analysis results stored against a project or one of its
+//! snapshots: create, read, update (status moves forward only), delete.
+
+use super::problem::ApiError;
+use super::projects::TenantParam;
+use super::users::tenant_or_own;
+use super::{Body, Path, Query, parse_id};
+use crate::host::Host;
+use ate_core::{AnalysisId, Page, Principal};
+use ate_storage::analysis::{
+    AnalysisResult, AnalysisSpec, AnalysisStatus, AnalysisStore, AnalysisUpdate,
+};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub(crate) fn routes() -> OpenApiRouter<Host> {
+    OpenApiRouter::new()
+        .routes(routes!(create_result))
+        .routes(routes!(get_result, update_result, delete_result))
+}
+
+/// A stored payload of a result (a report, an SBOM).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct PayloadView {
+    name: String,
+    content_type: String,
+    size: u64,
+    sha256: String,
+    created_at: DateTime<Utc>,
+}
+
+/// An analysis result.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AnalysisView {
+    id: String,
+    project_id: String,
+    snapshot_id: Option<String>,
+    kind: String,
+    analyzer: String,
+    analyzer_version: String,
+    /// `pending`, `running`, `succeeded` or `failed`.
+    status: String,
+    /// Free-form JSON object.
+    summary: serde_json::Value,
+    error: Option<String>,
+    payloads: Vec<PayloadView>,
+    created_by: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    started_at: Option<DateTime<Utc>>,
+    finished_at: Option<DateTime<Utc>>,
+    revision: i64,
+}
+
+impl From<&AnalysisResult> for AnalysisView {
+    fn from(a: &AnalysisResult) -> Self {
+        AnalysisView {
+            id: a.id.to_string(),
+            project_id: a.project.to_string(),
+            snapshot_id: a.snapshot.map(|s| s.to_string()),
+            kind: a.kind.clone(),
+            analyzer: a.analyzer.clone(),
+            analyzer_version: a.analyzer_version.clone(),
+            status: a.status.as_str().to_owned(),
+            summary: a.summary.clone(),
+            error: a.error.clone(),
+            payloads: a
+                .payloads
+                .iter()
+                .map(|p| PayloadView {
+                    name: p.name.clone(),
+                    content_type: p.content_type.clone(),
+                    size: p.size,
+                    sha256: p.sha256.clone(),
+                    created_at: p.created_at,
+                })
+                .collect(),
+            created_by: a.created_by.clone(),
+            created_at: a.created_at,
+            updated_at: a.updated_at,
+            started_at: a.started_at,
+            finished_at: a.finished_at,
+            revision: a.revision,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AnalysisPage {
+    items: Vec<AnalysisView>,
+    next_cursor: Option<String>,
+}
+
+impl From<Page<AnalysisResult>> for AnalysisPage {
+    fn from(page: Page<AnalysisResult>) -> Self {
+        AnalysisPage {
+            items: page.items.iter().map(AnalysisView::from).collect(),
+            next_cursor: page.next_cursor.map(|c| c.to_string()),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateResult {
+    project_id: String,
+    /// A committed snapshot of the project, when the result is about one.
+    snapshot_id: Option<String>,
+    /// What was analysed for (`security`, `complexity`, …).
+    kind: String,
+    analyzer: String,
+    analyzer_version: String,
+    /// Default `pending`.
+    status: Option<String>,
+    /// A JSON object.
+    summary: Option<serde_json::Value>,
+    /// Why it failed (with status `failed`).
+    error: Option<String>,
+}
+
+/// Stores an analysis result (`analysis:write`).
+#[utoipa::path(post, path = "/api/analysis/results", tag = "analysis", params(TenantParam), request_body = CreateResult,
+    security(("bearer" = [])),
+    responses((status = 201, body = AnalysisView), (status = "4XX", body = super::problem::Problem, content_type = "application/problem+json")))]
+async fn create_result(
+    State(host): State<Host>,
+    Extension(p): Extension<Principal>,
+    Query(t): Query<TenantParam>,
+    Body(r): Body<CreateResult>,
+) -> Result<(StatusCode, Json<AnalysisView>), ApiError> {
+    let tenant = tenant_or_own(&p, t.tenant_id.as_deref())?;
+    let project = parse_id("project_id", &r.project_id)?;
+    let mut spec = AnalysisSpec::new(r.kind, r.analyzer, r.analyzer_version);
+    spec.snapshot = r
+        .snapshot_id
+        .as_deref()
+        .map(|s| parse_id("snapshot_id", s))
+        .transpose()?;
+    if let Some(s) = r.status.as_deref() {
+        spec.status = AnalysisStatus::parse(s)?;
+    }
+    if let Some(summary) = r.summary {
+        spec.summary = summary;
+    }
+    spec.error = r.error;
+    let result = host.analysis.create(&p, tenant, project, &spec).await?;
+    Ok((StatusCode::CREATED, Json(AnalysisView::from(&result))))
+}
+
+fn result_ref(
+    p: &Principal,
+    t: &TenantParam,
+    id: &str,
+) -> Result<(ate_core::TenantId, AnalysisId), ApiError> {
+    Ok((
+        tenant_or_own(p, t.tenant_id.as_deref())?,
+        parse_id("analysis id", id)?,
+    ))
+}
+
+/// Reads an analysis result (`analysis:read`).
+#[utoipa::path(get, path = "/api/analysis/results/{analysis_id}", tag = "analysis",
+    params(("analysis_id" = String, Path), TenantParam),
+    security(("bearer" = [])),
+    responses((status = 200, body = AnalysisView), (status = "4XX", body = super::problem::Problem, content_type = "application/problem+json")))]
+async fn get_result(
+    State(host): State<Host>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+    Query(t): Query<TenantParam>,
+) -> Result<Json<AnalysisView>, ApiError> {
+    let (tenant, id) = result_ref(&p, &t, &id)?;
+    Ok(Json(AnalysisView::from(
+        &host.analysis.get(&p, tenant, id).await?,
+    )))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpdateResult {
+    /// Forward only: `pending` → `running` → `succeeded` or `failed`.
+    status: Option<String>,
+    summary: Option<serde_json::Value>,
+    /// Sets status `failed` with this reason.
+    error: Option<String>,
+    /// Refuse with `409` unless the result is still at this revision.
+    expected_revision: Option<i64>,
+}
+
+/// Updates an analysis result's status, summary or error (`analysis:write`).
+#[utoipa::path(put, path = "/api/analysis/results/{analysis_id}", tag = "analysis", request_body = UpdateResult,
+    params(("analysis_id" = String, Path), TenantParam),
+    security(("bearer" = [])),
+    responses((status = 200, body = AnalysisView), (status = "4XX", body = super::problem::Problem, content_type = "application/problem+json")))]
+async fn update_result(
+    State(host): State<Host>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+    Query(t): Query<TenantParam>,
+    Body(r): Body<UpdateResult>,
+) -> Result<Json<AnalysisView>, ApiError> {
+    let (tenant, id) = result_ref(&p, &t, &id)?;
+    let mut update = AnalysisUpdate::new();
+    if let Some(s) = r.status.as_deref() {
+        update = update.status(AnalysisStatus::parse(s)?);
+    }
+    if let Some(summary) = r.summary {
+        update = update.summary(summary);
+    }
+    if let Some(e) = r.error {
+        update = update.failed(e);
+    }
+    update.expected_revision = r.expected_revision;
+    Ok(Json(AnalysisView::from(
+        &host.analysis.update(&p, tenant, id, &update).await?,
+    )))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct DeleteResultQuery {
+    tenant_id: Option<String>,
+    expected_revision: Option<i64>,
+}
+
+/// Deletes an analysis result and its payloads (`analysis:delete`).
+#[utoipa::path(delete, path = "/api/analysis/results/{analysis_id}", tag = "analysis",
+    params(("analysis_id" = String, Path), DeleteResultQuery),
+    security(("bearer" = [])),
+    responses((status = 204), (status = "4XX", body = super::problem::Problem, content_type = "application/problem+json")))]
+async fn delete_result(
+    State(host): State<Host>,
+    Extension(p): Extension<Principal>,
+    Path(id): Path<String>,
+    Query(q): Query<DeleteResultQuery>,
+) -> Result<StatusCode, ApiError> {
+    let t = TenantParam {
+        tenant_id: q.tenant_id,
+    };
+    let (tenant, id) = result_ref(&p, &t, &id)?;
+    host.analysis
+        .delete(&p, tenant, id, q.expected_revision)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
