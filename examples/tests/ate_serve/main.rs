@@ -420,6 +420,23 @@ async fn bad_input_is_a_typed_problem() {
         .await
         .expect("send");
     assert_eq!(r.headers()["x-request-id"], "trace-42");
+    // A problem replaced on the way out is compressed like any other body, never left
+    // labelled gzip while plain.
+    let gz = s
+        .http
+        .get(format!("{}/api/users", s.base))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(gz.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(gz.headers()["content-encoding"], "gzip");
+    let raw = gz.bytes().await.expect("body");
+    let mut plain = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(raw.as_ref()), &mut plain)
+        .expect("a gzip body");
+    let problem: Value = serde_json::from_str(&plain).expect("JSON");
+    assert_eq!(problem["kind"], "unauthenticated");
     // Every response carries the security headers.
     assert_eq!(r.headers()["x-content-type-options"], "nosniff");
     assert_eq!(r.headers()["cache-control"], "no-store");

@@ -118,10 +118,11 @@ pub(crate) fn wrap(
         .layer(CatchPanicLayer::custom(|_| {
             problem_for_status(StatusCode::INTERNAL_SERVER_ERROR)
         }))
+        // Inside compression: a problem body replaced here is then compressed like any other.
+        .layer(middleware::from_fn(problems))
         .layer(CompressionLayer::new())
         .layer(cors(&http.cors_origins))
         .layer(security)
-        .layer(middleware::from_fn(problems))
         .layer(metrics_layer)
         .layer(trace)
         .layer(PropagateRequestIdLayer::new(X_REQUEST_ID))
