@@ -2,6 +2,7 @@
 //! SQLite (the embedded default) and on PostgreSQL (a fresh schema of
 //! `ATE_TEST_POSTGRES_URL`; required under `CI=true`).
 
+mod cli;
 mod codebases;
 mod server;
 

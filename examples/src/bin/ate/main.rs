@@ -12,6 +12,7 @@
 //! APIs: it is an example of wiring them, not a place for logic of its own.
 
 mod api;
+mod cli;
 mod config;
 mod host;
 mod metrics;
@@ -29,6 +30,9 @@ struct Cli {
     /// A TOML configuration file (layered under `ATE_*` variables).
     #[arg(long, global = true, env = "ATE_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Print results as JSON (for scripts); progress bars stay off.
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -48,6 +52,18 @@ enum Command {
     },
     /// Print the OpenAPI document of the REST API.
     Openapi,
+    /// Tenants (as the platform).
+    #[command(subcommand)]
+    Tenants(cli::TenantsCmd),
+    /// Users of a tenant.
+    #[command(subcommand)]
+    Users(cli::UsersCmd),
+    /// Codebase projects: import and export snapshots.
+    #[command(subcommand)]
+    Projects(cli::ProjectsCmd),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(cli::AuditCmd),
 }
 
 #[tokio::main]
@@ -57,9 +73,30 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ate: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(cli::exit_code(kind_of(e.as_ref())))
         }
     }
+}
+
+/// The kind of a failure, when it has one.
+fn kind_of(e: &(dyn std::error::Error + 'static)) -> Option<ate_core::ErrorKind> {
+    use ate_core::Classify;
+    if let Some(e) = e.downcast_ref::<cli::CliError>() {
+        return Some(e.kind);
+    }
+    if let Some(e) = e.downcast_ref::<ate_core::CoreError>() {
+        return Some(e.kind());
+    }
+    if let Some(e) = e.downcast_ref::<ate_storage::StorageError>() {
+        return Some(e.kind());
+    }
+    if let Some(e) = e.downcast_ref::<ate_auth::AuthError>() {
+        return Some(e.kind());
+    }
+    if e.downcast_ref::<config::ConfigError>().is_some() {
+        return Some(ate_core::ErrorKind::InvalidInput);
+    }
+    None
 }
 
 async fn run(cli: Cli) -> Result<(), host::BoxError> {
@@ -83,5 +120,18 @@ async fn run(cli: Cli) -> Result<(), host::BoxError> {
             print!("{}", api::openapi_document());
             Ok(())
         }
+        Command::Tenants(c) => operator(cli.config, cli.json, cli::Operator::Tenants(c)).await,
+        Command::Users(c) => operator(cli.config, cli.json, cli::Operator::Users(c)).await,
+        Command::Projects(c) => operator(cli.config, cli.json, cli::Operator::Projects(c)).await,
+        Command::Audit(c) => operator(cli.config, cli.json, cli::Operator::Audit(c)).await,
     }
+}
+
+async fn operator(
+    config: Option<PathBuf>,
+    json: bool,
+    cmd: cli::Operator,
+) -> Result<(), host::BoxError> {
+    let config = Config::load(config.as_deref())?;
+    cli::run(config, cmd, json).await
 }
