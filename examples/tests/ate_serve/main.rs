@@ -4,6 +4,7 @@
 
 mod cli;
 mod codebases;
+mod scale_out;
 mod server;
 
 use reqwest::StatusCode;
