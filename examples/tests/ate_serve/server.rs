@@ -159,6 +159,11 @@ impl Server {
             .to_owned()
     }
 
+    /// The server's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     /// Sends SIGTERM and waits for the exit; returns whether it exited successfully.
     pub(crate) fn stop(&mut self) -> bool {
         let Some(mut child) = self.child.take() else {

@@ -17,6 +17,7 @@ mod config;
 mod host;
 mod metrics;
 mod serve;
+mod tls;
 
 use clap::{Parser, Subcommand};
 use config::Config;
@@ -110,6 +111,8 @@ async fn run(cli: Cli) -> Result<(), host::BoxError> {
                 config.listen = addr;
             }
             if check_config {
+                // The certificate and key must load, not only exist.
+                tls::Certificates::load(&config.tls)?;
                 println!("{}", serde_json::to_string_pretty(&config.summary())?);
                 return Ok(());
             }

@@ -124,6 +124,7 @@ pub(crate) async fn serve(config: Config) -> Result<(), BoxError> {
             }
         }
     }
+    let certs = crate::tls::Certificates::load(&host.config.tls)?;
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
@@ -131,9 +132,27 @@ pub(crate) async fn serve(config: Config) -> Result<(), BoxError> {
     // Signal handlers exist before anyone is told where we listen: a SIGTERM right after
     // the announcement still shuts down gracefully.
     let signal = shutdown_signal()?;
-    println!("listening on http://{addr}");
+    let scheme = if certs.is_some() { "https" } else { "http" };
+    println!("listening on {scheme}://{addr}");
     tracing::info!(%addr, "listening");
     let app = app(host.clone());
+    let outcome = match certs {
+        Some(certs) => crate::tls::serve(listener, app, certs, signal, grace).await,
+        None => serve_plain(listener, app, signal, grace).await,
+    };
+    host.close().await;
+    tracing::info!("stopped");
+    outcome
+}
+
+/// Plain HTTP (HTTP/1.1 and cleartext HTTP/2) until `signal`, then `grace` for in-flight
+/// requests.
+async fn serve_plain(
+    listener: TcpListener,
+    app: Router,
+    signal: impl std::future::Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> Result<(), BoxError> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = axum::serve(
         listener,
@@ -144,7 +163,7 @@ pub(crate) async fn serve(config: Config) -> Result<(), BoxError> {
         let _ = stop_tx.send(true);
     });
     let mut stopping = stop_rx.clone();
-    let outcome = tokio::select! {
+    tokio::select! {
         r = server => r.map_err(BoxError::from),
         () = async move {
             let _ = stopping.wait_for(|s| *s).await;
@@ -153,10 +172,7 @@ pub(crate) async fn serve(config: Config) -> Result<(), BoxError> {
             tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish within the grace period");
             Ok(())
         }
-    };
-    host.close().await;
-    tracing::info!("stopped");
-    outcome
+    }
 }
 
 /// Installs the SIGTERM and Ctrl-C handlers now; the future resolves on either.
