@@ -154,8 +154,15 @@ impl RateLimiter {
     }
 }
 
-/// IPv6 clients are limited per /64 (one subscriber's allocation), IPv4 per address.
-fn client_key(addr: IpAddr) -> String {
+/// The key a client address is limited under: IPv4 per address, IPv6 per /64 (one
+/// subscriber's allocation; an IPv4-mapped address as its IPv4 address). Hosts keying
+/// limits of their own use it too.
+///
+/// ```
+/// use ate_auth::ratelimit::client_key;
+/// assert_eq!(client_key("2001:db8:1:2::7".parse().unwrap()), "2001:db8:1:2::/64");
+/// ```
+pub fn client_key(addr: IpAddr) -> String {
     match addr {
         IpAddr::V4(a) => a.to_string(),
         IpAddr::V6(a) => match a.to_ipv4_mapped() {

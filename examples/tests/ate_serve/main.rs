@@ -625,3 +625,66 @@ async fn openapi_document_is_committed_and_served() {
     docs.expect(StatusCode::OK);
     assert!(docs.text.contains("/openapi.json"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_and_tenants_are_rate_limited_apart() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let s = Server::start(
+        dir.path(),
+        &Database::Sqlite,
+        &[
+            ("ATE_HTTP__CLIENT_RATE_PER_SEC", "1"),
+            ("ATE_HTTP__TENANT_RATE_PER_SEC", "0"),
+            ("ATE_HTTP__RATE_BURST", "5"),
+        ],
+    );
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        statuses.push(s.get("/healthz", None).await);
+    }
+    let limited = statuses
+        .iter()
+        .find(|r| r.status == StatusCode::TOO_MANY_REQUESTS)
+        .expect("a client over its rate is refused");
+    limited.problem(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    let retry: u64 = limited.headers["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((1..=2).contains(&retry), "Retry-After {retry}");
+    assert!(
+        statuses[..5].iter().all(|r| r.status == StatusCode::OK),
+        "the burst is served"
+    );
+    drop(s);
+
+    // Per tenant: one tenant over its rate does not slow another.
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let s = Server::start(
+        dir.path(),
+        &Database::Sqlite,
+        &[
+            ("ATE_HTTP__CLIENT_RATE_PER_SEC", "0"),
+            ("ATE_HTTP__TENANT_RATE_PER_SEC", "1"),
+            ("ATE_HTTP__RATE_BURST", "3"),
+        ],
+    );
+    let (_, e1, p1) = s.register("acme").await;
+    let (_, e2, p2) = s.register("globex").await;
+    let acme = token(&s.login("acme", &e1, &p1).await);
+    let globex = token(&s.login("globex", &e2, &p2).await);
+    let mut refused = false;
+    for _ in 0..10 {
+        if s.get("/api/auth/verify", Some(&acme)).await.status == StatusCode::TOO_MANY_REQUESTS {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "a tenant over its rate is refused");
+    s.get("/api/auth/verify", Some(&globex))
+        .await
+        .expect(StatusCode::OK);
+    // Public routes are not a tenant's.
+    s.get("/healthz", None).await.expect(StatusCode::OK);
+}

@@ -211,6 +211,12 @@ pub(crate) struct HttpSection {
     pub(crate) cors_origins: Vec<String>,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub(crate) shutdown_grace_secs: u64,
+    /// Requests per second each client address may make (IPv6 per /64); 0: no limit.
+    pub(crate) client_rate_per_sec: u32,
+    /// Requests per second each tenant's principals may make together; 0: no limit.
+    pub(crate) tenant_rate_per_sec: u32,
+    /// How many requests above the rate a client or tenant may burst.
+    pub(crate) rate_burst: u32,
 }
 
 impl Default for HttpSection {
@@ -222,6 +228,9 @@ impl Default for HttpSection {
             max_concurrency: 512,
             cors_origins: Vec::new(),
             shutdown_grace_secs: 30,
+            client_rate_per_sec: 100,
+            tenant_rate_per_sec: 500,
+            rate_burst: 200,
         }
     }
 }

@@ -8,6 +8,7 @@ pub(crate) mod health;
 pub(crate) mod layers;
 pub(crate) mod problem;
 pub(crate) mod projects;
+pub(crate) mod ratelimit;
 pub(crate) mod storage;
 pub(crate) mod tenants;
 pub(crate) mod users;
@@ -102,8 +103,15 @@ pub(crate) fn router(host: Host) -> (axum::Router, utoipa::openapi::OpenApi) {
         uploads,
     } = routes();
     let authn = AuthLayer::new(host.auth.clone());
+    let limits = ratelimit::Limits::new(http);
+    let per_tenant = axum::middleware::from_fn_with_state(limits.clone(), ratelimit::per_tenant);
+    // route_layer wraps what is there: authentication runs first, then the tenant's limit.
     let bounded = public
-        .merge(authenticated.route_layer(authn.clone()))
+        .merge(
+            authenticated
+                .route_layer(per_tenant.clone())
+                .route_layer(authn.clone()),
+        )
         .layer(RequestBodyLimitLayer::new(http.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
@@ -111,9 +119,14 @@ pub(crate) fn router(host: Host) -> (axum::Router, utoipa::openapi::OpenApi) {
         ));
     let upload_limit = usize::try_from(http.max_upload_bytes).unwrap_or(usize::MAX);
     let uploads = uploads
+        .route_layer(per_tenant)
         .route_layer(authn)
         .layer(RequestBodyLimitLayer::new(upload_limit));
     let (router, doc) = bounded.merge(uploads).split_for_parts();
+    let router = router.layer(axum::middleware::from_fn_with_state(
+        limits,
+        ratelimit::per_client,
+    ));
     (router.with_state(host), doc)
 }
 

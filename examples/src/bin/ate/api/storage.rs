@@ -169,7 +169,7 @@ fn check_path(path: &str) -> Result<(), ApiError> {
 #[utoipa::path(get, path = "/api/storage/download/{project_id}/{path}", tag = "storage",
     params(("project_id" = String, Path), ("path" = String, Path, description = "The file's path in the snapshot"), DownloadQuery),
     security(("bearer" = [])),
-    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 304), (status = "4XX", body = super::problem::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "The file: text files as text/plain, others (and links) as application/octet-stream", content((Vec<u8> = "application/octet-stream"), (String = "text/plain"))), (status = 304), (status = "4XX", body = super::problem::Problem, content_type = "application/problem+json")))]
 pub(crate) async fn download(
     State(host): State<Host>,
     Extension(p): Extension<Principal>,
