@@ -13,6 +13,7 @@
 
 pub mod alert_history;
 pub mod analysis;
+pub mod analysis_batch;
 pub mod archives;
 pub mod audit_sink;
 pub mod auth;

@@ -220,6 +220,7 @@ snapshot_matrix! {
     analysis::payloads_are_charged_to_the_quota,
     analysis::results_go_with_their_snapshot_and_project,
     analysis::results_are_isolated,
+    analysis_batch::batches_apply_all_or_nothing,
     ]
 }
 

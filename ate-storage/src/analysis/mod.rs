@@ -45,6 +45,9 @@ mod payload;
 mod rekey;
 #[macro_use]
 mod rows;
+#[macro_use]
+mod write;
+mod batch;
 mod sql;
 mod valid;
 
@@ -403,9 +406,55 @@ impl AnalysisQuery {
     }
 }
 
+/// Most operations one [`AnalysisStore::apply_batch`] takes.
+pub const MAX_BATCH: usize = 500;
+
+/// Results to create and update together ([`AnalysisStore::apply_batch`]): all of them or
+/// none.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct AnalysisBatch {
+    /// Results to create, each on its project.
+    pub creates: Vec<(ProjectId, AnalysisSpec)>,
+    /// Changes to existing results.
+    pub updates: Vec<(AnalysisId, AnalysisUpdate)>,
+}
+
+impl AnalysisBatch {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a result to create on `project`.
+    pub fn create(mut self, project: ProjectId, spec: AnalysisSpec) -> Self {
+        self.creates.push((project, spec));
+        self
+    }
+
+    /// Adds a change to result `id`.
+    pub fn update(mut self, id: AnalysisId, update: AnalysisUpdate) -> Self {
+        self.updates.push((id, update));
+        self
+    }
+}
+
 /// Where a tenant's analysis results live.
 #[async_trait::async_trait]
 pub trait AnalysisStore: Send + Sync + std::fmt::Debug {
+    /// Creates and updates results in one transaction: every operation applies, or none
+    /// does (the first failure is returned, with the operation's position in its message).
+    /// Returns the created results, then the updated ones, in the batch's order. Needs
+    /// [`ANALYSIS_WRITE`]; `InvalidInput` for an empty batch, more than [`MAX_BATCH`]
+    /// operations or one result updated twice; otherwise each operation fails as
+    /// [`create`](Self::create) and [`update`](Self::update) do.
+    async fn apply_batch(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        batch: &AnalysisBatch,
+    ) -> Result<Vec<AnalysisResult>, StorageError>;
+
     /// Records a result on `project`. Needs [`ANALYSIS_WRITE`] in an active tenant;
     /// `InvalidInput` for a bad spec, `NotFound` for a project of another tenant or a
     /// snapshot that is not a committed snapshot of the project.

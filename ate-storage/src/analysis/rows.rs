@@ -187,3 +187,27 @@ pub(super) fn event(
             .validate()?,
     )
 }
+
+/// The audit event of creating result `id` of `project` from `spec`.
+pub(super) fn created_event(
+    tenant: TenantId,
+    actor: &Principal,
+    id: AnalysisId,
+    project: ate_core::ProjectId,
+    spec: &super::AnalysisSpec,
+) -> Result<ValidEvent, StorageError> {
+    event(
+        tenant,
+        actor,
+        ate_core::audit::actions::ANALYSIS_CREATED,
+        id,
+        serde_json::json!({
+            "project": project,
+            "snapshot": spec.snapshot,
+            "kind": spec.kind,
+            "analyzer": spec.analyzer,
+            "analyzer_version": spec.analyzer_version,
+            "status": spec.status,
+        }),
+    )
+}

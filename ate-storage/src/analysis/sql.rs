@@ -6,10 +6,12 @@
 //! bytes are checked against the quota with every other writer's bytes in view.
 
 use super::payload::{self, Source, Target};
-use super::rows::{GET, PAYLOADS, PayloadRow, ResultRow, check_revision, event, unfinished};
+use super::rows::{
+    GET, PAYLOADS, PayloadRow, ResultRow, check_revision, created_event, event, unfinished,
+};
 use super::{
-    ANALYSIS_DELETE, ANALYSIS_READ, ANALYSIS_WRITE, AnalysisQuery, AnalysisResult, AnalysisSpec,
-    AnalysisStatus, AnalysisStore, AnalysisUpdate, MAX_PAYLOADS, Payload, valid,
+    ANALYSIS_DELETE, ANALYSIS_READ, ANALYSIS_WRITE, AnalysisBatch, AnalysisQuery, AnalysisResult,
+    AnalysisSpec, AnalysisStatus, AnalysisStore, AnalysisUpdate, MAX_PAYLOADS, Payload, valid,
 };
 use crate::StorageError;
 use crate::blob::BlobStore;
@@ -30,7 +32,7 @@ use uuid::Uuid;
 const CURSOR_KIND: &str = "analysis";
 
 /// A row if project `$1` of tenant `$2` exists and is not deleted.
-const LIVE_PROJECT: &str = "SELECT CAST(1 AS BIGINT) FROM projects WHERE id = $1 \
+pub(super) const LIVE_PROJECT: &str = "SELECT CAST(1 AS BIGINT) FROM projects WHERE id = $1 \
      AND tenant_id = $2 AND deleted_at IS NULL";
 
 /// A listing: tenant `$1`, project `$2`, each filter `$3`..`$7` ignored when NULL, before
@@ -49,7 +51,7 @@ const LIST: &str = concat!(
 /// per-project keys; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct SqlAnalysisStore {
-    core: Arc<SnapshotCore>,
+    pub(super) core: Arc<SnapshotCore>,
 }
 
 impl SqlAnalysisStore {
@@ -116,6 +118,15 @@ impl SqlAnalysisStore {
 
 #[async_trait::async_trait]
 impl AnalysisStore for SqlAnalysisStore {
+    async fn apply_batch(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        batch: &AnalysisBatch,
+    ) -> Result<Vec<AnalysisResult>, StorageError> {
+        self.write_batch(actor, tenant, batch).await
+    }
+
     async fn create(
         &self,
         actor: &Principal,
@@ -127,75 +138,12 @@ impl AnalysisStore for SqlAnalysisStore {
         spec.validate()?;
         let now = self.core.clock.now();
         let id = AnalysisId::new();
-        let finished = spec.status.is_finished().then_some(to_micros(now));
-        let started = (spec.status == AnalysisStatus::Running).then_some(to_micros(now));
-        let summary = spec.summary.to_string();
-        let event = event(
-            tenant,
-            actor,
-            actions::ANALYSIS_CREATED,
-            id,
-            json!({
-                "project": project,
-                "snapshot": spec.snapshot,
-                "kind": spec.kind,
-                "analyzer": spec.analyzer,
-                "analyzer_version": spec.analyzer_version,
-                "status": spec.status,
-            }),
-        )?;
+        let event = created_event(tenant, actor, id, project, spec)?;
         let created = with_write_tx!(self.core.db, |tx| {
             tx.lock_tenant(tenant).await?.require_active()?;
-            let known: Option<i64> = sqlx::query_scalar(LIVE_PROJECT)
-                .bind(project.as_uuid())
-                .bind(tenant.as_uuid())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(CoreError::from)?;
-            if known.is_none() {
-                return Err(CoreError::not_found("project", project).into());
-            }
-            if let Some(snapshot) = spec.snapshot {
-                let committed: Option<i64> = sqlx::query_scalar(
-                    "SELECT CAST(1 AS BIGINT) FROM snapshots WHERE id = $1 AND project_id = $2 \
-                     AND state = 'committed'",
-                )
-                .bind(snapshot.as_uuid())
-                .bind(project.as_uuid())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(CoreError::from)?;
-                if committed.is_none() {
-                    return Err(CoreError::not_found("snapshot", snapshot).into());
-                }
-            }
-            sqlx::query(
-                "INSERT INTO analysis_results (id, tenant_id, project_id, snapshot_id, kind, \
-                 analyzer, analyzer_version, status, summary, error, created_by, created_at, \
-                 updated_at, started_at, finished_at, revision) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12, $13, $14, 1)",
-            )
-            .bind(id.as_uuid())
-            .bind(tenant.as_uuid())
-            .bind(project.as_uuid())
-            .bind(spec.snapshot.map(|s| s.as_uuid()))
-            .bind(&spec.kind)
-            .bind(&spec.analyzer)
-            .bind(&spec.analyzer_version)
-            .bind(spec.status.as_str())
-            .bind(&summary)
-            .bind(spec.error.as_deref())
-            .bind(actor.subject())
-            .bind(to_micros(now))
-            .bind(started)
-            .bind(finished)
-            .execute(&mut *tx)
-            .await
-            .map_err(CoreError::from)?;
-            tx.append_audit(&event, now).await?;
-            read_result!(tx, tenant, id)
+            insert_result!(tx, actor, tenant, project, spec, id, now, event)
         });
-        created.ok_or_else(|| CoreError::not_found("analysis result", id).into())
+        Ok(created)
     }
 
     async fn get(
@@ -280,61 +228,7 @@ impl AnalysisStore for SqlAnalysisStore {
         let now = self.core.clock.now();
         let updated = with_write_tx!(self.core.db, |tx| {
             let current = locked_result!(tx, tenant, id, update.expected_revision);
-            unfinished(&current)?;
-            let status = update.status.unwrap_or(current.status);
-            if !current.status.may_become(status) {
-                return Err(CoreError::Conflict(format!(
-                    "analysis result {id} is {}; it cannot go back to {status}",
-                    current.status
-                ))
-                .into());
-            }
-            let summary = update.summary.as_ref().filter(|s| **s != current.summary);
-            let error = update
-                .error
-                .as_ref()
-                .filter(|e| Some(*e) != current.error.as_ref());
-            if status == current.status && summary.is_none() && error.is_none() {
-                // Nothing changes: no write, no new revision, no audit event.
-                current
-            } else {
-                let started = match (current.started_at, status) {
-                    (Some(at), _) => Some(to_micros(at)),
-                    (None, AnalysisStatus::Running) => Some(to_micros(now)),
-                    (None, _) => None,
-                };
-                let finished = status.is_finished().then_some(to_micros(now));
-                let summary_text = summary.map(Value::to_string);
-                sqlx::query(
-                    "UPDATE analysis_results SET status = $2, summary = COALESCE($3, summary), \
-                     error = COALESCE($4, error), started_at = $5, finished_at = $6, \
-                     updated_at = $7, revision = revision + 1 WHERE id = $1",
-                )
-                .bind(id.as_uuid())
-                .bind(status.as_str())
-                .bind(summary_text.as_deref())
-                .bind(error.map(String::as_str))
-                .bind(started)
-                .bind(finished)
-                .bind(to_micros(now))
-                .execute(&mut *tx)
-                .await
-                .map_err(CoreError::from)?;
-                let event = event(
-                    tenant,
-                    actor,
-                    actions::ANALYSIS_UPDATED,
-                    id,
-                    json!({
-                        "from": current.status,
-                        "to": status,
-                        "summary_changed": summary.is_some(),
-                    }),
-                )?;
-                tx.append_audit(&event, now).await?;
-                read_result!(tx, tenant, id)
-                    .ok_or_else(|| CoreError::not_found("analysis result", id))?
-            }
+            update_result!(tx, actor, tenant, id, update, current, now)
         });
         Ok(updated)
     }

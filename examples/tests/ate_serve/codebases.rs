@@ -340,3 +340,73 @@ async fn bad_uploads_and_paths_leave_nothing() {
         .await
         .problem(StatusCode::BAD_REQUEST, "invalid_input");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analysis_batches_are_all_or_nothing() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let s = Server::start(dir.path(), &Database::Sqlite, &[]);
+    let (_, email, password) = s.register("acme").await;
+    let t = token(&s.login("acme", &email, &password).await);
+    let project = s
+        .upload(&t, "project_name=demo", codebase())
+        .await
+        .str("/project_id");
+    let first = s
+        .post(
+            "/api/analysis/results",
+            Some(&t),
+            json!({"project_id": project, "kind": "loc", "analyzer": "tokei", "analyzer_version": "12", "status": "running"}),
+        )
+        .await
+        .str("/id");
+    let ok = s
+        .post(
+            "/api/analysis/results/batch",
+            Some(&t),
+            json!({
+                "create": [
+                    {"project_id": project, "kind": "sast", "analyzer": "semgrep", "analyzer_version": "1"},
+                    {"project_id": project, "kind": "deps", "analyzer": "osv", "analyzer_version": "2", "summary": {"n": 0}}
+                ],
+                "update": [{"id": first, "status": "succeeded", "summary": {"lines": 9}}]
+            }),
+        )
+        .await;
+    ok.expect(StatusCode::OK);
+    let items = ok.body["items"].as_array().expect("items");
+    assert_eq!(items.len(), 3);
+    assert_eq!(items[2]["id"], first);
+    assert_eq!(items[2]["status"], "succeeded");
+
+    // The second create names a project that does not exist: nothing stays.
+    let failed = s
+        .post(
+            "/api/analysis/results/batch",
+            Some(&t),
+            json!({"create": [
+                {"project_id": project, "kind": "x", "analyzer": "y", "analyzer_version": "1"},
+                {"project_id": "01a24218-95d6-754d-bfdf-61b4029b6790", "kind": "x", "analyzer": "y", "analyzer_version": "1"}
+            ]}),
+        )
+        .await;
+    failed.problem(StatusCode::NOT_FOUND, "not_found");
+    let listed = s
+        .get(&format!("/api/projects/{project}/analyses"), Some(&t))
+        .await;
+    assert_eq!(
+        listed.body["items"].as_array().map(Vec::len),
+        Some(3),
+        "{}",
+        listed.text
+    );
+    s.post("/api/analysis/results/batch", Some(&t), json!({}))
+        .await
+        .problem(StatusCode::BAD_REQUEST, "invalid_input");
+    s.post(
+        "/api/analysis/results/batch",
+        Some(&t),
+        json!({"update": [{"id": first, "bogus": 1}]}),
+    )
+    .await
+    .problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid_input");
+}

@@ -8,7 +8,7 @@ use super::{Body, Path, Query, parse_id};
 use crate::host::Host;
 use ate_core::{AnalysisId, Page, Principal};
 use ate_storage::analysis::{
-    AnalysisResult, AnalysisSpec, AnalysisStatus, AnalysisStore, AnalysisUpdate,
+    AnalysisBatch, AnalysisResult, AnalysisSpec, AnalysisStatus, AnalysisStore, AnalysisUpdate,
 };
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -22,6 +22,7 @@ use utoipa_axum::routes;
 pub(crate) fn routes() -> OpenApiRouter<Host> {
     OpenApiRouter::new()
         .routes(routes!(create_result))
+        .routes(routes!(batch))
         .routes(routes!(get_result, update_result, delete_result))
 }
 
@@ -124,6 +125,26 @@ pub(crate) struct CreateResult {
     error: Option<String>,
 }
 
+impl CreateResult {
+    fn into_spec(self) -> Result<(ate_core::ProjectId, AnalysisSpec), ApiError> {
+        let project = parse_id("project_id", &self.project_id)?;
+        let mut spec = AnalysisSpec::new(self.kind, self.analyzer, self.analyzer_version);
+        spec.snapshot = self
+            .snapshot_id
+            .as_deref()
+            .map(|s| parse_id("snapshot_id", s))
+            .transpose()?;
+        if let Some(s) = self.status.as_deref() {
+            spec.status = AnalysisStatus::parse(s)?;
+        }
+        if let Some(summary) = self.summary {
+            spec.summary = summary;
+        }
+        spec.error = self.error;
+        Ok((project, spec))
+    }
+}
+
 /// Stores an analysis result (`analysis:write`).
 #[utoipa::path(post, path = "/api/analysis/results", tag = "analysis", params(TenantParam), request_body = CreateResult,
     security(("bearer" = [])),
@@ -135,20 +156,7 @@ async fn create_result(
     Body(r): Body<CreateResult>,
 ) -> Result<(StatusCode, Json<AnalysisView>), ApiError> {
     let tenant = tenant_or_own(&p, t.tenant_id.as_deref())?;
-    let project = parse_id("project_id", &r.project_id)?;
-    let mut spec = AnalysisSpec::new(r.kind, r.analyzer, r.analyzer_version);
-    spec.snapshot = r
-        .snapshot_id
-        .as_deref()
-        .map(|s| parse_id("snapshot_id", s))
-        .transpose()?;
-    if let Some(s) = r.status.as_deref() {
-        spec.status = AnalysisStatus::parse(s)?;
-    }
-    if let Some(summary) = r.summary {
-        spec.summary = summary;
-    }
-    spec.error = r.error;
+    let (project, spec) = r.into_spec()?;
     let result = host.analysis.create(&p, tenant, project, &spec).await?;
     Ok((StatusCode::CREATED, Json(AnalysisView::from(&result))))
 }
@@ -193,6 +201,83 @@ pub(crate) struct UpdateResult {
     expected_revision: Option<i64>,
 }
 
+impl UpdateResult {
+    fn into_update(self) -> Result<AnalysisUpdate, ApiError> {
+        let mut update = AnalysisUpdate::new();
+        if let Some(s) = self.status.as_deref() {
+            update = update.status(AnalysisStatus::parse(s)?);
+        }
+        if let Some(summary) = self.summary {
+            update = update.summary(summary);
+        }
+        if let Some(e) = self.error {
+            update = update.failed(e);
+        }
+        update.expected_revision = self.expected_revision;
+        Ok(update)
+    }
+}
+
+/// One change of a batch: the result's id and the fields of `PUT`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BatchUpdate {
+    id: String,
+    status: Option<String>,
+    summary: Option<serde_json::Value>,
+    error: Option<String>,
+    expected_revision: Option<i64>,
+}
+
+/// Results to create and to update, all or nothing.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BatchRequest {
+    #[serde(default)]
+    create: Vec<CreateResult>,
+    #[serde(default)]
+    update: Vec<BatchUpdate>,
+}
+
+/// The created results, then the updated ones, in the request's order.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct BatchResponse {
+    items: Vec<AnalysisView>,
+}
+
+/// Creates and updates up to 500 analysis results in one transaction: all of them, or
+/// none and a problem naming the failing operation (`analysis:write`).
+#[utoipa::path(post, path = "/api/analysis/results/batch", tag = "analysis", params(TenantParam), request_body = BatchRequest,
+    security(("bearer" = [])),
+    responses((status = 200, body = BatchResponse), (status = "4XX", body = super::problem::Problem, content_type = "application/problem+json")))]
+async fn batch(
+    State(host): State<Host>,
+    Extension(p): Extension<Principal>,
+    Query(t): Query<TenantParam>,
+    Body(r): Body<BatchRequest>,
+) -> Result<Json<BatchResponse>, ApiError> {
+    let tenant = tenant_or_own(&p, t.tenant_id.as_deref())?;
+    let mut batch = AnalysisBatch::new();
+    for c in r.create {
+        let (project, spec) = c.into_spec()?;
+        batch = batch.create(project, spec);
+    }
+    for u in r.update {
+        let id = parse_id("update id", &u.id)?;
+        let change = UpdateResult {
+            status: u.status,
+            summary: u.summary,
+            error: u.error,
+            expected_revision: u.expected_revision,
+        };
+        batch = batch.update(id, change.into_update()?);
+    }
+    let done = host.analysis.apply_batch(&p, tenant, &batch).await?;
+    Ok(Json(BatchResponse {
+        items: done.iter().map(AnalysisView::from).collect(),
+    }))
+}
+
 /// Updates an analysis result's status, summary or error (`analysis:write`).
 #[utoipa::path(put, path = "/api/analysis/results/{analysis_id}", tag = "analysis", request_body = UpdateResult,
     params(("analysis_id" = String, Path), TenantParam),
@@ -206,17 +291,7 @@ async fn update_result(
     Body(r): Body<UpdateResult>,
 ) -> Result<Json<AnalysisView>, ApiError> {
     let (tenant, id) = result_ref(&p, &t, &id)?;
-    let mut update = AnalysisUpdate::new();
-    if let Some(s) = r.status.as_deref() {
-        update = update.status(AnalysisStatus::parse(s)?);
-    }
-    if let Some(summary) = r.summary {
-        update = update.summary(summary);
-    }
-    if let Some(e) = r.error {
-        update = update.failed(e);
-    }
-    update.expected_revision = r.expected_revision;
+    let update = r.into_update()?;
     Ok(Json(AnalysisView::from(
         &host.analysis.update(&p, tenant, id, &update).await?,
     )))
