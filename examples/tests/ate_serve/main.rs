@@ -41,6 +41,24 @@ fn token(v: &Value) -> String {
 async fn seed_flow_register_login_refresh_logout() {
     on_every_database(|s| async move {
         s.get("/healthz", None).await.expect(StatusCode::OK);
+        // The signing keys: public, cacheable, revalidated by ETag.
+        let jwks = s.get("/api/auth/jwks", None).await;
+        jwks.expect(StatusCode::OK);
+        assert!(
+            jwks.body["keys"].as_array().is_some_and(|k| !k.is_empty()),
+            "{}",
+            jwks.text
+        );
+        assert_eq!(jwks.headers["cache-control"], "public, max-age=300");
+        let tag = jwks.headers["etag"].to_str().expect("etag").to_owned();
+        let cached = s
+            .http
+            .get(format!("{}/api/auth/jwks", s.base))
+            .header("if-none-match", &tag)
+            .send()
+            .await
+            .expect("conditional");
+        assert_eq!(cached.status(), StatusCode::NOT_MODIFIED);
         let ready = s.get("/readyz", None).await;
         ready.expect(StatusCode::OK);
         assert_eq!(

@@ -279,9 +279,18 @@ async fn change_password(
 }
 
 /// The public keys that verify access tokens (RFC 7517), for services that check tokens
-/// themselves.
+/// themselves. Public (not tenant data): cacheable for five minutes, with an ETag over the
+/// key set so that a rotation shows at once to a client that revalidates.
 #[utoipa::path(get, path = "/api/auth/jwks", tag = "auth",
-    responses((status = 200, body = Object, description = "A JWK set")))]
-async fn jwks(State(host): State<Host>) -> Result<Json<serde_json::Value>, ApiError> {
-    Ok(Json(host.auth.tokens().jwks()?))
+    responses((status = 200, body = Object, description = "A JWK set"), (status = 304)))]
+async fn jwks(State(host): State<Host>, headers: HeaderMap) -> Result<Response, ApiError> {
+    use sha2::Digest as _;
+    let keys = host.auth.tokens().jwks()?;
+    let tag = hex::encode(sha2::Sha256::digest(keys.to_string().as_bytes()));
+    Ok(super::caching::json_with_etag(
+        &headers,
+        &tag,
+        "public, max-age=300",
+        &keys,
+    ))
 }

@@ -4,6 +4,7 @@
 
 pub(crate) mod analysis;
 pub(crate) mod auth;
+pub(crate) mod caching;
 pub(crate) mod health;
 pub(crate) mod layers;
 pub(crate) mod problem;

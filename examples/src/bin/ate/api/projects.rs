@@ -30,6 +30,7 @@ pub(crate) fn routes() -> OpenApiRouter<Host> {
         .routes(routes!(list_projects, create_project))
         .routes(routes!(get_project, update_project, delete_project))
         .routes(routes!(list_snapshots))
+        .routes(routes!(get_snapshot))
         .routes(routes!(list_files))
         .routes(routes!(project_statistics))
         .routes(routes!(project_analyses))
@@ -453,6 +454,30 @@ async fn list_snapshots(
         items: page.items.iter().map(SnapshotView::from).collect(),
         next_cursor: page.next_cursor.map(|c| c.to_string()),
     }))
+}
+
+/// A committed snapshot with its statistics (languages, classification, sizes). It never
+/// changes: strong `ETag`, `304` on `If-None-Match`, private and immutable for caches
+/// (`projects:read`).
+#[utoipa::path(get, path = "/api/projects/{project_id}/snapshots/{snapshot_id}", tag = "projects",
+    params(("project_id" = String, Path), ("snapshot_id" = String, Path), TenantParam),
+    security(("bearer" = [])),
+    responses((status = 200, body = SnapshotView), (status = 304), (status = "4XX", body = super::problem::Problem, content_type = "application/problem+json")))]
+async fn get_snapshot(
+    State(host): State<Host>,
+    Extension(p): Extension<Principal>,
+    Path((project, snapshot)): Path<(String, String)>,
+    Query(t): Query<TenantParam>,
+    headers: axum::http::HeaderMap,
+) -> Result<axum::response::Response, ApiError> {
+    let (tenant, project) = project_ref(&p, &t, &project)?;
+    let snap = snapshot_of(&host, &p, tenant, project, Some(&snapshot)).await?;
+    Ok(super::caching::json_with_etag(
+        &headers,
+        &snap.id.to_string(),
+        super::caching::PRIVATE_IMMUTABLE,
+        &SnapshotView::from(&snap),
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -13,7 +13,7 @@ use ate_storage::import::{ArchiveFormat, ImportOptions};
 use ate_storage::projects::{FileKind, MAX_READ_BYTES, ProjectSpec, ProjectStore, SnapshotStore};
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
+use axum::http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, ETAG};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -186,11 +186,11 @@ pub(crate) async fn download(
     let entry = host.snapshots.file(&p, tenant, snap.id, &path).await?;
     let etag = format!("\"{}\"", entry.sha256);
     let cache = if q.snapshot.is_some() {
-        "private, max-age=31536000, immutable"
+        super::caching::PRIVATE_IMMUTABLE
     } else {
         "private, no-cache"
     };
-    let mut response = if if_none_match(&headers, &etag) {
+    let mut response = if super::caching::if_none_match(&headers, &etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         let size = entry.size;
@@ -228,17 +228,6 @@ pub(crate) async fn download(
     }
     h.insert(CACHE_CONTROL, HeaderValue::from_static(cache));
     Ok(response)
-}
-
-/// Whether `If-None-Match` names `etag` (or is `*`).
-pub(crate) fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
-    headers
-        .get_all(IF_NONE_MATCH)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .any(|tag| tag == "*" || tag == etag || tag.strip_prefix("W/") == Some(etag))
 }
 
 /// A tenant's storage quota and what counts against it.
