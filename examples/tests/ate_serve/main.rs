@@ -6,6 +6,7 @@ mod cli;
 mod codebases;
 mod scale_out;
 mod server;
+mod services;
 mod tls;
 
 use reqwest::StatusCode;

@@ -114,12 +114,14 @@ fn default_role_permissions() -> BTreeMap<String, Vec<String>> {
         "projects:write",
         "analysis:read",
         "analysis:write",
+        "registry:read",
         "storage:read",
         "storage:write",
     ];
     let admin = [
         "projects:delete",
         "analysis:delete",
+        "registry:write",
         "storage:delete",
         "backup:export",
         "backup:restore",

@@ -11,6 +11,8 @@ use ate_core::{
     Classify, CoreError, Db, ErrorKind, NewTenant, Permission, Principal, SqlAuditSink,
     SqlTenantStore, TenantId, TenantStore,
 };
+use ate_orchestrate::hub::ServiceHub;
+use ate_orchestrate::registry::SqlRegistry;
 use ate_storage::analysis::SqlAnalysisStore;
 use ate_storage::blob::BlobStore;
 use ate_storage::objects::ObjectStore;
@@ -35,6 +37,8 @@ pub(crate) struct Host {
     pub(crate) projects: SqlProjectStore,
     pub(crate) snapshots: SqlSnapshotStore,
     pub(crate) analysis: SqlAnalysisStore,
+    /// The service registry, health checks, balancing and breakers (ate-orchestrate).
+    pub(crate) hub: ServiceHub,
     /// The host's own platform principal.
     pub(crate) system: Principal,
 }
@@ -78,7 +82,10 @@ impl Host {
         auth_config.insecure_fast_hashing_for_tests = config.auth.insecure_fast_hashing_for_tests;
         auth_config.role_permissions = role_permissions(&config)?;
         let auth = Auth::open(db.clone(), master, auth_config).await?;
+        let registry = SqlRegistry::open(db.clone()).await?;
+        let hub = ServiceHub::builder(Arc::new(registry)).build()?;
         Ok(Host {
+            hub,
             tenants: SqlTenantStore::new(db.clone()),
             audit: SqlAuditSink::new(db.clone()),
             projects: SqlProjectStore::open(db.clone()).await?,
@@ -155,8 +162,9 @@ impl Host {
         }
     }
 
-    /// Closes the database pool.
+    /// Stops the health checks and closes the database pool.
     pub(crate) async fn close(&self) {
+        self.hub.shutdown().await;
         self.db.close().await;
     }
 }

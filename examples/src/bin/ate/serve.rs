@@ -37,6 +37,9 @@ pub(crate) fn init_logging(format: LogFormat) {
 pub(crate) fn app(host: Host) -> Router {
     let mut registry = Registry::default();
     let metrics = Arc::new(HttpMetrics::new(&mut registry));
+    // Everything ate-orchestrate exports (per service and instance) next to the HTTP
+    // families.
+    host.hub.metrics().register(&mut registry);
     let registry = Arc::new(registry);
     let http = host.config.http.clone();
     let tls = host.config.tls.cert_file.is_some();

@@ -10,6 +10,7 @@ pub(crate) mod layers;
 pub(crate) mod problem;
 pub(crate) mod projects;
 pub(crate) mod ratelimit;
+pub(crate) mod services;
 pub(crate) mod storage;
 pub(crate) mod tenants;
 pub(crate) mod users;
@@ -46,6 +47,7 @@ use utoipa_axum::router::OpenApiRouter;
         (name = "storage", description = "Codebase upload, file download, quotas"),
         (name = "projects", description = "Codebase projects, snapshots, files, statistics"),
         (name = "analysis", description = "Analysis results"),
+        (name = "services", description = "The service registry: instances, health checks, discovery"),
         (name = "health", description = "Liveness, readiness and the API document"),
     ),
     components(schemas(problem::Problem)),
@@ -89,7 +91,8 @@ fn routes() -> Routes {
             .merge(users::routes())
             .merge(storage::routes())
             .merge(projects::routes())
-            .merge(analysis::routes()),
+            .merge(analysis::routes())
+            .merge(services::routes()),
         uploads: storage::upload_routes(),
     }
 }
