@@ -35,6 +35,8 @@ pub(crate) struct Host {
     pub(crate) audit: SqlAuditSink,
     pub(crate) objects: ObjectStore,
     pub(crate) projects: SqlProjectStore,
+    /// Per-project keys, sealed under the tenant keys.
+    pub(crate) project_keys: ProjectKeyring,
     pub(crate) snapshots: SqlSnapshotStore,
     pub(crate) analysis: SqlAnalysisStore,
     /// The service registry, health checks, balancing and breakers (ate-orchestrate).
@@ -90,6 +92,7 @@ impl Host {
             audit: SqlAuditSink::new(db.clone()),
             projects: SqlProjectStore::open(db.clone()).await?,
             snapshots: SqlSnapshotStore::open(db.clone(), blobs.clone(), keys.clone()).await?,
+            project_keys: keys.clone(),
             analysis: SqlAnalysisStore::open(db.clone(), blobs, keys).await?,
             objects,
             auth,

@@ -65,6 +65,11 @@ enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(cli::AuditCmd),
+    /// Data keys: rotate, rewrap under the master key, re-encrypt.
+    #[command(subcommand)]
+    Keys(cli::KeysCmd),
+    /// Collect a tenant's storage garbage.
+    Gc(cli::GcArgs),
 }
 
 #[tokio::main]
@@ -127,6 +132,8 @@ async fn run(cli: Cli) -> Result<(), host::BoxError> {
         Command::Users(c) => operator(cli.config, cli.json, cli::Operator::Users(c)).await,
         Command::Projects(c) => operator(cli.config, cli.json, cli::Operator::Projects(c)).await,
         Command::Audit(c) => operator(cli.config, cli.json, cli::Operator::Audit(c)).await,
+        Command::Keys(c) => operator(cli.config, cli.json, cli::Operator::Keys(c)).await,
+        Command::Gc(a) => operator(cli.config, cli.json, cli::Operator::Gc(a)).await,
     }
 }
 

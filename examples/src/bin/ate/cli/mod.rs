@@ -6,7 +6,10 @@
 //! progress bar with bytes/s and ETA on a terminal, and plain lines otherwise. The exit
 //! status says what kind of failure ended the command ([`exit_code`]).
 
+mod maintenance;
 mod progress;
+
+pub(crate) use maintenance::{GcArgs, KeysCmd};
 
 use crate::config::Config;
 use crate::host::{BoxError, Host};
@@ -95,6 +98,8 @@ pub(crate) enum Operator {
     Users(UsersCmd),
     Projects(ProjectsCmd),
     Audit(AuditCmd),
+    Keys(KeysCmd),
+    Gc(GcArgs),
 }
 
 /// A failure with the kind that picks the exit status.
@@ -261,6 +266,8 @@ async fn dispatch(host: &Host, cmd: Operator, json_out: bool) -> Result<(Value, 
             Ok((user_json(&user), line))
         }
         Operator::Projects(cmd) => projects(host, cmd, json_out).await,
+        Operator::Keys(cmd) => maintenance::keys(host, cmd, json_out).await,
+        Operator::Gc(args) => maintenance::gc(host, args, json_out).await,
         Operator::Audit(AuditCmd::Verify { tenant }) => {
             let tenant = tenant_id(host, &tenant).await?;
             let report = host
@@ -323,7 +330,7 @@ async fn projects(
                     format!("{}: {e}", source.display()),
                 )
             })?;
-            let bar = progress::Bar::new("import", json_out);
+            let bar = progress::Bar::new("import", json_out, progress::Unit::Bytes);
             let options = ImportOptions::new().label(label);
             let snapshot = if meta.is_dir() {
                 bar.set_total(progress::dir_size(&source));
@@ -412,7 +419,7 @@ async fn projects(
                         CliError::new(ErrorKind::NotFound, "the project has no snapshot")
                     })?,
             };
-            let bar = progress::Bar::new("export", json_out);
+            let bar = progress::Bar::new("export", json_out, progress::Unit::Bytes);
             // The tar adds a 512-byte header and up to 511 bytes of padding per entry.
             bar.set_total(snap.logical_bytes + snap.files * 1024 + 1024);
             // Written next to the target and renamed into place: never half a file.

@@ -18,9 +18,17 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 #[derive(Debug, Clone)]
 pub(crate) struct Bar(Arc<Inner>);
 
+/// What a bar counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Unit {
+    Bytes,
+    Items,
+}
+
 #[derive(Debug)]
 struct Inner {
     what: &'static str,
+    unit: Unit,
     mode: Mode,
     done: AtomicU64,
     total: AtomicU64,
@@ -36,17 +44,22 @@ enum Mode {
 }
 
 impl Bar {
-    /// A bar for `what` ("import", "export"); quiet when `json` output was asked for.
-    pub(crate) fn new(what: &'static str, json: bool) -> Bar {
+    /// A bar for `what` ("import", "export") counting `unit`; quiet when `json` output was
+    /// asked for.
+    pub(crate) fn new(what: &'static str, json: bool, unit: Unit) -> Bar {
         let mode = if json {
             Mode::Quiet
         } else if std::io::stderr().is_terminal() {
             let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
-            let style = ProgressStyle::with_template(
-                "{msg:>7} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> ");
+            let template = match unit {
+                Unit::Bytes => {
+                    "{msg:>9} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}"
+                }
+                Unit::Items => "{msg:>9} [{bar:30}] {pos}/{len} {per_sec} ETA {eta}",
+            };
+            let style = ProgressStyle::with_template(template)
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> ");
             bar.set_style(style);
             bar.set_message(what);
             bar.enable_steady_tick(Duration::from_millis(200));
@@ -56,6 +69,7 @@ impl Bar {
         };
         Bar(Arc::new(Inner {
             what,
+            unit,
             mode,
             done: AtomicU64::new(0),
             total: AtomicU64::new(0),
@@ -91,15 +105,27 @@ impl Bar {
         }
     }
 
+    /// Records that `n` items are done in all.
+    pub(crate) fn set_done_items(&self, n: u64) {
+        self.set_done(n);
+    }
+
     fn line(&self) {
         let done = self.0.done.load(Ordering::Relaxed);
         let total = self.0.total.load(Ordering::Relaxed);
         let secs = self.0.started.elapsed().as_secs_f64().max(1e-3);
-        eprintln!(
-            "{}: {done}/{total} bytes ({:.1} MB/s)",
-            self.0.what,
-            done as f64 / secs / 1e6
-        );
+        match self.0.unit {
+            Unit::Bytes => eprintln!(
+                "{}: {done}/{total} bytes ({:.1} MB/s)",
+                self.0.what,
+                done as f64 / secs / 1e6
+            ),
+            Unit::Items => eprintln!(
+                "{}: {done}/{total} ({:.1}/s)",
+                self.0.what,
+                done as f64 / secs
+            ),
+        }
     }
 
     /// Ends the bar (or prints the last line).

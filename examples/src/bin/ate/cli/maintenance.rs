@@ -1,0 +1,236 @@
+//! `ate keys rotate|rewrap|reencrypt` and `ate gc`: key maintenance and garbage collection
+//! over the host's stores, with progress for the long ones.
+
+use super::progress::{Bar, Unit};
+use super::{CliError, classified, tenant_id};
+use crate::host::Host;
+use ate_core::{ErrorKind, TenantId};
+use ate_storage::projects::{ProjectQuery, ProjectStore, RepackOptions, SnapshotStore};
+use clap::Subcommand;
+use serde_json::{Value, json};
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeysCmd {
+    /// Start a new data-key version for a tenant (new writes use it; `reencrypt` moves the
+    /// old objects).
+    Rotate {
+        #[arg(long)]
+        tenant: String,
+        /// Also start a new key version for every project of the tenant.
+        #[arg(long)]
+        projects: bool,
+    },
+    /// Rewrap every tenant key under the current master key (after the master key file
+    /// changed), and with `--tenant` that tenant's project keys under its newest key.
+    Rewrap {
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Re-encrypt a tenant's objects still under an older data-key version, in batches,
+    /// then repack its projects' chunks still under an older project key (resumable: run
+    /// it again after an interruption).
+    Reencrypt {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, default_value_t = 100)]
+        batch: u32,
+    },
+}
+
+/// `ate gc`: collect a tenant's storage garbage (unreferenced blobs, expired imports,
+/// chunks and packs no snapshot needs) older than the grace period.
+#[derive(Debug, clap::Args)]
+pub(crate) struct GcArgs {
+    #[arg(long)]
+    tenant: String,
+    /// Keep garbage younger than this many seconds (work in flight may still need it).
+    #[arg(long, default_value_t = 3600)]
+    grace_secs: i64,
+}
+
+pub(crate) async fn keys(
+    host: &Host,
+    cmd: KeysCmd,
+    json_out: bool,
+) -> Result<(Value, String), CliError> {
+    let p = &host.system;
+    let keyring = host.objects.keyring();
+    match cmd {
+        KeysCmd::Rotate { tenant, projects } => {
+            let tenant = tenant_id(host, &tenant).await?;
+            let info = keyring.rotate(p, tenant).await.map_err(classified)?;
+            let mut line = format!(
+                "tenant {tenant} now encrypts with key version {}\n",
+                info.version
+            );
+            let mut rotated = 0u64;
+            if projects {
+                for project in all_projects(host, tenant).await? {
+                    host.project_keys
+                        .rotate(p, tenant, project.id)
+                        .await
+                        .map_err(classified)?;
+                    rotated += 1;
+                }
+                line.push_str(&format!("{rotated} project keys rotated\n"));
+            }
+            let value = json!({"tenant_id": tenant.to_string(), "version": info.version, "project_keys_rotated": rotated});
+            Ok((value, line))
+        }
+        KeysCmd::Rewrap { tenant } => {
+            let master = keyring.rotate_master(p).await.map_err(classified)?;
+            let mut value = json!({"tenant_keys_rewrapped": master.rewrapped});
+            let mut line = format!(
+                "{} tenant keys rewrapped under the current master key\n",
+                master.rewrapped
+            );
+            if let Some(t) = tenant {
+                let t = tenant_id(host, &t).await?;
+                let n = host.project_keys.rewrap(p, t).await.map_err(classified)?;
+                value["project_keys_rewrapped"] = json!(n);
+                line.push_str(&format!(
+                    "{n} project keys of {t} rewrapped under its newest key\n"
+                ));
+            }
+            Ok((value, line))
+        }
+        KeysCmd::Reencrypt { tenant, batch } => {
+            let tenant = tenant_id(host, &tenant).await?;
+            reencrypt(host, tenant, batch, json_out).await
+        }
+    }
+}
+
+async fn reencrypt(
+    host: &Host,
+    tenant: TenantId,
+    batch: u32,
+    json_out: bool,
+) -> Result<(Value, String), CliError> {
+    let p = &host.system;
+    let bar = Bar::new("reencrypt", json_out, Unit::Items);
+    let (mut done, mut skipped) = (0u64, 0u64);
+    let version = loop {
+        let step = host
+            .objects
+            .reencrypt(p, tenant, batch)
+            .await
+            .map_err(classified)?;
+        done += step.reencrypted;
+        skipped += step.skipped;
+        bar.set_total(done + step.remaining);
+        bar.set_done_items(done);
+        if step.remaining == 0 {
+            break step.key_version;
+        }
+        if step.reencrypted == 0 && step.skipped == 0 {
+            return Err(CliError::new(
+                ErrorKind::Conflict,
+                format!(
+                    "{} objects remain but none could be re-encrypted; run again",
+                    step.remaining
+                ),
+            ));
+        }
+    };
+    bar.finish();
+    let projects = all_projects(host, tenant).await?;
+    let bar = Bar::new("repack", json_out, Unit::Items);
+    bar.set_total(projects.len() as u64);
+    let mut chunks = 0u64;
+    for (i, project) in projects.iter().enumerate() {
+        let r = host
+            .snapshots
+            .repack(p, tenant, project.id, RepackOptions::new().reencrypt(true))
+            .await
+            .map_err(classified)?;
+        chunks += r.chunks_moved;
+        bar.set_done_items(i as u64 + 1);
+    }
+    bar.finish();
+    let line = format!(
+        "{done} objects re-encrypted under key version {version} ({skipped} rewritten meanwhile); {} projects repacked ({chunks} chunks re-encrypted)\n",
+        projects.len()
+    );
+    let value = json!({
+        "reencrypted": done,
+        "skipped": skipped,
+        "key_version": version,
+        "projects": projects.len(),
+        "chunks_reencrypted": chunks,
+    });
+    Ok((value, line))
+}
+
+/// Every project of `tenant`.
+async fn all_projects(
+    host: &Host,
+    tenant: TenantId,
+) -> Result<Vec<ate_storage::Project>, CliError> {
+    let mut projects = Vec::new();
+    let mut query = ProjectQuery::new().limit(1000);
+    loop {
+        let page = host
+            .projects
+            .list(&host.system, tenant, &query)
+            .await
+            .map_err(classified)?;
+        projects.extend(page.items);
+        match page.next_cursor {
+            Some(c) => query.cursor = Some(c),
+            None => return Ok(projects),
+        }
+    }
+}
+
+pub(crate) async fn gc(
+    host: &Host,
+    args: GcArgs,
+    json_out: bool,
+) -> Result<(Value, String), CliError> {
+    let p = &host.system;
+    let tenant = tenant_id(host, &args.tenant).await?;
+    if args.grace_secs < 0 {
+        return Err(CliError::new(
+            ErrorKind::InvalidInput,
+            "--grace-secs must not be negative",
+        ));
+    }
+    let grace = chrono::TimeDelta::seconds(args.grace_secs);
+    let objects = host
+        .objects
+        .collect_garbage(p, tenant, grace)
+        .await
+        .map_err(classified)?;
+    let projects = all_projects(host, tenant).await?;
+    let bar = Bar::new("gc", json_out, Unit::Items);
+    bar.set_total(projects.len() as u64);
+    let (mut chunks, mut packs, mut freed) = (0u64, 0u64, 0u64);
+    for (i, project) in projects.iter().enumerate() {
+        let r = host
+            .snapshots
+            .collect_garbage(p, tenant, project.id, grace)
+            .await
+            .map_err(classified)?;
+        chunks += r.chunks_deleted;
+        packs += r.packs_deleted;
+        freed += r.bytes_freed;
+        bar.set_done_items(i as u64 + 1);
+    }
+    bar.finish();
+    let line = format!(
+        "{} object blobs and {} staging blobs deleted; {} projects: {chunks} chunks, {packs} packs, {freed} bytes freed\n",
+        objects.deleted,
+        objects.staging_deleted,
+        projects.len()
+    );
+    let value = json!({
+        "objects_deleted": objects.deleted,
+        "staging_deleted": objects.staging_deleted,
+        "projects": projects.len(),
+        "chunks_deleted": chunks,
+        "packs_deleted": packs,
+        "bytes_freed": freed,
+    });
+    Ok((value, line))
+}
