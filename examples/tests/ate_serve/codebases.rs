@@ -111,6 +111,52 @@ async fn upload_list_download_analyse() {
             .await;
         created.expect(StatusCode::CREATED);
         let analysis = created.str("/id");
+        // A payload, streamed in and back out.
+        let report = br#"{"version": "2.1.0", "runs": []}"#.repeat(1000);
+        let put = s
+            .http
+            .put(format!(
+                "{}/api/analysis/results/{analysis}/payloads/report.sarif",
+                s.base
+            ))
+            .bearer_auth(&t)
+            .header("content-type", "application/sarif+json")
+            .body(report.clone())
+            .send()
+            .await
+            .expect("put payload");
+        assert_eq!(put.status(), StatusCode::CREATED);
+        let url = format!(
+            "{}/api/analysis/results/{analysis}/payloads/report.sarif",
+            s.base
+        );
+        let got = s
+            .http
+            .get(&url)
+            .bearer_auth(&t)
+            .send()
+            .await
+            .expect("get payload");
+        assert_eq!(got.status(), StatusCode::OK);
+        assert_eq!(got.headers()["content-type"], "application/sarif+json");
+        assert_eq!(got.headers()["content-disposition"], "attachment");
+        let tag = got.headers()["etag"].to_str().expect("etag").to_owned();
+        assert_eq!(got.bytes().await.expect("body").as_ref(), report.as_slice());
+        let cached = s
+            .http
+            .get(&url)
+            .bearer_auth(&t)
+            .header("if-none-match", &tag)
+            .send()
+            .await
+            .expect("304");
+        assert_eq!(cached.status(), StatusCode::NOT_MODIFIED);
+        s.get(
+            &format!("/api/analysis/results/{analysis}/payloads/nothing"),
+            Some(&t),
+        )
+        .await
+        .problem(StatusCode::NOT_FOUND, "not_found");
         let done = s
             .put(
                 &format!("/api/analysis/results/{analysis}"),
@@ -196,6 +242,7 @@ async fn codebases_of_other_tenants_are_invisible() {
             format!("/api/storage/download/{project}/src/main.rs"),
             format!("/api/storage/download/{project}/src/main.rs?snapshot={snapshot}"),
             format!("/api/analysis/results/{analysis}"),
+            format!("/api/analysis/results/{analysis}/payloads/x"),
         ] {
             let r = s.get(&path, Some(&intruder)).await;
             r.problem(StatusCode::NOT_FOUND, "not_found");

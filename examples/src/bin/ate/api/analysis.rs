@@ -325,3 +325,117 @@ async fn delete_result(
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// The payload routes (uploads: the large body limit, no request timeout).
+pub(crate) fn payload_routes() -> OpenApiRouter<Host> {
+    OpenApiRouter::new().routes(routes!(put_payload, get_payload))
+}
+
+/// Stores a payload of a result (a SARIF report, an SBOM): the request body, streamed and
+/// encrypted under the project's key, its `Content-Type` recorded (`analysis:write`; the
+/// result must not have finished).
+#[utoipa::path(put, path = "/api/analysis/results/{analysis_id}/payloads/{name}", tag = "analysis",
+    params(("analysis_id" = String, Path), ("name" = String, Path), TenantParam),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The payload"),
+    security(("bearer" = [])),
+    responses((status = 201, body = PayloadView), (status = "4XX", body = super::problem::Problem, content_type = "application/problem+json")))]
+async fn put_payload(
+    State(host): State<Host>,
+    Extension(p): Extension<Principal>,
+    Path((id, name)): Path<(String, String)>,
+    Query(t): Query<TenantParam>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> Result<(StatusCode, Json<PayloadView>), ApiError> {
+    use futures::TryStreamExt as _;
+    let (tenant, id) = result_ref(&p, &t, &id)?;
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/octet-stream")
+        .to_owned();
+    let mut reader =
+        tokio_util::io::StreamReader::new(body.into_data_stream().map_err(std::io::Error::other));
+    let payload = host
+        .analysis
+        .put_payload(&p, tenant, id, &name, &content_type, &mut reader)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(PayloadView {
+            name: payload.name,
+            content_type: payload.content_type,
+            size: payload.size,
+            sha256: payload.sha256,
+            created_at: payload.created_at,
+        }),
+    ))
+}
+
+/// Reads a payload back, decrypted and checked as it streams. `ETag` is its SHA-256; a
+/// payload never changes (`private`, immutable). A payload found altered in storage ends
+/// the response early (its `Content-Length` is not reached) rather than serving bad bytes.
+#[utoipa::path(get, path = "/api/analysis/results/{analysis_id}/payloads/{name}", tag = "analysis",
+    params(("analysis_id" = String, Path), ("name" = String, Path), TenantParam),
+    security(("bearer" = [])),
+    responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 304), (status = "4XX", body = super::problem::Problem, content_type = "application/problem+json")))]
+async fn get_payload(
+    State(host): State<Host>,
+    Extension(p): Extension<Principal>,
+    Path((id, name)): Path<(String, String)>,
+    Query(t): Query<TenantParam>,
+    headers: axum::http::HeaderMap,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::http::HeaderValue;
+    use axum::http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, ETAG};
+    use axum::response::IntoResponse as _;
+    let (tenant, id) = result_ref(&p, &t, &id)?;
+    let result = host.analysis.get(&p, tenant, id).await?;
+    let payload = result
+        .payloads
+        .iter()
+        .find(|x| x.name == name)
+        .ok_or_else(|| ApiError::not_found("payload"))?
+        .clone();
+    let etag = format!("\"{}\"", payload.sha256);
+    let mut response = if super::caching::if_none_match(&headers, &etag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let (mut writer, reader) = tokio::io::duplex(256 << 10);
+        let analysis = host.analysis.clone();
+        tokio::spawn(async move {
+            if let Err(e) = analysis
+                .read_payload(&p, tenant, id, &name, &mut writer)
+                .await
+            {
+                // Dropping the writer ends the body short of its Content-Length.
+                tracing::error!(error = %e, "payload read failed mid-stream");
+            }
+        });
+        let mut r = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(reader))
+            .into_response();
+        r.headers_mut()
+            .insert(CONTENT_LENGTH, HeaderValue::from(payload.size));
+        if let Ok(v) = HeaderValue::from_str(&payload.content_type) {
+            r.headers_mut().insert(CONTENT_TYPE, v);
+        }
+        // The content type is the uploader's: never rendered by a browser on this origin.
+        r.headers_mut().insert(
+            axum::http::header::CONTENT_DISPOSITION,
+            HeaderValue::from_static("attachment"),
+        );
+        r.headers_mut().insert(
+            axum::http::header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; sandbox"),
+        );
+        r
+    };
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        response.headers_mut().insert(ETAG, v);
+    }
+    response.headers_mut().insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static(super::caching::PRIVATE_IMMUTABLE),
+    );
+    Ok(response)
+}

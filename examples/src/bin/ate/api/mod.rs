@@ -93,7 +93,7 @@ fn routes() -> Routes {
             .merge(projects::routes())
             .merge(analysis::routes())
             .merge(services::routes()),
-        uploads: storage::upload_routes(),
+        uploads: storage::upload_routes().merge(analysis::payload_routes()),
     }
 }
 
