@@ -413,7 +413,7 @@ async fn bad_input_is_a_typed_problem() {
         .problem(StatusCode::NOT_FOUND, "not_found");
     s.call(reqwest::Method::PATCH, "/api/auth/login", None, None)
         .await
-        .problem(StatusCode::METHOD_NOT_ALLOWED, "not_found");
+        .problem(StatusCode::METHOD_NOT_ALLOWED, "invalid_input");
     s.get("/api/users", None)
         .await
         .problem(StatusCode::UNAUTHORIZED, "unauthenticated");

@@ -64,7 +64,7 @@ fn kind_of_status(status: StatusCode) -> &'static str {
         400 | 411 | 414 | 415 | 422 | 431 => "invalid_input",
         401 => "unauthenticated",
         403 => "permission_denied",
-        404 | 405 => "not_found",
+        404 => "not_found",
         409 | 412 => "conflict",
         413 => "invalid_input",
         429 => "rate_limited",
