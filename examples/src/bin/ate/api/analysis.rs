@@ -174,7 +174,7 @@ fn result_ref(
 
 /// Reads an analysis result (`analysis:read`).
 #[utoipa::path(get, path = "/api/analysis/results/{analysis_id}", tag = "analysis",
-    params(("analysis_id" = String, Path), TenantParam),
+    params(("analysis_id" = uuid::Uuid, Path), TenantParam),
     security(("bearer" = [])),
     responses((status = 200, body = AnalysisView), (status = "4XX", body = super::problem::Problem, content_type = "application/problem+json")))]
 async fn get_result(
@@ -280,7 +280,7 @@ async fn batch(
 
 /// Updates an analysis result's status, summary or error (`analysis:write`).
 #[utoipa::path(put, path = "/api/analysis/results/{analysis_id}", tag = "analysis", request_body = UpdateResult,
-    params(("analysis_id" = String, Path), TenantParam),
+    params(("analysis_id" = uuid::Uuid, Path), TenantParam),
     security(("bearer" = [])),
     responses((status = 200, body = AnalysisView), (status = "4XX", body = super::problem::Problem, content_type = "application/problem+json")))]
 async fn update_result(
@@ -307,7 +307,7 @@ pub(crate) struct DeleteResultQuery {
 
 /// Deletes an analysis result and its payloads (`analysis:delete`).
 #[utoipa::path(delete, path = "/api/analysis/results/{analysis_id}", tag = "analysis",
-    params(("analysis_id" = String, Path), DeleteResultQuery),
+    params(("analysis_id" = uuid::Uuid, Path), DeleteResultQuery),
     security(("bearer" = [])),
     responses((status = 204), (status = "4XX", body = super::problem::Problem, content_type = "application/problem+json")))]
 async fn delete_result(
@@ -335,7 +335,7 @@ pub(crate) fn payload_routes() -> OpenApiRouter<Host> {
 /// encrypted under the project's key, its `Content-Type` recorded (`analysis:write`; the
 /// result must not have finished).
 #[utoipa::path(put, path = "/api/analysis/results/{analysis_id}/payloads/{name}", tag = "analysis",
-    params(("analysis_id" = String, Path), ("name" = String, Path), TenantParam),
+    params(("analysis_id" = uuid::Uuid, Path), ("name" = String, Path), TenantParam),
     request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The payload"),
     security(("bearer" = [])),
     responses((status = 201, body = PayloadView), (status = "4XX", body = super::problem::Problem, content_type = "application/problem+json")))]
@@ -376,7 +376,7 @@ async fn put_payload(
 /// payload never changes (`private`, immutable). A payload found altered in storage ends
 /// the response early (its `Content-Length` is not reached) rather than serving bad bytes.
 #[utoipa::path(get, path = "/api/analysis/results/{analysis_id}/payloads/{name}", tag = "analysis",
-    params(("analysis_id" = String, Path), ("name" = String, Path), TenantParam),
+    params(("analysis_id" = uuid::Uuid, Path), ("name" = String, Path), TenantParam),
     security(("bearer" = [])),
     responses((status = 200, content_type = "application/octet-stream", body = Vec<u8>), (status = 304), (status = "4XX", body = super::problem::Problem, content_type = "application/problem+json")))]
 async fn get_payload(

@@ -328,7 +328,7 @@ pub(crate) struct ProjectDetail {
 
 /// Reads a project and its newest snapshot (`projects:read`).
 #[utoipa::path(get, path = "/api/projects/{project_id}", tag = "projects",
-    params(("project_id" = String, Path), TenantParam),
+    params(("project_id" = uuid::Uuid, Path), TenantParam),
     security(("bearer" = [])),
     responses((status = 200, body = ProjectDetail), (status = "4XX", body = super::problem::Problem, content_type = "application/problem+json")))]
 async fn get_project(
@@ -363,7 +363,7 @@ pub(crate) struct UpdateProject {
 
 /// Updates a project's metadata (`projects:write`).
 #[utoipa::path(put, path = "/api/projects/{project_id}", tag = "projects", request_body = UpdateProject,
-    params(("project_id" = String, Path), TenantParam),
+    params(("project_id" = uuid::Uuid, Path), TenantParam),
     security(("bearer" = [])),
     responses((status = 200, body = ProjectView), (status = "4XX", body = super::problem::Problem, content_type = "application/problem+json")))]
 async fn update_project(
@@ -396,7 +396,7 @@ pub(crate) struct DeleteQuery {
 /// Deletes a project with its keys: its data is unrecoverable at once, its rows and blobs
 /// are purged after (`projects:delete`).
 #[utoipa::path(delete, path = "/api/projects/{project_id}", tag = "projects",
-    params(("project_id" = String, Path), DeleteQuery),
+    params(("project_id" = uuid::Uuid, Path), DeleteQuery),
     security(("bearer" = [])),
     responses((status = 204), (status = "4XX", body = super::problem::Problem, content_type = "application/problem+json")))]
 async fn delete_project(
@@ -432,7 +432,7 @@ pub(crate) struct SnapshotPage {
 
 /// A project's snapshots, newest first (`projects:read`).
 #[utoipa::path(get, path = "/api/projects/{project_id}/snapshots", tag = "projects",
-    params(("project_id" = String, Path), PagedTenantQuery),
+    params(("project_id" = uuid::Uuid, Path), PagedTenantQuery),
     security(("bearer" = [])),
     responses((status = 200, body = SnapshotPage), (status = "4XX", body = super::problem::Problem, content_type = "application/problem+json")))]
 async fn list_snapshots(
@@ -460,7 +460,7 @@ async fn list_snapshots(
 /// changes: strong `ETag`, `304` on `If-None-Match`, private and immutable for caches
 /// (`projects:read`).
 #[utoipa::path(get, path = "/api/projects/{project_id}/snapshots/{snapshot_id}", tag = "projects",
-    params(("project_id" = String, Path), ("snapshot_id" = String, Path), TenantParam),
+    params(("project_id" = uuid::Uuid, Path), ("snapshot_id" = uuid::Uuid, Path), TenantParam),
     security(("bearer" = [])),
     responses((status = 200, body = SnapshotView), (status = 304), (status = "4XX", body = super::problem::Problem, content_type = "application/problem+json")))]
 async fn get_snapshot(
@@ -506,7 +506,7 @@ pub(crate) struct FilePage {
 
 /// Lists the files of a snapshot with their classification (`projects:read`).
 #[utoipa::path(get, path = "/api/projects/{project_id}/files", tag = "projects",
-    params(("project_id" = String, Path), FilesQuery),
+    params(("project_id" = uuid::Uuid, Path), FilesQuery),
     security(("bearer" = [])),
     responses((status = 200, body = FilePage), (status = "4XX", body = super::problem::Problem, content_type = "application/problem+json")))]
 async fn list_files(
@@ -552,7 +552,7 @@ pub(crate) struct ProjectStatsView {
 /// Statistics of a project: snapshots, sizes, and the newest snapshot's languages and
 /// classification (`projects:read`).
 #[utoipa::path(get, path = "/api/projects/{project_id}/statistics", tag = "projects",
-    params(("project_id" = String, Path), TenantParam),
+    params(("project_id" = uuid::Uuid, Path), TenantParam),
     security(("bearer" = [])),
     responses((status = 200, body = ProjectStatsView), (status = "4XX", body = super::problem::Problem, content_type = "application/problem+json")))]
 async fn project_statistics(
@@ -588,7 +588,7 @@ pub(crate) struct AnalysesQuery {
 
 /// A project's analysis results, newest first (`analysis:read`).
 #[utoipa::path(get, path = "/api/projects/{project_id}/analyses", tag = "projects",
-    params(("project_id" = String, Path), AnalysesQuery),
+    params(("project_id" = uuid::Uuid, Path), AnalysesQuery),
     security(("bearer" = [])),
     responses((status = 200, body = super::analysis::AnalysisPage), (status = "4XX", body = super::problem::Problem, content_type = "application/problem+json")))]
 async fn project_analyses(

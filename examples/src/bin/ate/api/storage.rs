@@ -167,7 +167,7 @@ fn check_path(path: &str) -> Result<(), ApiError> {
 /// `If-None-Match` answers `304`. A snapshot named in the URL never changes, so its files
 /// may be kept by the client (`private`, never by a shared cache).
 #[utoipa::path(get, path = "/api/storage/download/{project_id}/{path}", tag = "storage",
-    params(("project_id" = String, Path), ("path" = String, Path, description = "The file's path in the snapshot"), DownloadQuery),
+    params(("project_id" = uuid::Uuid, Path), ("path" = String, Path, description = "The file's path in the snapshot"), DownloadQuery),
     security(("bearer" = [])),
     responses((status = 200, description = "The file: text files as text/plain, others (and links) as application/octet-stream", content((Vec<u8> = "application/octet-stream"), (String = "text/plain"))), (status = 304), (status = "4XX", body = super::problem::Problem, content_type = "application/problem+json")))]
 pub(crate) async fn download(
@@ -245,7 +245,7 @@ pub(crate) struct QuotaReport {
 
 /// A tenant's quotas and use (`projects:read` in it, or a platform administrator).
 #[utoipa::path(get, path = "/api/storage/quota/{tenant_id}", tag = "storage",
-    params(("tenant_id" = String, Path)),
+    params(("tenant_id" = uuid::Uuid, Path)),
     security(("bearer" = [])),
     responses((status = 200, body = QuotaReport), (status = "4XX", body = super::problem::Problem, content_type = "application/problem+json")))]
 async fn get_quota(
@@ -267,7 +267,7 @@ async fn get_quota(
 
 /// Sets a tenant's quotas (platform administrators); absent fields mean unlimited.
 #[utoipa::path(put, path = "/api/storage/quota/{tenant_id}", tag = "storage", request_body = QuotaView,
-    params(("tenant_id" = String, Path)),
+    params(("tenant_id" = uuid::Uuid, Path)),
     security(("bearer" = [])),
     responses((status = 200, body = QuotaView), (status = "4XX", body = super::problem::Problem, content_type = "application/problem+json")))]
 async fn set_quota(

@@ -181,7 +181,7 @@ async fn create_tenant(
 
 /// Reads a tenant.
 #[utoipa::path(get, path = "/api/tenants/{tenant_id}", tag = "tenants",
-    params(("tenant_id" = String, Path, description = "The tenant's id")),
+    params(("tenant_id" = uuid::Uuid, Path, description = "The tenant's id")),
     security(("bearer" = [])),
     responses((status = 200, body = TenantView), (status = "4XX", body = super::problem::Problem, content_type = "application/problem+json")))]
 async fn get_tenant(
@@ -205,7 +205,7 @@ pub(crate) struct UpdateTenant {
 
 /// Updates a tenant's name (`tenant:update`) or quotas (platform administrators).
 #[utoipa::path(put, path = "/api/tenants/{tenant_id}", tag = "tenants", request_body = UpdateTenant,
-    params(("tenant_id" = String, Path, description = "The tenant's id")),
+    params(("tenant_id" = uuid::Uuid, Path, description = "The tenant's id")),
     security(("bearer" = [])),
     responses((status = 200, body = TenantView), (status = "4XX", body = super::problem::Problem, content_type = "application/problem+json")))]
 async fn update_tenant(
@@ -232,7 +232,7 @@ async fn update_tenant(
 
 /// Soft-deletes a tenant (platform administrators); it is purged after the retention time.
 #[utoipa::path(delete, path = "/api/tenants/{tenant_id}", tag = "tenants",
-    params(("tenant_id" = String, Path, description = "The tenant's id")),
+    params(("tenant_id" = uuid::Uuid, Path, description = "The tenant's id")),
     security(("bearer" = [])),
     responses((status = 200, body = TenantView), (status = "4XX", body = super::problem::Problem, content_type = "application/problem+json")))]
 async fn delete_tenant(
@@ -253,7 +253,7 @@ pub(crate) struct SuspendTenant {
 
 /// Suspends a tenant (platform administrators): its principals can no longer act.
 #[utoipa::path(post, path = "/api/tenants/{tenant_id}/suspend", tag = "tenants", request_body = SuspendTenant,
-    params(("tenant_id" = String, Path, description = "The tenant's id")),
+    params(("tenant_id" = uuid::Uuid, Path, description = "The tenant's id")),
     security(("bearer" = [])),
     responses((status = 200, body = TenantView), (status = "4XX", body = super::problem::Problem, content_type = "application/problem+json")))]
 async fn suspend_tenant(
@@ -270,7 +270,7 @@ async fn suspend_tenant(
 
 /// Reactivates a suspended or deleted (not yet purged) tenant (platform administrators).
 #[utoipa::path(post, path = "/api/tenants/{tenant_id}/reactivate", tag = "tenants",
-    params(("tenant_id" = String, Path, description = "The tenant's id")),
+    params(("tenant_id" = uuid::Uuid, Path, description = "The tenant's id")),
     security(("bearer" = [])),
     responses((status = 200, body = TenantView), (status = "4XX", body = super::problem::Problem, content_type = "application/problem+json")))]
 async fn reactivate_tenant(
@@ -294,7 +294,7 @@ pub(crate) struct PageQuery {
 }
 
 /// Lists a tenant's users (`users:read`).
-#[utoipa::path(get, path = "/api/tenants/{tenant_id}/users", tag = "tenants", params(("tenant_id" = String, Path), PageQuery),
+#[utoipa::path(get, path = "/api/tenants/{tenant_id}/users", tag = "tenants", params(("tenant_id" = uuid::Uuid, Path), PageQuery),
     security(("bearer" = [])),
     responses((status = 200, body = UserPage), (status = "4XX", body = super::problem::Problem, content_type = "application/problem+json")))]
 async fn tenant_users(
@@ -335,7 +335,7 @@ pub(crate) struct UsageView {
 
 /// A tenant's usage against its quotas (`projects:read`; users counted with `users:read`).
 #[utoipa::path(get, path = "/api/tenants/{tenant_id}/usage", tag = "tenants",
-    params(("tenant_id" = String, Path, description = "The tenant's id")),
+    params(("tenant_id" = uuid::Uuid, Path, description = "The tenant's id")),
     security(("bearer" = [])),
     responses((status = 200, body = UsageView), (status = "4XX", body = super::problem::Problem, content_type = "application/problem+json")))]
 async fn tenant_usage(
@@ -433,7 +433,7 @@ pub(crate) struct AuditPage {
 }
 
 /// Reads a tenant's audit log (`audit:read`).
-#[utoipa::path(get, path = "/api/tenants/{tenant_id}/audit-logs", tag = "tenants", params(("tenant_id" = String, Path), AuditLogQuery),
+#[utoipa::path(get, path = "/api/tenants/{tenant_id}/audit-logs", tag = "tenants", params(("tenant_id" = uuid::Uuid, Path), AuditLogQuery),
     security(("bearer" = [])),
     responses((status = 200, body = AuditPage), (status = "4XX", body = super::problem::Problem, content_type = "application/problem+json")))]
 async fn audit_log(
@@ -479,7 +479,7 @@ pub(crate) struct ChainView {
 
 /// Recomputes a tenant's audit hash chain and reports the first broken link (`audit:read`).
 #[utoipa::path(get, path = "/api/tenants/{tenant_id}/audit-logs/verify", tag = "tenants",
-    params(("tenant_id" = String, Path, description = "The tenant's id")),
+    params(("tenant_id" = uuid::Uuid, Path, description = "The tenant's id")),
     security(("bearer" = [])),
     responses((status = 200, body = ChainView), (status = "4XX", body = super::problem::Problem, content_type = "application/problem+json")))]
 async fn verify_audit_log(

@@ -193,7 +193,7 @@ async fn find(host: &Host, p: &Principal, id: &str) -> Result<(TenantId, UserId)
 
 /// Reads a user (`users:read`, or the user itself).
 #[utoipa::path(get, path = "/api/users/{user_id}", tag = "users",
-    params(("user_id" = String, Path, description = "The user's id")),
+    params(("user_id" = uuid::Uuid, Path, description = "The user's id")),
     security(("bearer" = [])),
     responses((status = 200, body = UserView), (status = "4XX", body = super::problem::Problem, content_type = "application/problem+json")))]
 async fn get_user(
@@ -220,7 +220,7 @@ pub(crate) struct UpdateUserRequest {
 
 /// Updates a user's name, roles, permissions or status (`users:manage`).
 #[utoipa::path(put, path = "/api/users/{user_id}", tag = "users", request_body = UpdateUserRequest,
-    params(("user_id" = String, Path, description = "The user's id")),
+    params(("user_id" = uuid::Uuid, Path, description = "The user's id")),
     security(("bearer" = [])),
     responses((status = 200, body = UserView), (status = "4XX", body = super::problem::Problem, content_type = "application/problem+json")))]
 async fn update_user(
@@ -270,7 +270,7 @@ async fn update_user(
 
 /// Deactivates a user (`users:manage`): it can no longer log in and every session ends.
 #[utoipa::path(delete, path = "/api/users/{user_id}", tag = "users",
-    params(("user_id" = String, Path, description = "The user's id")),
+    params(("user_id" = uuid::Uuid, Path, description = "The user's id")),
     security(("bearer" = [])),
     responses((status = 200, body = UserView), (status = "4XX", body = super::problem::Problem, content_type = "application/problem+json")))]
 async fn deactivate_user(
