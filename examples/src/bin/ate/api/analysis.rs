@@ -387,7 +387,7 @@ async fn get_payload(
     headers: axum::http::HeaderMap,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::http::HeaderValue;
-    use axum::http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, ETAG};
+    use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
     use axum::response::IntoResponse as _;
     let (tenant, id) = result_ref(&p, &t, &id)?;
     let result = host.analysis.get(&p, tenant, id).await?;
@@ -397,45 +397,39 @@ async fn get_payload(
         .find(|x| x.name == name)
         .ok_or_else(|| ApiError::not_found("payload"))?
         .clone();
-    let etag = format!("\"{}\"", payload.sha256);
-    let mut response = if super::caching::if_none_match(&headers, &etag) {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        let (mut writer, reader) = tokio::io::duplex(256 << 10);
-        let analysis = host.analysis.clone();
-        tokio::spawn(async move {
-            if let Err(e) = analysis
-                .read_payload(&p, tenant, id, &name, &mut writer)
-                .await
-            {
-                // Dropping the writer ends the body short of its Content-Length.
-                tracing::error!(error = %e, "payload read failed mid-stream");
+    Ok(super::caching::conditional(
+        &headers,
+        &payload.sha256.clone(),
+        super::caching::PRIVATE_IMMUTABLE,
+        move || {
+            let (mut writer, reader) = tokio::io::duplex(256 << 10);
+            let analysis = host.analysis.clone();
+            tokio::spawn(async move {
+                if let Err(e) = analysis
+                    .read_payload(&p, tenant, id, &name, &mut writer)
+                    .await
+                {
+                    // Dropping the writer ends the body short of its Content-Length.
+                    tracing::error!(error = %e, "payload read failed mid-stream");
+                }
+            });
+            let mut r = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(reader))
+                .into_response();
+            r.headers_mut()
+                .insert(CONTENT_LENGTH, HeaderValue::from(payload.size));
+            if let Ok(v) = HeaderValue::from_str(&payload.content_type) {
+                r.headers_mut().insert(CONTENT_TYPE, v);
             }
-        });
-        let mut r = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(reader))
-            .into_response();
-        r.headers_mut()
-            .insert(CONTENT_LENGTH, HeaderValue::from(payload.size));
-        if let Ok(v) = HeaderValue::from_str(&payload.content_type) {
-            r.headers_mut().insert(CONTENT_TYPE, v);
-        }
-        // The content type is the uploader's: never rendered by a browser on this origin.
-        r.headers_mut().insert(
-            axum::http::header::CONTENT_DISPOSITION,
-            HeaderValue::from_static("attachment"),
-        );
-        r.headers_mut().insert(
-            axum::http::header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static("default-src 'none'; sandbox"),
-        );
-        r
-    };
-    if let Ok(v) = HeaderValue::from_str(&etag) {
-        response.headers_mut().insert(ETAG, v);
-    }
-    response.headers_mut().insert(
-        CACHE_CONTROL,
-        HeaderValue::from_static(super::caching::PRIVATE_IMMUTABLE),
-    );
-    Ok(response)
+            // The content type is the uploader's: never rendered by a browser on this origin.
+            r.headers_mut().insert(
+                axum::http::header::CONTENT_DISPOSITION,
+                HeaderValue::from_static("attachment"),
+            );
+            r.headers_mut().insert(
+                axum::http::header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("default-src 'none'; sandbox"),
+            );
+            r
+        },
+    ))
 }

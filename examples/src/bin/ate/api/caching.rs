@@ -22,18 +22,19 @@ pub(crate) fn if_none_match(headers: &HeaderMap, etag: &str) -> bool {
         .any(|tag| tag == "*" || tag == etag || tag.strip_prefix("W/") == Some(etag))
 }
 
-/// `value` as JSON with `ETag: "tag"` and `cache_control`, or `304` when the client has it.
-pub(crate) fn json_with_etag<T: Serialize>(
+/// `ETag: "tag"` and `cache_control` on `304` when the client has it, else on the response
+/// `body` makes (called only then, so nothing is read for a `304`).
+pub(crate) fn conditional(
     headers: &HeaderMap,
     tag: &str,
     cache_control: &'static str,
-    value: &T,
+    body: impl FnOnce() -> Response,
 ) -> Response {
     let etag = format!("\"{tag}\"");
     let mut response = if if_none_match(headers, &etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        Json(value).into_response()
+        body()
     };
     let h = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&etag) {
@@ -41,4 +42,14 @@ pub(crate) fn json_with_etag<T: Serialize>(
     }
     h.insert(CACHE_CONTROL, HeaderValue::from_static(cache_control));
     response
+}
+
+/// `value` as JSON under [`conditional`].
+pub(crate) fn json_with_etag<T: Serialize>(
+    headers: &HeaderMap,
+    tag: &str,
+    cache_control: &'static str,
+    value: &T,
+) -> Response {
+    conditional(headers, tag, cache_control, || Json(value).into_response())
 }

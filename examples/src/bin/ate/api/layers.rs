@@ -166,12 +166,9 @@ fn cors(origins: &[String]) -> CorsLayer {
 /// Turns every bodiless error into a problem document and fills in `instance` and
 /// `request_id` of every problem.
 async fn problems(req: Request, next: Next) -> Response {
-    let path = req.uri().path().to_owned();
-    let request_id = req
-        .headers()
-        .get(&X_REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    // Cheap clones (shared bytes): the strings are made only for an error.
+    let uri = req.uri().clone();
+    let request_id = req.headers().get(&X_REQUEST_ID).cloned();
     let response = next.run(req).await;
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
@@ -188,8 +185,8 @@ async fn problems(req: Request, next: Next) -> Response {
         },
     };
     let problem = Problem {
-        instance: Some(path),
-        request_id,
+        instance: Some(uri.path().to_owned()),
+        request_id: request_id.and_then(|v| v.to_str().ok().map(str::to_owned)),
         ..problem
     };
     let bytes = serde_json::to_vec(&problem).unwrap_or_default();

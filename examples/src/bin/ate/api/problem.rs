@@ -172,6 +172,12 @@ impl From<ate_storage::StorageError> for ApiError {
     }
 }
 
+impl From<ate_orchestrate::OrchestrateError> for ApiError {
+    fn from(e: ate_orchestrate::OrchestrateError) -> Self {
+        ApiError::from_classified(&e, None)
+    }
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(e: JsonRejection) -> Self {
         // 400 malformed, 413 too large, 415 not JSON, 422 wrong types or unknown fields.

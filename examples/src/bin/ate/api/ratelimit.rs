@@ -8,7 +8,7 @@
 use super::problem::ApiError;
 use crate::config::HttpSection;
 use ate_auth::ratelimit::client_key;
-use ate_core::{ErrorKind, Principal};
+use ate_core::{ErrorKind, Principal, TenantId};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -26,7 +26,7 @@ type Keyed<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock>;
 #[derive(Debug)]
 pub(crate) struct Limits {
     per_client: Option<Keyed<String>>,
-    per_tenant: Option<Keyed<String>>,
+    per_tenant: Option<Keyed<TenantId>>,
 }
 
 impl Limits {
@@ -45,7 +45,11 @@ impl Limits {
             loop {
                 tokio::time::sleep(Duration::from_secs(60)).await;
                 let Some(l) = weak.upgrade() else { return };
-                for limiter in [&l.per_client, &l.per_tenant].into_iter().flatten() {
+                if let Some(limiter) = &l.per_client {
+                    limiter.retain_recent();
+                    limiter.shrink_to_fit();
+                }
+                if let Some(limiter) = &l.per_tenant {
                     limiter.retain_recent();
                     limiter.shrink_to_fit();
                 }
@@ -65,7 +69,11 @@ fn refuse(wait: Duration, whom: &str) -> Response {
 }
 
 /// The refusal when `key` is over its rate.
-fn check(limiter: &Keyed<String>, key: String, whom: &str) -> Option<Response> {
+fn check<K: Clone + Eq + std::hash::Hash>(
+    limiter: &Keyed<K>,
+    key: K,
+    whom: &str,
+) -> Option<Response> {
     let not_until = limiter.check_key(&key).err()?;
     Some(refuse(
         not_until.wait_time_from(DefaultClock::default().now()),
@@ -101,7 +109,7 @@ pub(crate) async fn per_tenant(
         .get::<Principal>()
         .and_then(Principal::tenant);
     if let (Some(limiter), Some(tenant)) = (&limits.per_tenant, tenant)
-        && let Some(refusal) = check(limiter, tenant.to_string(), "tenant")
+        && let Some(refusal) = check(limiter, tenant, "tenant")
     {
         return refusal;
     }

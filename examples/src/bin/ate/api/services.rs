@@ -36,12 +36,6 @@ pub(crate) fn routes() -> OpenApiRouter<Host> {
         .routes(routes!(set_status))
 }
 
-impl From<ate_orchestrate::OrchestrateError> for ApiError {
-    fn from(e: ate_orchestrate::OrchestrateError) -> Self {
-        ApiError::from_classified(&e, None)
-    }
-}
-
 /// A registered instance.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct InstanceView {
@@ -107,6 +101,14 @@ fn scope_of(p: &Principal, named: Option<&str>) -> Result<Scope, ApiError> {
         Some("platform") => Ok(Scope::Platform),
         Some(t) => Ok(Scope::Tenant(super::tenants::visible_tenant(p, t)?)),
         None => Ok(p.tenant().map_or(Scope::Platform, Scope::Tenant)),
+    }
+}
+
+/// What a scope sees: its own instances (a tenant's also the platform's).
+fn visibility(scope: Scope) -> Visibility {
+    match scope {
+        Scope::Platform => Visibility::Platform,
+        Scope::Tenant(t) => Visibility::Tenant(t),
     }
 }
 
@@ -275,10 +277,7 @@ async fn discover(
     Path(service): Path<String>,
     Query(q): Query<DiscoverQuery>,
 ) -> Result<Json<InstanceList>, ApiError> {
-    let visibility = match scope_of(&p, q.scope.as_deref())? {
-        Scope::Platform => Visibility::Platform,
-        Scope::Tenant(t) => Visibility::Tenant(t),
-    };
+    let visibility = visibility(scope_of(&p, q.scope.as_deref())?);
     let mut query = Discover::new(visibility).service(ServiceName::new(service)?);
     if let Some(t) = q.tag {
         query = query.tag(t);
@@ -326,10 +325,7 @@ async fn service_health(
     Query(s): Query<ScopeParam>,
 ) -> Result<Json<ServiceHealth>, ApiError> {
     let name = ServiceName::new(&service)?;
-    let visibility = match scope_of(&p, s.scope.as_deref())? {
-        Scope::Tenant(t) => Visibility::Tenant(t),
-        Scope::Platform => Visibility::Platform,
-    };
+    let visibility = visibility(scope_of(&p, s.scope.as_deref())?);
     let mut query = Discover::new(visibility).service(name.clone());
     query.include_unhealthy = true;
     let instances = host.hub.discover(&p, &query).await?;

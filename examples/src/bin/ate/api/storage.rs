@@ -13,7 +13,7 @@ use ate_storage::import::{ArchiveFormat, ImportOptions};
 use ate_storage::projects::{FileKind, MAX_READ_BYTES, ProjectSpec, ProjectStore, SnapshotStore};
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, ETAG};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -184,50 +184,48 @@ pub(crate) async fn download(
     let (tenant, project) = project_ref(&p, &t, &project)?;
     let snap = snapshot_of(&host, &p, tenant, project, q.snapshot.as_deref()).await?;
     let entry = host.snapshots.file(&p, tenant, snap.id, &path).await?;
-    let etag = format!("\"{}\"", entry.sha256);
     let cache = if q.snapshot.is_some() {
         super::caching::PRIVATE_IMMUTABLE
     } else {
         "private, no-cache"
     };
-    let mut response = if super::caching::if_none_match(&headers, &etag) {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        let size = entry.size;
-        let (snapshots, principal, id, file) =
-            (host.snapshots.clone(), p.clone(), snap.id, path.clone());
-        let pieces = futures::stream::try_unfold(0u64, move |offset| {
-            let (snapshots, principal, file) = (snapshots.clone(), principal.clone(), file.clone());
-            async move {
-                if offset >= size {
-                    return Ok::<_, std::io::Error>(None);
+    let tag = entry.sha256.clone();
+    Ok(super::caching::conditional(
+        &headers,
+        &tag,
+        cache,
+        move || {
+            let size = entry.size;
+            let (snapshots, principal, id, file) =
+                (host.snapshots.clone(), p.clone(), snap.id, path.clone());
+            let pieces = futures::stream::try_unfold(0u64, move |offset| {
+                let (snapshots, principal, file) =
+                    (snapshots.clone(), principal.clone(), file.clone());
+                async move {
+                    if offset >= size {
+                        return Ok::<_, std::io::Error>(None);
+                    }
+                    let end = size.min(offset + MAX_READ_BYTES.min(8 << 20));
+                    let bytes = snapshots
+                        .read_file(&principal, tenant, id, &file, Some(offset..end))
+                        .await
+                        .map_err(std::io::Error::other)?;
+                    Ok(Some((bytes::Bytes::from(bytes), end)))
                 }
-                let end = size.min(offset + MAX_READ_BYTES.min(8 << 20));
-                let bytes = snapshots
-                    .read_file(&principal, tenant, id, &file, Some(offset..end))
-                    .await
-                    .map_err(std::io::Error::other)?;
-                Ok(Some((bytes::Bytes::from(bytes), end)))
-            }
-        });
-        let mut r = Body::from_stream(pieces).into_response();
-        r.headers_mut()
-            .insert(CONTENT_LENGTH, HeaderValue::from(size));
-        let ctype = if entry.kind == FileKind::Symlink || entry.binary {
-            "application/octet-stream"
-        } else {
-            "text/plain; charset=utf-8"
-        };
-        r.headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static(ctype));
-        r
-    };
-    let h = response.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&etag) {
-        h.insert(ETAG, v);
-    }
-    h.insert(CACHE_CONTROL, HeaderValue::from_static(cache));
-    Ok(response)
+            });
+            let mut r = Body::from_stream(pieces).into_response();
+            r.headers_mut()
+                .insert(CONTENT_LENGTH, HeaderValue::from(size));
+            let ctype = if entry.kind == FileKind::Symlink || entry.binary {
+                "application/octet-stream"
+            } else {
+                "text/plain; charset=utf-8"
+            };
+            r.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static(ctype));
+            r
+        },
+    ))
 }
 
 /// A tenant's storage quota and what counts against it.
