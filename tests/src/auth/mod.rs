@@ -63,6 +63,17 @@ async fn register(a: &Auth, slug: &str) -> (TenantId, ate_auth::User) {
     (t.id, u)
 }
 
+/// The `acme` owner's login with the right password, from the test client.
+async fn owner_login(a: &Auth, tenant: TenantId) -> Result<ate_auth::Tokens, AuthError> {
+    a.login(
+        tenant,
+        "owner@acme.example",
+        &Password::new(PASSWORD),
+        &client(),
+    )
+    .await
+}
+
 async fn actions_of(env: &Env, tenant: TenantId) -> Vec<String> {
     env.audit
         .query(&env.admin, AuditQuery::tenant(tenant).limit(1000))
@@ -118,15 +129,7 @@ pub async fn register_login_refresh_logout(env: Env) {
         ErrorKind::Unauthenticated,
     );
     // Another session's token is unaffected, until it expires.
-    let other = a
-        .login(
-            tenant,
-            "owner@acme.example",
-            &Password::new(PASSWORD),
-            &client(),
-        )
-        .await
-        .unwrap();
+    let other = owner_login(&a, tenant).await.unwrap();
     assert!(a.verify(&other.access.token).await.is_ok());
     env.clock.advance(TimeDelta::minutes(16));
     assert_kind(
@@ -305,15 +308,7 @@ async fn a_user_id(a: &Auth, env: &Env, tenant: TenantId) -> ate_core::UserId {
 pub async fn refresh_token_reuse_revokes_the_family(env: Env) {
     let a = auth(&env).await;
     let (tenant, _) = register(&a, "acme").await;
-    let first = a
-        .login(
-            tenant,
-            "owner@acme.example",
-            &Password::new(PASSWORD),
-            &client(),
-        )
-        .await
-        .unwrap();
+    let first = owner_login(&a, tenant).await.unwrap();
     // Two concurrent refreshes of one token: exactly one successor, given to both.
     let c = client();
     let (r1, r2) = tokio::join!(a.refresh(&first.refresh, &c), a.refresh(&first.refresh, &c));
@@ -436,15 +431,7 @@ pub async fn disabled_users_lose_access_at_once(env: Env) {
         ErrorKind::Unauthenticated,
     );
     // Suspending the tenant stops everyone in it.
-    let t = a
-        .login(
-            tenant,
-            "owner@acme.example",
-            &Password::new(PASSWORD),
-            &client(),
-        )
-        .await
-        .unwrap();
+    let t = owner_login(&a, tenant).await.unwrap();
     env.tenants
         .suspend(&env.admin, tenant, "unpaid")
         .await
@@ -455,13 +442,7 @@ pub async fn disabled_users_lose_access_at_once(env: Env) {
         ErrorKind::Unauthenticated,
     );
     assert!(matches!(
-        a.login(
-            tenant,
-            "owner@acme.example",
-            &Password::new(PASSWORD),
-            &client()
-        )
-        .await,
+        owner_login(&a, tenant).await,
         Err(AuthError::InvalidCredentials)
     ));
 }
@@ -587,24 +568,8 @@ pub async fn admins_stay_in_their_tenant(env: Env) {
 pub async fn password_changes(env: Env) {
     let a = auth(&env).await;
     let (tenant, owner) = register(&a, "acme").await;
-    let s1 = a
-        .login(
-            tenant,
-            "owner@acme.example",
-            &Password::new(PASSWORD),
-            &client(),
-        )
-        .await
-        .unwrap();
-    let s2 = a
-        .login(
-            tenant,
-            "owner@acme.example",
-            &Password::new(PASSWORD),
-            &client(),
-        )
-        .await
-        .unwrap();
+    let s1 = owner_login(&a, tenant).await.unwrap();
+    let s2 = owner_login(&a, tenant).await.unwrap();
     let me = a.verify(&s1.access.token).await.unwrap();
     let new = Password::new("an entirely new passphrase");
     assert!(matches!(
@@ -628,13 +593,7 @@ pub async fn password_changes(env: Env) {
         ErrorKind::Unauthenticated,
     );
     assert!(matches!(
-        a.login(
-            tenant,
-            "owner@acme.example",
-            &Password::new(PASSWORD),
-            &client()
-        )
-        .await,
+        owner_login(&a, tenant).await,
         Err(AuthError::InvalidCredentials)
     ));
     a.login(tenant, "owner@acme.example", &new, &client())
@@ -665,25 +624,9 @@ pub async fn rate_limits_apply(env: Env) {
     let a = auth_with(&env, c).await;
     let (tenant, _) = register(&a, "acme").await;
     for _ in 0..3 {
-        let _ = a
-            .login(
-                tenant,
-                "owner@acme.example",
-                &Password::new(PASSWORD),
-                &client(),
-            )
-            .await
-            .unwrap();
+        let _ = owner_login(&a, tenant).await.unwrap();
     }
-    let err = a
-        .login(
-            tenant,
-            "owner@acme.example",
-            &Password::new(PASSWORD),
-            &client(),
-        )
-        .await
-        .unwrap_err();
+    let err = owner_login(&a, tenant).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::RateLimited, "{err}");
     assert!(err.is_retryable());
     // Another client is not affected; the window passes.
@@ -697,14 +640,7 @@ pub async fn rate_limits_apply(env: Env) {
     .await
     .unwrap();
     env.clock.advance(TimeDelta::minutes(1));
-    a.login(
-        tenant,
-        "owner@acme.example",
-        &Password::new(PASSWORD),
-        &client(),
-    )
-    .await
-    .unwrap();
+    owner_login(&a, tenant).await.unwrap();
 }
 
 /// A temporarily locked user cannot refresh either: the lock is checked on every path that
@@ -714,15 +650,7 @@ pub async fn locks_apply_to_refresh(env: Env) {
     c.lockout = LockoutPolicy::default().max_failures(2);
     let a = auth_with(&env, c).await;
     let (tenant, _) = register(&a, "acme").await;
-    let s = a
-        .login(
-            tenant,
-            "owner@acme.example",
-            &Password::new(PASSWORD),
-            &client(),
-        )
-        .await
-        .unwrap();
+    let s = owner_login(&a, tenant).await.unwrap();
     for i in 0..2 {
         let _ = a
             .login(
