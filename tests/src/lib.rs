@@ -26,6 +26,7 @@ pub mod object_store;
 pub mod project_keys;
 pub mod project_store;
 pub mod registry;
+pub mod registry_traffic;
 pub mod repack;
 pub mod retention;
 pub mod scanner;

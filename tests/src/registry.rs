@@ -18,6 +18,10 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::registry_traffic::{
+    drain_hides_the_instance_once, facade_guards_traffic, policies_round_trip,
+};
+
 /// How often SQL watches poll in these tests.
 pub const TEST_POLL_INTERVAL: Duration = Duration::from_millis(10);
 /// The longest a case waits for a watch event before failing (a bound, not a timing
@@ -140,23 +144,23 @@ where
     }
 }
 
-fn svc(name: &str) -> ServiceName {
+pub(crate) fn svc(name: &str) -> ServiceName {
     ServiceName::new(name).unwrap()
 }
 
-fn iid(id: &str) -> InstanceId {
+pub(crate) fn iid(id: &str) -> InstanceId {
     InstanceId::new(id).unwrap()
 }
 
-fn key(scope: Scope, service: &str, id: &str) -> InstanceKey {
+pub(crate) fn key(scope: Scope, service: &str, id: &str) -> InstanceKey {
     InstanceKey::new(scope, svc(service), iid(id))
 }
 
-fn spec(scope: Scope, service: &str, id: &str) -> InstanceSpec {
+pub(crate) fn spec(scope: Scope, service: &str, id: &str) -> InstanceSpec {
     InstanceSpec::new(scope, svc(service), iid(id), "http://127.0.0.1:8080").unwrap()
 }
 
-async fn register_with(
+pub(crate) async fn register_with(
     store: &dyn RegistryStore,
     spec: InstanceSpec,
     status: HealthStatus,
@@ -185,7 +189,7 @@ async fn everything(store: &dyn RegistryStore) -> Vec<Instance> {
         .unwrap()
 }
 
-async fn next_event(watch: &mut RegistryWatch) -> RegistryEvent {
+pub(crate) async fn next_event(watch: &mut RegistryWatch) -> RegistryEvent {
     tokio::time::timeout(EVENT_WAIT, watch.next())
         .await
         .unwrap_or_else(|_| panic!("no registry event within {EVENT_WAIT:?}"))

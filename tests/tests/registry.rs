@@ -41,4 +41,7 @@ registry_matrix! {
     watch_delivers_changes_in_order,
     slow_watcher_is_told_it_lagged,
     facade_enforces_tenancy,
+    drain_hides_the_instance_once,
+    policies_round_trip,
+    facade_guards_traffic,
 }

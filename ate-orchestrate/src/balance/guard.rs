@@ -53,6 +53,9 @@ pub struct PickGuard<T = ()> {
     slot: Arc<Slot<T>>,
     started: Duration,
     permit: Option<Permit>,
+    /// Another in-flight count the guard holds one unit of (the hub's per-instance count,
+    /// which outlives balancer rebuilds), released when it finishes.
+    counter: Option<Arc<AtomicU64>>,
     finished: bool,
 }
 
@@ -64,6 +67,7 @@ impl<T> PickGuard<T> {
             slot,
             started,
             permit: None,
+            counter: None,
             finished: false,
         }
     }
@@ -95,6 +99,14 @@ impl<T> PickGuard<T> {
         self.permit = Some(permit);
     }
 
+    /// Counts this guard in `counter` until it finishes (one unit, added now).
+    pub(crate) fn attach_counter(&mut self, counter: Arc<AtomicU64>) {
+        counter.fetch_add(1, Ordering::AcqRel);
+        if let Some(old) = self.counter.replace(counter) {
+            old.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
     /// The call succeeded.
     pub fn success(mut self) {
         self.finish(Outcome::Success);
@@ -119,6 +131,9 @@ impl<T> PickGuard<T> {
         }
         self.finished = true;
         self.slot.stats.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if let Some(counter) = self.counter.take() {
+            counter.fetch_sub(1, Ordering::AcqRel);
+        }
         let latency = self.elapsed();
         for observer in &self.slot.shared.observers {
             observer.on_outcome(&self.slot.endpoint.id, outcome, latency);

@@ -54,7 +54,7 @@
 //! # Ok::<(), ate_orchestrate::OrchestrateError>(())
 //! ```
 
-mod consistent_hash;
+pub(crate) mod consistent_hash;
 mod endpoint;
 mod guard;
 mod least_request;

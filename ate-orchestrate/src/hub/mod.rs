@@ -43,12 +43,15 @@
 //! | a breaker opens (or an instance is ejected) | the instance is skipped by picks until it is allowed again; the breaker state is a metric and an alert input |
 //! | another process changes the shared registry | the registry watch marks the service's balancers stale; they are rebuilt before the next pick |
 //! | [`ServiceHub::deregister`] | checks removed, breaker, outlier and metrics series of the instance forgotten |
+//! | [`ServiceHub::set_policy`] (canary split, blue-green switch) | stored in the registry; every hub's balancers for the service are rebuilt with one balancer per group before their next pick |
+//! | [`ServiceHub::drain`] | the instance is marked draining (no new picks on any hub, not discovered), the call waits for this hub's picks of it to finish, then deregisters it |
 //!
 //! Where things are: [`ServiceHub`]'s operations in `service_hub.rs`, its construction and
 //! background tasks in `builder.rs`, `registry_watch.rs` (the watch and ejection sweeps) and
 //! `health_reports.rs` (check verdicts into the registry); what follows a change to an
 //! instance in `shared.rs`; one service's balancers, breakers and pick path in
-//! `service_state.rs`; [`Pick`] in `pick.rs`; the tower adapter in `tower_picker.rs`.
+//! `service_state.rs`; [`Pick`] in `pick.rs`; traffic policies and draining in
+//! `traffic.rs`; the tower adapter in `tower_picker.rs`.
 //!
 //! Tenancy follows the [`Registry`](crate::Registry) facade: every call takes the caller's
 //! [`Principal`](ate_core::Principal); a tenant's caller registers in its own scope and
@@ -64,6 +67,7 @@ mod service_state;
 mod shared;
 #[cfg(feature = "tower")]
 mod tower_picker;
+mod traffic;
 
 pub use builder::HubBuilder;
 pub use config::HubConfig;
@@ -71,8 +75,11 @@ pub use pick::{Pick, PickOptions};
 pub use service_hub::ServiceHub;
 #[cfg(feature = "tower")]
 pub use tower_picker::HubPicker;
+pub use traffic::DrainOptions;
 
 #[cfg(test)]
 mod shared_registry_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod traffic_tests;

@@ -5,13 +5,15 @@ use super::config::HubConfig;
 use super::pick::Pick;
 use crate::OrchestrateError;
 use crate::alerts::AlertEngine;
+use crate::balance::consistent_hash::Ring;
 use crate::balance::{Balancer, Endpoint, Strategy};
 use crate::breaker::{BreakerRegistry, BreakerState, OutlierDetector};
 use crate::endpoint::EndpointId;
 use crate::metrics::{BreakerStateMetric, MetricsRecorder, ServiceMetrics};
 use crate::outcome::{Outcome, OutcomeObserver};
 use crate::registry::{
-    Environment, Instance, InstanceId, InstanceKey, Query, Registry, Scope, ServiceName, Visibility,
+    Environment, Instance, InstanceId, InstanceKey, Query, Registry, Scope, Selector, ServiceName,
+    TrafficPolicy, Visibility,
 };
 use ate_core::Principal;
 use std::collections::HashMap;
@@ -32,11 +34,65 @@ pub(super) fn endpoint_id(scope: Scope, id: &InstanceId) -> EndpointId {
     EndpointId::new(format!("{scope}/{id}"))
 }
 
-pub(super) struct BalancerEntry {
+/// One view's routing: the traffic policy it was built under and a balancer per group (one
+/// group holding every instance when there is no policy).
+pub(super) struct Routing {
+    policy: Option<TrafficPolicy>,
+    groups: Vec<Group>,
+}
+
+struct Group {
+    selector: Option<Selector>,
+    percent: u8,
     balancer: Balancer<Instance>,
+}
+
+impl Routing {
+    /// The groups to try for one pick, in order: the one the key's hash (or a random draw)
+    /// lands in, then, for a split, the other groups with a share, largest first.
+    fn order(&self, key: Option<&[u8]>) -> Vec<usize> {
+        if self.groups.len() == 1 {
+            return vec![0];
+        }
+        let bucket = match key {
+            Some(k) => (Ring::hash_key(k) % 100) as u8,
+            None => fastrand::u8(0..100),
+        };
+        let mut upto = 0u32;
+        let first = self
+            .groups
+            .iter()
+            .position(|g| {
+                upto += u32::from(g.percent);
+                u32::from(bucket) < upto
+            })
+            .unwrap_or(0);
+        let mut order = vec![first];
+        if self.policy.as_ref().is_some_and(TrafficPolicy::falls_back) {
+            let mut rest: Vec<usize> = (0..self.groups.len())
+                .filter(|&i| i != first && self.groups[i].percent > 0)
+                .collect();
+            rest.sort_by_key(|&i| std::cmp::Reverse(self.groups[i].percent));
+            order.extend(rest);
+        }
+        order
+    }
+}
+
+pub(super) struct BalancerEntry {
+    routing: std::sync::RwLock<Arc<Routing>>,
     /// The service generation this set was built from, plus one (0: never built).
     built: AtomicU64,
     refresh: tokio::sync::Mutex<()>,
+}
+
+impl BalancerEntry {
+    fn routing(&self) -> Arc<Routing> {
+        self.routing
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
 }
 
 pub(super) struct ServiceState {
@@ -47,6 +103,8 @@ pub(super) struct ServiceState {
     observer: Arc<MetricsObserver>,
     panic_threshold: f64,
     balancers: Mutex<HashMap<BalancerKey, Arc<BalancerEntry>>>,
+    /// Picks not yet finished, per endpoint, over every view (a drain waits for zero).
+    in_flight: Mutex<HashMap<EndpointId, Arc<AtomicU64>>>,
 }
 
 impl fmt::Debug for ServiceState {
@@ -120,6 +178,7 @@ impl ServiceState {
             observer,
             panic_threshold: config.panic_threshold,
             balancers: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(HashMap::new()),
         })
     }
 
@@ -139,6 +198,10 @@ impl ServiceState {
             .filter(|e| *e != gone)
             .collect();
         self.breakers.retain(keep.iter());
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&gone);
         self.invalidate();
     }
 
@@ -159,9 +222,19 @@ impl ServiceState {
         self.balancers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The balancer for this view of the service, rebuilt from the registry if anything
-    /// changed since it was built. Checks that `principal` may read `visibility` on every
-    /// call, cached or not.
+    fn new_balancer(&self, strategy: Strategy) -> Result<Balancer<Instance>, OrchestrateError> {
+        Balancer::builder(self.service.as_str(), strategy)
+            .panic_threshold(self.panic_threshold)
+            .availability(self.breakers.clone())
+            .availability(self.outliers.clone())
+            .observer(self.observer.clone())
+            .observer(self.outliers.clone())
+            .build::<Instance>()
+    }
+
+    /// The balancers for this view of the service, rebuilt from the registry (instances and
+    /// traffic policy) if anything changed since they were built. Checks that `principal`
+    /// may read `visibility` on every call, cached or not.
     pub(super) async fn balancer(
         &self,
         registry: &Registry,
@@ -177,15 +250,16 @@ impl ServiceState {
             match map.get(&key) {
                 Some(e) => e.clone(),
                 None => {
-                    let balancer = Balancer::builder(self.service.as_str(), strategy)
-                        .panic_threshold(self.panic_threshold)
-                        .availability(self.breakers.clone())
-                        .availability(self.outliers.clone())
-                        .observer(self.observer.clone())
-                        .observer(self.outliers.clone())
-                        .build::<Instance>()?;
+                    let routing = Routing {
+                        policy: None,
+                        groups: vec![Group {
+                            selector: None,
+                            percent: 100,
+                            balancer: self.new_balancer(strategy)?,
+                        }],
+                    };
                     let e = Arc::new(BalancerEntry {
-                        balancer,
+                        routing: std::sync::RwLock::new(Arc::new(routing)),
                         built: AtomicU64::new(0),
                         refresh: tokio::sync::Mutex::new(()),
                     });
@@ -198,54 +272,147 @@ impl ServiceState {
             let _refreshing = entry.refresh.lock().await;
             let generation = self.generation.load(Ordering::Acquire);
             if entry.built.load(Ordering::Acquire) != generation + 1 {
-                let mut query = Query::new(visibility)
-                    .service(self.service.clone())
-                    .include_unhealthy(true);
-                if let Some(env) = environment {
-                    query = query.environment(env);
-                }
-                // One read: every instance of the service (the outlier detector's ejection
-                // cap counts them all), then this view's share of it.
-                let all = registry
-                    .store()
-                    .discover(
-                        &Query::new(Visibility::All)
-                            .service(self.service.clone())
-                            .include_unhealthy(true),
-                    )
+                self.rebuild(registry, &entry, visibility, strategy, environment)
                     .await?;
-                let ids: Vec<EndpointId> = all
-                    .iter()
-                    .map(|i| endpoint_id(i.spec.scope, &i.spec.id))
-                    .collect();
-                let instances: Vec<Instance> =
-                    all.into_iter().filter(|i| query.matches(i)).collect();
-                self.outliers.set_endpoints(ids.iter());
-                let endpoints = instances.into_iter().map(|i| {
-                    let id = endpoint_id(i.spec.scope, &i.spec.id);
-                    let (weight, healthy) = (i.spec.weight, i.status.is_healthy());
-                    Endpoint::new(id, i).weight(weight).healthy(healthy)
-                });
-                entry.balancer.update(endpoints)?;
                 entry.built.store(generation + 1, Ordering::Release);
             }
         }
         Ok(entry)
     }
 
-    /// Picks from `entry`, taking the breaker's permit (another instance if the chosen
-    /// one's half-open probes are all out).
+    async fn rebuild(
+        &self,
+        registry: &Registry,
+        entry: &BalancerEntry,
+        visibility: Visibility,
+        strategy: Strategy,
+        environment: Option<Environment>,
+    ) -> Result<(), OrchestrateError> {
+        let store = registry.store();
+        let mut query = Query::new(visibility)
+            .service(self.service.clone())
+            .include_unhealthy(true);
+        if let Some(env) = environment {
+            query = query.environment(env);
+        }
+        // One read: every instance of the service (the outlier detector's ejection cap
+        // counts them all), then this view's share of it.
+        let all = store
+            .discover(
+                &Query::new(Visibility::All)
+                    .service(self.service.clone())
+                    .include_unhealthy(true),
+            )
+            .await?;
+        // The most specific policy: the tenant's for a tenant's view, else the platform's.
+        let mut policy = None;
+        if let Visibility::Tenant(t) = visibility {
+            policy = store.policy(Scope::Tenant(t), &self.service).await?;
+        }
+        if policy.is_none() {
+            policy = store.policy(Scope::Platform, &self.service).await?;
+        }
+        let policy = policy.map(|p| p.policy);
+        let ids: Vec<EndpointId> = all
+            .iter()
+            .map(|i| endpoint_id(i.spec.scope, &i.spec.id))
+            .collect();
+        self.outliers.set_endpoints(ids.iter());
+        let current = entry.routing();
+        let groups: Vec<(Option<Selector>, u8)> = match &policy {
+            Some(p) => p
+                .groups()
+                .into_iter()
+                .map(|(s, pc)| (Some(s), pc))
+                .collect(),
+            None => vec![(None, 100)],
+        };
+        let mut sets: Vec<Vec<Endpoint<Instance>>> = groups.iter().map(|_| Vec::new()).collect();
+        // Draining instances take no new picks: they leave every set.
+        for i in all
+            .into_iter()
+            .filter(|i| query.matches(i) && i.draining_since.is_none())
+        {
+            let Some(g) = groups
+                .iter()
+                .position(|(sel, _)| sel.as_ref().is_none_or(|s| s.matches(&i)))
+            else {
+                continue;
+            };
+            let id = endpoint_id(i.spec.scope, &i.spec.id);
+            let (weight, healthy) = (i.spec.weight, i.status.is_healthy());
+            sets[g].push(Endpoint::new(id, i).weight(weight).healthy(healthy));
+        }
+        if current.policy == policy {
+            for (group, set) in current.groups.iter().zip(sets) {
+                group.balancer.update(set)?;
+            }
+        } else {
+            let mut built = Vec::with_capacity(groups.len());
+            for ((selector, percent), set) in groups.into_iter().zip(sets) {
+                let balancer = self.new_balancer(strategy)?;
+                balancer.update(set)?;
+                built.push(Group {
+                    selector,
+                    percent,
+                    balancer,
+                });
+            }
+            *entry.routing.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Routing {
+                policy,
+                groups: built,
+            });
+        }
+        Ok(())
+    }
+
+    /// Picks from `entry`: the group the traffic policy sends this pick to (then the others,
+    /// for a split), taking the breaker's permit (another instance if the chosen one's
+    /// half-open probes are all out).
     pub(super) fn pick(
         &self,
         entry: &BalancerEntry,
         key: Option<&[u8]>,
     ) -> Result<Pick, OrchestrateError> {
+        let routing = entry.routing();
+        let mut last = None;
+        for g in routing.order(key) {
+            match self.pick_in(&routing.groups[g].balancer, key) {
+                Ok(pick) => return Ok(pick),
+                Err(e) => last = Some((g, e)),
+            }
+        }
+        let Some((g, e)) = last else {
+            return Err(OrchestrateError::NoAvailableInstance {
+                service: self.service.to_string(),
+                reason: "no instance".into(),
+            });
+        };
+        match (&routing.groups[g].selector, e) {
+            (Some(selector), OrchestrateError::NoAvailableInstance { service, reason }) => {
+                Err(OrchestrateError::NoAvailableInstance {
+                    service,
+                    reason: format!(
+                        "the traffic policy's groups have nothing available (last tried: {selector}: {reason})"
+                    ),
+                })
+            }
+            (_, e) => Err(e),
+        }
+    }
+
+    fn pick_in(
+        &self,
+        balancer: &Balancer<Instance>,
+        key: Option<&[u8]>,
+    ) -> Result<Pick, OrchestrateError> {
         let mut last = None;
         for _ in 0..PICK_ATTEMPTS {
-            let mut guard = entry.balancer.pick(key)?;
+            let mut guard = balancer.pick(key)?;
             match self.breakers.try_acquire(guard.id()) {
                 Ok(permit) => {
                     guard.attach_permit(permit);
+                    guard.attach_counter(self.in_flight_counter(guard.id()));
                     return Ok(Pick::new(guard));
                 }
                 Err(e) => {
@@ -262,6 +429,21 @@ impl ServiceState {
                 None => "no instance".into(),
             },
         })
+    }
+
+    fn in_flight_counter(&self, id: &EndpointId) -> Arc<AtomicU64> {
+        let mut map = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(id.clone()).or_default().clone()
+    }
+
+    /// Picks of `instance` not finished yet, over every view of this host.
+    pub(super) fn in_flight(&self, instance: &InstanceKey) -> u64 {
+        let id = endpoint_id(instance.scope(), instance.id());
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .map_or(0, |c| c.load(Ordering::Acquire))
     }
 }
 

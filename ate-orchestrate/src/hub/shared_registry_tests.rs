@@ -8,7 +8,7 @@ use super::*;
 use crate::OrchestrateError;
 use crate::registry::{
     HealthStatus, Instance, InstanceKey, InstanceSpec, Query, RegistryStore, RegistryWatch, Scope,
-    ServiceName, SqlRegistry, Visibility,
+    ServiceName, ServicePolicy, SqlRegistry, TrafficPolicy, Visibility,
 };
 use ate_core::Db;
 use std::sync::Arc;
@@ -62,6 +62,24 @@ impl RegistryStore for SlowWatch {
     async fn watch(&self) -> Result<RegistryWatch, OrchestrateError> {
         tokio::time::sleep(self.delay).await;
         self.inner.watch().await
+    }
+    async fn drain(&self, key: &InstanceKey) -> Result<Instance, OrchestrateError> {
+        self.inner.drain(key).await
+    }
+    async fn set_policy(
+        &self,
+        scope: Scope,
+        service: &ServiceName,
+        policy: Option<TrafficPolicy>,
+    ) -> Result<Option<ServicePolicy>, OrchestrateError> {
+        self.inner.set_policy(scope, service, policy).await
+    }
+    async fn policy(
+        &self,
+        scope: Scope,
+        service: &ServiceName,
+    ) -> Result<Option<ServicePolicy>, OrchestrateError> {
+        self.inner.policy(scope, service).await
     }
 }
 

@@ -1,6 +1,7 @@
 //! [`Registry`]: the tenancy-checked front of a [`RegistryStore`].
 
 use super::model::{HealthStatus, Instance, InstanceKey, InstanceSpec, Scope, ServiceName};
+use super::policy::{ServicePolicy, TrafficPolicy};
 use super::store::{Query, RegistryStore, RegistryWatch, Visibility};
 use crate::error::OrchestrateError;
 use ate_core::{CoreError, Permission, Principal};
@@ -8,8 +9,8 @@ use futures::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Register, deregister, heartbeat and set the status of instances in the principal's
-/// tenant scope.
+/// Register, deregister, heartbeat, drain and set the status of instances, and set traffic
+/// policies, in the principal's tenant scope.
 pub const REGISTRY_WRITE: Permission = Permission::from_static("registry:write");
 /// Read (get, discover, list, watch) the principal's tenant scope and the platform scope.
 /// [`REGISTRY_WRITE`] implies it.
@@ -136,6 +137,50 @@ impl Registry {
         self.store.set_status(key, status, output).await
     }
 
+    /// Marks an instance as draining ([`RegistryStore::drain`]).
+    pub async fn drain(
+        &self,
+        principal: &Principal,
+        key: &InstanceKey,
+    ) -> Result<Instance, OrchestrateError> {
+        authorize_write(principal, key.scope())?;
+        self.store.drain(key).await
+    }
+
+    /// Sets or clears a service's traffic policy in `scope` ([`RegistryStore::set_policy`]);
+    /// writing rules as for instances in that scope.
+    pub async fn set_policy(
+        &self,
+        principal: &Principal,
+        scope: Scope,
+        service: &ServiceName,
+        policy: Option<TrafficPolicy>,
+    ) -> Result<Option<ServicePolicy>, OrchestrateError> {
+        authorize_write(principal, scope)?;
+        self.store.set_policy(scope, service, policy).await
+    }
+
+    /// A service's traffic policy in `scope` ([`RegistryStore::policy`]). A tenant
+    /// principal may read its own tenant's and the platform's; asking for another tenant's
+    /// scope is `PermissionDenied` whether or not it has a policy.
+    pub async fn policy(
+        &self,
+        principal: &Principal,
+        scope: Scope,
+        service: &ServiceName,
+    ) -> Result<Option<ServicePolicy>, OrchestrateError> {
+        let own = readable(principal)?;
+        if !own.includes(&scope) {
+            return Err(OrchestrateError::Core(CoreError::PermissionDenied(
+                format!(
+                    "{} may only read its own tenant's and the platform's traffic policies",
+                    principal.subject()
+                ),
+            )));
+        }
+        self.store.policy(scope, service).await
+    }
+
     /// Reads one instance ([`RegistryStore::get`]); another tenant's is `NotFound`.
     pub async fn get(
         &self,
@@ -196,9 +241,7 @@ impl Registry {
         let events = self.store.watch().await?;
         Ok(events
             .filter(move |event| {
-                let keep = event
-                    .instance()
-                    .is_none_or(|i| visibility.includes(&i.spec.scope));
+                let keep = event.scope().is_none_or(|s| visibility.includes(&s));
                 std::future::ready(keep)
             })
             .boxed())

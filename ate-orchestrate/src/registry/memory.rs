@@ -1,6 +1,7 @@
 //! [`MemoryRegistry`]: the registry in process memory.
 
-use super::model::{HealthStatus, Instance, InstanceKey, InstanceSpec, ServiceName};
+use super::model::{HealthStatus, Instance, InstanceKey, InstanceSpec, Scope, ServiceName};
+use super::policy::{ServicePolicy, TrafficPolicy};
 use super::store::{
     DeregisterReason, Query, RegistryEvent, RegistryStore, RegistryWatch, Visibility, clean_output,
     critical_cutoff, new_instance, not_found, sort_instances,
@@ -34,6 +35,7 @@ pub struct MemoryRegistry {
 #[derive(Debug)]
 struct Inner {
     instances: Mutex<BTreeMap<InstanceKey, Instance>>,
+    policies: Mutex<BTreeMap<(Scope, ServiceName), ServicePolicy>>,
     events: broadcast::Sender<RegistryEvent>,
 }
 
@@ -54,6 +56,7 @@ impl MemoryRegistry {
         MemoryRegistry {
             inner: Arc::new(Inner {
                 instances: Mutex::new(BTreeMap::new()),
+                policies: Mutex::new(BTreeMap::new()),
                 events,
             }),
             clock: Arc::new(SystemClock),
@@ -213,5 +216,76 @@ impl RegistryStore for MemoryRegistry {
                 Err(BroadcastStreamRecvError::Lagged(missed)) => RegistryEvent::Lagged { missed },
             })
             .boxed())
+    }
+
+    async fn drain(&self, key: &InstanceKey) -> Result<Instance, OrchestrateError> {
+        let mut map = self.lock();
+        let instance = map.get_mut(key).ok_or_else(|| not_found(key))?;
+        if instance.draining_since.is_some() {
+            return Ok(instance.clone());
+        }
+        instance.draining_since = Some(self.clock.now());
+        let out = instance.clone();
+        self.emit(RegistryEvent::Draining {
+            instance: out.clone(),
+        });
+        Ok(out)
+    }
+
+    async fn set_policy(
+        &self,
+        scope: Scope,
+        service: &ServiceName,
+        policy: Option<TrafficPolicy>,
+    ) -> Result<Option<ServicePolicy>, OrchestrateError> {
+        if let Some(p) = &policy {
+            p.validate()?;
+        }
+        let mut map = self
+            .inner
+            .policies
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let key = (scope, service.clone());
+        let current = map.get(&key);
+        if current.map(|c| &c.policy) == policy.as_ref() {
+            return Ok(current.cloned());
+        }
+        let stored = match policy.clone() {
+            Some(policy) => {
+                let stored = ServicePolicy {
+                    scope,
+                    service: service.clone(),
+                    policy,
+                    updated_at: self.clock.now(),
+                };
+                map.insert(key, stored.clone());
+                Some(stored)
+            }
+            None => {
+                map.remove(&key);
+                None
+            }
+        };
+        self.emit(RegistryEvent::PolicyChanged {
+            scope,
+            service: service.clone(),
+            policy,
+        });
+        Ok(stored)
+    }
+
+    async fn policy(
+        &self,
+        scope: Scope,
+        service: &ServiceName,
+    ) -> Result<Option<ServicePolicy>, OrchestrateError> {
+        Ok(self
+            .inner
+            .policies
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .get(&(scope, service.clone()))
+            .cloned())
     }
 }

@@ -10,6 +10,9 @@
 //!   changes without polling.
 //! * Backends: [`MemoryRegistry`] (one process) and [`SqlRegistry`] (SQLite or PostgreSQL,
 //!   shared by several processes; watches follow a change log in the database).
+//! * Traffic: [`TrafficPolicy`] (canary splits by percentage, blue-green switches) per
+//!   service and scope, and draining ([`RegistryStore::drain`]), both stored so that every
+//!   host balancing a service applies them.
 //! * [`Registry`]: the front hosts use, which checks every call's [`Principal`]
 //!   (`ate_core::Principal`) against tenant and platform scopes.
 //!
@@ -18,6 +21,7 @@
 mod facade;
 mod memory;
 pub(crate) mod model;
+mod policy;
 mod sql;
 mod store;
 
@@ -27,6 +31,9 @@ pub use model::{
     Environment, HealthStatus, Instance, InstanceId, InstanceKey, InstanceSpec,
     MAX_METADATA_ENTRIES, MAX_METADATA_VALUE_LEN, MAX_NAME_LEN, MAX_TAGS, MAX_WEIGHT, Scope,
     ServiceName, parse_endpoint,
+};
+pub use policy::{
+    MAX_SPLIT_GROUPS, Selector, ServicePolicy, TrafficGroup, TrafficPolicy, VERSION_METADATA_KEY,
 };
 pub use sql::{DEFAULT_CHANGE_LOG_CAPACITY, DEFAULT_POLL_INTERVAL, SqlRegistry};
 pub use store::{

@@ -418,12 +418,22 @@ pub struct Instance {
     pub last_heartbeat: DateTime<Utc>,
     /// Since when it has been in its current status.
     pub status_since: DateTime<Utc>,
+    /// Since when it has been draining ([`RegistryStore::drain`](super::RegistryStore::drain)):
+    /// it takes no new picks and is not discovered, whatever its health, until it is
+    /// deregistered.
+    #[serde(default)]
+    pub draining_since: Option<DateTime<Utc>>,
 }
 
 impl Instance {
     /// What identifies it: its scope, service and id.
     pub fn key(&self) -> InstanceKey {
         self.spec.key()
+    }
+
+    /// Whether it takes new picks: healthy and not draining.
+    pub fn takes_traffic(&self) -> bool {
+        self.status.is_healthy() && self.draining_since.is_none()
     }
 }
 

@@ -12,6 +12,7 @@
 use super::model::{
     Environment, HealthStatus, Instance, InstanceId, InstanceKey, InstanceSpec, Scope, ServiceName,
 };
+use super::policy::{ServicePolicy, TrafficPolicy};
 use super::store::{
     DeregisterReason, Query, RegistryEvent, RegistryStore, RegistryWatch, Visibility, clean_output,
     critical_cutoff, new_instance, not_found, sort_instances,
@@ -55,14 +56,15 @@ pub struct SqlRegistry {
 macro_rules! columns {
     () => {
         "scope, service, instance_id, endpoint, tags, capabilities, metadata, weight, \
-         environment, status, status_output, registered_at, last_heartbeat, status_since"
+         environment, status, status_output, registered_at, last_heartbeat, status_since, \
+         draining_since"
     };
 }
 
 const INSERT: &str = concat!(
     "INSERT INTO registry_instances (",
     columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, NULL)"
 );
 const DELETE: &str = concat!(
     "DELETE FROM registry_instances WHERE scope = $1 AND service = $2 AND instance_id = $3 \
@@ -93,7 +95,7 @@ const DISCOVER: &str = concat!(
      WHERE ($1 OR scope = 'platform' OR scope = $2) \
        AND ($3 IS NULL OR service = $3) \
        AND ($4 IS NULL OR environment = $4) \
-       AND ($5 OR status <> 'critical')"
+       AND ($5 OR (status <> 'critical' AND draining_since IS NULL))"
 );
 const SERVICES: &str = "SELECT DISTINCT service FROM registry_instances \
      WHERE ($1 OR scope = 'platform' OR scope = $2)";
@@ -102,6 +104,18 @@ const REAP: &str = concat!(
      RETURNING ",
     columns!()
 );
+const SET_DRAINING: &str = "UPDATE registry_instances SET draining_since = $4 \
+     WHERE scope = $1 AND service = $2 AND instance_id = $3";
+const GET_POLICY: &str =
+    "SELECT policy, updated_at FROM registry_policies WHERE scope = $1 AND service = $2";
+const UPSERT_POLICY: &str = "INSERT INTO registry_policies (scope, service, policy, updated_at) \
+     VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (scope, service) DO UPDATE SET policy = $3, updated_at = $4";
+const DELETE_POLICY: &str = "DELETE FROM registry_policies WHERE scope = $1 AND service = $2";
+/// Takes the policy's row lock (PostgreSQL) before it is read, when it exists; when it does
+/// not, the change-sequence row lock taken by every change serializes concurrent writers.
+const LOCK_POLICY: &str =
+    "UPDATE registry_policies SET policy = policy WHERE scope = $1 AND service = $2";
 const BUMP_SEQ: &str = "UPDATE registry_change_seq SET seq = seq + $1 WHERE id = 1 RETURNING seq";
 const CURRENT_SEQ: &str = "SELECT seq FROM registry_change_seq WHERE id = 1";
 const INSERT_CHANGE: &str = "INSERT INTO registry_changes (seq, at, event) VALUES ($1, $2, $3)";
@@ -126,6 +140,7 @@ struct InstanceRow {
     registered_at: i64,
     last_heartbeat: i64,
     status_since: i64,
+    draining_since: Option<i64>,
 }
 
 fn corrupt(what: &str, detail: impl std::fmt::Display) -> OrchestrateError {
@@ -177,6 +192,7 @@ impl InstanceRow {
             registered_at: from_micros(self.registered_at)?,
             last_heartbeat: from_micros(self.last_heartbeat)?,
             status_since: from_micros(self.status_since)?,
+            draining_since: self.draining_since.map(from_micros).transpose()?,
         })
     }
 }
@@ -530,6 +546,150 @@ impl RegistryStore for SqlRegistry {
         })
         .boxed())
     }
+
+    async fn drain(&self, key: &InstanceKey) -> Result<Instance, OrchestrateError> {
+        let now = self.clock.now();
+        let (instance, changed) = with_write_tx!(self.db, |tx| {
+            let locked = sqlx::query(LOCK_ROW)
+                .bind(scope_text(key.scope()))
+                .bind(key.service().as_str())
+                .bind(key.id().as_str())
+                .execute(&mut *tx)
+                .await?;
+            if locked.rows_affected() == 0 {
+                return Err(not_found(key));
+            }
+            let row: InstanceRow = sqlx::query_as(GET)
+                .bind(scope_text(key.scope()))
+                .bind(key.service().as_str())
+                .bind(key.id().as_str())
+                .fetch_one(&mut *tx)
+                .await?;
+            let mut instance = row.into_instance()?;
+            if instance.draining_since.is_some() {
+                (instance, false)
+            } else {
+                instance.draining_since = Some(now);
+                sqlx::query(SET_DRAINING)
+                    .bind(scope_text(key.scope()))
+                    .bind(key.service().as_str())
+                    .bind(key.id().as_str())
+                    .bind(to_micros(now))
+                    .execute(&mut *tx)
+                    .await?;
+                let events = [RegistryEvent::Draining {
+                    instance: instance.clone(),
+                }];
+                record_changes!(tx, self, now, &events);
+                (instance, true)
+            }
+        });
+        if changed {
+            self.local_change.notify_waiters();
+        }
+        Ok(instance)
+    }
+
+    async fn set_policy(
+        &self,
+        scope: Scope,
+        service: &ServiceName,
+        policy: Option<TrafficPolicy>,
+    ) -> Result<Option<ServicePolicy>, OrchestrateError> {
+        if let Some(p) = &policy {
+            p.validate()?;
+        }
+        let json = policy
+            .as_ref()
+            .map(|p| to_json("traffic policy", p))
+            .transpose()?;
+        let now = self.clock.now();
+        let (stored, changed) = with_write_tx!(self.db, |tx| {
+            sqlx::query(LOCK_POLICY)
+                .bind(scope_text(scope))
+                .bind(service.as_str())
+                .execute(&mut *tx)
+                .await?;
+            let current: Option<(String, i64)> = sqlx::query_as(GET_POLICY)
+                .bind(scope_text(scope))
+                .bind(service.as_str())
+                .fetch_optional(&mut *tx)
+                .await?;
+            let current = current
+                .map(|(json, at)| policy_row(scope, service, &json, at))
+                .transpose()?;
+            if current.as_ref().map(|c| &c.policy) == policy.as_ref() {
+                (current, false)
+            } else {
+                let stored = match (&policy, &json) {
+                    (Some(p), Some(json)) => {
+                        sqlx::query(UPSERT_POLICY)
+                            .bind(scope_text(scope))
+                            .bind(service.as_str())
+                            .bind(json)
+                            .bind(to_micros(now))
+                            .execute(&mut *tx)
+                            .await?;
+                        Some(ServicePolicy {
+                            scope,
+                            service: service.clone(),
+                            policy: p.clone(),
+                            updated_at: now,
+                        })
+                    }
+                    _ => {
+                        sqlx::query(DELETE_POLICY)
+                            .bind(scope_text(scope))
+                            .bind(service.as_str())
+                            .execute(&mut *tx)
+                            .await?;
+                        None
+                    }
+                };
+                let events = [RegistryEvent::PolicyChanged {
+                    scope,
+                    service: service.clone(),
+                    policy: policy.clone(),
+                }];
+                record_changes!(tx, self, now, &events);
+                (stored, true)
+            }
+        });
+        if changed {
+            self.local_change.notify_waiters();
+        }
+        Ok(stored)
+    }
+
+    async fn policy(
+        &self,
+        scope: Scope,
+        service: &ServiceName,
+    ) -> Result<Option<ServicePolicy>, OrchestrateError> {
+        let row: Option<(String, i64)> = with_pool!(self.db, |pool| {
+            sqlx::query_as(GET_POLICY)
+                .bind(scope_text(scope))
+                .bind(service.as_str())
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(|(json, at)| policy_row(scope, service, &json, at))
+            .transpose()
+    }
+}
+
+fn policy_row(
+    scope: Scope,
+    service: &ServiceName,
+    json: &str,
+    updated_at: i64,
+) -> Result<ServicePolicy, OrchestrateError> {
+    Ok(ServicePolicy {
+        scope,
+        service: service.clone(),
+        policy: serde_json::from_str(json).map_err(|e| corrupt("traffic policy", e))?,
+        updated_at: from_micros(updated_at)?,
+    })
 }
 
 /// A SQL watch's position and buffered events.

@@ -6,6 +6,7 @@ use super::model::{
     Environment, HealthStatus, Instance, InstanceKey, InstanceSpec, Scope, ServiceName,
     validate_name,
 };
+use super::policy::{ServicePolicy, TrafficPolicy};
 use crate::error::OrchestrateError;
 use async_trait::async_trait;
 use ate_core::TenantId;
@@ -74,7 +75,8 @@ pub struct Query {
     pub tags: BTreeSet<String>,
     /// Only instances of this environment.
     pub environment: Option<Environment>,
-    /// Also return critical instances (default `false`: passing and warning only).
+    /// Also return critical and draining instances (default `false`: passing and warning
+    /// instances that are not draining).
     pub include_unhealthy: bool,
 }
 
@@ -115,7 +117,7 @@ impl Query {
         self
     }
 
-    /// Whether critical instances are returned too.
+    /// Whether critical and draining instances are returned too.
     pub fn include_unhealthy(mut self, include: bool) -> Self {
         self.include_unhealthy = include;
         self
@@ -144,7 +146,7 @@ impl Query {
                 .is_none_or(|c| spec.capabilities.contains(c))
             && self.tags.is_subset(&spec.tags)
             && self.environment.is_none_or(|e| e == spec.environment)
-            && (self.include_unhealthy || instance.status.is_healthy())
+            && (self.include_unhealthy || instance.takes_traffic())
     }
 }
 
@@ -187,6 +189,21 @@ pub enum RegistryEvent {
         /// The new status (also `instance.status`).
         to: HealthStatus,
     },
+    /// An instance started draining ([`RegistryStore::drain`]): it takes no new picks.
+    Draining {
+        /// The instance after the change.
+        instance: Instance,
+    },
+    /// A service's traffic policy in one scope was set or cleared
+    /// ([`RegistryStore::set_policy`]).
+    PolicyChanged {
+        /// The scope.
+        scope: Scope,
+        /// The service.
+        service: ServiceName,
+        /// The new policy (`None`: cleared).
+        policy: Option<TrafficPolicy>,
+    },
     /// The watcher fell behind and `missed` events were dropped (a slow consumer, or an
     /// SQL change log pruned past the watcher's position). Re-read the registry with
     /// [`RegistryStore::discover`] to resynchronize.
@@ -202,8 +219,25 @@ impl RegistryEvent {
         match self {
             RegistryEvent::Registered { instance }
             | RegistryEvent::Deregistered { instance, .. }
-            | RegistryEvent::StatusChanged { instance, .. } => Some(instance),
-            RegistryEvent::Lagged { .. } => None,
+            | RegistryEvent::StatusChanged { instance, .. }
+            | RegistryEvent::Draining { instance } => Some(instance),
+            RegistryEvent::PolicyChanged { .. } | RegistryEvent::Lagged { .. } => None,
+        }
+    }
+
+    /// The scope the event is about (`None` for [`RegistryEvent::Lagged`]).
+    pub fn scope(&self) -> Option<Scope> {
+        match self {
+            RegistryEvent::PolicyChanged { scope, .. } => Some(*scope),
+            other => other.instance().map(|i| i.spec.scope),
+        }
+    }
+
+    /// The service the event is about (`None` for [`RegistryEvent::Lagged`]).
+    pub fn service(&self) -> Option<&ServiceName> {
+        match self {
+            RegistryEvent::PolicyChanged { service, .. } => Some(service),
+            other => other.instance().map(|i| &i.spec.service),
         }
     }
 }
@@ -291,6 +325,36 @@ pub trait RegistryStore: Send + Sync + std::fmt::Debug {
     /// database, by polling a change log at their poll interval. A watcher that falls
     /// behind receives [`RegistryEvent::Lagged`] instead of the events it missed.
     async fn watch(&self) -> Result<RegistryWatch, OrchestrateError>;
+
+    /// Marks the instance as draining: from now on it is not discovered (unless the query
+    /// includes unhealthy instances) and balancers give it no new picks, whatever its health
+    /// checks say, until it is deregistered. Requests already in flight are not affected.
+    ///
+    /// Behavior: `NotFound` if absent. Idempotent: draining an instance that already drains
+    /// keeps its first `draining_since` and emits nothing; otherwise emits
+    /// [`RegistryEvent::Draining`].
+    async fn drain(&self, key: &InstanceKey) -> Result<Instance, OrchestrateError>;
+
+    /// Sets (`Some`) or clears (`None`) the traffic policy of `service` in `scope`, and
+    /// returns what is stored afterwards.
+    ///
+    /// Behavior: validates the policy ([`TrafficPolicy::validate`]; `InvalidInput`, nothing
+    /// written). A service need not have instances to have a policy (set it before the
+    /// canary registers). Setting the stored policy again, or clearing an absent one,
+    /// changes nothing and emits nothing; otherwise emits [`RegistryEvent::PolicyChanged`].
+    async fn set_policy(
+        &self,
+        scope: Scope,
+        service: &ServiceName,
+        policy: Option<TrafficPolicy>,
+    ) -> Result<Option<ServicePolicy>, OrchestrateError>;
+
+    /// The traffic policy of `service` in `scope`, if one is set.
+    async fn policy(
+        &self,
+        scope: Scope,
+        service: &ServiceName,
+    ) -> Result<Option<ServicePolicy>, OrchestrateError>;
 }
 
 /// The error every backend returns for an absent instance.
@@ -307,6 +371,7 @@ pub(crate) fn new_instance(spec: InstanceSpec, now: chrono::DateTime<chrono::Utc
         registered_at: now,
         last_heartbeat: now,
         status_since: now,
+        draining_since: None,
     }
 }
 

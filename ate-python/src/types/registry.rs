@@ -38,6 +38,9 @@ pub(crate) struct Instance {
     last_heartbeat: DateTime<Utc>,
     #[pyo3(get)]
     status_since: DateTime<Utc>,
+    /// When it started draining (no new picks until deregistered); `None` if it is not.
+    #[pyo3(get)]
+    draining_since: Option<DateTime<Utc>>,
 }
 
 impl From<ate_orchestrate::registry::Instance> for Instance {
@@ -58,6 +61,7 @@ impl From<ate_orchestrate::registry::Instance> for Instance {
             registered_at: i.registered_at,
             last_heartbeat: i.last_heartbeat,
             status_since: i.status_since,
+            draining_since: i.draining_since,
         }
     }
 }
