@@ -277,6 +277,7 @@ auth_matrix! {
     password_changes,
     rate_limits_apply,
     signing_keys_rotate,
+    delegated_tokens_verify_only_for_their_audience,
     every_algorithm_signs_and_verifies,
     hashes_are_upgraded_on_login,
     locks_apply_to_refresh,

@@ -1,6 +1,7 @@
 //! Signing keys, every signature algorithm, and password hashes upgraded on login.
 
 use super::*;
+use ate_core::Clock;
 
 /// Rotating the signing key: new tokens use the new key, old ones verify until they
 /// expire, and the JWKS lists exactly the keys that still verify.
@@ -211,4 +212,53 @@ pub async fn hashes_are_upgraded_on_login(env: Env) {
 fn bcrypt_hash(password: &str) -> String {
     // A real bcrypt hash at cost 10, made here so the test carries no opaque constant.
     bcrypt::hash(password, 10).unwrap()
+}
+
+/// Delegated tokens (what a gateway forwards upstream): they verify against the JWKS for
+/// their own audience only, carry the caller's subject, tenant and roles, expire on time,
+/// and are never accepted as access tokens by the API that issued them.
+pub async fn delegated_tokens_verify_only_for_their_audience(env: Env) {
+    let a = auth(&env).await;
+    let (tenant, _) = register(&a, "acme").await;
+    let login = a
+        .login(
+            tenant,
+            "owner@acme.example",
+            &Password::new(PASSWORD),
+            &client(),
+        )
+        .await
+        .unwrap();
+    let caller = a.verify(&login.access.token).await.unwrap();
+    let t = a
+        .tokens()
+        .delegate(&caller, "svc:billing", TimeDelta::seconds(60))
+        .unwrap();
+    assert_eq!(t.expires_at, env.clock.now() + TimeDelta::seconds(60));
+    let keys = KeySet::from_jwks(&a.tokens().jwks().unwrap().to_string()).unwrap();
+    let now = env.clock.now().timestamp();
+    let verifier = Verifier::new(keys.clone(), a.tokens().issuer(), "svc:billing").unwrap();
+    let claims = verifier.verify(&t.token, now).unwrap();
+    assert_eq!(claims.sub, caller.subject());
+    assert_eq!(claims.tenant, tenant.to_string());
+    assert_eq!(claims.roles, caller.roles().collect::<Vec<_>>());
+    assert_eq!(claims.sid, None);
+    // Another audience, the API itself, and after expiry: refused.
+    let other = Verifier::new(keys, a.tokens().issuer(), "svc:other").unwrap();
+    assert!(other.verify(&t.token, now).is_err());
+    assert_kind(a.verify(&t.token).await, ErrorKind::Unauthenticated);
+    assert!(verifier.verify(&t.token, now + 3600).is_err());
+    // A platform administrator's token names the platform.
+    let p = a
+        .tokens()
+        .delegate(&env.admin, "svc:billing", TimeDelta::seconds(5))
+        .unwrap();
+    assert_eq!(verifier.verify(&p.token, now).unwrap().tenant, "platform");
+    // Bad input.
+    let d = |aud: &str, secs: i64| a.tokens().delegate(&caller, aud, TimeDelta::seconds(secs));
+    assert_kind(d("", 60), ErrorKind::InvalidInput);
+    assert_kind(d(&"a".repeat(513), 60), ErrorKind::InvalidInput);
+    assert_kind(d("ate-tests", 60), ErrorKind::InvalidInput);
+    assert_kind(d("svc:billing", 0), ErrorKind::InvalidInput);
+    assert_kind(d("svc:billing", 301), ErrorKind::InvalidInput);
 }

@@ -5,7 +5,7 @@ use crate::assert_kind;
 use crate::support::Env;
 use ate_auth::LockoutPolicy;
 use ate_auth::RefreshToken;
-use ate_auth::jwt::SigningAlgorithm;
+use ate_auth::jwt::{KeySet, SigningAlgorithm, Verifier};
 use ate_auth::password::Password;
 use ate_auth::ratelimit::{Limit, RateLimits};
 use ate_auth::users::{RolePermissions, USERS_MANAGE, USERS_READ};
@@ -20,7 +20,8 @@ mod keys;
 mod users;
 
 pub use keys::{
-    every_algorithm_signs_and_verifies, hashes_are_upgraded_on_login, signing_keys_rotate,
+    delegated_tokens_verify_only_for_their_audience, every_algorithm_signs_and_verifies,
+    hashes_are_upgraded_on_login, signing_keys_rotate,
 };
 pub use users::{
     roles_carry_the_deployments_permissions, user_quota_is_enforced,
