@@ -1,6 +1,6 @@
-//! The [`RegistryStore`] conformance cases for traffic: draining instances and per-service
+//! The `RegistryStore` conformance cases for traffic: draining instances and per-service
 //! traffic policies, on every registry backend (see `tests/registry.rs`), plus the
-//! [`Registry`] facade's tenancy rules for them.
+//! `Registry` facade's tenancy rules for them.
 
 use crate::assert_kind;
 use crate::registry::{RegistryEnv, key, next_event, register_with, spec, svc};

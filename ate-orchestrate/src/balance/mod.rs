@@ -370,6 +370,25 @@ impl<T> Balancer<T> {
     /// [`Availability`] hook. Never blocks on other picks (no mutex on the pick path, except
     /// for smooth weighted round robin over very large cycles, see [`MAX_SCHEDULE`]).
     pub fn pick(&self, key: Option<&[u8]>) -> Result<PickGuard<T>, OrchestrateError> {
+        self.pick_with(key, &[])
+    }
+
+    /// [`Balancer::pick`], treating the endpoints in `avoid` as unavailable (a retry
+    /// steering away from the endpoints its request already failed on). Fails like `pick`
+    /// when only avoided endpoints are left.
+    pub fn pick_avoiding(
+        &self,
+        key: Option<&[u8]>,
+        avoid: &[EndpointId],
+    ) -> Result<PickGuard<T>, OrchestrateError> {
+        self.pick_with(key, avoid)
+    }
+
+    fn pick_with(
+        &self,
+        key: Option<&[u8]>,
+        avoid: &[EndpointId],
+    ) -> Result<PickGuard<T>, OrchestrateError> {
         let guard = self
             .snapshot
             .read()
@@ -386,11 +405,8 @@ impl<T> Balancer<T> {
         }
         let slot = |p: usize| &snap.slots[snap.eligible[p]];
         let ok = |p: usize| {
-            self.availability.is_empty()
-                || self
-                    .availability
-                    .iter()
-                    .all(|a| a.is_available(&slot(p).endpoint.id))
+            let id = &slot(p).endpoint.id;
+            !avoid.contains(id) && self.availability.iter().all(|a| a.is_available(id))
         };
         let picked = match &snap.plan {
             Plan::RoundRobin => round_robin::pick(&self.cursor, n, ok),

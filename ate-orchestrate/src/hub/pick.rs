@@ -1,7 +1,7 @@
 //! [`Pick`] and [`PickOptions`].
 
 use crate::balance::{PickGuard, Strategy};
-use crate::registry::{Environment, Instance, Visibility};
+use crate::registry::{Environment, Instance, InstanceKey, Visibility};
 use ate_core::{Classify, ErrorKind};
 use std::time::Duration;
 
@@ -18,6 +18,9 @@ pub struct PickOptions {
     /// Which scopes to pick from (default: the caller's tenant and the platform, or the
     /// platform for a platform principal).
     pub visibility: Option<Visibility>,
+    /// Instances to pick only when nothing else is available (a retry avoids the instances
+    /// its request already failed on).
+    pub avoid: Vec<InstanceKey>,
 }
 
 impl PickOptions {
@@ -41,6 +44,12 @@ impl PickOptions {
     /// Only instances of `environment`.
     pub fn environment(mut self, environment: Environment) -> Self {
         self.environment = Some(environment);
+        self
+    }
+
+    /// Avoids `instance` unless nothing else is available (several calls: all of them).
+    pub fn avoid(mut self, instance: InstanceKey) -> Self {
+        self.avoid.push(instance);
         self
     }
 

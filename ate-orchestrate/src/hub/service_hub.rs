@@ -200,7 +200,7 @@ impl ServiceHub {
                 options.environment,
             )
             .await?;
-        state.pick(&balancer, options.key.as_deref())
+        state.pick(&balancer, options.key.as_deref(), &options.avoid)
     }
 
     /// Records a request the host made without [`ServiceHub::pick`] (response time and

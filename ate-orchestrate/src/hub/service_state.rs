@@ -6,7 +6,7 @@ use super::pick::Pick;
 use crate::OrchestrateError;
 use crate::alerts::AlertEngine;
 use crate::balance::consistent_hash::Ring;
-use crate::balance::{Balancer, Endpoint, Strategy};
+use crate::balance::{Balancer, Endpoint, PickGuard, Strategy};
 use crate::breaker::{BreakerRegistry, BreakerState, OutlierDetector};
 use crate::endpoint::EndpointId;
 use crate::metrics::{BreakerStateMetric, MetricsRecorder, ServiceMetrics};
@@ -373,11 +373,16 @@ impl ServiceState {
         &self,
         entry: &BalancerEntry,
         key: Option<&[u8]>,
+        avoid: &[InstanceKey],
     ) -> Result<Pick, OrchestrateError> {
+        let avoid: Vec<EndpointId> = avoid
+            .iter()
+            .map(|k| endpoint_id(k.scope(), k.id()))
+            .collect();
         let routing = entry.routing();
         let mut last = None;
         for g in routing.order(key) {
-            match self.pick_in(&routing.groups[g].balancer, key) {
+            match self.pick_in(&routing.groups[g].balancer, key, &avoid) {
                 Ok(pick) => return Ok(pick),
                 Err(e) => last = Some((g, e)),
             }
@@ -405,21 +410,23 @@ impl ServiceState {
         &self,
         balancer: &Balancer<Instance>,
         key: Option<&[u8]>,
+        avoid: &[EndpointId],
     ) -> Result<Pick, OrchestrateError> {
         let mut last = None;
-        for _ in 0..PICK_ATTEMPTS {
-            let mut guard = balancer.pick(key)?;
-            match self.breakers.try_acquire(guard.id()) {
-                Ok(permit) => {
-                    guard.attach_permit(permit);
-                    guard.attach_counter(self.in_flight_counter(guard.id()));
-                    return Ok(Pick::new(guard));
+        for attempt in 0..PICK_ATTEMPTS {
+            // Avoided instances only when nothing else is left (the last attempt).
+            let drawn = if avoid.is_empty() || attempt + 1 == PICK_ATTEMPTS {
+                balancer.pick(key)
+            } else {
+                match balancer.pick_avoiding(key, avoid) {
+                    Ok(g) => Ok(g),
+                    Err(OrchestrateError::NoAvailableInstance { .. }) => balancer.pick(key),
+                    Err(e) => Err(e),
                 }
-                Err(e) => {
-                    // Dropped unfinished: reported as cancelled, which no observer counts.
-                    drop(guard);
-                    last = Some(e);
-                }
+            };
+            match self.admit(drawn?) {
+                Ok(pick) => return Ok(pick),
+                Err(e) => last = Some(e),
             }
         }
         Err(OrchestrateError::NoAvailableInstance {
@@ -429,6 +436,19 @@ impl ServiceState {
                 None => "no instance".into(),
             },
         })
+    }
+
+    /// Takes the breaker's permit for a drawn endpoint (refused while its half-open probes
+    /// are all out) and counts it in flight.
+    fn admit(&self, mut guard: PickGuard<Instance>) -> Result<Pick, OrchestrateError> {
+        match self.breakers.try_acquire(guard.id()) {
+            Ok(permit) => {
+                guard.attach_permit(permit);
+                guard.attach_counter(self.in_flight_counter(guard.id()));
+                Ok(Pick::new(guard))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn in_flight_counter(&self, id: &EndpointId) -> Arc<AtomicU64> {

@@ -364,3 +364,34 @@ async fn a_second_hub_on_the_sql_registry_follows_policies_and_drains() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_avoids_the_instances_it_failed_on_unless_nothing_else_is_left() {
+    let hub = hub_on(Arc::new(MemoryRegistry::new()));
+    let p = Scope::Platform;
+    for id in ["a", "b", "c"] {
+        up(&hub, &admin(), p, id, "1", &[]).await;
+    }
+    for strategy in [
+        Strategy::LeastRequest,
+        Strategy::RoundRobin,
+        Strategy::Random,
+    ] {
+        for _ in 0..50 {
+            let options = PickOptions::new()
+                .strategy(strategy)
+                .avoid(key(p, "api", "a"))
+                .avoid(key(p, "api", "b"));
+            let pick = hub.pick(&admin(), &name("api"), options).await.unwrap();
+            assert_eq!(pick.instance().spec.id.as_str(), "c", "{strategy:?}");
+            pick.success();
+        }
+    }
+    // Everything avoided: an avoided instance rather than no answer.
+    let mut all = PickOptions::new();
+    for id in ["a", "b", "c"] {
+        all = all.avoid(key(p, "api", id));
+    }
+    let pick = hub.pick(&admin(), &name("api"), all).await.unwrap();
+    assert_eq!(hub.in_flight(&pick.instance().key()), 1);
+}

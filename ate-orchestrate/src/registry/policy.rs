@@ -27,6 +27,11 @@ pub struct Selector {
 }
 
 impl Selector {
+    /// The instances matching every condition given (`None`: no condition on it).
+    pub fn new(tag: Option<String>, version: Option<String>) -> Self {
+        Selector { tag, version }
+    }
+
     /// The instances tagged `tag`.
     pub fn tag(tag: impl Into<String>) -> Self {
         Selector {

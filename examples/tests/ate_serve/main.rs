@@ -4,6 +4,7 @@
 
 mod cli;
 mod codebases;
+mod gateway;
 mod scale_out;
 mod server;
 mod services;

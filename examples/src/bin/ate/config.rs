@@ -20,7 +20,7 @@ use std::time::Duration;
 use zeroize::Zeroizing;
 
 /// Top-level keys; an `ATE_*` variable whose first segment is not one of them is not ours.
-const KEYS: [&str; 10] = [
+const KEYS: [&str; 11] = [
     "listen",
     "data_dir",
     "database_url",
@@ -31,6 +31,7 @@ const KEYS: [&str; 10] = [
     "admin",
     "http",
     "tls",
+    "gateway",
 ];
 
 /// Everything `ate serve` reads.
@@ -54,6 +55,7 @@ pub(crate) struct Config {
     pub(crate) admin: AdminSection,
     pub(crate) http: HttpSection,
     pub(crate) tls: TlsSection,
+    pub(crate) gateway: GatewaySection,
 }
 
 impl Default for Config {
@@ -69,6 +71,7 @@ impl Default for Config {
             admin: AdminSection::default(),
             http: HttpSection::default(),
             tls: TlsSection::default(),
+            gateway: GatewaySection::default(),
         }
     }
 }
@@ -243,6 +246,42 @@ impl HttpSection {
     }
 }
 
+/// `[gateway]`: how `/svc/{service}/…` calls upstream instances.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct GatewaySection {
+    /// Connecting to an instance may take this long (milliseconds).
+    pub(crate) connect_timeout_ms: u64,
+    /// An instance must start its response (status and headers) within this long; the body
+    /// then streams without a limit.
+    pub(crate) upstream_timeout_secs: u64,
+    /// Attempts per request, 1 to 5: an idempotent request without a body is tried again on
+    /// another pick after a connection failure or a 502/503/504, within the retry budget.
+    pub(crate) max_attempts: u32,
+    /// The retry budget per service: retries may add this share of the requests...
+    pub(crate) retry_ratio: f64,
+    /// ...plus this many per second.
+    pub(crate) retry_min_per_sec: u32,
+    /// Lifetime of the identity token forwarded upstream (`x-ate-identity`), 1 to 300 s.
+    pub(crate) identity_token_secs: u64,
+    /// Largest request body forwarded (streamed).
+    pub(crate) max_body_bytes: u64,
+}
+
+impl Default for GatewaySection {
+    fn default() -> Self {
+        GatewaySection {
+            connect_timeout_ms: 2_000,
+            upstream_timeout_secs: 30,
+            max_attempts: 3,
+            retry_ratio: 0.2,
+            retry_min_per_sec: 10,
+            identity_token_secs: 60,
+            max_body_bytes: 1 << 30,
+        }
+    }
+}
+
 /// `[tls]`: HTTPS when both files are set.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -327,6 +366,32 @@ impl Config {
             .any(|s| blobs.starts_with(s))
         {
             return fail("storage_url must start with fs://, s3:// or memory://".into());
+        }
+        let g = &self.gateway;
+        if g.connect_timeout_ms == 0 || g.upstream_timeout_secs == 0 || g.max_body_bytes == 0 {
+            return fail(
+                "gateway.connect_timeout_ms, gateway.upstream_timeout_secs and \
+                 gateway.max_body_bytes must be above 0"
+                    .into(),
+            );
+        }
+        if !(1..=5).contains(&g.max_attempts) {
+            return fail(format!(
+                "gateway.max_attempts is {}; use 1 to 5",
+                g.max_attempts
+            ));
+        }
+        if !(1..=300).contains(&g.identity_token_secs) {
+            return fail(format!(
+                "gateway.identity_token_secs is {}; use 1 to 300",
+                g.identity_token_secs
+            ));
+        }
+        if !(0.0..=1000.0).contains(&g.retry_ratio) {
+            return fail(format!(
+                "gateway.retry_ratio is {}; use 0 to 1000",
+                g.retry_ratio
+            ));
         }
         if self.admin.tenant.trim().is_empty() || !self.admin.email.contains('@') {
             return fail("admin.tenant must be a slug and admin.email an email address".into());

@@ -14,6 +14,7 @@
 mod api;
 mod cli;
 mod config;
+mod gateway;
 mod host;
 mod metrics;
 mod serve;

@@ -3,6 +3,7 @@
 
 use crate::api;
 use crate::config::{Config, LogFormat};
+use crate::gateway::{Gateway, GatewayMetrics};
 use crate::host::{Bootstrap, BoxError, Host};
 use crate::metrics::HttpMetrics;
 use axum::Router;
@@ -33,17 +34,21 @@ pub(crate) fn init_logging(format: LogFormat) {
     };
 }
 
-/// The whole application: the API, `/metrics`, `/openapi.json` and `/docs`, in every layer.
-pub(crate) fn app(host: Host) -> Router {
+/// The whole application: the API, the gateway, `/metrics`, `/openapi.json` and `/docs`,
+/// in every layer.
+pub(crate) fn app(host: Host) -> Result<Router, BoxError> {
     let mut registry = Registry::default();
     let metrics = Arc::new(HttpMetrics::new(&mut registry));
     // Everything ate-orchestrate exports (per service and instance) next to the HTTP
-    // families.
+    // families, and the gateway's counters.
     host.hub.metrics().register(&mut registry);
+    let gateway = GatewayMetrics::new(&mut registry);
+    let gateway = Gateway::new(host.config.gateway.clone(), gateway)
+        .map_err(|e| format!("cannot build the gateway's HTTP client: {e}"))?;
     let registry = Arc::new(registry);
     let http = host.config.http.clone();
     let tls = host.config.tls.cert_file.is_some();
-    let (api, doc) = api::router(host);
+    let (api, doc) = api::router(host, Arc::new(gateway));
     let doc_json = api::openapi_json(&doc);
     let router = api
         .route(
@@ -70,7 +75,7 @@ pub(crate) fn app(host: Host) -> Router {
                 async move { metrics_text(&registry) }
             }),
         );
-    api::layers::wrap(router, &http, metrics, tls)
+    Ok(api::layers::wrap(router, &http, metrics, tls))
 }
 
 /// `/metrics`: the registry as OpenMetrics text.
@@ -138,7 +143,7 @@ pub(crate) async fn serve(config: Config) -> Result<(), BoxError> {
     let scheme = if certs.is_some() { "https" } else { "http" };
     println!("listening on {scheme}://{addr}");
     tracing::info!(%addr, "listening");
-    let app = app(host.clone());
+    let app = app(host.clone())?;
     let outcome = match certs {
         Some(certs) => crate::tls::serve(listener, app, certs, signal, grace).await,
         None => serve_plain(listener, app, signal, grace).await,

@@ -6,7 +6,9 @@
 //!    metrics (per method, matched route and status);
 //! 3. problem documents for every error answered without a body (unknown route, body too
 //!    large, authentication refusals, timeouts, load shedding), with `instance` and
-//!    `request_id` filled in;
+//!    `request_id` filled in; an upstream's answer through the gateway passes unchanged;
+//!    an HTTP/1 error answer to a request with a body closes the connection (the body may
+//!    be unread);
 //! 4. security headers, `Cache-Control: no-store` unless a handler chose otherwise (tenant
 //!    data never sits in a shared cache), CORS for the configured origins;
 //! 5. compression, panic catching (a `500` problem, never a dropped connection);
@@ -169,9 +171,28 @@ async fn problems(req: Request, next: Next) -> Response {
     // Cheap clones (shared bytes): the strings are made only for an error.
     let uri = req.uri().clone();
     let request_id = req.headers().get(&X_REQUEST_ID).cloned();
-    let response = next.run(req).await;
+    let http1_with_body = req.version() <= axum::http::Version::HTTP_11
+        && (req.headers().contains_key(header::TRANSFER_ENCODING)
+            || req
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .is_some_and(|v| v.as_bytes() != b"0"));
+    let mut response = next.run(req).await;
     let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) {
+    if http1_with_body && (status.is_client_error() || status.is_server_error()) {
+        // A refusal may leave the request body unread (a body over the limit, a failed
+        // authentication): the connection cannot carry another request, so say so rather
+        // than let the client reuse it and fail its next request.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    if !(status.is_client_error() || status.is_server_error())
+        || response
+            .extensions()
+            .get::<crate::gateway::Proxied>()
+            .is_some()
+    {
         return response;
     }
     let (mut parts, body) = response.into_parts();

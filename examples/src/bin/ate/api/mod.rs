@@ -13,6 +13,7 @@ pub(crate) mod ratelimit;
 pub(crate) mod services;
 pub(crate) mod storage;
 pub(crate) mod tenants;
+pub(crate) mod traffic;
 pub(crate) mod users;
 
 use crate::host::Host;
@@ -47,7 +48,7 @@ use utoipa_axum::router::OpenApiRouter;
         (name = "storage", description = "Codebase upload, file download, quotas"),
         (name = "projects", description = "Codebase projects, snapshots, files, statistics"),
         (name = "analysis", description = "Analysis results"),
-        (name = "services", description = "The service registry: instances, health checks, discovery"),
+        (name = "services", description = "The service registry: instances, health checks, discovery, traffic policies, draining"),
         (name = "health", description = "Liveness, readiness and the API document"),
     ),
     components(schemas(problem::Problem)),
@@ -92,14 +93,18 @@ fn routes() -> Routes {
             .merge(storage::routes())
             .merge(projects::routes())
             .merge(analysis::routes())
-            .merge(services::routes()),
+            .merge(services::routes())
+            .merge(traffic::routes()),
         uploads: storage::upload_routes().merge(analysis::payload_routes()),
     }
 }
 
 /// The API routes (the authenticated ones behind ate-auth's layer, each group with its
 /// body limit and timeout) with their OpenAPI document.
-pub(crate) fn router(host: Host) -> (axum::Router, utoipa::openapi::OpenApi) {
+pub(crate) fn router(
+    host: Host,
+    gateway: std::sync::Arc<crate::gateway::Gateway>,
+) -> (axum::Router, utoipa::openapi::OpenApi) {
     let http = &host.config.http;
     let Routes {
         public,
@@ -123,10 +128,18 @@ pub(crate) fn router(host: Host) -> (axum::Router, utoipa::openapi::OpenApi) {
         ));
     let upload_limit = usize::try_from(http.max_upload_bytes).unwrap_or(usize::MAX);
     let uploads = uploads
+        .route_layer(per_tenant.clone())
+        .route_layer(authn.clone())
+        .layer(RequestBodyLimitLayer::new(upload_limit));
+    // The gateway: authenticated and limited like the API, its own body limit, and no
+    // request timeout (the upstream timeout bounds the wait for an answer; bodies stream).
+    let gateway_limit = usize::try_from(host.config.gateway.max_body_bytes).unwrap_or(usize::MAX);
+    let gateway = crate::gateway::routes(gateway)
         .route_layer(per_tenant)
         .route_layer(authn)
-        .layer(RequestBodyLimitLayer::new(upload_limit));
+        .layer(RequestBodyLimitLayer::new(gateway_limit));
     let (router, doc) = bounded.merge(uploads).split_for_parts();
+    let router = router.merge(gateway);
     let router = router.layer(axum::middleware::from_fn_with_state(
         limits,
         ratelimit::per_client,

@@ -56,6 +56,8 @@ pub(crate) struct InstanceView {
     status_output: String,
     registered_at: DateTime<Utc>,
     last_heartbeat: DateTime<Utc>,
+    /// Set while the instance drains (no new traffic, deregistered once drained).
+    draining_since: Option<DateTime<Utc>>,
 }
 
 impl From<&Instance> for InstanceView {
@@ -81,6 +83,7 @@ impl From<&Instance> for InstanceView {
             status_output: i.status_output.clone(),
             registered_at: i.registered_at,
             last_heartbeat: i.last_heartbeat,
+            draining_since: i.draining_since,
         }
     }
 }
@@ -93,10 +96,10 @@ impl From<&Instance> for InstanceView {
 pub(crate) struct ScopeParam {
     /// `platform`, or a tenant id (default: the caller's tenant, or the platform for a
     /// platform administrator).
-    scope: Option<String>,
+    pub(super) scope: Option<String>,
 }
 
-fn scope_of(p: &Principal, named: Option<&str>) -> Result<Scope, ApiError> {
+pub(super) fn scope_of(p: &Principal, named: Option<&str>) -> Result<Scope, ApiError> {
     match named {
         Some("platform") => Ok(Scope::Platform),
         Some(t) => Ok(Scope::Tenant(super::tenants::visible_tenant(p, t)?)),
@@ -112,7 +115,7 @@ fn visibility(scope: Scope) -> Visibility {
     }
 }
 
-fn key(
+pub(super) fn key(
     p: &Principal,
     scope: Option<&str>,
     service: &str,
