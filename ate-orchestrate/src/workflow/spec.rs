@@ -108,8 +108,20 @@ impl DagSpec {
                 ),
             ));
         }
-        serde_json::from_slice(text)
-            .map_err(|e| OrchestrateError::invalid("workflow definition", e.to_string()))
+        let mut de = serde_json::Deserializer::from_slice(text);
+        let dag: DagSpec = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let at = e.path().to_string();
+            let e = e.into_inner();
+            let reason = if at.is_empty() || at == "." {
+                e.to_string()
+            } else {
+                format!("at {at}: {e}")
+            };
+            OrchestrateError::invalid("workflow definition", reason)
+        })?;
+        de.end()
+            .map_err(|e| OrchestrateError::invalid("workflow definition", e.to_string()))?;
+        Ok(dag)
     }
 
     /// The definition as JSON (the form [`DagSpec::from_json`] reads).

@@ -14,14 +14,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// One `upstream_demo` process.
-struct Upstream {
+pub(crate) struct Upstream {
     id: String,
     url: String,
     child: Child,
 }
 
 impl Upstream {
-    fn start(server: &Server, id: &str, service: &str) -> Upstream {
+    pub(crate) fn start(server: &Server, id: &str, service: &str) -> Upstream {
         let mut child = Command::new(env!("CARGO_BIN_EXE_upstream_demo"))
             .args([
                 "--id",
@@ -68,7 +68,7 @@ impl Drop for Upstream {
 
 /// Registers `u` as an instance of `service` (no health check) and marks it passing, so
 /// only the gateway's own observations (breakers, outlier ejection) take it out.
-async fn register(s: &Server, token: &str, service: &str, u: &Upstream, extra: Value) {
+pub(crate) async fn register(s: &Server, token: &str, service: &str, u: &Upstream, extra: Value) {
     let mut body = json!({"service": service, "id": u.id, "endpoint": u.url});
     if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
         b.extend(e.clone());

@@ -9,6 +9,7 @@ mod scale_out;
 mod server;
 mod services;
 mod tls;
+mod workflows;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};

@@ -20,7 +20,7 @@ use std::time::Duration;
 use zeroize::Zeroizing;
 
 /// Top-level keys; an `ATE_*` variable whose first segment is not one of them is not ours.
-const KEYS: [&str; 11] = [
+const KEYS: [&str; 12] = [
     "listen",
     "data_dir",
     "database_url",
@@ -32,6 +32,7 @@ const KEYS: [&str; 11] = [
     "http",
     "tls",
     "gateway",
+    "workflows",
 ];
 
 /// Everything `ate serve` reads.
@@ -56,6 +57,7 @@ pub(crate) struct Config {
     pub(crate) http: HttpSection,
     pub(crate) tls: TlsSection,
     pub(crate) gateway: GatewaySection,
+    pub(crate) workflows: WorkflowsSection,
 }
 
 impl Default for Config {
@@ -72,6 +74,7 @@ impl Default for Config {
             http: HttpSection::default(),
             tls: TlsSection::default(),
             gateway: GatewaySection::default(),
+            workflows: WorkflowsSection::default(),
         }
     }
 }
@@ -120,6 +123,8 @@ fn default_role_permissions() -> BTreeMap<String, Vec<String>> {
         "registry:read",
         "storage:read",
         "storage:write",
+        "workflows:read",
+        "workflows:run",
     ];
     let admin = [
         "projects:delete",
@@ -282,6 +287,27 @@ impl Default for GatewaySection {
     }
 }
 
+/// `[workflows]`: this host's workflow worker.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct WorkflowsSection {
+    /// Steps this host runs at once; 0: no worker here (the host serves the API only and
+    /// other hosts on the same database run the steps).
+    pub(crate) concurrency: usize,
+    /// A claimed step's lease, renewed while it runs; a crashed host's steps are taken
+    /// over once it expires.
+    pub(crate) lease_secs: u64,
+}
+
+impl Default for WorkflowsSection {
+    fn default() -> Self {
+        WorkflowsSection {
+            concurrency: 8,
+            lease_secs: 30,
+        }
+    }
+}
+
 /// `[tls]`: HTTPS when both files are set.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -374,6 +400,12 @@ impl Config {
                  gateway.max_body_bytes must be above 0"
                     .into(),
             );
+        }
+        if !(5..=3600).contains(&self.workflows.lease_secs) || self.workflows.concurrency > 1024 {
+            return fail(format!(
+                "workflows.lease_secs is {} and workflows.concurrency {}; use 5 to 3600 and 0 to 1024",
+                self.workflows.lease_secs, self.workflows.concurrency
+            ));
         }
         if !(1..=5).contains(&g.max_attempts) {
             return fail(format!(

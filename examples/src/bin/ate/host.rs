@@ -12,7 +12,9 @@ use ate_core::{
     SqlTenantStore, TenantId, TenantStore,
 };
 use ate_orchestrate::hub::ServiceHub;
+use ate_orchestrate::integrations::{IntegrationClient, SqlIntegrations};
 use ate_orchestrate::registry::SqlRegistry;
+use ate_orchestrate::workflow::{SqlWorkflowStore, WorkflowEngine, WorkflowMetrics};
 use ate_storage::analysis::SqlAnalysisStore;
 use ate_storage::blob::BlobStore;
 use ate_storage::objects::ObjectStore;
@@ -41,6 +43,11 @@ pub(crate) struct Host {
     pub(crate) analysis: SqlAnalysisStore,
     /// The service registry, health checks, balancing and breakers (ate-orchestrate).
     pub(crate) hub: ServiceHub,
+    /// Durable workflows with the host's built-in steps ([`crate::steps`]); `ate serve`
+    /// runs a worker on it.
+    pub(crate) workflows: WorkflowEngine,
+    /// The workflow engine's metrics (registered at `/metrics`).
+    pub(crate) workflow_metrics: WorkflowMetrics,
     /// The host's own platform principal.
     pub(crate) system: Principal,
 }
@@ -86,8 +93,21 @@ impl Host {
         let auth = Auth::open(db.clone(), master, auth_config).await?;
         let registry = SqlRegistry::open(db.clone()).await?;
         let hub = ServiceHub::builder(Arc::new(registry)).build()?;
+        let integrations =
+            SqlIntegrations::open(db.clone(), Arc::new(objects.keyring().clone())).await?;
+        let workflow_metrics = WorkflowMetrics::new();
+        let store = Arc::new(SqlWorkflowStore::open(db.clone()).await?);
+        let workflows = crate::steps::register(
+            WorkflowEngine::builder(store).metrics(workflow_metrics.clone()),
+            hub.clone(),
+            auth.clone(),
+            IntegrationClient::new(integrations)?,
+        )?
+        .build();
         Ok(Host {
             hub,
+            workflows,
+            workflow_metrics,
             tenants: SqlTenantStore::new(db.clone()),
             audit: SqlAuditSink::new(db.clone()),
             projects: SqlProjectStore::open(db.clone()).await?,

@@ -18,6 +18,7 @@ mod gateway;
 mod host;
 mod metrics;
 mod serve;
+mod steps;
 mod tls;
 
 use clap::{Parser, Subcommand};

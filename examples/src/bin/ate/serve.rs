@@ -6,6 +6,7 @@ use crate::config::{Config, LogFormat};
 use crate::gateway::{Gateway, GatewayMetrics};
 use crate::host::{Bootstrap, BoxError, Host};
 use crate::metrics::HttpMetrics;
+use ate_orchestrate::workflow::WorkerConfig;
 use axum::Router;
 use axum::http::HeaderValue;
 use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE};
@@ -42,6 +43,7 @@ pub(crate) fn app(host: Host) -> Result<Router, BoxError> {
     // Everything ate-orchestrate exports (per service and instance) next to the HTTP
     // families, and the gateway's counters.
     host.hub.metrics().register(&mut registry);
+    host.workflow_metrics.register(&mut registry);
     let gateway = GatewayMetrics::new(&mut registry);
     let gateway = Gateway::new(host.config.gateway.clone(), gateway)
         .map_err(|e| format!("cannot build the gateway's HTTP client: {e}"))?;
@@ -144,10 +146,26 @@ pub(crate) async fn serve(config: Config) -> Result<(), BoxError> {
     println!("listening on {scheme}://{addr}");
     tracing::info!(%addr, "listening");
     let app = app(host.clone())?;
+    let worker = match host.config.workflows.concurrency {
+        0 => None,
+        n => Some(
+            host.workflows.start_worker(
+                WorkerConfig::new(format!("ate-serve:{addr}:{}", std::process::id()))
+                    .concurrency(n)
+                    .lease(Duration::from_secs(host.config.workflows.lease_secs)),
+            )?,
+        ),
+    };
     let outcome = match certs {
         Some(certs) => crate::tls::serve(listener, app, certs, signal, grace).await,
         None => serve_plain(listener, app, signal, grace).await,
     };
+    if let Some(worker) = worker {
+        // Steps still running get the grace period; the rest are handed back at once
+        // (their leases released, so another host takes them without waiting).
+        let report = worker.shutdown(grace).await;
+        tracing::info!(?report, "workflow worker stopped");
+    }
     host.close().await;
     tracing::info!("stopped");
     outcome

@@ -15,6 +15,7 @@ pub(crate) mod storage;
 pub(crate) mod tenants;
 pub(crate) mod traffic;
 pub(crate) mod users;
+pub(crate) mod workflows;
 
 use crate::host::Host;
 use ate_auth::ClientInfo;
@@ -49,6 +50,7 @@ use utoipa_axum::router::OpenApiRouter;
         (name = "projects", description = "Codebase projects, snapshots, files, statistics"),
         (name = "analysis", description = "Analysis results"),
         (name = "services", description = "The service registry: instances, health checks, discovery, traffic policies, draining"),
+        (name = "workflows", description = "Durable workflow runs: submit, follow, cancel, retry, signal, logs"),
         (name = "health", description = "Liveness, readiness and the API document"),
     ),
     components(schemas(problem::Problem)),
@@ -94,7 +96,8 @@ fn routes() -> Routes {
             .merge(projects::routes())
             .merge(analysis::routes())
             .merge(services::routes())
-            .merge(traffic::routes()),
+            .merge(traffic::routes())
+            .merge(workflows::routes()),
         uploads: storage::upload_routes().merge(analysis::payload_routes()),
     }
 }
