@@ -314,3 +314,116 @@ async fn workflow_requests_are_checked() {
         .await
         .problem(StatusCode::UNAUTHORIZED, "unauthenticated");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_submits_watches_logs_and_cancels_runs() {
+    use crate::server::ate;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let s = Server::start(dir.path(), &Database::Sqlite, &[]);
+    let (_, email, password) = s.register("acme").await;
+    let acme = token(&s.login("acme", &email, &password).await);
+    let up = Upstream::start(&s, "api-a", "api");
+    register(&s, &acme, "api", &up, json!({})).await;
+    let dag = dir.path().join("dag.json");
+    std::fs::write(
+        &dag,
+        json!({"nodes": [
+            {"id": "first", "step": "echo"},
+            {"id": "call", "step": "service.call", "depends_on": ["first"],
+             "params": {"service": "api", "path": "/whoami"}}]})
+        .to_string(),
+    )
+    .expect("write dag");
+    let run = |args: &[&str]| {
+        let out = ate(dir.path()).args(args).output().expect("run ate");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    // Submitted and followed to its end by the server's worker.
+    let dag_arg = dag.to_str().expect("utf-8 path");
+    let (code, out, err) = run(&[
+        "workflows",
+        "submit",
+        dag_arg,
+        "--tenant",
+        "acme",
+        "--input",
+        r#"{"n": 1}"#,
+        "--label",
+        "via=cli",
+        "--watch",
+    ]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("call") && out.contains("succeeded"), "{out}");
+    let id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("run "))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("run id printed")
+        .to_owned();
+    let (code, out, _) = run(&["--json", "workflows", "get", &id, "--tenant", "acme"]);
+    assert_eq!(code, Some(0));
+    let got: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(got["labels"]["via"], "cli");
+    assert_eq!(
+        got["nodes"][1]["output"]["body"]["instance"], "api-a",
+        "{got}"
+    );
+    let (code, out, _) = run(&["workflows", "logs", &id, "--tenant", "acme"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains("service called"), "{out}");
+    let (_, out, _) = run(&[
+        "--json",
+        "workflows",
+        "list",
+        "--tenant",
+        "acme",
+        "--status",
+        "succeeded",
+    ]);
+    assert!(out.contains(&id), "{out}");
+
+    // A long run, cancelled; watching it then ends with status 1.
+    std::fs::write(
+        &dag,
+        r#"{"nodes": [{"id": "long", "step": "delay", "params": {"ms": 600000}}]}"#,
+    )
+    .expect("write dag");
+    let (code, out, _) = run(&["workflows", "submit", dag_arg, "--tenant", "acme"]);
+    assert_eq!(code, Some(0));
+    let long = out.trim().rsplit(' ').next().expect("id").to_owned();
+    until_status(&s, &acme, &long, "running").await;
+    let (code, out, _) = run(&["workflows", "cancel", &long, "--tenant", "acme"]);
+    assert_eq!(code, Some(0), "{out}");
+    let (code, _, err) = run(&["workflows", "watch", &long, "--tenant", "acme"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("cancelled"), "{err}");
+
+    // Bad input: exit status 3 (invalid) or 4 (not found).
+    std::fs::write(&dag, r#"{"nodes": [{"id": "a", "step": "nope"}]}"#).expect("write dag");
+    assert_eq!(
+        run(&["workflows", "submit", dag_arg, "--tenant", "acme"]).0,
+        Some(3)
+    );
+    assert_eq!(
+        run(&["workflows", "submit", "/no/such/file", "--tenant", "acme"]).0,
+        Some(3)
+    );
+    assert_eq!(
+        run(&["workflows", "get", "not-a-run", "--tenant", "acme"]).0,
+        Some(3)
+    );
+    assert_eq!(
+        run(&["workflows", "get", &id, "--tenant", "nobody"]).0,
+        Some(4)
+    );
+    let other = uuid::Uuid::now_v7().to_string();
+    assert_eq!(
+        run(&["workflows", "get", &other, "--tenant", "acme"]).0,
+        Some(4)
+    );
+}

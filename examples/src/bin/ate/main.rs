@@ -72,6 +72,9 @@ enum Command {
     Keys(cli::KeysCmd),
     /// Collect a tenant's storage garbage.
     Gc(cli::GcArgs),
+    /// Workflow runs: submit, list, get, watch, logs, cancel.
+    #[command(subcommand)]
+    Workflows(cli::WorkflowsCmd),
 }
 
 #[tokio::main]
@@ -136,6 +139,7 @@ async fn run(cli: Cli) -> Result<(), host::BoxError> {
         Command::Audit(c) => operator(cli.config, cli.json, cli::Operator::Audit(c)).await,
         Command::Keys(c) => operator(cli.config, cli.json, cli::Operator::Keys(c)).await,
         Command::Gc(a) => operator(cli.config, cli.json, cli::Operator::Gc(a)).await,
+        Command::Workflows(c) => operator(cli.config, cli.json, cli::Operator::Workflows(c)).await,
     }
 }
 

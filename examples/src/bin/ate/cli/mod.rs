@@ -8,8 +8,10 @@
 
 mod maintenance;
 mod progress;
+mod workflows;
 
 pub(crate) use maintenance::{GcArgs, KeysCmd};
+pub(crate) use workflows::WorkflowsCmd;
 
 use crate::config::Config;
 use crate::host::{BoxError, Host};
@@ -100,6 +102,7 @@ pub(crate) enum Operator {
     Audit(AuditCmd),
     Keys(KeysCmd),
     Gc(GcArgs),
+    Workflows(WorkflowsCmd),
 }
 
 /// A failure with the kind that picks the exit status.
@@ -111,7 +114,7 @@ pub(crate) struct CliError {
 }
 
 impl CliError {
-    fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+    pub(super) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         CliError {
             kind,
             message: message.into(),
@@ -268,6 +271,7 @@ async fn dispatch(host: &Host, cmd: Operator, json_out: bool) -> Result<(Value, 
         Operator::Projects(cmd) => projects(host, cmd, json_out).await,
         Operator::Keys(cmd) => maintenance::keys(host, cmd, json_out).await,
         Operator::Gc(args) => maintenance::gc(host, args, json_out).await,
+        Operator::Workflows(cmd) => workflows::workflows(host, cmd, json_out).await,
         Operator::Audit(AuditCmd::Verify { tenant }) => {
             let tenant = tenant_id(host, &tenant).await?;
             let report = host
