@@ -427,3 +427,110 @@ async fn the_cli_submits_watches_logs_and_cancels_runs() {
         Some(4)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_fire_runs_and_are_managed() {
+    const SCHEDULES: &str = "/api/orchestration/schedules";
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let s = Server::start(dir.path(), &Database::Sqlite, &[]);
+    let (_, e1, p1) = s.register("acme").await;
+    let acme = token(&s.login("acme", &e1, &p1).await);
+    let (_, e2, p2) = s.register("globex").await;
+    let globex = token(&s.login("globex", &e2, &p2).await);
+    let run =
+        json!({"dag": {"nodes": [{"id": "tick", "step": "echo"}]}, "input": {"from": "cron"}});
+    let r = s
+        .post(SCHEDULES, Some(&acme),
+              json!({"name": "every-minute", "cron": "* * * * *", "time_zone": "Europe/Paris", "run": run}))
+        .await;
+    r.expect(StatusCode::CREATED);
+    assert!(r.body["next_fire_at"].is_string(), "{}", r.text);
+    assert_eq!(r.body["run"]["dag"]["nodes"][0]["step"], "echo");
+
+    // The first tick (within a minute) submits a run, which the worker runs.
+    let mut last_run = None;
+    for _ in 0..150 {
+        let got = s
+            .get(&format!("{SCHEDULES}/every-minute"), Some(&acme))
+            .await;
+        if let Some(id) = got.body["last_run"].as_str() {
+            last_run = Some(id.to_owned());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let id = last_run.expect("the schedule fired within 75 s");
+    let done = until_status(&s, &acme, &id, "succeeded").await;
+    assert_eq!(done["labels"]["schedule"], "every-minute", "{done}");
+    assert_eq!(done["input"]["from"], "cron");
+
+    // Pause, resume, list, refuse, delete.
+    let paused = s
+        .put(
+            &format!("{SCHEDULES}/every-minute/paused"),
+            Some(&acme),
+            json!({"paused": true}),
+        )
+        .await;
+    paused.expect(StatusCode::OK);
+    assert_eq!(paused.body["paused"], true);
+    assert!(paused.body["next_fire_at"].is_null(), "{}", paused.text);
+    let resumed = s
+        .put(
+            &format!("{SCHEDULES}/every-minute/paused"),
+            Some(&acme),
+            json!({"paused": false}),
+        )
+        .await;
+    assert!(resumed.body["next_fire_at"].is_string(), "{}", resumed.text);
+    let list = s.get(SCHEDULES, Some(&acme)).await;
+    assert_eq!(list.body["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        s.get(SCHEDULES, Some(&globex)).await.body["items"]
+            .as_array()
+            .map(Vec::len),
+        Some(0)
+    );
+    s.get(&format!("{SCHEDULES}/every-minute"), Some(&globex))
+        .await
+        .problem(StatusCode::NOT_FOUND, "not_found");
+    for (body, status, says) in [
+        (
+            json!({"name": "every-minute", "cron": "* * * * *", "run": run}),
+            StatusCode::CONFLICT,
+            "every-minute",
+        ),
+        (
+            json!({"name": "bad-cron", "cron": "61 * * * *", "run": run}),
+            StatusCode::BAD_REQUEST,
+            "cron",
+        ),
+        (
+            json!({"name": "bad-tz", "cron": "0 * * * *", "time_zone": "Mars/Olympus", "run": run}),
+            StatusCode::BAD_REQUEST,
+            "Mars/Olympus",
+        ),
+        (
+            json!({"name": "no run", "cron": "0 * * * *", "run": run}),
+            StatusCode::BAD_REQUEST,
+            "name",
+        ),
+        (
+            json!({"name": "bad-dag", "cron": "0 * * * *", "run": {"dag": {"nodes": [{"id": "a", "step": "nope"}]}}}),
+            StatusCode::BAD_REQUEST,
+            "nope",
+        ),
+    ] {
+        let r = s.post(SCHEDULES, Some(&acme), body).await;
+        assert_eq!(r.status, status, "{}", r.text);
+        assert!(r.text.contains(says), "{says:?} not in {}", r.text);
+    }
+    s.delete(&format!("{SCHEDULES}/every-minute"), Some(&acme))
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    s.get(&format!("{SCHEDULES}/every-minute"), Some(&acme))
+        .await
+        .problem(StatusCode::NOT_FOUND, "not_found");
+    // The runs it started stay.
+    until_status(&s, &acme, &id, "succeeded").await;
+}

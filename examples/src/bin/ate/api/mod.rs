@@ -10,6 +10,7 @@ pub(crate) mod layers;
 pub(crate) mod problem;
 pub(crate) mod projects;
 pub(crate) mod ratelimit;
+pub(crate) mod schedules;
 pub(crate) mod services;
 pub(crate) mod storage;
 pub(crate) mod tenants;
@@ -97,7 +98,8 @@ fn routes() -> Routes {
             .merge(analysis::routes())
             .merge(services::routes())
             .merge(traffic::routes())
-            .merge(workflows::routes()),
+            .merge(workflows::routes())
+            .merge(schedules::routes()),
         uploads: storage::upload_routes().merge(analysis::payload_routes()),
     }
 }
