@@ -347,20 +347,41 @@ impl TokenService {
 
     /// Issues an access token for `user` in `session`.
     pub(crate) async fn issue(&self, user: &User, session: Uuid) -> Result<AccessToken, AuthError> {
-        let now = self.clock.now();
-        let exp = now + self.config.lifetime;
-        let jti = Uuid::now_v7().simple().to_string();
-        let claims = Claims::new(
-            &self.config.issuer,
+        self.mint(
             &self.config.audience,
             format!("user:{}", user.id),
             user.tenant.to_string(),
+            self.config.lifetime,
+            |claims| {
+                claims
+                    .with_roles(user.roles.iter().map(|r| r.as_str()))
+                    .session(session.to_string())
+            },
+        )
+    }
+
+    /// Signs claims for `subject` in `tenant`, for `audience`, valid `lifetime` from now,
+    /// with a fresh `jti`; `more` adds roles and a session.
+    fn mint(
+        &self,
+        audience: &str,
+        subject: String,
+        tenant: String,
+        lifetime: TimeDelta,
+        more: impl FnOnce(Claims) -> Claims,
+    ) -> Result<AccessToken, AuthError> {
+        let now = self.clock.now();
+        let exp = now + lifetime;
+        let jti = Uuid::now_v7().simple().to_string();
+        let claims = more(Claims::new(
+            &self.config.issuer,
+            audience,
+            subject,
+            tenant,
             now.timestamp(),
             exp.timestamp(),
             jti.clone(),
-        )
-        .with_roles(user.roles.iter().map(|r| r.as_str()))
-        .session(session.to_string());
+        ));
         let token = self
             .cache
             .read()
@@ -403,33 +424,16 @@ impl TokenService {
         if lifetime < TimeDelta::seconds(1) || lifetime > TimeDelta::minutes(5) {
             return Err(AuthError::invalid("lifetime", "must be 1 s to 5 minutes"));
         }
-        let now = self.clock.now();
-        let exp = now + lifetime;
-        let jti = Uuid::now_v7().simple().to_string();
         let tenant = principal
             .tenant()
             .map_or_else(|| "platform".to_owned(), |t| t.to_string());
-        let claims = Claims::new(
-            &self.config.issuer,
+        self.mint(
             audience,
-            principal.subject(),
+            principal.subject().to_owned(),
             tenant,
-            now.timestamp(),
-            exp.timestamp(),
-            jti.clone(),
+            lifetime,
+            |claims| claims.with_roles(principal.roles()),
         )
-        .with_roles(principal.roles());
-        let token = self
-            .cache
-            .read()
-            .map_err(|_| poisoned())?
-            .ring
-            .sign(&claims)?;
-        Ok(AccessToken {
-            token,
-            expires_at: exp,
-            jti,
-        })
     }
 
     /// The issuer of every token this service signs.

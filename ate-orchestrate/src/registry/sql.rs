@@ -212,6 +212,30 @@ fn visibility_binds(v: &Visibility) -> (bool, Option<String>) {
     }
 }
 
+/// Locks instance `$key`'s row inside transaction `$tx` (PostgreSQL: against concurrent
+/// writers) and reads it; returns `NotFound` from the enclosing function when it is absent.
+macro_rules! locked_instance {
+    ($tx:ident, $key:expr) => {{
+        let key: &InstanceKey = $key;
+        let locked = sqlx::query(LOCK_ROW)
+            .bind(scope_text(key.scope()))
+            .bind(key.service().as_str())
+            .bind(key.id().as_str())
+            .execute(&mut *$tx)
+            .await?;
+        if locked.rows_affected() == 0 {
+            return Err(not_found(key));
+        }
+        let row: InstanceRow = sqlx::query_as(GET)
+            .bind(scope_text(key.scope()))
+            .bind(key.service().as_str())
+            .bind(key.id().as_str())
+            .fetch_one(&mut *$tx)
+            .await?;
+        row.into_instance()?
+    }};
+}
+
 /// Appends `events` to the change log inside transaction `$tx` and prunes the window.
 macro_rules! record_changes {
     ($tx:ident, $self:ident, $now:expr, $events:expr) => {{
@@ -387,22 +411,7 @@ impl RegistryStore for SqlRegistry {
         let output = clean_output(output);
         let now = self.clock.now();
         let (instance, changed) = with_write_tx!(self.db, |tx| {
-            let locked = sqlx::query(LOCK_ROW)
-                .bind(scope_text(key.scope()))
-                .bind(key.service().as_str())
-                .bind(key.id().as_str())
-                .execute(&mut *tx)
-                .await?;
-            if locked.rows_affected() == 0 {
-                return Err(not_found(key));
-            }
-            let row: InstanceRow = sqlx::query_as(GET)
-                .bind(scope_text(key.scope()))
-                .bind(key.service().as_str())
-                .bind(key.id().as_str())
-                .fetch_one(&mut *tx)
-                .await?;
-            let mut instance = row.into_instance()?;
+            let mut instance = locked_instance!(tx, key);
             let from = instance.status;
             if from != status {
                 instance.status = status;
@@ -550,22 +559,7 @@ impl RegistryStore for SqlRegistry {
     async fn drain(&self, key: &InstanceKey) -> Result<Instance, OrchestrateError> {
         let now = self.clock.now();
         let (instance, changed) = with_write_tx!(self.db, |tx| {
-            let locked = sqlx::query(LOCK_ROW)
-                .bind(scope_text(key.scope()))
-                .bind(key.service().as_str())
-                .bind(key.id().as_str())
-                .execute(&mut *tx)
-                .await?;
-            if locked.rows_affected() == 0 {
-                return Err(not_found(key));
-            }
-            let row: InstanceRow = sqlx::query_as(GET)
-                .bind(scope_text(key.scope()))
-                .bind(key.service().as_str())
-                .bind(key.id().as_str())
-                .fetch_one(&mut *tx)
-                .await?;
-            let mut instance = row.into_instance()?;
+            let mut instance = locked_instance!(tx, key);
             if instance.draining_since.is_some() {
                 (instance, false)
             } else {
