@@ -11,6 +11,7 @@
 //! A `service.call` answered with a 5xx or not answered is retried by the node's retry policy;
 //! a 4xx fails the node for good.
 
+use crate::gateway::forward::{Target, upstream_url};
 use ate_auth::Auth;
 use ate_core::Principal;
 use ate_orchestrate::OrchestrateError;
@@ -93,12 +94,12 @@ async fn service_call(
     let method = params["method"].as_str().unwrap_or("GET");
     let method = reqwest::Method::from_bytes(method.as_bytes())
         .map_err(|_| bad_params(format!("params.method {method:?} is not an HTTP method")))?;
-    let path = params["path"].as_str().unwrap_or("/");
-    if !path.starts_with('/') || path.split(['/', '?']).any(|s| s == "." || s == "..") {
-        return Err(bad_params(
-            "params.path must start with / and have no . or .. segments",
-        ));
-    }
+    let (path, query) = match params["path"].as_str().unwrap_or("/").split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (params["path"].as_str().unwrap_or("/"), None),
+    };
+    let target = Target::new(service.clone(), path, query)
+        .map_err(|e| bad_params(format!("params.path: {e}")))?;
     // The run acts in its tenant, with what reading the registry needs and nothing else.
     let principal = Principal::new(ctx.tenant, format!("workflow:{}", ctx.run))
         .map_err(|e| NodeError::permanent("internal", e.to_string()))?
@@ -116,9 +117,13 @@ async fn service_call(
             chrono::TimeDelta::seconds(60),
         )
         .map_err(|e| NodeError::retryable("unavailable", e.to_string()))?;
-    let base = pick.instance().spec.endpoint.as_str().trim_end_matches('/');
+    let url = match upstream_url(&pick.instance().spec.endpoint, &target) {
+        Ok(url) => url,
+        // Not the instance's fault (a TCP registration): nothing recorded against it.
+        Err(e) => return Err(NodeError::permanent("unsupported", e)),
+    };
     let mut request = http
-        .request(method, format!("{base}{path}"))
+        .request(method, url)
         .timeout(CALL_TIMEOUT)
         .header("idempotency-key", ctx.idempotency_key())
         .header("x-ate-identity", identity.token);

@@ -34,6 +34,19 @@ impl Target {
             None => (rest, "/"),
         };
         let service = ServiceName::new(name).map_err(|e| format!("{e}"))?;
+        Target::new(service, path, uri.query())
+    }
+
+    /// `path` (starting with `/`) and `query` of `service`, refusing `.` and `..` segments
+    /// (also percent-encoded).
+    pub(crate) fn new(
+        service: ServiceName,
+        path: &str,
+        query: Option<&str>,
+    ) -> Result<Target, String> {
+        if !path.starts_with('/') {
+            return Err("the path must start with /".to_owned());
+        }
         for segment in path.split('/') {
             let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
             if decoded == "." || decoded == ".." {
@@ -43,7 +56,7 @@ impl Target {
         Ok(Target {
             service,
             path: path.to_owned(),
-            query: uri.query().map(str::to_owned),
+            query: query.map(str::to_owned),
         })
     }
 }

@@ -12,7 +12,7 @@
 //! into the hub's metrics (and so its breakers and outlier detector); the gateway's own
 //! counters (retries, budget refusals, upstream failures) sit beside them at `/metrics`.
 
-mod forward;
+pub(crate) mod forward;
 mod metrics;
 mod stream;
 
