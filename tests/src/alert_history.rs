@@ -6,7 +6,7 @@ use crate::support::epoch;
 use ate_core::{ErrorKind, ManualClock};
 use ate_orchestrate::alerts::{
     AlertEngine, AlertEvent, AlertEventState, AlertHistory, AlertQuery, AlertRule, CollectingSink,
-    Condition, Severity,
+    Condition, Quantile, Severity, SqlAlertRules, SyncReport,
 };
 use ate_orchestrate::metrics::{MetricsRecorder, RecorderConfig};
 use ate_orchestrate::registry::{InstanceId, ServiceName};
@@ -262,4 +262,260 @@ pub async fn engine_keeps_one_record_per_transition(h: History) {
     }
     let delivered: Vec<_> = sink.events().into_iter().map(|e| e.id).collect();
     assert_eq!(delivered, vec![firing[0].event.id, resolved[0].event.id]);
+}
+
+/// One rule of each condition kind, with every optional field set somewhere.
+fn every_kind() -> Vec<AlertRule> {
+    let tenant = ate_core::TenantId::from_uuid(uuid::Uuid::from_u128(
+        0x0196_a4b2_7c1e_7c3a_9f00_6d7e_8f90_1234,
+    ))
+    .unwrap();
+    let billing = ServiceName::new("billing").unwrap();
+    let one = InstanceId::new("billing-1").unwrap();
+    let w = Duration::from_secs(60);
+    vec![
+        AlertRule::new(
+            "errors",
+            "Errors",
+            Condition::ErrorRateAbove {
+                service: billing.clone(),
+                instance: Some(one.clone()),
+                threshold: 0.05,
+                window: w,
+                min_requests: 20,
+            },
+        )
+        .severity(Severity::Critical)
+        .label("team", "payments")
+        .for_duration(Duration::from_secs(120)),
+        AlertRule::new(
+            "latency",
+            "Latency",
+            Condition::latency_above(
+                billing.clone(),
+                Quantile::P99,
+                Duration::from_millis(250),
+                w,
+            ),
+        ),
+        AlertRule::new(
+            "quiet",
+            "Quiet",
+            Condition::request_rate_below(billing.clone(), 0.5, w),
+        ),
+        AlertRule::new(
+            "surge",
+            "Surge",
+            Condition::request_rate_above(billing.clone(), 1000.0, w),
+        ),
+        AlertRule::new(
+            "critical",
+            "Critical",
+            Condition::instance_critical(billing.clone()).for_instance(one),
+        ),
+        AlertRule::new("breaker", "Breaker", Condition::breaker_open(billing)),
+        AlertRule::new(
+            "backlog",
+            "Backlog",
+            Condition::workflow_backlog_above(Some(tenant), Duration::from_secs(30)),
+        ),
+    ]
+}
+
+/// Stored rules read back equal (every condition kind through its JSON form), in id order;
+/// replacement bumps the revision; only platform administrators manage or read them; bad
+/// rules, taken and unknown ids are typed errors that change nothing.
+pub async fn stored_rules_round_trip(db: ate_core::Db) {
+    let store = SqlAlertRules::open(db).await.unwrap();
+    let admin = ate_core::Principal::platform_admin("ops").unwrap();
+    for rule in every_kind() {
+        let stored = store.create(&admin, &rule).await.unwrap();
+        assert_eq!(stored.rule, rule);
+        assert_eq!((stored.revision, stored.created_by.as_str()), (1, "ops"));
+    }
+    let listed = store.list(&admin).await.unwrap();
+    let ids: Vec<&str> = listed.iter().map(|s| s.rule.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "backlog", "breaker", "critical", "errors", "latency", "quiet", "surge"
+        ]
+    );
+    let mut by_id = every_kind();
+    by_id.sort_by(|a, b| a.id.cmp(&b.id));
+    assert_eq!(
+        listed.into_iter().map(|s| s.rule).collect::<Vec<_>>(),
+        by_id
+    );
+
+    // Its JSON form names the fields as documented.
+    let json = serde_json::to_value(&every_kind()[1]).unwrap();
+    assert_eq!(json["condition"]["kind"], "latency_above");
+    assert_eq!(json["condition"]["threshold_ms"], 250);
+    assert_eq!(json["condition"]["window_secs"], 60);
+    assert_eq!(json["for_secs"], 0);
+
+    let changed = rule("breaker").for_duration(Duration::from_secs(5));
+    let replaced = store.replace(&admin, &changed).await.unwrap();
+    assert_eq!((replaced.revision, &replaced.rule), (2, &changed));
+    assert_eq!(store.get(&admin, "breaker").await.unwrap().rule, changed);
+
+    let tenant_admin = ate_core::Principal::new(ate_core::TenantId::new(), "owner")
+        .unwrap()
+        .role("admin");
+    assert_kind(
+        store.create(&tenant_admin, &rule("mine")).await,
+        ErrorKind::PermissionDenied,
+    );
+    assert_kind(store.list(&tenant_admin).await, ErrorKind::PermissionDenied);
+    assert_kind(
+        store.get(&tenant_admin, "breaker").await,
+        ErrorKind::PermissionDenied,
+    );
+    assert_kind(
+        store.delete(&tenant_admin, "breaker").await,
+        ErrorKind::PermissionDenied,
+    );
+
+    assert_kind(
+        store.create(&admin, &rule("breaker")).await,
+        ErrorKind::AlreadyExists,
+    );
+    assert_kind(
+        store.replace(&admin, &rule("nope")).await,
+        ErrorKind::NotFound,
+    );
+    assert_kind(store.delete(&admin, "nope").await, ErrorKind::NotFound);
+    assert_kind(store.get(&admin, "nope").await, ErrorKind::NotFound);
+    let bad = [
+        AlertRule::new(
+            "",
+            "x",
+            Condition::breaker_open(ServiceName::new("b").unwrap()),
+        ),
+        AlertRule::new(
+            "bad id!",
+            "x",
+            Condition::breaker_open(ServiceName::new("b").unwrap()),
+        ),
+        AlertRule::new(
+            "x",
+            " ",
+            Condition::breaker_open(ServiceName::new("b").unwrap()),
+        ),
+        AlertRule::new(
+            "x",
+            "x",
+            Condition::error_rate_above(
+                ServiceName::new("b").unwrap(),
+                1.5,
+                Duration::from_secs(60),
+            ),
+        ),
+        AlertRule::new(
+            "x",
+            "x",
+            Condition::error_rate_above(
+                ServiceName::new("b").unwrap(),
+                0.5,
+                Duration::from_secs(7200),
+            ),
+        ),
+        AlertRule::new(
+            "x",
+            "x",
+            Condition::latency_above(
+                ServiceName::new("b").unwrap(),
+                Quantile::P50,
+                Duration::ZERO,
+                Duration::from_secs(60),
+            ),
+        ),
+        rule("x").for_duration(Duration::from_secs(90_000)),
+    ];
+    for r in bad {
+        assert_kind(store.create(&admin, &r).await, ErrorKind::InvalidInput);
+    }
+    assert_kind(
+        store
+            .replace(
+                &admin,
+                &rule("breaker").for_duration(Duration::from_secs(90_000)),
+            )
+            .await,
+        ErrorKind::InvalidInput,
+    );
+    assert_eq!(store.get(&admin, "breaker").await.unwrap().revision, 2);
+    assert_eq!(store.list(&admin).await.unwrap().len(), 7);
+    store.delete(&admin, "breaker").await.unwrap();
+    assert_eq!(store.list(&admin).await.unwrap().len(), 6);
+}
+
+/// `sync` makes an engine's rules equal to the stored ones, whichever store (host) wrote
+/// them; a replaced rule keeps its alert's state, so a firing alert whose new condition no
+/// longer holds resolves with its event, and a deleted rule leaves the engine.
+pub async fn stored_rules_sync_into_engines(db: ate_core::Db) {
+    let one = SqlAlertRules::open(db.clone()).await.unwrap();
+    let other = SqlAlertRules::open(db).await.unwrap(); // a second host on the same database
+    let admin = ate_core::Principal::platform_admin("ops").unwrap();
+    let clock = Arc::new(ManualClock::new(epoch()));
+    let recorder = Arc::new(
+        MetricsRecorder::new(RecorderConfig::default())
+            .unwrap()
+            .with_clock(clock.clone()),
+    );
+    let sink = Arc::new(CollectingSink::new());
+    let history = Arc::new(ate_orchestrate::alerts::MemoryAlertHistory::new());
+    let engine = AlertEngine::new(recorder, sink.clone(), history);
+    engine.add_rule(rule("not-stored")).unwrap();
+
+    for r in every_kind() {
+        one.create(&admin, &r).await.unwrap();
+    }
+    let report = other.sync(&engine).await.unwrap();
+    assert_eq!((report.added, report.replaced, report.removed), (7, 0, 1));
+    let mut ids: Vec<String> = engine.rules().into_iter().map(|r| r.id).collect();
+    ids.sort();
+    assert_eq!(ids.len(), 7);
+    assert!(!ids.contains(&"not-stored".to_owned()));
+    assert_eq!(other.sync(&engine).await.unwrap(), SyncReport::default());
+
+    // The breaker rule fires; replaced by one about another service, it resolves.
+    let (s, i) = (
+        ServiceName::new("billing").unwrap(),
+        InstanceId::new("billing-1").unwrap(),
+    );
+    engine.set_breaker_open(&s, &i, true);
+    engine.evaluate(ate_core::Clock::now(&*clock)).await;
+    assert_eq!(
+        engine.status("breaker").unwrap().state,
+        ate_orchestrate::alerts::AlertState::Firing
+    );
+    let moved = AlertRule::new(
+        "breaker",
+        "Breaker",
+        Condition::breaker_open(ServiceName::new("ledger").unwrap()),
+    );
+    one.replace(&admin, &moved).await.unwrap();
+    let report = other.sync(&engine).await.unwrap();
+    assert_eq!((report.added, report.replaced, report.removed), (0, 1, 0));
+    assert_eq!(
+        engine.status("breaker").unwrap().state,
+        ate_orchestrate::alerts::AlertState::Firing,
+        "a replaced rule keeps its state until the next evaluation"
+    );
+    clock.advance(TimeDelta::seconds(1));
+    engine.evaluate(ate_core::Clock::now(&*clock)).await;
+    let events = sink.drain();
+    let states: Vec<AlertEventState> = events
+        .iter()
+        .filter(|e| e.rule_id == "breaker")
+        .map(|e| e.state)
+        .collect();
+    assert_eq!(states, [AlertEventState::Firing, AlertEventState::Resolved]);
+
+    one.delete(&admin, "breaker").await.unwrap();
+    let report = other.sync(&engine).await.unwrap();
+    assert_eq!(report.removed, 1);
+    assert!(engine.status("breaker").is_none());
 }

@@ -8,8 +8,8 @@ use ate_core::audit::AuditQuery;
 use ate_core::keys::{LocalKeyProvider, SecretBytes, SecretKey};
 use ate_core::{ErrorKind, NewTenant, with_pool};
 use ate_orchestrate::integrations::{
-    CallError, CallRequest, EndpointAuth, EndpointSpec, INTEGRATIONS_CALL, INTEGRATIONS_READ,
-    IntegrationClient, SqlIntegrations,
+    CallError, CallRequest, Egress, EndpointAuth, EndpointSpec, INTEGRATIONS_CALL,
+    INTEGRATIONS_READ, IntegrationClient, SqlIntegrations,
 };
 use ate_storage::keyring::{KEY_DESTROY, TenantKeyring};
 use axum::extract::State;
@@ -140,7 +140,7 @@ pub async fn endpoints_are_sealed_called_and_probed(env: Env) {
         .await
         .unwrap()
         .with_clock(env.clock.clone());
-    let client = IntegrationClient::new(store.clone()).unwrap();
+    let client = IntegrationClient::with_egress(store.clone(), Egress::Any).unwrap();
     let hook_url = format!("{base}/hook");
     let specs = [
         EndpointSpec::new("crm", &hook_url)
@@ -406,4 +406,95 @@ pub async fn endpoints_are_sealed_called_and_probed(env: Env) {
             .await,
         ErrorKind::NotFound,
     );
+}
+
+/// The default client connects to public addresses only: an endpoint (or OAuth 2.0 token
+/// URL) on loopback, by IP literal or by a name that resolves there, is refused before any
+/// byte is sent, for calls and probes alike; nothing reaches the server.
+pub async fn the_default_client_refuses_internal_addresses(env: Env) {
+    let (base, seen) = serve().await;
+    let t = env
+        .tenants
+        .create(&env.admin, NewTenant::new("acme", "Acme"))
+        .await
+        .unwrap()
+        .id;
+    let keyring = Arc::new(
+        TenantKeyring::open(
+            env.db.clone(),
+            Arc::new(LocalKeyProvider::new(SecretKey::from_bytes([7; 32]))),
+        )
+        .await
+        .unwrap(),
+    );
+    let store = SqlIntegrations::open(env.db.clone(), keyring)
+        .await
+        .unwrap();
+    let port = base.rsplit(':').next().unwrap().to_owned();
+    let specs = [
+        EndpointSpec::new("literal", format!("{base}/hook")),
+        EndpointSpec::new("by-name", format!("http://localhost:{port}/hook")),
+        EndpointSpec::new("metadata", "http://169.254.169.254/latest/meta-data/"),
+        EndpointSpec::new("mapped", format!("http://[::ffff:127.0.0.1]:{port}/hook")),
+        EndpointSpec::new("oauth", "https://8.8.8.8/hook").auth(
+            EndpointAuth::OAuth2ClientCredentials {
+                token_url: format!("{base}/token"),
+                client_id: "ate-client".into(),
+                client_secret: secret("client/secret"),
+                scope: None,
+            },
+        ),
+    ];
+    for spec in &specs {
+        store.create(&env.admin, t, spec).await.unwrap();
+    }
+    let client = IntegrationClient::new(store.clone()).unwrap();
+    for spec in &specs {
+        let out = client
+            .call(
+                &env.admin,
+                t,
+                &spec.name,
+                &CallRequest::json(json!({"x": 1})),
+            )
+            .await
+            .unwrap();
+        match out {
+            Err(CallError::Transport { reason, .. }) => assert!(
+                reason.contains("not a public address"),
+                "{}: {reason}",
+                spec.name
+            ),
+            other => panic!("{}: expected a refusal, got {other:?}", spec.name),
+        }
+        let probe = client.probe(&env.admin, t, &spec.name).await.unwrap();
+        assert!(!probe.reachable, "{}: {probe:?}", spec.name);
+        assert!(
+            probe
+                .error
+                .as_deref()
+                .unwrap_or("")
+                .contains("not a public address"),
+            "{}: {probe:?}",
+            spec.name
+        );
+    }
+    {
+        let s = seen.lock().unwrap();
+        assert!(s.requests.is_empty() && s.token_requests == 0, "{s:?}");
+    }
+    // The same endpoint is reached when the host allows any address.
+    let open = IntegrationClient::with_egress(store, Egress::Any).unwrap();
+    let ok = open
+        .call(
+            &env.admin,
+            t,
+            "literal",
+            &CallRequest::json(json!({"x": 1})),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ok.status, 200);
+    assert_eq!(seen.lock().unwrap().requests.len(), 1);
 }

@@ -632,7 +632,7 @@ pub async fn engines_with_different_steps_share_a_database(env: Env) {
 pub async fn integration_step_calls_endpoints(env: Env) {
     use ate_core::keys::{LocalKeyProvider, MasterKeySecrets, SecretKey};
     use ate_orchestrate::integrations::{
-        EndpointSpec, INTEGRATION_STEP, IntegrationClient, IntegrationStep, SqlIntegrations,
+        Egress, EndpointSpec, INTEGRATION_STEP, IntegrationClient, IntegrationStep, SqlIntegrations,
     };
     let (base, seen) = crate::integrations::serve().await;
     let s = store(&env).await;
@@ -651,7 +651,7 @@ pub async fn integration_step_calls_endpoints(env: Env) {
         let spec = EndpointSpec::new(name, format!("{base}{path}"));
         integrations.create(&env.admin, t, &spec).await.unwrap();
     }
-    let client = IntegrationClient::new(integrations).unwrap();
+    let client = IntegrationClient::with_egress(integrations, Egress::Any).unwrap();
     let engine = WorkflowEngine::builder(s.clone())
         .step(
             "count",

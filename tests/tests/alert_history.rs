@@ -1,5 +1,6 @@
 //! The alert-history suite against every backend: memory, SQLite (memory and file) and
-//! PostgreSQL (`ATE_TEST_POSTGRES_URL`; skipped when unset, a failure under `CI=true`).
+//! PostgreSQL (`ATE_TEST_POSTGRES_URL`; skipped when unset, a failure under `CI=true`),
+//! and the stored alert rules on the SQL backends.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -71,4 +72,41 @@ matrix! {
     purge_removes_only_older_events,
     concurrent_appends_all_land,
     engine_keeps_one_record_per_transition,
+}
+
+/// The stored-rules suite on every SQL backend.
+mod rules {
+    use super::*;
+
+    async fn on(backend: Backend, case: impl AsyncFnOnce(ate_core::Db)) {
+        let Some(db) = TestDb::open(backend).await else {
+            return;
+        };
+        case(db.db.clone()).await;
+        db.cleanup().await;
+    }
+
+    macro_rules! rules_matrix {
+        ($($case:ident),* $(,)?) => {
+            $(
+                mod $case {
+                    use super::*;
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn sqlite_memory() {
+                        on(Backend::SqliteMemory, tests::alert_history::$case).await;
+                    }
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn sqlite_file() {
+                        on(Backend::SqliteFile, tests::alert_history::$case).await;
+                    }
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn postgres() {
+                        on(Backend::Postgres, tests::alert_history::$case).await;
+                    }
+                }
+            )*
+        };
+    }
+
+    rules_matrix!(stored_rules_round_trip, stored_rules_sync_into_engines);
 }

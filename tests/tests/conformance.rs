@@ -78,6 +78,7 @@ matrix! {
     keyring::destroy_crypto_shreds,
     keyring::tenant_secrets_follow_the_tenant_keys,
     integrations::endpoints_are_sealed_called_and_probed,
+    integrations::the_default_client_refuses_internal_addresses,
     keyring::wrapped_keys_are_bound_to_tenant_and_version,
     keyring::tenant_state_and_unknowns,
 }

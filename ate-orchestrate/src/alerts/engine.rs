@@ -193,6 +193,34 @@ impl AlertEngine {
             .ok_or_else(|| OrchestrateError::not_found("alert rule", id))
     }
 
+    /// Adds `rule`, or replaces the rule with its id. A replaced rule's alert keeps its
+    /// state: a firing alert whose new condition no longer holds resolves (with its event) at
+    /// the next evaluation, one that still holds keeps firing. Errors as for
+    /// [`add_rule`](Self::add_rule), without `AlreadyExists`. Returns whether a rule was
+    /// replaced.
+    pub fn set_rule(&self, rule: AlertRule) -> Result<bool, OrchestrateError> {
+        rule.validate()?;
+        if let Some(w) = rule.condition.window() {
+            crate::metrics::validate_window("alert window", w, self.inner.recorder.max_window())?;
+        }
+        let mut state = self.lock();
+        if let Some(entry) = state.rules.get_mut(&rule.id) {
+            entry.rule = rule;
+            return Ok(true);
+        }
+        state.rules.insert(
+            rule.id.clone(),
+            RuleEntry {
+                rule,
+                state: AlertState::Inactive,
+                since: None,
+                value: 0.0,
+                firing_id: None,
+            },
+        );
+        Ok(false)
+    }
+
     /// The rules, by id.
     pub fn rules(&self) -> Vec<AlertRule> {
         self.lock().rules.values().map(|e| e.rule.clone()).collect()

@@ -9,6 +9,8 @@
 //!   inactive → pending → firing → resolved, and delivers the events to an [`AlertSink`]
 //!   while recording them in an [`AlertHistory`] ([`MemoryAlertHistory`] or
 //!   [`SqlAlertHistory`]).
+//! * [`SqlAlertRules`]: rules kept in the database (JSON, see [`AlertRule`]) and synced
+//!   into each host's engine, so every host evaluates the same rules.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
@@ -44,6 +46,7 @@ mod engine;
 mod event;
 mod history;
 mod rule;
+mod rules;
 mod sink;
 
 #[cfg(test)]
@@ -56,4 +59,5 @@ pub use rule::{
     AlertRule, Condition, MAX_FOR, MAX_RULE_ID_LEN, MAX_RULE_LABELS, MAX_RULE_NAME_LEN,
     MAX_RULE_WINDOW, Quantile, Severity,
 };
+pub use rules::{MAX_STORED_RULES, SqlAlertRules, StoredRule, SyncReport};
 pub use sink::{AlertSink, CollectingSink};

@@ -69,7 +69,8 @@ impl fmt::Display for Severity {
 }
 
 /// A latency percentile a rule can watch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Quantile {
     /// The median.
@@ -96,7 +97,13 @@ impl Quantile {
 /// with `instance: None`, the whole service; state conditions read what the host fed the
 /// engine ([`AlertEngine::set_instance_status`](super::AlertEngine::set_instance_status),
 /// [`AlertEngine::set_breaker_open`](super::AlertEngine::set_breaker_open)).
-#[derive(Debug, Clone, PartialEq)]
+///
+/// As JSON (how [`SqlAlertRules`](super::SqlAlertRules) keeps it and hosts take it), the
+/// variant is named by `kind` (`error_rate_above`, `latency_above`, …), windows are
+/// `window_secs`, a latency threshold `threshold_ms`, a backlog `oldest_ready_secs`:
+/// `{"kind": "error_rate_above", "service": "billing", "threshold": 0.05, "window_secs": 60}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 #[non_exhaustive]
 pub enum Condition {
     /// Breached when the error rate over `window` is above `threshold` (0 to 1) and at least
@@ -105,12 +112,15 @@ pub enum Condition {
         /// The service.
         service: ServiceName,
         /// One instance, or `None` for the whole service.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         instance: Option<InstanceId>,
         /// The error rate, 0 to 1.
         threshold: f64,
         /// The window, whole seconds.
+        #[serde(rename = "window_secs", with = "whole_secs")]
         window: Duration,
         /// Fewest requests for the rate to count (default 1), so two calls do not page.
+        #[serde(default = "one")]
         min_requests: u64,
     },
     /// Breached when the latency percentile over `window` is above `threshold` (no requests:
@@ -119,12 +129,15 @@ pub enum Condition {
         /// The service.
         service: ServiceName,
         /// One instance, or `None` for the whole service.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         instance: Option<InstanceId>,
         /// Which percentile.
         quantile: Quantile,
         /// The latency limit.
+        #[serde(rename = "threshold_ms", with = "whole_millis")]
         threshold: Duration,
         /// The window, whole seconds.
+        #[serde(rename = "window_secs", with = "whole_secs")]
         window: Duration,
     },
     /// Breached when the request rate over `window` is below `per_second` (traffic dropped).
@@ -134,10 +147,12 @@ pub enum Condition {
         /// The service.
         service: ServiceName,
         /// One instance, or `None` for the whole service.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         instance: Option<InstanceId>,
         /// Requests per second.
         per_second: f64,
         /// The window, whole seconds.
+        #[serde(rename = "window_secs", with = "whole_secs")]
         window: Duration,
     },
     /// Breached when the request rate over `window` is above `per_second` (a surge).
@@ -145,10 +160,12 @@ pub enum Condition {
         /// The service.
         service: ServiceName,
         /// One instance, or `None` for the whole service.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         instance: Option<InstanceId>,
         /// Requests per second.
         per_second: f64,
         /// The window, whole seconds.
+        #[serde(rename = "window_secs", with = "whole_secs")]
         window: Duration,
     },
     /// Breached while the instance (or, with `None`, any instance of the service) has a
@@ -157,6 +174,7 @@ pub enum Condition {
         /// The service.
         service: ServiceName,
         /// One instance, or `None` for any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         instance: Option<InstanceId>,
         /// The status that counts as breached, and every worse one.
         at_least: HealthStatus,
@@ -167,6 +185,7 @@ pub enum Condition {
         /// The service.
         service: ServiceName,
         /// One instance, or `None` for any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         instance: Option<InstanceId>,
     },
     /// Breached while the longest-waiting due workflow node of the tenant (or, with
@@ -175,8 +194,10 @@ pub enum Condition {
     /// never breached before the first feed.
     WorkflowBacklogAbove {
         /// One tenant, or `None` for any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         tenant: Option<ate_core::TenantId>,
         /// The longest acceptable wait.
+        #[serde(rename = "oldest_ready_secs", with = "whole_secs")]
         oldest_ready: Duration,
     },
 }
@@ -347,9 +368,15 @@ impl Condition {
                     ));
                 }
             }
-            Condition::LatencyAbove { .. }
-            | Condition::InstanceStatus { .. }
-            | Condition::BreakerOpen { .. } => {}
+            Condition::LatencyAbove { threshold, .. } => {
+                if threshold.is_zero() {
+                    return Err(OrchestrateError::invalid(
+                        "latency threshold",
+                        "must be positive",
+                    ));
+                }
+            }
+            Condition::InstanceStatus { .. } | Condition::BreakerOpen { .. } => {}
         }
         Ok(())
     }
@@ -357,7 +384,11 @@ impl Condition {
 
 /// A threshold rule: a [`Condition`] that must hold for `for_duration` before the alert
 /// fires.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// As JSON: `{"id", "name", "severity"?, "labels"?, "condition", "for_secs"?}` (unknown
+/// fields refused).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct AlertRule {
     /// Unique id within an engine: 1 to [`MAX_RULE_ID_LEN`] ASCII letters, digits, `-`, `_`,
@@ -366,13 +397,16 @@ pub struct AlertRule {
     /// Human-readable name, 1 to [`MAX_RULE_NAME_LEN`] bytes.
     pub name: String,
     /// How urgent (default warning).
+    #[serde(default)]
     pub severity: Severity,
     /// Free-form labels copied into every event (`team=payments`).
+    #[serde(default)]
     pub labels: BTreeMap<String, String>,
     /// What is watched.
     pub condition: Condition,
     /// How long the condition must hold before firing (0: fire on the first breached
     /// evaluation; at most [`MAX_FOR`]).
+    #[serde(default, rename = "for_secs", with = "whole_secs")]
     pub for_duration: Duration,
 }
 
@@ -454,6 +488,38 @@ impl AlertRule {
             ));
         }
         self.condition.validate()
+    }
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// A duration as whole seconds.
+mod whole_secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_secs())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_secs)
+    }
+}
+
+/// A duration as whole milliseconds.
+mod whole_millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
     }
 }
 

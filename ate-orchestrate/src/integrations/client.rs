@@ -13,6 +13,7 @@
 //!
 //! Secrets never appear in errors, logs or `Debug` output.
 
+use super::egress::{Egress, FilteringResolver, check_literal};
 use super::spec::EndpointAuth;
 use super::store::{INTEGRATIONS_CALL, INTEGRATIONS_READ, ResolvedEndpoint, SqlIntegrations};
 use crate::OrchestrateError;
@@ -139,6 +140,7 @@ struct CachedToken {
 #[derive(Clone)]
 pub struct IntegrationClient {
     store: SqlIntegrations,
+    egress: Egress,
     http: reqwest::Client,
     tallies: Arc<Mutex<HashMap<(TenantId, String), Tally>>>,
     tokens: Arc<Mutex<HashMap<TokenKey, CachedToken>>>,
@@ -165,21 +167,32 @@ fn transport(endpoint: &str, reason: impl Into<String>) -> CallError {
 }
 
 impl IntegrationClient {
-    /// A client over `store`. `Unavailable` if the HTTP client cannot be built (TLS
+    /// A client over `store` that connects to public addresses only
+    /// ([`Egress::PublicOnly`]). `Unavailable` if the HTTP client cannot be built (TLS
     /// initialisation).
     pub fn new(store: SqlIntegrations) -> Result<Self, OrchestrateError> {
-        let http = reqwest::Client::builder()
+        Self::with_egress(store, Egress::default())
+    }
+
+    /// A client over `store` whose connections `egress` allows.
+    pub fn with_egress(store: SqlIntegrations, egress: Egress) -> Result<Self, OrchestrateError> {
+        let mut builder = reqwest::Client::builder()
             .user_agent(concat!("ate-integrations/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| {
-                OrchestrateError::Core(ate_core::CoreError::Unavailable {
-                    message: format!("building the HTTP client: {e}"),
-                    source: None,
-                })
-            })?;
+            .dns_resolver(Arc::new(FilteringResolver { egress }));
+        if egress == Egress::PublicOnly {
+            // A proxy resolves names itself, out of the resolver's reach.
+            builder = builder.no_proxy();
+        }
+        let http = builder.build().map_err(|e| {
+            OrchestrateError::Core(ate_core::CoreError::Unavailable {
+                message: format!("building the HTTP client: {e}"),
+                source: None,
+            })
+        })?;
         Ok(IntegrationClient {
             store,
+            egress,
             http,
             tallies: Arc::default(),
             tokens: Arc::default(),
@@ -310,6 +323,7 @@ impl IntegrationClient {
             reqwest::Method::from_bytes(endpoint.method.as_bytes())
                 .map_err(|_| transport(name, "bad method"))?
         };
+        check_literal(self.egress, &endpoint.url).map_err(|e| transport(name, e))?;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -438,6 +452,8 @@ impl IntegrationClient {
             reqwest::header::HeaderValue::from_bytes(&basic_form(client_id, client_secret))
                 .map_err(|_| transport(name, "the client secret is not a valid header value"))?;
         auth.set_sensitive(true);
+        check_literal(self.egress, token_url)
+            .map_err(|e| transport(name, format!("token request: {e}")))?;
         let response = self
             .http
             .post(token_url.as_str())
@@ -542,7 +558,9 @@ async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest
 
 /// A failed request in a few words, from its kind (never the URL or a header).
 fn describe(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
+    if let Some(refused) = super::egress::refusal(e) {
+        refused
+    } else if e.is_timeout() {
         "timed out".into()
     } else if e.is_connect() {
         "connection failed".into()

@@ -6,8 +6,13 @@
 //!
 //! Permissions: `integrations:read` (see endpoints, never secrets), `integrations:write`
 //! (register, change, delete), `integrations:call` (call, probe).
+//!
+//! Tenants choose the URLs, so by default the client connects to public addresses only
+//! ([`Egress`]): a tenant cannot reach the host's loopback, private network or cloud
+//! metadata service through a call or a probe.
 
 mod client;
+mod egress;
 mod spec;
 mod step;
 mod store;
@@ -16,6 +21,7 @@ pub use client::{
     CallError, CallRequest, CallResponse, EndpointStats, IntegrationClient, MAX_RESPONSE_BYTES,
     ProbeReport,
 };
+pub use egress::Egress;
 pub use spec::{
     DEFAULT_TIMEOUT, EndpointAuth, EndpointName, EndpointSpec, MAX_HEADERS, MAX_SECRET_LEN,
     MAX_TIMEOUT, MAX_URL_LEN,

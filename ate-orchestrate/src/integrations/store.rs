@@ -275,7 +275,9 @@ impl SqlIntegrations {
         }
     }
 
+    /// The row of endpoint `name`; `InvalidInput` for a string that cannot be a name.
     async fn load(&self, tenant: TenantId, name: &str) -> Result<EndpointRow, OrchestrateError> {
+        EndpointName::new(name)?;
         let row: Option<EndpointRow> = with_pool!(self.db, |pool| {
             sqlx::query_as(concat!(
                 "SELECT ",
@@ -330,6 +332,7 @@ impl SqlIntegrations {
         name: &str,
     ) -> Result<(), OrchestrateError> {
         actor.require(tenant, &INTEGRATIONS_WRITE)?;
+        EndpointName::new(name)?;
         let now = self.clock.now();
         let event = event(tenant, actor, actions::INTEGRATION_DELETED, name).validate()?;
         let gone: u64 = with_write_tx!(self.db, |tx| {
