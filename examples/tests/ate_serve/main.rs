@@ -5,6 +5,8 @@
 mod cli;
 mod codebases;
 mod gateway;
+mod integrations;
+mod monitoring;
 mod scale_out;
 mod server;
 mod services;
@@ -22,14 +24,23 @@ where
     F: Fn(Server) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
+    on_every_database_with(&[], case).await;
+}
+
+/// [`on_every_database`] with extra environment for the servers.
+async fn on_every_database_with<F, Fut>(env: &[(&str, &str)], case: F)
+where
+    F: Fn(Server) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let dir = tempfile::tempdir().expect("temporary directory");
-    case(Server::start(dir.path(), &Database::Sqlite, &[])).await;
+    case(Server::start(dir.path(), &Database::Sqlite, env)).await;
     if let Some(pg) = TestDb::open(Backend::Postgres).await {
         let dir = tempfile::tempdir().expect("temporary directory");
         case(Server::start(
             dir.path(),
             &Database::Postgres(pg.url.clone()),
-            &[],
+            env,
         ))
         .await;
         pg.cleanup().await;

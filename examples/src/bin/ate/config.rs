@@ -20,7 +20,7 @@ use std::time::Duration;
 use zeroize::Zeroizing;
 
 /// Top-level keys; an `ATE_*` variable whose first segment is not one of them is not ours.
-const KEYS: [&str; 12] = [
+const KEYS: [&str; 14] = [
     "listen",
     "data_dir",
     "database_url",
@@ -33,6 +33,8 @@ const KEYS: [&str; 12] = [
     "tls",
     "gateway",
     "workflows",
+    "integrations",
+    "monitoring",
 ];
 
 /// Everything `ate serve` reads.
@@ -58,6 +60,8 @@ pub(crate) struct Config {
     pub(crate) tls: TlsSection,
     pub(crate) gateway: GatewaySection,
     pub(crate) workflows: WorkflowsSection,
+    pub(crate) integrations: IntegrationsSection,
+    pub(crate) monitoring: MonitoringSection,
 }
 
 impl Default for Config {
@@ -75,6 +79,8 @@ impl Default for Config {
             tls: TlsSection::default(),
             gateway: GatewaySection::default(),
             workflows: WorkflowsSection::default(),
+            integrations: IntegrationsSection::default(),
+            monitoring: MonitoringSection::default(),
         }
     }
 }
@@ -125,6 +131,8 @@ fn default_role_permissions() -> BTreeMap<String, Vec<String>> {
         "storage:write",
         "workflows:read",
         "workflows:run",
+        "integrations:read",
+        "integrations:call",
     ];
     let admin = [
         "projects:delete",
@@ -135,6 +143,7 @@ fn default_role_permissions() -> BTreeMap<String, Vec<String>> {
         "backup:restore",
         "retention:manage",
         "key:rotate",
+        "integrations:write",
     ];
     let owned = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
     BTreeMap::from([
@@ -308,6 +317,36 @@ impl Default for WorkflowsSection {
     }
 }
 
+/// `[integrations]`: the tenants' external endpoints.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct IntegrationsSection {
+    /// Let integration calls reach loopback, private, link-local (cloud metadata) and other
+    /// non-public addresses. Off by default: tenants choose the URLs, and must not reach
+    /// this host's network through them.
+    pub(crate) allow_private_networks: bool,
+}
+
+/// `[monitoring]`: alert rules and history.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct MonitoringSection {
+    /// How often the stored alert rules are synced into this host's engine, to pick up
+    /// changes made through other hosts (changes through this host apply at once).
+    pub(crate) rule_sync_secs: u64,
+    /// How long alert events are kept.
+    pub(crate) history_days: u32,
+}
+
+impl Default for MonitoringSection {
+    fn default() -> Self {
+        MonitoringSection {
+            rule_sync_secs: 5,
+            history_days: 30,
+        }
+    }
+}
+
 /// `[tls]`: HTTPS when both files are set.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -400,6 +439,14 @@ impl Config {
                  gateway.max_body_bytes must be above 0"
                     .into(),
             );
+        }
+        if !(1..=3600).contains(&self.monitoring.rule_sync_secs)
+            || !(1..=3650).contains(&self.monitoring.history_days)
+        {
+            return Err(ConfigError(format!(
+                "monitoring.rule_sync_secs is {} and monitoring.history_days {}; use 1 to 3600 and 1 to 3650",
+                self.monitoring.rule_sync_secs, self.monitoring.history_days
+            )));
         }
         if !(5..=3600).contains(&self.workflows.lease_secs) || self.workflows.concurrency > 1024 {
             return fail(format!(

@@ -11,8 +11,9 @@ use ate_core::{
     Classify, CoreError, Db, ErrorKind, NewTenant, Permission, Principal, SqlAuditSink,
     SqlTenantStore, TenantId, TenantStore,
 };
+use ate_orchestrate::alerts::{SqlAlertHistory, SqlAlertRules};
 use ate_orchestrate::hub::ServiceHub;
-use ate_orchestrate::integrations::{IntegrationClient, SqlIntegrations};
+use ate_orchestrate::integrations::{Egress, IntegrationClient, SqlIntegrations};
 use ate_orchestrate::registry::SqlRegistry;
 use ate_orchestrate::workflow::{SqlWorkflowStore, WorkflowEngine, WorkflowMetrics};
 use ate_storage::analysis::SqlAnalysisStore;
@@ -46,8 +47,17 @@ pub(crate) struct Host {
     /// Durable workflows with the host's built-in steps ([`crate::steps`]); `ate serve`
     /// runs a worker on it.
     pub(crate) workflows: WorkflowEngine,
+    /// The tenants' integration endpoints: the store, calls, probes and call metrics
+    /// (shared with the `ate.integration` workflow step).
+    pub(crate) integrations: IntegrationClient,
     /// The workflow engine's metrics (registered at `/metrics`).
     pub(crate) workflow_metrics: WorkflowMetrics,
+    /// Alert rules (synced into the hub's engine by [`crate::alerting::run`]).
+    pub(crate) alert_rules: SqlAlertRules,
+    /// Alert events, kept by the hub's engine.
+    pub(crate) alert_history: SqlAlertHistory,
+    /// Wakes the rule sync after a change.
+    pub(crate) rule_sync: crate::alerting::RuleSync,
     /// The host's own platform principal.
     pub(crate) system: Principal,
 }
@@ -92,20 +102,35 @@ impl Host {
         auth_config.role_permissions = role_permissions(&config)?;
         let auth = Auth::open(db.clone(), master, auth_config).await?;
         let registry = SqlRegistry::open(db.clone()).await?;
-        let hub = ServiceHub::builder(Arc::new(registry)).build()?;
-        let integrations =
-            SqlIntegrations::open(db.clone(), Arc::new(objects.keyring().clone())).await?;
+        let alert_history = SqlAlertHistory::open(db.clone()).await?;
+        let alert_rules = SqlAlertRules::open(db.clone()).await?;
+        let hub = ServiceHub::builder(Arc::new(registry))
+            .alerts(
+                Arc::new(crate::alerting::LogSink),
+                Arc::new(alert_history.clone()),
+            )
+            .build()?;
+        let egress = if config.integrations.allow_private_networks {
+            Egress::Any
+        } else {
+            Egress::PublicOnly
+        };
+        let integrations = IntegrationClient::with_egress(
+            SqlIntegrations::open(db.clone(), Arc::new(objects.keyring().clone())).await?,
+            egress,
+        )?;
         let workflow_metrics = WorkflowMetrics::new();
         let store = Arc::new(SqlWorkflowStore::open(db.clone()).await?);
         let workflows = crate::steps::register(
             WorkflowEngine::builder(store).metrics(workflow_metrics.clone()),
             hub.clone(),
             auth.clone(),
-            IntegrationClient::new(integrations)?,
+            integrations.clone(),
         )?
         .build();
         Ok(Host {
             hub,
+            integrations,
             workflows,
             workflow_metrics,
             tenants: SqlTenantStore::new(db.clone()),
@@ -117,6 +142,9 @@ impl Host {
             objects,
             auth,
             db,
+            alert_rules,
+            alert_history,
+            rule_sync: crate::alerting::RuleSync::default(),
             system: Principal::platform_admin(HOST_SUBJECT)?,
             config: Arc::new(config),
         })

@@ -11,6 +11,7 @@
 //! variables; see `config.rs`. Everything the host does goes through the crates' public
 //! APIs: it is an example of wiring them, not a place for logic of its own.
 
+mod alerting;
 mod api;
 mod cli;
 mod config;

@@ -146,6 +146,8 @@ pub(crate) async fn serve(config: Config) -> Result<(), BoxError> {
     println!("listening on {scheme}://{addr}");
     tracing::info!(%addr, "listening");
     let app = app(host.clone())?;
+    let (alerts_stop, alerts_stopped) = tokio::sync::watch::channel(false);
+    let alert_sync = tokio::spawn(crate::alerting::run(host.clone(), alerts_stopped));
     let worker = match host.config.workflows.concurrency {
         0 => None,
         n => Some(
@@ -166,6 +168,8 @@ pub(crate) async fn serve(config: Config) -> Result<(), BoxError> {
         let report = worker.shutdown(grace).await;
         tracing::info!(?report, "workflow worker stopped");
     }
+    let _ = alerts_stop.send(true);
+    let _ = alert_sync.await;
     host.close().await;
     tracing::info!("stopped");
     outcome

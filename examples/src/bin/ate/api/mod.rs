@@ -6,7 +6,9 @@ pub(crate) mod analysis;
 pub(crate) mod auth;
 pub(crate) mod caching;
 pub(crate) mod health;
+pub(crate) mod integrations;
 pub(crate) mod layers;
+pub(crate) mod monitoring;
 pub(crate) mod problem;
 pub(crate) mod projects;
 pub(crate) mod ratelimit;
@@ -52,6 +54,8 @@ use utoipa_axum::router::OpenApiRouter;
         (name = "analysis", description = "Analysis results"),
         (name = "services", description = "The service registry: instances, health checks, discovery, traffic policies, draining"),
         (name = "workflows", description = "Durable workflow runs: submit, follow, cancel, retry, signal, logs"),
+        (name = "integration", description = "A tenant's external HTTP endpoints: register, test, call, metrics; secrets are write-only"),
+        (name = "monitoring", description = "Alert rules, current alerts and the alert history (platform administrators)"),
         (name = "health", description = "Liveness, readiness and the API document"),
     ),
     components(schemas(problem::Problem)),
@@ -99,7 +103,9 @@ fn routes() -> Routes {
             .merge(services::routes())
             .merge(traffic::routes())
             .merge(workflows::routes())
-            .merge(schedules::routes()),
+            .merge(schedules::routes())
+            .merge(integrations::routes())
+            .merge(monitoring::routes()),
         uploads: storage::upload_routes().merge(analysis::payload_routes()),
     }
 }
