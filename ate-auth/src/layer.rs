@@ -79,7 +79,8 @@ const CHALLENGE_INVALID_REQUEST: &str = "Bearer error=\"invalid_request\"";
 /// Authenticates requests with ATE access tokens; see the [module documentation](self).
 #[derive(Debug, Clone)]
 pub struct AuthLayer {
-    auth: Auth,
+    // Shared: the service is cloned for every request, and an `Auth` holds many handles.
+    auth: std::sync::Arc<Auth>,
     optional: bool,
 }
 
@@ -87,7 +88,7 @@ impl AuthLayer {
     /// A layer that requires a valid bearer token on every request.
     pub fn new(auth: Auth) -> Self {
         AuthLayer {
-            auth,
+            auth: std::sync::Arc::new(auth),
             optional: false,
         }
     }
@@ -117,7 +118,7 @@ impl<S> Layer<S> for AuthLayer {
 #[derive(Debug, Clone)]
 pub struct AuthService<S> {
     inner: S,
-    auth: Auth,
+    auth: std::sync::Arc<Auth>,
     optional: bool,
 }
 

@@ -18,6 +18,7 @@ use ate_core::db::{from_micros, to_micros};
 use ate_core::keys::{KeyProvider, WrappedKey};
 use ate_core::{Clock, Db, Principal, with_pool, with_write_tx};
 use chrono::{DateTime, TimeDelta, Utc};
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use uuid::Uuid;
@@ -166,11 +167,20 @@ fn wrap_context(kid: &str) -> Vec<u8> {
 struct Cache {
     ring: SigningKeyRing,
     verifier: Verifier,
+    /// Tokens whose signature and claims this verifier accepted: SHA-256 of the token →
+    /// its claims. Valid until the token's `exp`; emptied whenever the keys are reloaded.
+    verified: HashMap<[u8; 32], Claims>,
+    /// Delegated tokens for reuse ([`TokenService::delegate_cached`]): SHA-256 of what
+    /// they say → the token. Emptied whenever the keys are reloaded.
+    delegated: HashMap<[u8; 32], AccessToken>,
     /// Denied jti → expiry (seconds).
     denied: HashMap<String, i64>,
     denied_seen_until: i64,
     refreshed_at: DateTime<Utc>,
 }
+
+/// Most verified tokens [`TokenService::verify`] remembers.
+pub const VERIFIED_TOKEN_CACHE_CAPACITY: usize = 10_000;
 
 /// Issues and verifies ATE's access tokens.
 #[derive(Debug, Clone)]
@@ -202,6 +212,8 @@ impl TokenService {
         let cache = Cache {
             ring,
             verifier,
+            verified: HashMap::new(),
+            delegated: HashMap::new(),
             denied: HashMap::new(),
             denied_seen_until: 0,
             refreshed_at: DateTime::<Utc>::MIN_UTC,
@@ -340,6 +352,8 @@ impl TokenService {
         if let Some((ring, verifier)) = reloaded {
             cache.ring = ring;
             cache.verifier = verifier;
+            cache.verified.clear();
+            cache.delegated.clear();
         }
         cache.refreshed_at = now;
         Ok(())
@@ -436,6 +450,57 @@ impl TokenService {
         )
     }
 
+    /// [`delegate`](Self::delegate), reusing a token minted earlier for the same subject,
+    /// tenant and roles, audience and lifetime while at least half of its lifetime is left
+    /// (so an upstream always gets at least half the lifetime), instead of signing one per
+    /// call: a gateway forwards the same caller's identity to the same service many times a
+    /// second. At most [`VERIFIED_TOKEN_CACHE_CAPACITY`] tokens are kept; a key rotation
+    /// forgets them. Errors as for `delegate`.
+    pub fn delegate_cached(
+        &self,
+        principal: &Principal,
+        audience: &str,
+        lifetime: TimeDelta,
+    ) -> Result<AccessToken, AuthError> {
+        let mut h = Sha256::new();
+        for part in [principal.subject(), audience] {
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part.as_bytes());
+        }
+        h.update(
+            principal
+                .tenant()
+                .map_or([0; 16], |t| *t.as_uuid().as_bytes()),
+        );
+        let mut roles: Vec<&str> = principal.roles().collect();
+        roles.sort_unstable();
+        for r in roles {
+            h.update((r.len() as u64).to_be_bytes());
+            h.update(r.as_bytes());
+        }
+        h.update(lifetime.num_milliseconds().to_be_bytes());
+        let key: [u8; 32] = h.finalize().into();
+        let now = self.clock.now();
+        {
+            let cache = self.cache.read().map_err(|_| poisoned())?;
+            if let Some(t) = cache.delegated.get(&key)
+                && t.expires_at - now >= lifetime / 2
+            {
+                return Ok(t.clone());
+            }
+        }
+        let token = self.delegate(principal, audience, lifetime)?;
+        let mut cache = self.cache.write().map_err(|_| poisoned())?;
+        if cache.delegated.len() >= VERIFIED_TOKEN_CACHE_CAPACITY {
+            cache.delegated.retain(|_, t| t.expires_at > now);
+            if cache.delegated.len() >= VERIFIED_TOKEN_CACHE_CAPACITY {
+                cache.delegated.clear();
+            }
+        }
+        cache.delegated.insert(key, token.clone());
+        Ok(token)
+    }
+
     /// The issuer of every token this service signs.
     pub fn issuer(&self) -> &str {
         &self.config.issuer
@@ -443,9 +508,27 @@ impl TokenService {
 
     /// Verifies a token's signature and claims and that it is not denied. (The user and
     /// tenant checks are [`Auth::verify`](crate::Auth::verify)'s.)
+    ///
+    /// A token verified once is remembered (by its SHA-256) until it expires, so the
+    /// signature is checked once per token rather than once per request (the way Envoy's
+    /// JWT filter caches); the denylist and the expiry are checked every time, and the
+    /// memory is emptied when the keys are reloaded. At most
+    /// [`VERIFIED_TOKEN_CACHE_CAPACITY`] tokens are remembered.
     pub async fn verify(&self, token: &str) -> Result<Claims, AuthError> {
         self.refresh_cache(false).await?;
         let now = self.clock.now().timestamp();
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        {
+            let cache = self.cache.read().map_err(|_| poisoned())?;
+            if let Some(claims) = cache.verified.get(&digest)
+                && claims.exp > now
+            {
+                if cache.denied.contains_key(&claims.jti) {
+                    return Err(AuthError::token("the token was revoked"));
+                }
+                return Ok(claims.clone());
+            }
+        }
         let result = {
             let cache = self.cache.read().map_err(|_| poisoned())?;
             cache.verifier.verify(token, now)
@@ -459,9 +542,18 @@ impl TokenService {
             }
             other => other?,
         };
-        let cache = self.cache.read().map_err(|_| poisoned())?;
+        let mut cache = self.cache.write().map_err(|_| poisoned())?;
         if cache.denied.contains_key(&claims.jti) {
             return Err(AuthError::token("the token was revoked"));
+        }
+        if claims.exp > now {
+            if cache.verified.len() >= VERIFIED_TOKEN_CACHE_CAPACITY {
+                cache.verified.retain(|_, c| c.exp > now);
+                if cache.verified.len() >= VERIFIED_TOKEN_CACHE_CAPACITY {
+                    cache.verified.clear();
+                }
+            }
+            cache.verified.insert(digest, claims.clone());
         }
         Ok(claims)
     }

@@ -5,5 +5,7 @@
 pub mod access;
 pub mod refresh;
 
-pub use access::{AccessToken, SigningKeyInfo, TokenConfig, TokenService};
+pub use access::{
+    AccessToken, SigningKeyInfo, TokenConfig, TokenService, VERIFIED_TOKEN_CACHE_CAPACITY,
+};
 pub use refresh::{REFRESH_TOKEN_PREFIX, RefreshToken, Refreshed};

@@ -262,3 +262,103 @@ pub async fn delegated_tokens_verify_only_for_their_audience(env: Env) {
     assert_kind(d("svc:billing", 0), ErrorKind::InvalidInput);
     assert_kind(d("svc:billing", 301), ErrorKind::InvalidInput);
 }
+
+/// A token verified once is remembered (its signature is not checked again), yet a
+/// tampered copy is refused, a logout in another process is seen within the denylist's
+/// refresh, expiry applies, and a rotation (which empties the memory) keeps it valid.
+pub async fn remembered_tokens_still_expire_and_are_revoked(env: Env) {
+    let a = auth(&env).await;
+    let (tenant, _) = register(&a, "acme").await;
+    let (pw, c) = (Password::new(PASSWORD), client());
+    let login = || a.login(tenant, "owner@acme.example", &pw, &c);
+    let t = login().await.unwrap().access.token;
+    for _ in 0..3 {
+        assert!(a.tokens().verify(&t).await.is_ok());
+    }
+    let mut tampered = t.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    assert_kind(
+        a.tokens().verify(&tampered).await,
+        ErrorKind::Unauthenticated,
+    );
+
+    // Logged out through another process: refused here once the denylist refreshes.
+    let other = auth(&env).await;
+    other.logout(&t, &c).await.unwrap();
+    env.clock.advance(TimeDelta::seconds(2));
+    assert_kind(a.tokens().verify(&t).await, ErrorKind::Unauthenticated);
+
+    // Expiry (15 minutes and the 30 s leeway) applies to a remembered token.
+    let fresh = login().await.unwrap().access.token;
+    assert!(a.tokens().verify(&fresh).await.is_ok());
+    env.clock.advance(TimeDelta::minutes(16));
+    assert_kind(a.tokens().verify(&fresh).await, ErrorKind::Unauthenticated);
+
+    // A rotation reloads the keys and empties the memory; the token still verifies with
+    // the old key until it expires.
+    let again = login().await.unwrap().access.token;
+    assert!(a.tokens().verify(&again).await.is_ok());
+    a.tokens().rotate(&env.admin).await.unwrap();
+    assert!(a.tokens().verify(&again).await.is_ok());
+}
+
+/// `delegate_cached` hands the same token back for the same principal, audience and
+/// lifetime while half its lifetime is left, and a fresh one otherwise: another role set,
+/// audience or lifetime, past half-life, or after a key rotation.
+pub async fn delegated_tokens_are_reused_for_half_their_lifetime(env: Env) {
+    let a = auth(&env).await;
+    let (tenant, _) = register(&a, "acme").await;
+    let t = a.tokens();
+    let minute = TimeDelta::seconds(60);
+    let caller = Principal::new(tenant, "user:ada").unwrap().role("admin");
+    let first = t.delegate_cached(&caller, "svc:billing", minute).unwrap();
+    assert_eq!(
+        t.delegate_cached(&caller, "svc:billing", minute).unwrap(),
+        first
+    );
+    let fewer_roles = Principal::new(tenant, "user:ada").unwrap();
+    for other in [
+        t.delegate_cached(&fewer_roles, "svc:billing", minute),
+        t.delegate_cached(&caller.clone().role("auditor"), "svc:billing", minute),
+        t.delegate_cached(
+            &Principal::new(tenant, "user:bob").unwrap().role("admin"),
+            "svc:billing",
+            minute,
+        ),
+        t.delegate_cached(
+            &Principal::new(TenantId::new(), "user:ada")
+                .unwrap()
+                .role("admin"),
+            "svc:billing",
+            minute,
+        ),
+        t.delegate_cached(&caller, "svc:ledger", minute),
+        t.delegate_cached(&caller, "svc:billing", TimeDelta::seconds(61)),
+    ] {
+        assert_ne!(other.unwrap().token, first.token);
+    }
+    // Refused inputs stay refused.
+    assert_kind(
+        t.delegate_cached(&caller, "ate-tests", minute),
+        ErrorKind::InvalidInput,
+    );
+    // Still half its lifetime left: reused; then a new one.
+    env.clock.advance(TimeDelta::seconds(30));
+    assert_eq!(
+        t.delegate_cached(&caller, "svc:billing", minute).unwrap(),
+        first
+    );
+    env.clock.advance(TimeDelta::seconds(1));
+    let second = t.delegate_cached(&caller, "svc:billing", minute).unwrap();
+    assert_ne!(second.token, first.token);
+    assert_eq!(second.expires_at, env.clock.now() + minute);
+    // A rotation forgets them.
+    t.rotate(&env.admin).await.unwrap();
+    assert_ne!(
+        t.delegate_cached(&caller, "svc:billing", minute)
+            .unwrap()
+            .token,
+        second.token
+    );
+}

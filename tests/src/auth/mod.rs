@@ -20,8 +20,10 @@ mod keys;
 mod users;
 
 pub use keys::{
+    delegated_tokens_are_reused_for_half_their_lifetime,
     delegated_tokens_verify_only_for_their_audience, every_algorithm_signs_and_verifies,
-    hashes_are_upgraded_on_login, signing_keys_rotate,
+    hashes_are_upgraded_on_login, remembered_tokens_still_expire_and_are_revoked,
+    signing_keys_rotate,
 };
 pub use users::{
     roles_carry_the_deployments_permissions, user_quota_is_enforced,

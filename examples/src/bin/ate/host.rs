@@ -28,9 +28,22 @@ pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The subject the host acts as for its own work (bootstrap, resolving tenant slugs).
 const HOST_SUBJECT: &str = "host:ate-serve";
 
-/// Every store of one host process.
+/// Every store of one host process; a cheap handle (one reference count), since axum
+/// clones its state for every request.
 #[derive(Debug, Clone)]
-pub(crate) struct Host {
+pub(crate) struct Host(Arc<HostParts>);
+
+impl std::ops::Deref for Host {
+    type Target = HostParts;
+
+    fn deref(&self) -> &HostParts {
+        &self.0
+    }
+}
+
+/// What a [`Host`] holds.
+#[derive(Debug)]
+pub(crate) struct HostParts {
     pub(crate) config: Arc<Config>,
     pub(crate) db: Db,
     pub(crate) auth: Auth,
@@ -128,7 +141,7 @@ impl Host {
             integrations.clone(),
         )?
         .build();
-        Ok(Host {
+        Ok(Host(Arc::new(HostParts {
             hub,
             integrations,
             workflows,
@@ -147,7 +160,7 @@ impl Host {
             rule_sync: crate::alerting::RuleSync::default(),
             system: Principal::platform_admin(HOST_SUBJECT)?,
             config: Arc::new(config),
-        })
+        })))
     }
 
     /// Creates the platform tenant and its first administrator unless the platform tenant

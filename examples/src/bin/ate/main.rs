@@ -127,7 +127,7 @@ async fn run(cli: Cli) -> Result<(), host::BoxError> {
                 println!("{}", serde_json::to_string_pretty(&config.summary())?);
                 return Ok(());
             }
-            serve::init_logging(config.log_format);
+            let _flush_logs_at_exit = serve::init_logging(config.log_format);
             serve::serve(config).await
         }
         Command::Openapi => {

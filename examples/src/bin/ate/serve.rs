@@ -19,20 +19,30 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// Starts logging to stderr, as JSON lines or text. `RUST_LOG` filters (default `info`).
-pub(crate) fn init_logging(format: LogFormat) {
+///
+/// Lines are formatted on the thread that logs and written by a dedicated thread (a
+/// request does not wait for the write); when that thread falls behind, loggers wait rather
+/// than drop lines. Keep the returned guard until exit: dropping it flushes what is queued.
+pub(crate) fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("ate-log")
+        .finish(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     let _ = match format {
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
             .with_current_span(true)
+            .with_span_list(false)
             .try_init(),
         LogFormat::Text => builder.try_init(),
     };
+    guard
 }
 
 /// The whole application: the API, the gateway, `/metrics`, `/openapi.json` and `/docs`,

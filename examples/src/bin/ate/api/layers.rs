@@ -123,7 +123,11 @@ pub(crate) fn wrap(
         // Inside compression: a problem body replaced here is then compressed like any other.
         .layer(middleware::from_fn(problems))
         .layer(CompressionLayer::new())
-        .layer(cors(&http.cors_origins))
+        // No origins configured: no CORS layer at all (it would answer nothing, and the
+        // stack is cloned for every request).
+        .layer(tower::util::option_layer(
+            (!http.cors_origins.is_empty()).then(|| cors(&http.cors_origins)),
+        ))
         .layer(security)
         .layer(metrics_layer)
         .layer(trace)

@@ -138,7 +138,7 @@ async fn proxy(
         .map(|ConnectInfo(a)| a.ip());
     let retryable = forward::is_idempotent(&parts.method)
         && axum::body::HttpBody::size_hint(&body).exact() == Some(0);
-    let identity = match host.auth.tokens().delegate(
+    let identity = match host.auth.tokens().delegate_cached(
         &principal,
         &format!("svc:{}", target.service),
         chrono::TimeDelta::seconds(i64::try_from(gateway.config.identity_token_secs).unwrap_or(60)),
