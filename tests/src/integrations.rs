@@ -113,6 +113,18 @@ fn header<'a>(seen: &'a Seen, i: usize, name: &str) -> &'a str {
         .unwrap_or("")
 }
 
+/// The storage keyring the endpoints' secrets are sealed under.
+async fn keyring(env: &Env) -> Arc<TenantKeyring> {
+    Arc::new(
+        TenantKeyring::open(
+            env.db.clone(),
+            Arc::new(LocalKeyProvider::new(SecretKey::from_bytes([7; 32]))),
+        )
+        .await
+        .unwrap(),
+    )
+}
+
 /// Registration, sealed secrets, every auth method on the wire, probes, metrics, errors.
 pub async fn endpoints_are_sealed_called_and_probed(env: Env) {
     let (base, seen) = serve().await;
@@ -128,14 +140,7 @@ pub async fn endpoints_are_sealed_called_and_probed(env: Env) {
         .await
         .unwrap()
         .id;
-    let keyring = Arc::new(
-        TenantKeyring::open(
-            env.db.clone(),
-            Arc::new(LocalKeyProvider::new(SecretKey::from_bytes([7; 32]))),
-        )
-        .await
-        .unwrap(),
-    );
+    let keyring = keyring(&env).await;
     let store = SqlIntegrations::open(env.db.clone(), keyring.clone())
         .await
         .unwrap()
@@ -419,15 +424,7 @@ pub async fn the_default_client_refuses_internal_addresses(env: Env) {
         .await
         .unwrap()
         .id;
-    let keyring = Arc::new(
-        TenantKeyring::open(
-            env.db.clone(),
-            Arc::new(LocalKeyProvider::new(SecretKey::from_bytes([7; 32]))),
-        )
-        .await
-        .unwrap(),
-    );
-    let store = SqlIntegrations::open(env.db.clone(), keyring)
+    let store = SqlIntegrations::open(env.db.clone(), keyring(&env).await)
         .await
         .unwrap();
     let port = base.rsplit(':').next().unwrap().to_owned();

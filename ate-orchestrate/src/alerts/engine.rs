@@ -49,6 +49,19 @@ struct RuleEntry {
     firing_id: Option<Uuid>,
 }
 
+impl RuleEntry {
+    /// A new rule's entry: inactive, never evaluated.
+    fn new(rule: AlertRule) -> Self {
+        RuleEntry {
+            rule,
+            state: AlertState::Inactive,
+            since: None,
+            value: 0.0,
+            firing_id: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Outgoing {
     event: AlertEvent,
@@ -160,24 +173,21 @@ impl AlertEngine {
     /// [`AlertRule::validate`] or with a window longer than the recorder's
     /// [`MetricsRecorder::max_window`]; [`OrchestrateError::AlreadyExists`] for a taken id.
     pub fn add_rule(&self, rule: AlertRule) -> Result<(), OrchestrateError> {
-        rule.validate()?;
-        if let Some(w) = rule.condition.window() {
-            crate::metrics::validate_window("alert window", w, self.inner.recorder.max_window())?;
-        }
+        self.check(&rule)?;
         let mut state = self.lock();
         if state.rules.contains_key(&rule.id) {
             return Err(OrchestrateError::already_exists("alert rule", &rule.id));
         }
-        state.rules.insert(
-            rule.id.clone(),
-            RuleEntry {
-                rule,
-                state: AlertState::Inactive,
-                since: None,
-                value: 0.0,
-                firing_id: None,
-            },
-        );
+        state.rules.insert(rule.id.clone(), RuleEntry::new(rule));
+        Ok(())
+    }
+
+    /// The rule is valid and its window within the recorder's.
+    fn check(&self, rule: &AlertRule) -> Result<(), OrchestrateError> {
+        rule.validate()?;
+        if let Some(w) = rule.condition.window() {
+            crate::metrics::validate_window("alert window", w, self.inner.recorder.max_window())?;
+        }
         Ok(())
     }
 
@@ -199,25 +209,13 @@ impl AlertEngine {
     /// [`add_rule`](Self::add_rule), without `AlreadyExists`. Returns whether a rule was
     /// replaced.
     pub fn set_rule(&self, rule: AlertRule) -> Result<bool, OrchestrateError> {
-        rule.validate()?;
-        if let Some(w) = rule.condition.window() {
-            crate::metrics::validate_window("alert window", w, self.inner.recorder.max_window())?;
-        }
+        self.check(&rule)?;
         let mut state = self.lock();
         if let Some(entry) = state.rules.get_mut(&rule.id) {
             entry.rule = rule;
             return Ok(true);
         }
-        state.rules.insert(
-            rule.id.clone(),
-            RuleEntry {
-                rule,
-                state: AlertState::Inactive,
-                since: None,
-                value: 0.0,
-                firing_id: None,
-            },
-        );
+        state.rules.insert(rule.id.clone(), RuleEntry::new(rule));
         Ok(false)
     }
 
