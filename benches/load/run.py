@@ -3,7 +3,9 @@
 ratio against a baseline measured in the same run:
 
   (a) GET /api/auth/verify with a valid token   vs  a bare axum handler returning the same
-      JSON (`load_baseline`): goal >= 0.7x its throughput;
+      JSON (`load_baseline`): goal >= 0.7x its throughput; also against that handler
+      behind the same off-the-shelf tower-http layers and access log and no ATE code
+      (`load_baseline --layers`), to show what the stack alone costs;
   (b) GET /svc/demo/health through the gateway  vs  GET /health on the upstream directly
       (`upstream_demo`): goal >= 0.5x direct throughput and <= +1 ms p50.
 
@@ -116,6 +118,9 @@ def main():
             })["access_token"]
             bare, bare_url = start([os.path.join(bin_dir, "load_baseline")])
             procs.append(bare)
+            layered, layered_url = start([os.path.join(bin_dir, "load_baseline"), "--layers"],
+                                         stderr=open(os.path.join(work, "layered.log"), "w"))
+            procs.append(layered)
             up, up_url = start([os.path.join(bin_dir, "upstream_demo"), "--id", "demo-1",
                                 "--service", "demo", "--issuer", "urn:ate:serve",
                                 "--jwks", f"{base}/api/auth/jwks"])
@@ -126,6 +131,7 @@ def main():
                  {"status": "passing"})
             pairs = {
                 "a": ((f"{bare_url}/verify", None), (f"{base}/api/auth/verify", token)),
+                "l": ((f"{layered_url}/verify", None), (f"{base}/api/auth/verify", token)),
                 "b": ((f"{up_url}/health", None), (f"{base}/svc/demo/health", token)),
             }
             # Warm-up: connections, caches, the hub's balancer.
@@ -148,6 +154,7 @@ def main():
 
     rows = []
     for k, label, goal in (("a", "verify vs bare axum", ">= 0.70x"),
+                           ("l", "verify vs axum + the same tower-http layers", "(for reading a)"),
                            ("b", "gateway vs direct", ">= 0.50x, <= +1 ms p50")):
         b, o = results[k]["baseline"], results[k]["ate"]
         rows.append({

@@ -26,13 +26,15 @@ fn body() -> Value {
 async fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let mut listen = String::from("127.0.0.1:0");
+    let mut layers = false;
     while let Some(a) = args.next() {
-        match (a.as_str(), args.next()) {
-            ("--listen", Some(v)) => listen = v,
-            _ => {
-                eprintln!("usage: load_baseline [--listen ADDR]");
-                return ExitCode::from(2);
-            }
+        match a.as_str() {
+            "--layers" => layers = true,
+            "--listen" => match args.next() {
+                Some(v) => listen = v,
+                None => return usage(),
+            },
+            _ => return usage(),
         }
     }
     let listener = match tokio::net::TcpListener::bind(&listen).await {
@@ -47,6 +49,12 @@ async fn main() -> ExitCode {
     };
     println!("listening on http://{addr}");
     let app = axum::Router::new().route("/verify", get(|| async { Json(body()) }));
+    let (app, _log_guard) = if layers {
+        let (app, guard) = layered(app);
+        (app, Some(guard))
+    } else {
+        (app, None)
+    };
     match axum::serve(listener, app).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -54,4 +62,75 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn usage() -> ExitCode {
+    eprintln!("usage: load_baseline [--listen ADDR] [--layers]");
+    ExitCode::from(2)
+}
+
+/// The tower and tower-http layers of `ate serve`, configured alike, around `app`.
+fn layered(app: axum::Router) -> (axum::Router, tracing_appender::non_blocking::WorkerGuard) {
+    use axum::error_handling::HandleErrorLayer;
+    use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+    use std::time::Duration;
+    use tower::ServiceBuilder;
+    use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+    use tower_http::set_header::SetResponseHeaderLayer;
+
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+        .with_writer(writer)
+        .json()
+        .flatten_event(true)
+        .with_current_span(true)
+        .with_span_list(false)
+        .try_init();
+    let request_id = HeaderName::from_static("x-request-id");
+    let shed = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+            StatusCode::SERVICE_UNAVAILABLE
+        }))
+        .load_shed()
+        .concurrency_limit(4096);
+    let header = |name: HeaderName, value: &'static str| {
+        SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
+    };
+    let app = app
+        .layer(shed)
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        .layer(tower_http::compression::CompressionLayer::new())
+        .layer(header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(header(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(header(header::REFERRER_POLICY, "no-referrer"))
+        .layer(header(header::CACHE_CONTROL, "no-store"))
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(|req: &axum::http::Request<axum::body::Body>| {
+                    tracing::info_span!("request", method = %req.method(), uri = %req.uri())
+                })
+                .on_request(())
+                .on_response(
+                    |res: &axum::http::Response<axum::body::Body>,
+                     latency: Duration,
+                     _: &tracing::Span| {
+                        tracing::info!(
+                            status = res.status().as_u16(),
+                            latency_ms = latency.as_secs_f64() * 1e3,
+                            "served"
+                        );
+                    },
+                ),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(1 << 20))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(30),
+        ));
+    (app, guard)
 }
