@@ -22,6 +22,12 @@ fn body() -> Value {
     })
 }
 
+/// mimalloc rather than the system allocator: a server allocates small, short-lived objects
+/// on every request from several threads, where glibc's arenas contend (the load
+/// benchmark's baselines use it too, so their figures compare like with like).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -80,7 +86,10 @@ fn layered(app: axum::Router) -> (axum::Router, tracing_appender::non_blocking::
 
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
-        .finish(std::io::stderr());
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
         .with_writer(writer)
@@ -99,14 +108,10 @@ fn layered(app: axum::Router) -> (axum::Router, tracing_appender::non_blocking::
     let header = |name: HeaderName, value: &'static str| {
         SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
     };
-    let app = app
-        .layer(shed)
-        .layer(tower_http::catch_panic::CatchPanicLayer::new())
-        .layer(tower_http::compression::CompressionLayer::new())
-        .layer(header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .layer(header(header::X_FRAME_OPTIONS, "DENY"))
-        .layer(header(header::REFERRER_POLICY, "no-referrer"))
-        .layer(header(header::CACHE_CONTROL, "no-store"))
+    // One stack applied once, outermost first, as `ate serve` applies its own.
+    let stack = ServiceBuilder::new()
+        .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+        .layer(PropagateRequestIdLayer::new(request_id))
         .layer(
             tower_http::trace::TraceLayer::new_for_http()
                 .make_span_with(|req: &axum::http::Request<axum::body::Body>| {
@@ -125,12 +130,24 @@ fn layered(app: axum::Router) -> (axum::Router, tracing_appender::non_blocking::
                     },
                 ),
         )
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(1 << 20))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Duration::from_secs(30),
-        ));
+        .layer(header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(header(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(header(header::REFERRER_POLICY, "no-referrer"))
+        .layer(header(header::CACHE_CONTROL, "no-store"))
+        .map_response(axum::response::IntoResponse::into_response)
+        .layer(tower_http::compression::CompressionLayer::new())
+        .map_response(axum::response::IntoResponse::into_response)
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        .layer(shed);
+    let app = app.layer(
+        ServiceBuilder::new()
+            .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Duration::from_secs(30),
+            ))
+            .map_response(axum::response::IntoResponse::into_response)
+            .layer(tower_http::limit::RequestBodyLimitLayer::new(1 << 20)),
+    );
+    let app = app.layer(stack);
     (app, guard)
 }

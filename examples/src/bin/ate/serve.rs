@@ -22,14 +22,19 @@ use tokio::net::TcpListener;
 ///
 /// Lines are formatted on the thread that logs and written by a dedicated thread (a
 /// request does not wait for the write); when that thread falls behind, loggers wait rather
-/// than drop lines. Keep the returned guard until exit: dropping it flushes what is queued.
+/// than drop lines. The writer thread takes every line queued at once and writes them
+/// with one system call, flushing whenever the queue is empty (a line is never held back
+/// waiting for more). Keep the returned guard until exit: dropping it flushes what is queued.
 pub(crate) fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .thread_name("ate-log")
-        .finish(std::io::stderr());
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);

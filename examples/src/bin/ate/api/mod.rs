@@ -125,29 +125,30 @@ pub(crate) fn router(
     let authn = AuthLayer::new(host.auth.clone());
     let limits = ratelimit::Limits::new(http);
     let per_tenant = axum::middleware::from_fn_with_state(limits.clone(), ratelimit::per_tenant);
-    // route_layer wraps what is there: authentication runs first, then the tenant's limit.
+    // Each group's layers are one stack applied once (axum boxes a route's service at every
+    // `layer`/`route_layer` call and clones the chain per request). Authentication runs
+    // first, then the tenant's limit.
+    let guarded = tower::ServiceBuilder::new().layer(authn).layer(per_tenant);
     let bounded = public
-        .merge(
-            authenticated
-                .route_layer(per_tenant.clone())
-                .route_layer(authn.clone()),
-        )
-        .layer(RequestBodyLimitLayer::new(http.max_body_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            http.request_timeout(),
-        ));
+        .merge(authenticated.route_layer(guarded.clone()))
+        .layer(
+            tower::ServiceBuilder::new()
+                .layer(TimeoutLayer::with_status_code(
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    http.request_timeout(),
+                ))
+                .map_response(axum::response::IntoResponse::into_response)
+                .layer(RequestBodyLimitLayer::new(http.max_body_bytes)),
+        );
     let upload_limit = usize::try_from(http.max_upload_bytes).unwrap_or(usize::MAX);
     let uploads = uploads
-        .route_layer(per_tenant.clone())
-        .route_layer(authn.clone())
+        .route_layer(guarded.clone())
         .layer(RequestBodyLimitLayer::new(upload_limit));
     // The gateway: authenticated and limited like the API, its own body limit, and no
     // request timeout (the upstream timeout bounds the wait for an answer; bodies stream).
     let gateway_limit = usize::try_from(host.config.gateway.max_body_bytes).unwrap_or(usize::MAX);
     let gateway = crate::gateway::routes(gateway)
-        .route_layer(per_tenant)
-        .route_layer(authn)
+        .route_layer(guarded)
         .layer(RequestBodyLimitLayer::new(gateway_limit));
     let (router, doc) = bounded.merge(uploads).split_for_parts();
     let router = router.merge(gateway);

@@ -9,43 +9,44 @@ use ate_orchestrate::hub::Pick;
 use axum::body::Body;
 use axum::response::Response;
 use bytes::Bytes;
-use futures::Stream;
+use hyper::body::Incoming;
+use hyper::body::{Frame, SizeHint};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 /// The response to send back for `upstream`, answered on `pick`'s instance.
-pub(crate) fn respond(upstream: reqwest::Response, pick: Pick) -> Response {
-    let status = upstream.status();
-    let mut headers = upstream.headers().clone();
-    strip_hop_by_hop(&mut headers);
+pub(crate) fn respond(upstream: hyper::Response<Incoming>, pick: Pick) -> Response {
+    let (mut parts, body) = upstream.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    let server_error = parts.status.is_server_error();
     let body = PickedBody {
-        inner: Box::pin(upstream.bytes_stream()),
+        inner: body,
         pick: Some(pick),
-        server_error: status.is_server_error(),
+        server_error,
     };
-    let mut response = Response::new(Body::from_stream(body));
-    *response.status_mut() = status;
-    *response.headers_mut() = headers;
-    response.extensions_mut().insert(Proxied);
-    response
+    parts.extensions = axum::http::Extensions::new();
+    parts.extensions.insert(Proxied);
+    Response::from_parts(parts, Body::new(body))
 }
-
-type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
 
 /// The upstream body, finishing the pick at its end: a success (a failure for a 5xx
 /// answer), a failure if the upstream breaks off mid-body. Dropped early (the client went
 /// away), the pick is dropped unfinished: cancelled, counted against no one.
 struct PickedBody {
-    inner: ByteStream,
+    inner: Incoming,
     pick: Option<Pick>,
     server_error: bool,
 }
 
-impl Stream for PickedBody {
-    type Item = Result<Bytes, reqwest::Error>;
+impl hyper::body::Body for PickedBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let next = self.inner.as_mut().poll_next(cx);
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let next = Pin::new(&mut self.inner).poll_frame(cx);
         match &next {
             Poll::Ready(None) => {
                 if let Some(pick) = self.pick.take() {
@@ -65,5 +66,11 @@ impl Stream for PickedBody {
             Poll::Ready(Some(Ok(_))) | Poll::Pending => {}
         }
         next
+    }
+
+    // Not `is_end_stream`: the server is to poll until the end is seen, which finishes
+    // the pick. The size hint is the upstream's, so a known length is sent as such.
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
