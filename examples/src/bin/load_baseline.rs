@@ -1,10 +1,12 @@
-//! `load_baseline`: the bare axum handler the load benchmark (`benches/load/run.sh`)
+//! `load_baseline`: the bare axum handler the load benchmark (`benches/load/run.py`)
 //! compares `ate serve` against. `GET /verify` answers a fixed JSON body shaped like
 //! `GET /api/auth/verify`'s, with no authentication, no layers and no logging: what axum
-//! and the machine can do, so `ate serve`'s figure is read as a ratio of it.
+//! and the machine can do, so `ate serve`'s figure is read as a ratio of it. With
+//! `--layers`, the same handler behind the off-the-shelf tower/tower-http layers and JSON
+//! access log `ate serve` uses, applied the same way: what the stack alone costs.
 //!
 //! ```text
-//! load_baseline [--listen ADDR]      (default 127.0.0.1:0; prints "listening on http://ADDR")
+//! load_baseline [--listen ADDR] [--layers]   (default 127.0.0.1:0; prints "listening on http://ADDR")
 //! ```
 
 use axum::Json;

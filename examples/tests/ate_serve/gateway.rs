@@ -475,3 +475,104 @@ async fn traffic_policies_and_drains_are_set_over_the_api() {
     .await
     .problem(StatusCode::BAD_REQUEST, "invalid_input");
 }
+
+/// An HTTPS upstream on loopback under a fresh self-signed certificate for 127.0.0.1,
+/// answering every request with the HTTP version and path it was asked; returns its URL,
+/// its certificate's PEM and the task serving it.
+async fn tls_upstream() -> (String, String, tokio::task::JoinHandle<()>) {
+    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])
+        .expect("generate certificate");
+    let pem = ck.cert.pem();
+    let key = rustls_pki_types::PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der());
+    let mut config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("protocol versions")
+    .with_no_client_auth()
+    .with_single_cert(vec![ck.cert.der().clone()], key.into())
+    .expect("TLS configuration");
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let task = tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(
+                    |req: hyper::Request<hyper::body::Incoming>| async move {
+                        let body = format!("{:?} {}", req.version(), req.uri().path());
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                            axum::body::Body::from(body),
+                        ))
+                    },
+                );
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                .await;
+            });
+        }
+    });
+    (format!("https://{addr}"), pem, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_upstreams_are_called_over_verified_tls() {
+    let (trusted_url, trusted_pem, trusted_task) = tls_upstream().await;
+    let (forged_url, _, forged_task) = tls_upstream().await;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    // The platform's trust store, as the gateway sees it, holds the first certificate
+    // (rustls-native-certs reads `SSL_CERT_FILE`); the second is signed by no one it trusts.
+    let roots = dir.path().join("roots.pem");
+    std::fs::write(&roots, &trusted_pem).expect("write roots");
+    let roots = roots.to_str().expect("utf-8 path").to_owned();
+    let s = Server::start(dir.path(), &Database::Sqlite, &[("SSL_CERT_FILE", &roots)]);
+    let (_, email, password) = s.register("acme").await;
+    let acme = token(&s.login("acme", &email, &password).await);
+    for (service, url) in [("secure", &trusted_url), ("forged", &forged_url)] {
+        s.post(
+            "/api/services",
+            Some(&acme),
+            json!({"service": service, "id": format!("{service}-1"), "endpoint": url}),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+        s.put(
+            &format!("/api/services/{service}/instances/{service}-1/status"),
+            Some(&acme),
+            json!({"status": "passing"}),
+        )
+        .await
+        .expect(StatusCode::OK);
+    }
+
+    // Trusted: answered, over HTTP/2 (ALPN), the path forwarded.
+    let r = raw(&s, reqwest::Method::GET, "/svc/secure/over/tls", &acme)
+        .await
+        .send()
+        .await
+        .expect("call the gateway");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.text().await.expect("body"), "HTTP/2.0 /over/tls");
+
+    // A certificate the trust store does not hold: never called (one attempt: POST).
+    let r = raw(&s, reqwest::Method::POST, "/svc/forged/over/tls", &acme)
+        .await
+        .body("x")
+        .send()
+        .await
+        .expect("call the gateway");
+    assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
+    let text = r.text().await.expect("body");
+    assert!(text.contains("could not be reached"), "{text}");
+    trusted_task.abort();
+    forged_task.abort();
+}
