@@ -241,6 +241,19 @@ impl ServiceHub {
         }
     }
 
+    /// Aggregates of some instances of `service` over the last `window`, merged as one
+    /// ([`MetricsRecorder::instances_stats`]): a tenant's share of a service name.
+    pub fn instances_stats(
+        &self,
+        service: &ServiceName,
+        instances: &[InstanceId],
+        window: Duration,
+    ) -> Result<WindowStats, OrchestrateError> {
+        self.inner
+            .recorder
+            .instances_stats(service, instances, window)
+    }
+
     /// The circuit-breaker state of every instance of `service` the hub has called.
     pub fn breaker_states(
         &self,

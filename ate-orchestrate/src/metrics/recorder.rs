@@ -322,6 +322,47 @@ impl MetricsRecorder {
         self.stats_at(service, Some(instance), window, self.clock.now())
     }
 
+    /// Aggregates of a set of `service`'s instances over the last `window`, merged as one
+    /// (the percentiles are those of all their requests together, not an average of each
+    /// instance's). For a caller that may see only some instances of a service, such as one
+    /// tenant's. Unknown instances add nothing; errors as
+    /// [`MetricsRecorder::service_stats`].
+    pub fn instances_stats(
+        &self,
+        service: &ServiceName,
+        instances: &[InstanceId],
+        window: Duration,
+    ) -> Result<WindowStats, OrchestrateError> {
+        validate_window("window", window, self.config.max_window)?;
+        let selected: Vec<Arc<Series>> = {
+            let map = self.series.read().unwrap_or_else(|p| p.into_inner());
+            map.get(service.as_str()).map_or_else(Vec::new, |m| {
+                instances
+                    .iter()
+                    .filter_map(|i| m.get(i.as_str()).cloned())
+                    .collect()
+            })
+        };
+        Ok(self.merge(selected, window, self.clock.now()))
+    }
+
+    fn merge(
+        &self,
+        selected: Vec<Arc<Series>>,
+        window: Duration,
+        now: DateTime<Utc>,
+    ) -> WindowStats {
+        let mut merged = Merged::new();
+        for s in selected {
+            s.ring.lock().unwrap_or_else(|p| p.into_inner()).merge(
+                now.timestamp(),
+                window.as_secs() as i64,
+                &mut merged,
+            );
+        }
+        WindowStats::from_merged(window, &merged)
+    }
+
     /// Aggregates over the seconds `(now - window, now]` of one instance, or of every
     /// instance of the service when `instance` is `None`.
     pub fn stats_at(
@@ -340,15 +381,7 @@ impl MetricsRecorder {
                 (Some(m), Some(i)) => m.get(i.as_str()).cloned().into_iter().collect(),
             }
         };
-        let mut merged = Merged::new();
-        for s in selected {
-            s.ring.lock().unwrap_or_else(|p| p.into_inner()).merge(
-                now.timestamp(),
-                window.as_secs() as i64,
-                &mut merged,
-            );
-        }
-        Ok(WindowStats::from_merged(window, &merged))
+        Ok(self.merge(selected, window, now))
     }
 
     /// Forgets one instance: its windowed history and, if an exporter is attached, its

@@ -85,6 +85,42 @@ fn small_samples_use_nearest_rank() {
 }
 
 #[test]
+fn a_subset_of_instances_merges_as_one_and_leaves_the_others_out() {
+    let clock = clock();
+    let rec = recorder(&clock);
+    let s = svc("web");
+    // Two instances one caller may see (fast, one error) and one it may not (slow).
+    for ms in [10, 20, 30] {
+        rec.record(&s, &inst("a"), Duration::from_millis(ms), Outcome::Success);
+    }
+    rec.record(
+        &s,
+        &inst("b"),
+        Duration::from_millis(40),
+        Outcome::Failure(ErrorKind::Unavailable),
+    );
+    for _ in 0..10 {
+        rec.record(&s, &inst("other"), Duration::from_secs(5), Outcome::Success);
+    }
+    let window = Duration::from_secs(10);
+    let mine = rec
+        .instances_stats(&s, &[inst("a"), inst("b"), inst("gone")], window)
+        .unwrap();
+    assert_eq!((mine.count, mine.errors), (4, 1));
+    // Percentiles of the four requests together: nearest rank 2 of 4 is 20 ms, 4 of 4 40 ms.
+    assert_close(mine.p50, Duration::from_millis(20), "p50");
+    assert_close(mine.p99, Duration::from_millis(40), "p99");
+    let all = rec.service_stats(&s, window).unwrap();
+    assert_eq!(all.count, 14);
+    let none = rec.instances_stats(&s, &[], window).unwrap();
+    assert_eq!((none.count, none.p50), (0, None));
+    assert!(
+        rec.instances_stats(&s, &[inst("a")], Duration::ZERO)
+            .is_err()
+    );
+}
+
+#[test]
 fn old_records_leave_the_window_as_time_moves() {
     let clock = clock();
     let rec = recorder(&clock);

@@ -4,6 +4,7 @@
 
 mod cli;
 mod codebases;
+mod dashboard;
 mod gateway;
 mod integrations;
 mod monitoring;

@@ -236,6 +236,9 @@ pub(crate) struct HttpSection {
     pub(crate) tenant_rate_per_sec: u32,
     /// How many requests above the rate a client or tenant may burst.
     pub(crate) rate_burst: u32,
+    /// Mark the dashboard's session cookies `Secure` although this host serves plain HTTP
+    /// (a proxy in front terminates TLS). With `[tls]` set they always are.
+    pub(crate) secure_cookies: bool,
 }
 
 impl Default for HttpSection {
@@ -250,6 +253,7 @@ impl Default for HttpSection {
             client_rate_per_sec: 100,
             tenant_rate_per_sec: 500,
             rate_burst: 200,
+            secure_cookies: false,
         }
     }
 }

@@ -15,6 +15,7 @@ mod alerting;
 mod api;
 mod cli;
 mod config;
+mod dashboard;
 mod gateway;
 mod host;
 mod metrics;

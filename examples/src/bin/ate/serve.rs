@@ -50,8 +50,8 @@ pub(crate) fn init_logging(format: LogFormat) -> tracing_appender::non_blocking:
     guard
 }
 
-/// The whole application: the API, the gateway, `/metrics`, `/openapi.json` and `/docs`,
-/// in every layer.
+/// The whole application: the API, the gateway, the dashboard, `/metrics`, `/openapi.json`
+/// and `/docs`, in every layer.
 pub(crate) fn app(host: Host) -> Result<Router, BoxError> {
     let mut registry = Registry::default();
     let metrics = Arc::new(HttpMetrics::new(&mut registry));
@@ -85,6 +85,7 @@ pub(crate) fn app(host: Host) -> Result<Router, BoxError> {
             }),
         )
         .route("/docs", get(docs))
+        .merge(crate::dashboard::routes())
         .route(
             "/metrics",
             get(move || {

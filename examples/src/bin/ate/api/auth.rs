@@ -104,6 +104,13 @@ pub(crate) struct LoginRequest {
     password: String,
 }
 
+impl LoginRequest {
+    /// The organization, email and password.
+    pub(crate) fn into_parts(self) -> (String, String, String) {
+        (self.tenant, self.email, self.password)
+    }
+}
+
 /// Tokens of a login or refresh.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct TokenResponse {

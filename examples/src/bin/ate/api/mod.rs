@@ -13,7 +13,9 @@ pub(crate) mod problem;
 pub(crate) mod projects;
 pub(crate) mod ratelimit;
 pub(crate) mod schedules;
+pub(crate) mod service_overview;
 pub(crate) mod services;
+pub(crate) mod session;
 pub(crate) mod storage;
 pub(crate) mod tenants;
 pub(crate) mod traffic;
@@ -47,6 +49,7 @@ use utoipa_axum::router::OpenApiRouter;
     paths(storage::download),
     tags(
         (name = "auth", description = "Registration, login, tokens, passwords"),
+        (name = "session", description = "Sign-in for browsers (the dashboard): tokens in HttpOnly cookies, CSRF token for changes"),
         (name = "tenants", description = "Organizations (tenants), their usage and audit log"),
         (name = "users", description = "Users of a tenant and the caller's own profile"),
         (name = "storage", description = "Codebase upload, file download, quotas"),
@@ -92,15 +95,18 @@ fn routes() -> Routes {
     Routes {
         public: OpenApiRouter::with_openapi(ApiDoc::openapi())
             .merge(auth::public_routes())
+            .merge(session::public_routes())
             .merge(health::routes()),
         authenticated: OpenApiRouter::new()
             .merge(auth::routes())
+            .merge(session::routes())
             .merge(tenants::routes())
             .merge(users::routes())
             .merge(storage::routes())
             .merge(projects::routes())
             .merge(analysis::routes())
             .merge(services::routes())
+            .merge(service_overview::routes())
             .merge(traffic::routes())
             .merge(workflows::routes())
             .merge(schedules::routes())
@@ -126,9 +132,13 @@ pub(crate) fn router(
     let limits = ratelimit::Limits::new(http);
     let per_tenant = axum::middleware::from_fn_with_state(limits.clone(), ratelimit::per_tenant);
     // Each group's layers are one stack applied once (axum boxes a route's service at every
-    // `layer`/`route_layer` call and clones the chain per request). Authentication runs
-    // first, then the tenant's limit.
-    let guarded = tower::ServiceBuilder::new().layer(authn).layer(per_tenant);
+    // `layer`/`route_layer` call and clones the chain per request). The dashboard's session
+    // cookie becomes a bearer token first (changes need the CSRF header), then
+    // authentication runs, then the tenant's limit.
+    let guarded = tower::ServiceBuilder::new()
+        .layer(axum::middleware::from_fn(session::cookie_bearer))
+        .layer(authn)
+        .layer(per_tenant);
     let bounded = public
         .merge(authenticated.route_layer(guarded.clone()))
         .layer(
@@ -244,4 +254,17 @@ pub(crate) fn parse_id<T: std::str::FromStr>(field: &str, value: &str) -> Result
     value
         .parse()
         .map_err(|_| ApiError::invalid(format!("{field} is not a valid id")))
+}
+
+/// A stream fed by `produce` through a small channel (the producer waits while the client
+/// is slow; it stops when the client goes away): the body of a Server-Sent Events answer.
+pub(crate) fn sse_stream<T, F, Fut>(produce: F) -> tokio_stream::wrappers::ReceiverStream<T>
+where
+    T: Send + 'static,
+    F: FnOnce(tokio::sync::mpsc::Sender<T>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    tokio::spawn(produce(tx));
+    tokio_stream::wrappers::ReceiverStream::new(rx)
 }

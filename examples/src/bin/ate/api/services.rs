@@ -37,7 +37,7 @@ pub(crate) fn routes() -> OpenApiRouter<Host> {
 }
 
 /// A registered instance.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema, PartialEq)]
 pub(crate) struct InstanceView {
     service: String,
     id: String,
@@ -316,7 +316,7 @@ pub(crate) struct ServiceHealth {
 }
 
 /// The health of a service: its instances' statuses, the last minute's traffic through
-/// this host, and its breakers.
+/// this host to the instances the caller may see, and its breakers.
 #[utoipa::path(get, path = "/api/services/{service}/health", tag = "services",
     params(("service" = String, Path), ScopeParam),
     security(("bearer" = [])),
@@ -332,7 +332,12 @@ async fn service_health(
     let mut query = Discover::new(visibility).service(name.clone());
     query.include_unhealthy = true;
     let instances = host.hub.discover(&p, &query).await?;
-    let stats = host.hub.stats(&name, None, Duration::from_secs(60))?;
+    // Only the instances the caller may see: another tenant's instances of the same
+    // service name stay out of the figures.
+    let ids: Vec<InstanceId> = instances.iter().map(|i| i.spec.id.clone()).collect();
+    let stats = host
+        .hub
+        .instances_stats(&name, &ids, Duration::from_secs(60))?;
     let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1e3);
     Ok(Json(ServiceHealth {
         service,
@@ -346,6 +351,7 @@ async fn service_health(
             .hub
             .breaker_states(&name)
             .into_iter()
+            .filter(|(i, _)| ids.iter().any(|id| id.as_str() == i))
             .map(|(i, s)| (i, s.to_string()))
             .collect(),
     }))

@@ -433,7 +433,7 @@ async fn events(
     // Subscribe first, then read: no change between the two is missed.
     let mut watch = store.watch(&p, tenant, Some(id)).await?;
     let first = store.get(&p, tenant, id).await?;
-    let stream = async_stream(move |tx| async move {
+    let stream = super::sse_stream(move |tx| async move {
         let mut revision = first.revision;
         let mut ended = first.finished_at.is_some();
         if tx.send(run_event(&first)).await.is_err() || ended {
@@ -468,17 +468,4 @@ fn run_event(run: &Run) -> Result<Event, std::convert::Infallible> {
         .event("run")
         .id(run.revision.to_string())
         .data(data))
-}
-
-/// A stream fed by `produce` through a small channel (the producer waits while the client
-/// is slow; it stops when the client goes away).
-fn async_stream<T, F, Fut>(produce: F) -> tokio_stream::wrappers::ReceiverStream<T>
-where
-    T: Send + 'static,
-    F: FnOnce(tokio::sync::mpsc::Sender<T>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel(16);
-    tokio::spawn(produce(tx));
-    tokio_stream::wrappers::ReceiverStream::new(rx)
 }
