@@ -100,6 +100,19 @@ pub async fn submit_and_get(env: Env) {
     assert!(matches!(&run.nodes[2].task, NodeTask::Signal(s) if s.as_str() == "approval"));
     assert!(matches!(&run.nodes[0].task, NodeTask::Step(s) if s.as_str() == "git.clone"));
     assert_eq!(s.get(&env.admin, t, run.id).await.unwrap(), run);
+    // The graph's edges, as defined: also from a store that never parsed this run.
+    let edges = |r: &ate_orchestrate::workflow::Run| -> Vec<Vec<String>> {
+        r.nodes
+            .iter()
+            .map(|n| n.depends_on.iter().map(|d| d.as_str().to_owned()).collect())
+            .collect()
+    };
+    let fresh = store(&env).await.get(&env.admin, t, run.id).await.unwrap();
+    assert_eq!(
+        edges(&fresh),
+        [vec![], vec!["clone"], vec!["scan"], vec!["approve"]]
+    );
+    assert_eq!(fresh, run);
     assert_eq!(
         audited(&env, t, actions::WORKFLOW_SUBMITTED.as_str()).await,
         1

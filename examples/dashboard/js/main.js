@@ -9,11 +9,14 @@ import * as login from "./pages/login.js";
 import * as overview from "./pages/overview.js";
 import * as services from "./pages/services.js";
 import * as tenants from "./pages/tenants.js";
+import * as workflows from "./pages/workflows.js";
 
 /** Pages: address pattern, title, module, shown in the navigation, who may see it. */
 const PAGES = [
   {path: /^\/$/, nav: "/", title: "Overview", page: overview},
   {path: /^\/ui\/services\/?$/, nav: "/ui/services", title: "Services", page: services},
+  {path: /^\/ui\/workflows\/?$/, nav: "/ui/workflows", title: "Workflows", page: workflows},
+  {path: /^\/ui\/workflows\/([^/]+)$/, nav: "/ui/workflows", title: "Workflow run", page: workflows},
   {path: /^\/ui\/tenants\/?$/, nav: "/ui/tenants", title: "Tenants", page: tenants, admin: true},
   {path: /^\/ui\/tenants\/([^/]+)$/, title: "Tenant", page: tenants},
 ];
@@ -100,7 +103,8 @@ function drawChrome() {
   const nav = document.getElementById("nav");
   if (!nav.childElementCount || nav.dataset.admin !== String(s.platform_admin)) {
     nav.dataset.admin = String(s.platform_admin);
-    replace(nav, h("ul", {}, PAGES.filter((p) => p.nav && (!p.admin || s.platform_admin))
+    const listed = PAGES.filter((p, i) => p.nav && (!p.admin || s.platform_admin) && PAGES.findIndex((q) => q.nav === p.nav) === i);
+    replace(nav, h("ul", {}, listed
       .map((p) => h("li", {}, h("a", {href: p.nav, "data-nav": p.nav}, p.title)))));
   }
   replace(document.getElementById("who"),

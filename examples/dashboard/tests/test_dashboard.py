@@ -128,3 +128,103 @@ def test_pages_fit_a_phone_width(watched, server, axe_source):
     page.get_by_role("button", name="Menu").click()
     expect(page.get_by_role("link", name="Services")).to_be_visible()
     watched.axe(axe_source, "phone width")
+
+
+def test_workflows_run_live_and_are_cancelled_signalled_and_retried_from_the_page(watched, server, axe_source):
+    page = watched.page
+    acme, globex = server.tenants["acme"], server.tenants["globex"]
+    watched.sign_in("acme", acme["email"], PASSWORD)
+    page.get_by_role("link", name="Workflows").click()
+    expect(page.get_by_role("heading", name="Workflows")).to_be_visible()
+    page.get_by_text("Submit a run").click()
+    form = page.locator("#submit-run")
+    # Bad input: not JSON, then a definition the API refuses; the form says what is wrong.
+    dag = form.get_by_label("Definition (DAG, JSON)")
+    dag.fill("{not json")
+    form.get_by_role("button", name="Submit run").click()
+    expect(page.locator("#submit-error")).to_contain_text("Not valid JSON")
+    dag.fill('{"nodes": [{"id": "a", "step": "no.such.step"}]}')
+    form.get_by_role("button", name="Submit run").click()
+    expect(page.locator("#submit-error")).to_contain_text("no.such.step")
+    form.get_by_label("Labels").fill("oops")
+    expect(page.locator("#submit-error")).to_be_visible()
+    # The example definition: fetch, then scan and lint in parallel, then report.
+    dag.fill('{"nodes": [{"id": "fetch", "step": "delay", "params": {"ms": 1500}},'
+             ' {"id": "scan", "step": "delay", "depends_on": ["fetch"], "params": {"ms": 1500}},'
+             ' {"id": "lint", "step": "delay", "depends_on": ["fetch"], "params": {"ms": 1000}},'
+             ' {"id": "report", "step": "echo", "depends_on": ["scan", "lint"]}]}')
+    form.get_by_label("Labels").fill("team:search")
+    form.get_by_role("button", name="Submit run").click()
+    expect(page).to_have_url(re.compile(r"/ui/workflows/[0-9a-f-]{36}$"))
+    run_id = page.url.rsplit("/", 1)[1]
+    page.evaluate("window.__still_here = true")
+    node = lambda n: page.locator(f'svg.dag g[data-node="{n}"]')
+    # Nodes change live: fetch runs while report waits; then everything turns green.
+    expect(node("fetch")).to_have_attribute("data-status", "running", timeout=10000)
+    expect(node("report")).to_have_attribute("data-status", "blocked")
+    watched.shot("workflow-running")
+    expect(node("scan")).to_have_attribute("data-status", "running", timeout=10000)
+    for n in ("fetch", "scan", "lint", "report"):
+        expect(node(n)).to_have_attribute("data-status", "succeeded", timeout=15000)
+    expect(page.locator("#live-state")).to_have_text("ended")
+    assert page.evaluate("window.__still_here === true"), "the page was reloaded"
+    # The steps' logs arrived as they were written.
+    expect(page.locator(".logs tbody tr")).to_have_count(3)
+    expect(page.locator(".logs")).to_contain_text("sleeping")
+    expect(page.locator(".page-head .badge").first).to_have_text("succeeded")
+    watched.shot("workflow-succeeded")
+    watched.axe(axe_source, "workflow run")
+
+    # A second, long run: cancelled from its page.
+    api = acme["api"]
+    slow = api.call("POST", "/api/orchestration/workflows", {
+        "dag": {"nodes": [{"id": "wait", "step": "delay", "params": {"ms": 60000}}]}, "labels": {"team": "search"}})
+    watched.goto(f"/ui/workflows/{slow['id']}")
+    expect(node("wait")).to_have_attribute("data-status", "running", timeout=10000)
+    page.on("dialog", lambda d: d.accept())
+    page.get_by_role("button", name="Cancel run").click()
+    expect(page.locator(".page-head .badge").first).to_have_text("cancelled", timeout=45000)
+    expect(page.get_by_role("button", name="Retry from failure")).to_have_count(0)
+
+    # A failed run is retried from its failure: the failed node starts over.
+    failing = api.call("POST", "/api/orchestration/workflows", {
+        "dag": {"nodes": [{"id": "bad", "step": "delay", "params": {"ms": -1}}]}})
+    watched.goto(f"/ui/workflows/{failing['id']}")
+    expect(page.locator(".page-head .badge").first).to_have_text("failed", timeout=15000)
+    expect(page.locator('tr[data-node="bad"]')).to_contain_text("bad_params")
+    started = page.locator('tr[data-node="bad"] time').get_attribute("datetime")
+    page.get_by_role("button", name="Retry from failure").click()
+    expect(page.locator('tr[data-node="bad"] time')).not_to_have_attribute("datetime", started, timeout=15000)
+    expect(page.locator(".page-head .badge").first).to_have_text("failed", timeout=15000)
+
+    # A run waiting for a signal gets it from the page.
+    gated = api.call("POST", "/api/orchestration/workflows", {
+        "dag": {"nodes": [{"id": "approve", "signal": "approval"},
+                          {"id": "deploy", "step": "echo", "depends_on": ["approve"]}]}})
+    watched.goto(f"/ui/workflows/{gated['id']}")
+    expect(node("approve")).to_have_attribute("data-status", "waiting", timeout=10000)
+    signal = page.locator("#send-signal")
+    signal.get_by_label("Payload (JSON)").fill('{"by": "ops"}')
+    signal.get_by_role("button", name="Send signal").click()
+    expect(node("deploy")).to_have_attribute("data-status", "succeeded", timeout=15000)
+
+    # The list filters by status and label, and pages.
+    watched.goto("/ui/workflows?status=cancelled")
+    expect(page.locator(f'tr[data-run="{slow["id"]}"]')).to_be_visible()
+    expect(page.locator(f'tr[data-run="{run_id}"]')).to_have_count(0)
+    watched.goto("/ui/workflows?label=team:search")
+    expect(page.locator("tr[data-run]")).to_have_count(2)
+    for _ in range(21):
+        api.call("POST", "/api/orchestration/workflows", {"dag": {"nodes": [{"id": "e", "step": "echo"}]}})
+    watched.goto("/ui/workflows")
+    expect(page.locator("tr[data-run]")).to_have_count(20)
+    page.get_by_role("link", name="Next page").click()
+    # 25 runs in all: the example, the cancelled, the failed, the signalled and 21 echoes.
+    expect(page.locator("tr[data-run]")).to_have_count(5)
+    watched.shot("workflows")
+    watched.axe(axe_source, "workflows list")
+
+    # Another tenant's run is "not found".
+    theirs = globex["api"].call("POST", "/api/orchestration/workflows", {"dag": {"nodes": [{"id": "e", "step": "echo"}]}})
+    watched.goto(f"/ui/workflows/{theirs['id']}")
+    expect(page.get_by_role("heading", name="Not found")).to_be_visible()

@@ -110,6 +110,8 @@ pub struct NodeView {
     pub started_at: Option<DateTime<Utc>>,
     /// When it finished.
     pub finished_at: Option<DateTime<Utc>>,
+    /// The nodes it waits for, as defined (the run's graph: draw an edge from each).
+    pub depends_on: Vec<NodeId>,
 }
 
 /// The result of a submission.

@@ -95,8 +95,9 @@ function actions(i, ctx) {
   const canWrite = ctx.session.platform_admin || (i.scope === "tenant" && ctx.session.permissions.includes("registry:write"));
   if (!canWrite) return null;
   const act = (label, cls, fn) => h("button", {type: "button", class: cls, onclick: async (ev) => {
-    ev.currentTarget.disabled = true;
-    try { await fn(); } catch (e) { toast(`${label} failed: ${e.message}`, "error"); ev.currentTarget.disabled = false; }
+    const button = ev.currentTarget;
+    button.disabled = true;
+    try { await fn(); } catch (e) { toast(`${label} failed: ${e.message}`, "error"); button.disabled = false; }
   }}, label);
   return h("span", {class: "actions"},
     i.draining_since ? null : act("Drain", "secondary", async () => {

@@ -44,6 +44,7 @@ assets! {
     "js/pages/overview.js" => "text/javascript; charset=utf-8",
     "js/pages/services.js" => "text/javascript; charset=utf-8",
     "js/pages/tenants.js" => "text/javascript; charset=utf-8",
+    "js/pages/workflows.js" => "text/javascript; charset=utf-8",
     "vendor/uplot/uPlot.esm.js" => "text/javascript; charset=utf-8",
     "vendor/uplot/uPlot.min.css" => "text/css; charset=utf-8",
     "vendor/uplot/LICENSE" => "text/plain; charset=utf-8",

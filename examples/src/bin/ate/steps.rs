@@ -62,6 +62,11 @@ async fn delay(ctx: StepContext, input: Value) -> StepResult {
         .as_u64()
         .filter(|ms| *ms <= MAX_DELAY_MS)
         .ok_or_else(|| bad_params(format!("delay needs params.ms, 0 to {MAX_DELAY_MS}")))?;
+    ctx.log(
+        ate_orchestrate::workflow::LogLevel::Info,
+        "sleeping",
+        json!({"ms": ms}),
+    );
     let until = tokio::time::Instant::now() + Duration::from_millis(ms);
     loop {
         ctx.heartbeat();

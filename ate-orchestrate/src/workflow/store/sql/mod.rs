@@ -199,6 +199,8 @@ impl NodeRow {
             error: self.error()?,
             started_at: micros(self.started_at)?,
             finished_at: micros(self.finished_at)?,
+            // Filled in from the definition by the reader that has it.
+            depends_on: Vec::new(),
         })
     }
 
@@ -335,10 +337,32 @@ impl SqlWorkflowStore {
             .fetch_all(pool)
             .await?
         });
-        let views = nodes
+        let mut views = nodes
             .iter()
             .map(NodeRow::view)
             .collect::<Result<Vec<_>, _>>()?;
+        // The edges come from the definition (parsed once per run and host, like claims do).
+        let uuid = id.as_uuid();
+        let dag = match self.dags.snapshot([&uuid]).remove(&uuid) {
+            Some(dag) => dag,
+            None => {
+                let definition: String = with_pool!(self.db, |pool| {
+                    sqlx::query_scalar("SELECT definition FROM wf_runs WHERE id = $1")
+                        .bind(uuid)
+                        .fetch_one(pool)
+                        .await?
+                });
+                self.dags.parse(uuid, &definition)?
+            }
+        };
+        let defined = dag.nodes();
+        for (view, node) in views.iter_mut().zip(defined) {
+            view.depends_on = node
+                .depends_on
+                .iter()
+                .filter_map(|&d| defined.get(d).map(|n| n.id.clone()))
+                .collect();
+        }
         row.run(views)
     }
 }

@@ -65,6 +65,8 @@ pub(crate) struct NodeOut {
     error: Option<NodeErrorOut>,
     started_at: Option<DateTime<Utc>>,
     finished_at: Option<DateTime<Utc>>,
+    /// The nodes it waits for (the run's graph).
+    depends_on: Vec<String>,
 }
 
 /// Why a node's last attempt failed.
@@ -143,6 +145,7 @@ impl From<&Run> for RunView {
                         }),
                         started_at: n.started_at,
                         finished_at: n.finished_at,
+                        depends_on: n.depends_on.iter().map(ToString::to_string).collect(),
                     }
                 })
                 .collect(),
