@@ -5,6 +5,7 @@
 
 import * as api from "./api.js";
 import {h, replace, toast} from "./dom.js";
+import * as alerts from "./pages/alerts.js";
 import * as login from "./pages/login.js";
 import * as overview from "./pages/overview.js";
 import * as services from "./pages/services.js";
@@ -17,6 +18,7 @@ const PAGES = [
   {path: /^\/ui\/services\/?$/, nav: "/ui/services", title: "Services", page: services},
   {path: /^\/ui\/workflows\/?$/, nav: "/ui/workflows", title: "Workflows", page: workflows},
   {path: /^\/ui\/workflows\/([^/]+)$/, nav: "/ui/workflows", title: "Workflow run", page: workflows},
+  {path: /^\/ui\/alerts\/?$/, nav: "/ui/alerts", title: "Alerts", page: alerts, admin: true},
   {path: /^\/ui\/tenants\/?$/, nav: "/ui/tenants", title: "Tenants", page: tenants, admin: true},
   {path: /^\/ui\/tenants\/([^/]+)$/, title: "Tenant", page: tenants},
 ];

@@ -40,6 +40,7 @@ assets! {
     "js/api.js" => "text/javascript; charset=utf-8",
     "js/dom.js" => "text/javascript; charset=utf-8",
     "js/charts.js" => "text/javascript; charset=utf-8",
+    "js/pages/alerts.js" => "text/javascript; charset=utf-8",
     "js/pages/login.js" => "text/javascript; charset=utf-8",
     "js/pages/overview.js" => "text/javascript; charset=utf-8",
     "js/pages/services.js" => "text/javascript; charset=utf-8",
