@@ -6,6 +6,7 @@
 import * as api from "./api.js";
 import {h, replace, toast} from "./dom.js";
 import * as alerts from "./pages/alerts.js";
+import * as audit from "./pages/audit.js";
 import * as login from "./pages/login.js";
 import * as overview from "./pages/overview.js";
 import * as services from "./pages/services.js";
@@ -19,8 +20,11 @@ const PAGES = [
   {path: /^\/ui\/workflows\/?$/, nav: "/ui/workflows", title: "Workflows", page: workflows},
   {path: /^\/ui\/workflows\/([^/]+)$/, nav: "/ui/workflows", title: "Workflow run", page: workflows},
   {path: /^\/ui\/alerts\/?$/, nav: "/ui/alerts", title: "Alerts", page: alerts, admin: true},
+  {path: /^\/ui\/audit\/?$/, nav: "/ui/audit", title: "Audit log", page: audit},
   {path: /^\/ui\/tenants\/?$/, nav: "/ui/tenants", title: "Tenants", page: tenants, admin: true},
   {path: /^\/ui\/tenants\/([^/]+)$/, title: "Tenant", page: tenants},
+  // A tenant's administrators reach their own tenant's page (users, quotas) from here.
+  {path: /^\/ui\/organization\/?$/, nav: "/ui/organization", title: "Organization", page: {render: (m, c) => tenants.render(m, {...c, params: [c.session.tenant_id]})}, tenantOnly: true},
 ];
 
 const main = document.getElementById("main");
@@ -105,7 +109,7 @@ function drawChrome() {
   const nav = document.getElementById("nav");
   if (!nav.childElementCount || nav.dataset.admin !== String(s.platform_admin)) {
     nav.dataset.admin = String(s.platform_admin);
-    const listed = PAGES.filter((p, i) => p.nav && (!p.admin || s.platform_admin) && PAGES.findIndex((q) => q.nav === p.nav) === i);
+    const listed = PAGES.filter((p, i) => p.nav && (!p.admin || s.platform_admin) && !(p.tenantOnly && s.platform_admin) && PAGES.findIndex((q) => q.nav === p.nav) === i);
     replace(nav, h("ul", {}, listed
       .map((p) => h("li", {}, h("a", {href: p.nav, "data-nav": p.nav}, p.title)))));
   }

@@ -4,6 +4,7 @@
 
 import * as api from "../api.js";
 import {badge, h, replace, table, time, toast} from "../dom.js";
+import {tenantChooser} from "./common.js";
 
 const STATUSES = ["", "pending", "running", "succeeded", "failed", "cancelled"];
 const EXAMPLE = {
@@ -35,6 +36,7 @@ function duration(from, to) {
 }
 
 async function listPage(main, ctx) {
+  if (ctx.session.platform_admin && !ctx.tenant) return tenantChooser(main, ctx, "Workflows", "/ui/workflows");
   const url = new URL(location.href);
   const f = Object.fromEntries(["status", "label", "since", "until", "cursor"].map((k) => [k, url.searchParams.get(k) || ""]));
   const tenant_id = tenantParam(ctx);
@@ -74,8 +76,7 @@ async function listPage(main, ctx) {
   ], page.items, {caption: "Runs, newest first", empty: "No runs match.", rowAttrs: (r) => ({"data-run": r.id, "data-status": r.status})});
 
   replace(main, h("section", {},
-    h("div", {class: "page-head"}, h("h1", {}, "Workflows"),
-      ctx.session.platform_admin && !ctx.tenant ? h("span", {class: "hint"}, "The platform operators' own runs; choose a tenant in the header for its runs.") : null),
+    h("div", {class: "page-head"}, h("h1", {}, "Workflows")),
     filters, runs,
     h("nav", {class: "pager", "aria-label": "Pages of runs"},
       f.cursor ? pageLink(null, "First page") : null,

@@ -41,6 +41,8 @@ assets! {
     "js/dom.js" => "text/javascript; charset=utf-8",
     "js/charts.js" => "text/javascript; charset=utf-8",
     "js/pages/alerts.js" => "text/javascript; charset=utf-8",
+    "js/pages/audit.js" => "text/javascript; charset=utf-8",
+    "js/pages/common.js" => "text/javascript; charset=utf-8",
     "js/pages/login.js" => "text/javascript; charset=utf-8",
     "js/pages/overview.js" => "text/javascript; charset=utf-8",
     "js/pages/services.js" => "text/javascript; charset=utf-8",
