@@ -9,6 +9,7 @@ import * as alerts from "./pages/alerts.js";
 import * as audit from "./pages/audit.js";
 import * as login from "./pages/login.js";
 import * as overview from "./pages/overview.js";
+import * as projects from "./pages/projects.js";
 import * as services from "./pages/services.js";
 import * as tenants from "./pages/tenants.js";
 import * as workflows from "./pages/workflows.js";
@@ -19,6 +20,8 @@ const PAGES = [
   {path: /^\/ui\/services\/?$/, nav: "/ui/services", title: "Services", page: services},
   {path: /^\/ui\/workflows\/?$/, nav: "/ui/workflows", title: "Workflows", page: workflows},
   {path: /^\/ui\/workflows\/([^/]+)$/, nav: "/ui/workflows", title: "Workflow run", page: workflows},
+  {path: /^\/ui\/projects\/?$/, nav: "/ui/projects", title: "Projects & storage", page: projects},
+  {path: /^\/ui\/projects\/([^/]+)$/, nav: "/ui/projects", title: "Project", page: projects},
   {path: /^\/ui\/alerts\/?$/, nav: "/ui/alerts", title: "Alerts", page: alerts, admin: true},
   {path: /^\/ui\/audit\/?$/, nav: "/ui/audit", title: "Audit log", page: audit},
   {path: /^\/ui\/tenants\/?$/, nav: "/ui/tenants", title: "Tenants", page: tenants, admin: true},

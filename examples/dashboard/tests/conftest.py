@@ -55,11 +55,11 @@ class Api:
     def __init__(self, base: str, token: str | None = None):
         self.base, self.token = base, token
 
-    def call(self, method: str, path: str, body=None, expect=(200, 201, 202, 204)):
-        data = json.dumps(body).encode() if body is not None else None
+    def call(self, method: str, path: str, body=None, expect=(200, 201, 202, 204), raw: bytes | None = None):
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
         req = urllib.request.Request(self.base + path, data=data, method=method)
         if data is not None:
-            req.add_header("content-type", "application/json")
+            req.add_header("content-type", "application/octet-stream" if raw is not None else "application/json")
         if self.token:
             req.add_header("authorization", "Bearer " + self.token)
         try:
@@ -74,6 +74,18 @@ class Api:
     def login(self, tenant: str, email: str, password: str) -> "Api":
         t = self.call("POST", "/api/auth/login", {"tenant": tenant, "email": email, "password": password})
         return Api(self.base, t["access_token"])
+
+
+def tar_gz(files: dict[str, bytes]) -> bytes:
+    """A codebase archive, as `POST /api/storage/upload` takes it."""
+    import io
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
 
 
 class Upstream:

@@ -362,3 +362,44 @@ def test_a_tenant_admin_manages_its_own_users_and_reads_its_audit_log(watched, s
     expect(page.locator('tr[data-action="authn_login_success"]').first).to_be_visible()
     page.get_by_role("button", name="Verify chain").click()
     expect(page.locator("#chain-result")).to_contain_text("intact")
+
+
+def test_projects_snapshots_languages_and_analyses(watched, server, axe_source):
+    from conftest import tar_gz
+    page = watched.page
+    acme = server.tenants["acme"]
+    api = acme["api"]
+    rust = b"fn main() {\n    // greet\n    println!(\"hi\");\n}\n"
+    up = api.call("POST", "/api/storage/upload?project_name=engine&label=v1", raw=tar_gz({
+        "src/main.rs": rust, "src/lib.rs": rust * 3, "tools/run.py": b"print('x')\n", "README.md": b"# engine\n"}))
+    api.call("POST", "/api/storage/upload?project_name=engine&label=v2", raw=tar_gz({
+        "src/main.rs": rust, "src/lib.rs": rust * 4, "tools/run.py": b"print('x')\n"}))
+    project = up["project_id"]
+    api.call("POST", "/api/analysis/results", {"project_id": project, "kind": "security", "analyzer": "scanner",
+                                               "analyzer_version": "1.2", "status": "succeeded", "summary": {"findings": 0}})
+    api.call("POST", "/api/analysis/results", {"project_id": project, "kind": "complexity", "analyzer": "cc",
+                                               "analyzer_version": "0.9", "status": "failed", "error": "timed out"})
+    watched.sign_in("acme", acme["email"], PASSWORD)
+    page.get_by_role("link", name="Projects & storage").click()
+    expect(page.locator("#storage-use")).to_contain_text("no quota")
+    page.locator('tr[data-project="engine"]').get_by_role("link").click()
+    expect(page.get_by_role("heading", name="engine")).to_be_visible()
+    expect(page.locator('svg.bars g[data-language="Rust"]')).to_be_visible()
+    expect(page.locator('svg.bars g[data-language="Python"]')).to_be_visible()
+    expect(page.locator("tr[data-snapshot]")).to_have_count(2)
+    expect(page.locator('tr[data-snapshot="v2"]')).to_be_visible()
+    expect(page.locator('tr[data-analysis="security"]')).to_have_attribute("data-status", "succeeded")
+    expect(page.locator('tr[data-analysis="complexity"]')).to_contain_text("timed out")
+    watched.shot("project")
+    watched.axe(axe_source, "project page")
+    # Another tenant's project is "not found"; a platform administrator picks the tenant.
+    theirs = server.tenants["globex"]["api"].call("POST", "/api/projects", {"name": "secret"})
+    watched.goto(f"/ui/projects/{theirs['id']}")
+    expect(page.get_by_role("heading", name="Not found")).to_be_visible()
+    page.get_by_role("button", name="Sign out").click()
+    watched.sign_in(**ADMIN)
+    page.get_by_role("link", name="Projects & storage").click()
+    page.get_by_role("link", name="Acme Inc.").click()
+    expect(page.locator('tr[data-project="engine"]')).to_be_visible()
+    expect(page.locator('tr[data-project="secret"]')).to_have_count(0)
+    watched.shot("projects")

@@ -45,6 +45,7 @@ assets! {
     "js/pages/common.js" => "text/javascript; charset=utf-8",
     "js/pages/login.js" => "text/javascript; charset=utf-8",
     "js/pages/overview.js" => "text/javascript; charset=utf-8",
+    "js/pages/projects.js" => "text/javascript; charset=utf-8",
     "js/pages/services.js" => "text/javascript; charset=utf-8",
     "js/pages/tenants.js" => "text/javascript; charset=utf-8",
     "js/pages/workflows.js" => "text/javascript; charset=utf-8",
