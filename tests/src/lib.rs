@@ -29,6 +29,7 @@ pub mod registry;
 pub mod registry_traffic;
 pub mod repack;
 pub mod retention;
+pub mod rollups;
 pub mod scanner;
 pub mod snapshot_life;
 pub mod snapshots;

@@ -8,6 +8,8 @@
 //! * [`MetricsRecorder`]: `record(service, instance, latency, outcome)` from anywhere (the
 //!   crate's one [`Outcome`](crate::Outcome)), and recent aggregates over a window
 //!   ([`WindowStats`]), with bounded memory per series.
+//! * [`SqlRollups`]: coarse history in the database (points a minute, merged hourly when
+//!   old), read back per tenant, and [`Trend`] to project a series forward.
 //!
 //! ```
 //! use ate_orchestrate::Outcome;
@@ -34,6 +36,7 @@
 mod families;
 pub(crate) mod histogram;
 mod recorder;
+mod rollups;
 mod window;
 
 #[cfg(test)]
@@ -46,6 +49,10 @@ pub use families::{
 pub use histogram::{MAX_TRACKED, MIN_TRACKED, RELATIVE_ERROR};
 pub(crate) use recorder::validate_window;
 pub use recorder::{MAX_WINDOW, MetricsRecorder, RecorderConfig, WindowStats};
+pub use rollups::{
+    CompactReport, HISTORY_READ, HOURLY, MAX_QUERY_BUCKETS, RollupBucket, RollupPoint, RollupQuery,
+    SqlRollups, Trend,
+};
 
 use crate::error::OrchestrateError;
 use ate_core::CoreError;
