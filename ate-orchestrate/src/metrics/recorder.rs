@@ -333,6 +333,18 @@ impl MetricsRecorder {
         instances: &[InstanceId],
         window: Duration,
     ) -> Result<WindowStats, OrchestrateError> {
+        self.instances_stats_at(service, instances, window, self.clock.now())
+    }
+
+    /// [`MetricsRecorder::instances_stats`] over the seconds `(now - window, now]`: for a
+    /// past interval, such as the minute that just ended (pass its last second as `now`).
+    pub fn instances_stats_at(
+        &self,
+        service: &ServiceName,
+        instances: &[InstanceId],
+        window: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<WindowStats, OrchestrateError> {
         validate_window("window", window, self.config.max_window)?;
         let selected: Vec<Arc<Series>> = {
             let map = self.series.read().unwrap_or_else(|p| p.into_inner());
@@ -343,7 +355,7 @@ impl MetricsRecorder {
                     .collect()
             })
         };
-        Ok(self.merge(selected, window, self.clock.now()))
+        Ok(self.merge(selected, window, now))
     }
 
     fn merge(

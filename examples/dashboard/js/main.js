@@ -7,6 +7,7 @@ import * as api from "./api.js";
 import {h, replace, toast} from "./dom.js";
 import * as alerts from "./pages/alerts.js";
 import * as audit from "./pages/audit.js";
+import * as historyPage from "./pages/history.js";
 import * as login from "./pages/login.js";
 import * as overview from "./pages/overview.js";
 import * as projects from "./pages/projects.js";
@@ -22,6 +23,8 @@ const PAGES = [
   {path: /^\/ui\/workflows\/([^/]+)$/, nav: "/ui/workflows", title: "Workflow run", page: workflows},
   {path: /^\/ui\/projects\/?$/, nav: "/ui/projects", title: "Projects & storage", page: projects},
   {path: /^\/ui\/projects\/([^/]+)$/, nav: "/ui/projects", title: "Project", page: projects},
+  {path: /^\/ui\/history\/?$/, nav: "/ui/history", title: "History & reports", page: historyPage},
+  {path: /^\/ui\/report\/?$/, nav: "/ui/history", title: "Report", page: {render: historyPage.report}},
   {path: /^\/ui\/alerts\/?$/, nav: "/ui/alerts", title: "Alerts", page: alerts, admin: true},
   {path: /^\/ui\/audit\/?$/, nav: "/ui/audit", title: "Audit log", page: audit},
   {path: /^\/ui\/tenants\/?$/, nav: "/ui/tenants", title: "Tenants", page: tenants, admin: true},

@@ -69,7 +69,12 @@ class Api:
             status, raw = e.code, e.read()
         if status not in expect:
             raise AssertionError(f"{method} {path}: {status} {raw[:500]!r}")
-        return json.loads(raw) if raw else None
+        if not raw:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw.decode(errors="replace")
 
     def login(self, tenant: str, email: str, password: str) -> "Api":
         t = self.call("POST", "/api/auth/login", {"tenant": tenant, "email": email, "password": password})
@@ -136,6 +141,10 @@ class Server:
             "ATE_HTTP__TENANT_RATE_PER_SEC": "0",
             "ATE_LOG_FORMAT": "json",
             "RUST_LOG": "warn",
+            # A history point every second, storage every sample: charts fill in seconds.
+            "ATE_HISTORY__SAMPLE_SECS": "1",
+            "ATE_HISTORY__STORAGE_EVERY": "1",
+            "ATE_HISTORY__PROMETHEUS_URL": "http://prometheus.example:9090",
         })
         if database_url:
             env["ATE_DATABASE_URL"] = database_url
@@ -290,6 +299,18 @@ class Watched:
         serious = [v for v in result["violations"] if v.get("impact") in ("serious", "critical")]
         assert not serious, f"{label}: " + "; ".join(
             f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']][:3]}" for v in serious)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed and "watched" in item.funcargs:
+        # What the page showed when the test failed, next to the other screenshots.
+        try:
+            item.funcargs["watched"].shot(f"FAILED-{item.name}")
+        except Exception:  # noqa: BLE001 - a failed screenshot must not hide the failure
+            pass
 
 
 @pytest.fixture

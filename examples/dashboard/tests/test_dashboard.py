@@ -403,3 +403,57 @@ def test_projects_snapshots_languages_and_analyses(watched, server, axe_source):
     expect(page.locator('tr[data-project="engine"]')).to_be_visible()
     expect(page.locator('tr[data-project="secret"]')).to_have_count(0)
     watched.shot("projects")
+
+
+def test_history_trends_and_reports(watched, server, axe_source):
+    from conftest import tar_gz
+    page = watched.page
+    acme = server.tenants["acme"]
+    api = acme["api"]
+    # Traffic through the gateway to acme's billing, and storage that grows against a quota.
+    for _ in range(20):
+        api.call("GET", "/svc/billing/ping")
+    server.admin.call("PUT", f"/api/tenants/{acme['id']}", {"quotas": {"max_storage_bytes": 50_000_000}})
+    for i in range(3):
+        api.call("POST", f"/api/storage/upload?project_name=growing&label=g{i}", raw=tar_gz({f"data/{i}.txt": bytes([65 + i]) * 20000 + str(time.time()).encode()}))
+        time.sleep(1.2)
+    time.sleep(1.5)
+    watched.sign_in("acme", acme["email"], PASSWORD)
+    page.get_by_role("link", name="History & reports").click()
+    page.get_by_role("link", name="Last 1h").click()
+    charts = page.locator("#history-charts figure")
+    expect(charts.filter(has_text="Requests per second, by service")).to_be_visible()
+    expect(charts.filter(has_text="Storage (bytes), and the trend")).to_be_visible()
+    expect(charts.filter(has_text="Workflow runs")).to_be_visible()
+    expect(page.locator("#storage-forecast")).to_contain_text("reaches its quota of")
+    expect(page.get_by_role("link", name="Prometheus")).to_have_attribute("href", "http://prometheus.example:9090")
+    watched.shot("history")
+    watched.axe(axe_source, "history page")
+    # The report: printable, and as CSV.
+    page.get_by_role("link", name="Report for this period").click()
+    expect(page.get_by_role("heading", name="Report: Acme Inc.")).to_be_visible()
+    billing = page.locator('[data-tenant="acme"] tr', has_text="billing")
+    expect(billing).to_be_visible()
+    requests = int(billing.locator("td").nth(2).inner_text().replace(",", ""))
+    assert requests >= 20, f"{requests} requests in the report: " + str(api.call("GET", "/api/history?series=service&step_secs=1&from=" + time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 120))))
+    watched.shot("report")
+    watched.axe(axe_source, "report page")
+    page.emulate_media(media="print")
+    expect(page.get_by_role("button", name="Print")).to_be_hidden()
+    expect(page.locator("header.top")).to_be_hidden()
+    page.emulate_media(media="screen")
+    with page.expect_download() as dl:
+        page.get_by_role("link", name="Download CSV").click()
+    text = open(dl.value.path()).read()
+    assert text.startswith("section,tenant,subject,metric,value\n"), text[:200]
+    assert "service,acme,billing,requests," in text, text
+    assert "storage,acme,,days_to_quota," in text, text
+    assert "globex" not in text
+    # The platform administrator sees the API's own traffic and the platform's report.
+    page.get_by_role("button", name="Sign out").click()
+    watched.sign_in(**ADMIN)
+    watched.goto("/ui/history?range=1h")
+    expect(charts.filter(has_text="The API: requests per second")).to_be_visible()
+    watched.goto("/ui/report?range=1h")
+    expect(page.get_by_role("heading", name="Platform report")).to_be_visible()
+    expect(page.locator('[data-tenant="globex"]')).to_be_visible()

@@ -498,3 +498,141 @@ async fn next_event(r: &mut reqwest::Response) -> String {
         buf.push_str(std::str::from_utf8(&chunk).expect("utf-8"));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_and_reports_are_scoped_validated_and_downloadable() {
+    super::on_every_database_with(&[("ATE_HISTORY__SAMPLE_SECS", "1")], |s| async move {
+        let (acme, email, password) = s.register("acme").await;
+        let (globex, _, _) = s.register("globex").await;
+        let t = super::token(&s.login("acme", &email, &password).await);
+        let admin = s.admin_token().await;
+        // A few samples: the API's own traffic and acme's workflows and storage.
+        for _ in 0..5 {
+            s.get("/api/auth/verify", Some(&t))
+                .await
+                .expect(StatusCode::OK);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+        let from = (chrono::Utc::now() - chrono::TimeDelta::minutes(5)).to_rfc3339();
+        let from = url_escape(&from);
+        let api = s
+            .get(
+                &format!("/api/history?series=api&step_secs=1&from={from}"),
+                Some(&admin),
+            )
+            .await;
+        api.expect(StatusCode::OK);
+        let served: u64 = api.body["points"]
+            .as_array()
+            .expect("points")
+            .iter()
+            .map(|p| p["count"].as_u64().expect("count"))
+            .sum();
+        assert!(served >= 5, "{}", api.text);
+        let storage = s
+            .get(
+                &format!("/api/history?series=storage&step_secs=1&from={from}"),
+                Some(&t),
+            )
+            .await;
+        storage.expect(StatusCode::OK);
+        assert_eq!(storage.body["tenant_id"], acme);
+        assert!(
+            !storage.body["points"]
+                .as_array()
+                .expect("points")
+                .is_empty(),
+            "{}",
+            storage.text
+        );
+        // Scoping: a tenant reads only its own series; the platform's are the administrator's.
+        s.get("/api/history?series=api", Some(&t))
+            .await
+            .problem(StatusCode::BAD_REQUEST, "invalid_input");
+        s.get(
+            &format!("/api/history?series=storage&tenant_id={globex}"),
+            Some(&t),
+        )
+        .await
+        .problem(StatusCode::NOT_FOUND, "not_found");
+        s.get(
+            &format!("/api/history?series=storage&tenant_id={globex}"),
+            Some(&admin),
+        )
+        .await
+        .expect(StatusCode::OK);
+        // Bad input.
+        for bad in [
+            "/api/history?series=nope",
+            "/api/history?series=service&step_secs=7",
+            "/api/history?series=service&from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z",
+            "/api/history?series=service&step_secs=1&from=2020-01-01T00:00:00Z",
+            "/api/history?series=storage",
+            "/api/history",
+            "/api/reports?format=xml",
+            "/api/reports?from=2026-02-01T00:00:00Z&to=2026-01-01T00:00:00Z",
+        ] {
+            let token = if bad.contains("series=storage") {
+                &admin
+            } else {
+                &t
+            };
+            let r = s.get(bad, Some(token)).await;
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.text);
+        }
+        // Reports: a tenant's, as JSON and CSV; the platform's covers every tenant.
+        let report = s.get("/api/reports", Some(&t)).await;
+        report.expect(StatusCode::OK);
+        assert_eq!(report.body["scope"], acme);
+        assert_eq!(report.body["tenants"].as_array().map(Vec::len), Some(1));
+        let csv = s.get("/api/reports?format=csv", Some(&t)).await;
+        csv.expect(StatusCode::OK);
+        assert_eq!(csv.headers["content-type"], "text/csv; charset=utf-8");
+        assert!(
+            csv.headers["content-disposition"]
+                .to_str()
+                .expect("ascii")
+                .starts_with("attachment; filename=\"ate-report-"),
+            "{:?}",
+            csv.headers
+        );
+        assert!(
+            csv.text
+                .starts_with("section,tenant,subject,metric,value\n"),
+            "{}",
+            csv.text
+        );
+        assert!(csv.text.contains("usage,acme,,projects,0"), "{}", csv.text);
+        assert!(!csv.text.contains("globex"), "{}", csv.text);
+        s.get(&format!("/api/reports?tenant_id={globex}"), Some(&t))
+            .await
+            .problem(StatusCode::NOT_FOUND, "not_found");
+        let platform = s.get("/api/reports", Some(&admin)).await;
+        platform.expect(StatusCode::OK);
+        assert_eq!(platform.body["scope"], "platform");
+        let slugs: Vec<&str> = platform.body["tenants"]
+            .as_array()
+            .expect("tenants")
+            .iter()
+            .map(|t| t["slug"].as_str().expect("slug"))
+            .collect();
+        assert!(
+            slugs.contains(&"acme") && slugs.contains(&"globex"),
+            "{slugs:?}"
+        );
+        assert!(
+            platform.body["platform_services"]
+                .as_array()
+                .expect("services")
+                .iter()
+                .any(|s| s["service"] == "api"),
+            "{}",
+            platform.text
+        );
+    })
+    .await;
+}
+
+fn url_escape(s: &str) -> String {
+    s.replace('+', "%2B").replace(':', "%3A")
+}

@@ -126,6 +126,19 @@ async fn the_gateway_balances_forwards_identity_streams_and_ejects_a_dead_instan
     // saw the caller's own token.
     let seen = spread(&s, &acme, "api/whoami", 30).await;
     assert_eq!(seen.len(), 3, "{seen:?}");
+    // Every proxied answer counts, with its known length too (the server stops polling a
+    // body of known length at its last byte: the pick finishes there, not at a drop).
+    let health = s.get("/api/services/api/health", Some(&acme)).await;
+    health.expect(StatusCode::OK);
+    assert_eq!(
+        (
+            health.body["requests"].as_u64(),
+            health.body["errors"].as_u64()
+        ),
+        (Some(30), Some(0)),
+        "{}",
+        health.text
+    );
     let me = s.get("/api/auth/verify", Some(&acme)).await;
     let r = s.get("/svc/api/whoami?x=1&y=%20", Some(&acme)).await;
     r.expect(StatusCode::OK);

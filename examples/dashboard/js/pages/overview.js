@@ -12,7 +12,7 @@ export async function render(main, ctx) {
   const alertsStat = h("div", {id: "stat-alerts"});
   const runsStat = h("div", {id: "stat-runs"});
   const storage = h("div", {id: "storage"});
-  const traffic = lineChart("Traffic through this host (all services you see)",
+  const traffic = lineChart(s.platform_admin && !ctx.tenant ? "API traffic (last hour, then live)" : "Service traffic (last hour, then live)",
     [{label: "requests/s"}, {label: "errors", unit: "%"}], {height: 200});
   replace(servicesStat, stat("Service instances", "…", {detail: "connecting…"}));
   replace(alertsStat, stat("Alerts", "…"));
@@ -24,6 +24,25 @@ export async function render(main, ctx) {
     h("div", {class: "charts"}, traffic.el),
     h("h2", {}, "Storage"), storage));
 
+  // The last hour from the host's history, then live points (services) or the history
+  // read again (the API's traffic, which the live stream does not carry).
+  const series = s.platform_admin && !ctx.tenant ? "api" : "service";
+  const loadHistory = async () => {
+    try {
+      const from = new Date(Date.now() - 3600e3).toISOString();
+      const hist = await api.get(`/api/history${api.qs({series, tenant_id: s.platform_admin ? ctx.tenant : null, from, step_secs: 60})}`);
+      const sum = new Map();
+      for (const p of hist.points) {
+        const t = Date.parse(p.at) / 1000;
+        const a = sum.get(t) || {rate: 0, count: 0, errors: 0};
+        a.rate += p.rate_per_sec; a.count += p.count; a.errors += p.errors;
+        sum.set(t, a);
+      }
+      traffic.set([...sum.entries()].sort((a, b) => a[0] - b[0]).map(([t, a]) => [t, a.rate, a.count ? (a.errors / a.count) * 100 : null]));
+    } catch { /* the chart keeps what it has */ }
+  };
+  await loadHistory();
+  const timer = series === "api" ? setInterval(loadHistory, 30000) : null;
   const stream = api.follow(`/api/registry/events${api.qs({scope})}`, ["services"], (_, o) => {
     let up = 0, critical = 0, warning = 0, rate = 0, requests = 0, errors = 0;
     for (const svc of o.services) {
@@ -33,11 +52,11 @@ export async function render(main, ctx) {
     replace(servicesStat, stat("Service instances", `${up} up`, {id: "services-up",
       status: critical ? "critical" : warning ? "warning" : "passing",
       detail: h("a", {href: ctx.link("/ui/services")}, `${critical} critical, ${warning} warning in ${o.services.length} services`)}));
-    traffic.push([Date.now() / 1000, rate, requests ? (errors / requests) * 100 : null]);
+    if (series === "service") traffic.push([Date.now() / 1000, rate, requests ? (errors / requests) * 100 : null]);
   });
 
   await Promise.all([alerts(alertsStat, s), runs(runsStat, ctx), usage(storage, ctx)]);
-  return () => stream.close();
+  return () => { stream.close(); if (timer) clearInterval(timer); };
 }
 
 async function alerts(el, s) {

@@ -20,7 +20,7 @@ use std::time::Duration;
 use zeroize::Zeroizing;
 
 /// Top-level keys; an `ATE_*` variable whose first segment is not one of them is not ours.
-const KEYS: [&str; 14] = [
+const KEYS: [&str; 15] = [
     "listen",
     "data_dir",
     "database_url",
@@ -35,6 +35,7 @@ const KEYS: [&str; 14] = [
     "workflows",
     "integrations",
     "monitoring",
+    "history",
 ];
 
 /// Everything `ate serve` reads.
@@ -62,6 +63,7 @@ pub(crate) struct Config {
     pub(crate) workflows: WorkflowsSection,
     pub(crate) integrations: IntegrationsSection,
     pub(crate) monitoring: MonitoringSection,
+    pub(crate) history: HistorySection,
 }
 
 impl Default for Config {
@@ -81,6 +83,7 @@ impl Default for Config {
             workflows: WorkflowsSection::default(),
             integrations: IntegrationsSection::default(),
             monitoring: MonitoringSection::default(),
+            history: HistorySection::default(),
         }
     }
 }
@@ -133,6 +136,7 @@ fn default_role_permissions() -> BTreeMap<String, Vec<String>> {
         "workflows:run",
         "integrations:read",
         "integrations:call",
+        "history:read",
     ];
     let admin = [
         "projects:delete",
@@ -351,6 +355,35 @@ impl Default for MonitoringSection {
     }
 }
 
+/// `[history]`: the coarse history the dashboard's charts and reports read.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct HistorySection {
+    /// One point per series every this many seconds (must divide an hour).
+    pub(crate) sample_secs: u64,
+    /// Storage use per tenant is read every this many samples (it costs a query per tenant).
+    pub(crate) storage_every: u32,
+    /// Points finer than an hour are kept this long, then merged into hourly ones.
+    pub(crate) fine_days: u32,
+    /// Hourly points are kept this long.
+    pub(crate) hourly_days: u32,
+    /// Where full-resolution history lives (a Prometheus that scrapes `/metrics`); the
+    /// dashboard links to it.
+    pub(crate) prometheus_url: Option<String>,
+}
+
+impl Default for HistorySection {
+    fn default() -> Self {
+        HistorySection {
+            sample_secs: 60,
+            storage_every: 5,
+            fine_days: 30,
+            hourly_days: 400,
+            prometheus_url: None,
+        }
+    }
+}
+
 /// `[tls]`: HTTPS when both files are set.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -451,6 +484,27 @@ impl Config {
                 "monitoring.rule_sync_secs is {} and monitoring.history_days {}; use 1 to 3600 and 1 to 3650",
                 self.monitoring.rule_sync_secs, self.monitoring.history_days
             )));
+        }
+        let h = &self.history;
+        if h.sample_secs == 0
+            || h.sample_secs > 3600
+            || 3600 % h.sample_secs != 0
+            || h.storage_every == 0
+            || h.fine_days == 0
+            || h.hourly_days < h.fine_days
+        {
+            return fail(format!(
+                "history.sample_secs is {} (must divide 3600), history.storage_every {} (at least 1), \
+                 history.fine_days {} and history.hourly_days {} (at least 1, hourly at least fine)",
+                h.sample_secs, h.storage_every, h.fine_days, h.hourly_days
+            ));
+        }
+        if let Some(url) = &h.prometheus_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return fail(format!(
+                "history.prometheus_url {url:?} is not an http(s) URL"
+            ));
         }
         if !(5..=3600).contains(&self.workflows.lease_secs) || self.workflows.concurrency > 1024 {
             return fail(format!(

@@ -43,6 +43,7 @@ assets! {
     "js/pages/alerts.js" => "text/javascript; charset=utf-8",
     "js/pages/audit.js" => "text/javascript; charset=utf-8",
     "js/pages/common.js" => "text/javascript; charset=utf-8",
+    "js/pages/history.js" => "text/javascript; charset=utf-8",
     "js/pages/login.js" => "text/javascript; charset=utf-8",
     "js/pages/overview.js" => "text/javascript; charset=utf-8",
     "js/pages/projects.js" => "text/javascript; charset=utf-8",

@@ -73,6 +73,10 @@ pub(crate) struct HostParts {
     pub(crate) rule_sync: crate::alerting::RuleSync,
     /// The host's own platform principal.
     pub(crate) system: Principal,
+    /// The API's own traffic (every request's latency and outcome), for the history.
+    pub(crate) api_traffic: Arc<ate_orchestrate::metrics::MetricsRecorder>,
+    /// The coarse history ([`crate::history`] writes it, the dashboard reads it).
+    pub(crate) rollups: ate_orchestrate::metrics::SqlRollups,
 }
 
 /// What [`Host::bootstrap`] did.
@@ -132,6 +136,7 @@ impl Host {
             SqlIntegrations::open(db.clone(), Arc::new(objects.keyring().clone())).await?,
             egress,
         )?;
+        let rollups = ate_orchestrate::metrics::SqlRollups::open(db.clone()).await?;
         let workflow_metrics = WorkflowMetrics::new();
         let store = Arc::new(SqlWorkflowStore::open(db.clone()).await?);
         let workflows = crate::steps::register(
@@ -159,6 +164,10 @@ impl Host {
             alert_history,
             rule_sync: crate::alerting::RuleSync::default(),
             system: Principal::platform_admin(HOST_SUBJECT)?,
+            api_traffic: Arc::new(ate_orchestrate::metrics::MetricsRecorder::new(
+                ate_orchestrate::metrics::RecorderConfig::default(),
+            )?),
+            rollups,
             config: Arc::new(config),
         })))
     }

@@ -17,6 +17,7 @@ mod cli;
 mod config;
 mod dashboard;
 mod gateway;
+mod history;
 mod host;
 mod metrics;
 mod serve;

@@ -2,12 +2,17 @@
 //! their latency, next to the `ate_*` families of ate-orchestrate; served at `/metrics` as
 //! OpenMetrics text.
 
+use ate_core::ErrorKind;
+use ate_orchestrate::Outcome;
+use ate_orchestrate::metrics::MetricsRecorder;
+use ate_orchestrate::registry::{InstanceId, ServiceName};
 use axum::http::{Method, StatusCode};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Latency buckets in seconds: 1 ms to 10 s.
@@ -28,16 +33,24 @@ struct RouteLabels {
     route: String,
 }
 
-/// The HTTP metric families.
+/// The HTTP metric families, and the windowed figures of the API's traffic as a whole
+/// (the history's `api` series).
 #[derive(Debug)]
 pub(crate) struct HttpMetrics {
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    traffic: Arc<MetricsRecorder>,
+    names: Option<(ServiceName, InstanceId)>,
 }
+
+/// The recorder's service name for the API's traffic (one instance, [`API_INSTANCE`]).
+pub(crate) const API_SERVICE: &str = "api";
+/// The recorder's instance name for the API's traffic.
+pub(crate) const API_INSTANCE: &str = "host";
 
 impl HttpMetrics {
     /// New families, registered in `registry`.
-    pub(crate) fn new(registry: &mut Registry) -> Self {
+    pub(crate) fn new(registry: &mut Registry, traffic: Arc<MetricsRecorder>) -> Self {
         let requests = Family::<RequestLabels, Counter>::default();
         let latency: Family<RouteLabels, Histogram, fn() -> Histogram> =
             Family::new_with_constructor(|| Histogram::new(BUCKETS));
@@ -52,7 +65,15 @@ impl HttpMetrics {
             Unit::Seconds,
             latency.clone(),
         );
-        HttpMetrics { requests, latency }
+        let names = ServiceName::new(API_SERVICE)
+            .ok()
+            .zip(InstanceId::new(API_INSTANCE).ok());
+        HttpMetrics {
+            requests,
+            latency,
+            traffic,
+            names,
+        }
     }
 
     /// Counts one request.
@@ -70,5 +91,13 @@ impl HttpMetrics {
                 route: route.to_owned(),
             })
             .observe(took.as_secs_f64());
+        if let Some((service, instance)) = &self.names {
+            let outcome = if status.is_server_error() {
+                Outcome::Failure(ErrorKind::Unavailable)
+            } else {
+                Outcome::Success
+            };
+            self.traffic.record(service, instance, took, outcome);
+        }
     }
 }

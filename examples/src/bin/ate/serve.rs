@@ -54,7 +54,7 @@ pub(crate) fn init_logging(format: LogFormat) -> tracing_appender::non_blocking:
 /// and `/docs`, in every layer.
 pub(crate) fn app(host: Host) -> Result<Router, BoxError> {
     let mut registry = Registry::default();
-    let metrics = Arc::new(HttpMetrics::new(&mut registry));
+    let metrics = Arc::new(HttpMetrics::new(&mut registry, host.api_traffic.clone()));
     // Everything ate-orchestrate exports (per service and instance) next to the HTTP
     // families, and the gateway's counters.
     host.hub.metrics().register(&mut registry);
@@ -163,6 +163,11 @@ pub(crate) async fn serve(config: Config) -> Result<(), BoxError> {
     tracing::info!(%addr, "listening");
     let app = app(host.clone())?;
     let (alerts_stop, alerts_stopped) = tokio::sync::watch::channel(false);
+    let history = tokio::spawn(crate::history::run(
+        host.clone(),
+        format!("ate-serve:{addr}:{}", std::process::id()),
+        alerts_stopped.clone(),
+    ));
     let alert_sync = tokio::spawn(crate::alerting::run(host.clone(), alerts_stopped));
     let worker = match host.config.workflows.concurrency {
         0 => None,
@@ -186,6 +191,7 @@ pub(crate) async fn serve(config: Config) -> Result<(), BoxError> {
     }
     let _ = alerts_stop.send(true);
     let _ = alert_sync.await;
+    let _ = history.await;
     host.close().await;
     tracing::info!("stopped");
     outcome

@@ -6,6 +6,7 @@ pub(crate) mod analysis;
 pub(crate) mod auth;
 pub(crate) mod caching;
 pub(crate) mod health;
+pub(crate) mod history;
 pub(crate) mod integrations;
 pub(crate) mod layers;
 pub(crate) mod monitoring;
@@ -58,7 +59,7 @@ use utoipa_axum::router::OpenApiRouter;
         (name = "services", description = "The service registry: instances, health checks, discovery, traffic policies, draining"),
         (name = "workflows", description = "Durable workflow runs: submit, follow, cancel, retry, signal, logs"),
         (name = "integration", description = "A tenant's external HTTP endpoints: register, test, call, metrics; secrets are write-only"),
-        (name = "monitoring", description = "Alert rules, current alerts and the alert history (platform administrators)"),
+        (name = "monitoring", description = "Alert rules, current alerts and the alert history (platform administrators); the coarse history and reports"),
         (name = "health", description = "Liveness, readiness and the API document"),
     ),
     components(schemas(problem::Problem)),
@@ -111,7 +112,8 @@ fn routes() -> Routes {
             .merge(workflows::routes())
             .merge(schedules::routes())
             .merge(integrations::routes())
-            .merge(monitoring::routes()),
+            .merge(monitoring::routes())
+            .merge(history::routes()),
         uploads: storage::upload_routes().merge(analysis::payload_routes()),
     }
 }

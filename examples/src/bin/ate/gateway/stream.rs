@@ -19,11 +19,16 @@ pub(crate) fn respond(upstream: hyper::Response<Incoming>, pick: Pick) -> Respon
     let (mut parts, body) = upstream.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     let server_error = parts.status.is_server_error();
-    let body = PickedBody {
+    let mut body = PickedBody {
         inner: body,
         pick: Some(pick),
         server_error,
     };
+    // No body at all (a 204, a `HEAD`, `Content-Length: 0`): the answer is complete now,
+    // and the server may never poll the body.
+    if hyper::body::Body::is_end_stream(&body.inner) {
+        body.finish();
+    }
     parts.extensions = axum::http::Extensions::new();
     parts.extensions.insert(Proxied);
     Response::from_parts(parts, Body::new(body))
@@ -38,6 +43,19 @@ struct PickedBody {
     server_error: bool,
 }
 
+impl PickedBody {
+    /// The answer is complete: a success, or a failure for a 5xx answer.
+    fn finish(&mut self) {
+        if let Some(pick) = self.pick.take() {
+            if self.server_error {
+                pick.failure(ErrorKind::Unavailable);
+            } else {
+                pick.success();
+            }
+        }
+    }
+}
+
 impl hyper::body::Body for PickedBody {
     type Data = Bytes;
     type Error = hyper::Error;
@@ -48,14 +66,11 @@ impl hyper::body::Body for PickedBody {
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let next = Pin::new(&mut self.inner).poll_frame(cx);
         match &next {
-            Poll::Ready(None) => {
-                if let Some(pick) = self.pick.take() {
-                    if self.server_error {
-                        pick.failure(ErrorKind::Unavailable);
-                    } else {
-                        pick.success();
-                    }
-                }
+            Poll::Ready(None) => self.finish(),
+            // With a known length the server stops polling once it has sent that many bytes
+            // (it never asks for the end): the last frame finishes the pick.
+            Poll::Ready(Some(Ok(_))) if hyper::body::Body::is_end_stream(&self.inner) => {
+                self.finish();
             }
             Poll::Ready(Some(Err(e))) => {
                 tracing::info!(error = %e, "gateway: upstream body broke off");
@@ -68,8 +83,9 @@ impl hyper::body::Body for PickedBody {
         next
     }
 
-    // Not `is_end_stream`: the server is to poll until the end is seen, which finishes
-    // the pick. The size hint is the upstream's, so a known length is sent as such.
+    // Not `is_end_stream`: a chunked body is polled to its end, which finishes the pick
+    // (a known length finishes it at the last frame). The size hint is the upstream's, so a
+    // known length is sent as such.
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
     }
