@@ -19,7 +19,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::registry_traffic::{
-    drain_hides_the_instance_once, facade_guards_traffic, policies_round_trip,
+    drain_hides_the_instance_once, facade_guards_traffic,
+    maintenance_takes_an_instance_out_and_back, policies_round_trip,
 };
 
 /// How often SQL watches poll in these tests.

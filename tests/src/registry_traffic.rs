@@ -72,6 +72,80 @@ pub async fn drain_hides_the_instance_once(env: RegistryEnv) {
     assert_kind(s.get(&a).await, ErrorKind::NotFound);
 }
 
+/// Maintenance takes an instance out of rotation with a reason (announced once, seen by the
+/// other handle, its health still changing underneath) and puts it back; bad input changes
+/// nothing.
+pub async fn maintenance_takes_an_instance_out_and_back(env: RegistryEnv) {
+    let s = &*env.store;
+    let mut watch = env.other.watch().await.unwrap();
+    let t = Scope::Tenant(TenantId::new());
+    register_with(s, spec(t, "api", "a"), HealthStatus::Passing).await;
+    register_with(s, spec(t, "api", "b"), HealthStatus::Passing).await;
+    for _ in 0..4 {
+        next_event(&mut watch).await;
+    }
+    let a = key(t, "api", "a");
+    env.clock.advance(TimeDelta::seconds(5));
+    let out = s
+        .set_maintenance(&a, Some("  kernel upgrade "))
+        .await
+        .unwrap();
+    assert_eq!(out.maintenance.as_deref(), Some("kernel upgrade"));
+    assert_eq!(out.maintenance_since, Some(env.now()));
+    assert!(!out.takes_traffic());
+    match next_event(&mut watch).await {
+        RegistryEvent::Maintenance { instance } => assert_eq!(instance, out),
+        other => panic!("expected Maintenance(a), got {other:?}"),
+    }
+    let healthy = Query::new(Visibility::All).service(svc("api"));
+    let found = env.other.discover(&healthy).await.unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].spec.id.as_str(), "b");
+    assert_eq!(env.other.get(&a).await.unwrap(), out);
+    // A new reason is kept without a second announcement or a new start time.
+    env.clock.advance(TimeDelta::seconds(5));
+    let again = s
+        .set_maintenance(&a, Some("still upgrading"))
+        .await
+        .unwrap();
+    assert_eq!(again.maintenance.as_deref(), Some("still upgrading"));
+    assert_eq!(again.maintenance_since, out.maintenance_since);
+    s.set_status(&a, HealthStatus::Critical, "rebooting")
+        .await
+        .unwrap();
+    match next_event(&mut watch).await {
+        RegistryEvent::StatusChanged { instance, .. } => {
+            assert_eq!(instance.maintenance.as_deref(), Some("still upgrading"));
+        }
+        other => panic!("expected StatusChanged(a) (no second Maintenance), got {other:?}"),
+    }
+    // Bad input: an empty reason, an unknown instance.
+    assert_kind(
+        s.set_maintenance(&a, Some("  ")).await,
+        ErrorKind::InvalidInput,
+    );
+    assert_kind(
+        s.set_maintenance(&key(t, "api", "nope"), Some("x")).await,
+        ErrorKind::NotFound,
+    );
+    assert_eq!(
+        env.other.get(&a).await.unwrap().maintenance.as_deref(),
+        Some("still upgrading")
+    );
+    // Back: announced, and discovered again once healthy.
+    s.set_status(&a, HealthStatus::Passing, "ok").await.unwrap();
+    next_event(&mut watch).await;
+    let back = s.set_maintenance(&a, None).await.unwrap();
+    assert_eq!((back.maintenance, back.maintenance_since), (None, None));
+    match next_event(&mut watch).await {
+        RegistryEvent::Maintenance { instance } => assert!(instance.maintenance.is_none()),
+        other => panic!("expected Maintenance(a) back, got {other:?}"),
+    }
+    assert_eq!(env.other.discover(&healthy).await.unwrap().len(), 2);
+    // Back again: nothing changes.
+    assert_eq!(s.set_maintenance(&a, None).await.unwrap().maintenance, None);
+}
+
 /// Policies are stored per (scope, service), read back through the other handle, announced
 /// once per change, validated before anything is written, and cleared.
 pub async fn policies_round_trip(env: RegistryEnv) {

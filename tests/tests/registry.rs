@@ -42,6 +42,7 @@ registry_matrix! {
     slow_watcher_is_told_it_lagged,
     facade_enforces_tenancy,
     drain_hides_the_instance_once,
+    maintenance_takes_an_instance_out_and_back,
     policies_round_trip,
     facade_guards_traffic,
 }

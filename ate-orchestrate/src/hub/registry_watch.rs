@@ -52,7 +52,9 @@ pub(super) async fn follow_registry(hub: Weak<Inner>, started: tokio::sync::watc
             RegistryEvent::Registered { instance }
             | RegistryEvent::StatusChanged { instance, .. } => inner.status_written(instance),
             RegistryEvent::Deregistered { instance, .. } => inner.deregistered(instance),
-            RegistryEvent::Draining { instance } => inner.invalidate(&instance.spec.service),
+            RegistryEvent::Draining { instance } | RegistryEvent::Maintenance { instance } => {
+                inner.invalidate(&instance.spec.service);
+            }
             RegistryEvent::PolicyChanged { service, .. } => inner.invalidate(service),
             RegistryEvent::Lagged { missed } => {
                 tracing::warn!(

@@ -254,7 +254,21 @@ impl ServiceHub {
             .instances_stats(service, instances, window)
     }
 
-    /// The circuit-breaker state of every instance of `service` the hub has called.
+    /// What this hub's traffic says of one instance: its circuit breaker (`None` until the
+    /// hub has called it) and whether outlier detection has ejected it now.
+    pub fn instance_traffic_state(
+        &self,
+        key: &InstanceKey,
+    ) -> (Option<crate::breaker::BreakerState>, bool) {
+        let services = self.inner.read_services();
+        let Some(state) = services.get(key.service()) else {
+            return (None, false);
+        };
+        state.traffic_state(key)
+    }
+
+    /// The circuit-breaker state of every instance of `service` the hub has called, keyed
+    /// `{scope}/{instance}` (`platform/api-1`, `tenant:<id>/api-1`).
     pub fn breaker_states(
         &self,
         service: &ServiceName,

@@ -210,6 +210,18 @@ impl ServiceState {
         self.outliers.sweep();
     }
 
+    /// One instance's breaker (if called) and whether it is ejected now.
+    pub(super) fn traffic_state(&self, key: &InstanceKey) -> (Option<BreakerState>, bool) {
+        let endpoint = endpoint_id(key.scope(), key.id());
+        let breaker = self
+            .breakers
+            .states()
+            .into_iter()
+            .find(|(e, _)| *e == endpoint)
+            .map(|(_, s)| s);
+        (breaker, self.outliers.is_ejected(endpoint.as_str()))
+    }
+
     pub(super) fn breaker_states(&self) -> Vec<(String, BreakerState)> {
         self.breakers
             .states()
@@ -328,10 +340,10 @@ impl ServiceState {
             None => vec![(None, 100)],
         };
         let mut sets: Vec<Vec<Endpoint<Instance>>> = groups.iter().map(|_| Vec::new()).collect();
-        // Draining instances take no new picks: they leave every set.
+        // Draining instances and those in maintenance take no new picks: they leave every set.
         for i in all
             .into_iter()
-            .filter(|i| query.matches(i) && i.draining_since.is_none())
+            .filter(|i| query.matches(i) && i.draining_since.is_none() && i.maintenance.is_none())
         {
             let Some(g) = groups
                 .iter()

@@ -66,6 +66,13 @@ impl RegistryStore for SlowWatch {
     async fn drain(&self, key: &InstanceKey) -> Result<Instance, OrchestrateError> {
         self.inner.drain(key).await
     }
+    async fn set_maintenance(
+        &self,
+        key: &InstanceKey,
+        reason: Option<&str>,
+    ) -> Result<Instance, OrchestrateError> {
+        self.inner.set_maintenance(key, reason).await
+    }
     async fn set_policy(
         &self,
         scope: Scope,

@@ -93,6 +93,39 @@ impl ServiceHub {
             .map_or(0, |s| s.in_flight(instance))
     }
 
+    /// Marks an instance as draining in the registry and takes it out of this hub's picks
+    /// at once (other hubs follow the registry's change): the first half of
+    /// [`ServiceHub::drain`], for a host that answers before the drain has finished and
+    /// runs the rest in the background. Errors: `NotFound`, `PermissionDenied`.
+    pub async fn start_drain(
+        &self,
+        principal: &Principal,
+        key: &InstanceKey,
+    ) -> Result<Instance, OrchestrateError> {
+        let draining = self.inner.registry.drain(principal, key).await?;
+        self.inner.invalidate(key.service());
+        Ok(draining)
+    }
+
+    /// Puts an instance into maintenance with `reason`, or back with `None`
+    /// ([`Registry::set_maintenance`](crate::registry::Registry::set_maintenance)), and
+    /// applies it to this hub's picks at once (other hubs follow the registry's change).
+    /// Errors: `NotFound`, `PermissionDenied`, `InvalidInput` (an empty reason).
+    pub async fn set_maintenance(
+        &self,
+        principal: &Principal,
+        key: &InstanceKey,
+        reason: Option<&str>,
+    ) -> Result<Instance, OrchestrateError> {
+        let instance = self
+            .inner
+            .registry
+            .set_maintenance(principal, key, reason)
+            .await?;
+        self.inner.invalidate(key.service());
+        Ok(instance)
+    }
+
     /// Drains an instance, then deregisters it: it is marked draining in the registry at
     /// once (no new picks on any host, no longer discovered), the call waits
     /// [`DrainOptions::settle`] and until this hub's picks of it have finished (at most

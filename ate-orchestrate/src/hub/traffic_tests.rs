@@ -321,6 +321,33 @@ async fn a_drain_stops_new_picks_waits_for_those_in_flight_then_deregisters() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_in_maintenance_takes_no_picks_until_it_is_back() {
+    let hub = hub_on(Arc::new(MemoryRegistry::new()));
+    let p = Scope::Platform;
+    up(&hub, &admin(), p, "a", "1", &[]).await;
+    up(&hub, &admin(), p, "b", "1", &[]).await;
+    assert_eq!(spread(&hub, &admin(), 10, None).await.len(), 2);
+    let a = key(p, "api", "a");
+    hub.set_maintenance(&admin(), &a, Some("patching"))
+        .await
+        .unwrap();
+    // At once on this hub: the very next picks avoid it.
+    assert!(!spread(&hub, &admin(), 10, None).await.contains_key("a"));
+    // Only the scope's writers may do it.
+    let reader = Principal::new(TenantId::new(), "user:r").unwrap();
+    let denied = hub.set_maintenance(&reader, &a, None).await;
+    assert_eq!(denied.unwrap_err().kind(), ErrorKind::PermissionDenied);
+    hub.registry()
+        .set_maintenance(&admin(), &a, None)
+        .await
+        .unwrap();
+    eventually("a is back", || async {
+        spread(&hub, &admin(), 10, None).await.contains_key("a")
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_hub_on_the_sql_registry_follows_policies_and_drains() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/registry.db", dir.path().display());

@@ -137,6 +137,17 @@ impl Registry {
         self.store.set_status(key, status, output).await
     }
 
+    /// Puts an instance into maintenance, or back ([`RegistryStore::set_maintenance`]).
+    pub async fn set_maintenance(
+        &self,
+        principal: &Principal,
+        key: &InstanceKey,
+        reason: Option<&str>,
+    ) -> Result<Instance, OrchestrateError> {
+        authorize_write(principal, key.scope())?;
+        self.store.set_maintenance(key, reason).await
+    }
+
     /// Marks an instance as draining ([`RegistryStore::drain`]).
     pub async fn drain(
         &self,

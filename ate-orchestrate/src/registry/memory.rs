@@ -232,6 +232,29 @@ impl RegistryStore for MemoryRegistry {
         Ok(out)
     }
 
+    async fn set_maintenance(
+        &self,
+        key: &InstanceKey,
+        reason: Option<&str>,
+    ) -> Result<Instance, OrchestrateError> {
+        let reason = super::store::maintenance_reason(reason)?;
+        let mut map = self.lock();
+        let instance = map.get_mut(key).ok_or_else(|| not_found(key))?;
+        if instance.maintenance.is_some() == reason.is_some() {
+            if reason.is_some() {
+                instance.maintenance = reason;
+            }
+            return Ok(instance.clone());
+        }
+        instance.maintenance_since = reason.as_ref().map(|_| self.clock.now());
+        instance.maintenance = reason;
+        let out = instance.clone();
+        self.emit(RegistryEvent::Maintenance {
+            instance: out.clone(),
+        });
+        Ok(out)
+    }
+
     async fn set_policy(
         &self,
         scope: Scope,

@@ -423,6 +423,13 @@ pub struct Instance {
     /// deregistered.
     #[serde(default)]
     pub draining_since: Option<DateTime<Utc>>,
+    /// Why it is in maintenance ([`RegistryStore::set_maintenance`](super::RegistryStore::set_maintenance)):
+    /// out of rotation (no picks, not discovered) until it is put back; its checks go on.
+    #[serde(default)]
+    pub maintenance: Option<String>,
+    /// Since when it has been in maintenance.
+    #[serde(default)]
+    pub maintenance_since: Option<DateTime<Utc>>,
 }
 
 impl Instance {
@@ -431,9 +438,9 @@ impl Instance {
         self.spec.key()
     }
 
-    /// Whether it takes new picks: healthy and not draining.
+    /// Whether it takes new picks: healthy, not draining and not in maintenance.
     pub fn takes_traffic(&self) -> bool {
-        self.status.is_healthy() && self.draining_since.is_none()
+        self.status.is_healthy() && self.draining_since.is_none() && self.maintenance.is_none()
     }
 }
 

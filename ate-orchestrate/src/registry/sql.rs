@@ -57,14 +57,14 @@ macro_rules! columns {
     () => {
         "scope, service, instance_id, endpoint, tags, capabilities, metadata, weight, \
          environment, status, status_output, registered_at, last_heartbeat, status_since, \
-         draining_since"
+         draining_since, maintenance, maintenance_since"
     };
 }
 
 const INSERT: &str = concat!(
     "INSERT INTO registry_instances (",
     columns!(),
-    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, NULL)"
+    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, NULL, NULL, NULL)"
 );
 const DELETE: &str = concat!(
     "DELETE FROM registry_instances WHERE scope = $1 AND service = $2 AND instance_id = $3 \
@@ -95,7 +95,7 @@ const DISCOVER: &str = concat!(
      WHERE ($1 OR scope = 'platform' OR scope = $2) \
        AND ($3 IS NULL OR service = $3) \
        AND ($4 IS NULL OR environment = $4) \
-       AND ($5 OR (status <> 'critical' AND draining_since IS NULL))"
+       AND ($5 OR (status <> 'critical' AND draining_since IS NULL AND maintenance IS NULL))"
 );
 const SERVICES: &str = "SELECT DISTINCT service FROM registry_instances \
      WHERE ($1 OR scope = 'platform' OR scope = $2)";
@@ -104,6 +104,8 @@ const REAP: &str = concat!(
      RETURNING ",
     columns!()
 );
+const SET_MAINTENANCE: &str = "UPDATE registry_instances SET maintenance = $4, \
+     maintenance_since = $5 WHERE scope = $1 AND service = $2 AND instance_id = $3";
 const SET_DRAINING: &str = "UPDATE registry_instances SET draining_since = $4 \
      WHERE scope = $1 AND service = $2 AND instance_id = $3";
 const GET_POLICY: &str =
@@ -141,6 +143,8 @@ struct InstanceRow {
     last_heartbeat: i64,
     status_since: i64,
     draining_since: Option<i64>,
+    maintenance: Option<String>,
+    maintenance_since: Option<i64>,
 }
 
 fn corrupt(what: &str, detail: impl std::fmt::Display) -> OrchestrateError {
@@ -193,6 +197,8 @@ impl InstanceRow {
             last_heartbeat: from_micros(self.last_heartbeat)?,
             status_since: from_micros(self.status_since)?,
             draining_since: self.draining_since.map(from_micros).transpose()?,
+            maintenance: self.maintenance,
+            maintenance_since: self.maintenance_since.map(from_micros).transpose()?,
         })
     }
 }
@@ -577,6 +583,44 @@ impl RegistryStore for SqlRegistry {
                 record_changes!(tx, self, now, &events);
                 (instance, true)
             }
+        });
+        if changed {
+            self.local_change.notify_waiters();
+        }
+        Ok(instance)
+    }
+
+    async fn set_maintenance(
+        &self,
+        key: &InstanceKey,
+        reason: Option<&str>,
+    ) -> Result<Instance, OrchestrateError> {
+        let reason = super::store::maintenance_reason(reason)?;
+        let now = self.clock.now();
+        let (instance, changed) = with_write_tx!(self.db, |tx| {
+            let mut instance = locked_instance!(tx, key);
+            let changed = instance.maintenance.is_some() != reason.is_some();
+            if changed || (reason.is_some() && instance.maintenance != reason) {
+                if changed {
+                    instance.maintenance_since = reason.as_ref().map(|_| now);
+                }
+                instance.maintenance = reason.clone();
+                sqlx::query(SET_MAINTENANCE)
+                    .bind(scope_text(key.scope()))
+                    .bind(key.service().as_str())
+                    .bind(key.id().as_str())
+                    .bind(instance.maintenance.as_deref())
+                    .bind(instance.maintenance_since.map(to_micros))
+                    .execute(&mut *tx)
+                    .await?;
+                if changed {
+                    let events = [RegistryEvent::Maintenance {
+                        instance: instance.clone(),
+                    }];
+                    record_changes!(tx, self, now, &events);
+                }
+            }
+            (instance, changed)
         });
         if changed {
             self.local_change.notify_waiters();

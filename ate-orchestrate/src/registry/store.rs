@@ -194,6 +194,12 @@ pub enum RegistryEvent {
         /// The instance after the change.
         instance: Instance,
     },
+    /// An instance went into maintenance or came back
+    /// ([`RegistryStore::set_maintenance`]).
+    Maintenance {
+        /// The instance after the change.
+        instance: Instance,
+    },
     /// A service's traffic policy in one scope was set or cleared
     /// ([`RegistryStore::set_policy`]).
     PolicyChanged {
@@ -220,7 +226,8 @@ impl RegistryEvent {
             RegistryEvent::Registered { instance }
             | RegistryEvent::Deregistered { instance, .. }
             | RegistryEvent::StatusChanged { instance, .. }
-            | RegistryEvent::Draining { instance } => Some(instance),
+            | RegistryEvent::Draining { instance }
+            | RegistryEvent::Maintenance { instance } => Some(instance),
             RegistryEvent::PolicyChanged { .. } | RegistryEvent::Lagged { .. } => None,
         }
     }
@@ -335,6 +342,22 @@ pub trait RegistryStore: Send + Sync + std::fmt::Debug {
     /// [`RegistryEvent::Draining`].
     async fn drain(&self, key: &InstanceKey) -> Result<Instance, OrchestrateError>;
 
+    /// Puts the instance into maintenance with `reason` (at most
+    /// [`MAX_STATUS_OUTPUT_LEN`](super::MAX_STATUS_OUTPUT_LEN) bytes kept), or back into
+    /// rotation with `None`. In maintenance it takes no picks and is not discovered (unless
+    /// the query includes unhealthy instances), whatever its health; its checks go on and its
+    /// status keeps changing.
+    ///
+    /// Behavior: `NotFound` if absent; `InvalidInput` for an empty reason. Setting the same
+    /// state again changes nothing and emits nothing (a new reason while in maintenance is
+    /// kept, with the first `maintenance_since`); otherwise emits
+    /// [`RegistryEvent::Maintenance`].
+    async fn set_maintenance(
+        &self,
+        key: &InstanceKey,
+        reason: Option<&str>,
+    ) -> Result<Instance, OrchestrateError>;
+
     /// Sets (`Some`) or clears (`None`) the traffic policy of `service` in `scope`, and
     /// returns what is stored afterwards.
     ///
@@ -372,6 +395,21 @@ pub(crate) fn new_instance(spec: InstanceSpec, now: chrono::DateTime<chrono::Utc
         last_heartbeat: now,
         status_since: now,
         draining_since: None,
+        maintenance: None,
+        maintenance_since: None,
+    }
+}
+
+/// A maintenance reason as stored: `None` stays `None`; an empty one is refused; the rest
+/// is cleaned like a status output.
+pub(crate) fn maintenance_reason(reason: Option<&str>) -> Result<Option<String>, OrchestrateError> {
+    match reason {
+        None => Ok(None),
+        Some(r) if r.trim().is_empty() => Err(OrchestrateError::invalid(
+            "maintenance reason",
+            "say why the instance is in maintenance",
+        )),
+        Some(r) => Ok(Some(clean_output(r.trim()))),
     }
 }
 

@@ -238,6 +238,30 @@ async fn the_gateway_balances_forwards_identity_streams_and_ejects_a_dead_instan
                 && l.ends_with(" 1")),
         "api-b is not ejected in /metrics:\n{metrics}"
     );
+    // The registry view says so too, with each instance's breaker, for the tenant that owns
+    // them; the service's health lists the breakers by instance id.
+    let view = s.get("/api/registry", Some(&acme)).await;
+    view.expect(StatusCode::OK);
+    let api = view.body["services"]
+        .as_array()
+        .expect("services")
+        .iter()
+        .find(|svc| svc["service"] == "api")
+        .expect("api in the view")
+        .clone();
+    assert_eq!(api["ejected"], 1, "{api}");
+    for i in api["instances"].as_array().expect("instances") {
+        assert_eq!(i["ejected"], i["id"] == "api-b", "{i}");
+        assert!(i["breaker"].is_string(), "every instance was called: {i}");
+    }
+    let health = s.get("/api/services/api/health", Some(&acme)).await;
+    let breakers = health.body["breakers"].as_object().expect("breakers");
+    assert_eq!(
+        breakers.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["api-a", "api-b", "api-c"],
+        "{}",
+        health.text
+    );
     assert!(line("ate_gateway_upstream_failures_total{").contains("reason=\"connect\""));
     let retries = line("ate_gateway_retries_total{");
     assert!(

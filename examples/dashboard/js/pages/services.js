@@ -1,6 +1,7 @@
 // Services: every service the signed-in principal may see, live (Server-Sent Events from
 // `/api/registry/events`): instances with health, recent check results, breaker state,
-// draining, traffic; latency and error-rate charts per service; drain and deregister.
+// draining, maintenance, outlier ejection, traffic; latency and error-rate charts per
+// service; maintenance on and off, drain and deregister.
 
 import * as api from "../api.js";
 import {badge, h, ms, pct, replace, table, time, toast} from "../dom.js";
@@ -57,7 +58,8 @@ function serviceCard(name, ctx) {
       replace(head, h("h2", {}, name), badge(status, `${svc.passing} passing`),
         svc.warning ? badge("warning", `${svc.warning} warning`) : null,
         svc.critical ? badge("critical", `${svc.critical} critical`) : null,
-        svc.draining ? badge("draining", `${svc.draining} draining`) : null);
+        svc.draining ? badge("draining", `${svc.draining} draining`) : null,
+        svc.ejected ? badge("critical", `${svc.ejected} ejected`) : null);
       const t = svc.traffic;
       replace(summary,
         h("span", {}, `${t.rate_per_sec.toFixed(2)} req/s`),
@@ -70,7 +72,9 @@ function serviceCard(name, ctx) {
         ["Instance", (i) => h("span", {class: "mono"}, i.id)],
         ["Scope", (i) => (i.scope === "platform" ? "platform" : "tenant")],
         ["Endpoint", (i) => h("span", {class: "mono"}, i.endpoint)],
-        ["Status", (i) => h("span", {}, badge(i.status), i.draining_since ? badge("draining", "draining") : null)],
+        ["Status", (i) => h("span", {}, badge(i.status), i.draining_since ? badge("draining", "draining") : null,
+          i.maintenance ? badge("warning", "maintenance") : null, i.ejected ? badge("critical", "ejected") : null,
+          i.maintenance ? h("div", {class: "muted"}, `maintenance: ${i.maintenance}`) : null)],
         ["Last checks", (i) => checks(i.recent_checks, i.status_output)],
         ["Breaker", (i) => i.breaker || "—"],
         ["Traffic (1 min)", (i) => `${i.traffic.requests} req, ${pct(i.traffic.error_rate)} err, p95 ${ms(i.traffic.p95_ms)}`],
@@ -100,6 +104,17 @@ function actions(i, ctx) {
     try { await fn(); } catch (e) { toast(`${label} failed: ${e.message}`, "error"); button.disabled = false; }
   }}, label);
   return h("span", {class: "actions"},
+    i.maintenance
+      ? act("End maintenance", "secondary", async () => {
+        await api.put(`${base}/maintenance${api.qs({scope})}`, {reason: null});
+        toast(`${i.id} is back in rotation`);
+      })
+      : act("Maintenance", "secondary", async () => {
+        const reason = prompt(`Why take ${i.service}/${i.id} out of rotation?`);
+        if (!reason) return;
+        await api.put(`${base}/maintenance${api.qs({scope})}`, {reason});
+        toast(`${i.id} is in maintenance`);
+      }),
     i.draining_since ? null : act("Drain", "secondary", async () => {
       await api.post(`${base}/drain${api.qs({scope})}`, {});
       toast(`${i.id} is draining`);

@@ -96,6 +96,8 @@ pub(crate) struct InstanceDetail {
     traffic: Traffic,
     /// This host's circuit breaker for the instance (absent until it has called it).
     breaker: Option<String>,
+    /// Ejected by this host's outlier detection now (it takes no traffic until it returns).
+    ejected: bool,
     /// The latest check results, newest first (checks run by this host).
     recent_checks: Vec<CheckRun>,
 }
@@ -108,6 +110,8 @@ pub(crate) struct ServiceSummary {
     warning: usize,
     critical: usize,
     draining: usize,
+    /// Instances this host's outlier detection has ejected now.
+    ejected: usize,
     /// The caller's instances' traffic together.
     traffic: Traffic,
     instances: Vec<InstanceDetail>,
@@ -150,12 +154,6 @@ async fn overview(
     for (name, mut instances) in by_service {
         instances.sort_by(|a, b| a.spec.id.as_str().cmp(b.spec.id.as_str()));
         let service = instances[0].spec.service.clone();
-        let breakers: BTreeMap<String, String> = host
-            .hub
-            .breaker_states(&service)
-            .into_iter()
-            .map(|(i, s)| (i, s.to_string()))
-            .collect();
         let ids: Vec<_> = instances.iter().map(|i| i.spec.id.clone()).collect();
         let traffic = host.hub.instances_stats(&service, &ids, WINDOW)?.into();
         let count = |s: HealthStatus| instances.iter().filter(|i| i.status == s).count();
@@ -168,6 +166,7 @@ async fn overview(
                 .iter()
                 .filter(|i| i.draining_since.is_some())
                 .count(),
+            ejected: 0,
             traffic,
             instances: Vec::with_capacity(instances.len()),
         };
@@ -175,10 +174,13 @@ async fn overview(
             let stats =
                 host.hub
                     .instances_stats(&service, std::slice::from_ref(&i.spec.id), WINDOW)?;
+            let (breaker, ejected) = host.hub.instance_traffic_state(&i.key());
+            summary.ejected += usize::from(ejected);
             summary.instances.push(InstanceDetail {
                 instance: InstanceView::from(i),
                 traffic: stats.into(),
-                breaker: breakers.get(i.spec.id.as_str()).cloned(),
+                breaker: breaker.map(|b| b.to_string()),
+                ejected,
                 recent_checks: recent_checks(host, i),
             });
         }

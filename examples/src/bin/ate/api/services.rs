@@ -58,6 +58,9 @@ pub(crate) struct InstanceView {
     last_heartbeat: DateTime<Utc>,
     /// Set while the instance drains (no new traffic, deregistered once drained).
     draining_since: Option<DateTime<Utc>>,
+    /// Why it is in maintenance (out of rotation until put back); absent otherwise.
+    maintenance: Option<String>,
+    maintenance_since: Option<DateTime<Utc>>,
 }
 
 impl From<&Instance> for InstanceView {
@@ -84,6 +87,8 @@ impl From<&Instance> for InstanceView {
             registered_at: i.registered_at,
             last_heartbeat: i.last_heartbeat,
             draining_since: i.draining_since,
+            maintenance: i.maintenance.clone(),
+            maintenance_since: i.maintenance_since,
         }
     }
 }
@@ -347,12 +352,12 @@ async fn service_health(
         error_rate: stats.error_rate,
         p50_ms: ms(stats.p50),
         p99_ms: ms(stats.p99),
-        breakers: host
-            .hub
-            .breaker_states(&name)
-            .into_iter()
-            .filter(|(i, _)| ids.iter().any(|id| id.as_str() == i))
-            .map(|(i, s)| (i, s.to_string()))
+        breakers: instances
+            .iter()
+            .filter_map(|i| {
+                let (breaker, _) = host.hub.instance_traffic_state(&i.key());
+                breaker.map(|b| (i.spec.id.as_str().to_owned(), b.to_string()))
+            })
             .collect(),
     }))
 }

@@ -26,6 +26,37 @@ pub(crate) fn routes() -> OpenApiRouter<Host> {
     OpenApiRouter::new()
         .routes(routes!(get_policy, set_policy, clear_policy))
         .routes(routes!(drain))
+        .routes(routes!(maintenance))
+}
+
+/// Maintenance on or off.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MaintenanceRequest {
+    /// Why the instance is out of rotation (not empty); `null` puts it back.
+    reason: Option<String>,
+}
+
+/// Puts an instance into maintenance (out of rotation on every host, whatever its health;
+/// its checks go on) with a reason, or back with `{"reason": null}`. Unlike a drain, it is
+/// not deregistered and can come back.
+#[utoipa::path(put, path = "/api/services/{service}/instances/{id}/maintenance", tag = "services",
+    params(("service" = String, Path), ("id" = String, Path), ScopeParam), request_body = MaintenanceRequest,
+    security(("bearer" = [])),
+    responses((status = 200, body = InstanceView), (status = "4XX", body = super::problem::Problem, content_type = "application/problem+json")))]
+async fn maintenance(
+    State(host): State<Host>,
+    Extension(p): Extension<Principal>,
+    Path((service, id)): Path<(String, String)>,
+    Query(s): Query<ScopeParam>,
+    Body(r): Body<MaintenanceRequest>,
+) -> Result<Json<InstanceView>, ApiError> {
+    let key = key(&p, s.scope.as_deref(), &service, &id)?;
+    let instance = host
+        .hub
+        .set_maintenance(&p, &key, r.reason.as_deref())
+        .await?;
+    Ok(Json(InstanceView::from(&instance)))
 }
 
 /// A set of instances: those with `tag`, those whose `version` metadata is `version`, or
@@ -234,7 +265,8 @@ async fn drain(
             "settle_secs and timeout_secs must be at most 3600",
         ));
     }
-    let draining = host.hub.registry().drain(&p, &key).await?;
+    // Out of this host's picks before the answer; the rest (waiting, deregistering) follows.
+    let draining = host.hub.start_drain(&p, &key).await?;
     let options = DrainOptions::new()
         .settle(Duration::from_secs(q.settle_secs.unwrap_or(1)))
         .timeout(Duration::from_secs(timeout));
