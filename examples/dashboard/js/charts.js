@@ -23,7 +23,7 @@ export function lineChart(title, series, {points = [], keep = 900, height = 180,
     cursor: {drag: {x: false, y: false}},
     scales: {x: {time: true}, y: {range: (u, min, max) => [Math.min(yMin ?? min, min), max > 0 ? max * 1.1 : 1]}},
     axes: [{stroke: "currentColor", grid: {stroke: "rgba(127,127,127,0.2)"}},
-      {stroke: "currentColor", grid: {stroke: "rgba(127,127,127,0.2)"}, size: 60}],
+      {stroke: "currentColor", grid: {stroke: "rgba(127,127,127,0.2)"}, size: 56, values: (u, vals) => vals.map(axisLabel)}],
     series: [{}, ...series.map((s, i) => ({
       label: s.unit ? `${s.label} (${s.unit})` : s.label,
       stroke: s.color || PALETTE[i % PALETTE.length],
@@ -60,6 +60,16 @@ function toColumns(points, n) {
   const cols = Array.from({length: n + 1}, () => []);
   for (const p of points) for (let i = 0; i <= n; i++) cols[i].push(p[i] ?? null);
   return cols;
+}
+
+/** Axis labels short enough for the axis: 950, 1.5k, 2.3M, 4.1G. */
+function axisLabel(v) {
+  if (v === null || v === undefined) return "";
+  const a = Math.abs(v);
+  for (const [n, suffix] of [[1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "k"]]) {
+    if (a >= n) return `${+(v / n).toFixed(1)}${suffix}`;
+  }
+  return a >= 10 || a === 0 ? String(Math.round(v * 10) / 10) : String(+v.toPrecision(2));
 }
 
 function fmt(v) {

@@ -127,7 +127,7 @@ class Upstream:
 class Server:
     """`ate serve` on loopback with two tenants (acme, globex) and a service of acme's."""
 
-    def __init__(self, name: str, database_url: str | None):
+    def __init__(self, name: str, database_url: str | None, extra_env: dict[str, str] | None = None):
         self.name = name
         self.dir = Path(tempfile.mkdtemp(prefix=f"ate-dash-{name}-"))
         binary = Path(os.environ.get("ATE_BIN", ROOT / "target" / "debug" / "ate")).resolve()
@@ -148,6 +148,7 @@ class Server:
         })
         if database_url:
             env["ATE_DATABASE_URL"] = database_url
+        env.update(extra_env or {})
         self.stderr = open(self.dir / "stderr.log", "wb")
         self.proc = subprocess.Popen([str(binary), "serve", "--listen", "127.0.0.1:0"], cwd=self.dir, env=env,
                                      stdout=subprocess.PIPE, stderr=self.stderr, text=True)
@@ -161,8 +162,10 @@ class Server:
             if m:
                 self.base = m.group(1)
         if self.base is None:
+            self.stderr.flush()
+            log = (self.dir / "stderr.log").read_text()[-2000:]
             self.stop()
-            raise AssertionError(f"ate serve did not start: {(self.dir / 'stderr.log').read_text()[-2000:]}")
+            raise AssertionError(f"ate serve did not start: {log}")
         self.api = Api(self.base)
         self.admin = self.api.login(**ADMIN)
         self.tenants = {}

@@ -94,6 +94,12 @@ async fn runs_are_submitted_followed_signalled_cancelled_and_retried() {
             && e["nodes"][2]["status"] == "blocked"),
         "the run was seen part-way, not only at its end: {events:?}"
     );
+    // A claim is news too (it leaves the revision as it was): the 300 ms delay was seen
+    // running.
+    assert!(
+        events.iter().any(|e| e["nodes"][1]["status"] == "running"),
+        "the delay was never seen running: {events:?}"
+    );
     assert_eq!(last["nodes"][0]["output"]["params"]["greeting"], "hi");
     assert_eq!(last["nodes"][0]["output"]["input"]["n"], 7);
     let whoami = &last["nodes"][2]["output"]["body"];

@@ -83,7 +83,9 @@ export async function render(main, ctx) {
   const t = storage.trend;
   if (t && pts.length) {
     const now = pts[pts.length - 1][0];
-    const ahead = Math.min(t.days_to_quota ?? 7, 60) * 86400;
+    // Carried forward as far as the chart looks back (the text says when the quota is hit).
+    const span = (Date.parse(range.to) - Date.parse(range.from)) / 1000;
+    const ahead = Math.min((t.days_to_quota ?? Infinity) * 86400, span);
     pts.push([now, null, t.latest], [now + ahead, null, t.latest + t.per_day * (ahead / 86400)]);
   }
   add("Storage (bytes), and the trend", [{label: "stored"}, {label: "trend", dash: [6, 4]}], pts);

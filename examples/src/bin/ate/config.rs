@@ -108,6 +108,10 @@ pub(crate) struct AuthSection {
     pub(crate) role_permissions: BTreeMap<String, Vec<String>>,
     /// Fast, weak password hashing: tests only.
     pub(crate) insecure_fast_hashing_for_tests: bool,
+    /// How long an access token is valid (refresh tokens renew it).
+    pub(crate) access_token_secs: u64,
+    /// Clock skew allowed when checking a token's times.
+    pub(crate) token_leeway_secs: u64,
 }
 
 impl Default for AuthSection {
@@ -118,6 +122,8 @@ impl Default for AuthSection {
             open_registration: true,
             role_permissions: default_role_permissions(),
             insecure_fast_hashing_for_tests: false,
+            access_token_secs: 900,
+            token_leeway_secs: 30,
         }
     }
 }
@@ -484,6 +490,14 @@ impl Config {
                 "monitoring.rule_sync_secs is {} and monitoring.history_days {}; use 1 to 3600 and 1 to 3650",
                 self.monitoring.rule_sync_secs, self.monitoring.history_days
             )));
+        }
+        if !(30..=86_400).contains(&self.auth.access_token_secs)
+            || self.auth.token_leeway_secs > 300
+        {
+            return fail(format!(
+                "auth.access_token_secs is {} and auth.token_leeway_secs {}; use 30 to 86400 and 0 to 300",
+                self.auth.access_token_secs, self.auth.token_leeway_secs
+            ));
         }
         let h = &self.history;
         if h.sample_secs == 0

@@ -116,6 +116,10 @@ impl Host {
         let mut auth_config =
             AuthConfig::new(config.auth.issuer.clone(), config.auth.audience.clone());
         auth_config.insecure_fast_hashing_for_tests = config.auth.insecure_fast_hashing_for_tests;
+        auth_config.tokens.lifetime =
+            chrono::TimeDelta::seconds(i64::try_from(config.auth.access_token_secs)?);
+        auth_config.tokens.leeway =
+            chrono::TimeDelta::seconds(i64::try_from(config.auth.token_leeway_secs)?);
         auth_config.role_permissions = role_permissions(&config)?;
         let auth = Auth::open(db.clone(), master, auth_config).await?;
         let registry = SqlRegistry::open(db.clone()).await?;

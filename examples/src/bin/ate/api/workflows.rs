@@ -418,7 +418,8 @@ async fn logs(
 }
 
 /// Follows a run live (Server-Sent Events): a `run` event with the run as it is now, then
-/// one `run` event with the run after each change, until it has ended. Reconnecting is
+/// one `run` event with the run after each change (a node claimed included), until it has
+/// ended. Reconnecting is
 /// safe: the first event is always the whole current state.
 #[utoipa::path(get, path = "/api/orchestration/workflows/{run_id}/events", tag = "workflows",
     params(("run_id" = uuid::Uuid, Path), TenantParam),
@@ -437,7 +438,18 @@ async fn events(
     let mut watch = store.watch(&p, tenant, Some(id)).await?;
     let first = store.get(&p, tenant, id).await?;
     let stream = super::sse_stream(move |tx| async move {
-        let mut revision = first.revision;
+        // A claim (a node turning `running`) does not change the revision: compare the
+        // nodes' states too.
+        let state = |r: &Run| {
+            (
+                r.revision,
+                r.nodes
+                    .iter()
+                    .map(|n| (n.status, n.attempt))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let mut seen = state(&first);
         let mut ended = first.finished_at.is_some();
         if tx.send(run_event(&first)).await.is_err() || ended {
             return;
@@ -450,10 +462,11 @@ async fn events(
             let Ok(run) = store.get(&p, tenant, id).await else {
                 return;
             };
-            if run.revision == revision {
+            let now = state(&run);
+            if now == seen {
                 continue;
             }
-            revision = run.revision;
+            seen = now;
             ended = run.finished_at.is_some();
             if tx.send(run_event(&run)).await.is_err() {
                 return;
