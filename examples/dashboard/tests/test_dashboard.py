@@ -87,6 +87,19 @@ def test_a_platform_admin_sees_every_tenant_and_can_switch(watched, server, axe_
     expect(page).to_have_url(re.compile(f"tenant={acme['id']}"))
     expect(page.locator('[data-instance="billing/billing-1"]')).to_be_visible()
     expect(page.locator('[data-instance="billing/globex-billing-1"]')).to_have_count(0)
+    # Drain and deregister from the page (platform instances, made for this).
+    for i in ("spare-1", "spare-2"):
+        server.admin.call("POST", "/api/services", {"service": "spare", "id": i, "endpoint": "http://127.0.0.1:9",
+                                                    "check": {"kind": "ttl", "ttl_secs": 3600}})
+    page.on("dialog", lambda d: d.accept())
+    spare1, spare2 = (page.locator(f'[data-instance="spare/{i}"]') for i in ("spare-1", "spare-2"))
+    expect(spare1).to_be_visible()
+    spare1.get_by_role("button", name="Drain").click()
+    # Draining, then (nothing in flight) deregistered: it leaves the page by itself.
+    expect(spare1).to_have_count(0, timeout=15000)
+    spare2.get_by_role("button", name="Deregister").click()
+    expect(spare2).to_have_count(0)
+    expect(page.locator('[data-service="spare"]')).to_have_count(0)
     # The choice follows the navigation.
     page.get_by_role("link", name="Overview").click()
     expect(page).to_have_url(re.compile(f"/\\?tenant={acme['id']}$"))
@@ -366,6 +379,17 @@ def test_tenants_users_quotas_and_the_audit_log(watched, server, axe_source):
     expect(row).to_have_attribute("data-status", "disabled")
     row.get_by_role("button", name="Enable").click()
     expect(row).to_have_attribute("data-status", "active")
+    # Five wrong passwords lock the account; the page says until when, and unlocks it.
+    for _ in range(5):
+        server.api.call("POST", "/api/auth/login", {"tenant": "initech", "email": "peter@initech.example",
+                                                   "password": "wrong"}, expect=(401,))
+    page.reload()
+    expect(row).to_contain_text("locked")
+    expect(row).to_contain_text("until")
+    row.get_by_role("button", name="Unlock").click()
+    expect(row.get_by_role("button", name="Unlock")).to_have_count(0)
+    expect(row).not_to_contain_text("locked")
+    server.api.login("initech", "peter@initech.example", "a long enough passphrase")
     page.get_by_role("button", name="Suspend").click()
     expect(page.locator(".page-head .badge")).to_have_text("suspended")
     expect(page.locator("main")).to_contain_text("billing dispute")

@@ -636,3 +636,38 @@ async fn history_and_reports_are_scoped_validated_and_downloadable() {
 fn url_escape(s: &str) -> String {
     s.replace('+', "%2B").replace(':', "%3A")
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_limits_are_configurable() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let s = Server::start(
+        dir.path(),
+        &crate::server::Database::Sqlite,
+        &[("ATE_AUTH__LOGINS_PER_CLIENT_PER_MIN", "2")],
+    );
+    let (_, email, password) = s.register("acme").await;
+    let body = json!({"tenant": "acme", "email": email, "password": password});
+    for _ in 0..2 {
+        s.post("/api/auth/login", None, body.clone())
+            .await
+            .expect(StatusCode::OK);
+    }
+    let limited = s.post("/api/auth/login", None, body.clone()).await;
+    limited.problem(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    assert!(
+        limited.headers.contains_key("retry-after"),
+        "{:?}",
+        limited.headers
+    );
+    // The same limit holds for browser sign-ins.
+    send(
+        &s,
+        reqwest::Method::POST,
+        "/api/session",
+        &Jar::default(),
+        None,
+        Some(body),
+    )
+    .await
+    .problem(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+}

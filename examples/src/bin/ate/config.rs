@@ -112,6 +112,11 @@ pub(crate) struct AuthSection {
     pub(crate) access_token_secs: u64,
     /// Clock skew allowed when checking a token's times.
     pub(crate) token_leeway_secs: u64,
+    /// Logins per client address per minute (counted in the database, across hosts); 0: no
+    /// limit.
+    pub(crate) logins_per_client_per_min: u32,
+    /// Logins per organization per minute; 0: no limit.
+    pub(crate) logins_per_tenant_per_min: u32,
 }
 
 impl Default for AuthSection {
@@ -124,6 +129,8 @@ impl Default for AuthSection {
             insecure_fast_hashing_for_tests: false,
             access_token_secs: 900,
             token_leeway_secs: 30,
+            logins_per_client_per_min: 20,
+            logins_per_tenant_per_min: 300,
         }
     }
 }

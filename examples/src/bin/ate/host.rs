@@ -120,6 +120,11 @@ impl Host {
             chrono::TimeDelta::seconds(i64::try_from(config.auth.access_token_secs)?);
         auth_config.tokens.leeway =
             chrono::TimeDelta::seconds(i64::try_from(config.auth.token_leeway_secs)?);
+        let per_min = |n: u32| {
+            (n > 0).then(|| ate_auth::ratelimit::Limit::new(n, chrono::TimeDelta::minutes(1)))
+        };
+        auth_config.rate_limits.login_per_client = per_min(config.auth.logins_per_client_per_min);
+        auth_config.rate_limits.login_per_tenant = per_min(config.auth.logins_per_tenant_per_min);
         auth_config.role_permissions = role_permissions(&config)?;
         let auth = Auth::open(db.clone(), master, auth_config).await?;
         let registry = SqlRegistry::open(db.clone()).await?;
