@@ -10,6 +10,8 @@ use tests::support::{Backend, BlobBackendKind, TestBlobs, TestDb};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hosts_share_sessions_limits_and_codebases() {
+    // The login limit's windows are whole minutes (see the end): the one this test starts in.
+    let first_minute = chrono::Utc::now().timestamp().div_euclid(60);
     let (Some(pg), Some(blobs)) = (
         TestDb::open(Backend::Postgres).await,
         TestBlobs::open(BlobBackendKind::S3).await,
@@ -120,9 +122,16 @@ async fn two_hosts_share_sessions_limits_and_codebases() {
         .problem(StatusCode::UNAUTHORIZED, "unauthenticated");
     }
     // The per-client login limit (20 a minute) is counted across both hosts: alternating,
-    // the refusal comes by the 21st attempt in all, not the 41st.
+    // the refusal comes by the 21st attempt in all, not the 41st. The limit's windows are
+    // whole minutes: when the attempts cross into a new minute, counting starts again.
     let mut attempts = 9; // the logins above (the register is not one)
+    let minute = || chrono::Utc::now().timestamp().div_euclid(60);
+    let mut window = first_minute;
     let limited = loop {
+        if minute() != window {
+            window = minute();
+            attempts = 0;
+        }
         let s = if attempts % 2 == 0 { &a } else { &b };
         let r = s
             .post(
