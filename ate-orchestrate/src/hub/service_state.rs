@@ -343,7 +343,7 @@ impl ServiceState {
         // Draining instances and those in maintenance take no new picks: they leave every set.
         for i in all
             .into_iter()
-            .filter(|i| query.matches(i) && i.draining_since.is_none() && i.maintenance.is_none())
+            .filter(|i| query.matches(i) && i.in_rotation())
         {
             let Some(g) = groups
                 .iter()

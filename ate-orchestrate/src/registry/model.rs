@@ -438,9 +438,15 @@ impl Instance {
         self.spec.key()
     }
 
-    /// Whether it takes new picks: healthy, not draining and not in maintenance.
+    /// Whether it takes new picks: healthy and [in rotation](Self::in_rotation).
     pub fn takes_traffic(&self) -> bool {
-        self.status.is_healthy() && self.draining_since.is_none() && self.maintenance.is_none()
+        self.status.is_healthy() && self.in_rotation()
+    }
+
+    /// Whether it is in rotation at all, whatever its health: not draining and not in
+    /// maintenance (a balancer keeps an unhealthy instance in rotation for its panic mode).
+    pub fn in_rotation(&self) -> bool {
+        self.draining_since.is_none() && self.maintenance.is_none()
     }
 }
 
