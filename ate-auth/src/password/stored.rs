@@ -35,6 +35,33 @@ impl PasswordHash {
         PasswordHash(stored)
     }
 
+    /// Reads a stored hash that came from elsewhere (a database row, another system's
+    /// export) and checks that this host can verify it, without computing anything: an
+    /// Argon2 PHC string (argon2id, argon2i or argon2d, version 0x10 or 0x13) whose
+    /// parameters are within [`Argon2Params`]' limits, or a bcrypt hash of cost at most
+    /// [`BCRYPT_MAX_COST`]. Integrity checks use it to find rows a login would fail on.
+    ///
+    /// ```
+    /// use ate_auth::password::PasswordHash;
+    ///
+    /// let stored = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$\
+    ///               AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    /// assert!(PasswordHash::parse(stored).is_ok());
+    /// assert!(PasswordHash::parse("$argon2id$v=19$m=999999999,t=2,p=1$c29tZXNhbHQ$AAAA").is_err());
+    /// assert!(PasswordHash::parse("plain text").is_err());
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`AuthError::InvalidInput`] (`what = "stored password hash"`) with a fixed phrase
+    /// saying what is wrong (unknown format, malformed, over the limits); the message never
+    /// contains any part of the hash.
+    pub fn parse(stored: &str) -> Result<PasswordHash, AuthError> {
+        StoredHash::parse(stored)
+            .map_err(|Unreadable(why)| AuthError::invalid("stored password hash", why))?;
+        Ok(PasswordHash(stored.to_owned()))
+    }
+
     /// The string to store.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -206,6 +233,22 @@ impl StoredArgon2 {
         if phc.salt.is_none() || phc.hash.is_none() {
             return Err(Unreadable("salt or hash missing"));
         }
+        // The PHC format names each parameter once; the parser here does not check that,
+        // and Argon2 would then take the last value while another reader (an auditor's
+        // script, the system the hash came from) may take the first. Found by fuzzing:
+        // `m=21,t=2,p=536,m=640045,t=13,p=1` read as cheap by one and costly by the other.
+        let names: Vec<String> = phc
+            .params
+            .iter()
+            .map(|(name, _)| name.to_string())
+            .collect();
+        if names
+            .iter()
+            .enumerate()
+            .any(|(i, name)| names[..i].contains(name))
+        {
+            return Err(Unreadable("an Argon2 parameter is given twice"));
+        }
         let params =
             argon2::Params::try_from(&phc).map_err(|_| Unreadable("invalid Argon2 parameters"))?;
         Argon2Params::of(&params)
@@ -330,6 +373,14 @@ mod tests {
                 "outside the limits",
             ),
             (
+                &phc("$argon2d$v=16$m=21,t=2,p=536,m=640045,t=13,p=1"),
+                "given twice",
+            ),
+            (
+                &phc("$argon2id$v=19$m=19456,m=19456,t=2,p=1"),
+                "given twice",
+            ),
+            (
                 &phc("$argon2id$v=19$m=19456,t=2,p=1,x=3"),
                 "invalid Argon2 parameters",
             ),
@@ -422,6 +473,58 @@ mod tests {
         for garbage in ["garbage", "pa$$word", "$hunter2$x"] {
             let shown = format!("{:?}", PasswordHash::new(garbage.into()));
             assert_eq!(shown, "PasswordHash(\"$[REDACTED]\")", "{garbage}");
+        }
+    }
+
+    #[test]
+    fn password_hash_parse_accepts_what_a_login_can_check_and_names_the_rest() {
+        for ok in [
+            phc("$argon2id$v=19$m=19456,t=2,p=1"),
+            phc("$argon2i$v=16$m=65536,t=3,p=4"),
+            phc("$argon2d$m=64,t=1,p=1"),
+            "$2b$10$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy".into(),
+            // Below import's minimum cost, still checkable at login (a row written earlier).
+            "$2a$04$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy".into(),
+        ] {
+            let parsed = PasswordHash::parse(&ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+            assert_eq!(parsed.as_str(), ok);
+        }
+        for (bad, why) in [
+            (String::new(), "unknown format"),
+            ("hunter2".into(), "unknown format"),
+            (
+                "$argon2id$v=19$m=19456,t=2,p=1".into(),
+                "salt or hash missing",
+            ),
+            (
+                phc("$argon2id$v=19$m=4194304,t=2,p=1"),
+                "outside the limits",
+            ),
+            (
+                "$2b$17$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy".into(),
+                "cost above the limit",
+            ),
+            ("$2b$10$short".into(), "malformed bcrypt"),
+        ] {
+            let err = PasswordHash::parse(&bad).expect_err(&bad);
+            assert!(
+                matches!(
+                    err,
+                    AuthError::InvalidInput {
+                        what: "stored password hash",
+                        ..
+                    }
+                ),
+                "{bad}: {err:?}"
+            );
+            let message = err.to_string();
+            assert!(message.contains(why), "{bad}: {message}");
+            if bad.len() > 8 {
+                assert!(
+                    !message.contains(&bad[bad.len() - 8..]),
+                    "the message shows the hash: {message}"
+                );
+            }
         }
     }
 }
