@@ -47,6 +47,12 @@ impl Target {
         if !path.starts_with('/') {
             return Err("the path must start with /".to_owned());
         }
+        // A URL parser reads `\` as `/` in http(s) paths, so `/%2e%2e\` is a `..` segment
+        // to it (found by fuzzing: it climbed out of the instance's base path). Clients
+        // that mean a backslash send `%5C`.
+        if path.contains('\\') {
+            return Err("the path must not contain a backslash (send %5C)".to_owned());
+        }
         for segment in path.split('/') {
             let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
             if decoded == "." || decoded == ".." {
@@ -84,6 +90,13 @@ pub(crate) fn upstream_url(endpoint: &Url, target: &Target) -> Result<Url, Strin
     url.set_path(&format!("{base}{}", target.path));
     url.set_query(target.query.as_deref());
     url.set_fragment(None);
+    // Whatever the path held, the request stays below the instance's base path.
+    if !url.path().starts_with(&format!("{base}/")) {
+        return Err(format!(
+            "the path of the request to {} leaves the instance's base path",
+            target.service
+        ));
+    }
     Ok(url)
 }
 
@@ -189,9 +202,24 @@ mod tests {
             "/svc/billing/.%2e",
             "/svc/bad%20name/x",
             "/svc//x",
+            // Found by fuzzing: a URL parser reads `\` as `/`, making this `/..`.
+            "/svc/billing/%2E%2E\\",
+            "/svc/billing/a\\..\\..\\admin",
         ] {
             assert!(target(bad).is_err(), "{bad}");
         }
+        assert!(
+            target("/svc/billing/a%5Cb").is_ok(),
+            "an encoded backslash is data"
+        );
+        // Whatever gets through, the upstream URL stays below the base path.
+        let sneaky = Target {
+            service: ServiceName::new("billing").unwrap(),
+            path: "/%2e%2e\\admin".to_owned(),
+            query: None,
+        };
+        let base = Url::parse("http://10.0.0.1:8080/base/").unwrap();
+        assert!(upstream_url(&base, &sneaky).unwrap_err().contains("leaves"));
         // Dots inside a segment are fine.
         assert!(target("/svc/billing/a..b/.well-known").is_ok());
     }
