@@ -73,6 +73,8 @@ fn _ate(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<types::storage::KeyInfo>()?;
     m.add_class::<types::storage::ReencryptProgress>()?;
     m.add_class::<types::storage::GcReport>()?;
+    m.add_class::<types::storage::VerifyReport>()?;
+    m.add_class::<types::storage::VerifyProblem>()?;
     m.add_class::<projects::Projects>()?;
     m.add_class::<projects::AsyncProjects>()?;
     m.add_class::<analysis::Analysis>()?;

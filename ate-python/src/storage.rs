@@ -18,7 +18,9 @@ use crate::core::{Core, View};
 use crate::error::Error;
 use crate::runtime::{Done, awaitable, block};
 use crate::streams::{Source, read_part, write_part};
-use crate::types::storage::{GcReport, KeyInfo, ObjectInfo, ObjectPage, ReencryptProgress};
+use crate::types::storage::{
+    GcReport, KeyInfo, ObjectInfo, ObjectPage, ReencryptProgress, VerifyReport,
+};
 use ate_core::{Cursor, TenantId};
 use ate_storage::objects::{ObjectReader as CoreReader, ObjectStore, ObjectWriter, PutOptions};
 use bytes::Bytes;
@@ -305,6 +307,19 @@ impl View {
             .await?
             .into())
     }
+
+    async fn verify_objects(
+        self,
+        tenant: TenantId,
+        options: ate_storage::VerifyOptions,
+    ) -> Result<VerifyReport, Error> {
+        Ok(self
+            .core
+            .objects()?
+            .verify(&self.actor, tenant, &options)
+            .await?
+            .into())
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -576,6 +591,13 @@ macro_rules! storage_class {
             fn collect_garbage(&self, py: Python<'_>, tenant_id: &str, grace: Option<&Bound<'_, PyDelta>>) -> PyResult<Py<PyAny>> {
                 let (tenant, grace) = (parse_id(tenant_id)?, self::grace(grace)?);
                 Ok(dispatch!($mode, py, self.view.clone().collect_garbage(tenant, grace)))
+            }
+
+            #[pyo3(signature = (tenant_id, *, read_all = false, repair = false, grace = None))]
+            fn verify(&self, py: Python<'_>, tenant_id: &str, read_all: bool, repair: bool, grace: Option<&Bound<'_, PyDelta>>) -> PyResult<Py<PyAny>> {
+                let (tenant, grace) = (parse_id(tenant_id)?, self::grace(grace)?);
+                let options = ate_storage::VerifyOptions::default().read_all(read_all).repair(repair).grace(grace);
+                Ok(dispatch!($mode, py, self.view.clone().verify_objects(tenant, options)))
             }
 
             fn __repr__(&self) -> String {

@@ -74,6 +74,7 @@ def test_a_tenant_principal_cannot_touch_another_tenants_objects(storage_urls):
             "reencrypt": lambda: mallory.storage.reencrypt(globex),
             "destroy_keys": lambda: mallory.storage.destroy_keys(globex),
             "collect_garbage": lambda: mallory.storage.collect_garbage(globex),
+            "verify": lambda: mallory.storage.verify(globex, repair=True),
             "rotate_master_key": lambda: mallory.storage.rotate_master_key(),
         }
         for name, call in denied.items():

@@ -416,3 +416,54 @@ async def test_async_open_reads_key_files_when_awaited(tmp_path):
     # Arguments that need no file are still checked at the call.
     with pytest.raises(ate.InvalidInputError, match="31 bytes"):
         ate.AsyncAte.open("sqlite::memory:", storage_url="memory://", master_key=b"k" * 31)
+
+
+@pytest.mark.parametrize("storage_urls", ["sqlite_file+fs"], indirect=True)
+def test_verify_reports_damage_and_repairs_orphans(storage_urls):
+    database_url, storage_url = storage_urls
+    root = pathlib.Path(storage_url.removeprefix("fs://"))
+    with ate.Ate(database_url, storage_url=storage_url, master_key=MASTER_KEY) as a:
+        t = a.tenants.create("acme", "Acme").id
+        infos = {p: a.storage.put(t, p, blob(n, seed=n)) for p, n in [("ok", 10), ("gone", 20), ("flipped", 40_000)]}
+        report = a.storage.verify(t, read_all=True)
+        assert isinstance(report, ate.VerifyReport)
+        assert report.clean and report.problems == []
+        assert (report.tenant_id, report.objects, report.blobs, report.in_progress) == (t, 3, 3, 0)
+        assert report.bytes_read == sum((root / "t" / t / "o" / i.id).stat().st_size for i in infos.values())
+
+        (root / "t" / t / "o" / infos["gone"].id).unlink()
+        flipped = root / "t" / t / "o" / infos["flipped"].id
+        data = bytearray(flipped.read_bytes())
+        data[30_000] ^= 1
+        flipped.write_bytes(bytes(data))
+        orphan = root / "t" / t / "o" / "018f0000-0000-7000-8000-000000000001"  # a UUIDv7 of 2024
+        orphan.write_bytes(b"half an upload")
+
+        quick = a.storage.verify(t)  # sizes and headers only: the flipped chunk is not read
+        assert [(p.kind, p.path) for p in quick.problems] == [("missing_blob", "gone"), ("orphan_blob", None)]
+        assert not quick.clean and orphan.exists()
+        full = asyncio.run(_verify_async(database_url, storage_url, t))
+        assert [(p.kind, p.path, p.repaired) for p in full.problems] == [
+            ("missing_blob", "gone", False),
+            ("corrupt", "flipped", False),
+            ("orphan_blob", None, False),
+        ]
+        assert full.problems[0].object_id == infos["gone"].id and "missing" in full.problems[0].detail
+
+        repaired = a.storage.verify(t, repair=True)
+        assert [(p.kind, p.repaired) for p in repaired.problems] == [("missing_blob", False), ("orphan_blob", True)]
+        assert not orphan.exists()
+        # Younger than the grace period: an upload in progress, left alone.
+        orphan.write_bytes(b"uploading")
+        young = a.storage.verify(t, repair=True, grace=datetime.timedelta(days=365 * 100))
+        assert young.in_progress == 1 and orphan.exists()
+        with pytest.raises(ate.InvalidInputError, match="grace"):
+            a.storage.verify(t, grace=datetime.timedelta(seconds=-1))
+
+
+async def _verify_async(database_url, storage_url, tenant_id):
+    a = await ate.AsyncAte.open(database_url, storage_url=storage_url, master_key=MASTER_KEY)
+    try:
+        return await a.storage.verify(tenant_id, read_all=True)
+    finally:
+        await a.close()

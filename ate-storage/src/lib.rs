@@ -71,6 +71,7 @@ pub mod projects;
 pub mod retention;
 pub mod scan;
 mod sql;
+pub mod verify;
 
 pub use blob::{BlobBackend, BlobStore, BlobWriter, S3Credentials};
 pub use cobblestone::{Cobblestone, CryptoProvider};
@@ -82,6 +83,7 @@ pub use objects::{
 pub use projects::{
     Project, ProjectQuery, ProjectSpec, ProjectStore, ProjectUpdate, SqlProjectStore,
 };
+pub use verify::{Problem, ProblemKind, VerifyOptions, VerifyReport};
 
 /// `ate-storage`'s migrations (tenant keys, the object index, projects, snapshots, analysis
 /// results), for

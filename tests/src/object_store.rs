@@ -921,3 +921,235 @@ pub async fn purged_tenants_leave_nothing(e: ObjEnv) {
         data(40_000)[100..200]
     );
 }
+
+/// `verify` finds each kind of damage, names the object and what is wrong, changes nothing
+/// without `repair`, and with it deletes old orphans only.
+pub async fn verify_finds_every_problem(e: ObjEnv) {
+    use ate_storage::verify::{ProblemKind, VerifyOptions};
+    let t = tenant(&e, "acme").await;
+    let other = tenant(&e, "other").await;
+    let p = writer(t.id);
+    let mut ids = std::collections::BTreeMap::new();
+    for (path, len) in [
+        ("ok", 10),
+        ("lost", 20),
+        ("cut", 40_000),
+        ("header", 100),
+        ("flipped", 50_000),
+        ("relabelled", 70_000),
+    ] {
+        let info = e
+            .store
+            .put(&p, t.id, path, data(len), PutOptions::default())
+            .await
+            .unwrap();
+        ids.insert(path, info.id);
+    }
+    e.store
+        .put(
+            &writer(other.id),
+            other.id,
+            "x",
+            data(5),
+            PutOptions::default(),
+        )
+        .await
+        .unwrap();
+    let check = |options: VerifyOptions| {
+        let (store, admin) = (e.store.clone(), e.env.admin.clone());
+        async move { store.verify(&admin, t.id, &options).await.unwrap() }
+    };
+    // Clean at first, both ways; only headers are read without read_all.
+    let quick = check(VerifyOptions::default()).await;
+    assert!(quick.is_clean(), "{:?}", quick.problems);
+    assert_eq!((quick.objects, quick.blobs, quick.in_progress), (6, 6, 0));
+    assert_eq!(quick.bytes_read, 6 * 56);
+    let full = check(VerifyOptions::default().read_all(true)).await;
+    assert!(full.is_clean(), "{:?}", full.problems);
+    let ciphertext: u64 = {
+        let mut n = 0;
+        for id in ids.values() {
+            n += e.blobs.size(t.id, *id).await.unwrap();
+        }
+        n
+    };
+    assert_eq!(full.bytes_read, ciphertext);
+
+    // Damage, one kind per object.
+    let blob = |path: &str| ids[path];
+    e.blobs.delete(t.id, blob("lost")).await.unwrap();
+    let len = e.blobs.size(t.id, blob("cut")).await.unwrap();
+    let bytes = e
+        .blobs
+        .read_range(t.id, blob("cut"), 0..len - 1)
+        .await
+        .unwrap();
+    e.blobs.put(t.id, blob("cut"), bytes).await.unwrap();
+    let len = e.blobs.size(t.id, blob("header")).await.unwrap();
+    let mut bytes = e
+        .blobs
+        .read_range(t.id, blob("header"), 0..len)
+        .await
+        .unwrap();
+    bytes[30] ^= 1;
+    e.blobs.put(t.id, blob("header"), bytes).await.unwrap();
+    let len = e.blobs.size(t.id, blob("flipped")).await.unwrap();
+    let mut bytes = e
+        .blobs
+        .read_range(t.id, blob("flipped"), 0..len)
+        .await
+        .unwrap();
+    bytes[30_000] ^= 1;
+    e.blobs.put(t.id, blob("flipped"), bytes).await.unwrap();
+    ate_core::with_pool!(e.env.db, |pool| {
+        sqlx::query(
+            "UPDATE objects SET sha256 = $2 WHERE tenant_id = $1 AND logical_path = 'relabelled'",
+        )
+        .bind(t.id.as_uuid())
+        .bind(vec![0u8; 32])
+        .execute(pool)
+        .await
+        .unwrap();
+    });
+    // An upload that crashed before its commit, and one still in progress (younger than
+    // the grace period once the clock has moved on).
+    let old_orphan = ObjectId::new();
+    e.blobs
+        .put(t.id, old_orphan, b"orphan".to_vec())
+        .await
+        .unwrap();
+    e.env.clock.advance(chrono::TimeDelta::days(365 * 20));
+    let kinds = |report: &ate_storage::VerifyReport| {
+        report
+            .problems
+            .iter()
+            .map(|p| (p.kind, p.path.clone().unwrap_or_default(), p.repaired))
+            .collect::<Vec<_>>()
+    };
+
+    let quick = check(VerifyOptions::default()).await;
+    assert_eq!(
+        kinds(&quick),
+        vec![
+            (ProblemKind::MissingBlob, "lost".into(), false),
+            (ProblemKind::SizeMismatch, "cut".into(), false),
+            (ProblemKind::HeaderMismatch, "header".into(), false),
+            (ProblemKind::OrphanBlob, String::new(), false),
+        ],
+        "{:#?}",
+        quick.problems
+    );
+    assert_eq!(
+        quick
+            .of_kind(ProblemKind::OrphanBlob)
+            .next()
+            .unwrap()
+            .object,
+        Some(old_orphan)
+    );
+    let lost = quick.of_kind(ProblemKind::MissingBlob).next().unwrap();
+    assert_eq!(lost.object, Some(blob("lost")));
+    assert_eq!(lost.tenant, t.id);
+    assert!(lost.detail.contains("missing"), "{}", lost.detail);
+    let cut = quick.of_kind(ProblemKind::SizeMismatch).next().unwrap();
+    assert!(cut.detail.contains("40000-byte object"), "{}", cut.detail);
+    // Without read_all, damage inside a chunk or in the index checksum is not seen.
+    let full = check(VerifyOptions::default().read_all(true)).await;
+    assert_eq!(
+        kinds(&full),
+        vec![
+            (ProblemKind::MissingBlob, "lost".into(), false),
+            (ProblemKind::SizeMismatch, "cut".into(), false),
+            (ProblemKind::HeaderMismatch, "header".into(), false),
+            (ProblemKind::Corrupt, "flipped".into(), false),
+            (ProblemKind::ChecksumMismatch, "relabelled".into(), false),
+            (ProblemKind::OrphanBlob, String::new(), false),
+        ],
+        "{:#?}",
+        full.problems
+    );
+    // Nothing was changed by checking.
+    assert_eq!(e.blobs.list(t.id).await.unwrap().len(), 6);
+
+    // A young orphan is an upload in progress: counted, never reported or repaired.
+    let now = ate_core::Clock::now(&*e.env.clock);
+    let young = ObjectId::from_uuid(uuid::Uuid::new_v7(uuid::Timestamp::from_unix(
+        uuid::NoContext,
+        now.timestamp() as u64,
+        0,
+    )))
+    .unwrap();
+    e.blobs
+        .put(t.id, young, b"uploading".to_vec())
+        .await
+        .unwrap();
+    let young_check =
+        check(VerifyOptions::default().grace(chrono::TimeDelta::days(365 * 40))).await;
+    assert_eq!(young_check.in_progress, 2);
+    assert!(
+        young_check
+            .of_kind(ProblemKind::OrphanBlob)
+            .next()
+            .is_none()
+    );
+
+    // Repair deletes the old orphan (not the young one, nothing referenced) and says so.
+    let repaired = check(
+        VerifyOptions::default()
+            .repair(true)
+            .grace(chrono::TimeDelta::days(365 * 10)),
+    )
+    .await;
+    let orphan = repaired.of_kind(ProblemKind::OrphanBlob).next().unwrap();
+    assert!(orphan.repaired);
+    assert_eq!(repaired.in_progress, 1);
+    assert!(
+        !repaired.is_clean(),
+        "the damaged objects are not repairable"
+    );
+    let left = e.blobs.list(t.id).await.unwrap();
+    assert!(!left.contains(&old_orphan) && left.contains(&young));
+    assert_eq!(left.len(), 6);
+    // The other tenant was never touched.
+    assert!(
+        e.store
+            .verify(
+                &e.env.admin,
+                other.id,
+                &VerifyOptions::default().read_all(true)
+            )
+            .await
+            .unwrap()
+            .is_clean()
+    );
+
+    // A destroyed key: every object under it is reported as unrecoverable.
+    e.store.keyring().destroy(&p, other.id).await.unwrap_err();
+    let po = writer(other.id);
+    e.store.keyring().destroy(&po, other.id).await.unwrap();
+    let shredded = e
+        .store
+        .verify(&e.env.admin, other.id, &VerifyOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        kinds(&shredded),
+        vec![(ProblemKind::KeyDestroyed, "x".into(), false)]
+    );
+
+    // Only platform administrators check; options out of range are refused.
+    assert_kind(
+        e.store.verify(&p, t.id, &VerifyOptions::default()).await,
+        ErrorKind::PermissionDenied,
+    );
+    for bad in [
+        VerifyOptions::default().concurrency(0),
+        VerifyOptions::default().concurrency(100_000),
+        VerifyOptions::default().grace(chrono::TimeDelta::seconds(-1)),
+    ] {
+        assert_kind(
+            e.store.verify(&e.env.admin, t.id, &bad).await,
+            ErrorKind::InvalidInput,
+        );
+    }
+}

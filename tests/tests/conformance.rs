@@ -170,6 +170,7 @@ object_matrix! {
     reencryption_is_resumable,
     abandoned_uploads_leave_nothing,
     purged_tenants_leave_nothing,
+    verify_finds_every_problem,
     ]
 }
 

@@ -67,6 +67,8 @@ from ate.storage import (
     ObjectReader,
     ReencryptProgress,
     Storage,
+    VerifyProblem,
+    VerifyReport,
 )
 from ate.projects import Analysis, AsyncAnalysis, AsyncProjects, Project, Projects, Snapshot
 from ate.tenants import AsyncTenants, Tenant, TenantPage, Tenants
@@ -117,6 +119,8 @@ __all__ = [
     "ObjectReader",
     "Principal",
     "ReencryptProgress",
+    "VerifyProblem",
+    "VerifyReport",
     "Session",
     "SigningKeyInfo",
     "Storage",

@@ -28,6 +28,13 @@ user, who needs ``storage:read``, ``storage:write`` or ``storage:delete`` in the
 tenant (and ``key:read``, ``key:rotate``, ``key:destroy`` for key management); another
 tenant's objects raise ``ate.PermissionDeniedError``. ``ate.AsyncAte`` offers the same
 methods as awaitables (``AsyncStorage``, ``AsyncObjectReader``).
+
+``a.storage.verify(tenant_id, read_all=False, repair=False, grace=None)`` is the operator's
+integrity check of a tenant's objects (a platform administrator's task): every index entry has
+its blob, of the right size, with a header that authenticates under its key (``read_all``:
+every byte decrypts and matches its SHA-256), and every blob is referenced or reported as an
+orphan. It returns a ``VerifyReport`` and changes nothing unless ``repair=True``, which deletes
+orphan blobs older than ``grace`` (default one hour).
 """
 
 from ate._ate import (
@@ -40,6 +47,8 @@ from ate._ate import (
     ObjectReader,
     ReencryptProgress,
     Storage,
+    VerifyProblem,
+    VerifyReport,
 )
 
 __all__ = [
@@ -52,4 +61,6 @@ __all__ = [
     "KeyInfo",
     "ReencryptProgress",
     "GcReport",
+    "VerifyReport",
+    "VerifyProblem",
 ]

@@ -1,8 +1,8 @@
-//! What `a.storage` returns: `ObjectInfo`, `ObjectPage`, `KeyInfo`, `ReencryptProgress`
-//! and `GcReport`.
+//! What `a.storage` returns: `ObjectInfo`, `ObjectPage`, `KeyInfo`, `ReencryptProgress`,
+//! `GcReport` and `VerifyReport`.
 
 use crate::convert::from_json;
-use ate_storage::{keyring, objects};
+use ate_storage::{keyring, objects, verify};
 use chrono::{DateTime, Utc};
 use pyo3::prelude::*;
 
@@ -196,6 +196,97 @@ impl GcReport {
         format!(
             "GcReport(deleted={}, kept_young={}, staging_deleted={})",
             self.deleted, self.kept_young, self.staging_deleted
+        )
+    }
+}
+
+/// One problem an integrity check found (see `ate_storage::verify::Problem`).
+#[pyclass(module = "ate.storage", frozen, eq, from_py_object)]
+#[derive(Clone, PartialEq)]
+pub(crate) struct VerifyProblem {
+    #[pyo3(get)]
+    tenant_id: String,
+    /// `missing_blob`, `size_mismatch`, `header_mismatch`, `corrupt`, `checksum_mismatch`,
+    /// `key_destroyed`, `key_unavailable`, `bad_index_row`, `read_failed` or `orphan_blob`.
+    #[pyo3(get)]
+    kind: String,
+    #[pyo3(get)]
+    object_id: Option<String>,
+    #[pyo3(get)]
+    path: Option<String>,
+    #[pyo3(get)]
+    detail: String,
+    #[pyo3(get)]
+    repaired: bool,
+}
+
+#[pymethods]
+impl VerifyProblem {
+    fn __repr__(&self) -> String {
+        format!(
+            "VerifyProblem(kind={:?}, object_id={:?}, path={:?}, detail={:?}, repaired={})",
+            self.kind, self.object_id, self.path, self.detail, self.repaired
+        )
+    }
+}
+
+/// What an integrity check of one tenant's objects found.
+#[pyclass(module = "ate.storage", frozen, eq, from_py_object)]
+#[derive(Clone, PartialEq)]
+pub(crate) struct VerifyReport {
+    #[pyo3(get)]
+    tenant_id: String,
+    #[pyo3(get)]
+    objects: u64,
+    #[pyo3(get)]
+    blobs: u64,
+    #[pyo3(get)]
+    bytes_read: u64,
+    #[pyo3(get)]
+    in_progress: u64,
+    #[pyo3(get)]
+    problems: Vec<VerifyProblem>,
+}
+
+impl From<verify::VerifyReport> for VerifyReport {
+    fn from(r: verify::VerifyReport) -> Self {
+        VerifyReport {
+            tenant_id: r.tenant.to_string(),
+            objects: r.objects,
+            blobs: r.blobs,
+            bytes_read: r.bytes_read,
+            in_progress: r.in_progress,
+            problems: r
+                .problems
+                .into_iter()
+                .map(|p| VerifyProblem {
+                    tenant_id: p.tenant.to_string(),
+                    kind: p.kind.as_str().to_owned(),
+                    object_id: p.object.map(|o| o.to_string()),
+                    path: p.path,
+                    detail: p.detail,
+                    repaired: p.repaired,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[pymethods]
+impl VerifyReport {
+    /// True when nothing is wrong (repaired problems count as fixed).
+    #[getter]
+    fn clean(&self) -> bool {
+        self.problems.iter().all(|p| p.repaired)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "VerifyReport(tenant_id={:?}, objects={}, blobs={}, problems={})",
+            self.tenant_id,
+            self.objects,
+            self.blobs,
+            self.problems.len()
         )
     }
 }

@@ -47,6 +47,11 @@ pub(super) const LIST: &str = concat!(
 pub(super) const CURSOR_KIND: &str = "objects";
 
 impl ObjectRow {
+    /// The row's id, readable even when other fields are not.
+    pub(super) fn id(&self) -> Uuid {
+        self.id
+    }
+
     pub(super) fn info(self) -> Result<ObjectInfo, StorageError> {
         let corrupt = |what: &str| {
             StorageError::Integrity(format!("object index row has an unreadable {what}"))

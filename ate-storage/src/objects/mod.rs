@@ -23,6 +23,7 @@ mod reader; // header check and the pipelined `ObjectReader`
 mod reencrypt; // moving a tenant's objects to its newest data key
 #[cfg(test)]
 mod tests;
+mod verify; // the operator's integrity check of one tenant's objects
 mod writer; // the pipelined `ObjectWriter` (streaming puts)
 
 pub use gc::GcReport;

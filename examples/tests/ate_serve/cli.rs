@@ -1,4 +1,4 @@
-//! The operator CLI (`ate tenants|users|projects|audit`) on the same data as `ate serve`.
+//! The operator CLI (`ate tenants|users|projects|audit|verify`) on the same data as `ate serve`.
 
 use crate::server::{Database, Server, ate, tar_gz};
 use crate::token;
@@ -204,6 +204,103 @@ async fn operators_manage_tenants_users_and_codebases() {
     let projects = s.get("/api/projects", Some(&t)).await;
     projects.expect(StatusCode::OK);
     assert_eq!(projects.body["items"][0]["name"], "tree");
+}
+
+/// `ate verify` checks every tenant (or one), prints what is wrong and exits 9; `--repair`
+/// deletes orphan blobs (and only those); bad arguments are refused.
+#[test]
+fn verify_reports_damage_and_repairs_orphans() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let d = dir.path();
+    let created = json_of(&run(
+        d,
+        &["--json", "tenants", "create", "acme", "Acme"],
+        &[],
+    ));
+    let tenant = created["id"].as_str().expect("tenant id").to_owned();
+    json_of(&run(
+        d,
+        &["--json", "tenants", "create", "beta", "Beta"],
+        &[],
+    ));
+
+    let clean = json_of(&run(d, &["--json", "verify"], &[]));
+    assert_eq!(clean["problems"], 0, "{clean}");
+    assert_eq!(
+        clean["tenants"].as_array().map(Vec::len),
+        Some(2),
+        "{clean}"
+    );
+    assert_eq!(
+        clean["tenants"][0]["audit"]["first_break"],
+        Value::Null,
+        "{clean}"
+    );
+    let text = run(d, &["verify", "--tenant", "acme", "--read-all"], &[]);
+    assert!(text.status.success(), "{text:?}");
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("no problems"),
+        "{text:?}"
+    );
+
+    // A blob no index row points at, as an upload that crashed before its commit leaves
+    // (its UUIDv7 dates it to 2024, well past the grace period).
+    let orphan_dir = d.join(format!("ate-data/blobs/t/{tenant}/o"));
+    std::fs::create_dir_all(&orphan_dir).expect("mkdir");
+    let orphan = orphan_dir.join("018f0000-0000-7000-8000-000000000001");
+    std::fs::write(&orphan, b"half an upload").expect("write");
+    let found = run(d, &["--json", "verify"], &[]);
+    assert_eq!(found.status.code(), Some(9), "{found:?}");
+    let report: Value = serde_json::from_slice(&found.stdout).expect("the report is printed");
+    assert_eq!(report["problems"], 1, "{report}");
+    let problem = &report["tenants"][0]["objects"]["problems"][0];
+    assert_eq!(problem["kind"], "orphan_blob", "{report}");
+    assert_eq!(problem["object_id"], "018f0000-0000-7000-8000-000000000001");
+    assert_eq!(problem["repaired"], false);
+    assert!(orphan.exists(), "verify without --repair changes nothing");
+    assert!(String::from_utf8_lossy(&found.stderr).contains("1 problem(s) found"));
+    // An upload younger than the grace period is in progress, not a problem.
+    let young = json_of(&run(
+        d,
+        &[
+            "--json",
+            "verify",
+            "--tenant",
+            "acme",
+            "--grace-secs",
+            "3153600000",
+        ],
+        &[],
+    ));
+    assert_eq!(young["tenants"][0]["objects"]["in_progress"], 1, "{young}");
+
+    let repaired = run(d, &["verify", "--tenant", "acme", "--repair"], &[]);
+    assert!(repaired.status.success(), "{repaired:?}");
+    assert!(
+        String::from_utf8_lossy(&repaired.stdout).contains("(repaired)"),
+        "{repaired:?}"
+    );
+    assert!(!orphan.exists());
+    assert_eq!(json_of(&run(d, &["--json", "verify"], &[]))["problems"], 0);
+
+    for (args, code) in [
+        (&["verify", "--tenant", "nope"][..], 4),
+        (&["verify", "--grace-secs=-1"][..], 3),
+        (&["verify", "--grace-secs", "9223372036854775807"][..], 3),
+        (
+            &[
+                "gc",
+                "--tenant",
+                "acme",
+                "--grace-secs",
+                "9223372036854775807",
+            ][..],
+            3,
+        ),
+    ] {
+        let out = run(d, args, &[]);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {out:?}");
+    }
 }
 
 /// On a terminal the import draws an indicatif bar: run in a tmux pane and captured.

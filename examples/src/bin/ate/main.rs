@@ -75,6 +75,9 @@ enum Command {
     Keys(cli::KeysCmd),
     /// Collect a tenant's storage garbage.
     Gc(cli::GcArgs),
+    /// Check that stored data adds up (objects against blobs and keys, audit chains);
+    /// exits 9 when something is wrong.
+    Verify(cli::VerifyArgs),
     /// Workflow runs: submit, list, get, watch, logs, cancel.
     #[command(subcommand)]
     Workflows(cli::WorkflowsCmd),
@@ -148,6 +151,7 @@ async fn run(cli: Cli) -> Result<(), host::BoxError> {
         Command::Audit(c) => operator(cli.config, cli.json, cli::Operator::Audit(c)).await,
         Command::Keys(c) => operator(cli.config, cli.json, cli::Operator::Keys(c)).await,
         Command::Gc(a) => operator(cli.config, cli.json, cli::Operator::Gc(a)).await,
+        Command::Verify(a) => operator(cli.config, cli.json, cli::Operator::Verify(a)).await,
         Command::Workflows(c) => operator(cli.config, cli.json, cli::Operator::Workflows(c)).await,
     }
 }

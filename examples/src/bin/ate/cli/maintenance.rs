@@ -1,11 +1,12 @@
-//! `ate keys rotate|rewrap|reencrypt` and `ate gc`: key maintenance and garbage collection
-//! over the host's stores, with progress for the long ones.
+//! `ate keys rotate|rewrap|reencrypt`, `ate gc` and `ate verify`: key maintenance, garbage
+//! collection and integrity checks over the host's stores, with progress for the long ones.
 
 use super::progress::{Bar, Unit};
-use super::{CliError, classified, tenant_id};
+use super::{CliError, all_tenants, classified, tenant_id};
 use crate::host::Host;
-use ate_core::{ErrorKind, TenantId};
+use ate_core::{AuditSink, ErrorKind, TenantId};
 use ate_storage::projects::{ProjectQuery, ProjectStore, RepackOptions, SnapshotStore};
+use ate_storage::verify::{VerifyOptions, VerifyReport};
 use clap::Subcommand;
 use serde_json::{Value, json};
 
@@ -46,6 +47,140 @@ pub(crate) struct GcArgs {
     /// Keep garbage younger than this many seconds (work in flight may still need it).
     #[arg(long, default_value_t = 3600)]
     grace_secs: i64,
+}
+
+/// `--grace-secs`: 0 to 100 years.
+fn grace(secs: i64) -> Result<chrono::TimeDelta, CliError> {
+    const MAX: i64 = 100 * 366 * 86_400;
+    if !(0..=MAX).contains(&secs) {
+        return Err(CliError::new(
+            ErrorKind::InvalidInput,
+            format!("--grace-secs must be between 0 and {MAX} (100 years), got {secs}"),
+        ));
+    }
+    Ok(chrono::TimeDelta::seconds(secs))
+}
+
+/// `ate verify`: check one tenant or every tenant.
+#[derive(Debug, clap::Args)]
+pub(crate) struct VerifyArgs {
+    /// Only this tenant (slug or id); every tenant when left out.
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Read and decrypt every byte and compare checksums (default: sizes and headers only).
+    #[arg(long)]
+    read_all: bool,
+    /// Delete orphan blobs older than the grace period (the only repair; everything else is
+    /// reported and left as it is).
+    #[arg(long)]
+    repair: bool,
+    /// Blobs without an index row younger than this many seconds may be uploads in
+    /// progress: counted, never reported or repaired.
+    #[arg(long, default_value_t = 3600)]
+    grace_secs: i64,
+}
+
+pub(crate) async fn verify(
+    host: &Host,
+    args: VerifyArgs,
+    json_out: bool,
+) -> Result<(Value, String), CliError> {
+    let p = &host.system;
+    let grace = grace(args.grace_secs)?;
+    let tenants: Vec<TenantId> = match &args.tenant {
+        Some(t) => vec![tenant_id(host, t).await?],
+        None => all_tenants(host).await?.iter().map(|t| t.id).collect(),
+    };
+    let options = VerifyOptions::default()
+        .read_all(args.read_all)
+        .repair(args.repair)
+        .grace(grace);
+    let bar = Bar::new("verify", json_out, Unit::Items);
+    bar.set_total(tenants.len() as u64);
+    let (mut reports, mut table, mut broken) = (Vec::new(), String::new(), 0usize);
+    for (i, &tenant) in tenants.iter().enumerate() {
+        let objects = host
+            .objects
+            .verify(p, tenant, &options)
+            .await
+            .map_err(classified)?;
+        let audit = host
+            .audit
+            .verify_chain(p, tenant)
+            .await
+            .map_err(classified)?;
+        let unrepaired = objects.problems.iter().filter(|p| !p.repaired).count()
+            + usize::from(audit.first_break.is_some());
+        broken += unrepaired;
+        table.push_str(&verify_lines(&objects, &audit));
+        reports.push(json!({
+            "tenant_id": tenant.to_string(),
+            "objects": report_json(&objects),
+            "audit": serde_json::to_value(&audit).unwrap_or(Value::Null),
+            "problems": unrepaired,
+        }));
+        bar.set_done_items(i as u64 + 1);
+    }
+    bar.finish();
+    let value = json!({"tenants": reports, "problems": broken, "read_all": args.read_all});
+    if broken > 0 {
+        table.push_str(&format!("{broken} problem(s) found\n"));
+        return Err(CliError::new(
+            ErrorKind::Integrity,
+            format!("{broken} problem(s) found; see the report above"),
+        )
+        .with_output(value, table));
+    }
+    table.push_str(&format!(
+        "{} tenant(s) verified: no problems\n",
+        tenants.len()
+    ));
+    Ok((value, table))
+}
+
+fn verify_lines(objects: &VerifyReport, audit: &ate_core::audit::ChainReport) -> String {
+    let mut out = format!(
+        "tenant {}: {} objects, {} blobs, {} bytes read, {} upload(s) in progress; audit chain: {}\n",
+        objects.tenant,
+        objects.objects,
+        objects.blobs,
+        objects.bytes_read,
+        objects.in_progress,
+        match &audit.first_break {
+            None => format!("{} events intact", audit.events_checked),
+            Some(b) => format!("BROKEN: {b}"),
+        }
+    );
+    for p in &objects.problems {
+        out.push_str(&format!(
+            "  {:<17} {:<36} {}{}{}\n",
+            p.kind.as_str(),
+            p.object.map(|o| o.to_string()).unwrap_or_default(),
+            p.path
+                .as_deref()
+                .map(|path| format!("{path}: "))
+                .unwrap_or_default(),
+            p.detail,
+            if p.repaired { " (repaired)" } else { "" }
+        ));
+    }
+    out
+}
+
+fn report_json(r: &VerifyReport) -> Value {
+    json!({
+        "objects": r.objects,
+        "blobs": r.blobs,
+        "bytes_read": r.bytes_read,
+        "in_progress": r.in_progress,
+        "problems": r.problems.iter().map(|p| json!({
+            "kind": p.kind.as_str(),
+            "object_id": p.object.map(|o| o.to_string()),
+            "path": p.path,
+            "detail": p.detail,
+            "repaired": p.repaired,
+        })).collect::<Vec<_>>(),
+    })
 }
 
 pub(crate) async fn keys(
@@ -190,13 +325,7 @@ pub(crate) async fn gc(
 ) -> Result<(Value, String), CliError> {
     let p = &host.system;
     let tenant = tenant_id(host, &args.tenant).await?;
-    if args.grace_secs < 0 {
-        return Err(CliError::new(
-            ErrorKind::InvalidInput,
-            "--grace-secs must not be negative",
-        ));
-    }
-    let grace = chrono::TimeDelta::seconds(args.grace_secs);
+    let grace = grace(args.grace_secs)?;
     let objects = host
         .objects
         .collect_garbage(p, tenant, grace)

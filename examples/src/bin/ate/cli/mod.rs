@@ -10,7 +10,7 @@ mod maintenance;
 mod progress;
 mod workflows;
 
-pub(crate) use maintenance::{GcArgs, KeysCmd};
+pub(crate) use maintenance::{GcArgs, KeysCmd, VerifyArgs};
 pub(crate) use workflows::WorkflowsCmd;
 
 use crate::config::Config;
@@ -102,6 +102,7 @@ pub(crate) enum Operator {
     Audit(AuditCmd),
     Keys(KeysCmd),
     Gc(GcArgs),
+    Verify(VerifyArgs),
     Workflows(WorkflowsCmd),
 }
 
@@ -111,6 +112,8 @@ pub(crate) enum Operator {
 pub(crate) struct CliError {
     pub(crate) kind: ErrorKind,
     pub(crate) message: String,
+    /// What to print before failing (a report whose findings are the failure).
+    output: Option<Box<(Value, String)>>,
 }
 
 impl CliError {
@@ -118,7 +121,14 @@ impl CliError {
         CliError {
             kind,
             message: message.into(),
+            output: None,
         }
+    }
+
+    /// The same failure, printing `value` (with `--json`) or `table` first.
+    pub(super) fn with_output(mut self, value: Value, table: String) -> Self {
+        self.output = Some(Box::new((value, table)));
+        self
     }
 }
 
@@ -145,13 +155,41 @@ pub(crate) async fn run(config: Config, cmd: Operator, json_out: bool) -> Result
     let host = Host::open(config).await?;
     let result = dispatch(&host, cmd, json_out).await;
     host.close().await;
-    let (value, table) = result?;
-    if json_out {
-        println!("{}", serde_json::to_string_pretty(&value)?);
-    } else {
-        print!("{table}");
+    let print = |value: &Value, table: &str| -> Result<(), BoxError> {
+        if json_out {
+            println!("{}", serde_json::to_string_pretty(value)?);
+        } else {
+            print!("{table}");
+        }
+        Ok(())
+    };
+    match result {
+        Ok((value, table)) => print(&value, &table),
+        Err(mut e) => {
+            if let Some(output) = e.output.take() {
+                print(&output.0, &output.1)?;
+            }
+            Err(e.into())
+        }
     }
-    Ok(())
+}
+
+/// Every tenant, as the platform sees them.
+pub(super) async fn all_tenants(host: &Host) -> Result<Vec<ate_core::Tenant>, CliError> {
+    let mut rows = Vec::new();
+    let mut query = ListTenants::new();
+    loop {
+        let page = host
+            .tenants
+            .list(&host.system, query.clone())
+            .await
+            .map_err(classified)?;
+        rows.extend(page.items);
+        match page.next_cursor {
+            Some(c) => query = query.cursor(Some(c)),
+            None => return Ok(rows),
+        }
+    }
 }
 
 async fn tenant_id(host: &Host, given: &str) -> Result<TenantId, CliError> {
@@ -168,20 +206,7 @@ async fn dispatch(host: &Host, cmd: Operator, json_out: bool) -> Result<(Value, 
     let p = &host.system;
     match cmd {
         Operator::Tenants(TenantsCmd::List) => {
-            let mut rows = Vec::new();
-            let mut query = ListTenants::new();
-            loop {
-                let page = host
-                    .tenants
-                    .list(p, query.clone())
-                    .await
-                    .map_err(classified)?;
-                rows.extend(page.items);
-                match page.next_cursor {
-                    Some(c) => query = query.cursor(Some(c)),
-                    None => break,
-                }
-            }
+            let rows = all_tenants(host).await?;
             let table = rows
                 .iter()
                 .map(|t| {
@@ -271,6 +296,7 @@ async fn dispatch(host: &Host, cmd: Operator, json_out: bool) -> Result<(Value, 
         Operator::Projects(cmd) => projects(host, cmd, json_out).await,
         Operator::Keys(cmd) => maintenance::keys(host, cmd, json_out).await,
         Operator::Gc(args) => maintenance::gc(host, args, json_out).await,
+        Operator::Verify(args) => maintenance::verify(host, args, json_out).await,
         Operator::Workflows(cmd) => workflows::workflows(host, cmd, json_out).await,
         Operator::Audit(AuditCmd::Verify { tenant }) => {
             let tenant = tenant_id(host, &tenant).await?;
