@@ -19,6 +19,7 @@ pub mod audit_sink;
 pub mod auth;
 pub mod backup;
 pub mod blob_store;
+pub mod crash;
 pub mod integrations;
 pub mod key_provider;
 pub mod keyring;

@@ -1,0 +1,105 @@
+//! Object-store operations in their own process, for the crash-consistency tests
+//! (`tests/crash_consistency.rs`), which kill it with SIGKILL at random moments.
+//!
+//! ```text
+//! storage-crasher <database-url> <blob-url> <journal> <seed>
+//! ```
+//!
+//! Performs an endless stream of operations on tenant `crash`: puts of new and existing
+//! paths (empty, one chunk, several chunks), deletes, data-key rotations and re-encryption
+//! batches. Operation *i* is chosen by `seed + i` alone, so a restarted helper carries on
+//! where the journal ends. Before each operation it appends `BEGIN i op path len` to the
+//! journal and after its acknowledgement `ACK i` (or `ACK i err` when it was refused), each
+//! line flushed to disk, so the test knows what was acknowledged and what was in flight.
+
+use ate_core::keys::{LocalKeyProvider, SecretKey};
+use ate_core::{Db, NewTenant, Principal, SqlTenantStore, TenantId, TenantStore};
+use ate_storage::blob::BlobStore;
+use ate_storage::keyring::{KEY_READ, KEY_ROTATE};
+use ate_storage::objects::{ObjectStore, PutOptions, STORAGE_DELETE, STORAGE_READ, STORAGE_WRITE};
+use std::io::Write;
+use std::sync::Arc;
+use tests::crash::{MASTER, data, operation};
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let [_, db_url, blob_url, journal, seed] = args.as_slice() else {
+        eprintln!("usage: storage-crasher <database-url> <blob-url> <journal> <seed>");
+        return std::process::ExitCode::from(2);
+    };
+    let Ok(seed) = seed.parse::<u64>() else {
+        eprintln!("storage-crasher: the seed must be a number");
+        return std::process::ExitCode::from(2);
+    };
+    match run(db_url, blob_url, journal, seed).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("storage-crasher: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(
+    db_url: &str,
+    blob_url: &str,
+    journal_path: &str,
+    seed: u64,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let done = std::fs::read_to_string(journal_path).unwrap_or_default();
+    let mut next = done.lines().filter(|l| l.starts_with("BEGIN ")).count() as u64;
+    let db = Db::open(db_url).await?;
+    let master = Arc::new(LocalKeyProvider::new(SecretKey::from_bytes(MASTER)));
+    let store = ObjectStore::open(db.clone(), BlobStore::open(blob_url)?, master).await?;
+    let admin = Principal::platform_admin("ops:crasher")?;
+    let tenants = SqlTenantStore::new(db);
+    let tenant: TenantId = match tenants.get_by_slug(&admin, "crash").await {
+        Ok(t) => t.id,
+        Err(_) => {
+            tenants
+                .create(&admin, NewTenant::new("crash", "Crash"))
+                .await?
+                .id
+        }
+    };
+    let actor = Principal::new(tenant, "user:crasher")?
+        .permission(STORAGE_READ)
+        .permission(STORAGE_WRITE)
+        .permission(STORAGE_DELETE)
+        .permission(KEY_READ)
+        .permission(KEY_ROTATE);
+    let mut journal = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(journal_path)?;
+    // A BEGIN without its ACK (the previous process died in between) stays as it is: the
+    // test reads it as "in flight", and the operation is not retried.
+    println!("ready");
+    loop {
+        let (op, path, len) = operation(seed, next);
+        writeln!(journal, "BEGIN {next} {op} {path} {len}")?;
+        journal.sync_data()?;
+        let outcome = match op {
+            "put" => store
+                .put(
+                    &actor,
+                    tenant,
+                    &path,
+                    data(next, len),
+                    PutOptions::default(),
+                )
+                .await
+                .map(|_| ()),
+            "delete" => store.delete(&actor, tenant, &path).await.map(|_| ()),
+            "rotate" => store.keyring().rotate(&actor, tenant).await.map(|_| ()),
+            _ => store.reencrypt(&actor, tenant, 3).await.map(|_| ()),
+        };
+        match outcome {
+            Ok(()) => writeln!(journal, "ACK {next}")?,
+            Err(e) => writeln!(journal, "ACK {next} err {e}")?,
+        }
+        journal.sync_data()?;
+        next += 1;
+    }
+}
