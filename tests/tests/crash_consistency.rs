@@ -217,16 +217,14 @@ async fn check(
         }
     }
     // Nothing but the interrupted upload's orphan is wrong; GC removes it and only it.
-    let report = store
-        .verify(
-            &admin,
-            tenant.id,
-            &VerifyOptions::default()
-                .read_all(true)
-                .grace(chrono::TimeDelta::zero()),
-        )
-        .await
-        .unwrap();
+    let verify = |options: VerifyOptions| {
+        let (store, admin) = (store.clone(), admin.clone());
+        async move {
+            let options = options.grace(chrono::TimeDelta::zero());
+            store.verify(&admin, tenant.id, &options).await.unwrap()
+        }
+    };
+    let report = verify(VerifyOptions::default().read_all(true)).await;
     assert!(
         report
             .problems
@@ -240,31 +238,13 @@ async fn check(
         "round {round}: more than one orphan: {:#?}",
         report.problems
     );
-    let repaired = store
-        .verify(
-            &admin,
-            tenant.id,
-            &VerifyOptions::default()
-                .repair(true)
-                .grace(chrono::TimeDelta::zero()),
-        )
-        .await
-        .unwrap();
+    let repaired = verify(VerifyOptions::default().repair(true)).await;
     assert!(
         repaired.is_clean(),
         "round {round}: {:#?}",
         repaired.problems
     );
-    let after = store
-        .verify(
-            &admin,
-            tenant.id,
-            &VerifyOptions::default()
-                .read_all(true)
-                .grace(chrono::TimeDelta::zero()),
-        )
-        .await
-        .unwrap();
+    let after = verify(VerifyOptions::default().read_all(true)).await;
     assert!(
         after.problems.is_empty(),
         "round {round}: {:#?}",
