@@ -87,12 +87,20 @@ pub(crate) fn grace(value: Option<&Bound<'_, PyDelta>>) -> Result<chrono::TimeDe
     let Some(d) = value else {
         return Ok(chrono::TimeDelta::hours(1));
     };
+    if d.get_days() < 0 {
+        return Err(Error::invalid("grace must not be negative"));
+    }
+    // At most ~100 years: timedelta.max would overflow a count of microseconds.
+    const MAX_DAYS: i32 = 36_600;
+    if d.get_days() > MAX_DAYS {
+        return Err(Error::invalid(format!(
+            "grace must be at most {MAX_DAYS} days, got {} days",
+            d.get_days()
+        )));
+    }
     let micros = i64::from(d.get_days()) * 86_400_000_000
         + i64::from(d.get_seconds()) * 1_000_000
         + i64::from(d.get_microseconds());
-    if micros < 0 {
-        return Err(Error::invalid("grace must not be negative"));
-    }
     Ok(chrono::TimeDelta::microseconds(micros))
 }
 

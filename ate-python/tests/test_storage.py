@@ -457,8 +457,11 @@ def test_verify_reports_damage_and_repairs_orphans(storage_urls):
         orphan.write_bytes(b"uploading")
         young = a.storage.verify(t, repair=True, grace=datetime.timedelta(days=365 * 100))
         assert young.in_progress == 1 and orphan.exists()
-        with pytest.raises(ate.InvalidInputError, match="grace"):
-            a.storage.verify(t, grace=datetime.timedelta(seconds=-1))
+        for bad in (datetime.timedelta(seconds=-1), datetime.timedelta.max):
+            with pytest.raises(ate.InvalidInputError, match="grace"):
+                a.storage.verify(t, grace=bad)
+            with pytest.raises(ate.InvalidInputError, match="grace"):
+                a.storage.collect_garbage(t, grace=bad)
 
 
 async def _verify_async(database_url, storage_url, tenant_id):

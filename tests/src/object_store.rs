@@ -1109,6 +1109,16 @@ pub async fn verify_finds_every_problem(e: ObjEnv) {
     );
     let left = e.blobs.list(t.id).await.unwrap();
     assert!(!left.contains(&old_orphan) && left.contains(&young));
+    // A grace period reaching before any representable time is "everything is young",
+    // not an overflow.
+    let forever = check(VerifyOptions::default().grace(chrono::TimeDelta::MAX)).await;
+    assert_eq!(forever.in_progress, 1);
+    let gc = e
+        .store
+        .collect_garbage(&e.env.admin, t.id, chrono::TimeDelta::MAX)
+        .await
+        .unwrap();
+    assert_eq!((gc.deleted, gc.kept_young), (0, 1));
     assert_eq!(left.len(), 6);
     // The other tenant was never touched.
     assert!(

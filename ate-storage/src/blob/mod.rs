@@ -90,6 +90,16 @@ pub struct BlobStore {
 const STAGING_DIR: &str = ".ate-staging";
 
 /// When an object id was minted (the time inside its UUIDv7).
+/// The moment before which something minted is older than `grace`: `now - grace`, or the
+/// earliest representable time when `grace` reaches further back (never a panic).
+pub(crate) fn grace_cutoff(
+    now: chrono::DateTime<chrono::Utc>,
+    grace: chrono::TimeDelta,
+) -> chrono::DateTime<chrono::Utc> {
+    now.checked_sub_signed(grace)
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
+}
+
 pub(crate) fn minted_at(id: ObjectId) -> Option<chrono::DateTime<chrono::Utc>> {
     id.as_uuid()
         .get_timestamp()

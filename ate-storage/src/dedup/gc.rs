@@ -314,7 +314,7 @@ pub(crate) async fn collect(
     })
     .into_iter()
     .collect();
-    let cutoff = now - grace;
+    let cutoff = crate::blob::grace_cutoff(now, grace);
     for id in core.blobs.list_in(&pack_dir(tenant, project)).await? {
         let old = ObjectId::from_uuid(id)
             .ok()

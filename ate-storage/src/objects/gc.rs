@@ -1,7 +1,7 @@
 //! Garbage collection: blobs without an index row, and staged uploads that never completed.
 
 use super::ObjectStore;
-use crate::blob::minted_at;
+use crate::blob::{grace_cutoff, minted_at};
 use crate::error::StorageError;
 use ate_core::{CoreError, Principal, TenantId, TenantStore, with_pool};
 use chrono::{DateTime, Utc};
@@ -49,7 +49,7 @@ impl ObjectStore {
         let exists = self.tenants.status(tenant).await?.is_some();
         // A purged tenant can have no upload in progress worth keeping: its keys are gone.
         let cutoff = if exists {
-            self.clock.now() - grace
+            grace_cutoff(self.clock.now(), grace)
         } else {
             DateTime::<Utc>::MAX_UTC
         };

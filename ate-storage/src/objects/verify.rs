@@ -2,7 +2,7 @@
 
 use super::index::{ObjectRow, object_columns};
 use super::{ObjectInfo, ObjectStore, object_context};
-use crate::blob::minted_at;
+use crate::blob::{grace_cutoff, minted_at};
 use crate::cobblestone::{HEADER_LEN, Layout};
 use crate::error::StorageError;
 use crate::keyring::DataKey;
@@ -249,7 +249,7 @@ impl ObjectStore {
         options: &VerifyOptions,
         report: &mut VerifyReport,
     ) -> Result<(), StorageError> {
-        let cutoff = self.clock.now() - options.grace;
+        let cutoff = grace_cutoff(self.clock.now(), options.grace);
         let mut orphans: Vec<ObjectId> = blobs
             .iter()
             .filter(|id| !indexed.contains(&id.as_uuid()))
