@@ -9,7 +9,7 @@
 //! paths (empty, one chunk, several chunks), deletes, data-key rotations and re-encryption
 //! batches. Operation *i* is chosen by `seed + i` alone, so a restarted helper carries on
 //! where the journal ends. Before each operation it appends `BEGIN i op path len` to the
-//! journal and after its acknowledgement `ACK i` (or `ACK i err` when it was refused), each
+//! journal and after its acknowledgement `ACK i` (or `NAK i reason` when it was refused), each
 //! line flushed to disk, so the test knows what was acknowledged and what was in flight.
 
 use ate_core::keys::{LocalKeyProvider, SecretKey};
@@ -48,7 +48,22 @@ async fn run(
     seed: u64,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let done = std::fs::read_to_string(journal_path).unwrap_or_default();
-    let mut next = done.lines().filter(|l| l.starts_with("BEGIN ")).count() as u64;
+    // The operation after the last one begun. A line the previous process was killed while
+    // writing is torn: a torn BEGIN means that operation never started.
+    let mut next = done
+        .lines()
+        .filter_map(|line| {
+            let i: u64 = line
+                .strip_prefix("BEGIN ")?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()?;
+            let (op, path, len) = operation(seed, i);
+            (line == format!("BEGIN {i} {op} {path} {len}")).then_some(i + 1)
+        })
+        .max()
+        .unwrap_or(0);
     let db = Db::open(db_url).await?;
     let master = Arc::new(LocalKeyProvider::new(SecretKey::from_bytes(MASTER)));
     let store = ObjectStore::open(db.clone(), BlobStore::open(blob_url)?, master).await?;
@@ -73,6 +88,10 @@ async fn run(
         .create(true)
         .append(true)
         .open(journal_path)?;
+    // A torn last line stays a line of its own.
+    if !done.is_empty() && !done.ends_with('\n') {
+        writeln!(journal)?;
+    }
     // A BEGIN without its ACK (the previous process died in between) stays as it is: the
     // test reads it as "in flight", and the operation is not retried.
     println!("ready");
@@ -97,7 +116,7 @@ async fn run(
         };
         match outcome {
             Ok(()) => writeln!(journal, "ACK {next}")?,
-            Err(e) => writeln!(journal, "ACK {next} err {e}")?,
+            Err(e) => writeln!(journal, "NAK {next} {e}")?,
         }
         journal.sync_data()?;
         next += 1;
