@@ -13,7 +13,7 @@ DOMAINS = {
     "ate.audit": ["Audit", "AsyncAudit", "AuditEvent", "AuditPage", "ChainHead", "ChainBreak", "ChainReport"],
     "ate.storage": [
         "Storage", "AsyncStorage", "ObjectReader", "AsyncObjectReader", "ObjectInfo", "ObjectPage",
-        "KeyInfo", "ReencryptProgress", "GcReport",
+        "KeyInfo", "ReencryptProgress", "GcReport", "VerifyReport", "VerifyProblem",
     ],
     "ate.auth": ["Auth", "AsyncAuth", "JwtVerifier", "Principal", "Session", "SigningKeyInfo", "Tokens", "User", "UserPage"],
     "ate.registry": [
