@@ -185,7 +185,12 @@ pub struct VerifyReport {
 impl VerifyReport {
     /// True when nothing is wrong (repaired problems count as fixed).
     pub fn is_clean(&self) -> bool {
-        self.problems.iter().all(|p| p.repaired)
+        self.unrepaired() == 0
+    }
+
+    /// How many problems are left (found and not repaired).
+    pub fn unrepaired(&self) -> usize {
+        self.problems.iter().filter(|p| !p.repaired).count()
     }
 
     /// Problems of `kind`.

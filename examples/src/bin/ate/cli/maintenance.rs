@@ -109,8 +109,7 @@ pub(crate) async fn verify(
             .verify_chain(p, tenant)
             .await
             .map_err(classified)?;
-        let unrepaired = objects.problems.iter().filter(|p| !p.repaired).count()
-            + usize::from(audit.first_break.is_some());
+        let unrepaired = objects.unrepaired() + usize::from(audit.first_break.is_some());
         broken += unrepaired;
         table.push_str(&verify_lines(&objects, &audit));
         reports.push(json!({
