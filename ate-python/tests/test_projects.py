@@ -8,6 +8,7 @@ server); the Rust conformance suite runs every combination.
 from __future__ import annotations
 
 import asyncio
+import datetime
 import hashlib
 import io
 import os
@@ -435,9 +436,62 @@ def test_principals_act_only_within_their_permissions_and_tenant(store, acme, pr
             a.projects.get(acme2, theirs.id)  # another tenant's project is not in this one
         with pytest.raises(ate.PermissionDeniedError):
             reader.analysis.create(acme2, mine.id, "lint", "ruff", "1")
+        with pytest.raises(ate.PermissionDeniedError):
+            reader.projects.verify(acme2, repair=True)  # a platform administrator's task
         # Users count in the usage when the client runs auth and the principal may read them.
         assert a.projects.usage(acme2).users == 1
         assert reader.projects.usage(acme2).users is None
+
+
+def test_verify_checks_projects_and_repairs_orphan_packs(tmp_path):
+    root = tmp_path / "b"
+    with ate.Ate(f"sqlite://{tmp_path}/v.db", storage_url=f"fs://{root}", master_key=MASTER_KEY) as a:
+        t = a.tenants.create("acme", "Acme").id
+        p = a.projects.create(t, "demo").id
+        other = a.projects.create(t, "other").id
+        a.projects.import_dir(t, p, write_tree(tmp_path / "src", {"a.bin": noise(300_000), "b.txt": b"b\n"}))
+        report = a.projects.verify(t, read_all=True)
+        assert isinstance(report, ate.VerifyReport) and report.clean
+        assert (report.projects, report.snapshots, report.files, report.packs, report.objects) == (2, 1, 2, 1, 0)
+        assert report.chunks >= 2 and report.bytes_read > 300_000
+
+        packs = root / "t" / t / "p" / p / "k"
+        (pack,) = packs.iterdir()
+        data = bytearray(pack.read_bytes())
+        data[100] ^= 1
+        pack.write_bytes(bytes(data))
+        orphan = packs / "018f0000-0000-7000-8000-000000000001"  # a UUIDv7 of 2024
+        orphan.write_bytes(b"half a pack")
+
+        quick = a.projects.verify(t, p)  # sizes and rows only: the flipped byte is not read
+        assert [(x.kind, x.blob) for x in quick.problems] == [("orphan_blob", f"t/{t}/p/{p}/k/{orphan.name}")]
+        assert quick.problems[0].project_id == p and quick.projects == 1
+        full = asyncio.run(_verify_projects_async(f"sqlite://{tmp_path}/v.db", f"fs://{root}", t))
+        kinds = sorted((x.kind, x.path, x.blob) for x in full.problems)
+        assert kinds == [
+            ("checksum_mismatch", None, f"t/{t}/p/{p}/k/{pack.name}"),
+            ("corrupt", "a.bin", None),
+            ("orphan_blob", None, f"t/{t}/p/{p}/k/{orphan.name}"),
+        ], full.problems
+        corrupt = next(x for x in full.problems if x.kind == "corrupt")
+        assert corrupt.snapshot_id is not None and corrupt.project_id == p
+        assert orphan.exists(), "verify without repair changes nothing"
+
+        repaired = a.projects.verify(t, repair=True)
+        assert [(x.kind, x.repaired) for x in repaired.problems] == [("orphan_blob", True)]
+        assert not orphan.exists() and pack.exists()
+        with pytest.raises(ate.NotFoundError):
+            a.projects.verify(t, a.tenants.create("globex", "Globex").id)
+        with pytest.raises(ate.InvalidInputError, match="grace"):
+            a.projects.verify(t, other, grace=datetime.timedelta(seconds=-1))
+
+
+async def _verify_projects_async(database_url, storage_url, tenant_id):
+    a = await ate.AsyncAte.open(database_url, storage_url=storage_url, master_key=MASTER_KEY)
+    try:
+        return await a.projects.verify(tenant_id, read_all=True)
+    finally:
+        await a.close()
 
 
 def test_projects_need_storage(tmp_path):

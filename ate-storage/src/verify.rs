@@ -4,15 +4,30 @@
 //! index row has its blob, of the size the row implies, whose header authenticates under
 //! the row's key version (or, with [`VerifyOptions::read_all`], whose every chunk decrypts
 //! and whose plaintext matches the recorded SHA-256); every blob is referenced by a row or
-//! reported as an orphan. A check reads and reports; it changes nothing unless asked to
+//! reported as an orphan.
+//!
+//! [`SnapshotStore::verify`](crate::projects::SnapshotStore::verify) checks a tenant's
+//! codebase projects: every pack row has its blob, of the recorded size (with `read_all`,
+//! of the recorded SHA-256); every chunk row lies inside its pack under a usable project key;
+//! every committed snapshot's file lists only indexed chunks whose lengths add up to the
+//! file's size (with `read_all`, every file's content is read back, each chunk opened and
+//! checked against its id, and compared with the recorded SHA-256); the snapshots' file
+//! counts and sizes and the project's stored bytes (what the tenant's storage quota is
+//! charged) equal what exists; every analysis payload has its blob, of the recorded size,
+//! whose header authenticates (with `read_all`: decrypts to the recorded SHA-256); pack and
+//! payload blobs nothing records are orphans, and so is every blob of a project that no
+//! longer exists.
+//!
+//! A check reads and reports; it changes nothing unless asked to
 //! [`repair`](VerifyOptions::repair) what is safely repairable (orphan blobs older than the
 //! [grace period](VerifyOptions::grace), the same rule as garbage collection).
 //!
-//! Problems are reported one by one, each with its tenant, object, path and a message that
-//! says what is wrong, so an operator can tell a lost blob from a shredded key from a
-//! tampered byte.
+//! Problems are reported one by one, each with its tenant, object or project and snapshot,
+//! path, blob and a message that says what is wrong, so an operator can tell a lost blob
+//! from a shredded key from a tampered byte. Reports of the same tenant
+//! [merge](VerifyReport::merge) into one.
 
-use ate_core::{ObjectId, TenantId};
+use ate_core::{ObjectId, ProjectId, SnapshotId, TenantId};
 
 /// What a check covers and whether it repairs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,13 +94,7 @@ impl VerifyOptions {
                 ),
             ));
         }
-        if self.grace < chrono::TimeDelta::zero() {
-            return Err(crate::StorageError::invalid(
-                "verify grace period",
-                "must not be negative",
-            ));
-        }
-        Ok(())
+        crate::blob::check_grace(self.grace)
     }
 }
 
@@ -119,6 +128,12 @@ pub enum ProblemKind {
     /// A blob no index row references, older than the grace period (left by a crash
     /// between upload and commit, or by a failed delete).
     OrphanBlob,
+    /// A snapshot's file names a chunk the project's chunk index does not hold (or holds
+    /// with another length): that file's content is lost.
+    MissingChunk,
+    /// A recorded total (a snapshot's file count or size, a project's stored bytes, which
+    /// the tenant's storage quota is charged) differs from what actually exists.
+    UsageMismatch,
 }
 
 impl ProblemKind {
@@ -135,6 +150,8 @@ impl ProblemKind {
             ProblemKind::BadIndexRow => "bad_index_row",
             ProblemKind::ReadFailed => "read_failed",
             ProblemKind::OrphanBlob => "orphan_blob",
+            ProblemKind::MissingChunk => "missing_chunk",
+            ProblemKind::UsageMismatch => "usage_mismatch",
         }
     }
 }
@@ -153,14 +170,75 @@ pub struct Problem {
     pub tenant: TenantId,
     /// What kind of problem.
     pub kind: ProblemKind,
-    /// The object (or orphan blob) it concerns.
+    /// The object (or orphan object blob) it concerns.
     pub object: Option<ObjectId>,
-    /// The object's logical path, when an index row names one.
+    /// The codebase project it concerns.
+    pub project: Option<ProjectId>,
+    /// The snapshot it concerns.
+    pub snapshot: Option<SnapshotId>,
+    /// The object's or the snapshot file's path, when there is one.
     pub path: Option<String>,
+    /// The blob store name of the blob it concerns (a pack or payload blob).
+    pub blob: Option<String>,
     /// What exactly is wrong.
     pub detail: String,
     /// Whether this run repaired it.
     pub repaired: bool,
+}
+
+impl Problem {
+    /// A problem of `kind` in `tenant`, described by `detail`; the rest is added with the
+    /// builders below.
+    pub(crate) fn new(tenant: TenantId, kind: ProblemKind, detail: impl Into<String>) -> Self {
+        Problem {
+            tenant,
+            kind,
+            object: None,
+            project: None,
+            snapshot: None,
+            path: None,
+            blob: None,
+            detail: detail.into(),
+            repaired: false,
+        }
+    }
+
+    pub(crate) fn object(mut self, object: Option<ObjectId>) -> Self {
+        self.object = object;
+        self
+    }
+
+    pub(crate) fn project(mut self, project: ProjectId) -> Self {
+        self.project = Some(project);
+        self
+    }
+
+    pub(crate) fn snapshot(mut self, snapshot: Option<SnapshotId>) -> Self {
+        self.snapshot = snapshot;
+        self
+    }
+
+    pub(crate) fn path(mut self, path: impl Into<String>) -> Self {
+        self.path = Some(path.into());
+        self
+    }
+
+    pub(crate) fn blob(mut self, blob: impl Into<String>) -> Self {
+        self.blob = Some(blob.into());
+        self
+    }
+
+    /// The order problems are reported in: by kind, then where.
+    fn sort_key(&self) -> impl Ord + '_ {
+        (
+            self.kind,
+            self.project,
+            self.snapshot,
+            self.path.as_deref(),
+            self.object,
+            self.blob.as_deref(),
+        )
+    }
 }
 
 /// What a check found.
@@ -169,20 +247,89 @@ pub struct Problem {
 pub struct VerifyReport {
     /// The tenant checked.
     pub tenant: TenantId,
-    /// Index rows checked.
+    /// Object index rows checked.
     pub objects: u64,
-    /// Blobs found in the blob store.
+    /// Codebase projects checked (deleted ones whose purge is unfinished are counted in
+    /// [`in_progress`](Self::in_progress) instead).
+    pub projects: u64,
+    /// Committed snapshots checked.
+    pub snapshots: u64,
+    /// Their file rows checked.
+    pub files: u64,
+    /// Chunk index rows checked.
+    pub chunks: u64,
+    /// Pack rows checked.
+    pub packs: u64,
+    /// Analysis payload rows checked.
+    pub payloads: u64,
+    /// Blobs found in the blob store (object, pack and payload blobs).
     pub blobs: u64,
     /// Ciphertext bytes read.
     pub bytes_read: u64,
     /// Blobs without an index row that are younger than the grace period (possibly uploads
-    /// in progress): not problems, never repaired.
+    /// in progress), and deleted projects whose purge has not finished (garbage collection
+    /// finishes it): not problems, never repaired.
     pub in_progress: u64,
     /// Everything found wrong, by object.
     pub problems: Vec<Problem>,
 }
 
 impl VerifyReport {
+    /// An empty report of `tenant`.
+    pub fn new(tenant: TenantId) -> Self {
+        VerifyReport {
+            tenant,
+            objects: 0,
+            projects: 0,
+            snapshots: 0,
+            files: 0,
+            chunks: 0,
+            packs: 0,
+            payloads: 0,
+            blobs: 0,
+            bytes_read: 0,
+            in_progress: 0,
+            problems: Vec::new(),
+        }
+    }
+
+    /// Adds `other`'s counts and problems to this report (e.g. the object check's and the
+    /// project check's of one tenant).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` when `other` is about another tenant (nothing is added then).
+    pub fn merge(&mut self, other: VerifyReport) -> Result<(), crate::StorageError> {
+        if other.tenant != self.tenant {
+            return Err(crate::StorageError::invalid(
+                "verify report",
+                format!(
+                    "a report of tenant {} cannot be merged into one of tenant {}",
+                    other.tenant, self.tenant
+                ),
+            ));
+        }
+        self.objects += other.objects;
+        self.projects += other.projects;
+        self.snapshots += other.snapshots;
+        self.files += other.files;
+        self.chunks += other.chunks;
+        self.packs += other.packs;
+        self.payloads += other.payloads;
+        self.blobs += other.blobs;
+        self.bytes_read += other.bytes_read;
+        self.in_progress += other.in_progress;
+        self.problems.extend(other.problems);
+        self.sort();
+        Ok(())
+    }
+
+    /// Orders the problems by kind, then by project, snapshot, path, object and blob.
+    pub(crate) fn sort(&mut self) {
+        self.problems
+            .sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+    }
+
     /// True when nothing is wrong (repaired problems count as fixed).
     pub fn is_clean(&self) -> bool {
         self.unrepaired() == 0

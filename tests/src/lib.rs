@@ -26,6 +26,7 @@ pub mod keyring;
 pub mod object_store;
 pub mod project_keys;
 pub mod project_store;
+pub mod project_verify;
 pub mod registry;
 pub mod registry_traffic;
 pub mod repack;

@@ -45,6 +45,16 @@ Every call acts as the client's principal: ``projects:read``, ``projects:write``
 are ``ate.NotFoundError`` or ``ate.PermissionDeniedError``. ``ate.AsyncAte`` offers the same
 methods as awaitables (``AsyncProjects``, ``AsyncAnalysis``; ``open_file`` gives an
 ``AsyncSnapshotFile``).
+
+``a.projects.verify(tenant_id, project_id=None, read_all=False, repair=False, grace=None)``
+is the operator's integrity check of a tenant's projects (a platform administrator's task):
+every pack has its blob of the recorded size (``read_all``: SHA-256), every chunk lies inside
+its pack under a usable key, every snapshot file lists indexed chunks adding up to its size
+(``read_all``: every file is read back and compared with its SHA-256), snapshot totals and
+the project's stored bytes (what the quota is charged) match what exists, analysis payloads
+have their blobs and authenticate, and pack or payload blobs nothing records are orphans. It
+returns an ``ate.VerifyReport`` (the one ``a.storage.verify`` returns for objects) and changes
+nothing unless ``repair=True``, which deletes orphan blobs older than ``grace``.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ use ate_storage::projects::{
     FileQuery, ProjectQuery, ProjectSpec, ProjectStore, ProjectUpdate, SnapshotQuery, SnapshotStore,
 };
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyDelta};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -294,6 +294,15 @@ impl View {
             usage = usage.with_users(counts.total);
         }
         Ok(usage.into())
+    }
+    async fn verify_projects(
+        self,
+        t: TenantId,
+        p: Option<ProjectId>,
+        options: ate_storage::VerifyOptions,
+    ) -> Result<crate::types::storage::VerifyReport, Error> {
+        let snapshots = &self.stores()?.snapshots;
+        Ok(snapshots.verify(&self.actor, t, p, &options).await?.into())
     }
     async fn export_tar(self, t: TenantId, id: SnapshotId, out: Endpoint) -> Result<u64, Error> {
         let snapshots = &self.stores()?.snapshots;
@@ -610,6 +619,23 @@ macro_rules! projects_class {
             fn usage(&self, py: Python<'_>, tenant_id: &str) -> PyResult<Py<PyAny>> {
                 let t = parse_id(tenant_id)?;
                 Ok(dispatch!($mode, py, self.view.clone().tenant_usage(t)))
+            }
+
+            #[pyo3(signature = (tenant_id, project_id = None, *, read_all = false, repair = false, grace = None))]
+            fn verify(
+                &self,
+                py: Python<'_>,
+                tenant_id: &str,
+                project_id: Option<&str>,
+                read_all: bool,
+                repair: bool,
+                grace: Option<&Bound<'_, PyDelta>>,
+            ) -> PyResult<Py<PyAny>> {
+                let t = parse_id(tenant_id)?;
+                let p = project_id.map(parse_id).transpose()?;
+                let grace = crate::storage::grace(grace)?;
+                let options = ate_storage::VerifyOptions::default().read_all(read_all).repair(repair).grace(grace);
+                Ok(dispatch!($mode, py, self.view.clone().verify_projects(t, p, options)))
             }
 
             fn export_tar(

@@ -207,13 +207,20 @@ pub(crate) struct VerifyProblem {
     #[pyo3(get)]
     tenant_id: String,
     /// `missing_blob`, `size_mismatch`, `header_mismatch`, `corrupt`, `checksum_mismatch`,
-    /// `key_destroyed`, `key_unavailable`, `bad_index_row`, `read_failed` or `orphan_blob`.
+    /// `key_destroyed`, `key_unavailable`, `bad_index_row`, `read_failed`, `orphan_blob`,
+    /// `missing_chunk` or `usage_mismatch`.
     #[pyo3(get)]
     kind: String,
     #[pyo3(get)]
     object_id: Option<String>,
     #[pyo3(get)]
+    project_id: Option<String>,
+    #[pyo3(get)]
+    snapshot_id: Option<String>,
+    #[pyo3(get)]
     path: Option<String>,
+    #[pyo3(get)]
+    blob: Option<String>,
     #[pyo3(get)]
     detail: String,
     #[pyo3(get)]
@@ -224,13 +231,21 @@ pub(crate) struct VerifyProblem {
 impl VerifyProblem {
     fn __repr__(&self) -> String {
         format!(
-            "VerifyProblem(kind={:?}, object_id={:?}, path={:?}, detail={:?}, repaired={})",
-            self.kind, self.object_id, self.path, self.detail, self.repaired
+            "VerifyProblem(kind={:?}, object_id={:?}, project_id={:?}, snapshot_id={:?}, \
+             path={:?}, blob={:?}, detail={:?}, repaired={})",
+            self.kind,
+            self.object_id,
+            self.project_id,
+            self.snapshot_id,
+            self.path,
+            self.blob,
+            self.detail,
+            self.repaired
         )
     }
 }
 
-/// What an integrity check of one tenant's objects found.
+/// What an integrity check of one tenant's objects or codebase projects found.
 #[pyclass(module = "ate.storage", frozen, eq, from_py_object)]
 #[derive(Clone, PartialEq)]
 pub(crate) struct VerifyReport {
@@ -238,6 +253,18 @@ pub(crate) struct VerifyReport {
     tenant_id: String,
     #[pyo3(get)]
     objects: u64,
+    #[pyo3(get)]
+    projects: u64,
+    #[pyo3(get)]
+    snapshots: u64,
+    #[pyo3(get)]
+    files: u64,
+    #[pyo3(get)]
+    chunks: u64,
+    #[pyo3(get)]
+    packs: u64,
+    #[pyo3(get)]
+    payloads: u64,
     #[pyo3(get)]
     blobs: u64,
     #[pyo3(get)]
@@ -253,6 +280,12 @@ impl From<verify::VerifyReport> for VerifyReport {
         VerifyReport {
             tenant_id: r.tenant.to_string(),
             objects: r.objects,
+            projects: r.projects,
+            snapshots: r.snapshots,
+            files: r.files,
+            chunks: r.chunks,
+            packs: r.packs,
+            payloads: r.payloads,
             blobs: r.blobs,
             bytes_read: r.bytes_read,
             in_progress: r.in_progress,
@@ -263,7 +296,10 @@ impl From<verify::VerifyReport> for VerifyReport {
                     tenant_id: p.tenant.to_string(),
                     kind: p.kind.as_str().to_owned(),
                     object_id: p.object.map(|o| o.to_string()),
+                    project_id: p.project.map(|o| o.to_string()),
+                    snapshot_id: p.snapshot.map(|o| o.to_string()),
                     path: p.path,
+                    blob: p.blob,
                     detail: p.detail,
                     repaired: p.repaired,
                 })
@@ -282,9 +318,12 @@ impl VerifyReport {
 
     fn __repr__(&self) -> String {
         format!(
-            "VerifyReport(tenant_id={:?}, objects={}, blobs={}, problems={})",
+            "VerifyReport(tenant_id={:?}, objects={}, projects={}, snapshots={}, blobs={}, \
+             problems={})",
             self.tenant_id,
             self.objects,
+            self.projects,
+            self.snapshots,
             self.blobs,
             self.problems.len()
         )

@@ -41,7 +41,7 @@
 //! assert!(!AnalysisStatus::Succeeded.may_become(AnalysisStatus::Running));
 //! ```
 
-mod payload;
+pub(crate) mod payload;
 mod rekey;
 #[macro_use]
 mod rows;

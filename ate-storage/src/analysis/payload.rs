@@ -28,7 +28,7 @@ pub(crate) fn payload_name(tenant: TenantId, project: ProjectId, blob: Uuid) -> 
 
 /// The Cobblestone context of a payload: tenant, project, result, blob, key version. A
 /// payload's bytes moved under another name, result or project do not decrypt.
-pub(super) fn context(
+pub(crate) fn context(
     tenant: TenantId,
     project: ProjectId,
     result: Uuid,
@@ -121,22 +121,39 @@ pub(super) async fn write(
 }
 
 /// Where a recorded payload is and how to check it.
-pub(super) struct Source<'a> {
-    pub(super) blobs: &'a BlobStore,
-    pub(super) cipher: &'a Cobblestone,
-    pub(super) name: String,
-    pub(super) stored_bytes: u64,
-    pub(super) key: &'a [u8],
-    pub(super) context: Vec<u8>,
-    pub(super) size: u64,
-    pub(super) sha256: &'a [u8],
+pub(crate) struct Source<'a> {
+    pub(crate) blobs: &'a BlobStore,
+    pub(crate) cipher: &'a Cobblestone,
+    pub(crate) name: String,
+    pub(crate) stored_bytes: u64,
+    pub(crate) key: &'a [u8],
+    pub(crate) context: Vec<u8>,
+    pub(crate) size: u64,
+    pub(crate) sha256: &'a [u8],
 }
 
 /// Decrypts the payload `source` names into `out`, checking its length and SHA-256.
-pub(super) async fn read(
+pub(crate) async fn read(
     source: Source<'_>,
     out: &mut (dyn AsyncWrite + Unpin + Send),
 ) -> Result<(), StorageError> {
+    let (size, digest) = decrypt(&source, out).await?;
+    if size != source.size || digest[..] != source.sha256[..] {
+        return Err(StorageError::Integrity(format!(
+            "payload {} does not match what was recorded ({size} of {} bytes read)",
+            source.name, source.size
+        )));
+    }
+    out.flush().await.map_err(StorageError::Io)?;
+    Ok(())
+}
+
+/// Decrypts the payload `source` names into `out` (every piece authenticated), returning
+/// the plaintext's length and SHA-256 for the caller to compare with the recorded ones.
+pub(crate) async fn decrypt(
+    source: &Source<'_>,
+    out: &mut (dyn AsyncWrite + Unpin + Send),
+) -> Result<(u64, [u8; 32]), StorageError> {
     let mut dec = Decryptor::new(source.cipher, source.key, &source.context)?;
     let mut hash = Sha256::new();
     let mut size = 0u64;
@@ -158,13 +175,5 @@ pub(super) async fn read(
     if source.stored_bytes == 0 {
         dec.finish(&mut plain)?;
     }
-    let digest: [u8; 32] = hash.finalize().into();
-    if size != source.size || digest[..] != source.sha256[..] {
-        return Err(StorageError::Integrity(format!(
-            "payload {} does not match what was recorded ({size} of {} bytes read)",
-            source.name, source.size
-        )));
-    }
-    out.flush().await.map_err(StorageError::Io)?;
-    Ok(())
+    Ok((size, hash.finalize().into()))
 }

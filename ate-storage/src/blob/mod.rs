@@ -89,7 +89,6 @@ pub struct BlobStore {
 /// Where uploads in progress live on backends that write in place (inside the root).
 const STAGING_DIR: &str = ".ate-staging";
 
-/// When an object id was minted (the time inside its UUIDv7).
 /// The moment before which something minted is older than `grace`: `now - grace`, or the
 /// earliest representable time when `grace` reaches further back (never a panic).
 pub(crate) fn grace_cutoff(
@@ -100,6 +99,19 @@ pub(crate) fn grace_cutoff(
         .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
 }
 
+/// Refuses a negative grace period: it would put the cutoff in the future and take
+/// uploads still in progress for garbage.
+pub(crate) fn check_grace(grace: chrono::TimeDelta) -> Result<(), StorageError> {
+    if grace < chrono::TimeDelta::zero() {
+        return Err(StorageError::invalid(
+            "grace period",
+            format!("must not be negative, got {grace}"),
+        ));
+    }
+    Ok(())
+}
+
+/// When an object id was minted (the time inside its UUIDv7).
 pub(crate) fn minted_at(id: ObjectId) -> Option<chrono::DateTime<chrono::Utc>> {
     id.as_uuid()
         .get_timestamp()
@@ -171,6 +183,14 @@ impl BlobStore {
     /// The backend kind.
     pub fn backend(&self) -> BlobBackend {
         self.backend
+    }
+
+    /// The OpenDAL operator beneath: raw access to the stored ciphertexts, for tools that
+    /// copy or inspect blobs (backups, migrations, damage drills in tests). Nothing written
+    /// through it is indexed or encrypted: a blob ATE did not write is an orphan to
+    /// [`verify`](crate::ObjectStore::verify) and garbage collection.
+    pub fn operator(&self) -> &Operator {
+        &self.op
     }
 
     /// The OpenDAL scheme of the operator (`"memory"`, `"fs"`, `"s3"`, `"gcs"`, …).
@@ -398,6 +418,26 @@ impl BlobStore {
             .into_iter()
             .filter_map(|id| ObjectId::from_uuid(id).ok())
             .collect())
+    }
+
+    /// The ids of the folders directly under `dir` (named `<dir>/<uuid>/`), sorted. Other
+    /// names are ignored.
+    pub(crate) async fn list_dirs_in(&self, dir: &str) -> Result<Vec<uuid::Uuid>, StorageError> {
+        let prefix = format!("{dir}/");
+        let entries = match self.op.list(&prefix).await {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == opendal::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(backend_error("listing blob folders", e)),
+        };
+        let mut ids: Vec<uuid::Uuid> = entries
+            .iter()
+            .filter_map(|entry| entry.path().strip_prefix(&prefix))
+            .filter_map(|rest| rest.strip_suffix('/'))
+            .filter_map(|name| name.parse().ok())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
     }
 
     /// The ids of the blobs directly under `dir` (named `<dir>/<uuid>`), sorted. Other

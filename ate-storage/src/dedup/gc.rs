@@ -138,9 +138,47 @@ async fn unmarked(
     Ok(out)
 }
 
+/// Whether a blob named by `id` was minted before `cutoff` (or does not say when).
+pub(crate) fn older_than(id: Uuid, cutoff: chrono::DateTime<chrono::Utc>) -> bool {
+    ObjectId::from_uuid(id)
+        .ok()
+        .and_then(minted_at)
+        .is_none_or(|born| born <= cutoff)
+}
+
+/// Deletes the project's pack blobs that have no row and were minted before `cutoff`:
+/// written by an import that died before recording them (a younger one may belong to an
+/// import just begun). Returns how many.
+pub(crate) async fn sweep_orphan_packs(
+    core: &SnapshotCore,
+    tenant: TenantId,
+    project: ProjectId,
+    cutoff: chrono::DateTime<chrono::Utc>,
+) -> Result<u64, StorageError> {
+    let known: HashSet<Uuid> = with_pool!(core.db, |pool| {
+        sqlx::query_scalar("SELECT id FROM packs WHERE project_id = $1")
+            .bind(project.as_uuid())
+            .fetch_all(pool)
+            .await
+            .map_err(CoreError::from)?
+    })
+    .into_iter()
+    .collect();
+    let mut deleted = 0;
+    for id in core.blobs.list_in(&pack_dir(tenant, project)).await? {
+        if !known.contains(&id) && older_than(id, cutoff) {
+            core.blobs
+                .delete_named(&pack_name(tenant, project, id))
+                .await?;
+            deleted += 1;
+        }
+    }
+    Ok(deleted)
+}
+
 /// Deletes the project's payload blobs that no analysis result records and that were
 /// minted before `cutoff` (a younger one may be a payload being uploaded). Returns how many.
-async fn sweep_payloads(
+pub(crate) async fn sweep_payloads(
     core: &SnapshotCore,
     tenant: TenantId,
     project: ProjectId,
@@ -152,12 +190,7 @@ async fn sweep_payloads(
     }
     let old: Vec<Uuid> = blobs
         .into_iter()
-        .filter(|id| {
-            ObjectId::from_uuid(*id)
-                .ok()
-                .and_then(minted_at)
-                .is_none_or(|born| born <= cutoff)
-        })
+        .filter(|id| older_than(*id, cutoff))
         .collect();
     if old.is_empty() {
         return Ok(0);
@@ -224,7 +257,8 @@ pub(crate) async fn collect(
         }
         return Ok(report);
     };
-    report.payloads_deleted = sweep_payloads(core, tenant, project, now - grace).await?;
+    let cutoff = crate::blob::grace_cutoff(now, grace);
+    report.payloads_deleted = sweep_payloads(core, tenant, project, cutoff).await?;
     // Imports whose lease ran out: removed with their file rows and pending chunks (their
     // packs go below). One that is merely slow fails at its next write.
     report.expired_imports = with_write_tx!(core.db, |tx| {
@@ -302,31 +336,8 @@ pub(crate) async fn collect(
             .delete_named(&pack_name(tenant, project, *pack))
             .await?;
     }
-    report.packs_deleted = packs.len() as u64;
-    // Pack blobs without a row: written by an import that died before recording them.
-    // Younger than `grace` they may belong to an import just begun.
-    let known: HashSet<Uuid> = with_pool!(core.db, |pool| {
-        sqlx::query_scalar("SELECT id FROM packs WHERE project_id = $1")
-            .bind(project.as_uuid())
-            .fetch_all(pool)
-            .await
-            .map_err(CoreError::from)?
-    })
-    .into_iter()
-    .collect();
-    let cutoff = crate::blob::grace_cutoff(now, grace);
-    for id in core.blobs.list_in(&pack_dir(tenant, project)).await? {
-        let old = ObjectId::from_uuid(id)
-            .ok()
-            .and_then(minted_at)
-            .is_none_or(|born| born <= cutoff);
-        if !known.contains(&id) && old {
-            core.blobs
-                .delete_named(&pack_name(tenant, project, id))
-                .await?;
-            report.packs_deleted += 1;
-        }
-    }
+    report.packs_deleted =
+        packs.len() as u64 + sweep_orphan_packs(core, tenant, project, cutoff).await?;
     let dead: i64 = with_pool!(core.db, |pool| {
         sqlx::query_scalar(
             "SELECT CAST(COALESCE((SELECT SUM(size) FROM packs WHERE project_id = $1), 0) \

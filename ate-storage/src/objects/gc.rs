@@ -30,6 +30,11 @@ impl ObjectStore {
     /// [`TenantStore::purge_due`], which drops its keys and
     /// index rows with it), every remaining blob is garbage whatever its age: run this for
     /// each purged id to reclaim the space.
+    ///
+    /// # Errors
+    ///
+    /// `PermissionDenied` for anyone but a platform administrator; `InvalidInput` for a
+    /// negative `grace`; backend errors.
     pub async fn collect_garbage(
         &self,
         actor: &Principal,
@@ -37,6 +42,7 @@ impl ObjectStore {
         grace: chrono::TimeDelta,
     ) -> Result<GcReport, StorageError> {
         actor.require_platform_admin("collecting storage garbage")?;
+        crate::blob::check_grace(grace)?;
         let blobs = self.blobs.list(tenant).await?;
         let indexed: Vec<Uuid> = with_pool!(self.db, |pool| {
             sqlx::query_scalar("SELECT id FROM objects WHERE tenant_id = $1")

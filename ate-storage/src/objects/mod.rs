@@ -29,6 +29,7 @@ mod writer; // the pipelined `ObjectWriter` (streaming puts)
 pub use gc::GcReport;
 pub use reader::ObjectReader;
 pub use reencrypt::ReencryptProgress;
+pub(crate) use verify::uploaded_at;
 pub use writer::ObjectWriter;
 
 use crate::blob::BlobStore;

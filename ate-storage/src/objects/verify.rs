@@ -61,14 +61,9 @@ impl ObjectStore {
                 .await
                 .map_err(CoreError::from)?
         });
-        let mut report = VerifyReport {
-            tenant,
-            objects: rows.len() as u64,
-            blobs: blobs.len() as u64,
-            bytes_read: 0,
-            in_progress: 0,
-            problems: Vec::new(),
-        };
+        let mut report = VerifyReport::new(tenant);
+        report.objects = rows.len() as u64;
+        report.blobs = blobs.len() as u64;
         let mut infos = Vec::with_capacity(rows.len());
         let mut indexed = HashSet::with_capacity(rows.len());
         for row in rows {
@@ -76,23 +71,18 @@ impl ObjectStore {
             indexed.insert(id);
             match row.info() {
                 Ok(info) => infos.push(info),
-                Err(e) => report.problems.push(Problem {
-                    tenant,
-                    kind: ProblemKind::BadIndexRow,
-                    object: ObjectId::from_uuid(id).ok(),
-                    path: None,
-                    detail: e.to_string(),
-                    repaired: false,
-                }),
+                Err(e) => report.problems.push(
+                    Problem::new(tenant, ProblemKind::BadIndexRow, e.to_string())
+                        .object(ObjectId::from_uuid(id).ok()),
+                ),
             }
         }
         let keys = self.keys_for(tenant, &infos).await;
         let read_all = options.read_all;
         let mut checks = futures::stream::iter(infos.into_iter().map(|info| {
-            let present = blobs.contains(&info.id);
             let key = keys.get(&info.key_version).cloned();
             async move {
-                let checked = self.check_object(&info, present, key, read_all).await;
+                let checked = self.check_object(&info, key, read_all).await;
                 (info, checked)
             }
         }))
@@ -100,22 +90,17 @@ impl ObjectStore {
         while let Some((info, checked)) = checks.next().await {
             report.bytes_read += checked.bytes_read;
             if let Some((kind, detail)) = checked.problem {
-                report.problems.push(Problem {
-                    tenant,
-                    kind,
-                    object: Some(info.id),
-                    path: Some(info.path),
-                    detail,
-                    repaired: false,
-                });
+                report.problems.push(
+                    Problem::new(tenant, kind, detail)
+                        .object(Some(info.id))
+                        .path(info.path),
+                );
             }
         }
         drop(checks);
         self.check_orphans(actor, tenant, &blobs, &indexed, options, &mut report)
             .await?;
-        report
-            .problems
-            .sort_by(|a, b| (a.kind, &a.path, a.object).cmp(&(b.kind, &b.path, b.object)));
+        report.sort();
         Ok(report)
     }
 
@@ -142,7 +127,6 @@ impl ObjectStore {
     async fn check_object(
         &self,
         info: &ObjectInfo,
-        present: bool,
         key: Option<KeyOutcome>,
         read_all: bool,
     ) -> Checked {
@@ -151,42 +135,42 @@ impl ObjectStore {
             problem: None,
         };
         let outcome = self
-            .check_object_inner(info, present, key, read_all, &mut checked.bytes_read)
+            .check_object_inner(info, key, read_all, &mut checked.bytes_read)
             .await;
         checked.problem = outcome.err();
         checked
     }
 
+    /// Checks one object. Its blob is looked up whether or not the listing showed it: one
+    /// written after the listing is there, and one missing is reported only if its row is
+    /// still there (a delete removes the row first).
     async fn check_object_inner(
         &self,
         info: &ObjectInfo,
-        present: bool,
         key: Option<KeyOutcome>,
         read_all: bool,
         bytes_read: &mut u64,
     ) -> Result<(), (ProblemKind, String)> {
-        if !present {
-            return Err((
-                ProblemKind::MissingBlob,
-                format!("the blob of {} ({} bytes) is missing", info.path, info.size),
-            ));
-        }
         let layout = Layout::for_plaintext(info.size)
             .map_err(|e| (ProblemKind::BadIndexRow, e.to_string()))?;
-        let size = self
-            .blobs
-            .size(info.tenant, info.id)
-            .await
-            .map_err(|e| match e.kind() {
-                ErrorKind::NotFound => (
+        let size = match self.blobs.size(info.tenant, info.id).await {
+            Ok(size) => size,
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                if !self.still_indexed(info).await {
+                    return Ok(()); // deleted while the check ran
+                }
+                return Err((
                     ProblemKind::MissingBlob,
-                    format!("the blob of {} disappeared during the check", info.path),
-                ),
-                _ => (
+                    format!("the blob of {} ({} bytes) is missing", info.path, info.size),
+                ));
+            }
+            Err(e) => {
+                return Err((
                     ProblemKind::ReadFailed,
                     format!("cannot stat the blob: {e}"),
-                ),
-            })?;
+                ));
+            }
+        };
         if size != layout.ciphertext_len {
             return Err((
                 ProblemKind::SizeMismatch,
@@ -238,6 +222,18 @@ impl ObjectStore {
             .map_err(|e| (ProblemKind::ChecksumMismatch, e.to_string()))
     }
 
+    /// Whether the object's row still exists (when in doubt, yes: the problem is reported).
+    async fn still_indexed(&self, info: &ObjectInfo) -> bool {
+        let found: Result<i64, sqlx::Error> = with_pool!(self.db, |pool| {
+            sqlx::query_scalar("SELECT COUNT(*) FROM objects WHERE tenant_id = $1 AND id = $2")
+                .bind(info.tenant.as_uuid())
+                .bind(info.id.as_uuid())
+                .fetch_one(pool)
+                .await
+        });
+        found.map_or(true, |n| n > 0)
+    }
+
     /// Blobs without a row: young ones are counted as in progress, old ones reported (and
     /// with `repair`, deleted after checking again that no row appeared for them).
     async fn check_orphans(
@@ -278,20 +274,22 @@ impl ObjectStore {
             HashSet::new()
         };
         for id in old {
-            report.problems.push(Problem {
+            let mut problem = Problem::new(
                 tenant,
-                kind: ProblemKind::OrphanBlob,
-                object: Some(id),
-                path: None,
-                detail: format!(
-                    "blob {id} has no index row{}",
-                    minted_at(id)
-                        .map(|t| format!(" (uploaded {})", t.format("%Y-%m-%d %H:%M:%S UTC")))
-                        .unwrap_or_default()
-                ),
-                repaired: repaired.contains(&id),
-            });
+                ProblemKind::OrphanBlob,
+                format!("blob {id} has no index row{}", uploaded_at(id)),
+            )
+            .object(Some(id));
+            problem.repaired = repaired.contains(&id);
+            report.problems.push(problem);
         }
         Ok(())
     }
+}
+
+/// " (uploaded <when>)" for a blob id that dates itself, else nothing.
+pub(crate) fn uploaded_at(id: ObjectId) -> String {
+    minted_at(id)
+        .map(|t| format!(" (uploaded {})", t.format("%Y-%m-%d %H:%M:%S UTC")))
+        .unwrap_or_default()
 }

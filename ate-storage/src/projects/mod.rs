@@ -37,6 +37,7 @@ mod snapshot_sql;
 mod snapshots;
 mod sql;
 mod valid;
+mod verify; // the operator's integrity check of a tenant's projects
 
 pub use keys::{ProjectKey, ProjectKeyInfo, ProjectKeyring};
 pub(crate) use purge::purge_project;

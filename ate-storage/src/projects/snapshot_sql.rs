@@ -724,7 +724,19 @@ impl SnapshotStore for SqlSnapshotStore {
         grace: chrono::TimeDelta,
     ) -> Result<ChunkGcReport, StorageError> {
         actor.require_platform_admin("collecting a project's garbage")?;
+        crate::blob::check_grace(grace)?;
         gc::collect(&self.core, tenant, project, grace).await
+    }
+
+    async fn verify(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        project: Option<ProjectId>,
+        options: &crate::verify::VerifyOptions,
+    ) -> Result<crate::verify::VerifyReport, StorageError> {
+        actor.require_platform_admin("verifying codebase projects")?;
+        super::verify::verify(&self.core, tenant, project, options).await
     }
 
     async fn repack(

@@ -560,7 +560,7 @@ pub trait SnapshotStore: Send + Sync + std::fmt::Debug {
 
     /// Collects a project's garbage: imports whose lease ran out, snapshots being deleted,
     /// chunks no committed snapshot needs, and pack blobs nothing points at that are older
-    /// than `grace`. A platform administrator's task.
+    /// than `grace`. A platform administrator's task; `InvalidInput` for a negative `grace`.
     async fn collect_garbage(
         &self,
         actor: &Principal,
@@ -584,6 +584,26 @@ pub trait SnapshotStore: Send + Sync + std::fmt::Debug {
         project: ProjectId,
         options: RepackOptions,
     ) -> Result<RepackReport, StorageError>;
+
+    /// Checks a project's stored data, or with `project` `None` every project of the
+    /// tenant and the blobs of projects that no longer exist (see [`crate::verify`] for what
+    /// is checked). Reports each problem; changes nothing unless
+    /// [`VerifyOptions::repair`](crate::verify::VerifyOptions::repair) is set, and then only
+    /// deletes orphan pack and payload blobs older than the grace period (what
+    /// [`collect_garbage`](Self::collect_garbage) would delete). A deleted project whose
+    /// purge has not finished is counted in
+    /// [`in_progress`](crate::verify::VerifyReport::in_progress), not checked.
+    ///
+    /// A platform administrator's task; `InvalidInput` for options out of range, `NotFound`
+    /// for a project that is not the tenant's. Problems with single files, chunks, packs or
+    /// payloads are in the report, not errors.
+    async fn verify(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        project: Option<ProjectId>,
+        options: &crate::verify::VerifyOptions,
+    ) -> Result<crate::verify::VerifyReport, StorageError>;
 }
 
 /// The most [`SnapshotStore::read_file`] returns at once.

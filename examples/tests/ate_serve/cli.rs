@@ -3,7 +3,7 @@
 use crate::server::{Database, Server, ate, tar_gz};
 use crate::token;
 use reqwest::StatusCode;
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::path::Path;
 use std::process::Output;
 
@@ -223,9 +223,38 @@ fn verify_reports_damage_and_repairs_orphans() {
         &["--json", "tenants", "create", "beta", "Beta"],
         &[],
     ));
+    let src = d.join("code");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    std::fs::write(src.join("main.py"), b"print('hi')\n").expect("write");
+    let snap = json_of(&run(
+        d,
+        &[
+            "--json",
+            "projects",
+            "import",
+            src.to_str().expect("utf-8"),
+            "--tenant",
+            "acme",
+            "--project",
+            "code",
+        ],
+        &[],
+    ));
+    let project = snap["project_id"].as_str().expect("project id").to_owned();
 
     let clean = json_of(&run(d, &["--json", "verify"], &[]));
     assert_eq!(clean["problems"], 0, "{clean}");
+    let checked = &clean["tenants"][0]["projects"];
+    assert_eq!(
+        (
+            &checked["projects"],
+            &checked["snapshots"],
+            &checked["files"],
+            &checked["packs"]
+        ),
+        (&json!(1), &json!(1), &json!(1), &json!(1)),
+        "{clean}"
+    );
     assert_eq!(
         clean["tenants"].as_array().map(Vec::len),
         Some(2),
@@ -249,16 +278,27 @@ fn verify_reports_damage_and_repairs_orphans() {
     std::fs::create_dir_all(&orphan_dir).expect("mkdir");
     let orphan = orphan_dir.join("018f0000-0000-7000-8000-000000000001");
     std::fs::write(&orphan, b"half an upload").expect("write");
+    // And a pack blob no row records, as an import that died leaves.
+    let stray_name = format!("t/{tenant}/p/{project}/k/018f0000-0000-7000-8000-000000000002");
+    let stray = d.join("ate-data/blobs").join(&stray_name);
+    std::fs::write(&stray, b"half a pack").expect("write");
     let found = run(d, &["--json", "verify"], &[]);
     assert_eq!(found.status.code(), Some(9), "{found:?}");
     let report: Value = serde_json::from_slice(&found.stdout).expect("the report is printed");
-    assert_eq!(report["problems"], 1, "{report}");
+    assert_eq!(report["problems"], 2, "{report}");
     let problem = &report["tenants"][0]["objects"]["problems"][0];
     assert_eq!(problem["kind"], "orphan_blob", "{report}");
     assert_eq!(problem["object_id"], "018f0000-0000-7000-8000-000000000001");
     assert_eq!(problem["repaired"], false);
-    assert!(orphan.exists(), "verify without --repair changes nothing");
-    assert!(String::from_utf8_lossy(&found.stderr).contains("1 problem(s) found"));
+    let problem = &report["tenants"][0]["projects"]["problems"][0];
+    assert_eq!(problem["kind"], "orphan_blob", "{report}");
+    assert_eq!(problem["project_id"], project.as_str());
+    assert_eq!(problem["blob"], stray_name.as_str());
+    assert!(
+        orphan.exists() && stray.exists(),
+        "verify without --repair changes nothing"
+    );
+    assert!(String::from_utf8_lossy(&found.stderr).contains("2 problem(s) found"));
     // An upload younger than the grace period is in progress, not a problem.
     let young = json_of(&run(
         d,
@@ -273,6 +313,7 @@ fn verify_reports_damage_and_repairs_orphans() {
         &[],
     ));
     assert_eq!(young["tenants"][0]["objects"]["in_progress"], 1, "{young}");
+    assert_eq!(young["tenants"][0]["projects"]["in_progress"], 1, "{young}");
 
     let repaired = run(d, &["verify", "--tenant", "acme", "--repair"], &[]);
     assert!(repaired.status.success(), "{repaired:?}");
@@ -280,7 +321,7 @@ fn verify_reports_damage_and_repairs_orphans() {
         String::from_utf8_lossy(&repaired.stdout).contains("(repaired)"),
         "{repaired:?}"
     );
-    assert!(!orphan.exists());
+    assert!(!orphan.exists() && !stray.exists());
     assert_eq!(json_of(&run(d, &["--json", "verify"], &[]))["problems"], 0);
 
     for (args, code) in [

@@ -61,7 +61,8 @@ fn grace(secs: i64) -> Result<chrono::TimeDelta, CliError> {
     Ok(chrono::TimeDelta::seconds(secs))
 }
 
-/// `ate verify`: check one tenant or every tenant.
+/// `ate verify`: check one tenant or every tenant: its objects, its codebase projects and its
+/// audit chain.
 #[derive(Debug, clap::Args)]
 pub(crate) struct VerifyArgs {
     /// Only this tenant (slug or id); every tenant when left out.
@@ -104,17 +105,24 @@ pub(crate) async fn verify(
             .verify(p, tenant, &options)
             .await
             .map_err(classified)?;
+        let projects = host
+            .snapshots
+            .verify(p, tenant, None, &options)
+            .await
+            .map_err(classified)?;
         let audit = host
             .audit
             .verify_chain(p, tenant)
             .await
             .map_err(classified)?;
-        let unrepaired = objects.unrepaired() + usize::from(audit.first_break.is_some());
+        let unrepaired =
+            objects.unrepaired() + projects.unrepaired() + usize::from(audit.first_break.is_some());
         broken += unrepaired;
-        table.push_str(&verify_lines(&objects, &audit));
+        table.push_str(&verify_lines(&objects, &projects, &audit));
         reports.push(json!({
             "tenant_id": tenant.to_string(),
             "objects": report_json(&objects),
+            "projects": report_json(&projects),
             "audit": serde_json::to_value(&audit).unwrap_or(Value::Null),
             "problems": unrepaired,
         }));
@@ -137,28 +145,49 @@ pub(crate) async fn verify(
     Ok((value, table))
 }
 
-fn verify_lines(objects: &VerifyReport, audit: &ate_core::audit::ChainReport) -> String {
+fn verify_lines(
+    objects: &VerifyReport,
+    projects: &VerifyReport,
+    audit: &ate_core::audit::ChainReport,
+) -> String {
     let mut out = format!(
-        "tenant {}: {} objects, {} blobs, {} bytes read, {} upload(s) in progress; audit chain: {}\n",
+        "tenant {}: {} objects; {} projects, {} snapshots, {} files, {} chunks, {} packs, {} \
+         payloads; {} blobs, {} bytes read, {} in progress; audit chain: {}\n",
         objects.tenant,
         objects.objects,
-        objects.blobs,
-        objects.bytes_read,
-        objects.in_progress,
+        projects.projects,
+        projects.snapshots,
+        projects.files,
+        projects.chunks,
+        projects.packs,
+        projects.payloads,
+        objects.blobs + projects.blobs,
+        objects.bytes_read + projects.bytes_read,
+        objects.in_progress + projects.in_progress,
         match &audit.first_break {
             None => format!("{} events intact", audit.events_checked),
             Some(b) => format!("BROKEN: {b}"),
         }
     );
-    for p in &objects.problems {
+    for p in objects.problems.iter().chain(&projects.problems) {
+        // Where: the object, or the project (and snapshot), then the path or blob.
+        let whom = match (p.object, p.project, p.snapshot) {
+            (Some(o), _, _) => o.to_string(),
+            (None, Some(project), Some(snapshot)) => {
+                format!("project {project} snapshot {snapshot}")
+            }
+            (None, Some(project), None) => format!("project {project}"),
+            _ => String::new(),
+        };
+        let what = p
+            .path
+            .as_deref()
+            .or(p.blob.as_deref())
+            .map(|w| format!("{w}: "))
+            .unwrap_or_default();
         out.push_str(&format!(
-            "  {:<17} {:<36} {}{}{}\n",
+            "  {:<17} {whom} {what}{}{}\n",
             p.kind.as_str(),
-            p.object.map(|o| o.to_string()).unwrap_or_default(),
-            p.path
-                .as_deref()
-                .map(|path| format!("{path}: "))
-                .unwrap_or_default(),
             p.detail,
             if p.repaired { " (repaired)" } else { "" }
         ));
@@ -169,13 +198,22 @@ fn verify_lines(objects: &VerifyReport, audit: &ate_core::audit::ChainReport) ->
 fn report_json(r: &VerifyReport) -> Value {
     json!({
         "objects": r.objects,
+        "projects": r.projects,
+        "snapshots": r.snapshots,
+        "files": r.files,
+        "chunks": r.chunks,
+        "packs": r.packs,
+        "payloads": r.payloads,
         "blobs": r.blobs,
         "bytes_read": r.bytes_read,
         "in_progress": r.in_progress,
         "problems": r.problems.iter().map(|p| json!({
             "kind": p.kind.as_str(),
             "object_id": p.object.map(|o| o.to_string()),
+            "project_id": p.project.map(|o| o.to_string()),
+            "snapshot_id": p.snapshot.map(|o| o.to_string()),
             "path": p.path,
+            "blob": p.blob,
             "detail": p.detail,
             "repaired": p.repaired,
         })).collect::<Vec<_>>(),
