@@ -24,3 +24,48 @@ pub fn data(i: u64, len: usize) -> Vec<u8> {
     let mut rng = fastrand::Rng::with_seed(i);
     (0..len).map(|_| rng.u8(..)).collect()
 }
+
+/// What operation `i` of a codebase run (`src/bin/project-crasher.rs`) seeded with `seed`
+/// does: `import` a new snapshot of project `code` (creating the project if it is missing),
+/// `delete` its oldest snapshot, `drop` (delete) the project, `gc` it, `rotate` its key or
+/// `repack` it.
+pub fn project_operation(seed: u64, i: u64) -> &'static str {
+    let mut rng =
+        fastrand::Rng::with_seed(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(i));
+    match rng.u8(0..20) {
+        0..=8 => "import",
+        9..=12 => "delete",
+        13 => "drop",
+        14..=15 => "gc",
+        16 => "rotate",
+        _ => "repack",
+    }
+}
+
+/// The files import `i` holds, by path: one to four of `f0`..`f7`, each one of ten
+/// contents cut to one of five lengths (so imports share whole files and chunk prefixes).
+pub fn tree(seed: u64, i: u64) -> Vec<(String, Vec<u8>)> {
+    let mut rng = fastrand::Rng::with_seed(seed ^ i.wrapping_mul(0x2545_f491_4f6c_dd1d));
+    let n = rng.usize(1..5);
+    let mut names: Vec<u8> = (0..8).collect();
+    rng.shuffle(&mut names);
+    let mut files: Vec<(String, Vec<u8>)> = names[..n]
+        .iter()
+        .map(|k| {
+            let len = [0, 10, 3000, 70_000, 200_000][rng.usize(0..5)];
+            (format!("f{k}"), data(rng.u64(0..10), len))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// The label of the snapshot operation `i` imports.
+pub fn label(i: u64) -> String {
+    format!("op-{i}")
+}
+
+/// The operation index of a snapshot labelled by [`label`].
+pub fn label_index(label: &str) -> Option<u64> {
+    label.strip_prefix("op-")?.parse().ok()
+}

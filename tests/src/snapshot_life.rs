@@ -492,6 +492,55 @@ pub async fn garbage_is_collected(s: SnapEnv) {
     assert!(gone.packs_deleted >= 1, "{gone:?}");
     let left = pack_blobs(&s, t, p).await;
     assert!(left == 0 || left == usize::MAX, "{left} pack blobs left");
+    // A project deleted and forgotten: nothing names it any more, yet what it left is
+    // found and deleted, whatever its age.
+    let forgotten = s
+        .projects
+        .create(&o, t, &ate_storage::projects::ProjectSpec::new("forgotten"))
+        .await
+        .unwrap()
+        .id;
+    s.snapshots
+        .import_dir(&o, t, forgotten, a.path(), Default::default())
+        .await
+        .unwrap();
+    s.projects.delete(&o, t, forgotten, None).await.unwrap();
+    let orphans = s
+        .snapshots
+        .verify(&admin, t, None, &ate_storage::VerifyOptions::default())
+        .await
+        .unwrap();
+    assert!(
+        orphans
+            .problems
+            .iter()
+            .any(|p| p.project == Some(forgotten)),
+        "{orphans:?}"
+    );
+    assert_kind(
+        s.snapshots.collect_deleted_projects(&o, t).await,
+        ErrorKind::PermissionDenied,
+    );
+    let swept = s
+        .snapshots
+        .collect_deleted_projects(&admin, t)
+        .await
+        .unwrap();
+    assert!(swept.packs_deleted >= 1, "{swept:?}");
+    let left = pack_blobs(&s, t, forgotten).await;
+    assert!(left == 0 || left == usize::MAX, "{left} pack blobs left");
+    let clean = s
+        .snapshots
+        .verify(&admin, t, None, &ate_storage::VerifyOptions::default())
+        .await
+        .unwrap();
+    assert!(clean.is_clean(), "{clean:#?}");
+    let again = s
+        .snapshots
+        .collect_deleted_projects(&admin, t)
+        .await
+        .unwrap();
+    assert_eq!(again.packs_deleted, 0);
 }
 
 /// Project totals and tenant usage add up what the snapshots and projects hold.

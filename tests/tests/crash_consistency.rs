@@ -10,24 +10,45 @@
 //!   and nothing referenced;
 //! * the tenant's audit chain verifies.
 //!
+//! Codebase projects the same way: a second helper (`src/bin/project-crasher.rs`) imports
+//! snapshots of project `code`, deletes its oldest snapshot, deletes the whole project, runs
+//! garbage collection, rotates the project key and repacks; after every kill:
+//!
+//! * exactly the acknowledged snapshots exist (the operation in flight done or not), each
+//!   holding exactly the files its import added, byte for byte;
+//! * `SnapshotStore::verify` (reading every byte) finds nothing wrong but orphan blobs: the
+//!   projects' stored bytes (what the quota is charged) and every snapshot's totals equal
+//!   what exists, every chunk a file names is indexed and opens;
+//! * garbage collection (once the killed import's lease ran out) and repair leave no import
+//!   in progress, no deleted project half purged and no blob without a row;
+//! * the tenant's audit chain verifies.
+//!
 //! On a SQLite file and on PostgreSQL, with blobs on the file system. `CI=true` fails
 //! instead of skipping when PostgreSQL is missing.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 use ate_core::keys::{LocalKeyProvider, SecretKey};
-use ate_core::{AuditSink, Principal, SqlAuditSink, SqlTenantStore, TenantStore};
+use ate_core::{
+    AuditSink, ManualClock, Principal, ProjectId, SnapshotId, SqlAuditSink, SqlTenantStore,
+    TenantStore, with_pool,
+};
 use ate_storage::blob::BlobStore;
+use ate_storage::keyring::TenantKeyring;
 use ate_storage::objects::{ObjectStore, STORAGE_READ};
+use ate_storage::projects::{
+    FileQuery, PROJECTS_READ, ProjectKeyring, ProjectStore, SnapshotQuery, SnapshotStore,
+    SqlProjectStore, SqlSnapshotStore,
+};
 use ate_storage::verify::{ProblemKind, VerifyOptions};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::BufRead;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
-use tests::crash::{MASTER, data, operation};
+use tests::crash::{MASTER, data, label_index, operation, project_operation, tree};
 use tests::support::{Backend, TestDb};
 
 /// Kills per backend (`ATE_CRASH_KILLS` for more).
@@ -143,8 +164,8 @@ fn sha(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
-fn start(db_url: &str, blob_url: &str, journal: &Path, seed: u64) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_storage-crasher"))
+fn start(helper: &str, db_url: &str, blob_url: &str, journal: &Path, seed: u64) -> Child {
+    Command::new(helper)
         .args([
             db_url,
             blob_url,
@@ -153,7 +174,42 @@ fn start(db_url: &str, blob_url: &str, journal: &Path, seed: u64) -> Child {
         ])
         .stdout(Stdio::piped())
         .spawn()
-        .expect("start the storage-crasher process")
+        .expect("start the crash helper process")
+}
+
+/// Starts `helper`, waits until it runs, lets it work for a random while and kills it.
+async fn run_and_kill(
+    helper: &str,
+    test_db: &TestDb,
+    blob_url: &str,
+    journal: &Path,
+    seed: u64,
+    rng: &mut fastrand::Rng,
+    round: u32,
+) {
+    let mut child = start(helper, &test_db.url, blob_url, journal, seed);
+    let mut ready = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert_eq!(ready.trim(), "ready", "round {round}");
+    tokio::time::sleep(Duration::from_millis(rng.u64(20..400))).await;
+    child.kill().expect("SIGKILL the helper"); // Child::kill is SIGKILL on Unix
+    child.wait().unwrap();
+}
+
+/// The seed (`ATE_CRASH_SEED`, else random, printed) and kills (`ATE_CRASH_KILLS`).
+fn seed_and_kills(what: &str, backend: Backend) -> (u64, u32) {
+    let seed: u64 = std::env::var("ATE_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| fastrand::u64(..));
+    println!("crash consistency of {what} on {backend:?}: ATE_CRASH_SEED={seed}");
+    let kills: u32 = std::env::var("ATE_CRASH_KILLS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(KILLS);
+    (seed, kills)
 }
 
 /// Checks the invariants after a kill; returns how many orphan blobs were repaired.
@@ -282,11 +338,7 @@ async fn kill_at_random_moments(backend: Backend) {
     let Some(test_db) = TestDb::open(backend).await else {
         return;
     };
-    let seed: u64 = std::env::var("ATE_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| fastrand::u64(..));
-    println!("crash consistency on {backend:?}: ATE_CRASH_SEED={seed}");
+    let (seed, kills) = seed_and_kills("objects", backend);
     let dir = tempfile::tempdir().unwrap();
     let blob_url = format!("fs://{}", dir.path().join("blobs").display());
     let journal_path = dir.path().join("journal");
@@ -299,24 +351,20 @@ async fn kill_at_random_moments(backend: Backend) {
     .await
     .unwrap();
     let audit = SqlAuditSink::new(test_db.db.clone());
-    let kills: u32 = std::env::var("ATE_CRASH_KILLS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(KILLS);
     let mut rng = fastrand::Rng::with_seed(seed);
     let (mut last, mut orphans, mut in_flight) = (0, 0, 0);
     let mut applied = BTreeMap::new();
     for round in 0..kills {
-        let mut child = start(&test_db.url, &blob_url, &journal_path, seed);
-        // Wait until it runs, then let it work for a while before the kill.
-        let mut ready = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut ready)
-            .unwrap();
-        assert_eq!(ready.trim(), "ready", "round {round}");
-        tokio::time::sleep(Duration::from_millis(rng.u64(20..400))).await;
-        child.kill().expect("SIGKILL the helper"); // Child::kill is SIGKILL on Unix
-        child.wait().unwrap();
+        run_and_kill(
+            env!("CARGO_BIN_EXE_storage-crasher"),
+            &test_db,
+            &blob_url,
+            &journal_path,
+            seed,
+            &mut rng,
+            round,
+        )
+        .await;
         let journal = read_journal(&journal_path, seed, &applied);
         in_flight += usize::from(journal.pending.is_some());
         if let Some((i, ..)) = &journal.pending {
@@ -393,4 +441,332 @@ fn torn_journal_lines_are_read_safely() {
     }
     assert_eq!(journal.pending.as_ref().map(|p| p.0), Some(d));
     assert_eq!(journal.acknowledged, 2);
+}
+
+// ---------------------------------------------------------------------------------------
+// Codebase projects.
+
+/// What a codebase journal says: the imports whose snapshots should exist, and the
+/// operation in flight when the helper died (if any).
+struct ProjectJournal {
+    /// Imports acknowledged (or seen applied) and not deleted since, by operation index.
+    live: BTreeSet<u64>,
+    /// `(index, operation, what)`: what a delete removes (a label), a drop deletes (an id).
+    pending: Option<(u64, &'static str, String)>,
+    acknowledged: u64,
+    tail: String,
+}
+
+fn apply_project(live: &mut BTreeSet<u64>, i: u64, op: &str, what: &str) {
+    match op {
+        "import" => {
+            live.insert(i);
+        }
+        "delete" => {
+            if let Some(j) = label_index(what) {
+                live.remove(&j);
+            }
+        }
+        "drop" => live.clear(),
+        _ => {}
+    }
+}
+
+/// Reads a codebase journal (whole lines only: a kill may have cut the last one short; the
+/// next helper cuts it off). `applied` says, for each operation in flight at an earlier
+/// kill, whether the check after it saw it done.
+fn read_project_journal(path: &Path, seed: u64, applied: &BTreeMap<u64, bool>) -> ProjectJournal {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let whole = &text[..text.rfind('\n').map_or(0, |n| n + 1)];
+    let lines: Vec<&str> = whole.lines().collect();
+    let mut journal = ProjectJournal {
+        live: BTreeSet::new(),
+        pending: None,
+        acknowledged: 0,
+        tail: lines[lines.len().saturating_sub(40)..].join("\n"),
+    };
+    for line in lines {
+        let mut words = line.splitn(4, ' ');
+        let (word, i) = (
+            words.next(),
+            words.next().and_then(|i| i.parse::<u64>().ok()),
+        );
+        match (word, i) {
+            (Some("BEGIN"), Some(i)) => {
+                let op = project_operation(seed, i);
+                assert_eq!(
+                    words.next(),
+                    Some(op),
+                    "the journal does not match the seed: {line}"
+                );
+                let what = words.next().unwrap_or("").to_owned();
+                if let Some((j, op, what)) = journal.pending.take() {
+                    let seen = applied.get(&j).copied();
+                    assert!(
+                        seen.is_some(),
+                        "operation {j} was in flight at a kill nobody checked"
+                    );
+                    if seen == Some(true) {
+                        apply_project(&mut journal.live, j, op, &what);
+                    }
+                }
+                journal.pending = Some((i, op, what));
+            }
+            (Some(ack @ ("ACK" | "NAK")), Some(i))
+                if journal.pending.as_ref().is_some_and(|p| p.0 == i) =>
+            {
+                let Some((_, op, what)) = journal.pending.take() else {
+                    unreachable!("checked by the guard")
+                };
+                journal.acknowledged += 1;
+                if ack == "ACK" {
+                    apply_project(&mut journal.live, i, op, &what);
+                }
+            }
+            _ => panic!("an unexpected journal line: {line:?}"),
+        }
+    }
+    journal
+}
+
+/// What the codebase checks use.
+struct ProjectStores {
+    db: ate_core::Db,
+    projects: SqlProjectStore,
+    snapshots: SqlSnapshotStore,
+    audit: SqlAuditSink,
+}
+
+/// Checks the invariants after a kill; returns how many orphan blobs verify found.
+async fn check_projects(
+    s: &ProjectStores,
+    journal: &ProjectJournal,
+    seed: u64,
+    round: u32,
+    applied: &mut BTreeMap<u64, bool>,
+) -> usize {
+    let admin = Principal::platform_admin("ops:test").unwrap();
+    let Ok(tenant) = SqlTenantStore::new(s.db.clone())
+        .get_by_slug(&admin, "crash")
+        .await
+    else {
+        assert_eq!(journal.acknowledged, 0, "round {round}: the tenant is gone");
+        return 0;
+    };
+    let t = tenant.id;
+    let reader = Principal::new(t, "user:checker")
+        .unwrap()
+        .permission(PROJECTS_READ);
+    // The snapshots of project `code`, by the import that made them.
+    let mut actual: BTreeMap<u64, SnapshotId> = BTreeMap::new();
+    if let Ok(project) = s.projects.get_by_name(&reader, t, "code").await {
+        let mut query = SnapshotQuery::new().limit(100);
+        loop {
+            let page = s
+                .snapshots
+                .list(&reader, t, project.id, &query)
+                .await
+                .unwrap();
+            for snap in page.items {
+                let j = label_index(&snap.label).unwrap_or_else(|| {
+                    panic!("round {round}: a snapshot labelled {:?}", snap.label)
+                });
+                actual.insert(j, snap.id);
+            }
+            match page.next_cursor {
+                Some(cursor) => query = SnapshotQuery::new().limit(100).cursor(cursor),
+                None => break,
+            }
+        }
+    }
+    // The operation in flight happened or not: which, as seen now.
+    let mut expected = journal.live.clone();
+    if let Some((i, op, what)) = &journal.pending {
+        let happened = match *op {
+            "import" => actual.contains_key(i),
+            "delete" => label_index(what).is_some_and(|j| !actual.contains_key(&j)),
+            "drop" => match what.parse::<uuid::Uuid>() {
+                Ok(id) => {
+                    let project = ProjectId::from_uuid(id).unwrap();
+                    s.projects.get(&reader, t, project).await.is_err()
+                }
+                Err(_) => false,
+            },
+            _ => false, // gc, rotate, repack: no snapshot comes or goes
+        };
+        if happened {
+            apply_project(&mut expected, *i, op, what);
+        }
+        applied.insert(*i, happened);
+    }
+    let found: BTreeSet<u64> = actual.keys().copied().collect();
+    assert_eq!(
+        found, expected,
+        "round {round}: the snapshots that exist are not the acknowledged ones (in flight: \
+         {:?}); journal:\n{}",
+        journal.pending, journal.tail
+    );
+    // Each holds exactly what its import added.
+    for (j, id) in &actual {
+        let want = tree(seed, *j);
+        let files = s
+            .snapshots
+            .list_files(&reader, t, *id, &FileQuery::new())
+            .await
+            .unwrap();
+        let paths: Vec<&str> = files.items.iter().map(|f| f.path.as_str()).collect();
+        let wanted: Vec<&str> = want.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(paths, wanted, "round {round}: the files of op-{j}");
+        for (path, content) in &want {
+            let got = s
+                .snapshots
+                .read_file(&reader, t, *id, path, None)
+                .await
+                .unwrap_or_else(|e| panic!("round {round}: op-{j} {path}: {e}"));
+            assert!(
+                sha(&got) == sha(content),
+                "round {round}: op-{j} {path} reads back other bytes"
+            );
+        }
+    }
+    // Nothing is wrong but orphan blobs of what was interrupted.
+    let verify = |options: VerifyOptions| {
+        let (snapshots, admin) = (s.snapshots.clone(), admin.clone());
+        async move {
+            let options = options.grace(chrono::TimeDelta::zero());
+            snapshots.verify(&admin, t, None, &options).await.unwrap()
+        }
+    };
+    let report = verify(VerifyOptions::default().read_all(true)).await;
+    assert!(
+        report
+            .problems
+            .iter()
+            .all(|p| p.kind == ProblemKind::OrphanBlob),
+        "round {round}: {:#?}\njournal:\n{}",
+        report.problems,
+        journal.tail
+    );
+    // Garbage collection of every project the tenant has (this store's clock is hours
+    // ahead: the killed import's lease has run out) and of what deleted projects left
+    // leaves nothing: no orphan, no import in progress, no half-purged project.
+    let ids: Vec<uuid::Uuid> = with_pool!(s.db, |pool| {
+        sqlx::query_scalar("SELECT id FROM projects WHERE tenant_id = $1")
+            .bind(t.as_uuid())
+            .fetch_all(pool)
+            .await
+            .unwrap()
+    });
+    for id in ids {
+        let project = ProjectId::from_uuid(id).unwrap();
+        let gc = s
+            .snapshots
+            .collect_garbage(&admin, t, project, chrono::TimeDelta::zero())
+            .await
+            .unwrap();
+        assert!(!gc.busy, "round {round}: {gc:?}");
+    }
+    s.snapshots
+        .collect_deleted_projects(&admin, t)
+        .await
+        .unwrap();
+    let after = verify(VerifyOptions::default().read_all(true)).await;
+    assert!(
+        after.problems.is_empty() && after.in_progress == 0,
+        "round {round}: {after:#?}"
+    );
+    let unfinished: i64 = with_pool!(s.db, |pool| {
+        sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM snapshots WHERE tenant_id = $1 AND state <> 'committed') \
+             + (SELECT COUNT(*) FROM projects WHERE tenant_id = $1 AND deleted_at IS NOT NULL)",
+        )
+        .bind(t.as_uuid())
+        .fetch_one(pool)
+        .await
+        .unwrap()
+    });
+    assert_eq!(
+        unfinished, 0,
+        "round {round}: imports or project deletions left unfinished"
+    );
+    let chain = s.audit.verify_chain(&admin, t).await.unwrap();
+    assert!(
+        chain.first_break.is_none(),
+        "round {round}: {:?}",
+        chain.first_break
+    );
+    report.problems.len()
+}
+
+async fn projects_kill_at_random_moments(backend: Backend) {
+    let Some(test_db) = TestDb::open(backend).await else {
+        return;
+    };
+    let (seed, kills) = seed_and_kills("codebase projects", backend);
+    let dir = tempfile::tempdir().unwrap();
+    let blob_url = format!("fs://{}", dir.path().join("blobs").display());
+    let journal_path = dir.path().join("journal");
+    let master = Arc::new(LocalKeyProvider::new(SecretKey::from_bytes(MASTER)));
+    let tenant_keys = TenantKeyring::open(test_db.db.clone(), master)
+        .await
+        .unwrap();
+    let keys = ProjectKeyring::open(test_db.db.clone(), tenant_keys)
+        .await
+        .unwrap();
+    let snapshots = SqlSnapshotStore::open(
+        test_db.db.clone(),
+        BlobStore::open(&blob_url).unwrap(),
+        keys,
+    )
+    .await
+    .unwrap();
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let (mut last, mut orphans, mut in_flight, mut most) = (0, 0, 0, 0);
+    let mut applied = BTreeMap::new();
+    for round in 0..kills {
+        run_and_kill(
+            env!("CARGO_BIN_EXE_project-crasher"),
+            &test_db,
+            &blob_url,
+            &journal_path,
+            seed,
+            &mut rng,
+            round,
+        )
+        .await;
+        let journal = read_project_journal(&journal_path, seed, &applied);
+        in_flight += usize::from(journal.pending.is_some());
+        most = most.max(journal.live.len());
+        // Hours ahead of the helper: leases it took have run out for garbage collection.
+        let clock = Arc::new(ManualClock::new(
+            chrono::Utc::now() + chrono::TimeDelta::hours(3),
+        ));
+        let stores = ProjectStores {
+            db: test_db.db.clone(),
+            projects: SqlProjectStore::open(test_db.db.clone()).await.unwrap(),
+            snapshots: snapshots.clone().with_clock(clock),
+            audit: SqlAuditSink::new(test_db.db.clone()),
+        };
+        orphans += check_projects(&stores, &journal, seed, round, &mut applied).await;
+        last = journal.acknowledged;
+    }
+    assert!(
+        last >= u64::from(kills),
+        "only {last} operations acknowledged in {kills} rounds"
+    );
+    println!(
+        "{last} operations acknowledged over {kills} kills (at most {most} snapshots at once); \
+         {in_flight} kills hit an operation in flight, {orphans} orphan blob(s) found"
+    );
+    test_db.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn projects_survive_sigkill_on_a_sqlite_file() {
+    projects_kill_at_random_moments(Backend::SqliteFile).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn projects_survive_sigkill_on_postgres() {
+    projects_kill_at_random_moments(Backend::Postgres).await;
 }

@@ -351,3 +351,49 @@ pub(crate) async fn collect(
     report.dead_bytes_in_live_packs = dead.max(0) as u64;
     Ok(report)
 }
+
+/// Finishes purging the tenant's deleted projects and deletes every blob of projects that
+/// no longer exist: their keys went with them, so whatever is left is garbage, whatever its
+/// age. A project's folder is only touched once its row is gone or marked deleted (a live
+/// project's row exists before any of its blobs).
+pub(crate) async fn collect_deleted(
+    core: &SnapshotCore,
+    tenant: TenantId,
+) -> Result<ChunkGcReport, StorageError> {
+    // Folders first: a project created after this listing has a live row.
+    let folders = core.blobs.list_dirs_in(&format!("t/{tenant}/p")).await?;
+    let rows: Vec<(Uuid, Option<i64>)> = with_pool!(core.db, |pool| {
+        sqlx::query_as("SELECT id, deleted_at FROM projects WHERE tenant_id = $1")
+            .bind(tenant.as_uuid())
+            .fetch_all(pool)
+            .await
+            .map_err(CoreError::from)?
+    });
+    let live: HashSet<Uuid> = rows
+        .iter()
+        .filter(|(_, deleted)| deleted.is_none())
+        .map(|(id, _)| *id)
+        .collect();
+    let mut doomed: Vec<Uuid> = rows
+        .iter()
+        .filter(|(_, deleted)| deleted.is_some())
+        .map(|(id, _)| *id)
+        .chain(folders.into_iter().filter(|id| !live.contains(id)))
+        .collect();
+    doomed.sort();
+    doomed.dedup();
+    let mut report = ChunkGcReport::default();
+    for id in doomed {
+        // Purges what is left of it, then (its row gone) deletes all its blobs.
+        let r = collect(
+            core,
+            tenant,
+            ProjectId::from_uuid(id)?,
+            chrono::TimeDelta::zero(),
+        )
+        .await?;
+        report.packs_deleted += r.packs_deleted;
+        report.payloads_deleted += r.payloads_deleted;
+    }
+    Ok(report)
+}

@@ -728,6 +728,15 @@ impl SnapshotStore for SqlSnapshotStore {
         gc::collect(&self.core, tenant, project, grace).await
     }
 
+    async fn collect_deleted_projects(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+    ) -> Result<ChunkGcReport, StorageError> {
+        actor.require_platform_admin("collecting the garbage of deleted projects")?;
+        gc::collect_deleted(&self.core, tenant).await
+    }
+
     async fn verify(
         &self,
         actor: &Principal,

@@ -569,6 +569,18 @@ pub trait SnapshotStore: Send + Sync + std::fmt::Debug {
         grace: chrono::TimeDelta,
     ) -> Result<ChunkGcReport, StorageError>;
 
+    /// Finishes purging the tenant's deleted projects and deletes every blob left of
+    /// projects that no longer exist (after [`ProjectStore::delete`](super::ProjectStore::delete)
+    /// nothing names them any more, so [`collect_garbage`](Self::collect_garbage) of a
+    /// project cannot reach them): their keys are destroyed, so whatever they left is garbage
+    /// whatever its age. Reports the pack and payload blobs deleted. A platform
+    /// administrator's task.
+    async fn collect_deleted_projects(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+    ) -> Result<ChunkGcReport, StorageError>;
+
     /// Rewrites a project's stored data as `options` say: after a key rotation, every chunk
     /// and analysis payload still sealed under an older project key is sealed again under
     /// the current one (then nothing needs the old versions); packs holding mostly dead

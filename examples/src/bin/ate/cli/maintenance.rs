@@ -384,11 +384,19 @@ pub(crate) async fn gc(
         bar.set_done_items(i as u64 + 1);
     }
     bar.finish();
+    // What deleted projects left (nothing names them any more).
+    let deleted = host
+        .snapshots
+        .collect_deleted_projects(p, tenant)
+        .await
+        .map_err(classified)?;
     let line = format!(
-        "{} object blobs and {} staging blobs deleted; {} projects: {chunks} chunks, {packs} packs, {freed} bytes freed\n",
+        "{} object blobs and {} staging blobs deleted; {} projects: {chunks} chunks, {packs} packs, {freed} bytes freed; deleted projects: {} pack and {} payload blobs\n",
         objects.deleted,
         objects.staging_deleted,
-        projects.len()
+        projects.len(),
+        deleted.packs_deleted,
+        deleted.payloads_deleted,
     );
     let value = json!({
         "objects_deleted": objects.deleted,
@@ -397,6 +405,8 @@ pub(crate) async fn gc(
         "chunks_deleted": chunks,
         "packs_deleted": packs,
         "bytes_freed": freed,
+        "deleted_project_packs": deleted.packs_deleted,
+        "deleted_project_payloads": deleted.payloads_deleted,
     });
     Ok((value, line))
 }
