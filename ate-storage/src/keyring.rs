@@ -13,14 +13,21 @@
 //!
 //! Every change (first key, rotation, rewrap, destruction) is recorded in the tenant's audit
 //! chain in the same transaction.
+//!
+//! Unwrapped keys are cached for a short time ([`crate::key_cache`]: one second by default,
+//! [`TenantKeyring::with_key_cache_ttl`]), so object operations do not call the
+//! [`KeyProvider`] each time. A key rotated or destroyed, or a tenant suspended or deleted,
+//! through this process's stores on the same [`Db`] handle takes effect at once; through
+//! another process, within the TTL.
 
 use crate::error::StorageError;
+use crate::key_cache::KeyCache;
 use ate_core::audit::{NewAuditEvent, Outcome, actions};
 use ate_core::db::{from_micros, to_micros};
 use ate_core::keys::{KeyProvider, SecretKey, WrappedKey};
 use ate_core::{
-    Clock, CoreError, CoreTx, Db, Permission, Principal, SqlTenantStore, SystemClock, TenantId,
-    TenantStore, with_pool, with_write_tx,
+    Clock, CoreError, CoreTx, Db, Permission, Principal, SqlTenantStore, SystemClock,
+    TenantChangeKind, TenantChanges, TenantId, TenantStore, with_pool, with_write_tx,
 };
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -199,18 +206,44 @@ pub struct TenantKeyring {
     master: Arc<dyn KeyProvider>,
     tenants: SqlTenantStore,
     clock: Arc<dyn Clock>,
+    cache: Arc<KeyCache<TenantId>>,
+    /// The handle's tenant-change feed: its generation dates cached keys.
+    changes: TenantChanges,
 }
 
 impl TenantKeyring {
     /// A keyring over `db` (running `ate-storage`'s migrations) wrapping keys with `master`.
     pub async fn open(db: Db, master: Arc<dyn KeyProvider>) -> Result<Self, StorageError> {
         db.migrate(&crate::migrations()).await?;
+        let tenants = SqlTenantStore::new(db.clone());
         Ok(TenantKeyring {
-            tenants: SqlTenantStore::new(db.clone()),
+            changes: tenants.changes(),
+            tenants,
             db,
             master,
             clock: Arc::new(SystemClock),
+            cache: Arc::new(KeyCache::new(crate::key_cache::DEFAULT_TTL)),
         })
+    }
+
+    /// Keeps unwrapped keys (and that a tenant is active) for at most `ttl` (see
+    /// [`crate::key_cache`]); zero turns the cache off. The default is one second: the
+    /// longest another process's key destruction or tenant suspension may go unnoticed here.
+    pub fn with_key_cache_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.cache = Arc::new(KeyCache::new(ttl));
+        self
+    }
+
+    /// The tenant-change generation of the handle: cached keys read under another one are
+    /// stale.
+    pub(crate) fn generation(&self) -> u64 {
+        self.changes.generation()
+    }
+
+    /// Tells every cache on the handle that `tenant`'s keys changed.
+    pub(crate) fn keys_changed(&self, tenant: TenantId) {
+        self.cache.forget(tenant);
+        self.changes.publish(tenant, TenantChangeKind::KeysChanged);
     }
 
     /// Uses `clock` for key timestamps and audit events.
@@ -239,11 +272,22 @@ impl TenantKeyring {
     /// The tenant's active key, for encrypting new data; the first call for a tenant creates
     /// version 1. The tenant must be active.
     pub async fn encryption_key(&self, tenant: TenantId) -> Result<DataKey, StorageError> {
-        self.tenants.require_active(tenant).await?;
-        if let Some(row) = self.fetch_row(tenant, None).await? {
-            return self.unwrap_row(&row).await;
+        // Taken before reading: a change published meanwhile makes what is read stale.
+        let generation = self.generation();
+        if let Some(version) = self.cache.active(tenant, generation)
+            && let Some(key) = self.cache.key(tenant, version, generation)
+        {
+            return Ok(DataKey { version, key });
         }
-        self.new_version(None, tenant).await
+        self.tenants.require_active(tenant).await?;
+        let key = match self.fetch_row(tenant, None).await? {
+            Some(row) => self.unwrap_row(&row).await?,
+            None => self.new_version(None, tenant).await?,
+        };
+        self.cache
+            .put_key(tenant, key.version, &key.key, generation);
+        self.cache.put_active(tenant, key.version, generation);
+        Ok(key)
     }
 
     /// The key of `version`, for decrypting data written with it.
@@ -254,6 +298,10 @@ impl TenantKeyring {
         tenant: TenantId,
         version: u32,
     ) -> Result<DataKey, StorageError> {
+        let generation = self.generation();
+        if let Some(key) = self.cache.key(tenant, version, generation) {
+            return Ok(DataKey { version, key });
+        }
         let row = self
             .fetch_row(tenant, Some(version))
             .await?
@@ -263,7 +311,9 @@ impl TenantKeyring {
                     format!("version {version} of tenant {tenant}"),
                 ))
             })?;
-        self.unwrap_row(&row).await
+        let key = self.unwrap_row(&row).await?;
+        self.cache.put_key(tenant, version, &key.key, generation);
+        Ok(key)
     }
 
     /// Creates the next key version and makes it the active one; the previous active key
@@ -354,8 +404,9 @@ impl TenantKeyring {
     ) -> Result<KeyInfo, StorageError> {
         actor.require(tenant, &KEY_ROTATE)?;
         self.tenants.require_active(tenant).await?;
-        let key = self.new_version(Some(actor), tenant).await?;
-        self.info(tenant, key.version).await
+        let key = self.new_version(Some(actor), tenant).await;
+        self.keys_changed(tenant);
+        self.info(tenant, key?.version).await
     }
 
     async fn info(&self, tenant: TenantId, version: u32) -> Result<KeyInfo, StorageError> {
@@ -482,6 +533,9 @@ impl TenantKeyring {
             }))
         }
         .await;
+        if matches!(changed, Ok(1)) {
+            self.keys_changed(info.tenant);
+        }
         Ok(changed?)
     }
 
@@ -520,6 +574,8 @@ impl TenantKeyring {
             }))
         }
         .await;
+        // Whatever happened, nothing cached may outlive the attempt.
+        self.keys_changed(tenant);
         Ok(destroyed?)
     }
 }

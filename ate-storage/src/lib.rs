@@ -34,7 +34,8 @@
 //!
 //! * [`keyring`]: the **tenant keyring** ([`TenantKeyring`]): per-tenant data keys wrapped
 //!   under the master key from [`ate_core::keys::KeyProvider`], with versions, rotation,
-//!   master-key rotation and crypto-shredding, every change audited atomically.
+//!   master-key rotation and crypto-shredding, every change audited atomically; unwrapped
+//!   keys are cached for a second at most ([`key_cache`]).
 //!
 //! * [`cobblestone`]: **Cobblestone-256** ([`Cobblestone`]: c2sp.org/chunked-encryption with
 //!   HKDF-Expand-SHA-512 and AES-256-GCM), one-shot, streaming and random access, over a
@@ -65,6 +66,7 @@ pub mod cobblestone;
 pub mod dedup;
 mod error;
 pub mod import;
+pub mod key_cache;
 pub mod keyring;
 pub mod objects;
 pub mod projects;

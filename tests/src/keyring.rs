@@ -4,11 +4,15 @@
 use crate::support::Env;
 use crate::{assert_kind, member};
 use ate_core::audit::AuditQuery;
-use ate_core::keys::{KeyProvider, LocalKeyProvider, SecretKey};
-use ate_core::{Classify, ErrorKind, NewTenant, Permission, Tenant, TenantId, with_pool};
+use ate_core::keys::{KeyProvider, LocalKeyProvider, SecretBytes, SecretKey, WrappedKey};
+use ate_core::{
+    Classify, ErrorKind, NewTenant, Permission, Tenant, TenantId, TenantStore, with_pool,
+};
 use ate_storage::StorageError;
 use ate_storage::keyring::{KEY_DESTROY, KEY_READ, KEY_ROTATE, KeyState, TenantKeyring};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 async fn keyring(env: &Env, master: Arc<dyn KeyProvider>) -> TenantKeyring {
     TenantKeyring::open(env.db.clone(), master)
@@ -252,7 +256,11 @@ pub async fn destroy_crypto_shreds(env: Env) {
 /// A wrapped key moved to another tenant or version does not unwrap.
 pub async fn wrapped_keys_are_bound_to_tenant_and_version(env: Env) {
     let (a, b) = (tenant(&env, "alpha").await, tenant(&env, "beta").await);
-    let kr = keyring(&env, Arc::new(LocalKeyProvider::new(master(1)))).await;
+    // The rows are edited behind the keyring's back below, as another process would: no
+    // cache, so the edit is seen at once.
+    let kr = keyring(&env, Arc::new(LocalKeyProvider::new(master(1))))
+        .await
+        .with_key_cache_ttl(Duration::ZERO);
     kr.encryption_key(a.id).await.unwrap();
     kr.rotate(&owner(a.id), a.id).await.unwrap();
     kr.encryption_key(b.id).await.unwrap();
@@ -348,4 +356,151 @@ pub async fn tenant_secrets_follow_the_tenant_keys(env: Env) {
     for s in [&sealed, &newer] {
         assert_kind(open(s, t.id, b"endpoint:crm").await, ErrorKind::NotFound);
     }
+}
+
+/// A provider that counts the unwraps it is asked for.
+#[derive(Debug)]
+pub struct Counting {
+    inner: LocalKeyProvider,
+    unwraps: AtomicU64,
+}
+
+impl Counting {
+    /// Counts for a local provider with master key `byte`s.
+    pub fn new(byte: u8) -> Self {
+        Counting {
+            inner: LocalKeyProvider::new(master(byte)),
+            unwraps: AtomicU64::new(0),
+        }
+    }
+
+    /// Unwraps asked for so far.
+    pub fn unwraps(&self) -> u64 {
+        self.unwraps.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait::async_trait]
+impl KeyProvider for Counting {
+    fn key_id(&self) -> &str {
+        self.inner.key_id()
+    }
+
+    async fn wrap(&self, secret: &[u8], context: &[u8]) -> Result<WrappedKey, ate_core::CoreError> {
+        self.inner.wrap(secret, context).await
+    }
+
+    async fn unwrap(
+        &self,
+        wrapped: &WrappedKey,
+        context: &[u8],
+    ) -> Result<SecretBytes, ate_core::CoreError> {
+        self.unwraps.fetch_add(1, Ordering::SeqCst);
+        self.inner.unwrap(wrapped, context).await
+    }
+}
+
+/// Unwrapped keys are cached: the provider is asked once per key, not per operation. A
+/// rotation or destruction through any keyring, or a suspension or deletion through any
+/// tenant store, on the same database handle takes effect at the next call; a zero TTL
+/// turns the cache off.
+pub async fn unwrapped_keys_are_cached_and_invalidated(env: Env) {
+    let t = tenant(&env, "acme").await;
+    let counting = Arc::new(Counting::new(1));
+    let kr = keyring(&env, counting.clone()).await;
+    assert_eq!(kr.encryption_key(t.id).await.unwrap().version, 1);
+    let before = counting.unwraps();
+    for _ in 0..20 {
+        assert_eq!(kr.encryption_key(t.id).await.unwrap().version, 1);
+        kr.decryption_key(t.id, 1).await.unwrap();
+    }
+    assert!(
+        counting.unwraps() - before <= 1,
+        "{} unwraps for 40 operations",
+        counting.unwraps() - before
+    );
+    // Another keyring on the same handle rotates: the next write uses the new version.
+    let other = keyring(&env, Arc::new(LocalKeyProvider::new(master(1)))).await;
+    other.rotate(&owner(t.id), t.id).await.unwrap();
+    assert_eq!(kr.encryption_key(t.id).await.unwrap().version, 2);
+    // And destroys: nothing cached outlives it.
+    kr.decryption_key(t.id, 1).await.unwrap();
+    other.destroy(&owner(t.id), t.id).await.unwrap();
+    for version in [1, 2] {
+        let e = kr.decryption_key(t.id, version).await.unwrap_err();
+        assert!(matches!(e, StorageError::KeyDestroyed { .. }), "{e}");
+    }
+    assert_eq!(kr.encryption_key(t.id).await.unwrap().version, 3);
+    // A suspension through the tenant store: no new key for the tenant from then on.
+    env.tenants
+        .suspend(&env.admin, t.id, "unpaid")
+        .await
+        .unwrap();
+    assert_kind(kr.encryption_key(t.id).await, ErrorKind::PermissionDenied);
+    env.tenants.reactivate(&env.admin, t.id).await.unwrap();
+    assert_eq!(kr.encryption_key(t.id).await.unwrap().version, 3);
+    env.tenants.delete(&env.admin, t.id).await.unwrap();
+    assert_kind(kr.encryption_key(t.id).await, ErrorKind::NotFound);
+    // No cache: every call unwraps.
+    let u = tenant(&env, "uncached").await;
+    let off = keyring(&env, counting.clone())
+        .await
+        .with_key_cache_ttl(Duration::ZERO);
+    off.encryption_key(u.id).await.unwrap();
+    let before = counting.unwraps();
+    for _ in 0..5 {
+        off.decryption_key(u.id, 1).await.unwrap();
+    }
+    assert_eq!(counting.unwraps() - before, 5);
+}
+
+/// A change made through another database handle (as another process makes it) cannot
+/// reach this handle's caches: the TTL bounds how long a destroyed key or a suspended tenant
+/// may still be used here. With an hour-long TTL the stale key is still served (the bound
+/// is real); past a short TTL it never is.
+pub async fn another_handle_is_bounded_by_the_ttl(backend: crate::support::Backend) {
+    let Some(test_db) = crate::support::TestDb::open(backend).await else {
+        return;
+    };
+    let here = test_db.db.clone();
+    let there = ate_core::Db::open(&test_db.url).await.unwrap();
+    let admin = ate_core::Principal::platform_admin("ops:test").unwrap();
+    let t = ate_core::SqlTenantStore::new(here.clone())
+        .create(&admin, NewTenant::new("acme", "Acme"))
+        .await
+        .unwrap()
+        .id;
+    let open = |db: &ate_core::Db, ttl: Duration| {
+        let db = db.clone();
+        async move {
+            TenantKeyring::open(db, Arc::new(LocalKeyProvider::new(master(1))))
+                .await
+                .unwrap()
+                .with_key_cache_ttl(ttl)
+        }
+    };
+    let ttl = Duration::from_millis(300);
+    let short = open(&here, ttl).await;
+    let long = open(&here, Duration::from_secs(3600)).await;
+    assert_eq!(short.encryption_key(t).await.unwrap().version, 1);
+    long.encryption_key(t).await.unwrap();
+    short.decryption_key(t, 1).await.unwrap();
+    long.decryption_key(t, 1).await.unwrap();
+    let remote = open(&there, ttl).await;
+    assert_eq!(remote.destroy(&owner(t), t).await.unwrap(), 1);
+    ate_core::SqlTenantStore::new(there.clone())
+        .suspend(&admin, t, "unpaid")
+        .await
+        .unwrap();
+    assert_eq!(
+        long.decryption_key(t, 1).await.unwrap().version,
+        1,
+        "within the TTL, another handle's destruction is not seen"
+    );
+    tokio::time::sleep(ttl + Duration::from_millis(200)).await;
+    let e = short.decryption_key(t, 1).await.unwrap_err();
+    assert!(matches!(e, StorageError::KeyDestroyed { .. }), "{e}");
+    assert_kind(short.encryption_key(t).await, ErrorKind::PermissionDenied);
+    there.close().await;
+    test_db.cleanup().await;
 }

@@ -81,6 +81,7 @@ matrix! {
     integrations::the_default_client_refuses_internal_addresses,
     keyring::wrapped_keys_are_bound_to_tenant_and_version,
     keyring::tenant_state_and_unknowns,
+    keyring::unwrapped_keys_are_cached_and_invalidated,
 }
 
 /// The blob-store suite against every blob backend, opened by URL and as an OpenDAL
@@ -389,5 +390,20 @@ mod clamd {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn odd_answers_are_errors() {
         tests::scanner::odd_answers_are_errors().await;
+    }
+}
+
+/// The key cache against a change made through another database handle (another process).
+mod key_cache_across_handles {
+    use tests::support::Backend;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_file() {
+        tests::keyring::another_handle_is_bounded_by_the_ttl(Backend::SqliteFile).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        tests::keyring::another_handle_is_bounded_by_the_ttl(Backend::Postgres).await;
     }
 }

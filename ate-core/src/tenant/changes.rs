@@ -42,6 +42,9 @@ pub enum TenantChangeKind {
     Restored,
     /// It was purged for good.
     Purged,
+    /// Its data keys changed: rotated, rewrapped or destroyed (published by the key stores,
+    /// so caches of unwrapped keys on the same handle drop what they hold).
+    KeysChanged,
 }
 
 /// One committed change to one tenant.

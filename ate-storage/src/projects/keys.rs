@@ -21,6 +21,7 @@
 use super::PROJECTS_READ;
 use crate::StorageError;
 use crate::dedup::DedupKey;
+use crate::key_cache::KeyCache;
 use crate::keyring::{KEY_READ, KEY_ROTATE, KeyState, TenantKeyring};
 use ate_core::audit::{NewAuditEvent, Outcome, actions};
 use ate_core::db::{from_micros, to_micros};
@@ -166,6 +167,8 @@ pub struct ProjectKeyring {
     tenant_keys: TenantKeyring,
     tenants: SqlTenantStore,
     clock: Arc<dyn Clock>,
+    /// Unwrapped project keys, by tenant and project (see [`crate::key_cache`]).
+    cache: Arc<KeyCache<(TenantId, ProjectId)>>,
 }
 
 impl ProjectKeyring {
@@ -178,7 +181,15 @@ impl ProjectKeyring {
             db,
             tenant_keys,
             clock: Arc::new(SystemClock),
+            cache: Arc::new(KeyCache::new(crate::key_cache::DEFAULT_TTL)),
         })
+    }
+
+    /// Keeps unwrapped project keys for at most `ttl` (see [`crate::key_cache`]); zero
+    /// turns the cache off.
+    pub fn with_key_cache_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.cache = Arc::new(KeyCache::new(ttl));
+        self
     }
 
     /// Uses `clock` for key times and audit events.
@@ -235,11 +246,21 @@ impl ProjectKeyring {
         tenant: TenantId,
         project: ProjectId,
     ) -> Result<ProjectKey, StorageError> {
-        self.tenants.require_active(tenant).await?;
-        if let Some(row) = self.fetch(tenant, project, None).await? {
-            return self.open_row(tenant, &row).await;
+        let generation = self.tenant_keys.generation();
+        let scope = (tenant, project);
+        if let Some(version) = self.cache.active(scope, generation)
+            && let Some(key) = self.cache.key(scope, version, generation)
+        {
+            return Ok(ProjectKey { version, key });
         }
-        self.new_version(None, tenant, project).await
+        self.tenants.require_active(tenant).await?;
+        let key = match self.fetch(tenant, project, None).await? {
+            Some(row) => self.open_row(tenant, &row).await?,
+            None => self.new_version(None, tenant, project).await?,
+        };
+        self.cache.put_key(scope, key.version, &key.key, generation);
+        self.cache.put_active(scope, key.version, generation);
+        Ok(key)
     }
 
     /// The project's key of `version`, for decrypting data written with it. `NotFound` if
@@ -251,13 +272,20 @@ impl ProjectKeyring {
         project: ProjectId,
         version: u32,
     ) -> Result<ProjectKey, StorageError> {
+        let generation = self.tenant_keys.generation();
+        if let Some(key) = self.cache.key((tenant, project), version, generation) {
+            return Ok(ProjectKey { version, key });
+        }
         let row = self
             .fetch(tenant, project, Some(version))
             .await?
             .ok_or_else(|| {
                 CoreError::not_found("project key", format!("version {version} of {project}"))
             })?;
-        self.open_row(tenant, &row).await
+        let key = self.open_row(tenant, &row).await?;
+        self.cache
+            .put_key((tenant, project), version, &key.key, generation);
+        Ok(key)
     }
 
     /// The tenant's dedup key (chunk ids are an HMAC under it, [`crate::dedup`]); the first
@@ -366,7 +394,10 @@ impl ProjectKeyring {
         project: ProjectId,
     ) -> Result<ProjectKeyInfo, StorageError> {
         actor.require(tenant, &KEY_ROTATE)?;
-        let key = self.new_version(Some(actor), tenant, project).await?;
+        let key = self.new_version(Some(actor), tenant, project).await;
+        self.cache.forget((tenant, project));
+        self.tenant_keys.keys_changed(tenant);
+        let key = key?;
         self.fetch(tenant, project, Some(key.version))
             .await?
             .ok_or_else(|| CoreError::not_found("project key", project))?

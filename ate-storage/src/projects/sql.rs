@@ -550,6 +550,10 @@ impl ProjectStore for SqlProjectStore {
             }
         });
         outcome?;
+        // Its keys are gone: caches of unwrapped project keys on this handle drop theirs.
+        self.tenants
+            .changes()
+            .publish(tenant, ate_core::TenantChangeKind::KeysChanged);
         // If this is interrupted, `purge_deleted` (or garbage collection of the project)
         // finishes it.
         super::purge::purge_project(&self.db, id).await
