@@ -1,6 +1,50 @@
 //! What the crash-consistency helper (`src/bin/storage-crasher.rs`) does, shared with the
 //! test that kills it (`tests/crash_consistency.rs`) so both agree on every operation.
 
+/// What a crash helper is started with: `<database-url> <blob-url> <journal> <seed>`.
+#[derive(Debug)]
+pub struct HelperArgs {
+    /// The database.
+    pub db_url: String,
+    /// The blob store.
+    pub blob_url: String,
+    /// The journal file.
+    pub journal: String,
+    /// The run's seed.
+    pub seed: u64,
+}
+
+/// Runs a crash helper's `run` with the process's arguments: exit status 2 for bad
+/// arguments, 1 (with the error on stderr) when `run` fails.
+pub async fn helper_main<F, Fut>(name: &str, run: F) -> std::process::ExitCode
+where
+    F: FnOnce(HelperArgs) -> Fut,
+    Fut: std::future::Future<Output = Result<(), Box<dyn std::error::Error>>>,
+{
+    let args: Vec<String> = std::env::args().collect();
+    let [_, db_url, blob_url, journal, seed] = args.as_slice() else {
+        eprintln!("usage: {name} <database-url> <blob-url> <journal> <seed>");
+        return std::process::ExitCode::from(2);
+    };
+    let Ok(seed) = seed.parse::<u64>() else {
+        eprintln!("{name}: the seed must be a number");
+        return std::process::ExitCode::from(2);
+    };
+    let args = HelperArgs {
+        db_url: db_url.clone(),
+        blob_url: blob_url.clone(),
+        journal: journal.clone(),
+        seed,
+    };
+    match run(args).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// The master key both the helper and the test use.
 pub const MASTER: [u8; 32] = [0x5a; 32];
 

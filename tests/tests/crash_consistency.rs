@@ -198,6 +198,25 @@ async fn run_and_kill(
     child.wait().unwrap();
 }
 
+/// The tenant's audit chain verifies.
+async fn assert_chain_intact(audit: &SqlAuditSink, tenant: ate_core::TenantId, round: u32) {
+    let admin = Principal::platform_admin("ops:test").unwrap();
+    let chain = audit.verify_chain(&admin, tenant).await.unwrap();
+    assert!(
+        chain.first_break.is_none(),
+        "round {round}: {:?}",
+        chain.first_break
+    );
+}
+
+/// A scratch directory with the blob store's URL and the journal's path in it.
+fn scratch() -> (tempfile::TempDir, String, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let blob_url = format!("fs://{}", dir.path().join("blobs").display());
+    let journal = dir.path().join("journal");
+    (dir, blob_url, journal)
+}
+
 /// The seed (`ATE_CRASH_SEED`, else random, printed) and kills (`ATE_CRASH_KILLS`).
 fn seed_and_kills(what: &str, backend: Backend) -> (u64, u32) {
     let seed: u64 = std::env::var("ATE_CRASH_SEED")
@@ -325,12 +344,7 @@ async fn check(
         after.objects, after.blobs,
         "round {round}: one blob per object after GC"
     );
-    let chain = audit.verify_chain(&admin, tenant.id).await.unwrap();
-    assert!(
-        chain.first_break.is_none(),
-        "round {round}: {:?}",
-        chain.first_break
-    );
+    assert_chain_intact(audit, tenant.id, round).await;
     report.problems.len()
 }
 
@@ -339,9 +353,7 @@ async fn kill_at_random_moments(backend: Backend) {
         return;
     };
     let (seed, kills) = seed_and_kills("objects", backend);
-    let dir = tempfile::tempdir().unwrap();
-    let blob_url = format!("fs://{}", dir.path().join("blobs").display());
-    let journal_path = dir.path().join("journal");
+    let (_dir, blob_url, journal_path) = scratch();
     let master = Arc::new(LocalKeyProvider::new(SecretKey::from_bytes(MASTER)));
     let store = ObjectStore::open(
         test_db.db.clone(),
@@ -689,12 +701,7 @@ async fn check_projects(
         unfinished, 0,
         "round {round}: imports or project deletions left unfinished"
     );
-    let chain = s.audit.verify_chain(&admin, t).await.unwrap();
-    assert!(
-        chain.first_break.is_none(),
-        "round {round}: {:?}",
-        chain.first_break
-    );
+    assert_chain_intact(&s.audit, t, round).await;
     report.problems.len()
 }
 
@@ -703,9 +710,7 @@ async fn projects_kill_at_random_moments(backend: Backend) {
         return;
     };
     let (seed, kills) = seed_and_kills("codebase projects", backend);
-    let dir = tempfile::tempdir().unwrap();
-    let blob_url = format!("fs://{}", dir.path().join("blobs").display());
-    let journal_path = dir.path().join("journal");
+    let (_dir, blob_url, journal_path) = scratch();
     let master = Arc::new(LocalKeyProvider::new(SecretKey::from_bytes(MASTER)));
     let tenant_keys = TenantKeyring::open(test_db.db.clone(), master)
         .await

@@ -30,22 +30,10 @@ use tests::crash::{MASTER, label, project_operation, tree};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let args: Vec<String> = std::env::args().collect();
-    let [_, db_url, blob_url, journal, seed] = args.as_slice() else {
-        eprintln!("usage: project-crasher <database-url> <blob-url> <journal> <seed>");
-        return std::process::ExitCode::from(2);
-    };
-    let Ok(seed) = seed.parse::<u64>() else {
-        eprintln!("project-crasher: the seed must be a number");
-        return std::process::ExitCode::from(2);
-    };
-    match run(db_url, blob_url, journal, seed).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("project-crasher: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    tests::crash::helper_main("project-crasher", |a| async move {
+        run(&a.db_url, &a.blob_url, &a.journal, a.seed).await
+    })
+    .await
 }
 
 /// The stores and principals the operations use.

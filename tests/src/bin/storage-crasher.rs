@@ -23,22 +23,10 @@ use tests::crash::{MASTER, data, operation};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let args: Vec<String> = std::env::args().collect();
-    let [_, db_url, blob_url, journal, seed] = args.as_slice() else {
-        eprintln!("usage: storage-crasher <database-url> <blob-url> <journal> <seed>");
-        return std::process::ExitCode::from(2);
-    };
-    let Ok(seed) = seed.parse::<u64>() else {
-        eprintln!("storage-crasher: the seed must be a number");
-        return std::process::ExitCode::from(2);
-    };
-    match run(db_url, blob_url, journal, seed).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("storage-crasher: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    tests::crash::helper_main("storage-crasher", |a| async move {
+        run(&a.db_url, &a.blob_url, &a.journal, a.seed).await
+    })
+    .await
 }
 
 async fn run(
