@@ -551,3 +551,76 @@ pub async fn verify_finds_every_problem_in_projects(s: SnapEnv) {
     assert!(theirs.is_clean(), "{:#?}", theirs.problems);
     assert_eq!((theirs.projects, theirs.snapshots), (1, 1));
 }
+
+/// `verify` while imports, snapshot deletions, garbage collection and repacks run on the same
+/// project reports nothing: a check never takes a write in progress for damage.
+pub async fn verify_while_writing_reports_nothing(s: SnapEnv) {
+    let (t, p) = tenant_with_project(&s, "acme").await;
+    let admin = s.env.admin.clone();
+    let writer = {
+        let s = s.clone();
+        let admin = admin.clone();
+        tokio::spawn(async move {
+            use ate_storage::projects::{PROJECTS_DELETE, PROJECTS_READ, PROJECTS_WRITE};
+            let o = crate::member(
+                t,
+                &[
+                    PROJECTS_READ,
+                    PROJECTS_WRITE,
+                    PROJECTS_DELETE,
+                    ate_storage::keyring::KEY_ROTATE,
+                ],
+            );
+            let mut snaps = std::collections::VecDeque::new();
+            for i in 0..24u64 {
+                let files: Vec<(String, Vec<u8>)> = (0..3)
+                    .map(|k| (format!("f{k}"), noise(40_000 + 9_000 * k, i * 3 + k as u64)))
+                    .collect();
+                let borrowed: Vec<(&str, &[u8])> =
+                    files.iter().map(|(n, c)| (n.as_str(), &c[..])).collect();
+                snaps.push_back(import(&s, t, p, &borrowed).await);
+                if i % 3 == 2
+                    && let Some(old) = snaps.pop_front()
+                {
+                    s.snapshots.delete(&o, t, old).await.unwrap();
+                }
+                if i % 4 == 3 {
+                    s.snapshots
+                        .collect_garbage(&admin, t, p, chrono::TimeDelta::zero())
+                        .await
+                        .unwrap();
+                }
+                if i % 8 == 7 {
+                    s.snapshots
+                        .repack(
+                            &o,
+                            t,
+                            p,
+                            ate_storage::projects::RepackOptions::new().min_dead_share(0.0),
+                        )
+                        .await
+                        .unwrap();
+                }
+            }
+        })
+    };
+    let mut checks = 0;
+    while !writer.is_finished() {
+        let options = VerifyOptions::default().read_all(checks % 2 == 1);
+        let report = s
+            .snapshots
+            .verify(&admin, t, Some(p), &options)
+            .await
+            .unwrap();
+        assert!(report.is_clean(), "check {checks}: {:#?}", report.problems);
+        checks += 1;
+    }
+    writer.await.unwrap();
+    let last = s
+        .snapshots
+        .verify(&admin, t, None, &VerifyOptions::default().read_all(true))
+        .await
+        .unwrap();
+    assert!(last.is_clean(), "{:#?}", last.problems);
+    assert!(checks >= 2, "only {checks} checks ran while writing");
+}

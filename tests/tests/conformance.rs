@@ -216,6 +216,7 @@ snapshot_matrix! {
     snapshot_life::usage_adds_up,
     snapshot_life::parallel_writers_respect_the_quota,
     project_verify::verify_finds_every_problem_in_projects,
+    project_verify::verify_while_writing_reports_nothing,
     repack::projects_are_reencrypted_and_repacked,
     repack::dead_bytes_are_reclaimed,
     analysis::results_are_recorded_and_listed,

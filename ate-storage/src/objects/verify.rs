@@ -256,6 +256,13 @@ impl ObjectStore {
         for id in orphans {
             match minted_at(id) {
                 Some(born) if born > cutoff => report.in_progress += 1,
+                // Listed before the rows were read: a blob deleted (row, then blob) since is
+                // not an orphan.
+                _ if self
+                    .blobs
+                    .size(tenant, id)
+                    .await
+                    .is_err_and(|e| e.kind() == ErrorKind::NotFound) => {}
                 _ => old.push(id),
             }
         }

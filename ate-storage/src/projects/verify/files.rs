@@ -15,32 +15,60 @@ impl ProjectCheck<'_> {
     /// Every committed snapshot's files: chunk lists readable, every chunk indexed with the
     /// length the list says, lengths adding up to the file's size; the snapshot's file count
     /// and size equal its rows'. With `read_all`, every distinct content is read back.
-    /// Files whose chunks are sealed under an `unusable` key version are not read back
-    /// (the key's problem says they cannot be).
-    pub(super) async fn check_snapshots(
-        &mut self,
-        chunks: &Chunks,
-        unusable: &HashSet<u32>,
-    ) -> Result<(), StorageError> {
-        let snapshots: Vec<(Uuid, i64, i64)> = with_pool!(self.core.db, |pool| {
-            sqlx::query_as(
-                "SELECT id, files, logical_bytes FROM snapshots WHERE project_id = $1 \
-                 AND state = 'committed' ORDER BY id",
+    /// The project's committed snapshots.
+    pub(super) async fn committed_snapshots(&self) -> Result<Vec<SnapshotId>, StorageError> {
+        let ids: Vec<Uuid> = with_pool!(self.core.db, |pool| {
+            sqlx::query_scalar(
+                "SELECT id FROM snapshots WHERE project_id = $1 AND state = 'committed' \
+                 ORDER BY id",
             )
             .bind(self.project.as_uuid())
             .fetch_all(pool)
             .await
             .map_err(CoreError::from)?
         });
+        Ok(ids
+            .into_iter()
+            .map(SnapshotId::from_uuid)
+            .collect::<Result<_, _>>()?)
+    }
+
+    /// Every listed snapshot's files: chunk lists readable, every chunk indexed with the
+    /// length the list says, lengths adding up to the file's size; the snapshot's file count
+    /// and size equal its rows' (compared in one statement, and only while it is still
+    /// committed). With `read_all`, every distinct content is read back. Files whose chunks
+    /// are sealed under an `unusable` key version are not read back (the key's problem says
+    /// they cannot be).
+    pub(super) async fn check_snapshots(
+        &mut self,
+        snapshots: Vec<SnapshotId>,
+        chunks: &Chunks,
+        unusable: &HashSet<u32>,
+    ) -> Result<(), StorageError> {
         // Contents already read back (with `read_all`): by recorded SHA-256 and chunk list.
         let mut read_back: HashSet<[u8; 32]> = HashSet::new();
-        for (id, files, bytes) in snapshots {
-            self.report.snapshots += 1;
-            let snapshot = SnapshotId::from_uuid(id)?;
-            let (rows, size) = self
-                .check_files(snapshot, chunks, unusable, &mut read_back)
+        for snapshot in snapshots {
+            self.check_files(snapshot, chunks, unusable, &mut read_back)
                 .await?;
-            if rows as i64 != files || i128::from(size) != i128::from(bytes) {
+            let totals: Option<(i64, i64, i64, i64)> = with_pool!(self.core.db, |pool| {
+                sqlx::query_as(
+                    "SELECT s.files, s.logical_bytes, \
+                     (SELECT COUNT(*) FROM snapshot_files f WHERE f.snapshot_id = s.id), \
+                     CAST(COALESCE((SELECT SUM(f.size) FROM snapshot_files f \
+                     WHERE f.snapshot_id = s.id), 0) AS BIGINT) \
+                     FROM snapshots s WHERE s.id = $1 AND s.state = 'committed'",
+                )
+                .bind(snapshot.as_uuid())
+                .fetch_optional(pool)
+                .await
+                .map_err(CoreError::from)?
+            });
+            // No longer committed: deleted while the check ran.
+            let Some((files, bytes, rows, size)) = totals else {
+                continue;
+            };
+            self.report.snapshots += 1;
+            if rows != files || size != bytes {
                 let p = self
                     .problem(
                         ProblemKind::UsageMismatch,
@@ -56,16 +84,15 @@ impl ProjectCheck<'_> {
         Ok(())
     }
 
-    /// One snapshot's file rows, in batches. Returns how many and their sizes added up.
+    /// One snapshot's file rows, in batches.
     async fn check_files(
         &mut self,
         snapshot: SnapshotId,
         chunks: &Chunks,
         unusable: &HashSet<u32>,
         read_back: &mut HashSet<[u8; 32]>,
-    ) -> Result<(u64, u64), StorageError> {
+    ) -> Result<(), StorageError> {
         type Row = (String, String, i64, Vec<u8>, Option<String>, Vec<u8>);
-        let (mut count, mut total) = (0u64, 0u64);
         let mut after = String::new();
         loop {
             let rows: Vec<Row> = with_pool!(self.core.db, |pool| {
@@ -83,10 +110,8 @@ impl ProjectCheck<'_> {
             let Some(last) = rows.last() else { break };
             after = last.0.clone();
             for (path, kind, size, sha, link, list) in rows {
-                count += 1;
                 self.report.files += 1;
                 let size = u64::try_from(size).unwrap_or(u64::MAX);
-                total = total.saturating_add(size);
                 let found = match kind.as_str() {
                     "symlink" => check_link(size, &sha, link.as_deref(), &list),
                     _ => match check_list(size, &list, chunks) {
@@ -118,7 +143,7 @@ impl ProjectCheck<'_> {
                 }
             }
         }
-        Ok((count, total))
+        Ok(())
     }
 
     /// Reads a file's content back, a few MiB of chunks at a time, and compares it with

@@ -203,19 +203,23 @@ impl ProjectCheck<'_> {
             .into_iter()
             .collect();
         self.report.blobs += (pack_blobs.len() + payload_blobs.len()) as u64;
+        // Snapshots before chunks: a snapshot commits its chunks with it, so every chunk of
+        // one listed here is in the chunk scan (unless the snapshot is deleted meanwhile, and
+        // then its file rows go before its chunks).
+        let snapshots = self.committed_snapshots().await?;
         let mut packs = self.pack_rows().await?;
         let (chunks, versions) = self.check_chunks(&mut packs).await?;
+        self.check_stored_bytes().await?;
         let payload_rows = self.payload_rows().await?;
         let keys = self.keys(&versions, &payload_rows).await;
-        self.check_packs(&packs, &pack_blobs).await?;
+        self.check_packs(&packs).await?;
         let unusable: HashSet<u32> = keys
             .iter()
             .filter(|(_, k)| k.is_err())
             .map(|(v, _)| *v)
             .collect();
-        self.check_snapshots(&chunks, &unusable).await?;
-        self.check_payloads(payload_rows, &payload_blobs, &keys)
-            .await?;
+        self.check_snapshots(snapshots, &chunks, &unusable).await?;
+        self.check_payloads(payload_rows, &keys).await?;
         let recorded_packs: HashSet<Uuid> = packs.keys().copied().collect();
         self.check_orphans(&pack_blobs, &recorded_packs, &payload_blobs)
             .await
@@ -261,7 +265,8 @@ impl ProjectCheck<'_> {
 
     /// Every committed chunk row: readable, inside a recorded pack. Returns each chunk's
     /// plaintext length and key version by id, and how many chunks each key version seals.
-    /// Compares the chunks' stored bytes with the project's counter.
+    /// A row that seems to point outside its pack is read again with its pack (a repack
+    /// moves chunks and deletes packs while the scan runs) before it is reported.
     async fn check_chunks(
         &mut self,
         packs: &mut HashMap<Uuid, PackRow>,
@@ -269,7 +274,6 @@ impl ProjectCheck<'_> {
         type Row = (Vec<u8>, Uuid, i64, i64, i64, i64);
         let mut chunks = HashMap::new();
         let mut versions: BTreeMap<u32, u64> = BTreeMap::new();
-        let mut stored: i128 = 0;
         let mut after: Vec<u8> = Vec::new();
         loop {
             let rows: Vec<Row> = with_pool!(self.core.db, |pool| {
@@ -289,7 +293,6 @@ impl ProjectCheck<'_> {
             after = last.0.clone();
             self.report.chunks += rows.len() as u64;
             for (id, pack, offset, stored_len, raw_len, version) in rows {
-                stored += i128::from(stored_len);
                 let fields = (
                     ChunkId::from_slice(&id),
                     u64::try_from(offset),
@@ -310,56 +313,86 @@ impl ProjectCheck<'_> {
                     self.report.problems.push(p);
                     continue;
                 };
+                let inside = |size: u64| offset.checked_add(len).is_some_and(|end| end <= size);
                 match packs.get_mut(&pack) {
-                    None => {
-                        let p = self.problem(
-                            ProblemKind::BadIndexRow,
-                            format!("chunk {id:?} is in pack {pack}, which has no row"),
-                        );
-                        self.report.problems.push(p);
-                        continue;
-                    }
-                    Some(row) if offset.checked_add(len).is_none_or(|end| end > row.size) => {
-                        let p = self
-                            .problem(
-                                ProblemKind::BadIndexRow,
-                                format!(
-                                    "chunk {id:?} lies at {offset}..{} of pack {pack}, which \
-                                     is {} bytes",
-                                    offset.saturating_add(len),
-                                    row.size
-                                ),
-                            )
-                            .blob(pack_name(self.tenant, self.project, pack));
-                        self.report.problems.push(p);
-                        continue;
-                    }
-                    Some(row) => row.chunks += 1,
+                    Some(row) if inside(row.size) => row.chunks += 1,
+                    _ => match self.recheck_chunk(id).await? {
+                        // Gone meanwhile (garbage collected), or moved into a pack it fits.
+                        None => continue,
+                        Some(None) => {}
+                        Some(Some(detail)) => {
+                            let p = self
+                                .problem(ProblemKind::BadIndexRow, detail)
+                                .blob(pack_name(self.tenant, self.project, pack));
+                            self.report.problems.push(p);
+                            continue;
+                        }
+                    },
                 }
                 *versions.entry(version).or_default() += 1;
                 chunks.insert(id, (raw_len, version));
             }
         }
-        let counter: Option<i64> = with_pool!(self.core.db, |pool| {
-            sqlx::query_scalar("SELECT stored_bytes FROM projects WHERE id = $1")
-                .bind(self.project.as_uuid())
-                .fetch_optional(pool)
-                .await
-                .map_err(CoreError::from)?
+        Ok((chunks, versions))
+    }
+
+    /// A chunk row read again with its pack's row: `None` if it is gone, `Some(None)` if it
+    /// lies inside its pack now, `Some(Some(what is wrong))` otherwise.
+    async fn recheck_chunk(&self, id: ChunkId) -> Result<Option<Option<String>>, StorageError> {
+        let row: Option<(Uuid, i64, i64, Option<i64>)> = with_pool!(self.core.db, |pool| {
+            sqlx::query_as(
+                "SELECT c.pack_id, c.pack_offset, c.stored_len, p.size FROM chunks c \
+                 LEFT JOIN packs p ON p.id = c.pack_id \
+                 WHERE c.project_id = $1 AND c.chunk_id = $2",
+            )
+            .bind(self.project.as_uuid())
+            .bind(&id.as_bytes()[..])
+            .fetch_optional(pool)
+            .await
+            .map_err(CoreError::from)?
         });
-        if let Some(counter) = counter
-            && i128::from(counter) != stored
+        let Some((pack, offset, len, size)) = row else {
+            return Ok(None);
+        };
+        Ok(Some(match size {
+            None => Some(format!("chunk {id:?} is in pack {pack}, which has no row")),
+            Some(size) if offset < 0 || len < 0 || offset.saturating_add(len) > size => {
+                Some(format!(
+                    "chunk {id:?} lies at {offset}..{} of pack {pack}, which is {size} bytes",
+                    offset.saturating_add(len)
+                ))
+            }
+            Some(_) => None,
+        }))
+    }
+
+    /// The project's stored bytes (what the tenant's storage quota is charged) against what
+    /// its chunks hold, read in one statement so that no import, collection or repack can
+    /// come between the two.
+    async fn check_stored_bytes(&mut self) -> Result<(), StorageError> {
+        let row: Option<(i64, i64)> = with_pool!(self.core.db, |pool| {
+            sqlx::query_as(
+                "SELECT stored_bytes, CAST(COALESCE((SELECT SUM(stored_len) FROM chunks \
+                 WHERE project_id = $1), 0) AS BIGINT) FROM projects WHERE id = $1",
+            )
+            .bind(self.project.as_uuid())
+            .fetch_optional(pool)
+            .await
+            .map_err(CoreError::from)?
+        });
+        if let Some((counter, held)) = row
+            && counter != held
         {
             let p = self.problem(
                 ProblemKind::UsageMismatch,
                 format!(
                     "the project's stored bytes (charged to the tenant's storage quota) say \
-                     {counter}; its chunks hold {stored}"
+                     {counter}; its chunks hold {held}"
                 ),
             );
             self.report.problems.push(p);
         }
-        Ok((chunks, versions))
+        Ok(())
     }
 
     /// Unwraps each project key version in use once; a version that cannot be is one
@@ -423,11 +456,7 @@ impl ProjectCheck<'_> {
 
     /// Every pack row has its blob, of the recorded size (with `read_all`, of the recorded
     /// SHA-256).
-    async fn check_packs(
-        &mut self,
-        packs: &HashMap<Uuid, PackRow>,
-        listed: &HashSet<Uuid>,
-    ) -> Result<(), StorageError> {
+    async fn check_packs(&mut self, packs: &HashMap<Uuid, PackRow>) -> Result<(), StorageError> {
         let mut ids: Vec<&Uuid> = packs.keys().collect();
         ids.sort();
         for &id in ids {
@@ -435,9 +464,9 @@ impl ProjectCheck<'_> {
             let name = pack_name(self.tenant, self.project, id);
             let found = self.stat(&name).await;
             let problem = match found {
-                Stat::Missing if !listed.contains(&id) && !self.pack_recorded(id).await? => {
-                    continue; // deleted (row, then blob) while the check ran
-                }
+                // Rows go before their blobs: a pack whose row is gone now was deleted (by
+                // garbage collection or a repack) while the check ran.
+                Stat::Missing if !self.pack_recorded(id).await? => continue,
                 Stat::Missing => Some((
                     ProblemKind::MissingBlob,
                     format!(
@@ -540,6 +569,11 @@ impl ProjectCheck<'_> {
                         "pack" => pack_name(tenant, project, id),
                         _ => payload_name(tenant, project, id),
                     };
+                    // Listed before the rows were read: a blob deleted (row, then blob)
+                    // since is not an orphan.
+                    if matches!(self.stat(&name).await, Stat::Missing) {
+                        continue;
+                    }
                     old.push((id, name, what));
                 } else {
                     self.report.in_progress += 1;

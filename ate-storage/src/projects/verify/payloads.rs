@@ -8,7 +8,7 @@ use crate::analysis::payload::{self, Source, payload_name};
 use crate::cobblestone::HEADER_LEN;
 use crate::verify::ProblemKind;
 use ate_core::{CoreError, with_pool};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use uuid::Uuid;
 
 impl ProjectCheck<'_> {
@@ -33,12 +33,11 @@ impl ProjectCheck<'_> {
     pub(super) async fn check_payloads(
         &mut self,
         rows: Vec<PayloadRow>,
-        listed: &HashSet<Uuid>,
         keys: &HashMap<u32, KeyOutcome>,
     ) -> Result<(), StorageError> {
         for row in rows {
             let name = payload_name(self.tenant, self.project, row.blob_id);
-            let found = self.check_payload(&row, &name, listed, keys).await?;
+            let found = self.check_payload(&row, &name, keys).await?;
             if let Some((kind, detail)) = found {
                 let p = self
                     .problem(kind, detail)
@@ -54,7 +53,6 @@ impl ProjectCheck<'_> {
         &mut self,
         row: &PayloadRow,
         name: &str,
-        listed: &HashSet<Uuid>,
         keys: &HashMap<u32, KeyOutcome>,
     ) -> Result<Option<(ProblemKind, String)>, StorageError> {
         let (Ok(version), Ok(stored), Ok(size)) = (
@@ -71,11 +69,8 @@ impl ProjectCheck<'_> {
             )));
         };
         match self.stat(name).await {
-            Stat::Missing
-                if !listed.contains(&row.blob_id) && !self.payload_recorded(row).await? =>
-            {
-                return Ok(None); // deleted (row, then blob) while the check ran
-            }
+            // Rows go before their blobs: one whose row is gone now was deleted meanwhile.
+            Stat::Missing if !self.payload_recorded(row).await? => return Ok(None),
             Stat::Missing => {
                 return Ok(Some((
                     ProblemKind::MissingBlob,
