@@ -20,6 +20,10 @@
 //!   (deterministic) offsets of a 1 GiB object vs `baseline_opendal_read_range`: a ranged
 //!   `read_with` of the same span of a plain 1 GiB file.
 //!
+//! `ate_get_key_uncached` and `ate_get_range_key_uncached` repeat the 1 MiB get and the
+//! ranged read with the data-key cache off (`ObjectStore::with_key_cache_ttl(ZERO)`): what
+//! the cache saves, in the same run.
+//!
 //! In criterion's test mode (`-- --test`) the objects shrink (256 MiB → 4 MiB, 1 GiB →
 //! 8 MiB) so every function still runs once, quickly.
 
@@ -66,6 +70,8 @@ fn runtime() -> tokio::runtime::Runtime {
 struct Fixture {
     _dir: tempfile::TempDir,
     store: ObjectStore,
+    /// The same store with its key cache off: every operation reads and unwraps its key.
+    uncached: ObjectStore,
     admin: Principal,
     tenant: TenantId,
     plain: Operator,
@@ -102,6 +108,7 @@ impl Fixture {
         .expect("plain OpenDAL operator");
         Fixture {
             _dir: dir,
+            uncached: store.clone().with_key_cache_ttl(Duration::ZERO),
             store,
             admin,
             tenant,
@@ -196,6 +203,18 @@ fn get(c: &mut Criterion, rt: &tokio::runtime::Runtime, f: &Fixture, label: &str
         b.to_async(rt)
             .iter(|| async { black_box(f.ate_get(&path, true).await) })
     });
+    if len <= MIB {
+        group.bench_function("ate_get_key_uncached", |b| {
+            b.to_async(rt).iter(|| async {
+                let reader = f
+                    .uncached
+                    .get(&f.admin, f.tenant, &path)
+                    .await
+                    .expect("ATE get");
+                black_box(reader.read_to_end(false).await.expect("ATE read"))
+            })
+        });
+    }
     if len > MIB {
         // The same content sealed in memory: what decryption alone costs, on the provider
         // and chunking the store uses.
@@ -269,6 +288,20 @@ fn range(c: &mut Criterion, rt: &tokio::runtime::Runtime, f: &Fixture, len: u64)
             async move {
                 black_box(
                     f.store
+                        .get_range(&f.admin, f.tenant, path, r)
+                        .await
+                        .expect("ATE ranged get"),
+                )
+            }
+        })
+    });
+    group.bench_function("ate_get_range_key_uncached", |b| {
+        let mut next = offsets();
+        b.to_async(rt).iter(|| {
+            let r = next();
+            async move {
+                black_box(
+                    f.uncached
                         .get_range(&f.admin, f.tenant, path, r)
                         .await
                         .expect("ATE ranged get"),

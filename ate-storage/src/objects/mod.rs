@@ -240,6 +240,14 @@ impl ObjectStore {
         self
     }
 
+    /// Keeps unwrapped data keys for at most `ttl` ([`crate::key_cache`]; one second by
+    /// default, zero turns the cache off): how long a key destroyed, or a tenant suspended,
+    /// by another process may still be used here.
+    pub fn with_key_cache_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.keyring = self.keyring.with_key_cache_ttl(ttl);
+        self
+    }
+
     /// The blob backend under this store.
     pub fn blobs(&self) -> &BlobStore {
         &self.blobs
