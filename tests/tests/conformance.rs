@@ -172,6 +172,7 @@ object_matrix! {
     abandoned_uploads_leave_nothing,
     purged_tenants_leave_nothing,
     verify_finds_every_problem,
+    verify_while_writing_reports_nothing,
     ]
 }
 

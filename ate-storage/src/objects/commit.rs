@@ -1,5 +1,6 @@
-//! The commit of a put: under the tenant's lock, in one transaction, the quotas are checked
-//! and the index row is written; the blob it replaced is removed after.
+//! The commit of a put: under the tenant's lock, in one transaction, the data key it was
+//! encrypted with is checked to be still there, the quotas are checked and the index row is
+//! written; the blob it replaced is removed after.
 
 use super::index::object_columns;
 use super::{FORMAT_VERSION, ObjectInfo, ObjectStore};
@@ -39,6 +40,23 @@ impl ObjectStore {
         let replaced: Result<(Option<Uuid>, DateTime<Utc>), CoreError> = async {
             Ok(with_write_tx!(self.db, |tx| {
                 let settings = tx.lock_tenant(tenant).await?.settings;
+                // Destroying keys takes the same lock: an object written under a key destroyed
+                // meanwhile (here or in another process, whatever a key cache still held) is
+                // refused rather than stored unreadable.
+                let key_state: Option<String> = sqlx::query_scalar(
+                    "SELECT state FROM tenant_keys WHERE tenant_id = $1 AND version = $2",
+                )
+                .bind(tenant.as_uuid())
+                .bind(i64::from(w.key_version))
+                .fetch_optional(&mut *tx)
+                .await?;
+                if key_state.as_deref().is_none_or(|state| state == "destroyed") {
+                    return Err(CoreError::Conflict(format!(
+                        "tenant {tenant}'s data key version {} was destroyed while {} was \
+                         being written; nothing was stored",
+                        w.key_version, w.path
+                    )));
+                }
                 let existing: Option<(Uuid, i64, i64)> = sqlx::query_as(
                     "SELECT id, size, created_at FROM objects WHERE tenant_id = $1 AND logical_path = $2",
                 )

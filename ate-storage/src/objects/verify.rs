@@ -137,7 +137,12 @@ impl ObjectStore {
         let outcome = self
             .check_object_inner(info, key, read_all, &mut checked.bytes_read)
             .await;
-        checked.problem = outcome.err();
+        // An object deleted or overwritten while it was being checked (its row goes first)
+        // is not damaged.
+        checked.problem = match outcome {
+            Err(_) if !self.still_indexed(info).await => None,
+            outcome => outcome.err(),
+        };
         checked
     }
 

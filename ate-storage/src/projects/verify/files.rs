@@ -84,6 +84,20 @@ impl ProjectCheck<'_> {
         Ok(())
     }
 
+    /// Whether `snapshot` is still committed.
+    async fn still_committed(&self, snapshot: SnapshotId) -> Result<bool, StorageError> {
+        let n: i64 = with_pool!(self.core.db, |pool| {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM snapshots WHERE id = $1 AND state = 'committed'",
+            )
+            .bind(snapshot.as_uuid())
+            .fetch_one(pool)
+            .await
+            .map_err(CoreError::from)?
+        });
+        Ok(n > 0)
+    }
+
     /// One snapshot's file rows, in batches.
     async fn check_files(
         &mut self,
@@ -125,7 +139,12 @@ impl ProjectCheck<'_> {
                             seen.update(&sha);
                             seen.update(&list);
                             if read_back.insert(seen.finalize().into()) {
-                                self.read_file(size, &sha, &refs).await
+                                match self.read_file(size, &sha, &refs).await {
+                                    // Unreadable because its snapshot was deleted (and its
+                                    // chunks collected) while the check ran: not damage.
+                                    Some(_) if !self.still_committed(snapshot).await? => None,
+                                    found => found,
+                                }
                             } else {
                                 None
                             }

@@ -479,7 +479,13 @@ impl ProjectCheck<'_> {
                     ProblemKind::SizeMismatch,
                     format!("pack {id} is {size} bytes; its row says {}", row.size),
                 )),
-                Stat::Size(_) if self.options.read_all => self.hash_pack(&name, row).await,
+                Stat::Size(_) if self.options.read_all => match self.hash_pack(&name, row).await {
+                    // Deleted (row, then blob) while it was being read.
+                    Some((ProblemKind::ReadFailed, _)) if !self.pack_recorded(id).await? => {
+                        continue;
+                    }
+                    found => found,
+                },
                 Stat::Size(_) => None,
             };
             if let Some((kind, detail)) = problem {
