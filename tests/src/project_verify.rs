@@ -5,7 +5,9 @@
 use crate::analysis::analyst;
 use crate::assert_kind;
 use crate::snapshots::{SnapEnv, noise, owner, tenant_with_project, write_tree};
-use ate_core::{Clock, ErrorKind, NewTenant, ProjectId, SnapshotId, TenantId, with_pool};
+use ate_core::{
+    Classify, Clock, ErrorKind, NewTenant, ProjectId, SnapshotId, TenantId, with_pool,
+};
 use ate_storage::analysis::{AnalysisSpec, AnalysisStore};
 use ate_storage::projects::{ProjectSpec, ProjectStore, SnapshotStore};
 use ate_storage::verify::{ProblemKind, VerifyOptions, VerifyReport};
@@ -623,4 +625,59 @@ pub async fn verify_while_writing_reports_nothing(s: SnapEnv) {
         .unwrap();
     assert!(last.is_clean(), "{:#?}", last.problems);
     assert!(checks >= 2, "only {checks} checks ran while writing");
+}
+
+/// An import whose keys are destroyed before it commits is refused (its chunks would be
+/// unreadable), leaves no snapshot, and garbage collection takes what it wrote.
+pub async fn imports_under_destroyed_keys_are_refused(s: SnapEnv) {
+    use ate_core::keys::{LocalKeyProvider, SecretKey};
+    use ate_storage::keyring::{KEY_DESTROY, TenantKeyring};
+    let (t, p) = tenant_with_project(&s, "acme").await;
+    let o = owner(t);
+    let mut import = s
+        .snapshots
+        .begin_import(&o, t, p, Default::default())
+        .await
+        .unwrap();
+    import
+        .add_file("a.bin", 0o644, &mut &noise(300_000, 1)[..])
+        .await
+        .unwrap();
+    // The same master key as the store's (`snapshots::run`).
+    let tenant_keys = TenantKeyring::open(
+        s.env.db.clone(),
+        std::sync::Arc::new(LocalKeyProvider::new(SecretKey::from_bytes([5; 32]))),
+    )
+    .await
+    .unwrap();
+    tenant_keys
+        .destroy(&crate::member(t, &[KEY_DESTROY]), t)
+        .await
+        .unwrap();
+    let refused = import.commit().await.unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::Conflict, "{refused}");
+    assert!(refused.to_string().contains("destroyed"), "{refused}");
+    let snapshots = s
+        .snapshots
+        .list(&o, t, p, &ate_storage::projects::SnapshotQuery::new())
+        .await
+        .unwrap();
+    assert!(snapshots.items.is_empty());
+    let admin = s.env.admin.clone();
+    s.snapshots
+        .collect_garbage(&admin, t, p, chrono::TimeDelta::zero())
+        .await
+        .unwrap();
+    let left = s
+        .snapshots
+        .verify(
+            &admin,
+            t,
+            None,
+            &VerifyOptions::default().grace(chrono::TimeDelta::zero()),
+        )
+        .await
+        .unwrap();
+    assert!(left.is_clean(), "{:#?}", left.problems);
+    assert_eq!((left.packs, left.chunks, left.snapshots), (0, 0, 0));
 }

@@ -218,6 +218,7 @@ snapshot_matrix! {
     snapshot_life::parallel_writers_respect_the_quota,
     project_verify::verify_finds_every_problem_in_projects,
     project_verify::verify_while_writing_reports_nothing,
+    project_verify::imports_under_destroyed_keys_are_refused,
     repack::projects_are_reencrypted_and_repacked,
     repack::dead_bytes_are_reclaimed,
     analysis::results_are_recorded_and_listed,

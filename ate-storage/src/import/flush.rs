@@ -295,6 +295,29 @@ pub(crate) async fn commit(
         if state.as_deref() != Some("importing") {
             return Err(lease_lost(snapshot));
         }
+        // Destroying the tenant's keys takes the same lock: chunks sealed under a project
+        // key that is gone, or sealed under a tenant key destroyed meanwhile, would be
+        // committed unreadable. Refused instead (GC reclaims what the import wrote).
+        let unusable: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM (SELECT DISTINCT key_version FROM pending_chunks \
+             WHERE snapshot_id = $1) v \
+             LEFT JOIN project_keys k ON k.project_id = $2 AND k.version = v.key_version \
+             LEFT JOIN tenant_keys t ON t.tenant_id = $3 AND t.version = k.tenant_key_version \
+             WHERE k.version IS NULL OR t.state IS NULL OR t.state = 'destroyed'",
+        )
+        .bind(snapshot.as_uuid())
+        .bind(project.as_uuid())
+        .bind(tenant.as_uuid())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(CoreError::from)?;
+        if unusable > 0 {
+            return Err(CoreError::Conflict(format!(
+                "the keys this import's data is sealed under were destroyed while snapshot \
+                 {snapshot} was being imported; nothing was committed"
+            ))
+            .into());
+        }
         let added: Vec<i64> = sqlx::query_scalar(
             "INSERT INTO chunks (project_id, chunk_id, pack_id, pack_offset, stored_len, \
              raw_len, key_version, encoding) \
