@@ -5,9 +5,7 @@
 use crate::analysis::analyst;
 use crate::assert_kind;
 use crate::snapshots::{SnapEnv, noise, owner, tenant_with_project, write_tree};
-use ate_core::{
-    Classify, Clock, ErrorKind, NewTenant, ProjectId, SnapshotId, TenantId, with_pool,
-};
+use ate_core::{Classify, Clock, ErrorKind, NewTenant, ProjectId, SnapshotId, TenantId, with_pool};
 use ate_storage::analysis::{AnalysisSpec, AnalysisStore};
 use ate_storage::projects::{ProjectSpec, ProjectStore, SnapshotStore};
 use ate_storage::verify::{ProblemKind, VerifyOptions, VerifyReport};
