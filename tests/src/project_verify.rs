@@ -679,3 +679,37 @@ pub async fn imports_under_destroyed_keys_are_refused(s: SnapEnv) {
     assert!(left.is_clean(), "{:#?}", left.problems);
     assert_eq!((left.packs, left.chunks, left.snapshots), (0, 0, 0));
 }
+
+/// After a tenant's keys are destroyed (crypto-shredding), its old snapshots are unreadable
+/// and new imports still work, under new keys.
+pub async fn imports_work_again_after_the_tenant_keys_are_destroyed(s: SnapEnv) {
+    use ate_core::keys::{LocalKeyProvider, SecretKey};
+    use ate_storage::keyring::{KEY_DESTROY, TenantKeyring};
+    let (t, p) = tenant_with_project(&s, "acme").await;
+    let o = owner(t);
+    let old = import(&s, t, p, &[("a.txt", b"before")]).await;
+    let tenant_keys = TenantKeyring::open(
+        s.env.db.clone(),
+        std::sync::Arc::new(LocalKeyProvider::new(SecretKey::from_bytes([5; 32]))),
+    )
+    .await
+    .unwrap();
+    tenant_keys
+        .destroy(&crate::member(t, &[KEY_DESTROY]), t)
+        .await
+        .unwrap();
+    assert!(
+        s.snapshots
+            .read_file(&o, t, old, "a.txt", None)
+            .await
+            .is_err()
+    );
+    let new = import(&s, t, p, &[("a.txt", b"after")]).await;
+    assert_eq!(
+        s.snapshots
+            .read_file(&o, t, new, "a.txt", None)
+            .await
+            .unwrap(),
+        b"after"
+    );
+}

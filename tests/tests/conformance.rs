@@ -219,6 +219,7 @@ snapshot_matrix! {
     project_verify::verify_finds_every_problem_in_projects,
     project_verify::verify_while_writing_reports_nothing,
     project_verify::imports_under_destroyed_keys_are_refused,
+    project_verify::imports_work_again_after_the_tenant_keys_are_destroyed,
     repack::projects_are_reencrypted_and_repacked,
     repack::dead_bytes_are_reclaimed,
     analysis::results_are_recorded_and_listed,

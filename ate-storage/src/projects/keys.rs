@@ -27,8 +27,8 @@ use ate_core::audit::{NewAuditEvent, Outcome, actions};
 use ate_core::db::{from_micros, to_micros};
 use ate_core::keys::{SecretKey, TenantSecrets};
 use ate_core::{
-    Clock, CoreError, CoreTx, Db, Principal, ProjectId, SqlTenantStore, SystemClock, TenantId,
-    TenantStore, with_pool, with_write_tx,
+    Classify, Clock, CoreError, CoreTx, Db, ErrorKind, Principal, ProjectId, SqlTenantStore,
+    SystemClock, TenantId, TenantStore, with_pool, with_write_tx,
 };
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -255,6 +255,15 @@ impl ProjectKeyring {
         }
         self.tenants.require_active(tenant).await?;
         let key = match self.fetch(tenant, project, None).await? {
+            // Sealed under a tenant key that was destroyed (crypto-shredding): it can never
+            // be opened again, so the project starts a new key under the tenant's current one.
+            Some(row)
+                if self
+                    .tenant_key_destroyed(tenant, row.tenant_key_version)
+                    .await? =>
+            {
+                self.replace_shredded(tenant, project).await?
+            }
             Some(row) => self.open_row(tenant, &row).await?,
             None => self.new_version(None, tenant, project).await?,
         };
@@ -293,7 +302,37 @@ impl ProjectKeyring {
     /// sealed under the tenant's data key, so destroying the tenant's keys destroys it too.
     pub(crate) async fn dedup_key(&self, tenant: TenantId) -> Result<DedupKey, StorageError> {
         if let Some(sealed) = self.fetch_dedup(tenant).await? {
-            return self.open_dedup(tenant, &sealed).await;
+            let under = sealed_under(&sealed)?;
+            if !self.tenant_key_destroyed(tenant, i64::from(under)).await? {
+                return self.open_dedup(tenant, &sealed).await;
+            }
+            // Sealed under a destroyed tenant key: every chunk it named is unreadable now,
+            // so a new dedup key replaces it (unless another caller replaced it first).
+            let key = SecretKey::generate()?;
+            let resealed = self
+                .tenant_keys
+                .seal(tenant, key.expose_secret(), DEDUP_CONTEXT)
+                .await?;
+            let now = to_micros(self.clock.now());
+            with_pool!(self.db, |pool| {
+                sqlx::query(
+                    "UPDATE dedup_keys SET sealed = $2, tenant_key_version = $3, created_at = $4 \
+                     WHERE tenant_id = $1 AND sealed = $5",
+                )
+                .bind(tenant.as_uuid())
+                .bind(&resealed)
+                .bind(i64::from(sealed_under(&resealed)?))
+                .bind(now)
+                .bind(&sealed)
+                .execute(pool)
+                .await
+                .map_err(CoreError::from)?;
+            });
+            let current = self
+                .fetch_dedup(tenant)
+                .await?
+                .ok_or_else(|| CoreError::not_found("dedup key of tenant", tenant))?;
+            return self.open_dedup(tenant, &current).await;
         }
         let key = SecretKey::generate()?;
         let sealed = self
@@ -573,6 +612,45 @@ impl ProjectKeyring {
             .await?
             .ok_or_else(|| CoreError::not_found("active key of project", project))?;
         self.open_row(tenant, &row).await
+    }
+
+    /// Whether tenant key `version` of `tenant` was destroyed: what it sealed is gone.
+    async fn tenant_key_destroyed(
+        &self,
+        tenant: TenantId,
+        version: i64,
+    ) -> Result<bool, StorageError> {
+        let state: Option<String> = with_pool!(self.db, |pool| {
+            sqlx::query_scalar(
+                "SELECT state FROM tenant_keys WHERE tenant_id = $1 AND version = $2",
+            )
+            .bind(tenant.as_uuid())
+            .bind(version)
+            .fetch_optional(pool)
+            .await
+            .map_err(CoreError::from)?
+        });
+        Ok(state.as_deref() == Some("destroyed"))
+    }
+
+    /// A new active key for a project whose active key was shredded with its tenant key;
+    /// if another caller made one meanwhile, that one.
+    async fn replace_shredded(
+        &self,
+        tenant: TenantId,
+        project: ProjectId,
+    ) -> Result<ProjectKey, StorageError> {
+        let system = Principal::platform_admin("system:keyring")?;
+        match self.new_version(Some(&system), tenant, project).await {
+            Err(e) if e.kind() == ErrorKind::Conflict => {
+                let row = self
+                    .fetch(tenant, project, None)
+                    .await?
+                    .ok_or_else(|| CoreError::not_found("active key of project", project))?;
+                self.open_row(tenant, &row).await
+            }
+            outcome => outcome,
+        }
     }
 
     async fn next_version(
