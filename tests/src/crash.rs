@@ -49,7 +49,8 @@ where
 pub const MASTER: [u8; 32] = [0x5a; 32];
 
 /// What operation `i` of a run seeded with `seed` does: `(op, path, len)`, where `op` is
-/// `put`, `delete`, `rotate` or `reencrypt`.
+/// `put`, `delete`, `rotate` (a new tenant data key), `reencrypt` (a batch of objects onto
+/// the active key) or `rewrap` (the tenant keys onto the next [`master`] key).
 pub fn operation(seed: u64, i: u64) -> (&'static str, String, usize) {
     let mut rng =
         fastrand::Rng::with_seed(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(i));
@@ -59,7 +60,8 @@ pub fn operation(seed: u64, i: u64) -> (&'static str, String, usize) {
         0..=11 => ("put", path, len),
         12..=16 => ("delete", path, 0),
         17 => ("rotate", String::new(), 0),
-        _ => ("reencrypt", String::new(), 0),
+        18 => ("reencrypt", String::new(), 0),
+        _ => ("rewrap", String::new(), 0),
     }
 }
 
@@ -112,4 +114,99 @@ pub fn label(i: u64) -> String {
 /// The operation index of a snapshot labelled by [`label`].
 pub fn label_index(label: &str) -> Option<u64> {
     label.strip_prefix("op-")?.parse().ok()
+}
+
+// ---------------------------------------------------------------------------------------
+// Master keys (object helper) and workflow runs (`src/bin/workflow-crasher.rs`).
+
+/// Master key generation `g`: operation `rewrap` moves the tenant keys from generation `g`
+/// to `g + 1` (generation 0 is [`MASTER`]).
+pub fn master(generation: u64) -> [u8; 32] {
+    if generation == 0 {
+        return MASTER;
+    }
+    let mut key = MASTER;
+    key[..8].copy_from_slice(&generation.to_be_bytes());
+    key[8] ^= 0xa5;
+    key
+}
+
+/// The master generation current when operation `i` of a run seeded with `seed` starts:
+/// how many `rewrap` operations came before it.
+pub fn master_generation(seed: u64, i: u64) -> u64 {
+    (0..i).filter(|&j| operation(seed, j).0 == "rewrap").count() as u64
+}
+
+/// A master-key provider whose current key is generation `current` and which still
+/// unwraps generations `oldest..current`, and no others.
+pub fn master_provider(current: u64, oldest: u64) -> ate_core::keys::LocalKeyProvider {
+    use ate_core::keys::{LocalKeyProvider, SecretKey};
+    (oldest..current).fold(
+        LocalKeyProvider::new(SecretKey::from_bytes(master(current))),
+        |provider, g| provider.with_retired(SecretKey::from_bytes(master(g))),
+    )
+}
+
+/// One node of a workflow crash run: its id, its step (`work`, or `flaky`: fails its first
+/// attempt with a retryable error) and the nodes it depends on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrashNode {
+    /// Its id.
+    pub id: String,
+    /// `work` or `flaky`.
+    pub step: &'static str,
+    /// The nodes it waits for.
+    pub depends_on: Vec<String>,
+}
+
+/// The run submission `i` of a workflow crash run seeded with `seed` makes: its nodes (a
+/// chain, a diamond or a fan-out/fan-in; one node in three is flaky) and how long each
+/// attempt of its steps works, in milliseconds.
+pub fn workflow_run(seed: u64, i: u64) -> (Vec<CrashNode>, u64) {
+    let mut rng =
+        fastrand::Rng::with_seed(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(i));
+    let edges: &[(&str, &[&str])] = match rng.u8(0..3) {
+        0 => &[("a", &[]), ("b", &["a"]), ("c", &["b"])],
+        1 => &[("a", &[]), ("b", &["a"]), ("c", &["a"]), ("d", &["b", "c"])],
+        _ => &[
+            ("a", &[]),
+            ("b", &["a"]),
+            ("c", &["a"]),
+            ("d", &["a"]),
+            ("e", &["b", "c", "d"]),
+        ],
+    };
+    let nodes = edges
+        .iter()
+        .map(|(id, deps)| CrashNode {
+            id: (*id).to_owned(),
+            step: if rng.u8(0..3) == 0 { "flaky" } else { "work" },
+            depends_on: deps.iter().map(|d| (*d).to_owned()).collect(),
+        })
+        .collect();
+    (nodes, rng.u64(0..150))
+}
+
+/// The idempotency key of workflow submission `i`.
+pub fn workflow_key(i: u64) -> String {
+    format!("crash-{i}")
+}
+
+/// The tenant's audit chain verifies (after round `round` of a crash test).
+pub async fn assert_chain_intact(
+    audit: &ate_core::SqlAuditSink,
+    tenant: ate_core::TenantId,
+    round: u32,
+) {
+    use ate_core::AuditSink;
+    let admin = ate_core::Principal::platform_admin("ops:test").expect("a valid principal");
+    let chain = audit
+        .verify_chain(&admin, tenant)
+        .await
+        .expect("the audit chain can be read");
+    assert!(
+        chain.first_break.is_none(),
+        "round {round}: {:?}",
+        chain.first_break
+    );
 }

@@ -1,10 +1,13 @@
 //! Crash consistency of the object store: a helper process (`src/bin/storage-crasher.rs`)
-//! puts, overwrites and deletes objects, rotates the tenant's data key and re-encrypts,
-//! while this test kills it with SIGKILL at random moments (seeded: set
+//! puts, overwrites and deletes objects, rotates the tenant's data key, re-encrypts and
+//! rotates the master key (rewrapping every tenant key), while this test kills it with SIGKILL at random moments (seeded: set
 //! `ATE_CRASH_SEED` to replay a run; the seed is printed), then checks, after every kill:
 //!
 //! * every acknowledged write is readable and correct (checksum verified), every
 //!   acknowledged delete is gone, and the one operation in flight is either done or not;
+//! * after an acknowledged master-key rotation no tenant key is wrapped under an older
+//!   master key: the check reads everything with a provider that holds only the master keys
+//!   still needed (an interrupted rotation leaves keys under either; nothing is lost);
 //! * nothing else exists; `ObjectStore::verify` (reading every byte) finds nothing wrong
 //!   but orphan blobs of the interrupted upload, garbage collection removes exactly those
 //!   and nothing referenced;
@@ -28,10 +31,10 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use ate_core::keys::{LocalKeyProvider, SecretKey};
+use ate_core::keys::{KeyProvider, LocalKeyProvider, SecretKey};
 use ate_core::{
-    AuditSink, ManualClock, Principal, ProjectId, SnapshotId, SqlAuditSink, SqlTenantStore,
-    TenantStore, with_pool,
+    ManualClock, Principal, ProjectId, SnapshotId, SqlAuditSink, SqlTenantStore, TenantStore,
+    with_pool,
 };
 use ate_storage::blob::BlobStore;
 use ate_storage::keyring::TenantKeyring;
@@ -48,7 +51,10 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
-use tests::crash::{MASTER, data, label_index, operation, project_operation, tree};
+use tests::crash::{
+    MASTER, assert_chain_intact, data, label_index, master, master_generation, master_provider,
+    operation, project_operation, tree,
+};
 use tests::support::{Backend, TestDb};
 
 /// Kills per backend (`ATE_CRASH_KILLS` for more).
@@ -61,6 +67,9 @@ struct Journal {
     state: BTreeMap<String, Option<(u64, usize)>>,
     pending: Option<(u64, &'static str, String, usize)>,
     acknowledged: u64,
+    /// The oldest master key generation a tenant key may still be wrapped under: the one
+    /// the last completed master-key rotation moved to.
+    oldest_master: u64,
     /// Operations begun, and the seed (for failure messages).
     begun: u64,
     seed: u64,
@@ -68,15 +77,11 @@ struct Journal {
     tail: String,
 }
 
-/// Applies a `put` or `delete` to the model.
-fn apply(
-    state: &mut BTreeMap<String, Option<(u64, usize)>>,
-    i: u64,
-    op: &str,
-    path: String,
-    len: usize,
-) {
+/// Applies an operation to the model.
+fn apply(journal: &mut Journal, i: u64, op: &str, path: String, len: usize) {
+    let state = &mut journal.state;
     match op {
+        "rewrap" => journal.oldest_master = master_generation(journal.seed, i) + 1,
         "put" => {
             state.insert(path, Some((i, len)));
         }
@@ -96,6 +101,7 @@ fn read_journal(path: &Path, seed: u64, applied: &BTreeMap<u64, bool>) -> Journa
         state: BTreeMap::new(),
         pending: None,
         acknowledged: 0,
+        oldest_master: 0,
         begun: 0,
         seed,
         tail: String::new(),
@@ -127,7 +133,7 @@ fn read_journal(path: &Path, seed: u64, applied: &BTreeMap<u64, bool>) -> Journa
                         "operation {j} was in flight at a kill nobody checked"
                     );
                     if seen == Some(true) {
-                        apply(&mut journal.state, j, op, p, len);
+                        apply(&mut journal, j, op, p, len);
                     }
                 }
                 journal.pending = Some((i, op, p, len));
@@ -144,7 +150,7 @@ fn read_journal(path: &Path, seed: u64, applied: &BTreeMap<u64, bool>) -> Journa
                 };
                 journal.acknowledged += 1;
                 if ack == "ACK" {
-                    apply(&mut journal.state, i, op, p, len);
+                    apply(&mut journal, i, op, p, len);
                 }
             }
             // A torn line (the helper died while writing it): an ACK cut short leaves its
@@ -198,17 +204,6 @@ async fn run_and_kill(
     child.wait().unwrap();
 }
 
-/// The tenant's audit chain verifies.
-async fn assert_chain_intact(audit: &SqlAuditSink, tenant: ate_core::TenantId, round: u32) {
-    let admin = Principal::platform_admin("ops:test").unwrap();
-    let chain = audit.verify_chain(&admin, tenant).await.unwrap();
-    assert!(
-        chain.first_break.is_none(),
-        "round {round}: {:?}",
-        chain.first_break
-    );
-}
-
 /// A scratch directory with the blob store's URL and the journal's path in it.
 fn scratch() -> (tempfile::TempDir, String, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
@@ -231,23 +226,81 @@ fn seed_and_kills(what: &str, backend: Backend) -> (u64, u32) {
     (seed, kills)
 }
 
+/// After a kill: every tenant key is wrapped under a master key generation from
+/// `journal.oldest_master` to the current one, and an object store that holds only those
+/// master keys (to read everything with). An in-flight rotation counts as applied when it
+/// left no key under the older master key.
+async fn store_with_needed_masters(
+    test_db: &TestDb,
+    blob_url: &str,
+    tenant: ate_core::TenantId,
+    journal: &Journal,
+    round: u32,
+    applied: &mut BTreeMap<u64, bool>,
+) -> ObjectStore {
+    let current = master_generation(journal.seed, journal.begun);
+    let id = |g: u64| {
+        LocalKeyProvider::new(SecretKey::from_bytes(master(g)))
+            .key_id()
+            .to_owned()
+    };
+    let allowed: BTreeMap<String, u64> = (journal.oldest_master..=current)
+        .map(|g| (id(g), g))
+        .collect();
+    let wrapped_under: Vec<String> = with_pool!(test_db.db, |pool| {
+        sqlx::query_scalar(
+            "SELECT DISTINCT master_key_id FROM tenant_keys \
+             WHERE tenant_id = $1 AND master_key_id IS NOT NULL",
+        )
+        .bind(tenant.as_uuid())
+        .fetch_all(pool)
+        .await
+        .unwrap()
+    });
+    let generations: BTreeSet<u64> = wrapped_under
+        .iter()
+        .map(|key_id| {
+            *allowed.get(key_id).unwrap_or_else(|| {
+                panic!(
+                    "round {round}: a tenant key is wrapped under master key {key_id}, \
+                     expected generations {}..={current}; journal:\n{}",
+                    journal.oldest_master, journal.tail
+                )
+            })
+        })
+        .collect();
+    if let Some((i, "rewrap", ..)) = &journal.pending {
+        applied.insert(*i, generations.iter().all(|&g| g == current));
+    }
+    let master = Arc::new(master_provider(current, journal.oldest_master));
+    ObjectStore::open(
+        test_db.db.clone(),
+        BlobStore::open(blob_url).unwrap(),
+        master,
+    )
+    .await
+    .unwrap()
+}
+
 /// Checks the invariants after a kill; returns how many orphan blobs were repaired.
 async fn check(
-    store: &ObjectStore,
+    test_db: &TestDb,
+    blob_url: &str,
     audit: &SqlAuditSink,
-    db: &ate_core::Db,
     journal: &Journal,
     round: u32,
     applied: &mut BTreeMap<u64, bool>,
 ) -> usize {
     let admin = Principal::platform_admin("ops:test").unwrap();
-    let Ok(tenant) = SqlTenantStore::new(db.clone())
+    let Ok(tenant) = SqlTenantStore::new(test_db.db.clone())
         .get_by_slug(&admin, "crash")
         .await
     else {
         assert_eq!(journal.acknowledged, 0, "round {round}: the tenant is gone");
         return 0;
     };
+    let store =
+        &store_with_needed_masters(test_db, blob_url, tenant.id, journal, round, applied).await;
     let reader = Principal::new(tenant.id, "user:checker")
         .unwrap()
         .permission(STORAGE_READ);
@@ -354,17 +407,10 @@ async fn kill_at_random_moments(backend: Backend) {
     };
     let (seed, kills) = seed_and_kills("objects", backend);
     let (_dir, blob_url, journal_path) = scratch();
-    let master = Arc::new(LocalKeyProvider::new(SecretKey::from_bytes(MASTER)));
-    let store = ObjectStore::open(
-        test_db.db.clone(),
-        BlobStore::open(&blob_url).unwrap(),
-        master,
-    )
-    .await
-    .unwrap();
     let audit = SqlAuditSink::new(test_db.db.clone());
     let mut rng = fastrand::Rng::with_seed(seed);
-    let (mut last, mut orphans, mut in_flight) = (0, 0, 0);
+    let (mut last, mut orphans, mut in_flight, mut rewraps_in_flight) = (0, 0, 0, 0);
+    let mut generation = 0;
     let mut applied = BTreeMap::new();
     for round in 0..kills {
         run_and_kill(
@@ -381,9 +427,12 @@ async fn kill_at_random_moments(backend: Backend) {
         in_flight += usize::from(journal.pending.is_some());
         if let Some((i, ..)) = &journal.pending {
             applied.entry(*i).or_insert(false); // rotate/reencrypt, or a path not checked
+            rewraps_in_flight +=
+                usize::from(journal.pending.as_ref().is_some_and(|p| p.1 == "rewrap"));
         }
-        orphans += check(&store, &audit, &test_db.db, &journal, round, &mut applied).await;
+        orphans += check(&test_db, &blob_url, &audit, &journal, round, &mut applied).await;
         last = journal.acknowledged;
+        generation = master_generation(seed, journal.begun);
     }
     assert!(
         last >= u64::from(kills),
@@ -391,7 +440,8 @@ async fn kill_at_random_moments(backend: Backend) {
     );
     println!(
         "{last} operations acknowledged over {kills} kills; {in_flight} kills hit an operation \
-         in flight, {orphans} left an orphan blob that verify found and repaired"
+         in flight ({rewraps_in_flight} a master-key rotation), {orphans} left an orphan blob \
+         that verify found and repaired; master key generation {generation} at the end"
     );
     test_db.cleanup().await;
 }

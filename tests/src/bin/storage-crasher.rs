@@ -6,20 +6,21 @@
 //! ```
 //!
 //! Performs an endless stream of operations on tenant `crash`: puts of new and existing
-//! paths (empty, one chunk, several chunks), deletes, data-key rotations and re-encryption
-//! batches. Operation *i* is chosen by `seed + i` alone, so a restarted helper carries on
+//! paths (empty, one chunk, several chunks), deletes, data-key rotations, re-encryption
+//! batches and master-key rotations (every tenant key rewrapped under the next master key,
+//! [`tests::crash::master`]; the helper keeps every older master key for unwrapping, as a
+//! host does until a rotation has finished). Operation *i* is chosen by `seed + i` alone, so a restarted helper carries on
 //! where the journal ends. Before each operation it appends `BEGIN i op path len` to the
 //! journal and after its acknowledgement `ACK i` (or `NAK i reason` when it was refused), each
 //! line flushed to disk, so the test knows what was acknowledged and what was in flight.
 
-use ate_core::keys::{LocalKeyProvider, SecretKey};
 use ate_core::{Db, NewTenant, Principal, SqlTenantStore, TenantId, TenantStore};
 use ate_storage::blob::BlobStore;
 use ate_storage::keyring::{KEY_READ, KEY_ROTATE};
 use ate_storage::objects::{ObjectStore, PutOptions, STORAGE_DELETE, STORAGE_READ, STORAGE_WRITE};
 use std::io::Write;
 use std::sync::Arc;
-use tests::crash::{MASTER, data, operation};
+use tests::crash::{data, master_generation, master_provider, operation};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -53,10 +54,18 @@ async fn run(
         .max()
         .unwrap_or(0);
     let db = Db::open(db_url).await?;
-    let master = Arc::new(LocalKeyProvider::new(SecretKey::from_bytes(MASTER)));
-    let store = ObjectStore::open(db.clone(), BlobStore::open(blob_url)?, master).await?;
+    // The master key of this point in the run (an interrupted rewrap counts as done: its
+    // rows may be under either key, and the next rewrap finishes them).
+    let open = |generation: u64| {
+        let db = db.clone();
+        async move {
+            let master = Arc::new(master_provider(generation, 0));
+            ObjectStore::open(db, BlobStore::open(blob_url)?, master).await
+        }
+    };
+    let mut store = open(master_generation(seed, next)).await?;
     let admin = Principal::platform_admin("ops:crasher")?;
-    let tenants = SqlTenantStore::new(db);
+    let tenants = SqlTenantStore::new(db.clone());
     let tenant: TenantId = match tenants.get_by_slug(&admin, "crash").await {
         Ok(t) => t.id,
         Err(_) => {
@@ -100,7 +109,14 @@ async fn run(
                 .map(|_| ()),
             "delete" => store.delete(&actor, tenant, &path).await.map(|_| ()),
             "rotate" => store.keyring().rotate(&actor, tenant).await.map(|_| ()),
-            _ => store.reencrypt(&actor, tenant, 3).await.map(|_| ()),
+            "reencrypt" => store.reencrypt(&actor, tenant, 3).await.map(|_| ()),
+            _ => match open(master_generation(seed, next) + 1).await {
+                Ok(next_master) => {
+                    store = next_master;
+                    store.keyring().rotate_master(&admin).await.map(|_| ())
+                }
+                Err(e) => Err(e),
+            },
         };
         match outcome {
             Ok(()) => writeln!(journal, "ACK {next}")?,
