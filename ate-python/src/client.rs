@@ -34,7 +34,10 @@ use std::sync::OnceLock;
 /// administrator the process acts as in the audit log. `auth_verify_cache_seconds` (default
 /// 1.0) bounds how long `a.auth.verify` may trust a cached "user and session still active"
 /// answer, i.e. how soon changes made by another process on the same database are seen;
-/// 0 turns the cache off (every verification reads the database). `a.registry` (service
+/// 0 turns the cache off (every verification reads the database). `key_cache_seconds`
+/// (default 1.0) bounds how long storage keeps unwrapped tenant and project data keys, i.e.
+/// how soon a key destroyed or a tenant suspended by another process stops being used here
+/// (in this process it takes effect at once); 0 unwraps on every operation. `a.registry` (service
 /// discovery, health checks, balancing, metrics, alerts) needs no keyword.
 ///
 /// `a.acting_as(principal)` is the same client acting as a verified principal (from
@@ -79,7 +82,7 @@ impl Ate {
 #[pymethods]
 impl Ate {
     #[new]
-    #[pyo3(signature = (database_url, *, storage_url = None, master_key = None, retired_master_keys = None, auth_issuer = None, auth_audience = None, auth_verify_cache_seconds = 1.0, insecure_fast_password_hashing = false, actor = "system:python"))]
+    #[pyo3(signature = (database_url, *, storage_url = None, master_key = None, retired_master_keys = None, auth_issuer = None, auth_audience = None, auth_verify_cache_seconds = 1.0, key_cache_seconds = 1.0, insecure_fast_password_hashing = false, actor = "system:python"))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -90,6 +93,7 @@ impl Ate {
         auth_issuer: Option<String>,
         auth_audience: Option<String>,
         auth_verify_cache_seconds: f64,
+        key_cache_seconds: f64,
         insecure_fast_password_hashing: bool,
         actor: &str,
     ) -> PyResult<Self> {
@@ -100,7 +104,8 @@ impl Ate {
             auth_verify_cache_seconds,
             insecure_fast_password_hashing,
         )?;
-        let options = Options::new(storage_url, master_key, retired_master_keys, auth)?;
+        let options = Options::new(storage_url, master_key, retired_master_keys, auth)?
+            .key_cache_ttl(key_cache_seconds)?;
         let core = block(py, Core::open(database_url, options))?;
         Ate::wrap(py, View::new(core, principal), true)
     }
@@ -247,7 +252,7 @@ impl AsyncAte {
 impl AsyncAte {
     /// Opens the database without blocking the event loop.
     #[staticmethod]
-    #[pyo3(signature = (database_url, *, storage_url = None, master_key = None, retired_master_keys = None, auth_issuer = None, auth_audience = None, auth_verify_cache_seconds = 1.0, insecure_fast_password_hashing = false, actor = "system:python"))]
+    #[pyo3(signature = (database_url, *, storage_url = None, master_key = None, retired_master_keys = None, auth_issuer = None, auth_audience = None, auth_verify_cache_seconds = 1.0, key_cache_seconds = 1.0, insecure_fast_password_hashing = false, actor = "system:python"))]
     #[allow(clippy::too_many_arguments)]
     fn open<'py>(
         py: Python<'py>,
@@ -258,6 +263,7 @@ impl AsyncAte {
         auth_issuer: Option<String>,
         auth_audience: Option<String>,
         auth_verify_cache_seconds: f64,
+        key_cache_seconds: f64,
         insecure_fast_password_hashing: bool,
         actor: &str,
     ) -> PyResult<Bound<'py, PyAny>> {
@@ -268,7 +274,8 @@ impl AsyncAte {
             auth_verify_cache_seconds,
             insecure_fast_password_hashing,
         )?;
-        let options = Options::new(storage_url, master_key, retired_master_keys, auth)?;
+        let options = Options::new(storage_url, master_key, retired_master_keys, auth)?
+            .key_cache_ttl(key_cache_seconds)?;
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
             let core = Core::open(database_url, options).await?;
             Python::attach(|py| AsyncAte::wrap(py, View::new(core, principal), true))

@@ -54,12 +54,16 @@ impl Core {
         let storage = match (options.storage_url, &master) {
             (Some(url), Some(master)) => {
                 let blobs = BlobStore::open(&url)?;
-                Some(ObjectStore::open(db.clone(), blobs, master.clone()).await?)
+                Some(
+                    ObjectStore::open(db.clone(), blobs, master.clone())
+                        .await?
+                        .with_key_cache_ttl(options.key_cache_ttl),
+                )
             }
             _ => None,
         };
         let projects = match &storage {
-            Some(objects) => Some(ProjectStores::open(&db, objects).await?),
+            Some(objects) => Some(ProjectStores::open(&db, objects, options.key_cache_ttl).await?),
             None => None,
         };
         let auth = match (options.auth, master) {
@@ -138,9 +142,16 @@ pub(crate) struct ProjectStores {
 }
 
 impl ProjectStores {
-    /// Opens them next to `objects` (same database, blobs and tenant keyring).
-    pub(crate) async fn open(db: &ate_core::Db, objects: &ObjectStore) -> Result<Self, Error> {
-        let keys = ProjectKeyring::open(db.clone(), objects.keyring().clone()).await?;
+    /// Opens them next to `objects` (same database, blobs and tenant keyring), keeping
+    /// unwrapped project keys for at most `key_cache_ttl`.
+    pub(crate) async fn open(
+        db: &ate_core::Db,
+        objects: &ObjectStore,
+        key_cache_ttl: std::time::Duration,
+    ) -> Result<Self, Error> {
+        let keys = ProjectKeyring::open(db.clone(), objects.keyring().clone())
+            .await?
+            .with_key_cache_ttl(key_cache_ttl);
         let blobs = objects.blobs().clone();
         Ok(ProjectStores {
             projects: SqlProjectStore::open(db.clone()).await?,

@@ -19,6 +19,8 @@ pub(crate) struct Options {
     pub(crate) auth: Option<AuthConfig>,
     /// One set of keys for storage and auth, so a master-key rotation covers both.
     pub(crate) master: Option<MasterKeys>,
+    /// How long storage keeps unwrapped data keys (`key_cache_seconds`).
+    pub(crate) key_cache_ttl: std::time::Duration,
 }
 
 /// A master key as given: its bytes, or a key file not read yet.
@@ -133,7 +135,15 @@ impl Options {
             storage_url,
             auth,
             master,
+            key_cache_ttl: ate_storage::key_cache::DEFAULT_TTL,
         })
+    }
+
+    /// Sets how long storage keeps unwrapped tenant and project data keys
+    /// (`key_cache_seconds`; 0 turns the cache off).
+    pub(crate) fn key_cache_ttl(mut self, seconds_: f64) -> Result<Self, Error> {
+        self.key_cache_ttl = seconds(seconds_, "key_cache_seconds")?;
+        Ok(self)
     }
 }
 

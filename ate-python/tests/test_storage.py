@@ -270,6 +270,37 @@ def test_master_key_rotation(storage_urls):
         assert a.storage.get(t, "f") == b"survives"
 
 
+@pytest.mark.parametrize("storage_urls", ["sqlite_file+fs", "postgres+s3"], indirect=True)
+def test_key_cache_seconds_bounds_how_long_another_clients_shredding_goes_unseen(storage_urls, tmp_path):
+    database_url, storage_url = storage_urls
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "a.txt").write_bytes(b"in a snapshot")
+    opened = lambda **kw: ate.Ate(database_url, storage_url=storage_url, master_key=MASTER_KEY, **kw)  # noqa: E731
+    with opened() as admin, opened(key_cache_seconds=3600) as cached, opened(key_cache_seconds=0) as uncached:
+        t = admin.tenants.create("acme", "Acme").id
+        admin.storage.put(t, "f", b"secret")
+        project = admin.projects.create(t, "code")
+        snapshot = admin.projects.import_dir(t, project.id, tree)
+        for client in (cached, uncached):
+            assert client.storage.get(t, "f") == b"secret"  # unwraps (and caches) the data key
+            assert client.projects.read_file(t, snapshot.id, "a.txt") == b"in a snapshot"
+        assert admin.storage.destroy_keys(t) == 1  # in another client: another key cache
+        with pytest.raises(ate.NotFoundError, match="destroyed"):
+            admin.storage.get(t, "f")  # in the client that destroyed them: at once
+        # A client without a cache sees the shredding at once; one with an hour-long cache
+        # keeps the keys it has (what the bound is for).
+        with pytest.raises(ate.NotFoundError, match="destroyed"):
+            uncached.storage.get(t, "f")
+        with pytest.raises(ate.NotFoundError, match="destroyed"):
+            uncached.projects.read_file(t, snapshot.id, "a.txt")
+        assert cached.storage.get(t, "f") == b"secret"
+        assert cached.projects.read_file(t, snapshot.id, "a.txt") == b"in a snapshot"
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ate.InvalidInputError, match="key_cache_seconds"):
+            opened(key_cache_seconds=bad)
+
+
 def test_garbage_collection(store, acme):
     store.storage.put(acme, "kept", b"x")
     report = store.storage.collect_garbage(acme, grace=datetime.timedelta(0))

@@ -1356,7 +1356,7 @@ class AsyncAnalysis:
 
 @final
 class Ate:
-    def __new__(cls, database_url: str, *, storage_url: Optional[str] = None, master_key: Optional[_MasterKey] = None, retired_master_keys: Optional[Iterable[_MasterKey]] = None, auth_issuer: Optional[str] = None, auth_audience: Optional[str] = None, auth_verify_cache_seconds: float = 1.0, insecure_fast_password_hashing: bool = False, actor: str = "system:python") -> Ate: ...
+    def __new__(cls, database_url: str, *, storage_url: Optional[str] = None, master_key: Optional[_MasterKey] = None, retired_master_keys: Optional[Iterable[_MasterKey]] = None, auth_issuer: Optional[str] = None, auth_audience: Optional[str] = None, auth_verify_cache_seconds: float = 1.0, key_cache_seconds: float = 1.0, insecure_fast_password_hashing: bool = False, actor: str = "system:python") -> Ate: ...
     def acting_as(self, principal: Principal) -> Ate:
         """This client over the same connections, acting as ``principal`` (from
         ``a.auth.verify``) in every domain: tenants, audit, storage, projects, analysis, auth and registry. Every
@@ -1389,7 +1389,7 @@ class Ate:
 @final
 class AsyncAte:
     @staticmethod
-    def open(database_url: str, *, storage_url: Optional[str] = None, master_key: Optional[_MasterKey] = None, retired_master_keys: Optional[Iterable[_MasterKey]] = None, auth_issuer: Optional[str] = None, auth_audience: Optional[str] = None, auth_verify_cache_seconds: float = 1.0, insecure_fast_password_hashing: bool = False, actor: str = "system:python") -> Awaitable[AsyncAte]: ...
+    def open(database_url: str, *, storage_url: Optional[str] = None, master_key: Optional[_MasterKey] = None, retired_master_keys: Optional[Iterable[_MasterKey]] = None, auth_issuer: Optional[str] = None, auth_audience: Optional[str] = None, auth_verify_cache_seconds: float = 1.0, key_cache_seconds: float = 1.0, insecure_fast_password_hashing: bool = False, actor: str = "system:python") -> Awaitable[AsyncAte]: ...
     def acting_as(self, principal: Principal) -> AsyncAte:
         """This client over the same connections, acting as ``principal`` (from
         ``await a.auth.verify(...)``) in every domain. Every permission check applies to it.

@@ -164,6 +164,11 @@ impl DedupKey {
         }
     }
 
+    /// The key's bytes (to keep it in a [`crate::key_cache::KeyCache`]).
+    pub(crate) fn expose_secret(&self) -> &[u8; 32] {
+        &self.key
+    }
+
     fn mac(&self) -> HmacSha256 {
         <HmacSha256 as KeyInit>::new_from_slice(&self.key[..])
             .unwrap_or_else(|_| unreachable!("HMAC accepts every key length"))

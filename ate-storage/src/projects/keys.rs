@@ -169,6 +169,8 @@ pub struct ProjectKeyring {
     clock: Arc<dyn Clock>,
     /// Unwrapped project keys, by tenant and project (see [`crate::key_cache`]).
     cache: Arc<KeyCache<(TenantId, ProjectId)>>,
+    /// Unwrapped dedup keys, by tenant (version 0: a tenant has one).
+    dedup: Arc<KeyCache<TenantId>>,
 }
 
 impl ProjectKeyring {
@@ -182,13 +184,15 @@ impl ProjectKeyring {
             tenant_keys,
             clock: Arc::new(SystemClock),
             cache: Arc::new(KeyCache::new(crate::key_cache::DEFAULT_TTL)),
+            dedup: Arc::new(KeyCache::new(crate::key_cache::DEFAULT_TTL)),
         })
     }
 
-    /// Keeps unwrapped project keys for at most `ttl` (see [`crate::key_cache`]); zero
-    /// turns the cache off.
+    /// Keeps unwrapped project keys and dedup keys for at most `ttl` (see
+    /// [`crate::key_cache`]); zero turns the cache off.
     pub fn with_key_cache_ttl(mut self, ttl: std::time::Duration) -> Self {
         self.cache = Arc::new(KeyCache::new(ttl));
+        self.dedup = Arc::new(KeyCache::new(ttl));
         self
     }
 
@@ -301,6 +305,22 @@ impl ProjectKeyring {
     /// call for a tenant creates it. It never changes: equal content must keep its id. It is
     /// sealed under the tenant's data key, so destroying the tenant's keys destroys it too.
     pub(crate) async fn dedup_key(&self, tenant: TenantId) -> Result<DedupKey, StorageError> {
+        let generation = self.tenant_keys.generation();
+        if let Some(key) = self.dedup.key(tenant, 0, generation) {
+            return Ok(DedupKey::new(key.expose_secret()));
+        }
+        let key = self.load_dedup_key(tenant).await?;
+        self.dedup.put_key(
+            tenant,
+            0,
+            &SecretKey::from_slice(key.expose_secret())?,
+            generation,
+        );
+        Ok(key)
+    }
+
+    /// [`dedup_key`](Self::dedup_key) from the database: made, replaced or unsealed.
+    async fn load_dedup_key(&self, tenant: TenantId) -> Result<DedupKey, StorageError> {
         if let Some(sealed) = self.fetch_dedup(tenant).await? {
             let under = sealed_under(&sealed)?;
             if !self.tenant_key_destroyed(tenant, i64::from(under)).await? {
