@@ -6,8 +6,13 @@
 //! that now fall just before its points move (to it), and when one leaves only its own keys
 //! move: about `1/n` of the keys, the minimum possible.
 //!
-//! Why a ring and not Maglev: Maglev's table gives `O(1)` lookups (here `O(log points)`: a
-//! binary search, about 20 steps at 10,000 endpoints) and a more even spread, but a change of
+//! Lookups: the ring's hashes are kept apart from their endpoints (the search touches only
+//! the hashes), and an index by the top bits of the hash (about eight points per bucket)
+//! narrows the search to one bucket: one index read and a few steps within a cache line or
+//! two, instead of a binary search over the whole ring (21 steps, most of them cache misses,
+//! at 10,000 endpoints).
+//!
+//! Why a ring and not Maglev: Maglev's table gives `O(1)` lookups and a more even spread, but a change of
 //! the set reshuffles a small share of keys between endpoints that stayed, and its table
 //! must be rebuilt whole. Tenant affinity is about keeping caches warm, so this module
 //! prefers strictly minimal movement and simple weights (a weight is a number of points).
@@ -25,10 +30,18 @@ pub const DEFAULT_VNODES_PER_WEIGHT: u32 = 100;
 /// Most points on one ring; larger sets get proportionally fewer points per endpoint.
 pub const MAX_RING_POINTS: u64 = 1 << 21;
 
-/// Sorted `(hash, position)` points.
+/// Points per bucket of the index, about.
+const POINTS_PER_BUCKET: usize = 8;
+
+/// Sorted points: `hashes[i]` belongs to the endpoint at `positions[i]`.
 #[derive(Debug)]
 pub(crate) struct Ring {
-    points: Vec<(u64, u32)>,
+    hashes: Vec<u64>,
+    positions: Vec<u32>,
+    /// `buckets[b]` is the first point whose hash's top `bits` bits are `b` or more (one
+    /// more entry than buckets, the last being the number of points).
+    buckets: Vec<u32>,
+    bits: u32,
 }
 
 impl Ring {
@@ -59,7 +72,27 @@ impl Ring {
             }
         }
         points.sort_unstable();
-        Ring { points }
+        let bits = (points.len() / POINTS_PER_BUCKET)
+            .max(1)
+            .next_power_of_two()
+            .trailing_zeros();
+        let mut buckets = Vec::with_capacity((1usize << bits) + 1);
+        let mut next = 0usize;
+        for b in 0..(1u64 << bits) {
+            while next < points.len() && bucket_of(points[next].0, bits) < b {
+                next += 1;
+            }
+            // Fits: a ring holds at most MAX_RING_POINTS points (plus one per endpoint).
+            buckets.push(next as u32);
+        }
+        buckets.push(points.len() as u32);
+        let (hashes, positions) = points.into_iter().unzip();
+        Ring {
+            hashes,
+            positions,
+            buckets,
+            bits,
+        }
     }
 
     /// The hash of a key, as placed on the ring.
@@ -70,14 +103,19 @@ impl Ring {
     /// The position owning `hash`, walking on past unavailable endpoints; `None` when the
     /// ring is empty or no endpoint is available.
     pub(crate) fn pick(&self, hash: u64, ok: impl Fn(usize) -> bool) -> Option<usize> {
-        let len = self.points.len();
+        let len = self.hashes.len();
         if len == 0 {
             return None;
         }
-        let start = self.points.partition_point(|&(h, _)| h < hash);
+        // Every point of an earlier bucket is below `hash`, every one of a later bucket
+        // above it: the first point at or after `hash` is found within its bucket, or is
+        // the next bucket's first.
+        let b = bucket_of(hash, self.bits) as usize;
+        let (lo, hi) = (self.buckets[b] as usize, self.buckets[b + 1] as usize);
+        let start = lo + self.hashes[lo..hi].partition_point(|&h| h < hash);
         let mut rejected: Option<u32> = None;
         for k in 0..len {
-            let (_, position) = self.points[(start + k) % len];
+            let position = self.positions[(start + k) % len];
             if rejected == Some(position) {
                 continue;
             }
@@ -88,6 +126,11 @@ impl Ring {
         }
         None
     }
+}
+
+/// The bucket of `hash` in an index of `2^bits` buckets: its top `bits` bits.
+fn bucket_of(hash: u64, bits: u32) -> u64 {
+    hash.checked_shr(64 - bits).unwrap_or(0)
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -200,7 +243,43 @@ mod tests {
     fn oversized_rings_are_capped() {
         let ids = ids(10);
         let ring = Ring::new(ids.iter().map(|s| (s.as_str(), 10_000)), 100);
-        assert!(ring.points.len() as u64 <= MAX_RING_POINTS);
-        assert!(ring.points.len() as u64 >= MAX_RING_POINTS - 10);
+        assert!(ring.hashes.len() as u64 <= MAX_RING_POINTS);
+        assert!(ring.hashes.len() as u64 >= MAX_RING_POINTS - 10);
+    }
+
+    /// The bucket index finds exactly what a binary search of the whole ring finds: for
+    /// random hashes, the ring's own points, their neighbours and both ends, on rings of
+    /// every size from empty-ish to thousands of points.
+    #[test]
+    fn indexed_lookup_matches_a_search_of_the_whole_ring() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        for n in [1, 2, 3, 7, 50, 1_000] {
+            let ids = ids(n);
+            let ring = Ring::new(
+                ids.iter().map(|s| (s.as_str(), 1 + (s.len() % 3) as u32)),
+                5,
+            );
+            let whole = |hash: u64| {
+                let start = ring.hashes.partition_point(|&h| h < hash);
+                ring.positions[start % ring.hashes.len()] as usize
+            };
+            let mut probes: Vec<u64> = vec![0, 1, u64::MAX, u64::MAX - 1, 1 << 63];
+            for &h in &ring.hashes {
+                probes.extend([h, h.wrapping_sub(1), h.wrapping_add(1)]);
+            }
+            probes.extend((0..2_000).map(|_| rng.u64(..)));
+            for hash in probes {
+                assert_eq!(
+                    ring.pick(hash, |_| true),
+                    Some(whole(hash)),
+                    "n={n} hash={hash}"
+                );
+            }
+            assert_eq!(
+                ring.buckets.len(),
+                (1 << ring.bits) + 1,
+                "one entry per bucket and the end"
+            );
+        }
     }
 }

@@ -8,8 +8,8 @@
 //! | [`Strategy::RoundRobin`] | ignored | one atomic `fetch_add` | `round_robin.rs` |
 //! | [`Strategy::SmoothWeighted`] | nginx's smooth weighted round robin | one `fetch_add` (precomputed cycle) | `weighted.rs` |
 //! | [`Strategy::LeastRequest`] | in-flight ÷ weight | two random draws, two atomic loads | `least_request.rs` |
-//! | [`Strategy::Random`] | proportional | one draw (+ binary search if weights differ) | `random.rs` |
-//! | [`Strategy::ConsistentHash`] | points on the ring | hash + binary search | `consistent_hash.rs` |
+//! | [`Strategy::Random`] | proportional | one draw (two and an alias-table read if weights differ) | `random.rs` |
+//! | [`Strategy::ConsistentHash`] | points on the ring | hash + bucket index + search within the bucket | `consistent_hash.rs` |
 //!
 //! **Concurrency.** The set lives behind an `RwLock<Arc<snapshot>>`: a pick takes the read
 //! lock only to read the snapshot (no writer blocks picks except during the pointer swap);
