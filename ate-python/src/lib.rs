@@ -32,6 +32,7 @@ mod runtime;
 mod analysis;
 mod audit;
 mod auth;
+mod buffer;
 mod client;
 mod convert;
 mod core;

@@ -105,3 +105,62 @@ def test_releases_the_gil():
         sys.setswitchinterval(old_interval)
     assert len(sealed) == 56 + len(data) + 16 * (len(data) // 16384 + 1)
     assert during > 1000, f"the ticker advanced only {during} times during the call"
+
+
+@pytest.mark.parametrize("size", [0, 1, 16384, 16385, 70 * 16384 + 3])
+def test_into_fills_a_callers_buffer(size):
+    key, data = bytes(range(32)), bytes((i * 13) % 256 for i in range(size))
+    n = crypto.cobblestone_sealed_len(size)
+    assert n == 56 + size + 16 * (size // 16384 + 1)
+    out = bytearray(b"\xee" * (n + 4))
+    assert crypto.cobblestone_seal_into(key, data, out, b"ctx") == n
+    assert out[n:] == b"\xee" * 4, "nothing written past the message"
+    sealed = bytes(out[:n])
+    assert crypto.cobblestone_open(key, sealed, b"ctx") == data
+    assert crypto.cobblestone_opened_len(n) == size
+    # Every writable, contiguous byte buffer works: bytearray, memoryview, array('B').
+    import array
+
+    for plain in (bytearray(size), memoryview(bytearray(size + 2)), array.array("B", bytes(size + 1))):
+        assert crypto.cobblestone_open_into(key, sealed, plain, b"ctx") == size
+        assert bytes(plain)[:size] == data
+    # The same buffer again: reused, not reallocated.
+    again = bytearray(size)
+    for _ in range(2):
+        assert crypto.cobblestone_open_into(key, sealed, again, b"ctx") == size
+    assert again == data
+
+
+def test_into_refuses_bad_buffers_and_leaves_no_plaintext():
+    key, data = bytes(32), bytes(range(256)) * 300  # five chunks: the last fails last
+    sealed = crypto.cobblestone_seal(key, data)
+    n = len(data)
+    with pytest.raises(ate.InvalidInputError, match=f"{n} are needed"):
+        crypto.cobblestone_open_into(key, sealed, bytearray(n - 1))
+    with pytest.raises(ate.InvalidInputError, match="are needed"):
+        crypto.cobblestone_seal_into(key, data, bytearray(10))
+    for readonly in (bytes(n), memoryview(bytes(n))):
+        with pytest.raises(ate.InvalidInputError, match="read-only"):
+            crypto.cobblestone_open_into(key, sealed, readonly)
+    with pytest.raises(ate.InvalidInputError, match="writable bytes-like"):
+        crypto.cobblestone_open_into(key, sealed, "not a buffer")  # type: ignore[arg-type]
+    with pytest.raises(ate.InvalidInputError, match="not contiguous"):
+        crypto.cobblestone_open_into(key, sealed, memoryview(bytearray(2 * n))[::2])
+    # A damaged last chunk: the chunks before it were opened into `out`, then zeroed.
+    damaged = bytearray(sealed)
+    damaged[-1] ^= 1
+    out = bytearray(b"\xaa" * (n + 3))
+    with pytest.raises(ate.IntegrityError):
+        crypto.cobblestone_open_into(key, bytes(damaged), out)
+    assert out[:n] == bytes(n), "no unauthenticated plaintext left behind"
+    assert out[n:] == b"\xaa" * 3
+    for bad in (-1, 2**64):
+        with pytest.raises((OverflowError, ate.InvalidInputError)):
+            crypto.cobblestone_sealed_len(bad)
+    with pytest.raises(ate.IntegrityError):
+        crypto.cobblestone_opened_len(10)
+    # A bytearray being written cannot be resized (it is exported during the call).
+    grow = bytearray(n)
+    crypto.cobblestone_open_into(key, sealed, grow)
+    grow.extend(b"x")  # and can be again afterwards
+    assert len(grow) == n + 1

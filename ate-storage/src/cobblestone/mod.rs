@@ -14,7 +14,9 @@
 //!
 //! Three ways in, all checked against the Wycheproof vectors:
 //!
-//! * one-shot: [`Cobblestone::seal`] / [`Cobblestone::open`], using every core for large inputs;
+//! * one-shot: [`Cobblestone::seal`] / [`Cobblestone::open`], using every core for large inputs,
+//!   and [`Cobblestone::seal_into`] / [`Cobblestone::open_into`] writing into a caller's
+//!   buffer (sized with [`Cobblestone::sealed_len`] / [`Cobblestone::opened_len`]);
 //! * streaming: [`Encryptor`] / [`Decryptor`] (push) and [`EncryptWriter`] / [`DecryptReader`]
 //!   (`std::io`), holding at most a couple of chunks whatever the message size;
 //! * random access: [`RandomAccess`], which decrypts only the chunks a byte range needs.
@@ -45,7 +47,6 @@ pub(crate) use layout::Layout;
 
 use crate::error::StorageError;
 use hmac::{KeyInit, Mac};
-use layout::check_chunk_count;
 use provider::AeadKey;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
@@ -272,6 +273,57 @@ impl Cobblestone {
         self.seal_inner(key, plaintext, context, Some(salt))
     }
 
+    /// The length of the message that encrypts `plaintext_len` bytes; `InvalidInput` beyond
+    /// Cobblestone's 4 PiB.
+    pub fn sealed_len(plaintext_len: usize) -> Result<usize, StorageError> {
+        let layout = Layout::for_plaintext(plaintext_len as u64)?;
+        usize::try_from(layout.ciphertext_len)
+            .map_err(|_| StorageError::invalid("message", "too long for this platform"))
+    }
+
+    /// The plaintext length a message of `ciphertext_len` bytes carries (authenticated only
+    /// by opening it); `Integrity` for a length no message has.
+    pub fn opened_len(ciphertext_len: usize) -> Result<usize, StorageError> {
+        Ok(Layout::of(ciphertext_len as u64)?.plaintext_len as usize)
+    }
+
+    /// Like [`seal`](Self::seal), writing the message into `out[..n]` and returning `n`
+    /// ([`sealed_len`](Self::sealed_len)); `InvalidInput` if `out` is shorter. No allocation
+    /// as large as the message.
+    pub fn seal_into(
+        &self,
+        key: &[u8],
+        plaintext: &[u8],
+        context: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize, StorageError> {
+        let n = Self::sealed_len(plaintext.len())?;
+        let out = sized(out, n, "the output buffer for the sealed message")?;
+        self.seal_to(key, plaintext, context, None, out)?;
+        Ok(n)
+    }
+
+    /// Like [`open`](Self::open), writing the plaintext into `out[..n]` and returning `n`
+    /// ([`opened_len`](Self::opened_len)); `InvalidInput` if `out` is shorter. If any part of
+    /// the message fails to authenticate, `out[..n]` is zeroed before the error is returned:
+    /// no unauthenticated plaintext is left behind.
+    pub fn open_into(
+        &self,
+        key: &[u8],
+        ciphertext: &[u8],
+        context: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize, StorageError> {
+        let n = Self::opened_len(ciphertext.len())?;
+        let out = sized(out, n, "the output buffer for the plaintext")?;
+        let keys = self.verify_header(key, context, &ciphertext[..HEADER_LEN])?;
+        if let Err(e) = self.open_to(&keys, ciphertext, out) {
+            out.fill(0);
+            return Err(e);
+        }
+        Ok(n)
+    }
+
     fn seal_inner(
         &self,
         key: &[u8],
@@ -279,10 +331,21 @@ impl Cobblestone {
         context: &[u8],
         salt: Option<[u8; SALT_LEN]>,
     ) -> Result<Vec<u8>, StorageError> {
-        let chunks = plaintext.len() / CHUNK_LEN + 1;
-        check_chunk_count(chunks as u64)?;
+        let mut out = vec![0u8; Self::sealed_len(plaintext.len())?];
+        self.seal_to(key, plaintext, context, salt, &mut out)?;
+        Ok(out)
+    }
+
+    /// Seals into `out`, exactly [`sealed_len`](Self::sealed_len) bytes.
+    fn seal_to(
+        &self,
+        key: &[u8],
+        plaintext: &[u8],
+        context: &[u8],
+        salt: Option<[u8; SALT_LEN]>,
+        out: &mut [u8],
+    ) -> Result<(), StorageError> {
         let (keys, header) = self.begin(key, context, salt)?;
-        let mut out = vec![0u8; HEADER_LEN + plaintext.len() + chunks * TAG_LEN];
         out[..HEADER_LEN].copy_from_slice(&header);
         // Each worker copies its chunks into their slots and seals them in place, so the copy
         // (and the first touch of the fresh pages) is spread over the threads too.
@@ -293,8 +356,7 @@ impl Cobblestone {
             slot[..body].copy_from_slice(&plaintext[start..start + body]);
             keys.seal_slot(k as u64, slot);
             Ok(())
-        })?;
-        Ok(out)
+        })
     }
 
     /// Decrypts a whole message; fails with `Integrity` if any part of it does not
@@ -305,19 +367,31 @@ impl Cobblestone {
         ciphertext: &[u8],
         context: &[u8],
     ) -> Result<Vec<u8>, StorageError> {
-        let layout = Layout::of(ciphertext.len() as u64)?;
+        let n = Self::opened_len(ciphertext.len())?;
         let keys = self.verify_header(key, context, &ciphertext[..HEADER_LEN])?;
-        let mut out = vec![0u8; layout.plaintext_len as usize];
+        let mut out = vec![0u8; n];
+        self.open_to(&keys, ciphertext, &mut out)?;
+        Ok(out)
+    }
+
+    /// Opens every chunk of `ciphertext` (whose header `keys` came from) into `out`,
+    /// exactly its plaintext length.
+    fn open_to(
+        &self,
+        keys: &MessageKeys,
+        ciphertext: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), StorageError> {
+        let full = out.len().is_multiple_of(CHUNK_LEN);
         let mut slots: Vec<&mut [u8]> = out.chunks_mut(CHUNK_LEN).collect();
-        if layout.plaintext_len.is_multiple_of(CHUNK_LEN as u64) {
+        if full {
             slots.push(&mut []); // the empty final chunk
         }
         let body = &ciphertext[HEADER_LEN..];
         self.for_each_parallel(slots, |k, slot| {
             let start = k * ENCRYPTED_CHUNK_LEN;
             keys.open_into(k as u64, &body[start..start + slot.len() + TAG_LEN], slot)
-        })?;
-        Ok(out)
+        })
     }
 
     /// Runs `f(index, slot)` over every slot, spread over up to `max_threads` scoped threads
@@ -357,6 +431,17 @@ impl Cobblestone {
             })
         })
     }
+}
+
+/// `out[..n]`, or `InvalidInput` naming `what` when `out` is shorter.
+fn sized<'a>(
+    out: &'a mut [u8],
+    n: usize,
+    what: &'static str,
+) -> Result<&'a mut [u8], StorageError> {
+    let len = out.len();
+    out.get_mut(..n)
+        .ok_or_else(|| StorageError::invalid(what, format!("{len} bytes, {n} are needed")))
 }
 
 impl Cobblestone {
@@ -402,6 +487,75 @@ impl Cobblestone {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `seal_into` / `open_into` agree with `seal` / `open` at every shape of message (empty,
+    /// chunk boundaries, enough chunks to go parallel), write only `n` bytes of a larger
+    /// buffer, refuse a short one, and zero the plaintext they wrote when a later chunk fails.
+    #[test]
+    fn into_variants_round_trip_and_leave_nothing_behind() {
+        let c = Cobblestone::default();
+        let key = [9u8; KEY_LEN];
+        for len in [
+            0,
+            1,
+            CHUNK_LEN - 1,
+            CHUNK_LEN,
+            CHUNK_LEN + 1,
+            5 * CHUNK_LEN,
+            70 * CHUNK_LEN + 3,
+        ] {
+            let plain: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+            let n = Cobblestone::sealed_len(len).unwrap();
+            let mut sealed = vec![0xEEu8; n + 5];
+            assert_eq!(c.seal_into(&key, &plain, b"ctx", &mut sealed).unwrap(), n);
+            assert_eq!(&sealed[n..], &[0xEE; 5], "nothing past the message");
+            assert_eq!(c.open(&key, &sealed[..n], b"ctx").unwrap(), plain);
+            assert_eq!(Cobblestone::opened_len(n).unwrap(), len);
+            let mut opened = vec![0xAAu8; len + 3];
+            assert_eq!(
+                c.open_into(&key, &sealed[..n], b"ctx", &mut opened)
+                    .unwrap(),
+                len
+            );
+            assert_eq!(&opened[..len], &plain[..]);
+            assert_eq!(&opened[len..], &[0xAA; 3]);
+            // Short buffers are refused, naming the sizes.
+            let err = c
+                .seal_into(&key, &plain, b"ctx", &mut vec![0; n - 1])
+                .unwrap_err();
+            assert!(matches!(err, StorageError::InvalidInput { .. }), "{err}");
+            assert!(
+                err.to_string().contains(&format!("{n} are needed")),
+                "{err}"
+            );
+            if len > 0 {
+                let err = c
+                    .open_into(&key, &sealed[..n], b"ctx", &mut vec![0; len - 1])
+                    .unwrap_err();
+                assert!(matches!(err, StorageError::InvalidInput { .. }), "{err}");
+            }
+            // The last chunk damaged: every chunk before it opened into `out` first; all of
+            // it is zeroed.
+            let mut damaged = sealed[..n].to_vec();
+            damaged[n - 1] ^= 1;
+            let mut out = vec![0xAAu8; len + 3];
+            let err = c.open_into(&key, &damaged, b"ctx", &mut out).unwrap_err();
+            assert!(matches!(err, StorageError::Integrity(_)), "{err}");
+            assert!(
+                out[..len].iter().all(|&b| b == 0),
+                "len {len}: plaintext left behind"
+            );
+            assert_eq!(&out[len..], &[0xAA; 3]);
+            // A wrong context fails before anything is written.
+            let mut untouched = vec![0xAAu8; len];
+            assert!(
+                c.open_into(&key, &sealed[..n], b"other", &mut untouched)
+                    .is_err()
+            );
+            assert!(untouched.iter().all(|&b| b == 0xAA));
+        }
+        assert!(Cobblestone::opened_len(HEADER_LEN).is_err());
+    }
 
     #[test]
     fn counter_is_xored_big_endian_into_the_nonce() {
