@@ -123,6 +123,16 @@ pub trait CoreTx: Send {
         now: DateTime<Utc>,
     ) -> impl Future<Output = Result<AuditEvent, CoreError>> + Send;
 
+    /// [`append_audit`](Self::append_audit), if the event's tenant exists and is not
+    /// deleted (suspended tenants keep auditing); `None`, writing nothing, otherwise. The
+    /// check is part of the statement that takes the chain's head, so it costs no extra
+    /// round trip.
+    fn append_audit_if_live(
+        &mut self,
+        event: &ValidEvent,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<AuditEvent>, CoreError>> + Send;
+
     /// Inserts the tenant `prepared` describes, stamped `now`, with its `tenant_created`
     /// audit event.
     ///
@@ -151,11 +161,16 @@ const BUMP_CHAIN_HEAD: &str = "INSERT INTO audit_chain_heads (tenant_id, seq, he
      VALUES ($1, 1, $2) ON CONFLICT (tenant_id) DO UPDATE SET seq = audit_chain_heads.seq + 1 \
      RETURNING seq, head_hash";
 
+/// [`BUMP_CHAIN_HEAD`] only for a tenant that exists and is not deleted: no row (and no
+/// change) otherwise.
+const BUMP_LIVE_CHAIN_HEAD: &str = "INSERT INTO audit_chain_heads (tenant_id, seq, head_hash) \
+     SELECT id, 1, $2 FROM tenants WHERE id = $1 AND status <> 'deleted' \
+     ON CONFLICT (tenant_id) DO UPDATE SET seq = audit_chain_heads.seq + 1 \
+     RETURNING seq, head_hash";
+
 const INSERT_EVENT: &str = "INSERT INTO audit_events (tenant_id, seq, id, occurred_at, actor, \
      action, target, outcome, client_addr, user_agent, metadata, prev_hash, hash) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
-
-const SET_CHAIN_HEAD: &str = "UPDATE audit_chain_heads SET head_hash = $2 WHERE tenant_id = $1";
 
 fn locked_tenant(
     id: TenantId,
@@ -170,6 +185,19 @@ fn locked_tenant(
         revision,
         updated_at: from_micros(updated_at)?,
     })
+}
+
+/// The second half of an audit append, once the head is taken: the event row (whose insert
+/// trigger moves the head to it).
+trait LinkAudit {
+    /// Writes the event that takes link `seq` after `prev`; the head follows it.
+    fn link_audit(
+        &mut self,
+        ev: &ValidEvent,
+        seq: i64,
+        prev: &[u8],
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<AuditEvent, CoreError>> + Send;
 }
 
 /// Writes `CoreTx` once for each backend's transaction type.
@@ -190,35 +218,28 @@ macro_rules! impl_core_tx {
                 ev: &ValidEvent,
                 now: DateTime<Utc>,
             ) -> Result<AuditEvent, CoreError> {
-                let tenant = ev.tenant.as_uuid();
                 let (seq, prev): (i64, Vec<u8>) = sqlx::query_as(BUMP_CHAIN_HEAD)
-                    .bind(tenant)
+                    .bind(ev.tenant.as_uuid())
                     .bind(&GENESIS_HASH[..])
                     .fetch_one(&mut **self)
                     .await?;
-                let stored = next_event(ev, seq, &prev, now)?;
-                sqlx::query(INSERT_EVENT)
-                    .bind(tenant)
-                    .bind(seq)
-                    .bind(stored.id.as_uuid())
-                    .bind(to_micros(stored.occurred_at))
-                    .bind(&ev.actor)
-                    .bind(&ev.action)
-                    .bind(&ev.target)
-                    .bind(ev.outcome.as_str())
-                    .bind(&ev.client_addr)
-                    .bind(&ev.user_agent)
-                    .bind(&ev.metadata)
-                    .bind(&stored.prev_hash[..])
-                    .bind(&stored.hash[..])
-                    .execute(&mut **self)
+                self.link_audit(ev, seq, &prev, now).await
+            }
+
+            async fn append_audit_if_live(
+                &mut self,
+                ev: &ValidEvent,
+                now: DateTime<Utc>,
+            ) -> Result<Option<AuditEvent>, CoreError> {
+                let head: Option<(i64, Vec<u8>)> = sqlx::query_as(BUMP_LIVE_CHAIN_HEAD)
+                    .bind(ev.tenant.as_uuid())
+                    .bind(&GENESIS_HASH[..])
+                    .fetch_optional(&mut **self)
                     .await?;
-                sqlx::query(SET_CHAIN_HEAD)
-                    .bind(tenant)
-                    .bind(&stored.hash[..])
-                    .execute(&mut **self)
-                    .await?;
-                Ok(stored)
+                match head {
+                    Some((seq, prev)) => Ok(Some(self.link_audit(ev, seq, &prev, now).await?)),
+                    None => Ok(None),
+                }
             }
 
             async fn insert_tenant(
@@ -252,6 +273,37 @@ macro_rules! impl_core_tx {
                 }
                 self.append_audit(&p.event, now).await?;
                 Ok(())
+            }
+        }
+
+        impl LinkAudit for sqlx::Transaction<'_, $db> {
+            async fn link_audit(
+                &mut self,
+                ev: &ValidEvent,
+                seq: i64,
+                prev: &[u8],
+                now: DateTime<Utc>,
+            ) -> Result<AuditEvent, CoreError> {
+                let tenant = ev.tenant.as_uuid();
+                let stored = next_event(ev, seq, prev, now)?;
+                sqlx::query(INSERT_EVENT)
+                    .bind(tenant)
+                    .bind(seq)
+                    .bind(stored.id.as_uuid())
+                    .bind(to_micros(stored.occurred_at))
+                    .bind(&ev.actor)
+                    .bind(&ev.action)
+                    .bind(&ev.target)
+                    .bind(ev.outcome.as_str())
+                    .bind(&ev.client_addr)
+                    .bind(&ev.user_agent)
+                    .bind(&ev.metadata)
+                    .bind(&stored.prev_hash[..])
+                    .bind(&stored.hash[..])
+                    .execute(&mut **self)
+                    .await?;
+                // The insert's trigger (migration 0003) moved the head to this event.
+                Ok(stored)
             }
         }
     };

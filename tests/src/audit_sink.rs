@@ -277,6 +277,15 @@ pub async fn invalid_appends_change_nothing(env: Env) {
         ErrorKind::NotFound,
     );
     assert_eq!(env.audit.head(&env.admin, t.id).await.unwrap(), head);
+    // A suspended tenant keeps auditing (what it is refused is worth recording).
+    env.tenants
+        .suspend(&env.admin, t.id, "billing")
+        .await
+        .unwrap();
+    let suspended = env.audit.head(&env.admin, t.id).await.unwrap();
+    let while_suspended = env.audit.append(login_fail(t.id, 3)).await.unwrap();
+    assert_eq!(while_suspended.seq, suspended.seq + 1);
+    assert_eq!(while_suspended.prev_hash, suspended.hash);
     // A deleted tenant's log is closed.
     env.tenants.delete(&env.admin, t.id).await.unwrap();
     let closed_head = env.audit.head(&env.admin, t.id).await.unwrap();
