@@ -210,3 +210,37 @@ pub async fn assert_chain_intact(
         chain.first_break
     );
 }
+
+/// The seed (`ATE_CRASH_SEED`, else random, printed so a failure can be replayed) and the
+/// number of kills (`ATE_CRASH_KILLS`, else `default_kills`) of a crash test of `what`.
+pub fn seed_and_kills(
+    what: &str,
+    backend: crate::support::Backend,
+    default_kills: u32,
+) -> (u64, u32) {
+    let seed: u64 = std::env::var("ATE_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| fastrand::u64(..));
+    println!("crash consistency of {what} on {backend:?}: ATE_CRASH_SEED={seed}");
+    let kills: u32 = std::env::var("ATE_CRASH_KILLS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default_kills);
+    (seed, kills)
+}
+
+/// The crash helpers' tenant, `crash`, created by the first helper that finds it missing.
+pub async fn crash_tenant(
+    tenants: &ate_core::SqlTenantStore,
+    admin: &ate_core::Principal,
+) -> Result<ate_core::TenantId, ate_core::CoreError> {
+    use ate_core::TenantStore;
+    match tenants.get_by_slug(admin, "crash").await {
+        Ok(t) => Ok(t.id),
+        Err(_) => Ok(tenants
+            .create(admin, ate_core::NewTenant::new("crash", "Crash"))
+            .await?
+            .id),
+    }
+}

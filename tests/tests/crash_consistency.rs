@@ -53,7 +53,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tests::crash::{
     MASTER, assert_chain_intact, data, label_index, master, master_generation, master_provider,
-    operation, project_operation, tree,
+    operation, project_operation, seed_and_kills, tree,
 };
 use tests::support::{Backend, TestDb};
 
@@ -210,20 +210,6 @@ fn scratch() -> (tempfile::TempDir, String, std::path::PathBuf) {
     let blob_url = format!("fs://{}", dir.path().join("blobs").display());
     let journal = dir.path().join("journal");
     (dir, blob_url, journal)
-}
-
-/// The seed (`ATE_CRASH_SEED`, else random, printed) and kills (`ATE_CRASH_KILLS`).
-fn seed_and_kills(what: &str, backend: Backend) -> (u64, u32) {
-    let seed: u64 = std::env::var("ATE_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| fastrand::u64(..));
-    println!("crash consistency of {what} on {backend:?}: ATE_CRASH_SEED={seed}");
-    let kills: u32 = std::env::var("ATE_CRASH_KILLS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(KILLS);
-    (seed, kills)
 }
 
 /// After a kill: every tenant key is wrapped under a master key generation from
@@ -405,7 +391,7 @@ async fn kill_at_random_moments(backend: Backend) {
     let Some(test_db) = TestDb::open(backend).await else {
         return;
     };
-    let (seed, kills) = seed_and_kills("objects", backend);
+    let (seed, kills) = seed_and_kills("objects", backend, KILLS);
     let (_dir, blob_url, journal_path) = scratch();
     let audit = SqlAuditSink::new(test_db.db.clone());
     let mut rng = fastrand::Rng::with_seed(seed);
@@ -759,7 +745,7 @@ async fn projects_kill_at_random_moments(backend: Backend) {
     let Some(test_db) = TestDb::open(backend).await else {
         return;
     };
-    let (seed, kills) = seed_and_kills("codebase projects", backend);
+    let (seed, kills) = seed_and_kills("codebase projects", backend, KILLS);
     let (_dir, blob_url, journal_path) = scratch();
     let master = Arc::new(LocalKeyProvider::new(SecretKey::from_bytes(MASTER)));
     let tenant_keys = TenantKeyring::open(test_db.db.clone(), master)

@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use tests::crash::{workflow_key, workflow_run};
+use tests::crash::{seed_and_kills, workflow_key, workflow_run};
 use tests::support::{Backend, TestDb};
 
 const WITHIN: Duration = Duration::from_secs(60);
@@ -605,15 +605,7 @@ async fn runs_killed_at_random_moments(backend: Backend) {
     let Some(test_db) = TestDb::open(backend).await else {
         return;
     };
-    let seed: u64 = std::env::var("ATE_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| fastrand::u64(..));
-    println!("crash consistency of workflow runs on {backend:?}: ATE_CRASH_SEED={seed}");
-    let kills: u32 = std::env::var("ATE_CRASH_KILLS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(KILLS);
+    let (seed, kills) = seed_and_kills("workflow runs", backend, KILLS);
     let dir = tempfile::tempdir().unwrap();
     let (journal_path, markers) = (dir.path().join("journal"), dir.path().join("markers"));
     std::fs::create_dir(&markers).unwrap();

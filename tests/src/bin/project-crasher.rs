@@ -16,7 +16,7 @@
 //! while writing (no newline yet) is cut off before anything else is written.
 
 use ate_core::keys::{LocalKeyProvider, SecretKey};
-use ate_core::{Db, NewTenant, Principal, ProjectId, SqlTenantStore, TenantId, TenantStore};
+use ate_core::{Db, Principal, ProjectId, SqlTenantStore, TenantId};
 use ate_storage::blob::BlobStore;
 use ate_storage::import::ImportOptions;
 use ate_storage::keyring::{KEY_READ, KEY_ROTATE, TenantKeyring};
@@ -91,15 +91,7 @@ async fn run(
     let keys = ProjectKeyring::open(db.clone(), tenant_keys).await?;
     let admin = Principal::platform_admin("ops:crasher")?;
     let tenants = SqlTenantStore::new(db.clone());
-    let tenant: TenantId = match tenants.get_by_slug(&admin, "crash").await {
-        Ok(t) => t.id,
-        Err(_) => {
-            tenants
-                .create(&admin, NewTenant::new("crash", "Crash"))
-                .await?
-                .id
-        }
-    };
+    let tenant: TenantId = tests::crash::crash_tenant(&tenants, &admin).await?;
     let stores = Stores {
         tenant,
         owner: Principal::new(tenant, "user:crasher")?

@@ -14,7 +14,7 @@
 //! journal and after its acknowledgement `ACK i` (or `NAK i reason` when it was refused), each
 //! line flushed to disk, so the test knows what was acknowledged and what was in flight.
 
-use ate_core::{Db, NewTenant, Principal, SqlTenantStore, TenantId, TenantStore};
+use ate_core::{Db, Principal, SqlTenantStore, TenantId};
 use ate_storage::blob::BlobStore;
 use ate_storage::keyring::{KEY_READ, KEY_ROTATE};
 use ate_storage::objects::{ObjectStore, PutOptions, STORAGE_DELETE, STORAGE_READ, STORAGE_WRITE};
@@ -66,15 +66,7 @@ async fn run(
     let mut store = open(master_generation(seed, next)).await?;
     let admin = Principal::platform_admin("ops:crasher")?;
     let tenants = SqlTenantStore::new(db.clone());
-    let tenant: TenantId = match tenants.get_by_slug(&admin, "crash").await {
-        Ok(t) => t.id,
-        Err(_) => {
-            tenants
-                .create(&admin, NewTenant::new("crash", "Crash"))
-                .await?
-                .id
-        }
-    };
+    let tenant: TenantId = tests::crash::crash_tenant(&tenants, &admin).await?;
     let actor = Principal::new(tenant, "user:crasher")?
         .permission(STORAGE_READ)
         .permission(STORAGE_WRITE)

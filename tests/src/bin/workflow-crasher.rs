@@ -17,7 +17,7 @@
 //! epoch), then returns `{"attempt": n}`; step `flaky` fails its first attempt (after the end
 //! marker) with a retryable error.
 
-use ate_core::{Db, NewTenant, Principal, SqlTenantStore, TenantId, TenantStore};
+use ate_core::{Db, Principal, SqlTenantStore, TenantId};
 use ate_orchestrate::workflow::{
     DagSpec, Limits, NodeError, NodeSpec, RetrySpec, RunSpec, SqlWorkflowStore, StepContext,
     WorkerConfig, WorkflowEngine, WorkflowStore,
@@ -130,15 +130,7 @@ async fn run(
     let store = Arc::new(SqlWorkflowStore::open(db.clone()).await?);
     let admin = Principal::platform_admin("ops:crasher")?;
     let tenants = SqlTenantStore::new(db);
-    let tenant: TenantId = match tenants.get_by_slug(&admin, "crash").await {
-        Ok(t) => t.id,
-        Err(_) => {
-            tenants
-                .create(&admin, NewTenant::new("crash", "Crash"))
-                .await?
-                .id
-        }
-    };
+    let tenant: TenantId = tests::crash::crash_tenant(&tenants, &admin).await?;
     let _events = store.events().await?;
     let (m1, m2) = (markers.clone(), markers);
     let engine = WorkflowEngine::builder(store.clone())
