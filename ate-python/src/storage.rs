@@ -13,6 +13,7 @@
 //! bytes (for puts) or `write(b)` (for downloads) works: files opened in binary mode,
 //! `io.BytesIO`, sockets' `makefile("rb")`, …
 
+use crate::buffer::write_into;
 use crate::convert::{parse_id, to_json};
 use crate::core::{Core, View};
 use crate::error::Error;
@@ -181,6 +182,80 @@ impl View {
             reader.verify_checksum()?;
         }
         Ok(reader.info().clone().into())
+    }
+
+    /// The object's reader (for the blocking client's `get` and `get_into`).
+    async fn reader(self, tenant: TenantId, path: String) -> Result<CoreReader, Error> {
+        Ok(self.core.objects()?.get(&self.actor, tenant, &path).await?)
+    }
+
+    /// `Storage.get` of the blocking client: the object is read straight into the `bytes`
+    /// returned (one allocation, no copy of the whole).
+    fn get_object_bytes(
+        self,
+        py: Python<'_>,
+        tenant: TenantId,
+        path: String,
+        verify: bool,
+    ) -> PyResult<Py<PyAny>> {
+        let reader = block(py, self.reader(tenant, path))?;
+        let size = usize::try_from(reader.remaining_len())
+            .map_err(|_| Error::invalid("the object is too large for this platform"))?;
+        let bytes = PyBytes::new_with(py, size, |out| {
+            block(py, async move { Ok(reader.read_into(out, verify).await?) })?;
+            Ok(())
+        })?;
+        Ok(bytes.into_any().unbind())
+    }
+
+    /// `Storage.get_into` of the blocking client: the object is read straight into `out`.
+    fn get_object_into_sync(
+        self,
+        py: Python<'_>,
+        tenant: TenantId,
+        path: String,
+        out: &Bound<'_, PyAny>,
+        verify: bool,
+    ) -> PyResult<Py<PyAny>> {
+        let reader = block(py, self.reader(tenant, path))?;
+        let n = write_into(py, out, "out", move |buf| {
+            pyo3_async_runtimes::tokio::get_runtime().block_on(reader.read_into(buf, verify))
+        })?
+        .map_err(Error::from)?;
+        Ok(n.into_pyobject(py)?.into_any().unbind())
+    }
+
+    /// `AsyncStorage.get_into`: the object is read, then copied into `out` (an awaitable
+    /// cannot hold a Python buffer open across its awaits).
+    fn get_object_into_async(
+        self,
+        py: Python<'_>,
+        tenant: TenantId,
+        path: String,
+        out: &Bound<'_, PyAny>,
+        verify: bool,
+    ) -> PyResult<Py<PyAny>> {
+        // Checked now, so a bad buffer fails before anything is read.
+        write_into(py, out, "out", |_| ())?;
+        let out = out.clone().unbind();
+        let fut = async move {
+            let bytes = self.reader(tenant, path).await?.read_to_end(verify).await?;
+            Python::attach(|py| {
+                let n = bytes.len();
+                write_into(py, out.bind(py), "out", |buf| match buf.get_mut(..n) {
+                    Some(slot) => {
+                        slot.copy_from_slice(&bytes);
+                        Ok(n)
+                    }
+                    None => Err(Error::invalid(format!(
+                        "out: {} bytes, {n} are needed",
+                        buf.len()
+                    ))),
+                })
+                .map_err(Error::python)?
+            })
+        };
+        Ok(awaitable(py, fut)?.unbind())
     }
 
     async fn open_object(self, tenant: TenantId, path: String) -> Result<ReaderState, Error> {
@@ -506,6 +581,39 @@ async fn open_async(
 // ---------------------------------------------------------------------------------------
 // The Python classes.
 
+/// `get`: the blocking client reads straight into the `bytes` it returns.
+macro_rules! get_impl {
+    (sync, $self:ident, $py:ident, $tenant:ident, $path:ident, $verify:ident) => {
+        $self
+            .view
+            .clone()
+            .get_object_bytes($py, $tenant, $path, $verify)
+    };
+    (async, $self:ident, $py:ident, $tenant:ident, $path:ident, $verify:ident) => {
+        Ok(dispatch!(
+            async,
+            $py,
+            $self.view.clone().get_object($tenant, $path, $verify)
+        ))
+    };
+}
+
+/// `get_into`, per mode.
+macro_rules! get_into_impl {
+    (sync, $self:ident, $py:ident, $tenant:ident, $path:ident, $out:ident, $verify:ident) => {
+        $self
+            .view
+            .clone()
+            .get_object_into_sync($py, $tenant, $path, $out, $verify)
+    };
+    (async, $self:ident, $py:ident, $tenant:ident, $path:ident, $out:ident, $verify:ident) => {
+        $self
+            .view
+            .clone()
+            .get_object_into_async($py, $tenant, $path, $out, $verify)
+    };
+}
+
 /// Defines the storage API class for one mode (`sync` or `async`).
 macro_rules! storage_class {
     ($mode:ident, $name:ident, $py_name:literal, $open:ident) => {
@@ -527,7 +635,17 @@ macro_rules! storage_class {
             #[pyo3(signature = (tenant_id, path, *, verify_checksum = false))]
             fn get(&self, py: Python<'_>, tenant_id: &str, path: String, verify_checksum: bool) -> PyResult<Py<PyAny>> {
                 let tenant = parse_id(tenant_id)?;
-                Ok(dispatch!($mode, py, self.view.clone().get_object(tenant, path, verify_checksum)))
+                get_impl!($mode, self, py, tenant, path, verify_checksum)
+            }
+
+            /// Reads the object into the writable buffer `out` (a `bytearray`, `memoryview`,
+            /// NumPy `uint8` array…), which must hold it; returns its size. If the read fails,
+            /// the object's length of `out` is zeroed (no part of it stays behind). Other
+            /// threads must not use `out` meanwhile.
+            #[pyo3(signature = (tenant_id, path, out, *, verify_checksum = false))]
+            fn get_into(&self, py: Python<'_>, tenant_id: &str, path: String, out: &Bound<'_, PyAny>, verify_checksum: bool) -> PyResult<Py<PyAny>> {
+                let tenant = parse_id(tenant_id)?;
+                get_into_impl!($mode, self, py, tenant, path, out, verify_checksum)
             }
 
             /// Streams the object into `file` (anything with `write(b)`).

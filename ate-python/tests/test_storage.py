@@ -501,3 +501,56 @@ async def _verify_async(database_url, storage_url, tenant_id):
         return await a.storage.verify(tenant_id, read_all=True)
     finally:
         await a.close()
+
+
+@pytest.mark.parametrize("size", [0, 1, 16384, 3 * 1024 * 1024 + 5])
+def test_get_into_fills_a_callers_buffer(store, acme, size):
+    data = blob(size)
+    store.storage.put(acme, "f", data)
+    assert store.storage.get(acme, "f", verify_checksum=True) == data
+    out = bytearray(b"\xee" * (size + 3))
+    assert store.storage.get_into(acme, "f", out, verify_checksum=True) == size
+    assert out[:size] == data and out[size:] == b"\xee" * 3
+    view = memoryview(bytearray(size))
+    assert store.storage.get_into(acme, "f", view) == size
+    assert view.tobytes() == data
+    if size:
+        with pytest.raises(ate.InvalidInputError, match="are needed"):
+            store.storage.get_into(acme, "f", bytearray(size - 1))
+    with pytest.raises(ate.InvalidInputError, match="read-only"):
+        store.storage.get_into(acme, "f", bytes(size))
+    with pytest.raises(ate.NotFoundError):
+        store.storage.get_into(acme, "missing", bytearray(10))
+
+
+def test_get_into_zeroes_a_failed_read(tmp_path):
+    root = tmp_path / "blobs"
+    with ate.Ate(f"sqlite://{tmp_path}/ate.db", storage_url=f"fs://{root}", master_key=MASTER_KEY) as a:
+        t = a.tenants.create("acme", "Acme").id
+        data = blob(3 * 1024 * 1024)
+        info = a.storage.put(t, "f", data)
+        path = root / "t" / t / "o" / info.id
+        raw = bytearray(path.read_bytes())
+        raw[-20] ^= 1  # the last chunk: earlier pieces were written before it failed
+        path.write_bytes(bytes(raw))
+        out = bytearray(b"\xaa" * len(data))
+        with pytest.raises(ate.IntegrityError):
+            a.storage.get_into(t, "f", out)
+        assert not any(out), "a failed read leaves no part of the object behind"
+        with pytest.raises(ate.IntegrityError):
+            a.storage.get(t, "f")
+
+
+async def test_async_get_into(tmp_path):
+    a = await ate.AsyncAte.open(f"sqlite://{tmp_path}/ate.db", storage_url=f"fs://{tmp_path}/b", master_key=MASTER_KEY)
+    t = (await a.tenants.create("acme", "Acme")).id
+    data = blob(100_000)
+    await a.storage.put(t, "f", data)
+    out = bytearray(len(data) + 1)
+    assert await a.storage.get_into(t, "f", out, verify_checksum=True) == len(data)
+    assert out[: len(data)] == data
+    with pytest.raises(ate.InvalidInputError, match="are needed"):
+        await a.storage.get_into(t, "f", bytearray(10))
+    with pytest.raises(ate.InvalidInputError, match="read-only"):
+        await a.storage.get_into(t, "f", b"immutable")
+    await a.close()

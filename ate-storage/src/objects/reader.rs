@@ -212,6 +212,64 @@ impl ObjectReader {
         Ok(out)
     }
 
+    /// How many plaintext bytes are left to read (all of them before the first read), as the
+    /// stored ciphertext's length says.
+    pub fn remaining_len(&self) -> u64 {
+        let done =
+            (self.next_chunk * crate::cobblestone::CHUNK_LEN as u64).min(self.layout.plaintext_len);
+        self.layout.plaintext_len - done
+    }
+
+    /// Reads the rest of the object into `out` (from its start) and returns how many bytes
+    /// that was; `InvalidInput`, reading nothing, if `out` is shorter. With
+    /// `verify_checksum`, also compares the SHA-256 like [`read_to_end`](Self::read_to_end).
+    /// If the read fails, `out[..n]` (`n` the bytes that were left to read) is zeroed: a
+    /// caller's buffer never holds part of an object that did not read back whole.
+    pub async fn read_into(
+        self,
+        out: &mut [u8],
+        verify_checksum: bool,
+    ) -> Result<usize, StorageError> {
+        let rest = self.remaining_len() as usize;
+        if out.len() < rest {
+            return Err(StorageError::invalid(
+                "the output buffer",
+                format!("{} bytes, {rest} are needed", out.len()),
+            ));
+        }
+        let mut this = if verify_checksum {
+            self.with_checksum()
+        } else {
+            self
+        };
+        let mut at = 0;
+        let read = async {
+            while let Some(piece) = this.next_chunk().await? {
+                let end = at + piece.len();
+                let slot = out.get_mut(at..end).ok_or_else(|| {
+                    StorageError::Integrity(format!(
+                        "object {} holds more than its {rest} remaining bytes",
+                        this.info.id
+                    ))
+                })?;
+                slot.copy_from_slice(&piece);
+                at = end;
+            }
+            if verify_checksum {
+                this.verify_checksum()?;
+            }
+            Ok(())
+        }
+        .await;
+        match read {
+            Ok(()) => Ok(at),
+            Err(e) => {
+                out[..rest].fill(0);
+                Err(e)
+            }
+        }
+    }
+
     /// Once every chunk has been read, compares the SHA-256 of the plaintext read with the
     /// one recorded at put time (`Integrity` on a mismatch). The AEAD already authenticates
     /// every byte; this also catches a wrong index entry. `InvalidInput` before the end or
