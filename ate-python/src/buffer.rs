@@ -5,18 +5,9 @@ use crate::error::Error;
 use pyo3::buffer::PyBuffer;
 use pyo3::prelude::*;
 
-/// Runs `f` on the bytes of `out` as a mutable slice, with the GIL released (so `f` can use
-/// every core and other Python threads keep running). `out` must expose a writable,
-/// C-contiguous buffer of bytes; anything else is `InvalidInputError`, naming `what`.
-///
-/// While `f` runs, other Python threads must not read or write `out` (as with
-/// `io.RawIOBase.readinto`): the bytes change under them.
-pub(crate) fn write_into<R: Send>(
-    py: Python<'_>,
-    out: &Bound<'_, PyAny>,
-    what: &str,
-    f: impl FnOnce(&mut [u8]) -> R + Send,
-) -> PyResult<R> {
+/// The buffer of `out` if it is a writable, C-contiguous buffer of bytes; anything else is
+/// `InvalidInputError`, naming `what`.
+pub(crate) fn writable(out: &Bound<'_, PyAny>, what: &str) -> PyResult<PyBuffer<u8>> {
     let buffer = PyBuffer::<u8>::get(out).map_err(|_| {
         Error::invalid(format!(
             "{what} must be a writable bytes-like object (bytearray, memoryview, array of \
@@ -33,6 +24,21 @@ pub(crate) fn write_into<R: Send>(
     if !buffer.is_c_contiguous() {
         return Err(Error::invalid(format!("{what} is not contiguous")).into());
     }
+    Ok(buffer)
+}
+
+/// Runs `f` on the bytes of `out` as a mutable slice, with the GIL released (so `f` can use
+/// every core and other Python threads keep running). `out` must be [`writable`].
+///
+/// While `f` runs, other Python threads must not read or write `out` (as with
+/// `io.RawIOBase.readinto`): the bytes change under them.
+pub(crate) fn write_into<R: Send>(
+    py: Python<'_>,
+    out: &Bound<'_, PyAny>,
+    what: &str,
+    f: impl FnOnce(&mut [u8]) -> R + Send,
+) -> PyResult<R> {
+    let buffer = writable(out, what)?;
     let (ptr, len) = (buffer.buf_ptr().cast::<u8>(), buffer.len_bytes());
     if len == 0 {
         return Ok(py.detach(|| f(&mut [])));
@@ -40,7 +46,7 @@ pub(crate) fn write_into<R: Send>(
     #[allow(unsafe_code)]
     // SAFETY: `buffer` holds the exporter's buffer until it is dropped at the end of this
     // function, so the memory stays allocated and cannot be resized (a `bytearray` refuses
-    // to resize while exported). It is writable (checked above) and C-contiguous, so
+    // to resize while exported). It is writable and C-contiguous (checked by `writable`), so
     // `len_bytes` bytes from `buf_ptr` are one region of initialized `u8`s (every bit
     // pattern is a valid `u8`). No other Rust reference to it exists: the functions that
     // call this take their other inputs as `bytes`, which are immutable objects with their

@@ -13,7 +13,7 @@
 //! bytes (for puts) or `write(b)` (for downloads) works: files opened in binary mode,
 //! `io.BytesIO`, sockets' `makefile("rb")`, …
 
-use crate::buffer::write_into;
+use crate::buffer::{writable, write_into};
 use crate::convert::{parse_id, to_json};
 use crate::core::{Core, View};
 use crate::error::Error;
@@ -236,7 +236,7 @@ impl View {
         verify: bool,
     ) -> PyResult<Py<PyAny>> {
         // Checked now, so a bad buffer fails before anything is read.
-        write_into(py, out, "out", |_| ())?;
+        drop(writable(out, "out")?);
         let out = out.clone().unbind();
         let fut = async move {
             let bytes = self.reader(tenant, path).await?.read_to_end(verify).await?;

@@ -310,16 +310,20 @@ def test_garbage_collection(store, acme):
     assert store.storage.get(acme, "kept") == b"x"
 
 
+def flip_byte(root, tenant_id, info, at):
+    """Flips one bit of a stored object's blob (on `fs`), at byte offset `at`."""
+    path = root / "t" / tenant_id / "o" / info.id
+    raw = bytearray(path.read_bytes())
+    raw[at] ^= 1
+    path.write_bytes(bytes(raw))
+
+
 def test_tampered_blob_fails_integrity(tmp_path):
     root = tmp_path / "blobs"
     with ate.Ate(f"sqlite://{tmp_path}/ate.db", storage_url=f"fs://{root}", master_key=MASTER_KEY) as a:
         t = a.tenants.create("acme", "Acme").id
         data = blob(3 * 1024 * 1024)
-        info = a.storage.put(t, "f", data)
-        path = root / "t" / t / "o" / info.id
-        raw = bytearray(path.read_bytes())
-        raw[2 * 1024 * 1024] ^= 1
-        path.write_bytes(bytes(raw))
+        flip_byte(root, t, a.storage.put(t, "f", data), 2 * 1024 * 1024)
         with pytest.raises(ate.IntegrityError):
             a.storage.get(t, "f")
         reader = a.storage.open(t, "f")
@@ -528,11 +532,8 @@ def test_get_into_zeroes_a_failed_read(tmp_path):
     with ate.Ate(f"sqlite://{tmp_path}/ate.db", storage_url=f"fs://{root}", master_key=MASTER_KEY) as a:
         t = a.tenants.create("acme", "Acme").id
         data = blob(3 * 1024 * 1024)
-        info = a.storage.put(t, "f", data)
-        path = root / "t" / t / "o" / info.id
-        raw = bytearray(path.read_bytes())
-        raw[-20] ^= 1  # the last chunk: earlier pieces were written before it failed
-        path.write_bytes(bytes(raw))
+        # The last chunk: earlier pieces were written before it failed.
+        flip_byte(root, t, a.storage.put(t, "f", data), -20)
         out = bytearray(b"\xaa" * len(data))
         with pytest.raises(ate.IntegrityError):
             a.storage.get_into(t, "f", out)
