@@ -14,6 +14,7 @@ use crate::password::{
 };
 use crate::ratelimit::{RateLimiter, RateLimits};
 use crate::sessions::{Session, SessionPolicy, SessionStore};
+use crate::tokens::refresh::Login;
 use crate::tokens::{AccessToken, RefreshToken, TokenConfig, TokenService};
 use crate::users::{
     Attempt, LockoutPolicy, NewUser, Refusal, RolePermissions, USERS_MANAGE, User, UserStatus,
@@ -268,6 +269,26 @@ impl Auth {
             .await
     }
 
+    /// An audit event from `client`, checked and ready to append (in a transaction of this
+    /// crate's, or through the audit sink by [`audit`](Self::audit)).
+    fn event(
+        tenant: TenantId,
+        actor: String,
+        action: AuditAction,
+        outcome: Outcome,
+        client: &ClientInfo,
+        metadata: serde_json::Value,
+    ) -> NewAuditEvent {
+        let mut e = NewAuditEvent::new(tenant, actor, action, outcome).metadata(metadata);
+        if let Some(a) = client.addr {
+            e = e.client_addr(a);
+        }
+        if let Some(ua) = &client.user_agent {
+            e = e.user_agent(ua.chars().take(512).collect::<String>());
+        }
+        e
+    }
+
     async fn audit(
         &self,
         tenant: TenantId,
@@ -277,13 +298,7 @@ impl Auth {
         client: &ClientInfo,
         metadata: serde_json::Value,
     ) -> Result<(), AuthError> {
-        let mut e = NewAuditEvent::new(tenant, actor, action, outcome).metadata(metadata);
-        if let Some(a) = client.addr {
-            e = e.client_addr(a);
-        }
-        if let Some(ua) = &client.user_agent {
-            e = e.user_agent(ua.chars().take(512).collect::<String>());
-        }
+        let e = Self::event(tenant, actor, action, outcome, client, metadata);
         self.audit.append(e).await?;
         Ok(())
     }
@@ -342,27 +357,32 @@ impl Auth {
         };
         match self.passwords.verify(password, stored).await {
             Ok(verified) => {
-                self.users.attempt_succeeded(user.id).await?;
                 if verified.needs_rehash {
                     let new = self.passwords.hash(password).await?;
                     self.users
                         .upgrade_password_hash(user.id, stored, new.as_str())
                         .await?;
                 }
-                let (session, refresh) = self
-                    .sessions
-                    .start(tenant, user.id, client.addr, client.user_agent.as_deref())
-                    .await?;
-                let access = self.tokens.issue(&user, session.id).await?;
-                self.audit(
+                // One transaction: the counters reset, the session and its first refresh
+                // token, the audit event.
+                let id = Uuid::now_v7();
+                let event = Self::event(
                     tenant,
                     subject,
                     actions::AUTHN_LOGIN_SUCCESS,
                     Outcome::Success,
                     client,
-                    json!({ "session": session.id, "rehashed": verified.needs_rehash }),
+                    json!({ "session": id, "rehashed": verified.needs_rehash }),
                 )
-                .await?;
+                .validate()?;
+                let login = Login {
+                    tenant,
+                    user: user.id,
+                    client_addr: client.addr,
+                    user_agent: client.user_agent.as_deref(),
+                };
+                let (session, refresh) = self.sessions.start(&login, id, &event).await?;
+                let access = self.tokens.issue(&user, session.id).await?;
                 Ok(Tokens {
                     access,
                     refresh,
@@ -426,20 +446,17 @@ impl Auth {
         // locked for a while must leave the session usable afterwards.
         let peeked = self.sessions.peek(token).await?;
         let user = self.usable_user(peeked.tenant, peeked.user).await?;
-        let refreshed = self.sessions.refresh(token).await?;
-        let s = &refreshed.session;
-        let access = self.tokens.issue(&user, s.id).await?;
-        if !refreshed.retried {
-            self.audit(
-                s.tenant,
-                format!("user:{}", user.id),
-                actions::AUTHN_TOKEN_CREATED,
-                Outcome::Success,
-                client,
-                json!({ "session": s.id, "via": "refresh" }),
-            )
-            .await?;
-        }
+        let event = Self::event(
+            peeked.tenant,
+            format!("user:{}", user.id),
+            actions::AUTHN_TOKEN_CREATED,
+            Outcome::Success,
+            client,
+            json!({ "session": peeked.id, "via": "refresh" }),
+        )
+        .validate()?;
+        let refreshed = self.sessions.refresh(token, &event).await?;
+        let access = self.tokens.issue(&user, refreshed.session.id).await?;
         Ok(Tokens {
             access,
             refresh: refreshed.token,

@@ -8,7 +8,7 @@
 use crate::error::AuthError;
 use crate::verify_cache::VerifyCache;
 use ate_core::db::{from_micros, to_micros};
-use ate_core::{Clock, CoreError, Db, TenantId, UserId, with_pool};
+use ate_core::{Clock, Db, TenantId, UserId, with_pool};
 use chrono::{DateTime, TimeDelta, Utc};
 use std::sync::Arc;
 use uuid::Uuid;
@@ -158,21 +158,6 @@ impl SessionStore {
         if let Some(cache) = &self.cache {
             cache.forget_user(user);
         }
-    }
-
-    pub(crate) async fn get(&self, id: Uuid) -> Result<Session, AuthError> {
-        let row: Option<SessionRow> = with_pool!(self.db, |pool| {
-            sqlx::query_as(concat!(
-                "SELECT ",
-                session_columns!(),
-                " FROM auth_sessions WHERE id = $1"
-            ))
-            .bind(id)
-            .fetch_optional(pool)
-            .await?
-        });
-        row.ok_or_else(|| CoreError::not_found("session", id))?
-            .session()
     }
 
     /// The user's sessions, newest first (ended ones included, for a security page).

@@ -14,6 +14,10 @@
 //!   bound on how long this process may still use a key another process destroyed, or
 //!   encrypt for a tenant another process suspended.
 //!
+//! The same rule covers what the cache remembers about tenants: that a tenant was active
+//! (so an object read or write skips the tenant-state query). A suspension or deletion made
+//! here is refused at the next operation; one made by another process within the TTL.
+//!
 //! A TTL of zero turns the cache off. Keys are zeroized when an entry is dropped, replaced
 //! or evicted; they are never logged. The cache holds at most [`MAX_ENTRIES`] keys (then it
 //! starts over) so a scan over many tenants cannot grow it without bound.
@@ -44,12 +48,19 @@ struct Active {
     at: Instant,
 }
 
+/// That a scope's tenant was active, as last seen.
+struct Live {
+    generation: u64,
+    at: Instant,
+}
+
 /// The cache (one per keyring, shared by its clones) of the keys of scopes `S` (tenants,
 /// or projects), by version.
 pub(crate) struct KeyCache<S> {
     ttl: Duration,
     keys: Mutex<HashMap<(S, u32), Entry>>,
     active: Mutex<HashMap<S, Active>>,
+    live: Mutex<HashMap<S, Live>>,
 }
 
 impl<S> std::fmt::Debug for KeyCache<S> {
@@ -67,6 +78,7 @@ impl<S: Copy + Eq + Hash> KeyCache<S> {
             ttl,
             keys: Mutex::new(HashMap::new()),
             active: Mutex::new(HashMap::new()),
+            live: Mutex::new(HashMap::new()),
         }
     }
 
@@ -89,6 +101,38 @@ impl<S: Copy + Eq + Hash> KeyCache<S> {
         let entry = active.get(&scope)?;
         self.fresh(generation, entry.generation, entry.at)
             .then_some(entry.version)
+    }
+
+    /// Whether the scope's tenant was seen active under `generation` within the TTL (an
+    /// active key version seen counts).
+    pub(crate) fn live(&self, scope: S, generation: u64) -> bool {
+        if self.active(scope, generation).is_some() {
+            return true;
+        }
+        let Ok(live) = self.live.lock() else {
+            return false;
+        };
+        live.get(&scope)
+            .is_some_and(|e| self.fresh(generation, e.generation, e.at))
+    }
+
+    /// Remembers that the scope's tenant was active, read under `generation`.
+    pub(crate) fn put_live(&self, scope: S, generation: u64) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        if let Ok(mut live) = self.live.lock() {
+            if live.len() >= MAX_ENTRIES {
+                live.clear();
+            }
+            live.insert(
+                scope,
+                Live {
+                    generation,
+                    at: Instant::now(),
+                },
+            );
+        }
     }
 
     /// Remembers key `version` of `scope`, read under `generation` (taken before reading).
@@ -139,6 +183,9 @@ impl<S: Copy + Eq + Hash> KeyCache<S> {
         if let Ok(mut active) = self.active.lock() {
             active.remove(&scope);
         }
+        if let Ok(mut live) = self.live.lock() {
+            live.remove(&scope);
+        }
     }
 }
 
@@ -159,6 +206,13 @@ mod tests {
             Some([7; 32])
         );
         assert_eq!(cache.active(t, 5), Some(1));
+        assert!(cache.live(t, 5), "an active key means an active tenant");
+        let u = TenantId::new();
+        assert!(!cache.live(u, 5));
+        cache.put_live(u, 5);
+        assert!(cache.live(u, 5) && !cache.live(u, 6));
+        cache.forget(u);
+        assert!(!cache.live(u, 5));
         // Another version, another tenant, another generation: misses.
         assert!(cache.key(t, 2, 5).is_none());
         assert!(cache.key(TenantId::new(), 1, 5).is_none());
@@ -181,7 +235,8 @@ mod tests {
         let (t, key) = (TenantId::new(), SecretKey::from_bytes([1; 32]));
         off.put_key(t, 1, &key, 0);
         off.put_active(t, 1, 0);
-        assert!(off.key(t, 1, 0).is_none() && off.active(t, 0).is_none());
+        off.put_live(t, 0);
+        assert!(off.key(t, 1, 0).is_none() && off.active(t, 0).is_none() && !off.live(t, 0));
         let cache: KeyCache<TenantId> = KeyCache::new(DEFAULT_TTL);
         for v in 0..=MAX_ENTRIES as u32 {
             cache.put_key(t, v, &key, 0);

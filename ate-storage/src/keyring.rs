@@ -269,6 +269,20 @@ impl TenantKeyring {
         })
     }
 
+    /// `Ok` if `tenant` is active: `PermissionDenied` if it is suspended, `NotFound` if it is
+    /// deleted or unknown. What was read is remembered under the key cache's rules (see
+    /// [`crate::key_cache`]): a suspension or deletion made through this database handle is
+    /// seen at once, one made by another process within the TTL.
+    pub async fn require_active(&self, tenant: TenantId) -> Result<(), StorageError> {
+        let generation = self.generation();
+        if self.cache.live(tenant, generation) {
+            return Ok(());
+        }
+        self.tenants.require_active(tenant).await?;
+        self.cache.put_live(tenant, generation);
+        Ok(())
+    }
+
     /// The tenant's active key, for encrypting new data; the first call for a tenant creates
     /// version 1. The tenant must be active.
     pub async fn encryption_key(&self, tenant: TenantId) -> Result<DataKey, StorageError> {
@@ -613,6 +627,22 @@ impl ate_core::keys::TenantSecrets for TenantKeyring {
         sealed: &[u8],
         context: &[u8],
     ) -> Result<ate_core::keys::SecretBytes, CoreError> {
+        self.open_sealed(tenant, sealed, context)
+            .await
+            .map_err(core_error)
+    }
+}
+
+impl TenantKeyring {
+    /// [`TenantSecrets::open`](ate_core::keys::TenantSecrets::open) with storage's error: a
+    /// secret sealed under a destroyed key version is `KeyDestroyed` (so a caller can tell
+    /// crypto-shredding from a fault).
+    pub(crate) async fn open_sealed(
+        &self,
+        tenant: TenantId,
+        sealed: &[u8],
+        context: &[u8],
+    ) -> Result<ate_core::keys::SecretBytes, StorageError> {
         let wrapped = ate_core::keys::tenant::decode_sealed(sealed)?;
         let version = wrapped
             .key_id
@@ -621,11 +651,10 @@ impl ate_core::keys::TenantSecrets for TenantKeyring {
             .ok_or_else(|| {
                 CoreError::invalid("sealed secret", "does not name a tenant key version")
             })?;
-        let key = self
-            .decryption_key(tenant, version)
-            .await
-            .map_err(core_error)?;
-        ate_core::keys::tenant::open_with(&key.key, &wrapped, tenant, context)
+        let key = self.decryption_key(tenant, version).await?;
+        Ok(ate_core::keys::tenant::open_with(
+            &key.key, &wrapped, tenant, context,
+        )?)
     }
 }
 

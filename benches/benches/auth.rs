@@ -18,6 +18,8 @@
 //!   accounts exist (a timing side channel). Each iteration makes both attempts in
 //!   alternating order and times one, so both sides share the same conditions; every 50th
 //!   iteration an untimed successful login resets the failure counter (no lockout).
+//! * `auth_login_fast_hash`: a successful login with the tests' fast hashing beside that
+//!   hash verified alone; the difference is what a login costs beyond the password hash.
 //! * `auth_refresh_{sqlite,postgres}`: `Auth::refresh` rotating one session's refresh
 //!   token again and again, against the baseline of a plain durable rotation in the same
 //!   database (one transaction: mark the presented row spent, insert its successor).
@@ -260,6 +262,24 @@ fn login(c: &mut Criterion) {
     // a difference between them shows here without Argon2's noise.
     let fast = rt.block_on(sqlite_fixture(config(SigningAlgorithm::EdDSA, true)));
     login_failure(c, &rt, &fast, "auth_login_failure_fast_hash");
+
+    // A successful login's own cost (reservation, session, audit, token) beside the same
+    // fast hash verified alone: the difference is the login's overhead beyond the hash.
+    let hasher = PasswordHasher::insecure_for_tests();
+    let stored = hasher.hash_blocking(&password).expect("hash").into_string();
+    let mut group = c.benchmark_group("auth_login_fast_hash");
+    group.bench_function("baseline_password_hasher_verify", |b| {
+        let (hasher, password, stored) = (&hasher, &password, &stored);
+        b.to_async(&rt).iter(|| async move {
+            black_box(hasher.verify(password, stored).await.expect("verify"))
+        })
+    });
+    group.bench_function("auth_login", |b| {
+        let fast = &fast;
+        b.to_async(&rt)
+            .iter(|| async move { black_box(fast.login().await) })
+    });
+    group.finish();
 }
 
 // ---- (c) unknown user vs wrong password ----

@@ -5,6 +5,8 @@
 //! * `audit_append/chained` vs `audit_append/baseline_plain_insert`: the cost of the hash
 //!   chain (tenant status check, head upsert, SHA-256, head update) over inserting the same
 //!   row in its own transaction without one. Both use the same database file, WAL, `synchronous=FULL`.
+//!   `paired_*` time the same two operations alternating (each timed one after one of the
+//!   other kind), so both meet the same disk and WAL state; read their ratio.
 
 use ate_core::audit::{NewAuditEvent, Outcome, actions};
 use ate_core::{
@@ -139,46 +141,80 @@ fn audit_append(c: &mut Criterion) {
     let DbPool::Sqlite(pool) = db.pool().clone() else {
         unreachable!("SQLite URL")
     };
-    let metadata = serde_json::json!({ "reason": "bad_password", "attempt": 3 });
+    let value = serde_json::json!({ "reason": "bad_password", "attempt": 3 });
+    let metadata = value.to_string();
+    let plain = |pool: sqlx::SqlitePool, metadata: String| async move {
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.expect("tx");
+        sqlx::query("INSERT INTO plain_events VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+            .bind(tenant.as_uuid())
+            .bind(uuid::Uuid::now_v7())
+            .bind(0i64)
+            .bind("user:alice")
+            .bind("authn_login_fail")
+            .bind(None::<String>)
+            .bind("failure")
+            .bind(Some("203.0.113.7"))
+            .bind(Some("bench/1.0"))
+            .bind(metadata)
+            .execute(&mut *tx)
+            .await
+            .expect("insert");
+        tx.commit().await.expect("commit");
+    };
+    let chained = |audit: SqlAuditSink, metadata: serde_json::Value| async move {
+        let event = NewAuditEvent::new(
+            tenant,
+            "user:alice",
+            actions::AUTHN_LOGIN_FAIL,
+            Outcome::Failure,
+        )
+        .client_addr([203, 0, 113, 7].into())
+        .user_agent("bench/1.0")
+        .metadata(metadata);
+        black_box(audit.append(event).await.expect("append"));
+    };
     let mut group = c.benchmark_group("audit_append");
     group.bench_function("baseline_plain_insert", |b| {
-        b.to_async(&rt).iter(|| {
-            let (pool, metadata) = (pool.clone(), metadata.to_string());
+        b.to_async(&rt)
+            .iter(|| plain(pool.clone(), metadata.clone()))
+    });
+    group.bench_function("chained", |b| {
+        b.to_async(&rt)
+            .iter(|| chained(audit.clone(), value.clone()))
+    });
+    // The same two, alternating: each timed operation follows one of the other kind, so
+    // both sides meet the same state of the disk and of SQLite's WAL (the separate runs
+    // above drift by more than the difference between them).
+    group.bench_function("paired_baseline_plain_insert", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let (pool, audit) = (pool.clone(), audit.clone());
+            let (metadata, value) = (metadata.clone(), value.clone());
             async move {
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.expect("tx");
-                sqlx::query(
-                    "INSERT INTO plain_events VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                )
-                .bind(tenant.as_uuid())
-                .bind(uuid::Uuid::now_v7())
-                .bind(0i64)
-                .bind("user:alice")
-                .bind("authn_login_fail")
-                .bind(None::<String>)
-                .bind("failure")
-                .bind(Some("203.0.113.7"))
-                .bind(Some("bench/1.0"))
-                .bind(metadata)
-                .execute(&mut *tx)
-                .await
-                .expect("insert");
-                tx.commit().await.expect("commit");
+                let mut timed = std::time::Duration::ZERO;
+                for _ in 0..iters {
+                    chained(audit.clone(), value.clone()).await;
+                    let start = std::time::Instant::now();
+                    plain(pool.clone(), metadata.clone()).await;
+                    timed += start.elapsed();
+                }
+                timed
             }
         })
     });
-    group.bench_function("chained", |b| {
-        b.to_async(&rt).iter(|| {
-            let event = NewAuditEvent::new(
-                tenant,
-                "user:alice",
-                actions::AUTHN_LOGIN_FAIL,
-                Outcome::Failure,
-            )
-            .client_addr([203, 0, 113, 7].into())
-            .user_agent("bench/1.0")
-            .metadata(metadata.clone());
-            let audit = &audit;
-            async move { black_box(audit.append(event).await.expect("append")) }
+    group.bench_function("paired_chained", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let (pool, audit) = (pool.clone(), audit.clone());
+            let (metadata, value) = (metadata.clone(), value.clone());
+            async move {
+                let mut timed = std::time::Duration::ZERO;
+                for _ in 0..iters {
+                    plain(pool.clone(), metadata.clone()).await;
+                    let start = std::time::Instant::now();
+                    chained(audit.clone(), value.clone()).await;
+                    timed += start.elapsed();
+                }
+                timed
+            }
         })
     });
     group.finish();

@@ -431,16 +431,21 @@ pub async fn unwrapped_keys_are_cached_and_invalidated(env: Env) {
         assert!(matches!(e, StorageError::KeyDestroyed { .. }), "{e}");
     }
     assert_eq!(kr.encryption_key(t.id).await.unwrap().version, 3);
-    // A suspension through the tenant store: no new key for the tenant from then on.
+    // A suspension through the tenant store: no new key for the tenant from then on, and
+    // the remembered "active" is gone too.
+    kr.require_active(t.id).await.unwrap();
     env.tenants
         .suspend(&env.admin, t.id, "unpaid")
         .await
         .unwrap();
     assert_kind(kr.encryption_key(t.id).await, ErrorKind::PermissionDenied);
+    assert_kind(kr.require_active(t.id).await, ErrorKind::PermissionDenied);
     env.tenants.reactivate(&env.admin, t.id).await.unwrap();
+    kr.require_active(t.id).await.unwrap();
     assert_eq!(kr.encryption_key(t.id).await.unwrap().version, 3);
     env.tenants.delete(&env.admin, t.id).await.unwrap();
     assert_kind(kr.encryption_key(t.id).await, ErrorKind::NotFound);
+    assert_kind(kr.require_active(t.id).await, ErrorKind::NotFound);
     // No cache: every call unwraps.
     let u = tenant(&env, "uncached").await;
     let off = keyring(&env, counting.clone())
@@ -486,6 +491,12 @@ pub async fn another_handle_is_bounded_by_the_ttl(backend: crate::support::Backe
     long.encryption_key(t).await.unwrap();
     short.decryption_key(t, 1).await.unwrap();
     long.decryption_key(t, 1).await.unwrap();
+    let (plain_short, plain_long) = (
+        open(&here, ttl).await,
+        open(&here, Duration::from_secs(3600)).await,
+    );
+    plain_short.require_active(t).await.unwrap();
+    plain_long.require_active(t).await.unwrap();
     let remote = open(&there, ttl).await;
     assert_eq!(remote.destroy(&owner(t), t).await.unwrap(), 1);
     ate_core::SqlTenantStore::new(there.clone())
@@ -497,10 +508,18 @@ pub async fn another_handle_is_bounded_by_the_ttl(backend: crate::support::Backe
         1,
         "within the TTL, another handle's destruction is not seen"
     );
+    plain_long
+        .require_active(t)
+        .await
+        .expect("within the TTL, another handle's suspension is not seen");
     tokio::time::sleep(ttl + Duration::from_millis(200)).await;
     let e = short.decryption_key(t, 1).await.unwrap_err();
     assert!(matches!(e, StorageError::KeyDestroyed { .. }), "{e}");
     assert_kind(short.encryption_key(t).await, ErrorKind::PermissionDenied);
+    assert_kind(
+        plain_short.require_active(t).await,
+        ErrorKind::PermissionDenied,
+    );
     there.close().await;
     test_db.cleanup().await;
 }

@@ -628,8 +628,6 @@ pub async fn verify_while_writing_reports_nothing(s: SnapEnv) {
 /// An import whose keys are destroyed before it commits is refused (its chunks would be
 /// unreadable), leaves no snapshot, and garbage collection takes what it wrote.
 pub async fn imports_under_destroyed_keys_are_refused(s: SnapEnv) {
-    use ate_core::keys::{LocalKeyProvider, SecretKey};
-    use ate_storage::keyring::{KEY_DESTROY, TenantKeyring};
     let (t, p) = tenant_with_project(&s, "acme").await;
     let o = owner(t);
     let mut import = s
@@ -641,17 +639,7 @@ pub async fn imports_under_destroyed_keys_are_refused(s: SnapEnv) {
         .add_file("a.bin", 0o644, &mut &noise(300_000, 1)[..])
         .await
         .unwrap();
-    // The same master key as the store's (`snapshots::run`).
-    let tenant_keys = TenantKeyring::open(
-        s.env.db.clone(),
-        std::sync::Arc::new(LocalKeyProvider::new(SecretKey::from_bytes([5; 32]))),
-    )
-    .await
-    .unwrap();
-    tenant_keys
-        .destroy(&crate::member(t, &[KEY_DESTROY]), t)
-        .await
-        .unwrap();
+    destroy_tenant_keys(&s, t).await;
     let refused = import.commit().await.unwrap_err();
     assert_eq!(refused.kind(), ErrorKind::Conflict, "{refused}");
     assert!(refused.to_string().contains("destroyed"), "{refused}");
@@ -683,21 +671,10 @@ pub async fn imports_under_destroyed_keys_are_refused(s: SnapEnv) {
 /// After a tenant's keys are destroyed (crypto-shredding), its old snapshots are unreadable
 /// and new imports still work, under new keys.
 pub async fn imports_work_again_after_the_tenant_keys_are_destroyed(s: SnapEnv) {
-    use ate_core::keys::{LocalKeyProvider, SecretKey};
-    use ate_storage::keyring::{KEY_DESTROY, TenantKeyring};
     let (t, p) = tenant_with_project(&s, "acme").await;
     let o = owner(t);
     let old = import(&s, t, p, &[("a.txt", b"before")]).await;
-    let tenant_keys = TenantKeyring::open(
-        s.env.db.clone(),
-        std::sync::Arc::new(LocalKeyProvider::new(SecretKey::from_bytes([5; 32]))),
-    )
-    .await
-    .unwrap();
-    tenant_keys
-        .destroy(&crate::member(t, &[KEY_DESTROY]), t)
-        .await
-        .unwrap();
+    destroy_tenant_keys(&s, t).await;
     assert!(
         s.snapshots
             .read_file(&o, t, old, "a.txt", None)
@@ -712,4 +689,35 @@ pub async fn imports_work_again_after_the_tenant_keys_are_destroyed(s: SnapEnv) 
             .unwrap(),
         b"after"
     );
+    // verify calls the old snapshot's key destroyed (shredded on purpose), not unavailable
+    // (a fault), and finds nothing wrong with the new one.
+    let admin = s.env.admin.clone();
+    let report = s
+        .snapshots
+        .verify(&admin, t, Some(p), &VerifyOptions::default())
+        .await
+        .unwrap();
+    let kinds: Vec<ProblemKind> = report.problems.iter().map(|p| p.kind).collect();
+    assert_eq!(kinds, [ProblemKind::KeyDestroyed], "{:#?}", report.problems);
+    let detail = &report.problems[0].detail;
+    assert!(
+        detail.contains("version 1") && detail.contains("destroyed"),
+        "{detail}"
+    );
+}
+
+/// Destroys `t`'s tenant keys (crypto-shredding) through a keyring with the suite's master
+/// key (`snapshots::run`'s).
+async fn destroy_tenant_keys(s: &SnapEnv, t: TenantId) {
+    use ate_core::keys::{LocalKeyProvider, SecretKey};
+    use ate_storage::keyring::{KEY_DESTROY, TenantKeyring};
+    TenantKeyring::open(
+        s.env.db.clone(),
+        std::sync::Arc::new(LocalKeyProvider::new(SecretKey::from_bytes([5; 32]))),
+    )
+    .await
+    .unwrap()
+    .destroy(&crate::member(t, &[KEY_DESTROY]), t)
+    .await
+    .unwrap();
 }

@@ -17,7 +17,8 @@
 
 use crate::error::AuthError;
 use crate::sessions::{Session, SessionRow, SessionStore, session_columns};
-use ate_core::audit::{NewAuditEvent, Outcome, actions};
+use crate::users::RESET_ATTEMPTS;
+use ate_core::audit::{NewAuditEvent, Outcome, ValidEvent, actions};
 use ate_core::db::{from_micros, to_micros};
 use ate_core::{CoreTx, TenantId, UserId, with_pool, with_write_tx};
 use base64::Engine;
@@ -100,44 +101,61 @@ pub struct Refreshed {
     pub retried: bool,
 }
 
+/// Who is logging in, from where: what a new session records.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Login<'a> {
+    pub(crate) tenant: TenantId,
+    pub(crate) user: UserId,
+    pub(crate) client_addr: Option<IpAddr>,
+    pub(crate) user_agent: Option<&'a str>,
+}
+
 /// Why a session ends when one of its spent tokens comes back.
 const REUSE_REASON: &str = "token_reuse";
 
 impl SessionStore {
-    /// Starts a session for a user who has just authenticated; returns it with its first
-    /// refresh token.
+    /// Starts a session for a user who has just authenticated and returns it with its first
+    /// refresh token. The login's other writes commit with it, in one transaction: the
+    /// user's failed-attempt counters start again and `event` (the login's audit event,
+    /// naming session `id`) joins the tenant's chain. A tenant deleted meanwhile refuses the
+    /// login and nothing is written.
     pub(crate) async fn start(
         &self,
-        tenant: TenantId,
-        user: UserId,
-        client_addr: Option<IpAddr>,
-        user_agent: Option<&str>,
+        login: &Login<'_>,
+        id: Uuid,
+        event: &ValidEvent,
     ) -> Result<(Session, RefreshToken), AuthError> {
         let now = self.clock.now();
-        let id = Uuid::now_v7();
         let token = RefreshToken::random()?;
         let mut secret = Zeroizing::new([0u8; 32]);
         getrandom::fill(&mut secret[..])
             .map_err(|e| AuthError::Crypto(format!("no randomness: {e}")))?;
-        let ua = user_agent.map(|u| u.chars().take(512).collect::<String>());
+        let ua = login
+            .user_agent
+            .map(|u| u.chars().take(512).collect::<String>());
         let expires = now + self.policy.absolute_lifetime;
         let idle = (now + self.policy.idle_lifetime).min(expires);
-        with_write_tx!(self.db, |tx| {
-            sqlx::query(concat!(
+        let row: SessionRow = with_write_tx!(self.db, |tx| {
+            sqlx::query(RESET_ATTEMPTS)
+                .bind(login.user.as_uuid())
+                .execute(&mut *tx)
+                .await?;
+            let row: SessionRow = sqlx::query_as(concat!(
                 "INSERT INTO auth_sessions (",
                 session_columns!(),
-                ") VALUES ($1, $2, $3, $4, $5, $5, $6, $7, NULL, NULL, $8, $9)"
+                ") VALUES ($1, $2, $3, $4, $5, $5, $6, $7, NULL, NULL, $8, $9) RETURNING ",
+                session_columns!()
             ))
             .bind(id)
-            .bind(tenant.as_uuid())
-            .bind(user.as_uuid())
+            .bind(login.tenant.as_uuid())
+            .bind(login.user.as_uuid())
             .bind(&secret[..])
             .bind(to_micros(now))
             .bind(to_micros(expires))
             .bind(to_micros(idle))
-            .bind(client_addr.map(|a| a.to_string()))
+            .bind(login.client_addr.map(|a| a.to_string()))
             .bind(&ua)
-            .execute(&mut *tx)
+            .fetch_one(&mut *tx)
             .await?;
             sqlx::query(
                 "INSERT INTO auth_refresh_tokens (token_hash, session_id, generation, issued_at) \
@@ -148,9 +166,12 @@ impl SessionStore {
             .bind(to_micros(now))
             .execute(&mut *tx)
             .await?;
+            if tx.append_audit_if_live(event, now).await?.is_none() {
+                return Err(AuthError::InvalidCredentials);
+            }
+            row
         });
-        let session = self.get(id).await?;
-        Ok((session, token))
+        Ok((row.session()?, token))
     }
 
     /// The session `token` belongs to, without spending it (so a caller can check the user
@@ -175,8 +196,15 @@ impl SessionStore {
     }
 
     /// Spends `token` and issues its successor (see the module docs). Every failure is
-    /// [`AuthError::InvalidToken`]; reuse also revokes the family and is audited.
-    pub(crate) async fn refresh(&self, token: &RefreshToken) -> Result<Refreshed, AuthError> {
+    /// [`AuthError::InvalidToken`]; reuse also revokes the family and is audited. A first
+    /// spend appends `event` (the caller's `authn_token_created` for this session) in the
+    /// same transaction; a retry within the grace period appends nothing; a tenant deleted
+    /// meanwhile refuses the refresh without spending the token.
+    pub(crate) async fn refresh(
+        &self,
+        token: &RefreshToken,
+        event: &ValidEvent,
+    ) -> Result<Refreshed, AuthError> {
         if !token.well_formed() {
             return Err(AuthError::token("not a refresh token"));
         }
@@ -261,23 +289,27 @@ impl SessionStore {
                     .execute(&mut *tx)
                     .await?;
                     let idle = (now + self.policy.idle_lifetime).min(session.expires_at);
-                    sqlx::query(
+                    let row: SessionRow = sqlx::query_as(concat!(
                         "UPDATE auth_sessions SET last_used_at = $2, idle_expires_at = $3 \
-                         WHERE id = $1",
-                    )
+                         WHERE id = $1 RETURNING ",
+                        session_columns!()
+                    ))
                     .bind(session_id)
                     .bind(to_micros(now))
                     .bind(to_micros(idle))
-                    .execute(&mut *tx)
+                    .fetch_one(&mut *tx)
                     .await?;
-                    Step::Fresh(session, successor)
+                    if tx.append_audit_if_live(event, now).await?.is_none() {
+                        return Err(AuthError::token("the tenant is not active"));
+                    }
+                    Step::Fresh(row.session()?, successor)
                 }
             }))
         }
         .await;
         match step? {
-            Step::Fresh(s, token) => Ok(Refreshed {
-                session: self.get(s.id).await?,
+            Step::Fresh(session, token) => Ok(Refreshed {
+                session,
                 token,
                 retried: false,
             }),

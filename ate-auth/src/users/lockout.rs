@@ -115,6 +115,11 @@ pub(crate) enum Refusal {
     Locked,
 }
 
+/// A successful login: the user's counters start again. Runs in the transaction that starts
+/// the session, so the two commit together.
+pub(crate) const RESET_ATTEMPTS: &str =
+    "UPDATE auth_users SET failed_attempts = 0, lockouts = 0, locked_until = NULL WHERE id = $1";
+
 impl UserStore {
     /// Reserves a login attempt for `email` in `tenant` (see the module docs).
     pub(crate) async fn reserve_attempt(
@@ -218,21 +223,6 @@ impl UserStore {
             .await?
         });
         Ok(u64::try_from(n.unwrap_or(0)).unwrap_or(0))
-    }
-
-    /// A successful login: the counters start again.
-    pub(crate) async fn attempt_succeeded(&self, id: UserId) -> Result<(), AuthError> {
-        with_pool!(self.db, |pool| {
-            sqlx::query(
-                "UPDATE auth_users SET failed_attempts = 0, lockouts = 0, locked_until = NULL \
-                 WHERE id = $1",
-            )
-            .bind(id.as_uuid())
-            .execute(pool)
-            .await?
-            .rows_affected()
-        });
-        Ok(())
     }
 
     /// A failed attempt that used the last allowed slot locks the account; returns the lock

@@ -30,7 +30,7 @@ pub mod update;
 
 pub use create::NewUser;
 pub use lockout::LockoutPolicy;
-pub(crate) use lockout::{Attempt, Refusal};
+pub(crate) use lockout::{Attempt, RESET_ATTEMPTS, Refusal};
 pub use model::{
     MAX_EMAIL_BYTES, MAX_NAME_CHARS, Role, RolePermissions, USERS_MANAGE, USERS_READ, User,
     UserCounts, UserStatus, authorize_grant, normalize_email, normalize_username, validate_name,

@@ -269,7 +269,8 @@ impl ObjectStore {
     ) -> Result<(), StorageError> {
         actor.require(tenant, permission)?;
         if write || !actor.is_platform_admin() {
-            self.tenants.require_active(tenant).await?;
+            // Remembered for the key cache's TTL (see `TenantKeyring::require_active`).
+            self.keyring.require_active(tenant).await?;
         } else {
             let t = self.tenants.get(actor, tenant).await?;
             if t.status == TenantStatus::Deleted {

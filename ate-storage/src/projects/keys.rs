@@ -207,7 +207,7 @@ impl ProjectKeyring {
         let info = row.info()?;
         let bytes = self
             .tenant_keys
-            .open(
+            .open_sealed(
                 tenant,
                 &row.sealed,
                 &seal_context(info.project, info.version),
@@ -277,8 +277,8 @@ impl ProjectKeyring {
     }
 
     /// The project's key of `version`, for decrypting data written with it. `NotFound` if
-    /// it does not exist (never made, or deleted with its project); a tenant key that was
-    /// destroyed makes it `NotFound` too.
+    /// it does not exist (never made, or deleted with its project); `KeyDestroyed` (kind
+    /// `NotFound` too) if the tenant key it is sealed under was destroyed.
     pub async fn decryption_key(
         &self,
         tenant: TenantId,
@@ -393,7 +393,10 @@ impl ProjectKeyring {
     }
 
     async fn open_dedup(&self, tenant: TenantId, sealed: &[u8]) -> Result<DedupKey, StorageError> {
-        let bytes = self.tenant_keys.open(tenant, sealed, DEDUP_CONTEXT).await?;
+        let bytes = self
+            .tenant_keys
+            .open_sealed(tenant, sealed, DEDUP_CONTEXT)
+            .await?;
         let key: &[u8; 32] = bytes
             .expose_secret()
             .try_into()
@@ -420,7 +423,7 @@ impl ProjectKeyring {
         };
         let key = self
             .tenant_keys
-            .open(tenant, &sealed, DEDUP_CONTEXT)
+            .open_sealed(tenant, &sealed, DEDUP_CONTEXT)
             .await?;
         let resealed = self
             .tenant_keys
@@ -507,7 +510,10 @@ impl ProjectKeyring {
             for row in &batch {
                 let info = row.info()?;
                 let context = seal_context(info.project, info.version);
-                let key = self.tenant_keys.open(tenant, &row.sealed, &context).await?;
+                let key = self
+                    .tenant_keys
+                    .open_sealed(tenant, &row.sealed, &context)
+                    .await?;
                 let sealed = self
                     .tenant_keys
                     .seal(tenant, key.expose_secret(), &context)
