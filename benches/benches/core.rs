@@ -5,8 +5,11 @@
 //! * `audit_append/chained` vs `audit_append/baseline_plain_insert`: the cost of the hash
 //!   chain (tenant status check, head upsert, SHA-256, head update) over inserting the same
 //!   row in its own transaction without one. Both use the same database file, WAL, `synchronous=FULL`.
-//!   `paired_*` time the same two operations alternating (each timed one after one of the
-//!   other kind), so both meet the same disk and WAL state; read their ratio.
+//!   `paired_*` time the same operations alternating with a chained append (each timed one
+//!   after one of the other kind), so all meet the same disk and WAL state; read their
+//!   ratio. `paired_baseline_indexed_insert` inserts into a table of the audit table's shape
+//!   (its key, unique id, two query indexes and tenant reference) without the chain: the
+//!   chain's own cost is the difference to that one.
 
 use ate_core::audit::{NewAuditEvent, Outcome, actions};
 use ate_core::{
@@ -136,6 +139,22 @@ fn audit_append(c: &mut Criterion) {
         .execute(pool)
         .await
         .expect("baseline table");
+        // The second baseline: the audit table's own shape (key, unique id, the two query
+        // indexes, the tenant reference) without the chain's columns and work.
+        for ddl in [
+            "CREATE TABLE indexed_events (tenant_id BLOB NOT NULL REFERENCES tenants (id) \
+             ON DELETE CASCADE, seq INTEGER NOT NULL, id BLOB NOT NULL UNIQUE, \
+             occurred_at INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, \
+             target TEXT, outcome TEXT NOT NULL, client_addr TEXT, user_agent TEXT, \
+             metadata TEXT NOT NULL, PRIMARY KEY (tenant_id, seq)) STRICT",
+            "CREATE INDEX indexed_events_by_time ON indexed_events (tenant_id, occurred_at)",
+            "CREATE INDEX indexed_events_by_action ON indexed_events (tenant_id, action, seq)",
+        ] {
+            sqlx::query(ddl)
+                .execute(pool)
+                .await
+                .expect("indexed baseline table");
+        }
         (db.clone(), SqlAuditSink::new(db), t.id)
     });
     let DbPool::Sqlite(pool) = db.pool().clone() else {
@@ -159,6 +178,28 @@ fn audit_append(c: &mut Criterion) {
             .execute(&mut *tx)
             .await
             .expect("insert");
+        tx.commit().await.expect("commit");
+    };
+    let seq = std::sync::atomic::AtomicI64::new(0);
+    let indexed = |pool: sqlx::SqlitePool, metadata: String, seq: i64| async move {
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.expect("tx");
+        sqlx::query(
+            "INSERT INTO indexed_events VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(tenant.as_uuid())
+        .bind(seq)
+        .bind(uuid::Uuid::now_v7())
+        .bind(0i64)
+        .bind("user:alice")
+        .bind("authn_login_fail")
+        .bind(None::<String>)
+        .bind("failure")
+        .bind(Some("203.0.113.7"))
+        .bind(Some("bench/1.0"))
+        .bind(metadata)
+        .execute(&mut *tx)
+        .await
+        .expect("insert");
         tx.commit().await.expect("commit");
     };
     let chained = |audit: SqlAuditSink, metadata: serde_json::Value| async move {
@@ -195,6 +236,23 @@ fn audit_append(c: &mut Criterion) {
                     chained(audit.clone(), value.clone()).await;
                     let start = std::time::Instant::now();
                     plain(pool.clone(), metadata.clone()).await;
+                    timed += start.elapsed();
+                }
+                timed
+            }
+        })
+    });
+    group.bench_function("paired_baseline_indexed_insert", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let (pool, audit, seq) = (pool.clone(), audit.clone(), &seq);
+            let (metadata, value) = (metadata.clone(), value.clone());
+            async move {
+                let mut timed = std::time::Duration::ZERO;
+                for _ in 0..iters {
+                    chained(audit.clone(), value.clone()).await;
+                    let n = seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                    let start = std::time::Instant::now();
+                    indexed(pool.clone(), metadata.clone(), n).await;
                     timed += start.elapsed();
                 }
                 timed

@@ -24,10 +24,17 @@
 //! ranged read with the data-key cache off (`ObjectStore::with_key_cache_ttl(ZERO)`): what
 //! the cache saves, in the same run.
 //!
+//! `ate_get_remote_kms` and `ate_get_range_remote_kms` (and their `_key_uncached` twins) run
+//! the same store with a key provider a network round trip away, as a cloud KMS is: the
+//! local provider behind a fixed delay of [`KMS_ROUND_TRIP`] per call. The delay is
+//! simulated (no KMS is reachable from the machines these run on); the point is what the
+//! data-key cache saves when each unwrap is a round trip.
+//!
 //! In criterion's test mode (`-- --test`) the objects shrink (256 MiB → 4 MiB, 1 GiB →
 //! 8 MiB) so every function still runs once, quickly.
 
-use ate_core::keys::{LocalKeyProvider, SecretKey};
+use ate_core::CoreError;
+use ate_core::keys::{KeyProvider, LocalKeyProvider, SecretBytes, SecretKey, WrappedKey};
 use ate_core::{Db, NewTenant, Principal, SqlTenantStore, TenantId, TenantStore};
 use ate_storage::blob::BlobStore;
 use ate_storage::cobblestone::Cobblestone;
@@ -44,6 +51,33 @@ const MIB: usize = 1 << 20;
 const PART: usize = 8 * MIB;
 /// Bytes per ranged read.
 const RANGE_LEN: u64 = 4096;
+
+/// What one call to the simulated remote KMS costs.
+const KMS_ROUND_TRIP: Duration = Duration::from_millis(2);
+
+/// The fixture's master key.
+const MASTER: [u8; 32] = [7; 32];
+
+/// A KMS a round trip away: the local provider behind [`KMS_ROUND_TRIP`] per call.
+#[derive(Debug)]
+struct RemoteKms(LocalKeyProvider);
+
+#[async_trait::async_trait]
+impl KeyProvider for RemoteKms {
+    fn key_id(&self) -> &str {
+        self.0.key_id()
+    }
+
+    async fn wrap(&self, secret: &[u8], context: &[u8]) -> Result<WrappedKey, CoreError> {
+        tokio::time::sleep(KMS_ROUND_TRIP).await;
+        self.0.wrap(secret, context).await
+    }
+
+    async fn unwrap(&self, wrapped: &WrappedKey, context: &[u8]) -> Result<SecretBytes, CoreError> {
+        tokio::time::sleep(KMS_ROUND_TRIP).await;
+        self.0.unwrap(wrapped, context).await
+    }
+}
 
 /// `cargo test --benches -- --test` runs each function once: keep the objects small then.
 fn test_mode() -> bool {
@@ -72,6 +106,10 @@ struct Fixture {
     store: ObjectStore,
     /// The same store with its key cache off: every operation reads and unwraps its key.
     uncached: ObjectStore,
+    /// The same objects through a store whose key provider is a (simulated) remote KMS,
+    /// with the key cache on and off.
+    remote: ObjectStore,
+    remote_uncached: ObjectStore,
     admin: Principal,
     tenant: TenantId,
     plain: Operator,
@@ -96,8 +134,12 @@ impl Fixture {
             .id;
         let blobs =
             BlobStore::open(&format!("fs://{}/blobs", root.display())).expect("fs blob store");
-        let master = Arc::new(LocalKeyProvider::new(SecretKey::from_bytes([7; 32])));
-        let store = ObjectStore::open(db, blobs, master)
+        let master = Arc::new(LocalKeyProvider::new(SecretKey::from_bytes(MASTER)));
+        let store = ObjectStore::open(db.clone(), blobs.clone(), master)
+            .await
+            .expect("object store");
+        let kms = RemoteKms(LocalKeyProvider::new(SecretKey::from_bytes(MASTER)));
+        let remote = ObjectStore::open(db, blobs, Arc::new(kms))
             .await
             .expect("object store");
         let plain_root = root.join("plain");
@@ -110,6 +152,8 @@ impl Fixture {
             _dir: dir,
             uncached: store.clone().with_key_cache_ttl(Duration::ZERO),
             store,
+            remote_uncached: remote.clone().with_key_cache_ttl(Duration::ZERO),
+            remote,
             admin,
             tenant,
             plain,
@@ -204,16 +248,18 @@ fn get(c: &mut Criterion, rt: &tokio::runtime::Runtime, f: &Fixture, label: &str
             .iter(|| async { black_box(f.ate_get(&path, true).await) })
     });
     if len <= MIB {
-        group.bench_function("ate_get_key_uncached", |b| {
-            b.to_async(rt).iter(|| async {
-                let reader = f
-                    .uncached
-                    .get(&f.admin, f.tenant, &path)
-                    .await
-                    .expect("ATE get");
-                black_box(reader.read_to_end(false).await.expect("ATE read"))
-            })
-        });
+        for (id, store) in [
+            ("ate_get_key_uncached", &f.uncached),
+            ("ate_get_remote_kms", &f.remote),
+            ("ate_get_remote_kms_key_uncached", &f.remote_uncached),
+        ] {
+            group.bench_function(id, |b| {
+                b.to_async(rt).iter(|| async {
+                    let reader = store.get(&f.admin, f.tenant, &path).await.expect("ATE get");
+                    black_box(reader.read_to_end(false).await.expect("ATE read"))
+                })
+            });
+        }
     }
     if len > MIB {
         // The same content sealed in memory: what decryption alone costs, on the provider
@@ -281,34 +327,27 @@ fn range(c: &mut Criterion, rt: &tokio::runtime::Runtime, f: &Fixture, len: u64)
             }
         })
     });
-    group.bench_function("ate_get_range", |b| {
-        let mut next = offsets();
-        b.to_async(rt).iter(|| {
-            let r = next();
-            async move {
-                black_box(
-                    f.store
-                        .get_range(&f.admin, f.tenant, path, r)
-                        .await
-                        .expect("ATE ranged get"),
-                )
-            }
-        })
-    });
-    group.bench_function("ate_get_range_key_uncached", |b| {
-        let mut next = offsets();
-        b.to_async(rt).iter(|| {
-            let r = next();
-            async move {
-                black_box(
-                    f.uncached
-                        .get_range(&f.admin, f.tenant, path, r)
-                        .await
-                        .expect("ATE ranged get"),
-                )
-            }
-        })
-    });
+    for (id, store) in [
+        ("ate_get_range", &f.store),
+        ("ate_get_range_key_uncached", &f.uncached),
+        ("ate_get_range_remote_kms", &f.remote),
+        ("ate_get_range_remote_kms_key_uncached", &f.remote_uncached),
+    ] {
+        group.bench_function(id, |b| {
+            let mut next = offsets();
+            b.to_async(rt).iter(|| {
+                let r = next();
+                async move {
+                    black_box(
+                        store
+                            .get_range(&f.admin, f.tenant, path, r)
+                            .await
+                            .expect("ATE ranged get"),
+                    )
+                }
+            })
+        });
+    }
     group.finish();
 }
 

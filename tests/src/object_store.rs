@@ -190,7 +190,9 @@ pub async fn streaming_put_and_get(e: ObjEnv) {
     r.verify_checksum().unwrap();
     // A reader dropped mid-stream (with a read-ahead in flight) just stops.
     let mut r = e.store.get(&p, t.id, "big.bin").await.unwrap();
-    assert_eq!(r.next_chunk().await.unwrap().unwrap(), bytes[..1 << 20]);
+    let first = r.next_chunk().await.unwrap().unwrap();
+    assert!(!first.is_empty() && first.len() < bytes.len());
+    assert!(first == bytes[..first.len()]);
     drop(r);
     // An abandoned writer leaves nothing visible.
     let mut w = e

@@ -72,6 +72,18 @@ impl Layout {
         start..end
     }
 
+    /// Plaintext bytes in chunks `first..=last` (the final chunk may be short or empty).
+    pub(crate) fn span_plaintext_len(&self, first: u64, last: u64) -> usize {
+        let start = first
+            .saturating_mul(CHUNK_LEN as u64)
+            .min(self.plaintext_len);
+        let end = last
+            .saturating_add(1)
+            .saturating_mul(CHUNK_LEN as u64)
+            .min(self.plaintext_len);
+        usize::try_from(end - start).unwrap_or(usize::MAX)
+    }
+
     /// Ciphertext byte range of chunks `first..=last`.
     pub(crate) fn span(&self, first: u64, last: u64) -> std::ops::Range<u64> {
         self.chunk_range(first).start..self.chunk_range(last).end

@@ -455,9 +455,23 @@ impl Cobblestone {
         last: u64,
         ciphertext: &[u8],
     ) -> Result<Vec<u8>, StorageError> {
-        let plain_start = first * CHUNK_LEN as u64;
-        let plain_end =
-            (plain_start + (last - first + 1) * CHUNK_LEN as u64).min(layout.plaintext_len);
+        let mut plain = vec![0u8; layout.span_plaintext_len(first, last)];
+        self.open_span_into(keys, layout, first, last, ciphertext, &mut plain)?;
+        Ok(plain)
+    }
+
+    /// [`open_span`](Self::open_span) into the start of `out`; returns how many bytes it
+    /// wrote. `InvalidInput` if `out` is too short. On failure `out` may hold some of the
+    /// span's plaintext: callers discard it.
+    pub(crate) fn open_span_into(
+        &self,
+        keys: &MessageKeys,
+        layout: &Layout,
+        first: u64,
+        last: u64,
+        ciphertext: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize, StorageError> {
         let expected = layout.span(first, last);
         if ciphertext.len() as u64 != expected.end - expected.start {
             return Err(StorageError::Integrity(format!(
@@ -466,7 +480,8 @@ impl Cobblestone {
                 ciphertext.len()
             )));
         }
-        let mut plain = vec![0u8; (plain_end - plain_start) as usize];
+        let n = layout.span_plaintext_len(first, last);
+        let plain = sized(out, n, "the output buffer")?;
         let mut slots: Vec<&mut [u8]> = plain.chunks_mut(CHUNK_LEN).collect();
         if (slots.len() as u64) < last - first + 1 {
             slots.push(&mut []); // the empty final chunk
@@ -480,7 +495,7 @@ impl Cobblestone {
                 slot,
             )
         })?;
-        Ok(plain)
+        Ok(n)
     }
 }
 
@@ -555,6 +570,39 @@ mod tests {
             assert!(untouched.iter().all(|&b| b == 0xAA));
         }
         assert!(Cobblestone::opened_len(HEADER_LEN).is_err());
+    }
+
+    /// `open_span_into` writes a span's plaintext at the start of a larger buffer, agrees
+    /// with `open_span` for a span in the middle and one that ends with the (empty) final
+    /// chunk, and refuses a short buffer.
+    #[test]
+    fn spans_open_into_a_buffer() {
+        let c = Cobblestone::default();
+        let key = [3u8; KEY_LEN];
+        let plain: Vec<u8> = (0..5 * CHUNK_LEN).map(|i| (i % 253) as u8).collect();
+        let sealed = c.seal(&key, &plain, b"ctx").unwrap();
+        let keys = c
+            .verify_header(&key, b"ctx", &sealed[..HEADER_LEN])
+            .unwrap();
+        let layout = Layout::for_plaintext(plain.len() as u64).unwrap();
+        assert_eq!(layout.chunks, 6, "five full chunks and the empty final one");
+        for (first, last) in [(1, 2), (3, 5), (0, 5)] {
+            let span = layout.span(first, last);
+            let ct = &sealed[span.start as usize..span.end as usize];
+            let end = ((last as usize + 1) * CHUNK_LEN).min(plain.len());
+            let want = &plain[first as usize * CHUNK_LEN..end];
+            assert_eq!(c.open_span(&keys, &layout, first, last, ct).unwrap(), want);
+            let mut out = vec![0xEEu8; want.len() + 7];
+            let n = c
+                .open_span_into(&keys, &layout, first, last, ct, &mut out)
+                .unwrap();
+            assert_eq!((n, &out[..n]), (want.len(), want));
+            assert_eq!(&out[n..], &[0xEE; 7]);
+            if !want.is_empty() {
+                let short = c.open_span_into(&keys, &layout, first, last, ct, &mut vec![0; n - 1]);
+                assert!(matches!(short, Err(StorageError::InvalidInput { .. })));
+            }
+        }
     }
 
     #[test]

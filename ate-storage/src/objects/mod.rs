@@ -268,16 +268,20 @@ impl ObjectStore {
         write: bool,
     ) -> Result<(), StorageError> {
         actor.require(tenant, permission)?;
-        if write || !actor.is_platform_admin() {
-            // Remembered for the key cache's TTL (see `TenantKeyring::require_active`).
-            self.keyring.require_active(tenant).await?;
-        } else {
-            let t = self.tenants.get(actor, tenant).await?;
-            if t.status == TenantStatus::Deleted {
-                return Err(CoreError::not_found("tenant", tenant).into());
+        // An active tenant is remembered for the key cache's TTL (see
+        // `TenantKeyring::require_active`), so this is usually no query at all.
+        match self.keyring.require_active(tenant).await {
+            Ok(()) => Ok(()),
+            Err(e) if write || !actor.is_platform_admin() => Err(e),
+            // A platform administrator may still read a suspended tenant's objects.
+            Err(_) => {
+                let t = self.tenants.get(actor, tenant).await?;
+                if t.status == TenantStatus::Deleted {
+                    return Err(CoreError::not_found("tenant", tenant).into());
+                }
+                Ok(())
             }
         }
-        Ok(())
     }
 
     /// Stores `bytes` at `path`, replacing any object there once the new one is committed.

@@ -42,7 +42,7 @@ impl ObjectStore {
     /// first piece is fetched along with the header.
     pub(super) async fn reader(&self, info: ObjectInfo) -> Result<ObjectReader, StorageError> {
         let layout = Layout::for_plaintext(info.size)?;
-        let first_last = (CHUNKS_PER_READ - 1).min(layout.chunks - 1);
+        let first_last = piece_last(&layout, 0);
         let (keys, layout, first_piece) = self
             .open_message(&info, Some(layout.span(0, first_last)))
             .await?;
@@ -85,6 +85,11 @@ impl std::fmt::Debug for ObjectReader {
             .field("next_chunk", &self.next_chunk)
             .finish_non_exhaustive()
     }
+}
+
+/// The last chunk of the piece that starts at chunk `first`.
+fn piece_last(layout: &Layout, first: u64) -> u64 {
+    (first + CHUNKS_PER_READ - 1).min(layout.chunks - 1)
 }
 
 /// A piece of ciphertext read ahead.
@@ -139,14 +144,36 @@ impl ObjectReader {
     /// The next piece of plaintext, or `None` at the end (reached only once the final chunk
     /// authenticated). After an error, every call returns it again.
     pub async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, StorageError> {
+        let len = if self.failed.is_none() && self.next_chunk < self.layout.chunks {
+            let first = self.next_chunk;
+            self.layout
+                .span_plaintext_len(first, piece_last(&self.layout, first))
+        } else {
+            0
+        };
+        let (mut piece, n) = self.decrypt_next(vec![0; len], 0).await?;
+        Ok(n.map(|n| {
+            piece.truncate(n);
+            piece
+        }))
+    }
+
+    /// Decrypts the next piece into `buf[at..]` and returns the buffer with the piece's
+    /// length, or with `None` at the end. The piece after it is fetched meanwhile. After an
+    /// error, every call returns it again (and `buf` is gone).
+    async fn decrypt_next(
+        &mut self,
+        buf: Vec<u8>,
+        at: usize,
+    ) -> Result<(Vec<u8>, Option<usize>), StorageError> {
         if let Some(e) = &self.failed {
             return Err(crate::error::replay(e));
         }
         if self.next_chunk >= self.layout.chunks {
-            return Ok(None);
+            return Ok((buf, None));
         }
         let first = self.next_chunk;
-        let last = (first + CHUNKS_PER_READ - 1).min(self.layout.chunks - 1);
+        let last = piece_last(&self.layout, first);
         let prefetched = match self.prefetch.take() {
             Some((start, fetch)) if start == first => Some(fetch),
             Some((_, fetch)) => {
@@ -155,6 +182,7 @@ impl ObjectReader {
             }
             None => None,
         };
+        let id = self.info.id;
         let result = async {
             let ciphertext = match prefetched {
                 Some(Prefetch::Ready(bytes)) => bytes,
@@ -163,25 +191,31 @@ impl ObjectReader {
             };
             // Fetch the next piece while this one is decrypted.
             if last + 1 < self.layout.chunks {
-                let next_last = (last + CHUNKS_PER_READ).min(self.layout.chunks - 1);
+                let next_last = piece_last(&self.layout, last + 1);
                 let fetch = tokio::spawn(self.fetch(last + 1, next_last));
                 self.prefetch = Some((last + 1, Prefetch::Running(fetch)));
             }
             let (cobblestone, keys, layout) = (self.cobblestone, self.keys.clone(), self.layout);
             tokio::task::spawn_blocking(move || {
-                cobblestone.open_span(&keys, &layout, first, last, &ciphertext)
+                let mut buf = buf;
+                let out = buf.get_mut(at..).ok_or_else(|| {
+                    StorageError::Integrity(format!("object {id} holds more than its size"))
+                })?;
+                let n =
+                    cobblestone.open_span_into(&keys, &layout, first, last, &ciphertext, out)?;
+                Ok((buf, n))
             })
             .await
             .map_err(task_failed)?
         }
         .await;
         match result {
-            Ok(plain) => {
+            Ok((buf, n)) => {
                 if let Some(hasher) = &mut self.hasher {
-                    hasher.update(&plain);
+                    hasher.update(&buf[at..at + n]);
                 }
                 self.next_chunk = last + 1;
-                Ok(Some(plain))
+                Ok((buf, Some(n)))
             }
             Err(e) => {
                 if let Some((_, fetch)) = self.prefetch.take() {
@@ -195,17 +229,27 @@ impl ObjectReader {
     }
 
     /// Reads the rest of the object. With `verify_checksum`, also compares the SHA-256 of
-    /// everything read through this reader with the one recorded at put time.
+    /// everything read through this reader with the one recorded at put time. Each piece is
+    /// decrypted straight into the returned buffer.
     pub async fn read_to_end(self, verify_checksum: bool) -> Result<Vec<u8>, StorageError> {
         let mut this = if verify_checksum {
             self.with_checksum()
         } else {
             self
         };
-        let mut out = Vec::with_capacity(this.info.size as usize);
-        while let Some(chunk) = this.next_chunk().await? {
-            out.extend_from_slice(&chunk);
+        // Zeroed pages come from the allocator untouched: the decrypting threads fault
+        // them in as they write.
+        let mut out = vec![0u8; this.remaining_len() as usize];
+        let mut at = 0;
+        loop {
+            let (buf, n) = this.decrypt_next(out, at).await?;
+            out = buf;
+            match n {
+                Some(n) => at += n,
+                None => break,
+            }
         }
+        out.truncate(at);
         if verify_checksum {
             this.verify_checksum()?;
         }
