@@ -289,16 +289,8 @@ impl Auth {
         e
     }
 
-    async fn audit(
-        &self,
-        tenant: TenantId,
-        actor: String,
-        action: AuditAction,
-        outcome: Outcome,
-        client: &ClientInfo,
-        metadata: serde_json::Value,
-    ) -> Result<(), AuthError> {
-        let e = Self::event(tenant, actor, action, outcome, client, metadata);
+    /// Appends `e` through the audit sink (its own transaction).
+    async fn audit(&self, e: NewAuditEvent) -> Result<(), AuthError> {
         self.audit.append(e).await?;
         Ok(())
     }
@@ -335,14 +327,14 @@ impl Auth {
                         Refusal::Disabled => "disabled",
                         Refusal::Locked => "locked",
                     };
-                    self.audit(
+                    self.audit(Self::event(
                         tenant,
                         "anonymous".into(),
                         actions::AUTHN_LOGIN_FAIL,
                         Outcome::Failure,
                         client,
                         json!({ "reason": reason }),
-                    )
+                    ))
                     .await?;
                 }
                 return Err(err);
@@ -406,28 +398,28 @@ impl Auth {
         reason: &str,
     ) -> Result<(), AuthError> {
         let subject = format!("user:{}", user.id);
-        self.audit(
+        self.audit(Self::event(
             user.tenant,
             subject.clone(),
             actions::AUTHN_LOGIN_FAIL,
             Outcome::Failure,
             client,
             json!({ "reason": reason, "attempt": attempt }),
-        )
+        ))
         .await?;
         if let Some(until) = self
             .users
             .attempt_failed(user.id, attempt, &self.lockout)
             .await?
         {
-            self.audit(
+            self.audit(Self::event(
                 user.tenant,
                 subject,
                 actions::AUTHN_LOGIN_LOCK,
                 Outcome::Failure,
                 client,
                 json!({ "until": until.map(|t| t.to_rfc3339()), "permanent": until.is_none() }),
-            )
+            ))
             .await?;
         }
         Ok(())
@@ -562,14 +554,14 @@ impl Auth {
                 .await?;
         }
         self.tokens.deny(&claims).await?;
-        self.audit(
+        self.audit(Self::event(
             user.tenant,
             format!("user:{}", user.id),
             actions::AUTHN_TOKEN_REVOKED,
             Outcome::Success,
             client,
             json!({ "scope": "session", "session": claims.sid }),
-        )
+        ))
         .await
     }
 
@@ -583,14 +575,14 @@ impl Auth {
         let (tenant, user) = self.principal_user(principal).await?;
         let n = self.sessions.end(tenant, user, None, "logout_all").await?;
         self.users.revoke_tokens_before_now(user).await?;
-        self.audit(
+        self.audit(Self::event(
             tenant,
             principal.subject().to_owned(),
             actions::AUTHN_TOKEN_REVOKED,
             Outcome::Success,
             client,
             json!({ "scope": "all", "sessions": n }),
-        )
+        ))
         .await?;
         Ok(n)
     }
@@ -687,14 +679,14 @@ impl Auth {
         what: &str,
         client: &ClientInfo,
     ) -> Result<(), AuthError> {
-        self.audit(
+        self.audit(Self::event(
             tenant,
             principal.subject().to_owned(),
             actions::AUTHZ_FAIL,
             Outcome::Denied,
             client,
             json!({ "denied": what.chars().take(200).collect::<String>() }),
-        )
+        ))
         .await
     }
 }

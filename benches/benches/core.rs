@@ -131,7 +131,8 @@ fn audit_append(c: &mut Criterion) {
         };
         // The baseline table: the same columns, no chain.
         sqlx::query(
-            "CREATE TABLE plain_events (tenant_id BLOB NOT NULL, id BLOB NOT NULL PRIMARY KEY, \
+            "CREATE TABLE plain_events (tenant_id BLOB NOT NULL, seq INTEGER, \
+             id BLOB NOT NULL PRIMARY KEY, \
              occurred_at INTEGER NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, \
              target TEXT, outcome TEXT NOT NULL, client_addr TEXT, user_agent TEXT, \
              metadata TEXT NOT NULL) STRICT",
@@ -162,46 +163,36 @@ fn audit_append(c: &mut Criterion) {
     };
     let value = serde_json::json!({ "reason": "bad_password", "attempt": 3 });
     let metadata = value.to_string();
-    let plain = |pool: sqlx::SqlitePool, metadata: String| async move {
-        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.expect("tx");
-        sqlx::query("INSERT INTO plain_events VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
-            .bind(tenant.as_uuid())
-            .bind(uuid::Uuid::now_v7())
-            .bind(0i64)
-            .bind("user:alice")
-            .bind("authn_login_fail")
-            .bind(None::<String>)
-            .bind("failure")
-            .bind(Some("203.0.113.7"))
-            .bind(Some("bench/1.0"))
-            .bind(metadata)
-            .execute(&mut *tx)
-            .await
-            .expect("insert");
-        tx.commit().await.expect("commit");
-    };
+    // Both baselines take the same row; `plain_events` leaves `seq` unindexed.
     let seq = std::sync::atomic::AtomicI64::new(0);
-    let indexed = |pool: sqlx::SqlitePool, metadata: String, seq: i64| async move {
-        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.expect("tx");
-        sqlx::query(
-            "INSERT INTO indexed_events VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(tenant.as_uuid())
-        .bind(seq)
-        .bind(uuid::Uuid::now_v7())
-        .bind(0i64)
-        .bind("user:alice")
-        .bind("authn_login_fail")
-        .bind(None::<String>)
-        .bind("failure")
-        .bind(Some("203.0.113.7"))
-        .bind(Some("bench/1.0"))
-        .bind(metadata)
-        .execute(&mut *tx)
-        .await
-        .expect("insert");
-        tx.commit().await.expect("commit");
+    let insert = |pool: sqlx::SqlitePool, sql: &'static str, metadata: String| {
+        let n = seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        async move {
+            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.expect("tx");
+            sqlx::query(sql)
+                .bind(tenant.as_uuid())
+                .bind(n)
+                .bind(uuid::Uuid::now_v7())
+                .bind(0i64)
+                .bind("user:alice")
+                .bind("authn_login_fail")
+                .bind(None::<String>)
+                .bind("failure")
+                .bind(Some("203.0.113.7"))
+                .bind(Some("bench/1.0"))
+                .bind(metadata)
+                .execute(&mut *tx)
+                .await
+                .expect("insert");
+            tx.commit().await.expect("commit");
+        }
     };
+    const PLAIN: &str =
+        "INSERT INTO plain_events VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+    const INDEXED: &str =
+        "INSERT INTO indexed_events VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+    let plain = |pool, metadata| insert(pool, PLAIN, metadata);
+    let indexed = |pool, metadata| insert(pool, INDEXED, metadata);
     let chained = |audit: SqlAuditSink, metadata: serde_json::Value| async move {
         let event = NewAuditEvent::new(
             tenant,
@@ -244,15 +235,14 @@ fn audit_append(c: &mut Criterion) {
     });
     group.bench_function("paired_baseline_indexed_insert", |b| {
         b.to_async(&rt).iter_custom(|iters| {
-            let (pool, audit, seq) = (pool.clone(), audit.clone(), &seq);
+            let (pool, audit, indexed) = (pool.clone(), audit.clone(), &indexed);
             let (metadata, value) = (metadata.clone(), value.clone());
             async move {
                 let mut timed = std::time::Duration::ZERO;
                 for _ in 0..iters {
                     chained(audit.clone(), value.clone()).await;
-                    let n = seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                     let start = std::time::Instant::now();
-                    indexed(pool.clone(), metadata.clone(), n).await;
+                    indexed(pool.clone(), metadata.clone()).await;
                     timed += start.elapsed();
                 }
                 timed
