@@ -116,63 +116,47 @@ impl<S: Copy + Eq + Hash> KeyCache<S> {
             .is_some_and(|e| self.fresh(generation, e.generation, e.at))
     }
 
-    /// Remembers that the scope's tenant was active, read under `generation`.
-    pub(crate) fn put_live(&self, scope: S, generation: u64) {
+    /// Inserts into one of the maps, unless the cache is off; a full map starts over.
+    fn remember<K: Eq + Hash, V>(&self, map: &Mutex<HashMap<K, V>>, key: K, value: V) {
         if self.ttl.is_zero() {
             return;
         }
-        if let Ok(mut live) = self.live.lock() {
-            if live.len() >= MAX_ENTRIES {
-                live.clear();
+        if let Ok(mut map) = map.lock() {
+            if map.len() >= MAX_ENTRIES {
+                map.clear();
             }
-            live.insert(
-                scope,
-                Live {
-                    generation,
-                    at: Instant::now(),
-                },
-            );
+            map.insert(key, value);
         }
+    }
+
+    /// Remembers that the scope's tenant was active, read under `generation`.
+    pub(crate) fn put_live(&self, scope: S, generation: u64) {
+        let at = Instant::now();
+        self.remember(&self.live, scope, Live { generation, at });
     }
 
     /// Remembers key `version` of `scope`, read under `generation` (taken before reading).
     pub(crate) fn put_key(&self, scope: S, version: u32, key: &SecretKey, generation: u64) {
-        if self.ttl.is_zero() {
-            return;
-        }
-        if let Ok(mut keys) = self.keys.lock() {
-            if keys.len() >= MAX_ENTRIES {
-                keys.clear();
-            }
-            keys.insert(
-                (scope, version),
-                Entry {
-                    key: key.clone(),
-                    generation,
-                    at: Instant::now(),
-                },
-            );
-        }
+        let (key, at) = (key.clone(), Instant::now());
+        self.remember(
+            &self.keys,
+            (scope, version),
+            Entry {
+                key,
+                generation,
+                at,
+            },
+        );
     }
 
     /// Remembers that `scope` was active with key `version`, under `generation`.
     pub(crate) fn put_active(&self, scope: S, version: u32, generation: u64) {
-        if self.ttl.is_zero() {
-            return;
-        }
-        if let Ok(mut active) = self.active.lock() {
-            if active.len() >= MAX_ENTRIES {
-                active.clear();
-            }
-            active.insert(
-                scope,
-                Active {
-                    version,
-                    generation,
-                    at: Instant::now(),
-                },
-            );
-        }
+        let entry = Active {
+            version,
+            generation,
+            at: Instant::now(),
+        };
+        self.remember(&self.active, scope, entry);
     }
 
     /// Forgets everything about `scope` (its keys changed here).
