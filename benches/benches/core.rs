@@ -205,67 +205,61 @@ fn audit_append(c: &mut Criterion) {
         .metadata(metadata);
         black_box(audit.append(event).await.expect("append"));
     };
+    let append = || chained(audit.clone(), value.clone());
+    let bare = || plain(pool.clone(), metadata.clone());
+    let shaped = || indexed(pool.clone(), metadata.clone());
     let mut group = c.benchmark_group("audit_append");
-    group.bench_function("baseline_plain_insert", |b| {
-        b.to_async(&rt)
-            .iter(|| plain(pool.clone(), metadata.clone()))
-    });
-    group.bench_function("chained", |b| {
-        b.to_async(&rt)
-            .iter(|| chained(audit.clone(), value.clone()))
-    });
-    // The same two, alternating: each timed operation follows one of the other kind, so
-    // both sides meet the same state of the disk and of SQLite's WAL (the separate runs
-    // above drift by more than the difference between them).
-    group.bench_function("paired_baseline_plain_insert", |b| {
-        b.to_async(&rt).iter_custom(|iters| {
-            let (pool, audit) = (pool.clone(), audit.clone());
-            let (metadata, value) = (metadata.clone(), value.clone());
-            async move {
-                let mut timed = std::time::Duration::ZERO;
-                for _ in 0..iters {
-                    chained(audit.clone(), value.clone()).await;
-                    let start = std::time::Instant::now();
-                    plain(pool.clone(), metadata.clone()).await;
-                    timed += start.elapsed();
-                }
-                timed
-            }
-        })
-    });
-    group.bench_function("paired_baseline_indexed_insert", |b| {
-        b.to_async(&rt).iter_custom(|iters| {
-            let (pool, audit, indexed) = (pool.clone(), audit.clone(), &indexed);
-            let (metadata, value) = (metadata.clone(), value.clone());
-            async move {
-                let mut timed = std::time::Duration::ZERO;
-                for _ in 0..iters {
-                    chained(audit.clone(), value.clone()).await;
-                    let start = std::time::Instant::now();
-                    indexed(pool.clone(), metadata.clone()).await;
-                    timed += start.elapsed();
-                }
-                timed
-            }
-        })
-    });
-    group.bench_function("paired_chained", |b| {
-        b.to_async(&rt).iter_custom(|iters| {
-            let (pool, audit) = (pool.clone(), audit.clone());
-            let (metadata, value) = (metadata.clone(), value.clone());
-            async move {
-                let mut timed = std::time::Duration::ZERO;
-                for _ in 0..iters {
-                    plain(pool.clone(), metadata.clone()).await;
-                    let start = std::time::Instant::now();
-                    chained(audit.clone(), value.clone()).await;
-                    timed += start.elapsed();
-                }
-                timed
-            }
-        })
-    });
+    group.bench_function("baseline_plain_insert", |b| b.to_async(&rt).iter(bare));
+    group.bench_function("chained", |b| b.to_async(&rt).iter(append));
+    // The same, alternating: each timed operation follows one of the other kind, so all
+    // meet the same state of the disk and of SQLite's WAL (the separate runs above drift by
+    // more than the difference between them).
+    paired(
+        &mut group,
+        &rt,
+        "paired_baseline_plain_insert",
+        append,
+        bare,
+    );
+    paired(
+        &mut group,
+        &rt,
+        "paired_baseline_indexed_insert",
+        append,
+        shaped,
+    );
+    paired(&mut group, &rt, "paired_chained", bare, append);
     group.finish();
+}
+
+/// Benchmarks `timed`, running `untimed` before each call of it (outside the timing).
+fn paired<U, T, FU, FT>(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    rt: &tokio::runtime::Runtime,
+    name: &str,
+    untimed: U,
+    timed: T,
+) where
+    U: Fn() -> FU,
+    T: Fn() -> FT,
+    FU: std::future::Future<Output = ()>,
+    FT: std::future::Future<Output = ()>,
+{
+    group.bench_function(name, |b| {
+        b.to_async(rt).iter_custom(|iters| {
+            let (untimed, timed) = (&untimed, &timed);
+            async move {
+                let mut total = std::time::Duration::ZERO;
+                for _ in 0..iters {
+                    untimed().await;
+                    let start = std::time::Instant::now();
+                    timed().await;
+                    total += start.elapsed();
+                }
+                total
+            }
+        })
+    });
 }
 
 criterion_group!(benches, tenant_lookup, audit_append);
