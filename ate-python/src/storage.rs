@@ -17,14 +17,14 @@ use crate::buffer::{writable, write_into};
 use crate::convert::{parse_id, to_json};
 use crate::core::{Core, View};
 use crate::error::Error;
+use crate::object_io::{open_async, open_sync, writer_async, writer_sync};
 use crate::runtime::{Done, awaitable, block};
 use crate::streams::{Source, read_part, write_part};
 use crate::types::storage::{
-    GcReport, KeyInfo, ObjectInfo, ObjectPage, ReencryptProgress, VerifyReport,
+    DirPage, GcReport, KeyInfo, ObjectInfo, ObjectPage, ReencryptProgress, VerifyReport,
 };
 use ate_core::{Cursor, TenantId};
 use ate_storage::objects::{ObjectReader as CoreReader, ObjectStore, ObjectWriter, PutOptions};
-use bytes::Bytes;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDelta, PyDeltaAccess};
 use std::sync::Arc;
@@ -57,20 +57,28 @@ impl PutArgs {
         content_type: Option<String>,
         metadata: Option<&Bound<'_, PyAny>>,
     ) -> Result<Self, Error> {
-        let mut options = PutOptions::default();
-        if let Some(ct) = content_type {
-            options = options.content_type(ct);
-        }
-        if let Some(m) = metadata {
-            options = options.metadata(to_json(m, "metadata")?);
-        }
         Ok(PutArgs {
             tenant: parse_id(tenant_id)?,
             path,
             source: Source::from_py(data)?,
-            options,
+            options: put_options(content_type, metadata)?,
         })
     }
+}
+
+/// A put's options from Python keywords.
+fn put_options(
+    content_type: Option<String>,
+    metadata: Option<&Bound<'_, PyAny>>,
+) -> Result<PutOptions, Error> {
+    let mut options = PutOptions::default();
+    if let Some(ct) = content_type {
+        options = options.content_type(ct);
+    }
+    if let Some(m) = metadata {
+        options = options.metadata(to_json(m, "metadata")?);
+    }
+    Ok(options)
 }
 
 /// A byte range from Python integers: half-open `[start, end)`, never negative.
@@ -258,14 +266,6 @@ impl View {
         Ok(awaitable(py, fut)?.unbind())
     }
 
-    async fn open_object(self, tenant: TenantId, path: String) -> Result<ReaderState, Error> {
-        let reader = self.core.objects()?.get(&self.actor, tenant, &path).await?;
-        Ok(ReaderState {
-            reader: Some(reader),
-            leftover: Bytes::new(),
-        })
-    }
-
     async fn get_range(
         self,
         tenant: TenantId,
@@ -306,6 +306,27 @@ impl View {
             .core
             .objects()?
             .list(
+                &self.actor,
+                tenant,
+                &prefix,
+                limit,
+                cursor.map(Cursor::from_string),
+            )
+            .await?
+            .into())
+    }
+
+    async fn list_dir(
+        self,
+        tenant: TenantId,
+        prefix: String,
+        limit: Option<u32>,
+        cursor: Option<String>,
+    ) -> Result<DirPage, Error> {
+        Ok(self
+            .core
+            .objects()?
+            .list_dir(
                 &self.actor,
                 tenant,
                 &prefix,
@@ -406,179 +427,6 @@ impl View {
 }
 
 // ---------------------------------------------------------------------------------------
-// Streaming readers.
-
-/// A reader's position: the core reader and what a `read(n)` left over.
-pub(crate) struct ReaderState {
-    reader: Option<CoreReader>,
-    leftover: Bytes,
-}
-
-impl ReaderState {
-    /// The next piece (at most `limit` bytes if given); empty at the end.
-    async fn next(&mut self, limit: Option<usize>) -> Result<Bytes, Error> {
-        if self.leftover.is_empty()
-            && let Some(reader) = &mut self.reader
-        {
-            match reader.next_chunk().await? {
-                Some(chunk) => self.leftover = Bytes::from(chunk),
-                None => self.reader = None,
-            }
-        }
-        let n = limit.map_or(self.leftover.len(), |l| l.min(self.leftover.len()));
-        Ok(self.leftover.split_to(n))
-    }
-
-    /// Everything left (at most `limit` bytes if given).
-    async fn read(&mut self, limit: Option<usize>) -> Result<Vec<u8>, Error> {
-        let mut out = Vec::new();
-        loop {
-            let want = limit.map(|l| l - out.len());
-            if want == Some(0) {
-                break;
-            }
-            let piece = self.next(want).await?;
-            if piece.is_empty() {
-                break;
-            }
-            out.extend_from_slice(&piece);
-        }
-        Ok(out)
-    }
-}
-
-type SharedReader = Arc<tokio::sync::Mutex<ReaderState>>;
-
-fn read_limit(size: Option<i64>) -> Option<usize> {
-    size.and_then(|s| usize::try_from(s).ok())
-}
-
-async fn read_shared(state: SharedReader, limit: Option<usize>) -> Result<Py<PyBytes>, Error> {
-    let bytes = state.lock().await.read(limit).await?;
-    Ok(Python::attach(|py| PyBytes::new(py, &bytes).unbind()))
-}
-
-async fn next_shared(state: SharedReader) -> Result<Option<Py<PyBytes>>, Error> {
-    let piece = state.lock().await.next(None).await?;
-    Ok((!piece.is_empty()).then(|| Python::attach(|py| PyBytes::new(py, &piece).unbind())))
-}
-
-/// A streaming read of one object (`a.storage.open`): iterate for pieces of about 1 MiB,
-/// or `read(n)`. Every byte returned has been authenticated; a tampered object raises
-/// `IntegrityError` at the piece that fails, and every later call raises it again.
-#[pyclass(module = "ate.storage", frozen)]
-pub(crate) struct ObjectReader {
-    state: SharedReader,
-    #[pyo3(get)]
-    info: ObjectInfo,
-}
-
-#[pymethods]
-impl ObjectReader {
-    /// Reads up to `size` bytes (everything left if `size` is negative or omitted); `b""`
-    /// at the end.
-    #[pyo3(signature = (size = -1), text_signature = "(self, size=-1)")]
-    fn read(&self, py: Python<'_>, size: i64) -> PyResult<Py<PyBytes>> {
-        Ok(block(
-            py,
-            read_shared(self.state.clone(), read_limit(Some(size))),
-        )?)
-    }
-
-    fn readable(&self) -> bool {
-        true
-    }
-
-    fn __iter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyBytes>>> {
-        Ok(block(py, next_shared(self.state.clone()))?)
-    }
-
-    fn __enter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    #[pyo3(signature = (*_exc))]
-    fn __exit__(&self, _exc: &Bound<'_, pyo3::types::PyTuple>) -> bool {
-        false
-    }
-
-    fn __repr__(&self) -> String {
-        format!(
-            "ObjectReader(path={:?}, size={})",
-            self.info.path(),
-            self.info.size()
-        )
-    }
-}
-
-/// The asyncio twin of `ObjectReader`: `async for piece in reader`, `await reader.read(n)`.
-#[pyclass(module = "ate.storage", frozen)]
-pub(crate) struct AsyncObjectReader {
-    state: SharedReader,
-    #[pyo3(get)]
-    info: ObjectInfo,
-}
-
-#[pymethods]
-impl AsyncObjectReader {
-    /// Reads up to `size` bytes (everything left if negative or omitted); `b""` at the end.
-    #[pyo3(signature = (size = -1), text_signature = "(self, size=-1)")]
-    fn read<'py>(&self, py: Python<'py>, size: i64) -> PyResult<Bound<'py, PyAny>> {
-        awaitable(py, read_shared(self.state.clone(), read_limit(Some(size))))
-    }
-
-    fn __aiter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    fn __anext__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let state = self.state.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            match next_shared(state).await {
-                Ok(Some(piece)) => Ok(piece),
-                Ok(None) => Err(pyo3::exceptions::PyStopAsyncIteration::new_err(())),
-                Err(e) => Err(PyErr::from(e)),
-            }
-        })
-    }
-
-    fn __repr__(&self) -> String {
-        format!(
-            "AsyncObjectReader(path={:?}, size={})",
-            self.info.path(),
-            self.info.size()
-        )
-    }
-}
-
-fn new_reader(state: ReaderState) -> (SharedReader, ObjectInfo) {
-    let info = state
-        .reader
-        .as_ref()
-        .map(|r| ObjectInfo::from(r.info().clone()))
-        .unwrap_or_default();
-    (Arc::new(tokio::sync::Mutex::new(state)), info)
-}
-
-async fn open_sync(view: View, tenant: TenantId, path: String) -> Result<ObjectReader, Error> {
-    let (state, info) = new_reader(view.open_object(tenant, path).await?);
-    Ok(ObjectReader { state, info })
-}
-
-async fn open_async(
-    view: View,
-    tenant: TenantId,
-    path: String,
-) -> Result<AsyncObjectReader, Error> {
-    let (state, info) = new_reader(view.open_object(tenant, path).await?);
-    Ok(AsyncObjectReader { state, info })
-}
-
-// ---------------------------------------------------------------------------------------
 // The Python classes.
 
 /// `get`: the blocking client reads straight into the `bytes` it returns.
@@ -616,7 +464,7 @@ macro_rules! get_into_impl {
 
 /// Defines the storage API class for one mode (`sync` or `async`).
 macro_rules! storage_class {
-    ($mode:ident, $name:ident, $py_name:literal, $open:ident) => {
+    ($mode:ident, $name:ident, $py_name:literal, $open:ident, $writer:ident) => {
         /// Encrypted object storage (`a.storage`): each tenant's objects under its own keys.
         #[pyclass(module = "ate.storage", frozen, name = $py_name)]
         pub(crate) struct $name {
@@ -661,6 +509,17 @@ macro_rules! storage_class {
                 Ok(dispatch!($mode, py, $open(self.view.clone(), tenant, path)))
             }
 
+            /// A streaming put to `path`: `write(data)` as often as needed, then `commit()`
+            /// (or leave its `with` block without an exception). Nothing is visible at `path`
+            /// until the commit; `abort()`, an exception in the block or dropping the writer
+            /// leaves the old object (if any) in place.
+            #[pyo3(signature = (tenant_id, path, *, content_type = None, metadata = None))]
+            fn writer(&self, py: Python<'_>, tenant_id: &str, path: String, content_type: Option<String>, metadata: Option<&Bound<'_, PyAny>>) -> PyResult<Py<PyAny>> {
+                let tenant = parse_id(tenant_id)?;
+                let options = put_options(content_type, metadata)?;
+                Ok(dispatch!($mode, py, $writer(self.view.clone(), tenant, path, options)))
+            }
+
             /// The bytes in `[start, end)`, decrypting only the chunks they touch.
             fn get_range(&self, py: Python<'_>, tenant_id: &str, path: String, start: i64, end: i64) -> PyResult<Py<PyAny>> {
                 let (tenant, range) = (parse_id(tenant_id)?, byte_range(start, end)?);
@@ -681,6 +540,15 @@ macro_rules! storage_class {
             fn list(&self, py: Python<'_>, tenant_id: &str, prefix: String, limit: Option<u32>, cursor: Option<String>) -> PyResult<Py<PyAny>> {
                 let tenant = parse_id(tenant_id)?;
                 Ok(dispatch!($mode, py, self.view.clone().list_objects(tenant, prefix, limit, cursor)))
+            }
+
+            /// One directory level: the objects directly under `prefix` (`""` or ending with
+            /// `/`) and its subdirectories, each once (`DirPage.directories`), however many
+            /// objects they hold.
+            #[pyo3(signature = (tenant_id, prefix = String::new(), *, limit = None, cursor = None), text_signature = "(self, tenant_id, prefix='', *, limit=None, cursor=None)")]
+            fn list_dir(&self, py: Python<'_>, tenant_id: &str, prefix: String, limit: Option<u32>, cursor: Option<String>) -> PyResult<Py<PyAny>> {
+                let tenant = parse_id(tenant_id)?;
+                Ok(dispatch!($mode, py, self.view.clone().list_dir(tenant, prefix, limit, cursor)))
             }
 
             fn copy(&self, py: Python<'_>, tenant_id: &str, source: String, destination: String) -> PyResult<Py<PyAny>> {
@@ -733,5 +601,11 @@ macro_rules! storage_class {
     };
 }
 
-storage_class!(sync, Storage, "Storage", open_sync);
-storage_class!(async, AsyncStorage, "AsyncStorage", open_async);
+storage_class!(sync, Storage, "Storage", open_sync, writer_sync);
+storage_class!(
+    async,
+    AsyncStorage,
+    "AsyncStorage",
+    open_async,
+    writer_async
+);

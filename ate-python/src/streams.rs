@@ -29,7 +29,7 @@ pub(crate) enum Source {
 /// A copy of a bytes-like object's contents (`bytes`, `bytearray`, `memoryview`, `array`,
 /// …), or `None` if it is not one. (The buffer protocol is not in the stable ABI before
 /// Python 3.11, so anything else goes through `memoryview`.)
-fn bytes_like(value: &Bound<'_, PyAny>) -> Option<Vec<u8>> {
+pub(crate) fn bytes_like(value: &Bound<'_, PyAny>) -> Option<Vec<u8>> {
     if let Ok(b) = value.cast::<PyBytes>() {
         return Some(b.as_bytes().to_vec());
     }

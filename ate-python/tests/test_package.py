@@ -13,8 +13,10 @@ DOMAINS = {
     "ate.audit": ["Audit", "AsyncAudit", "AuditEvent", "AuditPage", "ChainHead", "ChainBreak", "ChainReport"],
     "ate.storage": [
         "Storage", "AsyncStorage", "ObjectReader", "AsyncObjectReader", "ObjectInfo", "ObjectPage",
-        "KeyInfo", "ReencryptProgress", "GcReport", "VerifyReport", "VerifyProblem",
+        "KeyInfo", "ReencryptProgress", "GcReport", "VerifyReport", "VerifyProblem", "ObjectWriter",
+        "AsyncObjectWriter", "DirPage",
     ],
+    "ate.fsspec": ["AteFileSystem", "AteFile"],
     "ate.auth": ["Auth", "AsyncAuth", "JwtVerifier", "Principal", "Session", "SigningKeyInfo", "Tokens", "User", "UserPage"],
     "ate.registry": [
         "Registry", "AsyncRegistry", "Pick", "PendingPick", "CheckDefinition", "Instance", "Stats",
@@ -67,7 +69,9 @@ def test_top_level_names_keep_working():
         assert getattr(ate, module).__name__ == f"ate.{module}"
 
 
-@pytest.mark.parametrize("module_name", ["ate.tenants", "ate.audit", "ate.storage", "ate.workflows", "ate.projects"])
+@pytest.mark.parametrize(
+    "module_name", ["ate.tenants", "ate.audit", "ate.storage", "ate.workflows", "ate.projects", "ate.fsspec"]
+)
 def test_module_docstring_examples_run(module_name):
     failures, tried = doctest.testmod(importlib.import_module(module_name), verbose=False)
     assert tried > 0 and failures == 0

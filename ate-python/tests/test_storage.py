@@ -159,6 +159,89 @@ def test_list_copy_delete(store, acme):
         store.storage.list(acme, cursor="garbage")
 
 
+def test_list_dir_lists_one_level(store, acme):
+    for path in ["a", "a/x", "a0", "b/c/d", "b/e", *[f"big/{i}" for i in range(5)]]:
+        store.storage.put(acme, path, b"1")
+    page = store.storage.list_dir(acme)
+    assert isinstance(page, ate.storage.DirPage)
+    assert [o.path for o in page.objects] == ["a", "a0"]
+    assert page.directories == ["a/", "b/", "big/"] and page.next_cursor is None
+    assert [o.size for o in page.objects] == [1, 1]
+    # Pages of two entries: every entry once, whatever the subdirectories hold.
+    seen, cursor = [], None
+    while True:
+        p = store.storage.list_dir(acme, "", limit=2, cursor=cursor)
+        seen += [o.path for o in p.objects] + p.directories
+        cursor = p.next_cursor
+        if cursor is None:
+            break
+    assert sorted(seen) == ["a", "a/", "a0", "b/", "big/"]
+    b = store.storage.list_dir(acme, "b/")
+    assert ([o.path for o in b.objects], b.directories) == (["b/e"], ["b/c/"])
+    assert len(store.storage.list_dir(acme, "nothing/").objects) == 0
+    for bad in ["a", "a//", "../"]:
+        with pytest.raises(ate.InvalidInputError):
+            store.storage.list_dir(acme, bad)
+    with pytest.raises(ate.InvalidInputError):
+        store.storage.list_dir(acme, cursor=store.storage.list(acme, limit=1).next_cursor)
+
+
+def test_writer_streams_and_commits_once(store, acme):
+    store.storage.put(acme, "w", b"old")
+    parts = [blob(300_000, seed=i) for i in range(4)]
+    w = store.storage.writer(acme, "w", content_type="application/x-test", metadata={"k": 1})
+    assert isinstance(w, ate.storage.ObjectWriter) and not w.closed
+    for p in parts[:2]:
+        assert w.write(p) == len(p)
+    w.write(memoryview(parts[2]))
+    w.write(bytearray(parts[3]))
+    assert w.written == sum(map(len, parts))
+    assert store.storage.get(acme, "w") == b"old", "nothing visible before the commit"
+    info = w.commit()
+    assert (info.size, info.content_type, info.metadata) == (sum(map(len, parts)), "application/x-test", {"k": 1})
+    assert store.storage.get(acme, "w", verify_checksum=True) == b"".join(parts)
+    assert w.closed
+    with pytest.raises(ate.InvalidInputError, match="closed"):
+        w.write(b"more")
+    with pytest.raises(ate.InvalidInputError, match="closed"):
+        w.commit()
+    w.abort()  # nothing to do once closed
+    # As a context manager: commit on a normal exit, abort on an exception.
+    with store.storage.writer(acme, "ctx") as w:
+        w.write(b"ctx")
+    assert store.storage.get(acme, "ctx") == b"ctx"
+    with pytest.raises(RuntimeError):
+        with store.storage.writer(acme, "ctx") as w:
+            w.write(b"half")
+            raise RuntimeError("boom")
+    assert store.storage.get(acme, "ctx") == b"ctx"
+    w = store.storage.writer(acme, "aborted")
+    w.write(b"x")
+    w.abort()
+    with pytest.raises(ate.NotFoundError):
+        store.storage.stat(acme, "aborted")
+    # Bad input: nothing is started or written.
+    with pytest.raises(ate.InvalidInputError, match="bytes-like"):
+        store.storage.writer(acme, "s").write("text, not bytes")
+    with pytest.raises(ate.InvalidInputError):
+        store.storage.writer(acme, "a//b")
+    with pytest.raises(ate.InvalidInputError):
+        store.storage.writer(acme, "m", metadata=["not", "an", "object"])
+    with pytest.raises(ate.NotFoundError):
+        store.storage.stat(acme, "s")
+
+
+def test_writer_respects_the_quota(storage_urls):
+    database_url, storage_url = storage_urls
+    with ate.Ate(database_url, storage_url=storage_url, master_key=MASTER_KEY) as a:
+        t = a.tenants.create("small", "Small", quotas={"max_storage_bytes": 1000}).id
+        w = a.storage.writer(t, "big")
+        w.write(b"x" * 2000)
+        with pytest.raises(ate.QuotaExceededError):
+            w.commit()
+        assert len(a.storage.list(t)) == 0
+
+
 @pytest.mark.parametrize("path", ["", "../x", "a/../b", "/lead", "a\\b", "nul\0", "x" * 1025, "a//b", "trail/"])
 def test_bad_paths_store_nothing(store, acme, path):
     with pytest.raises(ate.InvalidInputError):
@@ -400,6 +483,26 @@ async def test_async_storage(storage_urls, tmp_path):
         pieces = [p async for p in reader]
         assert data[:3] + b"".join(pieces) == data
         assert [o.path for o in await a.storage.list(t, "f")] == ["f0", "f1", "f2", "f3", "file"]
+        top = await a.storage.list_dir(t)
+        assert [o.path for o in top.objects][:2] == ["f0", "f1"] and top.directories == []
+        w = await a.storage.writer(t, "dir/streamed")
+        assert isinstance(w, ate.storage.AsyncObjectWriter)
+        assert await w.write(data[:1000]) == 1000
+        await w.write(data[1000:2000])
+        assert (await w.commit()).size == 2000
+        assert (await a.storage.list_dir(t)).directories == ["dir/"]
+        async with await a.storage.writer(t, "dir/ctx") as w:
+            await w.write(b"ctx")
+        assert await a.storage.get(t, "dir/ctx") == b"ctx"
+        with pytest.raises(RuntimeError):
+            async with await a.storage.writer(t, "dir/ctx") as w:
+                await w.write(b"half")
+                raise RuntimeError("boom")
+        assert await a.storage.get(t, "dir/ctx") == b"ctx"
+        w = await a.storage.writer(t, "dir/gone")
+        await w.abort()
+        with pytest.raises(ate.InvalidInputError, match="closed"):
+            await w.write(b"x")
         await a.storage.copy(t, "f0", "g")
         assert await a.storage.delete(t, "f0") is None
         with pytest.raises(ate.NotFoundError):

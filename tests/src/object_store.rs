@@ -12,7 +12,9 @@ use ate_core::{
 use ate_storage::StorageError;
 use ate_storage::blob::BlobStore;
 use ate_storage::keyring::{KEY_DESTROY, KEY_ROTATE};
-use ate_storage::objects::{ObjectStore, PutOptions, STORAGE_DELETE, STORAGE_READ, STORAGE_WRITE};
+use ate_storage::objects::{
+    DirEntry, ObjectStore, PutOptions, STORAGE_DELETE, STORAGE_READ, STORAGE_WRITE,
+};
 use sha2::{Digest, Sha256};
 use std::future::Future;
 use std::sync::Arc;
@@ -292,6 +294,106 @@ pub async fn list_by_prefix(e: ObjEnv) {
     assert_kind(
         e.store.list(&p, t.id, "", Some(0), None).await,
         ErrorKind::InvalidInput,
+    );
+}
+
+/// Directory listings: one level at a time, subdirectories once each (however many objects
+/// are under them), pages that resume after a file or past a directory, bad directories and
+/// cursors refused.
+pub async fn list_dir_by_level(e: ObjEnv) {
+    let t = tenant(&e, "acme").await;
+    let p = writer(t.id);
+    let mut paths = vec![
+        "a", "a/x", "a0", "a-b/1", "b/c/d/e", "b/f", "c", "é/1", "z/y",
+    ];
+    // A subdirectory with more objects than a page (and than a scan batch).
+    let many: Vec<String> = (0..7).map(|i| format!("big/{i}")).collect();
+    paths.extend(many.iter().map(String::as_str));
+    for path in &paths {
+        e.store
+            .put(
+                &p,
+                t.id,
+                path,
+                path.as_bytes().to_vec(),
+                PutOptions::default(),
+            )
+            .await
+            .unwrap();
+    }
+    let level = |dir: &'static str, limit: Option<u32>| {
+        let (store, p) = (e.store.clone(), p.clone());
+        async move {
+            let mut seen = Vec::new();
+            let mut cursor = None;
+            loop {
+                let page = store.list_dir(&p, t.id, dir, limit, cursor).await.unwrap();
+                if let Some(l) = limit {
+                    assert!(page.items.len() <= l as usize);
+                }
+                seen.extend(page.items.iter().map(|d| match d {
+                    DirEntry::Directory(d) => format!("{d} (dir)"),
+                    other => other.path().to_owned(),
+                }));
+                cursor = page.next_cursor;
+                if cursor.is_none() {
+                    return seen;
+                }
+            }
+        }
+    };
+    let top = [
+        "a",
+        "a-b/ (dir)",
+        "a/ (dir)",
+        "a0",
+        "b/ (dir)",
+        "big/ (dir)",
+        "c",
+        "z/ (dir)",
+        "é/ (dir)",
+    ];
+    for limit in [None, Some(1), Some(2), Some(3), Some(1000)] {
+        assert_eq!(level("", limit).await, top, "page size {limit:?}");
+    }
+    assert_eq!(level("b/", Some(1)).await, ["b/c/ (dir)", "b/f"]);
+    assert_eq!(level("b/c/d/", None).await, ["b/c/d/e"]);
+    assert_eq!(level("big/", Some(2)).await, many);
+    assert!(level("nothing/", None).await.is_empty());
+    // Object entries carry their index entry.
+    let page = e.store.list_dir(&p, t.id, "a/", None, None).await.unwrap();
+    match &page.items[..] {
+        [DirEntry::Object(o)] => assert_eq!((o.path.as_str(), o.size), ("a/x", 3)),
+        other => panic!("{other:?}"),
+    }
+    for bad in ["a", "/", "a//", "../", "a/./", "x\\y/"] {
+        assert_kind(
+            e.store.list_dir(&p, t.id, bad, None, None).await,
+            ErrorKind::InvalidInput,
+        );
+    }
+    // A flat listing's cursor is not a directory listing's, and garbage is refused.
+    let flat = e.store.list(&p, t.id, "", Some(1), None).await.unwrap();
+    for bad in [
+        flat.next_cursor.unwrap(),
+        ate_core::Cursor::from_string("x"),
+    ] {
+        assert_kind(
+            e.store.list_dir(&p, t.id, "", None, Some(bad)).await,
+            ErrorKind::InvalidInput,
+        );
+    }
+    assert_kind(
+        e.store.list_dir(&p, t.id, "", Some(0), None).await,
+        ErrorKind::InvalidInput,
+    );
+    // Another tenant's principal may not list this one.
+    let other = tenant(&e, "globex").await;
+    assert_kind(
+        e.store
+            .list_dir(&writer(other.id), t.id, "", None, None)
+            .await,
+        ErrorKind::PermissionDenied,
     );
 }
 

@@ -160,6 +160,7 @@ object_matrix! {
     streaming_put_and_get,
     overwrite_replaces,
     list_by_prefix,
+    list_dir_by_level,
     delete_and_copy,
     bad_paths_write_nothing,
     tenants_are_isolated,

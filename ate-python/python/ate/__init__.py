@@ -19,7 +19,9 @@ registers service instances, checks their health, picks one per request and rend
 metrics), ``ate.projects`` (``a.projects`` imports codebases into deduplicated, encrypted
 snapshots with their languages and statistics; ``a.analysis`` records analysis results;
 both need storage), ``ate.workflows`` (``a.workflows`` runs DAGs of Python steps durably, with
-workers on background threads) and ``ate.crypto``. The clients (``ate.Ate``, ``ate.AsyncAte``), the errors
+workers on background threads) and ``ate.crypto``. ``ate.fsspec`` (imported on demand; needs
+``fsspec``) is the ``ate://`` filesystem through which pandas, polars, pyarrow and DuckDB read
+and write encrypted objects and snapshot files. The clients (``ate.Ate``, ``ate.AsyncAte``), the errors
 (``ate.AteError`` and its subclasses) and the main classes are also here at the top.
 
 **Acting for a user.** A client acts as its own platform administrator (``actor=``). A
@@ -59,12 +61,15 @@ from ate.audit import AsyncAudit, Audit, AuditEvent, AuditPage, ChainBreak, Chai
 from ate.auth import AsyncAuth, Auth, Principal, Session, SigningKeyInfo, Tokens, User, UserPage
 from ate.storage import (
     AsyncObjectReader,
+    AsyncObjectWriter,
     AsyncStorage,
+    DirPage,
     GcReport,
     KeyInfo,
     ObjectInfo,
     ObjectPage,
     ObjectReader,
+    ObjectWriter,
     ReencryptProgress,
     Storage,
     VerifyProblem,
@@ -111,12 +116,15 @@ __all__ = [
     "ChainHead",
     "ChainReport",
     "AsyncObjectReader",
+    "AsyncObjectWriter",
     "AsyncStorage",
+    "DirPage",
     "GcReport",
     "KeyInfo",
     "ObjectInfo",
     "ObjectPage",
     "ObjectReader",
+    "ObjectWriter",
     "Principal",
     "ReencryptProgress",
     "VerifyProblem",

@@ -16,12 +16,21 @@ b'region'
 ...     total = sum(len(piece) for piece in reader)
 >>> total
 100000
+>>> with a.storage.writer(acme, "logs/today.txt", content_type="text/plain") as w:  # streamed
+...     _ = w.write(b"first line\\n")
+...     _ = w.write(b"second line\\n")
+>>> page = a.storage.list_dir(acme)   # one level: objects here, subdirectories once each
+>>> [o.path for o in page.objects], page.directories
+([], ['dumps/', 'logs/', 'reports/'])
 
-Each tenant's objects are encrypted under its own data keys (Cobblestone-256), wrapped under
-the master key; ``rotate_key`` starts a new key version, ``reencrypt`` moves old objects to
-it, ``destroy_keys`` shreds a tenant's data. File objects (anything with ``read(n)`` for a
-put, ``write(b)`` for ``download``) are streamed, never read whole. Every byte returned has
-been authenticated; tampering raises ``ate.IntegrityError``.
+Each tenant's objects are encrypted under its own data keys (Cobblestone-256), wrapped
+under the master key; ``rotate_key`` starts a new key version, ``reencrypt`` moves old
+objects to it, ``destroy_keys`` shreds a tenant's data. ``writer`` streams a put from your
+own code (``write`` as often as needed, then ``commit``; nothing is visible before), and
+``list_dir`` lists one directory level the way S3 does with the delimiter ``/``. File
+objects (anything with ``read(n)`` for a put, ``write(b)`` for ``download``) are streamed,
+never read whole. Every byte returned has been authenticated; tampering raises
+``ate.IntegrityError``.
 
 Calls act as the client's principal: ``a.acting_as(principal).storage`` acts for a verified
 user, who needs ``storage:read``, ``storage:write`` or ``storage:delete`` in the object's
@@ -39,12 +48,15 @@ orphan blobs older than ``grace`` (default one hour).
 
 from ate._ate import (
     AsyncObjectReader,
+    AsyncObjectWriter,
     AsyncStorage,
+    DirPage,
     GcReport,
     KeyInfo,
     ObjectInfo,
     ObjectPage,
     ObjectReader,
+    ObjectWriter,
     ReencryptProgress,
     Storage,
     VerifyProblem,
@@ -56,7 +68,10 @@ __all__ = [
     "AsyncStorage",
     "ObjectReader",
     "AsyncObjectReader",
+    "ObjectWriter",
+    "AsyncObjectWriter",
     "ObjectInfo",
+    "DirPage",
     "ObjectPage",
     "KeyInfo",
     "ReencryptProgress",

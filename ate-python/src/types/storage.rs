@@ -1,4 +1,4 @@
-//! What `a.storage` returns: `ObjectInfo`, `ObjectPage`, `KeyInfo`, `ReencryptProgress`,
+//! What `a.storage` returns: `ObjectInfo`, `ObjectPage`, `DirPage`, `KeyInfo`, `ReencryptProgress`,
 //! `GcReport` and `VerifyReport`.
 
 use crate::convert::from_json;
@@ -84,6 +84,49 @@ page_class!(
     objects::ObjectInfo,
     "objects"
 );
+
+/// One page of a directory listing (`a.storage.list_dir`): the objects directly in the
+/// directory and its subdirectories (path prefixes ending with `/`), each in bytewise order.
+#[pyclass(module = "ate.storage", frozen)]
+pub(crate) struct DirPage {
+    #[pyo3(get)]
+    objects: Vec<ObjectInfo>,
+    #[pyo3(get)]
+    directories: Vec<String>,
+    #[pyo3(get)]
+    next_cursor: Option<String>,
+}
+
+impl From<ate_core::Page<objects::DirEntry>> for DirPage {
+    fn from(p: ate_core::Page<objects::DirEntry>) -> Self {
+        let (mut objects, mut directories) = (Vec::new(), Vec::new());
+        for entry in p.items {
+            match entry {
+                objects::DirEntry::Object(o) => objects.push(ObjectInfo::from(o)),
+                objects::DirEntry::Directory(d) => directories.push(d),
+                // A future kind of entry is not shown to this version.
+                _ => {}
+            }
+        }
+        DirPage {
+            objects,
+            directories,
+            next_cursor: p.next_cursor.map(|c| c.as_str().to_owned()),
+        }
+    }
+}
+
+#[pymethods]
+impl DirPage {
+    fn __repr__(&self) -> String {
+        format!(
+            "DirPage(objects=<{} objects>, directories=<{} directories>, next_cursor={:?})",
+            self.objects.len(),
+            self.directories.len(),
+            self.next_cursor
+        )
+    }
+}
 
 /// A tenant data key's metadata (never the key itself).
 #[pyclass(module = "ate.storage", frozen, eq, from_py_object)]

@@ -43,6 +43,15 @@ pub(super) const LIST: &str = concat!(
     " FROM objects WHERE tenant_id = $1 AND substr(logical_path, 1, length($2)) = $2 \
      AND ($3 IS NULL OR logical_path > $3) ORDER BY logical_path LIMIT $4"
 );
+/// `$2` directory prefix, `$3` exclusive and `$4` inclusive lower bounds (either may be
+/// NULL), `$5` limit: the scan behind directory listings.
+pub(super) const LIST_FROM: &str = concat!(
+    "SELECT ",
+    object_columns!(),
+    " FROM objects WHERE tenant_id = $1 AND substr(logical_path, 1, length($2)) = $2 \
+     AND ($3 IS NULL OR logical_path > $3) AND ($4 IS NULL OR logical_path >= $4) \
+     ORDER BY logical_path LIMIT $5"
+);
 /// The kind that list cursors carry.
 pub(super) const CURSOR_KIND: &str = "objects";
 
@@ -50,6 +59,11 @@ impl ObjectRow {
     /// The row's id, readable even when other fields are not.
     pub(super) fn id(&self) -> Uuid {
         self.id
+    }
+
+    /// The row's logical path.
+    pub(super) fn path(&self) -> &str {
+        &self.logical_path
     }
 
     pub(super) fn info(self) -> Result<ObjectInfo, StorageError> {

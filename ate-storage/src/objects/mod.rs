@@ -19,6 +19,7 @@
 mod commit; // the index row and the quotas, committed under the tenant's lock
 mod gc; // garbage collection of orphan blobs and abandoned uploads
 mod index; // the `objects` row, its mapping to `ObjectInfo`, lookups by path and prefix
+mod listing; // flat listings by prefix and one directory level at a time
 mod reader; // header check and the pipelined `ObjectReader`
 mod reencrypt; // moving a tenant's objects to its newest data key
 #[cfg(test)]
@@ -27,6 +28,7 @@ mod verify; // the operator's integrity check of one tenant's objects
 mod writer; // the pipelined `ObjectWriter` (streaming puts)
 
 pub use gc::GcReport;
+pub use listing::DirEntry;
 pub use reader::ObjectReader;
 pub use reencrypt::ReencryptProgress;
 pub(crate) use verify::uploaded_at;
@@ -38,12 +40,11 @@ use crate::error::StorageError;
 use crate::keyring::TenantKeyring;
 use ate_core::keys::KeyProvider;
 use ate_core::{
-    Clock, CoreError, Cursor, Db, ObjectId, Page, Permission, Principal, SqlTenantStore,
-    SystemClock, TenantId, TenantStatus, TenantStore, with_pool,
+    Clock, CoreError, Db, ObjectId, Permission, Principal, SqlTenantStore, SystemClock, TenantId,
+    TenantStatus, TenantStore, with_pool,
 };
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use index::{CURSOR_KIND, LIST, ObjectRow};
 use std::ops::Range;
 use std::sync::Arc;
 use uuid::Uuid;
@@ -395,48 +396,6 @@ impl ObjectStore {
         let id = id.ok_or_else(|| StorageError::from(CoreError::not_found("object", path)))?;
         let _ = self.blobs.delete(tenant, ObjectId::from_uuid(id)?).await;
         Ok(())
-    }
-
-    /// Lists objects whose path starts with `prefix`, in bytewise path order.
-    pub async fn list(
-        &self,
-        actor: &Principal,
-        tenant: TenantId,
-        prefix: &str,
-        limit: Option<u32>,
-        cursor: Option<Cursor>,
-    ) -> Result<Page<ObjectInfo>, StorageError> {
-        if prefix.len() > MAX_PATH_BYTES || prefix.contains('\0') {
-            return Err(StorageError::invalid(
-                "list prefix",
-                "must be at most 1024 bytes without NUL",
-            ));
-        }
-        let limit = match limit {
-            None => ate_core::page::DEFAULT_PAGE_SIZE,
-            Some(n) if (1..=ate_core::page::MAX_PAGE_SIZE).contains(&n) => n,
-            Some(n) => {
-                return Err(StorageError::invalid(
-                    "page size",
-                    format!("must be 1 to 1000, got {n}"),
-                ));
-            }
-        };
-        let after = cursor.map(|c| c.decode(CURSOR_KIND)).transpose()?;
-        self.authorize(actor, tenant, &STORAGE_READ, false).await?;
-        let rows: Vec<ObjectRow> = with_pool!(self.db, |pool| {
-            sqlx::query_as(LIST)
-                .bind(tenant.as_uuid())
-                .bind(prefix)
-                .bind(after.clone())
-                .bind(i64::from(limit) + 1)
-                .fetch_all(pool)
-                .await
-                .map_err(CoreError::from)?
-        });
-        ate_core::page::page_from_rows(rows, limit, ObjectRow::info, CURSOR_KIND, |o| {
-            o.path.clone()
-        })
     }
 
     /// Copies the object at `from` to `to` within the tenant (re-encrypted under a new object
