@@ -24,7 +24,9 @@ use crate::types::storage::{
     DirPage, GcReport, KeyInfo, ObjectInfo, ObjectPage, ReencryptProgress, VerifyReport,
 };
 use ate_core::{Cursor, TenantId};
-use ate_storage::objects::{ObjectReader as CoreReader, ObjectStore, ObjectWriter, PutOptions};
+use ate_storage::objects::{
+    self, ObjectReader as CoreReader, ObjectStore, ObjectWriter, PutOptions,
+};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDelta, PyDeltaAccess};
 use std::sync::Arc;
@@ -214,6 +216,68 @@ impl View {
             Ok(())
         })?;
         Ok(bytes.into_any().unbind())
+    }
+
+    /// `Storage.get_range` of the blocking client: the range is decrypted straight into the
+    /// `bytes` returned (no intermediate buffer).
+    fn get_range_bytes(
+        self,
+        py: Python<'_>,
+        tenant: TenantId,
+        path: String,
+        range: std::ops::Range<u64>,
+    ) -> PyResult<Py<PyAny>> {
+        let fetched = block(py, async move {
+            Ok(self
+                .core
+                .objects()?
+                .fetch_range(&self.actor, tenant, &path, range)
+                .await?)
+        })?;
+        let bytes = PyBytes::new_with(py, fetched.len(), |out| {
+            py.detach(|| fetched.open_into(out)).map_err(Error::from)?;
+            Ok(())
+        })?;
+        Ok(bytes.into_any().unbind())
+    }
+
+    /// `Storage.get_range_of` of the blocking client: the range of the version `info`
+    /// describes, decrypted straight into the `bytes` returned.
+    fn get_range_of_bytes(
+        self,
+        py: Python<'_>,
+        info: objects::ObjectInfo,
+        range: std::ops::Range<u64>,
+    ) -> PyResult<Py<PyAny>> {
+        let fetched = block(py, async move {
+            Ok(self
+                .core
+                .objects()?
+                .fetch_range_of(&self.actor, &info, range)
+                .await?)
+        })?;
+        let bytes = PyBytes::new_with(py, fetched.len(), |out| {
+            py.detach(|| fetched.open_into(out)).map_err(Error::from)?;
+            Ok(())
+        })?;
+        Ok(bytes.into_any().unbind())
+    }
+
+    /// `AsyncStorage.get_range_of`: the range of the version `info` describes.
+    async fn get_range_of(
+        self,
+        info: objects::ObjectInfo,
+        range: std::ops::Range<u64>,
+    ) -> Result<Py<PyBytes>, Error> {
+        let fetched = self
+            .core
+            .objects()?
+            .fetch_range_of(&self.actor, &info, range)
+            .await?;
+        let plain = tokio::task::spawn_blocking(move || fetched.open())
+            .await
+            .map_err(|e| Error::internal(format!("decrypting a range: {e}")))??;
+        Ok(Python::attach(|py| PyBytes::new(py, &plain).unbind()))
     }
 
     /// `Storage.get_into` of the blocking client: the object is read straight into `out`.
@@ -446,6 +510,37 @@ macro_rules! get_impl {
     };
 }
 
+/// `get_range`: the blocking client decrypts straight into the `bytes` it returns.
+macro_rules! get_range_impl {
+    (sync, $self:ident, $py:ident, $tenant:ident, $path:ident, $range:ident) => {
+        $self
+            .view
+            .clone()
+            .get_range_bytes($py, $tenant, $path, $range)
+    };
+    (async, $self:ident, $py:ident, $tenant:ident, $path:ident, $range:ident) => {
+        Ok(dispatch!(
+            async,
+            $py,
+            $self.view.clone().get_range($tenant, $path, $range)
+        ))
+    };
+}
+
+/// `get_range_of`, per mode.
+macro_rules! get_range_of_impl {
+    (sync, $self:ident, $py:ident, $info:ident, $range:ident) => {
+        $self.view.clone().get_range_of_bytes($py, $info, $range)
+    };
+    (async, $self:ident, $py:ident, $info:ident, $range:ident) => {
+        Ok(dispatch!(
+            async,
+            $py,
+            $self.view.clone().get_range_of($info, $range)
+        ))
+    };
+}
+
 /// `get_into`, per mode.
 macro_rules! get_into_impl {
     (sync, $self:ident, $py:ident, $tenant:ident, $path:ident, $out:ident, $verify:ident) => {
@@ -523,7 +618,16 @@ macro_rules! storage_class {
             /// The bytes in `[start, end)`, decrypting only the chunks they touch.
             fn get_range(&self, py: Python<'_>, tenant_id: &str, path: String, start: i64, end: i64) -> PyResult<Py<PyAny>> {
                 let (tenant, range) = (parse_id(tenant_id)?, byte_range(start, end)?);
-                Ok(dispatch!($mode, py, self.view.clone().get_range(tenant, path, range)))
+                get_range_impl!($mode, self, py, tenant, path, range)
+            }
+
+            /// The bytes in `[start, end)` of the very object `info` describes (from `stat`,
+            /// `list` or `put`): reads of a file held open all see the version opened.
+            /// Raises `ConflictError` once that version has been replaced or deleted.
+            fn get_range_of(&self, py: Python<'_>, info: &Bound<'_, ObjectInfo>, start: i64, end: i64) -> PyResult<Py<PyAny>> {
+                let range = byte_range(start, end)?;
+                let info = info.get().core().cloned().ok_or_else(|| Error::invalid("info does not describe a stored object"))?;
+                get_range_of_impl!($mode, self, py, info, range)
             }
 
             fn stat(&self, py: Python<'_>, tenant_id: &str, path: String) -> PyResult<Py<PyAny>> {

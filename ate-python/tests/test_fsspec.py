@@ -216,6 +216,17 @@ def test_streamed_writes_appear_on_close_and_vanish_on_error(fs, a):
         fs.open("acme/notes.txt", "ab")
 
 
+def test_an_open_file_reads_the_version_it_opened(fs):
+    first = os.urandom(200_000)
+    fs.pipe_file("acme/v.bin", first)
+    with fs.open("acme/v.bin", "rb", block_size=1024) as f:
+        assert f.read(10) == first[:10]
+        fs.pipe_file("acme/v.bin", b"replaced")  # another writer, meanwhile
+        with pytest.raises(ate.ConflictError, match="changed since it was opened"):
+            f.read(100_000)
+    assert fs.cat_file("acme/v.bin") == b"replaced"
+
+
 def test_copy_move_remove(fs, a):
     fs.pipe({"acme/d/a.txt": b"a", "acme/d/sub/b.txt": b"b", "acme/keep.txt": b"k"})
     fs.cp("acme/d/a.txt", "acme/copy.txt")
@@ -438,7 +449,8 @@ def test_duckdb_reads_through_fsspec(fs):
 
 
 class CountingStorage:
-    """``a.storage`` with every byte that leaves ATE counted (by ``get_range`` and ``get``)."""
+    """``a.storage`` with every byte that leaves ATE counted (``get_range``, ``get_range_of``,
+    ``get``)."""
 
     def __init__(self, storage):
         self._storage = storage
@@ -446,6 +458,11 @@ class CountingStorage:
 
     def get_range(self, tenant_id, path, start, end):
         data = self._storage.get_range(tenant_id, path, start, end)
+        self.ranges.append((start, start + len(data)))
+        return data
+
+    def get_range_of(self, info, start, end):
+        data = self._storage.get_range_of(info, start, end)
         self.ranges.append((start, start + len(data)))
         return data
 

@@ -186,6 +186,24 @@ def test_list_dir_lists_one_level(store, acme):
         store.storage.list_dir(acme, cursor=store.storage.list(acme, limit=1).next_cursor)
 
 
+def test_get_range_of_reads_the_version_described(store, acme):
+    data = blob(100_000)
+    info = store.storage.put(acme, "r", data)
+    assert store.storage.get_range_of(info, 16_380, 16_400) == data[16_380:16_400]
+    listed = next(iter(store.storage.list(acme)))
+    assert store.storage.get_range_of(listed, 0, 100_000) == data
+    assert store.storage.get_range_of(store.storage.stat(acme, "r"), 5, 5) == b""
+    with pytest.raises(ate.InvalidInputError):
+        store.storage.get_range_of(info, 10, 100_001)
+    with pytest.raises(ate.InvalidInputError):
+        store.storage.get_range_of(info, -1, 5)
+    with pytest.raises(TypeError):
+        store.storage.get_range_of("r", 0, 5)
+    store.storage.put(acme, "r", b"new")
+    with pytest.raises(ate.ConflictError, match="changed since it was opened"):
+        store.storage.get_range_of(info, 0, 3)
+
+
 def test_writer_streams_and_commits_once(store, acme):
     store.storage.put(acme, "w", b"old")
     parts = [blob(300_000, seed=i) for i in range(4)]
@@ -483,6 +501,8 @@ async def test_async_storage(storage_urls, tmp_path):
         pieces = [p async for p in reader]
         assert data[:3] + b"".join(pieces) == data
         assert [o.path for o in await a.storage.list(t, "f")] == ["f0", "f1", "f2", "f3", "file"]
+        f1 = await a.storage.stat(t, "f1")
+        assert await a.storage.get_range_of(f1, 3, 2_000_000) == data[4:2_000_001]
         top = await a.storage.list_dir(t)
         assert [o.path for o in top.objects][:2] == ["f0", "f1"] and top.directories == []
         w = await a.storage.writer(t, "dir/streamed")

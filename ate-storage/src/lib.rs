@@ -80,8 +80,8 @@ pub use cobblestone::{Cobblestone, CryptoProvider};
 pub use error::StorageError;
 pub use keyring::{DataKey, KeyInfo, KeyState, MasterRotation, TenantKeyring};
 pub use objects::{
-    DirEntry, GcReport, ObjectInfo, ObjectReader, ObjectStore, ObjectWriter, PutOptions,
-    ReencryptProgress,
+    DirEntry, FetchedRange, GcReport, ObjectInfo, ObjectReader, ObjectStore, ObjectWriter,
+    PutOptions, ReencryptProgress,
 };
 pub use projects::{
     Project, ProjectQuery, ProjectSpec, ProjectStore, ProjectUpdate, SqlProjectStore,

@@ -397,6 +397,77 @@ pub async fn list_dir_by_level(e: ObjEnv) {
     );
 }
 
+/// Ranged reads of an opened version (`fetch_range_of`): the same bytes as `get_range`,
+/// decrypted into a caller's buffer; after an overwrite or a delete, `Conflict` instead of
+/// the new object's bytes; another tenant's principal refused.
+pub async fn ranges_of_an_opened_version(e: ObjEnv) {
+    let t = tenant(&e, "acme").await;
+    let p = writer(t.id);
+    let old = data(100_000);
+    e.store
+        .put(&p, t.id, "f", old.clone(), PutOptions::default())
+        .await
+        .unwrap();
+    let info = e.store.stat(&p, t.id, "f").await.unwrap();
+    for range in [
+        0..10,
+        16_380..16_390,
+        5..100_000,
+        0..100_000,
+        99_999..100_000,
+        7..7,
+    ] {
+        let fetched = e
+            .store
+            .fetch_range_of(&p, &info, range.clone())
+            .await
+            .unwrap();
+        let mut out = vec![0u8; fetched.len()];
+        fetched.open_into(&mut out).unwrap();
+        let want = &old[range.start as usize..range.end as usize];
+        assert!(out == want, "{range:?}");
+        assert_eq!(
+            e.store
+                .get_range(&p, t.id, "f", range.clone())
+                .await
+                .unwrap(),
+            want
+        );
+        if !fetched.is_empty() {
+            assert_kind(
+                fetched.open_into(&mut vec![0; fetched.len() + 1]),
+                ErrorKind::InvalidInput,
+            );
+        }
+    }
+    assert_kind(
+        e.store.fetch_range_of(&p, &info, 10..100_001).await,
+        ErrorKind::InvalidInput,
+    );
+    let other = tenant(&e, "globex").await;
+    assert_kind(
+        e.store
+            .fetch_range_of(&writer(other.id), &info, 0..10)
+            .await,
+        ErrorKind::PermissionDenied,
+    );
+    // Overwritten: the opened version is gone, and it is said so.
+    e.store
+        .put(&p, t.id, "f", data(5), PutOptions::default())
+        .await
+        .unwrap();
+    assert_kind(
+        e.store.fetch_range_of(&p, &info, 0..10).await,
+        ErrorKind::Conflict,
+    );
+    let now = e.store.stat(&p, t.id, "f").await.unwrap();
+    e.store.delete(&p, t.id, "f").await.unwrap();
+    assert_kind(
+        e.store.fetch_range_of(&p, &now, 0..5).await,
+        ErrorKind::Conflict,
+    );
+}
+
 /// Delete and copy.
 pub async fn delete_and_copy(e: ObjEnv) {
     let t = tenant(&e, "acme").await;

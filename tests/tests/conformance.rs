@@ -161,6 +161,7 @@ object_matrix! {
     overwrite_replaces,
     list_by_prefix,
     list_dir_by_level,
+    ranges_of_an_opened_version,
     delete_and_copy,
     bad_paths_write_nothing,
     tenants_are_isolated,

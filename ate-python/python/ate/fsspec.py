@@ -36,9 +36,11 @@ raises ``PermissionError``), with the permissions it holds there (``storage:read
 ``storage:write`` to write, ``storage:delete`` to remove).
 
 **Reads** are random access: a file opened in ``rb`` fetches only the byte ranges it is asked
-for (plus a read-ahead of ``block_size``, 512 KiB by default) and ATE decrypts only the 16 KiB
-chunks those ranges touch, so a Parquet reader that projects one column reads about that
-column. **Writes** (``wb``) stream: each block is encrypted and uploaded as it fills, and the
+for (a read smaller than ``block_size``, 512 KiB by default, fetches that much ahead) and ATE
+decrypts only the 16 KiB chunks those ranges touch, so a Parquet reader that projects one
+column reads about that column. An open file reads the version it opened: if the object is
+replaced or deleted meanwhile, its next read raises ``ate.ConflictError`` instead of mixing
+two versions. **Writes** (``wb``) stream: each block is encrypted and uploaded as it fills, and the
 object appears at its path only when the file is closed; leaving a ``with`` block by an
 exception discards it. ``mv`` copies then removes (objects are encrypted under their own id,
 so a move re-encrypts).
@@ -60,6 +62,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional
 
+from fsspec.caching import BaseCache
 from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
 
 import ate
@@ -551,34 +554,45 @@ class AteFileSystem(AbstractFileSystem, metaclass=_AteCached):
 
     # -- reading -----------------------------------------------------------------------
 
-    def _read(self, where: _Where, start: int, end: int) -> bytes:
+    def _read(self, where: _Where, start: int, end: int, handle: Any = None) -> bytes:
+        """Bytes ``[start, end)``: of the object version ``handle`` (an ``ObjectInfo``) when
+        given, else of whatever the path names now."""
         if end <= start:
             return b""
+        if handle is not None:
+            return self.client.storage.get_range_of(handle, start, end)
         if where.kind == "object":
             return self.client.storage.get_range(where.tenant, where.key, start, end)
         return self.client.projects.read_file(where.tenant, where.snapshot_id, where.key, start=start, end=end)
 
-    def _file(self, path: str) -> tuple[_Where, dict[str, Any]]:
-        """A readable file's location and info; a directory raises IsADirectoryError."""
+    def _file(self, path: str) -> tuple[_Where, dict[str, Any], Any]:
+        """A readable file's location, info and, for an object, the version it is now (its
+        ``ObjectInfo``, so later reads see that version); a directory raises
+        ``IsADirectoryError``."""
+        where = self._where(path)
+        if where.kind == "object":
+            try:
+                o = self.client.storage.stat(where.tenant, where.key)
+                return where, self._object_info(where.seg, o), o
+            except NotFoundError:
+                pass  # a directory, or nothing: `info` tells which
         info = self.info(path)
         if info["type"] == "directory":
             raise IsADirectoryError(errno.EISDIR, f"is a directory: {path!r}", path)
         if info["type"] != "file":
             raise OSError(errno.EINVAL, f"not a regular file: {path!r} ({info.get('kind')})", path)
-        return self._where(path), info
+        return where, info, None
 
     def cat_file(
         self, path: str, start: Optional[int] = None, end: Optional[int] = None, **kwargs: Any
     ) -> bytes:
         name = self._strip_protocol(path)
         with _translated(name):
-            where, info = self._file(name)
+            where, info, handle = self._file(name)
             size = info["size"]
-            if start is None and end is None and where.kind == "object":
-                return self.client.storage.get(where.tenant, where.key)
             lo = 0 if start is None else (max(size + start, 0) if start < 0 else min(start, size))
             hi = size if end is None else (max(size + end, 0) if end < 0 else min(end, size))
-            return self._read(where, lo, hi)
+            return self._read(where, lo, hi, handle)
 
     def get_file(self, rpath: str, lpath: str, callback: Any = None, outfile: Any = None, **kwargs: Any) -> None:
         name = self._strip_protocol(rpath)
@@ -586,7 +600,7 @@ class AteFileSystem(AbstractFileSystem, metaclass=_AteCached):
             os.makedirs(lpath, exist_ok=True)
             return
         with _translated(name):
-            where, _ = self._file(name)
+            where, _, _ = self._file(name)
             if where.kind != "object":
                 return super().get_file(name, lpath, callback=callback, outfile=outfile, **kwargs)
             if outfile is not None:
@@ -622,7 +636,7 @@ class AteFileSystem(AbstractFileSystem, metaclass=_AteCached):
         with _translated(src):
             if self.info(src)["type"] == "directory":
                 return  # directories are implied by the objects copied into them
-            where, info = self._file(src)
+            where, info, handle = self._file(src)
             if where.kind == "object" and where.tenant == target.tenant:
                 self.client.storage.copy(where.tenant, where.key, target.key)
                 return
@@ -632,7 +646,7 @@ class AteFileSystem(AbstractFileSystem, metaclass=_AteCached):
             with writer:
                 offset = 0
                 while offset < info["size"]:
-                    piece = self._read(where, offset, min(offset + (8 << 20), info["size"]))
+                    piece = self._read(where, offset, min(offset + (8 << 20), info["size"]), handle)
                     writer.write(piece)
                     offset += len(piece)
 
@@ -690,6 +704,39 @@ def _content_type(path: str) -> Optional[str]:
     return mimetypes.guess_type(path)[0]
 
 
+class _ReadAhead(BaseCache):
+    """The default cache of ``AteFile``: a read smaller than ``blocksize`` fetches a block
+    from its start (so a run of small sequential reads costs one fetch per block); a larger
+    read fetches exactly what it asks for, with no read-ahead and no copy through the cache
+    (random access such as a Parquet reader's column chunks reads only those bytes)."""
+
+    name = "ate"
+
+    def __init__(self, blocksize: int, fetcher: Any, size: int) -> None:
+        super().__init__(blocksize, fetcher, size)
+        self.cache = b""
+        self.start = 0
+
+    def _fetch(self, start: Optional[int], stop: Optional[int]) -> bytes:
+        start = 0 if start is None else max(start, 0)
+        stop = self.size if stop is None else min(stop, self.size)
+        if start >= stop:
+            return b""
+        cached_end = self.start + len(self.cache)
+        if self.start <= start and stop <= cached_end:
+            self.hit_count += 1
+            return self.cache[start - self.start : stop - self.start]
+        self.miss_count += 1
+        if stop - start >= self.blocksize:
+            self.total_requested_bytes += stop - start
+            return self.fetcher(start, stop)
+        end = min(self.size, start + self.blocksize)
+        self.total_requested_bytes += end - start
+        self.cache = self.fetcher(start, end)
+        self.start = start
+        return self.cache[: stop - start]
+
+
 class AteFile(AbstractBufferedFile):
     """A file of ``AteFileSystem``: random-access reads (``rb``) that fetch only the ranges
     asked for, or a streamed, encrypted put (``wb``) that appears at its path on close."""
@@ -703,7 +750,7 @@ class AteFile(AbstractBufferedFile):
         mode: str = "rb",
         block_size: Any = "default",
         autocommit: bool = True,
-        cache_type: str = "readahead",
+        cache_type: str = "ate",
         cache_options: Optional[dict[str, Any]] = None,
         content_type: Optional[str] = None,
         metadata: Optional[dict[str, Any]] = None,
@@ -713,11 +760,12 @@ class AteFile(AbstractBufferedFile):
             raise ValueError(f"the ate filesystem opens files in 'rb', 'wb' or 'xb' mode, not {mode!r}")
         name = fs._strip_protocol(path)
         self._writer: Any = None
+        self._handle: Any = None
         self._content_type = content_type or _content_type(name)
         self._metadata = metadata
         if mode == "rb":
             with _translated(name):
-                self._where, info = fs._file(name)
+                self._where, info, self._handle = fs._file(name)
             kwargs["size"] = info["size"]
             self.details = info
         else:
@@ -731,15 +779,17 @@ class AteFile(AbstractBufferedFile):
             mode=mode,
             block_size=block_size,
             autocommit=autocommit,
-            cache_type=cache_type,
+            cache_type="none" if cache_type == "ate" else cache_type,
             cache_options=cache_options,
             **kwargs,
         )
+        if mode == "rb" and cache_type == "ate":
+            self.cache = _ReadAhead(self.blocksize, self._fetch_range, self.size)
 
     def _fetch_range(self, start: int, end: int) -> bytes:
         end = min(end, self.size)
         with _translated(self.path):
-            return self.fs._read(self._where, start, end)
+            return self.fs._read(self._where, start, end, self._handle)
 
     def _initiate_upload(self) -> None:
         with _translated(self.path):

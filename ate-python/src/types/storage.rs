@@ -32,6 +32,8 @@ pub(crate) struct ObjectInfo {
     #[pyo3(get)]
     updated_at: DateTime<Utc>,
     metadata: serde_json::Value,
+    /// The store's own entry, so `get_range_of` reads exactly this version.
+    core: Option<objects::ObjectInfo>,
 }
 
 impl ObjectInfo {
@@ -41,11 +43,17 @@ impl ObjectInfo {
     pub(crate) fn size(&self) -> u64 {
         self.size
     }
+    /// The store's entry this was made from.
+    pub(crate) fn core(&self) -> Option<&objects::ObjectInfo> {
+        self.core.as_ref()
+    }
 }
 
 impl From<objects::ObjectInfo> for ObjectInfo {
     fn from(o: objects::ObjectInfo) -> Self {
+        let core = Some(o.clone());
         ObjectInfo {
+            core,
             tenant_id: o.tenant.to_string(),
             id: o.id.to_string(),
             path: o.path,

@@ -319,7 +319,9 @@ impl BlobStore {
             .range(range.clone())
             .await
             .map_err(|e| backend_error("reading a blob", e))?;
-        let bytes = buf.to_vec();
+        // One contiguous, uniquely owned piece (the usual shape of a read) becomes the
+        // `Vec` without a copy; anything else is gathered once.
+        let bytes: Vec<u8> = buf.to_bytes().into();
         if bytes.len() as u64 != range.end - range.start {
             return Err(StorageError::Integrity(format!(
                 "blob {name} is shorter than expected ({} of {} bytes from offset {})",

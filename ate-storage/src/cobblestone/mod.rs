@@ -472,16 +472,9 @@ impl Cobblestone {
         ciphertext: &[u8],
         out: &mut [u8],
     ) -> Result<usize, StorageError> {
-        let expected = layout.span(first, last);
-        if ciphertext.len() as u64 != expected.end - expected.start {
-            return Err(StorageError::Integrity(format!(
-                "chunks {first}..={last} need {} bytes of ciphertext, got {}",
-                expected.end - expected.start,
-                ciphertext.len()
-            )));
-        }
         let n = layout.span_plaintext_len(first, last);
         let plain = sized(out, n, "the output buffer")?;
+        check_span(layout, first, last, ciphertext)?;
         let mut slots: Vec<&mut [u8]> = plain.chunks_mut(CHUNK_LEN).collect();
         if (slots.len() as u64) < last - first + 1 {
             slots.push(&mut []); // the empty final chunk
@@ -497,6 +490,95 @@ impl Cobblestone {
         })?;
         Ok(n)
     }
+
+    /// Decrypts the plaintext bytes `skip..skip + out.len()` of chunks `first..=last` (offsets
+    /// from the start of chunk `first`) straight into `out`: whole chunks in place, the one
+    /// or two chunks the range cuts through via a chunk-sized scratch buffer. Every chunk of
+    /// the span is authenticated. `InvalidInput` if the range does not fit in the span; on
+    /// failure `out` may hold some plaintext: callers discard it.
+    pub(crate) fn open_range_into(
+        &self,
+        keys: &MessageKeys,
+        layout: &Layout,
+        (first, last): (u64, u64),
+        ciphertext: &[u8],
+        skip: usize,
+        out: &mut [u8],
+    ) -> Result<(), StorageError> {
+        check_span(layout, first, last, ciphertext)?;
+        let span_len = layout.span_plaintext_len(first, last);
+        let (a, b) = (skip, skip.saturating_add(out.len()));
+        let count = usize::try_from(last - first + 1).unwrap_or(usize::MAX);
+        if b > span_len || a >= CHUNK_LEN {
+            return Err(StorageError::invalid(
+                "byte range",
+                format!("{a}..{b} does not fit chunks {first}..={last} ({span_len} bytes)"),
+            ));
+        }
+        let len_of = |i: usize| span_len.saturating_sub(i * CHUNK_LEN).min(CHUNK_LEN);
+        let covered = |i: usize| a <= i * CHUNK_LEN && i * CHUNK_LEN + len_of(i) <= b;
+        let mut head = (!covered(0)).then(|| vec![0u8; len_of(0)]);
+        let mut tail = (count > 1 && !covered(count - 1)).then(|| vec![0u8; len_of(count - 1)]);
+        {
+            let mut slots: Vec<&mut [u8]> = Vec::with_capacity(count);
+            let mut rest: &mut [u8] = out;
+            let mut at = a; // the span offset where `rest` begins
+            let (mut head_slot, mut tail_slot) = (head.as_deref_mut(), tail.as_deref_mut());
+            for i in 0..count {
+                let start = i * CHUNK_LEN;
+                if covered(i) {
+                    let (_, r) = std::mem::take(&mut rest).split_at_mut(start - at);
+                    let (slot, r) = r.split_at_mut(len_of(i));
+                    (rest, at) = (r, start + len_of(i));
+                    slots.push(slot);
+                } else if let Some(h) = head_slot.take().filter(|_| i == 0) {
+                    slots.push(h);
+                } else if let Some(t) = tail_slot.take().filter(|_| i + 1 == count) {
+                    slots.push(t);
+                } else {
+                    return Err(StorageError::Integrity(format!(
+                        "chunk {} of {first}..={last} is cut by the range {a}..{b}",
+                        first + i as u64
+                    )));
+                }
+            }
+            self.for_each_parallel(slots, |i, slot| {
+                let start = i * ENCRYPTED_CHUNK_LEN;
+                keys.open_into(
+                    first + i as u64,
+                    &ciphertext[start..start + slot.len() + TAG_LEN],
+                    slot,
+                )
+            })?;
+        }
+        if let Some(h) = head {
+            let end = b.min(h.len());
+            out[..end - a].copy_from_slice(&h[a..end]);
+        }
+        if let Some(t) = tail {
+            let start = (count - 1) * CHUNK_LEN;
+            out[start - a..].copy_from_slice(&t[..b - start]);
+        }
+        Ok(())
+    }
+}
+
+/// `Integrity` unless `ciphertext` is exactly chunks `first..=last` of `layout`.
+fn check_span(
+    layout: &Layout,
+    first: u64,
+    last: u64,
+    ciphertext: &[u8],
+) -> Result<(), StorageError> {
+    let expected = layout.span(first, last);
+    if ciphertext.len() as u64 != expected.end - expected.start {
+        return Err(StorageError::Integrity(format!(
+            "chunks {first}..={last} need {} bytes of ciphertext, got {}",
+            expected.end - expected.start,
+            ciphertext.len()
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -601,6 +683,64 @@ mod tests {
             if !want.is_empty() {
                 let short = c.open_span_into(&keys, &layout, first, last, ct, &mut vec![0; n - 1]);
                 assert!(matches!(short, Err(StorageError::InvalidInput { .. })));
+            }
+        }
+    }
+
+    /// `open_range_into` writes exactly the bytes of any range (inside one chunk, across
+    /// chunk edges, whole chunks, to the end of messages with and without a partial final
+    /// chunk, enough chunks to go parallel), refuses ranges that do not fit its span, and
+    /// fails on a flipped bit in a chunk the range only cuts through.
+    #[test]
+    fn ranges_open_straight_into_a_buffer() {
+        let c = Cobblestone::default();
+        let key = [5u8; KEY_LEN];
+        for len in [3 * CHUNK_LEN, 40 * CHUNK_LEN + 100] {
+            let plain: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let sealed = c.seal(&key, &plain, b"ctx").unwrap();
+            let keys = c
+                .verify_header(&key, b"ctx", &sealed[..HEADER_LEN])
+                .unwrap();
+            let layout = Layout::for_plaintext(len as u64).unwrap();
+            let cl = CHUNK_LEN as u64;
+            let n = len as u64;
+            for range in [
+                5..9,
+                0..cl,
+                cl - 3..cl + 3,
+                1..n,
+                0..n,
+                cl..2 * cl,
+                n - 1..n,
+                7..n - 5,
+                2 * cl + 1..3 * cl - 1,
+            ] {
+                let (first, last) = layout.chunks_for(&range).unwrap().unwrap();
+                let span = layout.span(first, last);
+                let ct = &sealed[span.start as usize..span.end as usize];
+                let skip = (range.start - first * cl) as usize;
+                let mut out = vec![0xEE; (range.end - range.start) as usize];
+                c.open_range_into(&keys, &layout, (first, last), ct, skip, &mut out)
+                    .unwrap();
+                assert!(
+                    out == plain[range.start as usize..range.end as usize],
+                    "{range:?}"
+                );
+                // A flipped bit in the first chunk of the span is caught even when the range
+                // only cuts through it.
+                let mut bad = ct.to_vec();
+                bad[0] ^= 1;
+                let err = c.open_range_into(&keys, &layout, (first, last), &bad, skip, &mut out);
+                assert!(matches!(err, Err(StorageError::Integrity(_))), "{range:?}");
+            }
+            let span = layout.span(0, 0);
+            let ct = &sealed[span.start as usize..span.end as usize];
+            for (skip, want) in [(CHUNK_LEN, 1), (0, CHUNK_LEN + 1), (CHUNK_LEN - 1, 2)] {
+                let err = c.open_range_into(&keys, &layout, (0, 0), ct, skip, &mut vec![0; want]);
+                assert!(
+                    matches!(err, Err(StorageError::InvalidInput { .. })),
+                    "{skip} {want}"
+                );
             }
         }
     }

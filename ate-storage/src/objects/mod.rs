@@ -29,7 +29,7 @@ mod writer; // the pipelined `ObjectWriter` (streaming puts)
 
 pub use gc::GcReport;
 pub use listing::DirEntry;
-pub use reader::ObjectReader;
+pub use reader::{FetchedRange, ObjectReader};
 pub use reencrypt::ReencryptProgress;
 pub(crate) use verify::uploaded_at;
 pub use writer::ObjectWriter;
@@ -350,27 +350,75 @@ impl ObjectStore {
         path: &str,
         range: Range<u64>,
     ) -> Result<Vec<u8>, StorageError> {
+        let fetched = self.fetch_range(actor, tenant, path, range).await?;
+        if fetched.chunk_count() < CHUNKS_PER_READ {
+            fetched.open()
+        } else {
+            tokio::task::spawn_blocking(move || fetched.open())
+                .await
+                .map_err(task_failed)?
+        }
+    }
+
+    /// The I/O half of [`get_range`](Self::get_range): checks access and the range, fetches
+    /// the header and the covering chunks' ciphertext, and verifies the header. What is left
+    /// is CPU work ([`FetchedRange::open_into`]), into a buffer of [`FetchedRange::len`]
+    /// bytes the caller allocates, e.g. a Python `bytes` object (no intermediate copy).
+    pub async fn fetch_range(
+        &self,
+        actor: &Principal,
+        tenant: TenantId,
+        path: &str,
+        range: Range<u64>,
+    ) -> Result<FetchedRange, StorageError> {
         let info = self.stat(actor, tenant, path).await?;
+        self.fetch_info_range(&info, range).await
+    }
+
+    /// [`fetch_range`](Self::fetch_range) of the very object `info` describes (from
+    /// [`stat`](Self::stat), a listing or a put), without looking its path up again: every
+    /// read of a file held open sees the version that was opened, never a mix of two.
+    /// `Conflict` once that version has been replaced or deleted (its bytes are gone).
+    pub async fn fetch_range_of(
+        &self,
+        actor: &Principal,
+        info: &ObjectInfo,
+        range: Range<u64>,
+    ) -> Result<FetchedRange, StorageError> {
+        self.authorize(actor, info.tenant, &STORAGE_READ, false)
+            .await?;
+        self.fetch_info_range(info, range).await.map_err(|e| {
+            if ate_core::Classify::kind(&e) == ate_core::ErrorKind::NotFound {
+                StorageError::Core(CoreError::Conflict(format!(
+                    "object {:?} changed since it was opened: version {} is gone",
+                    info.path, info.id
+                )))
+            } else {
+                e
+            }
+        })
+    }
+
+    async fn fetch_info_range(
+        &self,
+        info: &ObjectInfo,
+        range: Range<u64>,
+    ) -> Result<FetchedRange, StorageError> {
         let layout = Layout::for_plaintext(info.size)?;
         let Some((first, last)) = layout.chunks_for(&range)? else {
-            return Ok(Vec::new());
+            return Ok(FetchedRange::empty(self.cobblestone));
         };
         let (keys, layout, ciphertext) = self
-            .open_message(&info, Some(layout.span(first, last)))
+            .open_message(info, Some(layout.span(first, last)))
             .await?;
-        let plain = if last - first < CHUNKS_PER_READ {
-            self.cobblestone
-                .open_span(&keys, &layout, first, last, &ciphertext)?
-        } else {
-            let cobblestone = self.cobblestone;
-            tokio::task::spawn_blocking(move || {
-                cobblestone.open_span(&keys, &layout, first, last, &ciphertext)
-            })
-            .await
-            .map_err(task_failed)??
-        };
-        let skip = (range.start - first * crate::cobblestone::CHUNK_LEN as u64) as usize;
-        Ok(plain[skip..skip + (range.end - range.start) as usize].to_vec())
+        Ok(FetchedRange::new(
+            self.cobblestone,
+            keys,
+            layout,
+            (first, last),
+            ciphertext,
+            range,
+        ))
     }
 
     /// Deletes the object at `path`: the index row first (so it disappears at once), then

@@ -341,3 +341,112 @@ impl ObjectReader {
         Ok(())
     }
 }
+
+/// A ranged read fetched and ready to decrypt ([`ObjectStore::fetch_range`]): the covering
+/// chunks' ciphertext under a verified header. [`open_into`](Self::open_into) decrypts it on
+/// the calling thread (spread over the store's decryption threads for large ranges); nothing
+/// is returned that has not been authenticated.
+pub struct FetchedRange {
+    cobblestone: Cobblestone,
+    /// `None` for an empty range.
+    span: Option<Span>,
+    /// Where the range starts in its first chunk.
+    skip: usize,
+    len: usize,
+}
+
+/// The covering chunks of a fetched range: their keys, layout, indexes and ciphertext.
+struct Span {
+    keys: MessageKeys,
+    layout: Layout,
+    chunks: (u64, u64),
+    ciphertext: Vec<u8>,
+}
+
+impl std::fmt::Debug for FetchedRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FetchedRange")
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FetchedRange {
+    pub(super) fn empty(cobblestone: Cobblestone) -> Self {
+        FetchedRange {
+            cobblestone,
+            span: None,
+            skip: 0,
+            len: 0,
+        }
+    }
+
+    pub(super) fn new(
+        cobblestone: Cobblestone,
+        keys: MessageKeys,
+        layout: Layout,
+        chunks: (u64, u64),
+        ciphertext: Vec<u8>,
+        range: Range<u64>,
+    ) -> Self {
+        let skip = (range.start - chunks.0 * crate::cobblestone::CHUNK_LEN as u64) as usize;
+        FetchedRange {
+            cobblestone,
+            span: Some(Span {
+                keys,
+                layout,
+                chunks,
+                ciphertext,
+            }),
+            skip,
+            len: usize::try_from(range.end - range.start).unwrap_or(usize::MAX),
+        }
+    }
+
+    /// The range's length in bytes: what [`open_into`](Self::open_into) writes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the range is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// How many chunks the range covers.
+    pub(super) fn chunk_count(&self) -> u64 {
+        self.span
+            .as_ref()
+            .map_or(0, |s| s.chunks.1 - s.chunks.0 + 1)
+    }
+
+    /// Decrypts the range into `out`, which must be exactly [`len`](Self::len) bytes
+    /// (`InvalidInput` otherwise). `Integrity` if any covering chunk fails to authenticate;
+    /// then `out` may hold part of the plaintext and must be discarded.
+    pub fn open_into(&self, out: &mut [u8]) -> Result<(), StorageError> {
+        if out.len() != self.len {
+            return Err(StorageError::invalid(
+                "the output buffer",
+                format!("{} bytes, the range is {}", out.len(), self.len),
+            ));
+        }
+        match &self.span {
+            None => Ok(()),
+            Some(s) => self.cobblestone.open_range_into(
+                &s.keys,
+                &s.layout,
+                s.chunks,
+                &s.ciphertext,
+                self.skip,
+                out,
+            ),
+        }
+    }
+
+    /// Decrypts the range into a new `Vec`.
+    pub fn open(&self) -> Result<Vec<u8>, StorageError> {
+        let mut out = vec![0; self.len];
+        self.open_into(&mut out)?;
+        Ok(out)
+    }
+}
