@@ -458,9 +458,14 @@ pub async fn reimports_are_deduplicated(s: SnapEnv) {
         .import_dir(&o, t, p, rdir.path(), Default::default())
         .await
         .unwrap();
+    // Stored: the block once, plus the chunks around each place where the repetition
+    // starts again until the cut points realign. Where they realign depends on the tenant's
+    // random gear seed, so allow up to two maximal chunks on each side of the first seam
+    // (1.5 MiB was too tight: it failed for some seeds); without deduplication it is 3 MiB.
+    let allowance = 4 * ate_storage::dedup::CHUNK_MAX as u64;
     assert!(
-        rep.new_bytes < (block.len() as u64) * 3 / 2,
-        "{}",
+        rep.new_bytes < block.len() as u64 + allowance,
+        "{} new bytes for a 1 MiB block repeated three times",
         rep.new_bytes
     );
     let back = s

@@ -285,9 +285,12 @@ fn s3_operator(endpoint: &str, root: &str) -> opendal::Operator {
         .disable_ec2_metadata();
     let transport =
         opendal::HttpTransporter::new(opendal_http_transport_reqwest::ReqwestTransport::default());
+    // A host would retry transient failures, as `BlobStore::open` does for its S3 URLs (the
+    // loopback moto server answers 500 now and then when a key is deleted during a listing).
     opendal::Operator::new(builder)
         .expect("build an S3 operator")
         .with_context(opendal::OperationContext::new().with_http_transport(transport))
+        .layer(opendal::layers::RetryLayer::new().with_jitter())
 }
 
 impl TestBlobs {

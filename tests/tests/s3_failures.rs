@@ -1,6 +1,7 @@
 //! S3 failures seen from the object store: a server that is down, and one that vanishes in
 //! the middle of an upload. Either way the put fails as retryable `Unavailable`, and nothing
-//! becomes visible or counts against the tenant.
+//! becomes visible or counts against the tenant. A server that sheds load for a moment
+//! (503) costs retries, not the operation.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -8,10 +9,10 @@ use ate_core::keys::{LocalKeyProvider, SecretKey};
 use ate_core::{Classify, Db, ErrorKind, NewTenant, Principal};
 use ate_storage::blob::BlobStore;
 use ate_storage::objects::{ObjectStore, PutOptions};
-use std::io::Read;
-use std::net::TcpListener;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// A loopback "server" that reads part of each request and then drops the connection.
@@ -105,4 +106,89 @@ async fn server_vanishing_mid_upload_leaves_nothing() {
     assert_nothing_visible(&store, &admin, t).await;
     stop.store(true, Ordering::Relaxed);
     server.join().unwrap();
+}
+
+/// A loopback proxy in front of the S3 test server: it answers its first `failures`
+/// connections with `503 Slow Down` (what S3 says when it sheds load) and forwards every
+/// later one byte for byte. Returns its endpoint and how many connections it refused.
+fn flaky_proxy(
+    upstream: String,
+    failures: usize,
+    stop: Arc<AtomicBool>,
+) -> (String, Arc<AtomicUsize>, std::thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    listener.set_nonblocking(true).unwrap();
+    let refused = Arc::new(AtomicUsize::new(0));
+    let count = refused.clone();
+    let handle = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
+            let Ok((mut client, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            };
+            let _ = client.set_nonblocking(false);
+            if count.load(Ordering::Relaxed) < failures {
+                count.fetch_add(1, Ordering::Relaxed);
+                let _ = client.set_read_timeout(Some(Duration::from_millis(200)));
+                let _ = client.read(&mut [0u8; 8192]);
+                let _ = client.write_all(
+                    b"HTTP/1.1 503 Slow Down\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                );
+                continue;
+            }
+            let Ok(server) = TcpStream::connect(&upstream) else {
+                continue;
+            };
+            let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let (mut c1, mut s1) = (client, server);
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c1, &mut s1);
+                let _ = s1.shutdown(std::net::Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut s2, &mut c2);
+                let _ = c2.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    (endpoint, refused, handle)
+}
+
+/// A server that sheds load for a moment (503 on its first connections) costs a few
+/// retries, not the operation: the put and the read succeed, and the proxy saw the retries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_server_errors_are_retried() {
+    let Some(blobs) = tests::support::TestBlobs::open(tests::support::BlobBackendKind::S3).await
+    else {
+        return; // no S3 test server here (never under CI=true: opening panics there)
+    };
+    let upstream = std::env::var(tests::support::S3_ENDPOINT_VAR).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let address = upstream.trim_start_matches("http://").trim_end_matches('/');
+    let (endpoint, refused, proxy) = flaky_proxy(address.to_owned(), 3, stop.clone());
+    let url = blobs.url.replace(&upstream, &endpoint);
+    assert_ne!(url, blobs.url, "the store must go through the proxy");
+    let (store, t, admin, _db) = store_for(&url).await;
+    let data = vec![9u8; 300_000];
+    store
+        .put(&admin, t, "f.bin", data.clone(), PutOptions::default())
+        .await
+        .unwrap();
+    let back = store
+        .get(&admin, t, "f.bin")
+        .await
+        .unwrap()
+        .read_to_end(true)
+        .await
+        .unwrap();
+    assert!(back == data);
+    assert_eq!(
+        refused.load(Ordering::Relaxed),
+        3,
+        "every refusal was retried"
+    );
+    stop.store(true, Ordering::Relaxed);
+    proxy.join().unwrap();
 }

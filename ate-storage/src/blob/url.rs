@@ -144,9 +144,18 @@ impl BlobStore {
         let transport = opendal::HttpTransporter::new(
             opendal_http_transport_reqwest::ReqwestTransport::default(),
         );
+        // Transient failures (connection resets, 500/503, throttling) are retried with
+        // exponential backoff and jitter, as the AWS SDKs do: up to 4 more attempts, 25 ms
+        // to 800 ms apart. What still fails is `Unavailable` (retryable by the caller).
+        let retry = opendal::layers::RetryLayer::new()
+            .with_max_times(4)
+            .with_min_delay(std::time::Duration::from_millis(25))
+            .with_max_delay(std::time::Duration::from_millis(800))
+            .with_jitter();
         let op = Operator::new(builder)
             .map_err(|e| backend_error("s3 backend", e))?
-            .with_context(opendal::OperationContext::new().with_http_transport(transport));
+            .with_context(opendal::OperationContext::new().with_http_transport(transport))
+            .layer(retry);
         Self::from_operator(op)
     }
 
