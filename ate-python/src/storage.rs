@@ -493,51 +493,15 @@ impl View {
 // ---------------------------------------------------------------------------------------
 // The Python classes.
 
-/// `get`: the blocking client reads straight into the `bytes` it returns.
-macro_rules! get_impl {
-    (sync, $self:ident, $py:ident, $tenant:ident, $path:ident, $verify:ident) => {
-        $self
-            .view
-            .clone()
-            .get_object_bytes($py, $tenant, $path, $verify)
+/// The blocking client's call (which builds its `bytes` itself) or the asyncio client's (an
+/// awaitable), per mode: `get`, `get_range` and `get_range_of` decrypt straight into the
+/// `bytes` they return when blocking.
+macro_rules! by_mode {
+    (sync, $py:ident, $blocking:expr, $awaitable:expr) => {
+        $blocking
     };
-    (async, $self:ident, $py:ident, $tenant:ident, $path:ident, $verify:ident) => {
-        Ok(dispatch!(
-            async,
-            $py,
-            $self.view.clone().get_object($tenant, $path, $verify)
-        ))
-    };
-}
-
-/// `get_range`: the blocking client decrypts straight into the `bytes` it returns.
-macro_rules! get_range_impl {
-    (sync, $self:ident, $py:ident, $tenant:ident, $path:ident, $range:ident) => {
-        $self
-            .view
-            .clone()
-            .get_range_bytes($py, $tenant, $path, $range)
-    };
-    (async, $self:ident, $py:ident, $tenant:ident, $path:ident, $range:ident) => {
-        Ok(dispatch!(
-            async,
-            $py,
-            $self.view.clone().get_range($tenant, $path, $range)
-        ))
-    };
-}
-
-/// `get_range_of`, per mode.
-macro_rules! get_range_of_impl {
-    (sync, $self:ident, $py:ident, $info:ident, $range:ident) => {
-        $self.view.clone().get_range_of_bytes($py, $info, $range)
-    };
-    (async, $self:ident, $py:ident, $info:ident, $range:ident) => {
-        Ok(dispatch!(
-            async,
-            $py,
-            $self.view.clone().get_range_of($info, $range)
-        ))
+    (async, $py:ident, $blocking:expr, $awaitable:expr) => {
+        Ok(dispatch!(async, $py, $awaitable))
     };
 }
 
@@ -578,7 +542,8 @@ macro_rules! storage_class {
             #[pyo3(signature = (tenant_id, path, *, verify_checksum = false))]
             fn get(&self, py: Python<'_>, tenant_id: &str, path: String, verify_checksum: bool) -> PyResult<Py<PyAny>> {
                 let tenant = parse_id(tenant_id)?;
-                get_impl!($mode, self, py, tenant, path, verify_checksum)
+                let view = self.view.clone();
+                by_mode!($mode, py, view.get_object_bytes(py, tenant, path, verify_checksum), view.get_object(tenant, path, verify_checksum))
             }
 
             /// Reads the object into the writable buffer `out` (a `bytearray`, `memoryview`,
@@ -618,7 +583,8 @@ macro_rules! storage_class {
             /// The bytes in `[start, end)`, decrypting only the chunks they touch.
             fn get_range(&self, py: Python<'_>, tenant_id: &str, path: String, start: i64, end: i64) -> PyResult<Py<PyAny>> {
                 let (tenant, range) = (parse_id(tenant_id)?, byte_range(start, end)?);
-                get_range_impl!($mode, self, py, tenant, path, range)
+                let view = self.view.clone();
+                by_mode!($mode, py, view.get_range_bytes(py, tenant, path, range), view.get_range(tenant, path, range))
             }
 
             /// The bytes in `[start, end)` of the very object `info` describes (from `stat`,
@@ -627,7 +593,8 @@ macro_rules! storage_class {
             fn get_range_of(&self, py: Python<'_>, info: &Bound<'_, ObjectInfo>, start: i64, end: i64) -> PyResult<Py<PyAny>> {
                 let range = byte_range(start, end)?;
                 let info = info.get().core().cloned().ok_or_else(|| Error::invalid("info does not describe a stored object"))?;
-                get_range_of_impl!($mode, self, py, info, range)
+                let view = self.view.clone();
+                by_mode!($mode, py, view.get_range_of_bytes(py, info, range), view.get_range_of(info, range))
             }
 
             fn stat(&self, py: Python<'_>, tenant_id: &str, path: String) -> PyResult<Py<PyAny>> {

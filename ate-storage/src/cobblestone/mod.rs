@@ -479,15 +479,7 @@ impl Cobblestone {
         if (slots.len() as u64) < last - first + 1 {
             slots.push(&mut []); // the empty final chunk
         }
-        self.for_each_parallel(slots, |i, slot| {
-            // Every chunk but the final one is full, so chunk i starts at i full chunks.
-            let start = i * ENCRYPTED_CHUNK_LEN;
-            keys.open_into(
-                first + i as u64,
-                &ciphertext[start..start + slot.len() + TAG_LEN],
-                slot,
-            )
-        })?;
+        self.open_slots(keys, first, ciphertext, slots)?;
         Ok(n)
     }
 
@@ -542,14 +534,7 @@ impl Cobblestone {
                     )));
                 }
             }
-            self.for_each_parallel(slots, |i, slot| {
-                let start = i * ENCRYPTED_CHUNK_LEN;
-                keys.open_into(
-                    first + i as u64,
-                    &ciphertext[start..start + slot.len() + TAG_LEN],
-                    slot,
-                )
-            })?;
+            self.open_slots(keys, first, ciphertext, slots)?;
         }
         if let Some(h) = head {
             let end = b.min(h.len());
@@ -560,6 +545,28 @@ impl Cobblestone {
             out[start - a..].copy_from_slice(&t[..b - start]);
         }
         Ok(())
+    }
+}
+
+impl Cobblestone {
+    /// Decrypts chunk `first + i` of `ciphertext` (consecutive chunks from `first`) into
+    /// `slots[i]`, which is that chunk's plaintext length, in parallel when worthwhile.
+    fn open_slots(
+        &self,
+        keys: &MessageKeys,
+        first: u64,
+        ciphertext: &[u8],
+        slots: Vec<&mut [u8]>,
+    ) -> Result<(), StorageError> {
+        self.for_each_parallel(slots, |i, slot| {
+            // Every chunk but the final one is full, so chunk i starts at i full chunks.
+            let start = i * ENCRYPTED_CHUNK_LEN;
+            keys.open_into(
+                first + i as u64,
+                &ciphertext[start..start + slot.len() + TAG_LEN],
+                slot,
+            )
+        })
     }
 }
 
