@@ -155,6 +155,7 @@ def test_files_directories_listing_and_info(fs, a):
     acme = a.tenants.get_by_slug("acme").id
     assert fs.cat_file(f"ate://{acme}/reports/readme.txt") == b"hello"
     assert fs.ls("", detail=False) == ["acme", "globex"]
+    assert fs.ls("globex") == [], "an empty tenant lists as an empty directory"
 
 
 def test_byte_ranges_and_random_access(fs):

@@ -374,14 +374,14 @@ class AteFileSystem(AbstractFileSystem, metaclass=_AteCached):
     def ls(self, path: str, detail: bool = True, **kwargs: Any) -> list[Any]:
         name = self._strip_protocol(path)
         with _translated(name):
-            entries = self._ls(name)
-        if not entries:
+            where = self._where(name)
+            entries = self._ls(name, where)
+        if not entries and where.kind in ("object", "snapfile"):
             entries = [self.info(name)]  # a file lists as itself; a missing path raises
         entries.sort(key=lambda e: e["name"])
         return entries if detail else [e["name"] for e in entries]
 
-    def _ls(self, name: str) -> list[dict[str, Any]]:
-        where = self._where(name)
+    def _ls(self, name: str, where: _Where) -> list[dict[str, Any]]:
         if where.kind == "root":
             return [self._dir(s) for s in self._tenant_segments()]
         if where.kind in ("tenant", "object"):
@@ -821,7 +821,7 @@ class AteFile(AbstractBufferedFile):
             self._writer.abort()
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        if exc_type is not None and self.mode == "wb" and not self.closed:
+        if exc_type is not None and self.mode == "wb" and not getattr(self, "closed", False):
             # Leaving the block by an exception: nothing is committed.
             self.closed = True
             self.discard()
