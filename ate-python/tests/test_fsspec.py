@@ -276,6 +276,22 @@ def test_errors_are_the_builtin_exceptions(fs, a):
     assert fs.cat_file("acme/dir/file.txt") == b"x", "nothing changed"
 
 
+def test_a_token_is_checked_at_every_call(a):
+    token = user(a, "acme", "tim@acme.example", ["storage:read", "storage:write", "tenant:read"])
+    fs = fsspec.filesystem("ate", client=a, token=token)
+    fs.pipe_file("acme/t.txt", b"t")
+    assert fs.cat_file("acme/t.txt") == b"t"
+    with fs.open("acme/t.txt") as f:
+        a.auth.logout(token)  # revoked while a file is open
+        with pytest.raises(ate.UnauthenticatedError):
+            f.read()
+    for op in (lambda: fs.cat_file("acme/t.txt"), lambda: fs.ls("acme"), lambda: fs.pipe_file("acme/u", b"u")):
+        with pytest.raises(ate.UnauthenticatedError):
+            op()
+    with pytest.raises(ValueError, match="not both"):
+        AteFileSystem(client=a, token=token, principal=a.principal)
+
+
 def test_cross_tenant_paths_are_refused(a, fs):
     fs.pipe_file("globex/secret.txt", b"globex only")
     globex = a.tenants.get_by_slug("globex").id

@@ -27,7 +27,8 @@ project named by its name or id and the snapshot by its id or ``latest`` (the ne
 principal), or ``database_url``, ``storage_url`` and ``master_key`` (32 bytes or, better, a
 key file path: the keywords are the filesystem's identity and stay in memory with it) plus
 the principal to act as: ``token=`` an access token (verified with ``auth_issuer`` and
-``auth_audience``) or ``principal=`` a verified ``ate.Principal``; with neither, the
+``auth_audience`` at every call, so an expired or revoked token stops working) or
+``principal=`` an ``ate.Principal`` the host verified (used as given); with neither, the
 filesystem acts as the platform administrator ``actor`` (default ``"system:fsspec"``).
 Clients opened from keywords are shared by every filesystem with the same keywords.
 
@@ -197,13 +198,13 @@ class AteFileSystem(AbstractFileSystem, metaclass=_AteCached):
                 options["auth_issuer"] = auth_issuer
                 options["auth_audience"] = auth_audience
             client = _shared_client(options)
+        if token is not None and principal is not None:
+            raise ValueError("pass either token= or principal=, not both")
+        self._base = client
+        self._token = token
+        self._fixed = client if principal is None else client.acting_as(principal)
         if token is not None:
-            if principal is not None:
-                raise ValueError("pass either token= or principal=, not both")
-            principal = client.auth.verify(token)
-        if principal is not None:
-            client = client.acting_as(principal)
-        self.client = client
+            self._base.auth.verify(token)  # a bad token fails here, not at the first read
         self.blocksize = block_size or _DEFAULT_BLOCK
         self._slugs: dict[str, str] = {}
         self._slugs_lock = threading.Lock()
@@ -222,6 +223,15 @@ class AteFileSystem(AbstractFileSystem, metaclass=_AteCached):
 
     def unstrip_protocol(self, name: str) -> str:
         return f"ate://{self._strip_protocol(name)}"
+
+    @property
+    def client(self) -> Any:
+        """The ``ate.Ate`` every call goes through, acting as the filesystem's principal.
+        With ``token=``, the token is verified again for each call (cheap: ATE's
+        verification cache), so an expired or revoked token stops working at once."""
+        if self._token is None:
+            return self._fixed
+        return self._base.acting_as(self._base.auth.verify(self._token))
 
     @property
     def principal(self) -> Any:
