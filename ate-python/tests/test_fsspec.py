@@ -86,6 +86,11 @@ def test_keywords_open_a_shared_client_and_pandas_takes_them_as_storage_options(
     assert back.equals(df)
     one = fsspec.filesystem("ate", **options)
     assert fsspec.filesystem("ate", **options).client is one.client
+    # Keyword-configured filesystems pickle (e.g. to worker processes) as their keywords.
+    import pickle
+
+    again = pickle.loads(pickle.dumps(one))
+    assert again.cat_file("acme/reports/q3.csv").startswith(b"region,total")
     # Nothing readable on disk: the blob is ciphertext.
     blobs = [p for p in (tmp_path / "blobs").rglob("*") if p.is_file()]
     assert blobs and all(b"emea" not in p.read_bytes() for p in blobs)
