@@ -115,6 +115,15 @@ pub(crate) fn grace(value: Option<&Bound<'_, PyDelta>>) -> Result<chrono::TimeDe
     Ok(chrono::TimeDelta::microseconds(micros))
 }
 
+/// A fetched range decrypted straight into a new `bytes` (GIL released meanwhile).
+fn range_bytes(py: Python<'_>, fetched: &objects::FetchedRange) -> PyResult<Py<PyAny>> {
+    let bytes = PyBytes::new_with(py, fetched.len(), |out| {
+        py.detach(|| fetched.open_into(out)).map_err(Error::from)?;
+        Ok(())
+    })?;
+    Ok(bytes.into_any().unbind())
+}
+
 impl Core {
     pub(crate) fn objects(&self) -> Result<&ObjectStore, Error> {
         self.storage.as_ref().ok_or_else(|| {
@@ -234,11 +243,7 @@ impl View {
                 .fetch_range(&self.actor, tenant, &path, range)
                 .await?)
         })?;
-        let bytes = PyBytes::new_with(py, fetched.len(), |out| {
-            py.detach(|| fetched.open_into(out)).map_err(Error::from)?;
-            Ok(())
-        })?;
-        Ok(bytes.into_any().unbind())
+        range_bytes(py, &fetched)
     }
 
     /// `Storage.get_range_of` of the blocking client: the range of the version `info`
@@ -256,11 +261,7 @@ impl View {
                 .fetch_range_of(&self.actor, &info, range)
                 .await?)
         })?;
-        let bytes = PyBytes::new_with(py, fetched.len(), |out| {
-            py.detach(|| fetched.open_into(out)).map_err(Error::from)?;
-            Ok(())
-        })?;
-        Ok(bytes.into_any().unbind())
+        range_bytes(py, &fetched)
     }
 
     /// `AsyncStorage.get_range_of`: the range of the version `info` describes.
