@@ -360,18 +360,18 @@ class AteFileSystem(AbstractFileSystem, metaclass=_AteCached):
         }
 
     def _objects(self, tenant: str, prefix: str) -> Iterator[Any]:
-        cursor = None
+        storage, cursor = self.client.storage, None
         while True:
-            page = self.client.storage.list(tenant, prefix, limit=_PAGE, cursor=cursor)
+            page = storage.list(tenant, prefix, limit=_PAGE, cursor=cursor)
             yield from page.items
             cursor = page.next_cursor
             if cursor is None:
                 return
 
     def _snapfiles(self, where: _Where, prefix: str) -> Iterator[Any]:
-        cursor = None
+        projects, cursor = self.client.projects, None
         while True:
-            page = self.client.projects.files(
+            page = projects.files(
                 where.tenant, where.snapshot_id, path_prefix=prefix or None, limit=_PAGE, cursor=cursor
             )
             yield from page.items
@@ -387,7 +387,8 @@ class AteFileSystem(AbstractFileSystem, metaclass=_AteCached):
             where = self._where(name)
             entries = self._ls(name, where)
         if not entries and where.kind in ("object", "snapfile"):
-            entries = [self.info(name)]  # a file lists as itself; a missing path raises
+            with _translated(name):  # a file lists as itself; a missing path raises
+                entries = [self._info(name, where)[0]]
         entries.sort(key=lambda e: e["name"])
         return entries if detail else [e["name"] for e in entries]
 
@@ -430,9 +431,9 @@ class AteFileSystem(AbstractFileSystem, metaclass=_AteCached):
     def _ls_objects(self, where: _Where) -> list[dict[str, Any]]:
         prefix = f"{where.key}/" if where.key else ""
         out: list[dict[str, Any]] = []
-        cursor = None
+        storage, cursor = self.client.storage, None
         while True:
-            page = self.client.storage.list_dir(where.tenant, prefix, limit=_PAGE, cursor=cursor)
+            page = storage.list_dir(where.tenant, prefix, limit=_PAGE, cursor=cursor)
             out += [self._object_info(where.seg, o) for o in page.objects]
             out += [
                 self._dir(f"{where.seg}/{d.rstrip('/')}")
@@ -467,27 +468,31 @@ class AteFileSystem(AbstractFileSystem, metaclass=_AteCached):
     def info(self, path: str, **kwargs: Any) -> dict[str, Any]:
         name = self._strip_protocol(path)
         with _translated(name):
-            where = self._where(name)
-            if where.kind in ("root", "tenant", "projects", "project", "snapshot"):
-                return self._dir(name)
-            if where.kind == "object":
-                try:
-                    return self._object_info(where.seg, self.client.storage.stat(where.tenant, where.key))
-                except NotFoundError:
-                    page = self.client.storage.list_dir(where.tenant, where.key + "/", limit=1)
-                    if page.objects or page.directories:
-                        return self._dir(name)
-                    raise
+            return self._info(name, self._where(name))[0]
+
+    def _info(self, name: str, where: _Where) -> tuple[dict[str, Any], Any]:
+        """``info`` of a resolved location and, for an object, its ``ObjectInfo`` (the
+        version it is now), else ``None``."""
+        if where.kind in ("root", "tenant", "projects", "project", "snapshot"):
+            return self._dir(name), None
+        client = self.client
+        if where.kind == "object":
             try:
-                entry = self.client.projects.file(where.tenant, where.snapshot_id, where.key)
-                return self._snapfile_info(where.base, entry)
+                o = client.storage.stat(where.tenant, where.key)
+                return self._object_info(where.seg, o), o
             except NotFoundError:
-                page = self.client.projects.files(
-                    where.tenant, where.snapshot_id, path_prefix=where.key + "/", limit=1
-                )
-                if len(page):
-                    return self._dir(name)
+                page = client.storage.list_dir(where.tenant, where.key + "/", limit=1)
+                if page.objects or page.directories:
+                    return self._dir(name), None
                 raise
+        try:
+            entry = client.projects.file(where.tenant, where.snapshot_id, where.key)
+            return self._snapfile_info(where.base, entry), None
+        except NotFoundError:
+            page = client.projects.files(where.tenant, where.snapshot_id, path_prefix=where.key + "/", limit=1)
+            if len(page):
+                return self._dir(name), None
+            raise
 
     def find(
         self,
@@ -580,18 +585,12 @@ class AteFileSystem(AbstractFileSystem, metaclass=_AteCached):
         ``ObjectInfo``, so later reads see that version); a directory raises
         ``IsADirectoryError``."""
         where = self._where(path)
-        if where.kind == "object":
-            try:
-                o = self.client.storage.stat(where.tenant, where.key)
-                return where, self._object_info(where.seg, o), o
-            except NotFoundError:
-                pass  # a directory, or nothing: `info` tells which
-        info = self.info(path)
+        info, handle = self._info(path, where)
         if info["type"] == "directory":
             raise IsADirectoryError(errno.EISDIR, f"is a directory: {path!r}", path)
         if info["type"] != "file":
             raise OSError(errno.EINVAL, f"not a regular file: {path!r} ({info.get('kind')})", path)
-        return where, info, None
+        return where, info, handle
 
     def cat_file(
         self, path: str, start: Optional[int] = None, end: Optional[int] = None, **kwargs: Any
@@ -644,9 +643,10 @@ class AteFileSystem(AbstractFileSystem, metaclass=_AteCached):
         src, dst = self._strip_protocol(path1), self._strip_protocol(path2)
         target = self._writable(dst)
         with _translated(src):
-            if self.info(src)["type"] == "directory":
+            try:
+                where, info, handle = self._file(src)
+            except IsADirectoryError:
                 return  # directories are implied by the objects copied into them
-            where, info, handle = self._file(src)
             if where.kind == "object" and where.tenant == target.tenant:
                 self.client.storage.copy(where.tenant, where.key, target.key)
                 return
