@@ -270,14 +270,13 @@ impl View {
         info: objects::ObjectInfo,
         range: std::ops::Range<u64>,
     ) -> Result<Py<PyBytes>, Error> {
-        let fetched = self
+        let plain = self
             .core
             .objects()?
             .fetch_range_of(&self.actor, &info, range)
+            .await?
+            .decrypt()
             .await?;
-        let plain = tokio::task::spawn_blocking(move || fetched.open())
-            .await
-            .map_err(|e| Error::internal(format!("decrypting a range: {e}")))??;
         Ok(Python::attach(|py| PyBytes::new(py, &plain).unbind()))
     }
 

@@ -350,14 +350,10 @@ impl ObjectStore {
         path: &str,
         range: Range<u64>,
     ) -> Result<Vec<u8>, StorageError> {
-        let fetched = self.fetch_range(actor, tenant, path, range).await?;
-        if fetched.chunk_count() < CHUNKS_PER_READ {
-            fetched.open()
-        } else {
-            tokio::task::spawn_blocking(move || fetched.open())
-                .await
-                .map_err(task_failed)?
-        }
+        self.fetch_range(actor, tenant, path, range)
+            .await?
+            .decrypt()
+            .await
     }
 
     /// The I/O half of [`get_range`](Self::get_range): checks access and the range, fetches

@@ -414,7 +414,7 @@ impl FetchedRange {
     }
 
     /// How many chunks the range covers.
-    pub(super) fn chunk_count(&self) -> u64 {
+    fn chunk_count(&self) -> u64 {
         self.span
             .as_ref()
             .map_or(0, |s| s.chunks.1 - s.chunks.0 + 1)
@@ -440,6 +440,18 @@ impl FetchedRange {
                 self.skip,
                 out,
             ),
+        }
+    }
+
+    /// Decrypts the range into a new `Vec` from async code: on the calling task for up to
+    /// 1 MiB of chunks, on a blocking thread beyond (a runtime worker is not held up).
+    pub async fn decrypt(self) -> Result<Vec<u8>, StorageError> {
+        if self.chunk_count() < CHUNKS_PER_READ {
+            self.open()
+        } else {
+            tokio::task::spawn_blocking(move || self.open())
+                .await
+                .map_err(task_failed)?
         }
     }
 
