@@ -1,9 +1,13 @@
 //! Writing into a caller's buffer (`bytearray`, `memoryview`, a NumPy `uint8` array…), for
-//! the `*_into` functions: the one place the crate uses `unsafe` itself.
+//! the `*_into` functions, and filling a new `bytes` without zeroing it first: the one
+//! place the crate uses `unsafe` itself.
 
 use crate::error::Error;
 use pyo3::buffer::PyBuffer;
+use pyo3::ffi;
 use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+use std::mem::MaybeUninit;
 
 /// The buffer of `out` if it is a writable, C-contiguous buffer of bytes; anything else is
 /// `InvalidInputError`, naming `what`.
@@ -55,4 +59,37 @@ pub(crate) fn write_into<R: Send>(
     let result = py.detach(|| f(bytes));
     drop(buffer);
     Ok(result)
+}
+
+/// A new `bytes` of `len` bytes filled by `fill` with the GIL released, without zeroing
+/// its storage first (for large reads, the zeroing pass cost as much as copying the data:
+/// the decrypting threads now touch those fresh pages instead). `fill` must write every
+/// byte when it returns `Ok`; on an error the object is freed unseen.
+pub(crate) fn new_bytes<E: Send>(
+    py: Python<'_>,
+    len: usize,
+    fill: impl FnOnce(&mut [MaybeUninit<u8>]) -> Result<(), E> + Send,
+) -> PyResult<Result<Bound<'_, PyBytes>, E>> {
+    let size = ffi::Py_ssize_t::try_from(len)
+        .map_err(|_| Error::invalid(format!("{len} bytes do not fit in one bytes object")))?;
+    #[allow(unsafe_code)]
+    // SAFETY: `PyBytes_FromStringAndSize(NULL, size)` returns a new reference to a `bytes`
+    // whose `size` bytes of storage are allocated but not initialized (or NULL with an
+    // exception set, turned into `Err` by `from_owned_ptr_or_err`), so the cast is to its
+    // real type. `PyBytes_AsString` of that object points at those `size` bytes, which
+    // live as long as the object, and we hold the only reference until this function
+    // returns it: no Python code can see the object, let alone read it, while `fill`
+    // writes it. Viewing uninitialized bytes as `MaybeUninit<u8>` is always valid.
+    let (object, storage) = unsafe {
+        let object = Bound::from_owned_ptr_or_err(
+            py,
+            ffi::PyBytes_FromStringAndSize(std::ptr::null(), size),
+        )?
+        .cast_into_unchecked::<PyBytes>();
+        let data = ffi::PyBytes_AsString(object.as_ptr()).cast::<MaybeUninit<u8>>();
+        (object, std::slice::from_raw_parts_mut(data, len))
+    };
+    // `fill` writes every byte on success (its contract), so a `bytes` handed out is fully
+    // initialized; on failure the half-written object is dropped here, never returned.
+    Ok(py.detach(|| fill(storage)).map(|()| object))
 }

@@ -117,10 +117,8 @@ pub(crate) fn grace(value: Option<&Bound<'_, PyDelta>>) -> Result<chrono::TimeDe
 
 /// A fetched range decrypted straight into a new `bytes` (GIL released meanwhile).
 fn range_bytes(py: Python<'_>, fetched: &objects::FetchedRange) -> PyResult<Py<PyAny>> {
-    let bytes = PyBytes::new_with(py, fetched.len(), |out| {
-        py.detach(|| fetched.open_into(out)).map_err(Error::from)?;
-        Ok(())
-    })?;
+    let bytes = crate::buffer::new_bytes(py, fetched.len(), |out| fetched.open_into_uninit(out))?
+        .map_err(Error::from)?;
     Ok(bytes.into_any().unbind())
 }
 

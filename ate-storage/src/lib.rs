@@ -39,8 +39,9 @@
 //!
 //! * [`cobblestone`]: **Cobblestone-256** ([`Cobblestone`]: c2sp.org/chunked-encryption with
 //!   HKDF-Expand-SHA-512 and AES-256-GCM), one-shot, streaming and random access, over a
-//!   pluggable [`CryptoProvider`] (RustCrypto always, `ring` behind the default `ring`
-//!   feature), checked against every Wycheproof vector.
+//!   pluggable [`CryptoProvider`] (RustCrypto always, `ring` and `aws-lc` behind default
+//!   features of those names; `aws-lc` is the default when compiled in), each checked
+//!   against every Wycheproof vector.
 //!
 //! * [`blob`]: **blob backends** over Apache OpenDAL ([`BlobStore`]): any OpenDAL operator a
 //!   host brings ([`BlobStore::from_operator`]: GCS, Azure, HDFS, …), checked for the

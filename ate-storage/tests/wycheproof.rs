@@ -57,6 +57,15 @@ fn aes_256_gcm_vectors_pass_on_every_provider() {
                 let aead = provider.aes_256_gcm.key(&key);
                 let mut opened = ct.clone();
                 let result = aead.open_in_place(&iv, &aad, &mut opened, &tag);
+                // The same vector opened from one buffer into another.
+                let mut out = vec![0xEE; ct.len()];
+                let to = aead.open_to(&iv, &aad, &ct, &tag, &mut out);
+                assert_eq!(
+                    to.is_ok(),
+                    result.is_ok(),
+                    "{} tc {id}: open_to",
+                    provider.name
+                );
                 match t["result"].as_str().unwrap() {
                     "valid" => {
                         assert!(
@@ -65,6 +74,7 @@ fn aes_256_gcm_vectors_pass_on_every_provider() {
                             provider.name
                         );
                         assert_eq!(opened, msg, "{} tc {id}", provider.name);
+                        assert_eq!(out, msg, "{} tc {id}: open_to", provider.name);
                         let mut sealed = msg.clone();
                         let got_tag = aead.seal_in_place(&iv, &aad, &mut sealed);
                         assert_eq!((sealed, got_tag), (ct, tag), "{} tc {id}", provider.name);
@@ -84,6 +94,21 @@ fn aes_256_gcm_vectors_pass_on_every_provider() {
             provider.name
         );
         assert!(other_sizes > 0);
+        // `open_to` refuses an output of another length than the ciphertext.
+        let aead = provider.aes_256_gcm.key(&[1; 32]);
+        let mut sealed = vec![7u8; 40];
+        let tag = aead.seal_in_place(&[2; 12], b"", &mut sealed);
+        for n in [39, 41] {
+            let mut out = vec![0; n];
+            assert!(
+                aead.open_to(&[2; 12], b"", &sealed, &tag, &mut out)
+                    .is_err(),
+                "{n}"
+            );
+        }
+        let mut out = vec![0; 40];
+        assert!(aead.open_to(&[2; 12], b"", &sealed, &tag, &mut out).is_ok());
+        assert_eq!(out, vec![7u8; 40], "{}", provider.name);
     }
 }
 

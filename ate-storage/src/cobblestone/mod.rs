@@ -35,8 +35,10 @@
 //! [c2sp.org/chunked-encryption]: https://c2sp.org/chunked-encryption
 
 mod layout;
+mod pieces;
 pub mod provider;
 mod random_access;
+mod span;
 mod stream;
 
 pub use provider::CryptoProvider;
@@ -44,6 +46,8 @@ pub use random_access::{RandomAccess, ReadAt};
 pub use stream::{DecryptReader, Decryptor, EncryptWriter, Encryptor};
 
 pub(crate) use layout::Layout;
+pub(crate) use pieces::Pieces;
+pub(crate) use span::OutByte;
 
 use crate::error::StorageError;
 use hmac::{KeyInit, Mac};
@@ -107,22 +111,26 @@ impl MessageKeys {
         tag.copy_from_slice(&self.aead.seal_in_place(&self.nonce(chunk), &[], body));
     }
 
-    /// Opens chunk `chunk` from `ciphertext` (body ‖ tag) into `out` (`body.len()` bytes).
-    fn open_into(&self, chunk: u64, ciphertext: &[u8], out: &mut [u8]) -> Result<(), StorageError> {
+    /// Opens chunk `chunk` from `ciphertext` (body ‖ tag) into `out` (`body.len()` bytes,
+    /// which need not be initialized).
+    fn open_into<B: OutByte>(
+        &self,
+        chunk: u64,
+        ciphertext: &[u8],
+        out: &mut [B],
+    ) -> Result<(), StorageError> {
         let split = ciphertext.len() - TAG_LEN;
         let (body, tag) = ciphertext.split_at(split);
-        out.copy_from_slice(body);
         let mut tag_bytes = [0u8; TAG_LEN];
         tag_bytes.copy_from_slice(tag);
-        self.aead
-            .open_in_place(&self.nonce(chunk), &[], out, &tag_bytes)
-            .map_err(|_| {
-                out.fill(0);
-                StorageError::Integrity(format!(
-                    "chunk {chunk} failed authentication: the ciphertext was modified, \
+        let (out, result) = B::open(&*self.aead, &self.nonce(chunk), body, &tag_bytes, out);
+        result.map_err(|_| {
+            out.fill(0);
+            StorageError::Integrity(format!(
+                "chunk {chunk} failed authentication: the ciphertext was modified, \
                      truncated, extended or reordered"
-                ))
-            })
+            ))
+        })
     }
 }
 
@@ -396,9 +404,10 @@ impl Cobblestone {
 
     /// Runs `f(index, slot)` over every slot, spread over up to `max_threads` scoped threads
     /// when there are enough slots to make it worthwhile. Stops at the first error.
-    fn for_each_parallel<F>(&self, mut slots: Vec<&mut [u8]>, f: F) -> Result<(), StorageError>
+    fn for_each_parallel<T, F>(&self, mut slots: Vec<T>, f: F) -> Result<(), StorageError>
     where
-        F: Fn(usize, &mut [u8]) -> Result<(), StorageError> + Sync,
+        T: Send,
+        F: Fn(usize, &mut T) -> Result<(), StorageError> + Sync,
     {
         let threads = self
             .max_threads
@@ -412,23 +421,26 @@ impl Cobblestone {
         }
         let per_thread = slots.len().div_ceil(threads);
         let f = &f;
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = slots
-                .chunks_mut(per_thread)
+        let run = move |t: usize, group: &mut [T]| {
+            group
+                .iter_mut()
                 .enumerate()
-                .map(|(t, group)| {
-                    scope.spawn(move || {
-                        group
-                            .iter_mut()
-                            .enumerate()
-                            .try_for_each(|(i, slot)| f(t * per_thread + i, slot))
-                    })
-                })
+                .try_for_each(|(i, slot)| f(t * per_thread + i, slot))
+        };
+        std::thread::scope(|scope| {
+            // The calling thread takes the first group itself: one thread fewer to start.
+            let mut groups = slots.chunks_mut(per_thread).enumerate();
+            let mine = groups.next();
+            let handles: Vec<_> = groups
+                .map(|(t, group)| scope.spawn(move || run(t, group)))
                 .collect();
-            handles.into_iter().try_for_each(|h| {
+            let own = mine.map_or(Ok(()), |(t, group)| run(t, group));
+            // The scope joins every thread before returning, error or not.
+            let others = handles.into_iter().try_for_each(|h| {
                 h.join()
                     .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
+            });
+            own.and(others)
         })
     }
 }
@@ -442,150 +454,6 @@ fn sized<'a>(
     let len = out.len();
     out.get_mut(..n)
         .ok_or_else(|| StorageError::invalid(what, format!("{len} bytes, {n} are needed")))
-}
-
-impl Cobblestone {
-    /// Decrypts chunks `first..=last` from their contiguous ciphertext (see
-    /// [`Layout::span`]), spreading them over this instance's threads when there are enough.
-    pub(crate) fn open_span(
-        &self,
-        keys: &MessageKeys,
-        layout: &Layout,
-        first: u64,
-        last: u64,
-        ciphertext: &[u8],
-    ) -> Result<Vec<u8>, StorageError> {
-        let mut plain = vec![0u8; layout.span_plaintext_len(first, last)];
-        self.open_span_into(keys, layout, first, last, ciphertext, &mut plain)?;
-        Ok(plain)
-    }
-
-    /// [`open_span`](Self::open_span) into the start of `out`; returns how many bytes it
-    /// wrote. `InvalidInput` if `out` is too short. On failure `out` may hold some of the
-    /// span's plaintext: callers discard it.
-    pub(crate) fn open_span_into(
-        &self,
-        keys: &MessageKeys,
-        layout: &Layout,
-        first: u64,
-        last: u64,
-        ciphertext: &[u8],
-        out: &mut [u8],
-    ) -> Result<usize, StorageError> {
-        let n = layout.span_plaintext_len(first, last);
-        let plain = sized(out, n, "the output buffer")?;
-        check_span(layout, first, last, ciphertext)?;
-        let mut slots: Vec<&mut [u8]> = plain.chunks_mut(CHUNK_LEN).collect();
-        if (slots.len() as u64) < last - first + 1 {
-            slots.push(&mut []); // the empty final chunk
-        }
-        self.open_slots(keys, first, ciphertext, slots)?;
-        Ok(n)
-    }
-
-    /// Decrypts the plaintext bytes `skip..skip + out.len()` of chunks `first..=last` (offsets
-    /// from the start of chunk `first`) straight into `out`: whole chunks in place, the one
-    /// or two chunks the range cuts through via a chunk-sized scratch buffer. Every chunk of
-    /// the span is authenticated. `InvalidInput` if the range does not fit in the span; on
-    /// failure `out` may hold some plaintext: callers discard it.
-    pub(crate) fn open_range_into(
-        &self,
-        keys: &MessageKeys,
-        layout: &Layout,
-        (first, last): (u64, u64),
-        ciphertext: &[u8],
-        skip: usize,
-        out: &mut [u8],
-    ) -> Result<(), StorageError> {
-        check_span(layout, first, last, ciphertext)?;
-        let span_len = layout.span_plaintext_len(first, last);
-        let (a, b) = (skip, skip.saturating_add(out.len()));
-        let count = usize::try_from(last - first + 1).unwrap_or(usize::MAX);
-        if b > span_len || a >= CHUNK_LEN {
-            return Err(StorageError::invalid(
-                "byte range",
-                format!("{a}..{b} does not fit chunks {first}..={last} ({span_len} bytes)"),
-            ));
-        }
-        let len_of = |i: usize| span_len.saturating_sub(i * CHUNK_LEN).min(CHUNK_LEN);
-        let covered = |i: usize| a <= i * CHUNK_LEN && i * CHUNK_LEN + len_of(i) <= b;
-        let mut head = (!covered(0)).then(|| vec![0u8; len_of(0)]);
-        let mut tail = (count > 1 && !covered(count - 1)).then(|| vec![0u8; len_of(count - 1)]);
-        {
-            let mut slots: Vec<&mut [u8]> = Vec::with_capacity(count);
-            let mut rest: &mut [u8] = out;
-            let mut at = a; // the span offset where `rest` begins
-            let (mut head_slot, mut tail_slot) = (head.as_deref_mut(), tail.as_deref_mut());
-            for i in 0..count {
-                let start = i * CHUNK_LEN;
-                if covered(i) {
-                    let (_, r) = std::mem::take(&mut rest).split_at_mut(start - at);
-                    let (slot, r) = r.split_at_mut(len_of(i));
-                    (rest, at) = (r, start + len_of(i));
-                    slots.push(slot);
-                } else if let Some(h) = head_slot.take().filter(|_| i == 0) {
-                    slots.push(h);
-                } else if let Some(t) = tail_slot.take().filter(|_| i + 1 == count) {
-                    slots.push(t);
-                } else {
-                    return Err(StorageError::Integrity(format!(
-                        "chunk {} of {first}..={last} is cut by the range {a}..{b}",
-                        first + i as u64
-                    )));
-                }
-            }
-            self.open_slots(keys, first, ciphertext, slots)?;
-        }
-        if let Some(h) = head {
-            let end = b.min(h.len());
-            out[..end - a].copy_from_slice(&h[a..end]);
-        }
-        if let Some(t) = tail {
-            let start = (count - 1) * CHUNK_LEN;
-            out[start - a..].copy_from_slice(&t[..b - start]);
-        }
-        Ok(())
-    }
-}
-
-impl Cobblestone {
-    /// Decrypts chunk `first + i` of `ciphertext` (consecutive chunks from `first`) into
-    /// `slots[i]`, which is that chunk's plaintext length, in parallel when worthwhile.
-    fn open_slots(
-        &self,
-        keys: &MessageKeys,
-        first: u64,
-        ciphertext: &[u8],
-        slots: Vec<&mut [u8]>,
-    ) -> Result<(), StorageError> {
-        self.for_each_parallel(slots, |i, slot| {
-            // Every chunk but the final one is full, so chunk i starts at i full chunks.
-            let start = i * ENCRYPTED_CHUNK_LEN;
-            keys.open_into(
-                first + i as u64,
-                &ciphertext[start..start + slot.len() + TAG_LEN],
-                slot,
-            )
-        })
-    }
-}
-
-/// `Integrity` unless `ciphertext` is exactly chunks `first..=last` of `layout`.
-fn check_span(
-    layout: &Layout,
-    first: u64,
-    last: u64,
-    ciphertext: &[u8],
-) -> Result<(), StorageError> {
-    let expected = layout.span(first, last);
-    if ciphertext.len() as u64 != expected.end - expected.start {
-        return Err(StorageError::Integrity(format!(
-            "chunks {first}..={last} need {} bytes of ciphertext, got {}",
-            expected.end - expected.start,
-            ciphertext.len()
-        )));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -659,97 +527,6 @@ mod tests {
             assert!(untouched.iter().all(|&b| b == 0xAA));
         }
         assert!(Cobblestone::opened_len(HEADER_LEN).is_err());
-    }
-
-    /// `open_span_into` writes a span's plaintext at the start of a larger buffer, agrees
-    /// with `open_span` for a span in the middle and one that ends with the (empty) final
-    /// chunk, and refuses a short buffer.
-    #[test]
-    fn spans_open_into_a_buffer() {
-        let c = Cobblestone::default();
-        let key = [3u8; KEY_LEN];
-        let plain: Vec<u8> = (0..5 * CHUNK_LEN).map(|i| (i % 253) as u8).collect();
-        let sealed = c.seal(&key, &plain, b"ctx").unwrap();
-        let keys = c
-            .verify_header(&key, b"ctx", &sealed[..HEADER_LEN])
-            .unwrap();
-        let layout = Layout::for_plaintext(plain.len() as u64).unwrap();
-        assert_eq!(layout.chunks, 6, "five full chunks and the empty final one");
-        for (first, last) in [(1, 2), (3, 5), (0, 5)] {
-            let span = layout.span(first, last);
-            let ct = &sealed[span.start as usize..span.end as usize];
-            let end = ((last as usize + 1) * CHUNK_LEN).min(plain.len());
-            let want = &plain[first as usize * CHUNK_LEN..end];
-            assert_eq!(c.open_span(&keys, &layout, first, last, ct).unwrap(), want);
-            let mut out = vec![0xEEu8; want.len() + 7];
-            let n = c
-                .open_span_into(&keys, &layout, first, last, ct, &mut out)
-                .unwrap();
-            assert_eq!((n, &out[..n]), (want.len(), want));
-            assert_eq!(&out[n..], &[0xEE; 7]);
-            if !want.is_empty() {
-                let short = c.open_span_into(&keys, &layout, first, last, ct, &mut vec![0; n - 1]);
-                assert!(matches!(short, Err(StorageError::InvalidInput { .. })));
-            }
-        }
-    }
-
-    /// `open_range_into` writes exactly the bytes of any range (inside one chunk, across
-    /// chunk edges, whole chunks, to the end of messages with and without a partial final
-    /// chunk, enough chunks to go parallel), refuses ranges that do not fit its span, and
-    /// fails on a flipped bit in a chunk the range only cuts through.
-    #[test]
-    fn ranges_open_straight_into_a_buffer() {
-        let c = Cobblestone::default();
-        let key = [5u8; KEY_LEN];
-        for len in [3 * CHUNK_LEN, 40 * CHUNK_LEN + 100] {
-            let plain: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
-            let sealed = c.seal(&key, &plain, b"ctx").unwrap();
-            let keys = c
-                .verify_header(&key, b"ctx", &sealed[..HEADER_LEN])
-                .unwrap();
-            let layout = Layout::for_plaintext(len as u64).unwrap();
-            let cl = CHUNK_LEN as u64;
-            let n = len as u64;
-            for range in [
-                5..9,
-                0..cl,
-                cl - 3..cl + 3,
-                1..n,
-                0..n,
-                cl..2 * cl,
-                n - 1..n,
-                7..n - 5,
-                2 * cl + 1..3 * cl - 1,
-            ] {
-                let (first, last) = layout.chunks_for(&range).unwrap().unwrap();
-                let span = layout.span(first, last);
-                let ct = &sealed[span.start as usize..span.end as usize];
-                let skip = (range.start - first * cl) as usize;
-                let mut out = vec![0xEE; (range.end - range.start) as usize];
-                c.open_range_into(&keys, &layout, (first, last), ct, skip, &mut out)
-                    .unwrap();
-                assert!(
-                    out == plain[range.start as usize..range.end as usize],
-                    "{range:?}"
-                );
-                // A flipped bit in the first chunk of the span is caught even when the range
-                // only cuts through it.
-                let mut bad = ct.to_vec();
-                bad[0] ^= 1;
-                let err = c.open_range_into(&keys, &layout, (first, last), &bad, skip, &mut out);
-                assert!(matches!(err, Err(StorageError::Integrity(_))), "{range:?}");
-            }
-            let span = layout.span(0, 0);
-            let ct = &sealed[span.start as usize..span.end as usize];
-            for (skip, want) in [(CHUNK_LEN, 1), (0, CHUNK_LEN + 1), (CHUNK_LEN - 1, 2)] {
-                let err = c.open_range_into(&keys, &layout, (0, 0), ct, skip, &mut vec![0; want]);
-                assert!(
-                    matches!(err, Err(StorageError::InvalidInput { .. })),
-                    "{skip} {want}"
-                );
-            }
-        }
     }
 
     #[test]

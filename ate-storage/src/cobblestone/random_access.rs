@@ -1,6 +1,6 @@
 //! Random-access decryption: read any byte range, decrypting only the chunks it touches.
 
-use super::{CHUNK_LEN, Cobblestone, HEADER_LEN, Layout, MessageKeys};
+use super::{CHUNK_LEN, Cobblestone, HEADER_LEN, Layout, MessageKeys, Pieces};
 use crate::error::StorageError;
 use std::io;
 use std::ops::Range;
@@ -99,8 +99,13 @@ impl<'a, S: ReadAt + ?Sized> RandomAccess<'a, S> {
         let span = self.layout.span(first, last);
         let mut ciphertext = vec![0u8; (span.end - span.start) as usize];
         self.source.read_exact_at(&mut ciphertext, span.start)?;
-        self.cobblestone
-            .open_span(&self.keys, &self.layout, first, last, &ciphertext)
+        self.cobblestone.open_span(
+            &self.keys,
+            &self.layout,
+            first,
+            last,
+            &Pieces::one(&ciphertext),
+        )
     }
 
     /// The chunks a plaintext `range` needs (validated against the claimed length).

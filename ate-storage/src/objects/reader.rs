@@ -2,10 +2,12 @@
 
 use super::{CHUNKS_PER_READ, ObjectInfo, ObjectStore, object_context, task_failed};
 use crate::blob::BlobStore;
-use crate::cobblestone::{Cobblestone, Layout, MessageKeys};
+use crate::cobblestone::{Cobblestone, Layout, MessageKeys, OutByte, Pieces};
 use crate::error::StorageError;
+use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use std::future::Future;
+use std::mem::MaybeUninit;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -16,7 +18,7 @@ impl ObjectStore {
         &self,
         info: &ObjectInfo,
         span: Option<Range<u64>>,
-    ) -> Result<(MessageKeys, Layout, Vec<u8>), StorageError> {
+    ) -> Result<(MessageKeys, Layout, Vec<Bytes>), StorageError> {
         let layout = Layout::for_plaintext(info.size)?;
         let key = self.keyring.decryption_key(info.tenant, info.key_version);
         let header = self.blobs.read_range(
@@ -26,7 +28,11 @@ impl ObjectStore {
         );
         let body = async {
             match span {
-                Some(span) => self.blobs.read_range(info.tenant, info.id, span).await,
+                Some(span) => {
+                    self.blobs
+                        .read_range_pieces(info.tenant, info.id, span)
+                        .await
+                }
                 None => Ok(Vec::new()),
             }
         };
@@ -54,10 +60,18 @@ impl ObjectStore {
             layout,
             next_chunk: 0,
             hasher: None,
-            prefetch: Some((0, Prefetch::Ready(first_piece))),
+            prefetch: Some((0, Prefetch::Ready(gather(first_piece)))),
             failed: None,
         })
     }
+}
+
+/// `pieces` as one `Vec` (without a copy when there is one uniquely owned piece).
+fn gather(mut pieces: Vec<Bytes>) -> Vec<u8> {
+    if pieces.len() == 1 {
+        return pieces.pop().map(Vec::from).unwrap_or_default();
+    }
+    pieces.concat()
 }
 
 /// A streaming read of one object: authenticated plaintext, about 1 MiB at a time.
@@ -201,8 +215,14 @@ impl ObjectReader {
                 let out = buf.get_mut(at..).ok_or_else(|| {
                     StorageError::Integrity(format!("object {id} holds more than its size"))
                 })?;
-                let n =
-                    cobblestone.open_span_into(&keys, &layout, first, last, &ciphertext, out)?;
+                let n = cobblestone.open_span_into(
+                    &keys,
+                    &layout,
+                    first,
+                    last,
+                    &Pieces::one(&ciphertext),
+                    out,
+                )?;
                 Ok((buf, n))
             })
             .await
@@ -360,7 +380,8 @@ struct Span {
     keys: MessageKeys,
     layout: Layout,
     chunks: (u64, u64),
-    ciphertext: Vec<u8>,
+    /// As the backend returned it: decrypted where it lies.
+    ciphertext: Vec<Bytes>,
 }
 
 impl std::fmt::Debug for FetchedRange {
@@ -386,7 +407,7 @@ impl FetchedRange {
         keys: MessageKeys,
         layout: Layout,
         chunks: (u64, u64),
-        ciphertext: Vec<u8>,
+        ciphertext: Vec<Bytes>,
         range: Range<u64>,
     ) -> Self {
         let skip = (range.start - chunks.0 * crate::cobblestone::CHUNK_LEN as u64) as usize;
@@ -424,6 +445,18 @@ impl FetchedRange {
     /// (`InvalidInput` otherwise). `Integrity` if any covering chunk fails to authenticate;
     /// then `out` may hold part of the plaintext and must be discarded.
     pub fn open_into(&self, out: &mut [u8]) -> Result<(), StorageError> {
+        self.open_into_any(out)
+    }
+
+    /// [`open_into`](Self::open_into) a buffer that need not be initialized, so a fresh
+    /// allocation is filled by the decrypting threads without being zeroed first. On `Ok`,
+    /// every byte of `out` has been written (the same code path as `open_into`, which
+    /// writes the whole range); on an error, some bytes may not have been.
+    pub fn open_into_uninit(&self, out: &mut [MaybeUninit<u8>]) -> Result<(), StorageError> {
+        self.open_into_any(out)
+    }
+
+    fn open_into_any<B: OutByte>(&self, out: &mut [B]) -> Result<(), StorageError> {
         if out.len() != self.len {
             return Err(StorageError::invalid(
                 "the output buffer",
@@ -436,7 +469,7 @@ impl FetchedRange {
                 &s.keys,
                 &s.layout,
                 s.chunks,
-                &s.ciphertext,
+                &Pieces::new(s.ciphertext.iter().map(|b| &b[..])),
                 self.skip,
                 out,
             ),

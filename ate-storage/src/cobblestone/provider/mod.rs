@@ -2,10 +2,14 @@
 //!
 //! Cobblestone only needs one primitive, AES-256-GCM with 96-bit nonces and 128-bit tags.
 //! A [`CryptoProvider`] names an implementation of it; [`CryptoProvider::rustcrypto`] is always
-//! available, [`CryptoProvider::ring`] (feature `ring`, on by default) is faster, and
+//! available, [`CryptoProvider::ring`] (feature `ring`, on by default) is faster,
+//! [`CryptoProvider::aws_lc`] (feature `aws-lc`, on by default) is faster still where the CPU
+//! has VAES/AVX-512 and decrypts into a separate buffer in one pass, and
 //! [`CryptoProvider::default`] picks the fastest one compiled in. Every provider must pass the
 //! same test vectors (Wycheproof AES-GCM and Cobblestone); the test suite runs each of them.
 
+#[cfg(feature = "aws-lc")]
+mod aws_lc;
 #[cfg(feature = "ring")]
 mod ring;
 mod rustcrypto;
@@ -34,6 +38,24 @@ pub trait AeadKey: Send + Sync {
         in_out: &mut [u8],
         tag: &[u8; 16],
     ) -> Result<(), AuthenticationFailed>;
+
+    /// Decrypts `ciphertext` into `out` (the same length) after checking the tag. The default
+    /// copies and decrypts in place; a provider that reads one buffer and writes another in
+    /// a single pass overrides it. On failure `out`'s contents are unspecified.
+    fn open_to(
+        &self,
+        nonce: &[u8; 12],
+        aad: &[u8],
+        ciphertext: &[u8],
+        tag: &[u8; 16],
+        out: &mut [u8],
+    ) -> Result<(), AuthenticationFailed> {
+        if ciphertext.len() != out.len() {
+            return Err(AuthenticationFailed);
+        }
+        out.copy_from_slice(ciphertext);
+        self.open_in_place(nonce, aad, out, tag)
+    }
 }
 
 /// An implementation of AES-256-GCM.
@@ -46,7 +68,7 @@ pub trait Aes256Gcm: Send + Sync + fmt::Debug {
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct CryptoProvider {
-    /// A short name for logs and benchmark labels (`rustcrypto`, `ring`).
+    /// A short name for logs and benchmark labels (`rustcrypto`, `ring`, `aws-lc`).
     pub name: &'static str,
     /// The AES-256-GCM implementation.
     pub aes_256_gcm: &'static dyn Aes256Gcm,
@@ -63,6 +85,12 @@ static RING: CryptoProvider = CryptoProvider {
     aes_256_gcm: &ring::RingAes256Gcm,
 };
 
+#[cfg(feature = "aws-lc")]
+static AWS_LC: CryptoProvider = CryptoProvider {
+    name: "aws-lc",
+    aes_256_gcm: &aws_lc::AwsLcAes256Gcm,
+};
+
 impl CryptoProvider {
     /// RustCrypto's `aes-gcm` (pure Rust, AES-NI and CLMUL when the CPU has them).
     pub fn rustcrypto() -> &'static CryptoProvider {
@@ -75,14 +103,24 @@ impl CryptoProvider {
         &RING
     }
 
-    /// The fastest provider compiled in.
+    /// `aws-lc-rs`'s AES-GCM (assembly from AWS-LC).
+    #[cfg(feature = "aws-lc")]
+    pub fn aws_lc() -> &'static CryptoProvider {
+        &AWS_LC
+    }
+
+    /// The fastest provider compiled in: `aws-lc`, else `ring`, else `rustcrypto`.
     #[allow(clippy::should_implement_trait)] // returns a shared static, not a new value
     pub fn default() -> &'static CryptoProvider {
-        #[cfg(feature = "ring")]
+        #[cfg(feature = "aws-lc")]
+        {
+            &AWS_LC
+        }
+        #[cfg(all(feature = "ring", not(feature = "aws-lc")))]
         {
             &RING
         }
-        #[cfg(not(feature = "ring"))]
+        #[cfg(not(any(feature = "ring", feature = "aws-lc")))]
         {
             &RUSTCRYPTO
         }
@@ -94,6 +132,8 @@ impl CryptoProvider {
             &RUSTCRYPTO,
             #[cfg(feature = "ring")]
             &RING,
+            #[cfg(feature = "aws-lc")]
+            &AWS_LC,
         ]
     }
 }
