@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.metadata
 import io
 import os
+import time
 import posixpath
 
 import pytest
@@ -231,6 +232,56 @@ def test_an_open_file_reads_the_version_it_opened(fs):
         with pytest.raises(ate.ConflictError, match="changed since it was opened"):
             f.read(100_000)
     assert fs.cat_file("acme/v.bin") == b"replaced"
+
+
+def test_entries_are_reused_briefly_and_dropped_by_writes(a):
+    """``info``/``open`` reuse an object's entry for ``info_cache_seconds``: a change made
+    through another handle shows after ``invalidate_cache`` or the expiry, one made through
+    the filesystem at once; a file opened from an entry since replaced raises
+    ``ConflictError`` instead of serving other bytes; ``0`` turns the reuse off."""
+    acme = a.tenants.get_by_slug("acme").id
+    fs = fsspec.filesystem("ate", client=a, info_cache_seconds=60, skip_instance_cache=True)
+    fs.pipe_file("acme/e.txt", b"one")
+    assert fs.info("acme/e.txt")["size"] == 3
+    a.storage.put(acme, "e.txt", b"three")  # another handle
+    assert fs.info("ate://acme/e.txt")["size"] == 3  # the kept entry
+    with fs.open("acme/e.txt", "rb") as f:
+        with pytest.raises(ate.ConflictError, match="changed since it was opened"):
+            f.read()
+    fs.invalidate_cache("acme/e.txt")
+    assert fs.info("acme/e.txt")["size"] == 5 and fs.cat_file("acme/e.txt") == b"three"
+    # Writes through the filesystem drop the entry: pipe, wb files, put, cp, rm.
+    fs.pipe_file("acme/e.txt", b"four")
+    assert fs.info("acme/e.txt")["size"] == 4
+    with fs.open("acme/e.txt", "wb") as f:
+        f.write(b"fivee")
+    assert fs.info("acme/e.txt")["size"] == 5 and fs.cat_file("acme/e.txt") == b"fivee"
+    fs.pipe_file("acme/src.txt", b"copied!")
+    fs.cp("acme/src.txt", "acme/e.txt")
+    assert fs.info("acme/e.txt")["size"] == 7
+    fs.rm("acme/e.txt")
+    assert not fs.exists("acme/e.txt")
+    # Dropping a directory drops what is below it; dropping everything, everything.
+    fs.pipe({"acme/dir/x": b"x", "acme/other": b"o"})
+    assert fs.info("acme/dir/x")["size"] == 1 and fs.info("acme/other")["size"] == 1
+    a.storage.put(acme, "dir/x", b"xx")
+    a.storage.put(acme, "other", b"oo")
+    fs.invalidate_cache("acme/dir")
+    assert fs.info("acme/dir/x")["size"] == 2 and fs.info("acme/other")["size"] == 1
+    fs.invalidate_cache()
+    assert fs.info("acme/other")["size"] == 2
+    # An entry expires.
+    brief = fsspec.filesystem("ate", client=a, info_cache_seconds=0.2, skip_instance_cache=True)
+    assert brief.info("acme/other")["size"] == 2
+    a.storage.put(acme, "other", b"ooo")
+    time.sleep(0.3)
+    assert brief.info("acme/other")["size"] == 3
+    # 0: every lookup reads the index.
+    fresh = fsspec.filesystem("ate", client=a, info_cache_seconds=0, skip_instance_cache=True)
+    assert fresh.info("acme/other")["size"] == 3
+    a.storage.put(acme, "other", b"oooo")
+    assert fresh.info("acme/other")["size"] == 4
+    assert fresh.cat_file("acme/other") == b"oooo"
 
 
 def test_copy_move_remove(fs, a):

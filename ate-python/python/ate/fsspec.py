@@ -41,7 +41,13 @@ for (a read smaller than ``block_size``, 512 KiB by default, fetches that much a
 decrypts only the 16 KiB chunks those ranges touch, so a Parquet reader that projects one
 column reads about that column. An open file reads the version it opened: if the object is
 replaced or deleted meanwhile, its next read raises ``ate.ConflictError`` instead of mixing
-two versions. **Writes** (``wb``) stream: each block is encrypted and uploaded as it fills, and the
+two versions. An object's entry (what ``info`` and ``open`` look up) is reused for up to
+``info_cache_seconds`` (1 by default; ``0`` looks it up every time), so a reader that asks
+for it several times per file (pyarrow: five times per ``read_table``) pays for one lookup.
+Writes through the filesystem and ``invalidate_cache`` drop it at once; a change made
+through another handle is seen within that time, and a file opened from an entry that has
+since been replaced raises ``ate.ConflictError`` on its first read (never the old bytes
+mixed with new ones). **Writes** (``wb``) stream: each block is encrypted and uploaded as it fills, and the
 object appears at its path only when the file is closed; leaving a ``with`` block by an
 exception discards it. ``mv`` copies then removes (objects are encrypted under their own id,
 so a move re-encrypts).
@@ -58,6 +64,7 @@ import hashlib
 import mimetypes
 import os
 import threading
+import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -75,6 +82,49 @@ __all__ = ["AteFileSystem", "AteFile"]
 PROJECTS = "projects"
 _PAGE = 1000
 _DEFAULT_BLOCK = 512 * 1024
+
+
+class _Entries:
+    """Object entries (``ObjectInfo``) by (tenant id, key), each kept for ``seconds``."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[str, str], tuple[float, Any]] = {}
+
+    def get(self, tenant: str, key: str) -> Any:
+        if self.seconds <= 0:
+            return None
+        with self._lock:
+            hit = self._entries.get((tenant, key))
+            if hit is None:
+                return None
+            if time.monotonic() >= hit[0]:
+                del self._entries[(tenant, key)]
+                return None
+            return hit[1]
+
+    def put(self, tenant: str, key: str, entry: Any) -> None:
+        if self.seconds <= 0:
+            return
+        with self._lock:
+            if len(self._entries) >= _PAGE:  # bound the memory: drop what has expired
+                now = time.monotonic()
+                self._entries = {k: v for k, v in self._entries.items() if v[0] > now}
+            if len(self._entries) < _PAGE:
+                self._entries[(tenant, key)] = (time.monotonic() + self.seconds, entry)
+
+    def drop(self, tenant: Optional[str] = None, key: Optional[str] = None) -> None:
+        """Forgets one entry, every entry under ``key`` (a directory), or everything."""
+        with self._lock:
+            if tenant is None:
+                self._entries.clear()
+                return
+            self._entries = {
+                (t, k): v
+                for (t, k), v in self._entries.items()
+                if t != tenant or not (key is None or k == key or k.startswith(key + "/"))
+            }
 
 
 @dataclass(frozen=True)
@@ -172,6 +222,7 @@ class AteFileSystem(AbstractFileSystem, metaclass=_AteCached):
         auth_audience: Optional[str] = None,
         actor: str = "system:fsspec",
         key_cache_seconds: float = 1.0,
+        info_cache_seconds: float = 1.0,
         block_size: Optional[int] = None,
         **kwargs: Any,
     ) -> None:
@@ -206,6 +257,7 @@ class AteFileSystem(AbstractFileSystem, metaclass=_AteCached):
         if token is not None:
             self._base.auth.verify(token)  # a bad token fails here, not at the first read
         self.blocksize = block_size or _DEFAULT_BLOCK
+        self._entries = _Entries(float(info_cache_seconds))
         self._slugs: dict[str, str] = {}
         self._slugs_lock = threading.Lock()
 
@@ -315,6 +367,30 @@ class AteFileSystem(AbstractFileSystem, metaclass=_AteCached):
         if snap.project_id != project_id:
             raise _not_found(path)
         return snap.id
+
+    @contextmanager
+    def _changing(self, where: _Where) -> Iterator[None]:
+        """Around a write of ``where``: its known entry is dropped once the write is over
+        (whether it succeeded or not), so the next lookup sees what the write did."""
+        try:
+            yield
+        finally:
+            self._entries.drop(where.tenant, where.key)
+
+    def invalidate_cache(self, path: Optional[str] = None) -> None:
+        """Forgets the object entries kept for ``info``/``open`` (all of them, or those of
+        ``path`` and below)."""
+        super().invalidate_cache(path)
+        name = None if path is None else self._strip_protocol(path)
+        if not name:
+            self._entries.drop()
+            return
+        seg, _, rest = name.partition("/")
+        try:
+            tenant = self._tenant_id(seg, name)
+        except PermissionError:
+            return  # nothing of another tenant is kept
+        self._entries.drop(tenant, rest or None)
 
     def _writable(self, path: str) -> _Where:
         where = self._where(path)
@@ -475,10 +551,14 @@ class AteFileSystem(AbstractFileSystem, metaclass=_AteCached):
         version it is now), else ``None``."""
         if where.kind in ("root", "tenant", "projects", "project", "snapshot"):
             return self._dir(name), None
-        client = self.client
+        client = self.client  # with token=, verified here even when the entry is known
         if where.kind == "object":
+            known = self._entries.get(where.tenant, where.key)
+            if known is not None:
+                return self._object_info(where.seg, known), known
             try:
                 o = client.storage.stat(where.tenant, where.key)
+                self._entries.put(where.tenant, where.key, o)
                 return self._object_info(where.seg, o), o
             except NotFoundError:
                 page = client.storage.list_dir(where.tenant, where.key + "/", limit=1)
@@ -626,7 +706,7 @@ class AteFileSystem(AbstractFileSystem, metaclass=_AteCached):
         where = self._writable(name)
         if mode == "create" and self.exists(name):
             raise FileExistsError(errno.EEXIST, f"file exists: {name!r}", name)
-        with _translated(name):
+        with _translated(name), self._changing(where):
             self.client.storage.put(where.tenant, where.key, value, content_type=_content_type(name))
 
     def put_file(self, lpath: str, rpath: str, callback: Any = None, mode: str = "overwrite", **kwargs: Any) -> None:
@@ -636,13 +716,13 @@ class AteFileSystem(AbstractFileSystem, metaclass=_AteCached):
         where = self._writable(name)
         if mode == "create" and self.exists(name):
             raise FileExistsError(errno.EEXIST, f"file exists: {name!r}", name)
-        with open(lpath, "rb") as f, _translated(name):
+        with open(lpath, "rb") as f, _translated(name), self._changing(where):
             self.client.storage.put(where.tenant, where.key, f, content_type=_content_type(name))
 
     def cp_file(self, path1: str, path2: str, **kwargs: Any) -> None:
         src, dst = self._strip_protocol(path1), self._strip_protocol(path2)
         target = self._writable(dst)
-        with _translated(src):
+        with _translated(src), self._changing(target):
             try:
                 where, info, handle = self._file(src)
             except IsADirectoryError:
@@ -663,7 +743,7 @@ class AteFileSystem(AbstractFileSystem, metaclass=_AteCached):
     def rm_file(self, path: str) -> None:
         name = self._strip_protocol(path)
         where = self._writable(name)
-        with _translated(name):
+        with _translated(name), self._changing(where):
             self.client.storage.delete(where.tenant, where.key)
 
     def rm(self, path: Any, recursive: bool = False, maxdepth: Optional[int] = None) -> None:
@@ -824,7 +904,8 @@ class AteFile(AbstractBufferedFile):
     def commit(self) -> None:
         if self._writer is None:  # nothing flushed yet: an empty file
             self._initiate_upload()
-        self._writer.commit()
+        with self.fs._changing(self._where):
+            self._writer.commit()
 
     def discard(self) -> None:
         if self._writer is not None:
