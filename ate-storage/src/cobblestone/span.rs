@@ -60,7 +60,7 @@ impl OutByte for std::mem::MaybeUninit<u8> {
         slot: &'a mut [Self],
     ) -> (&'a mut [u8], Result<(), AuthenticationFailed>) {
         static ZEROS: [u8; CHUNK_LEN] = [0; CHUNK_LEN];
-        let (slot, result) = match ZEROS.get(..slot.len()) {
+        match ZEROS.get(..slot.len()) {
             Some(zeros) => {
                 let slot = slot.write_copy_of_slice(zeros);
                 let result = aead.open_to(nonce, &[], body, tag, slot);
@@ -72,14 +72,13 @@ impl OutByte for std::mem::MaybeUninit<u8> {
                 let result = aead.open_in_place(nonce, &[], slot, tag);
                 (slot, result)
             }
-        };
-        (slot, result)
+        }
     }
 }
 
 impl Cobblestone {
-    /// Decrypts chunks `first..=last` from their ciphertext (see
-    /// [`Layout::span`]; in one or more pieces), spreading them over this instance's threads when there are enough.
+    /// Decrypts chunks `first..=last` from their ciphertext (see [`Layout::span`]; in one
+    /// or more pieces), spreading them over this instance's threads when there are enough.
     pub(crate) fn open_span(
         &self,
         keys: &MessageKeys,
